@@ -1,0 +1,51 @@
+"""Encodings of certificates that the rest of tessera hands out or compares.
+
+Everything here is a pure function of a certificate: no keys, no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs7
+
+__all__ = ["cert_to_pem", "serial_hex", "to_pkcs7_pem", "x5t_s256"]
+
+
+def x5t_s256(cert_der: bytes) -> str:
+    """Certificate thumbprint as used in the RFC 8705 ``cnf`` claim (``x5t#S256``).
+
+    The SHA-256 digest of the DER encoding of the certificate, base64url
+    encoded without padding (RFC 8705 section 3.1, RFC 7515 section 2).
+    """
+    if not isinstance(cert_der, (bytes, bytearray, memoryview)):
+        raise TypeError("x5t_s256 takes the DER bytes of a certificate")
+    digest = hashlib.sha256(bytes(cert_der)).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def to_pkcs7_pem(certs: list[x509.Certificate]) -> bytes:
+    """A certs-only PKCS#7 (``SignedData`` with no signers) bundle, PEM encoded.
+
+    The output starts with ``-----BEGIN PKCS7-----``; this is the ``.p7b``
+    file that ``openssl pkcs7 -print_certs`` turns back into PEM certificates.
+    The certificates field is a DER ``SET OF``, so a multi-certificate bundle
+    need not keep the order of ``certs``.
+    """
+    certs = list(certs)
+    if not certs:
+        raise ValueError("a PKCS#7 bundle needs at least one certificate")
+    return pkcs7.serialize_certificates(certs, serialization.Encoding.PEM)
+
+
+def cert_to_pem(cert: x509.Certificate) -> bytes:
+    """The certificate as a single PEM ``CERTIFICATE`` block."""
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def serial_hex(cert: x509.Certificate) -> str:
+    """The serial number as lowercase hex, without ``0x`` and without padding."""
+    return format(cert.serial_number, "x")
