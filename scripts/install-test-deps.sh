@@ -1,22 +1,76 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests drive: a PostgreSQL server, the openssl and
-# curl CLIs, and headless Chromium with its driver. Idempotent: it does nothing when
-# they are already there. Needs root (or sudo) and Debian's package archive.
+# curl CLIs, pgrep (procps), and headless Chromium with its driver. Idempotent: it
+# installs nothing when they are already there. Needs root (or sudo) and Debian's
+# package archive; on a fresh Debian 12 as root (CI) no sudo is needed.
+#
+# The tests start their own throwaway PostgreSQL cluster on a free loopback port
+# (tests/support/postgres.py), so the cluster Debian creates and starts on install is
+# stopped and set to manual start: it must not hold port 5432 or use memory. On a
+# developer's machine that already had PostgreSQL, its clusters are left alone unless
+# CI=true.
 set -euo pipefail
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then
+    SUDO=(sudo)
+  else
+    SUDO=()
+  fi
+fi
+
+have_pg_server() {
+  command -v initdb >/dev/null 2>&1 && return 0
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+
 need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v pgrep >/dev/null || need+=(procps)
+have_pg_server || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
-[ ${#need[@]} -eq 0 ] && exit 0
-echo "installing test dependencies: ${need[*]}"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
-# Debian starts a cluster on install; the tests start their own on loopback.
-if command -v pg_ctlcluster >/dev/null; then
-  for c in $(ls /etc/postgresql 2>/dev/null); do $SUDO pg_ctlcluster "$c" main stop 2>/dev/null || true; done
+
+installed_pg=false
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing test dependencies: ${need[*]}"
+  if [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
+    echo "install-test-deps: need root to install ${need[*]}; run as root or install sudo" >&2
+    exit 1
+  fi
+  # `env` carries the variable through sudo, which resets the environment.
+  apt=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=3)
+  "${apt[@]}" update
+  "${apt[@]}" install -y --no-install-recommends "${need[@]}"
+  for p in "${need[@]}"; do [ "$p" = postgresql ] && installed_pg=true; done
+  if ! have_pg_server && [ "$installed_pg" = true ]; then
+    echo "install-test-deps: postgresql installed but no initdb under /usr/lib/postgresql/*/bin" >&2
+    exit 1
+  fi
 fi
+
+# Stop Debian's own clusters and keep them from starting again at boot. Only the
+# clusters this run created, or every cluster under CI; harmless when none runs.
+if { [ "$installed_pg" = true ] || [ "${CI:-}" = true ]; } && command -v pg_lsclusters >/dev/null; then
+  # Write access to /etc/postgresql is needed; without root or sudo, leave them be.
+  if [ "$(id -u)" -eq 0 ] || [ ${#SUDO[@]} -gt 0 ]; then
+    pg_lsclusters -h 2>/dev/null | while read -r ver name _port status _rest; do
+      [ -n "$ver" ] && [ -n "$name" ] || continue
+      if [ "$status" != down ]; then
+        echo "stopping the Debian PostgreSQL cluster $ver/$name (the tests start their own)"
+        "${SUDO[@]}" pg_ctlcluster "$ver" "$name" stop -m fast || true
+      fi
+      conf="/etc/postgresql/$ver/$name/start.conf"
+      if [ -f "$conf" ] && grep -qxE '[[:space:]]*auto[[:space:]]*' "$conf"; then
+        "${SUDO[@]}" sed -i -E 's/^[[:space:]]*auto[[:space:]]*$/manual/' "$conf"
+      fi
+    done
+    # With systemd running, also keep the unit from starting the clusters at boot.
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+      "${SUDO[@]}" systemctl disable --now postgresql.service >/dev/null 2>&1 || true
+    fi
+  fi
+fi
+exit 0
