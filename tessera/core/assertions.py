@@ -1,0 +1,103 @@
+"""Client assertions: the nested JWE of the Nexi PAR call, checked per RFC 7523 §3.
+
+Every failure is ``invalid_client`` (RFC 7523 §3.1 via RFC 6749 §5.2). ``reason`` says
+which rule failed, for metrics and logs; the description stays generic where detail
+would help an attacker (decryption).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from cryptography import x509
+
+from tessera.core.context import Core
+from tessera.core.models import Client
+from tessera.errors import InvalidClient
+from tessera.jose.errors import JoseError
+from tessera.jose.nested import decrypt_assertion, verify_signed_assertion
+
+JTI_KIND = "assertion_jti"
+
+
+@dataclass(frozen=True)
+class VerifiedAssertion:
+    header: dict[str, Any]
+    claims: dict[str, Any]
+
+
+def open_nested_assertion(core: Core, client: Client, assertion: str | None, *, preferred_thumbprint: str | None = None) -> VerifiedAssertion:
+    """Decrypt the JWE and verify the inner JWS with a key of a certificate bound to ``client``."""
+    if not assertion:
+        raise InvalidClient("client_assertion is required", reason="assertion_missing")
+    now = core.now()
+    try:
+        inner = decrypt_assertion(assertion, core.keys.get(), datetime.fromtimestamp(now, tz=timezone.utc))
+    except JoseError as e:
+        raise InvalidClient(f"client_assertion: {e.reason}", reason="assertion_jwe") from None
+    records = [r for r in core.store.certificates_for_client(client.client_id) if r.usable(now)]
+    records.sort(key=lambda r: r.thumbprint != preferred_thumbprint)
+    candidates = [x509.load_pem_x509_certificate(r.pem.encode()).public_key() for r in records]
+    if not candidates:
+        raise InvalidClient("no usable certificate is bound to this client", reason="assertion_no_key")
+    try:
+        header, claims = verify_signed_assertion(inner, candidates)
+    except JoseError as e:
+        raise InvalidClient(f"client_assertion: {e.reason}", reason="assertion_jws") from None
+    return VerifiedAssertion(header, claims)
+
+
+def check_assertion_claims(core: Core, client: Client, claims: dict[str, Any], *, audience: str) -> None:
+    """RFC 7523 §3 rules, with our limits: iss = sub = client_id, aud = the issuer (a single
+    string), exp present and in the future, exp - iat <= assertion_max_lifetime,
+    iat/nbf at most ``clock_skew`` seconds ahead, and a jti never seen before."""
+    cfg = core.config
+    now = core.now()
+    cid = client.client_id
+
+    def bad(msg: str, reason: str):
+        return InvalidClient(f"client_assertion: {msg}", reason=reason)
+
+    if claims.get("iss") != cid:
+        raise bad("iss must be the client_id", "assertion_iss")
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise bad("sub is required", "assertion_sub")
+    if sub != cid:
+        raise bad("sub must be the client_id", "assertion_sub")
+    aud = claims.get("aud")
+    if not isinstance(aud, str) or aud.rstrip("/") != audience.rstrip("/"):
+        raise bad(f"aud must be {audience}", "assertion_aud")
+    exp = claims.get("exp")
+    if not _is_num(exp):
+        raise bad("exp is required", "assertion_exp")
+    if exp <= now:
+        raise bad("the assertion has expired", "assertion_expired")
+    iat = claims.get("iat")
+    if not _is_num(iat):
+        raise bad("iat is required", "assertion_iat")
+    if iat > now + cfg.clock_skew:
+        raise bad("iat is in the future", "assertion_iat_future")
+    nbf = claims.get("nbf")
+    if nbf is not None and (not _is_num(nbf) or nbf > now + cfg.clock_skew):
+        raise bad("nbf is in the future", "assertion_nbf_future")
+    if exp - iat > cfg.assertion_max_lifetime:
+        raise bad(f"exp may be at most {cfg.assertion_max_lifetime} s after iat", "assertion_lifetime")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > 128:
+        raise bad("jti is required", "assertion_jti")
+
+
+def claim_jti(core: Core, client: Client, claims: dict[str, Any]) -> None:
+    """Record the jti until the assertion expires; a second use is refused (and recorded)."""
+    key = f"{client.client_id}:{claims['jti']}"
+    expires_at = int(claims["exp"]) + core.config.clock_skew
+    if not core.store.claim(JTI_KIND, key, client.client_id, expires_at, core.now()):
+        core.event("jti_replayed", client.client_id, jti=str(claims["jti"])[:128])
+        raise InvalidClient("client_assertion: jti has already been used", reason="assertion_replay")
+
+
+def _is_num(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)

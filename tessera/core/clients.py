@@ -1,0 +1,59 @@
+"""Client authentication: shared secrets and certificate binding (RFC 6749 §2.3, RFC 8705)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tessera.core.context import Core
+from tessera.core.models import CertificateRecord, Client
+from tessera.core.secrets import verify_secret
+from tessera.errors import InvalidClient
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """What the caller presented, as parsed by the web layer."""
+
+    client_id: str | None
+    client_secret: str | None
+    method: str  # "client_secret_basic" | "client_secret_post" | "none"
+
+
+@dataclass(frozen=True)
+class PeerCert:
+    """The verified TLS client certificate, as the core sees it (see ``tessera.web.mtls``)."""
+
+    thumbprint: str
+    der: bytes = b""
+
+
+def authenticate_secret(core: Core, creds: ClientCredentials) -> Client:
+    """The client whose secret was presented, or ``InvalidClient``.
+
+    The same answer for an unknown client, a wrong secret and a revoked client, and
+    the same work (one HMAC) for each.
+    """
+    client = core.client(creds.client_id) if creds.client_id else None
+    ok = verify_secret(creds.client_secret, client.secret_hash if client else None, core.pepper)
+    if client is None or not ok:
+        raise InvalidClient("client authentication failed", reason="bad_client_credentials")
+    if not client.active:
+        raise InvalidClient("client authentication failed", reason="client_revoked")
+    if creds.method not in client.auth_methods:
+        raise InvalidClient(f"{creds.method} is not allowed for this client", reason="auth_method_not_allowed")
+    return client
+
+
+def bound_certificate(core: Core, client: Client, peer: PeerCert | None) -> CertificateRecord:
+    """The developer certificate presented over mTLS, checked to be bound to ``client`` and usable now."""
+    if peer is None:
+        raise InvalidClient("a client certificate is required (mutual TLS)", reason="mtls_missing")
+    record = core.certificate(peer.thumbprint)
+    if record is None or record.client_id != client.client_id:
+        raise InvalidClient("the client certificate is not bound to this client", reason="cert_not_bound")
+    if record.revoked_at is not None:
+        core.event("revoked_certificate_used", client.client_id, serial=record.serial)
+        raise InvalidClient("the client certificate has been revoked", reason="cert_revoked")
+    if not record.usable(core.now()):
+        raise InvalidClient("the client certificate is not valid now", reason="cert_expired")
+    return record

@@ -1,0 +1,104 @@
+"""The core's dependencies in one place: configuration, store, keys, clock.
+
+``Core`` is built once per process (``Core.from_settings``) and handed to every use case.
+It holds no HTTP or SQL knowledge itself.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tessera.config import Settings
+from tessera.core.keys import KeyRing
+from tessera.core.models import CertificateRecord, Client
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    issuer: str
+    environment: str = "staging"
+    nexi_token_ttl: int = 3600
+    access_token_ttl: int = 3600
+    id_token_ttl: int = 3600
+    par_ttl: int = 90
+    code_ttl: int = 60
+    assertion_max_lifetime: int = 300
+    clock_skew: int = 30
+    cache_seconds: float = 0.0
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "CoreConfig":
+        return cls(
+            issuer=s.issuer, environment=s.environment, nexi_token_ttl=s.nexi_token_ttl,
+            access_token_ttl=s.access_token_ttl, id_token_ttl=s.id_token_ttl, par_ttl=s.par_ttl,
+            code_ttl=s.code_ttl, assertion_max_lifetime=s.assertion_max_lifetime,
+            clock_skew=s.clock_skew, cache_seconds=s.revocation_cache_seconds,
+        )
+
+
+class _TTLCache:
+    """A tiny read-through cache; with ``ttl == 0`` it always reads through."""
+
+    def __init__(self, ttl: float, loader: Callable, maxsize: int = 50_000):
+        self.ttl = ttl
+        self.loader = loader
+        self.maxsize = maxsize
+        self._data: dict = {}
+
+    def get(self, key):
+        if self.ttl <= 0:
+            return self.loader(key)
+        hit = self._data.get(key)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = self.loader(key)
+        if len(self._data) >= self.maxsize:
+            self._data.clear()
+        self._data[key] = (now + self.ttl, value)
+        return value
+
+    def invalidate(self, key=None) -> None:
+        if key is None:
+            self._data.clear()
+        else:
+            self._data.pop(key, None)
+
+
+@dataclass
+class Core:
+    config: CoreConfig
+    store: object
+    keys: KeyRing
+    pepper: bytes
+    clock: Callable[[], float] = time.time
+    _clients: _TTLCache = field(init=False, repr=False)
+    _certs: _TTLCache = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._clients = _TTLCache(self.config.cache_seconds, self.store.get_client)
+        self._certs = _TTLCache(self.config.cache_seconds, self.store.get_certificate)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store) -> "Core":
+        return cls(
+            config=CoreConfig.from_settings(settings),
+            store=store,
+            keys=KeyRing(store, settings.kek_bytes()),
+            pepper=settings.pepper_bytes(),
+        )
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    def client(self, client_id: str) -> Client | None:
+        return self._clients.get(client_id)
+
+    def certificate(self, thumbprint: str) -> CertificateRecord | None:
+        return self._certs.get(thumbprint)
+
+    def event(self, kind: str, client_id: str | None, **detail) -> None:
+        """Record a security event (family revocation, replayed jti, revoked certificate used, ...)."""
+        self.store.add_event(kind, client_id, detail, self.now())

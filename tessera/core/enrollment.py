@@ -1,0 +1,86 @@
+"""SoftPOS enrollment rules: the claims of the Nexi client assertion that name the
+merchant's point of sale, terminals and user.
+
+- ``appId`` equals the client_id.
+- ``pointOfSale`` is known and belongs to a merchant that granted this app.
+- ``terminal_ids`` holds 1-2 distinct TIDs of that point of sale: at most one SoftPOS
+  and at most one mPOS.
+- ``username_merchant`` is an e-mail address of a user of that merchant, bound to a
+  single TID: the SoftPOS TID of the request when there is one, else its only TID.
+  A username already bound to another TID, or a TID bound to another username, is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tessera.core.context import Core
+from tessera.core.models import Client
+from tessera.errors import InvalidClient, InvalidRequest
+
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+KINDS = ("softpos", "mpos")
+
+
+@dataclass(frozen=True)
+class EnrollmentRequest:
+    merchant_id: int
+    pos: str
+    tids: tuple[str, ...]
+    username: str
+    bound_tid: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"merchant_id": self.merchant_id, "pos": self.pos, "tids": list(self.tids),
+                "username": self.username, "bound_tid": self.bound_tid}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EnrollmentRequest":
+        return cls(int(d["merchant_id"]), d["pos"], tuple(d["tids"]), d["username"], d["bound_tid"])
+
+
+def check_enrollment_claims(core: Core, client: Client, claims: dict[str, Any]) -> EnrollmentRequest:
+    if claims.get("appId") != client.client_id:
+        raise InvalidClient("client_assertion: appId must be the client_id", reason="assertion_appid")
+
+    pos = claims.get("pointOfSale")
+    if not isinstance(pos, str) or not pos or len(pos) > 64:
+        raise InvalidRequest("pointOfSale is required", reason="pos_missing")
+    terminals = {t.tid: t for t in core.store.terminals_at(pos)}
+    if not terminals:
+        raise InvalidRequest("pointOfSale is unknown", reason="pos_unknown")
+    merchant_id = next(iter(terminals.values())).merchant_id
+    if not core.store.is_granted(merchant_id, client.client_id):
+        raise InvalidRequest("this app is not granted access to the merchant of pointOfSale", reason="merchant_not_granted")
+
+    tids = claims.get("terminal_ids")
+    if not isinstance(tids, list) or not 1 <= len(tids) <= 2 or not all(isinstance(t, str) and t for t in tids):
+        raise InvalidRequest("terminal_ids must hold one or two TIDs", reason="tids_count")
+    if len(set(tids)) != len(tids):
+        raise InvalidRequest("terminal_ids must not repeat a TID", reason="tids_duplicate")
+    for tid in tids:
+        if tid not in terminals:
+            raise InvalidRequest(f"TID {tid[:64]} does not belong to pointOfSale", reason="tid_foreign")
+    kinds = [terminals[t].kind for t in tids]
+    for kind in KINDS:
+        if kinds.count(kind) > 1:
+            raise InvalidRequest(f"terminal_ids may hold at most one {kind} TID", reason="tids_kind")
+
+    username = claims.get("username_merchant")
+    if not isinstance(username, str) or len(username) > 254 or not EMAIL.match(username):
+        raise InvalidRequest("username_merchant must be an e-mail address", reason="username_format")
+    username = username.lower()
+    user = core.store.get_user(username)
+    if user is None or user.merchant_id != merchant_id:
+        raise InvalidRequest("username_merchant is not a user of this merchant", reason="username_unknown")
+    bound_tid = tids[kinds.index("softpos")] if "softpos" in kinds else tids[0]
+    if not _binding_allows(core, username, bound_tid):
+        raise InvalidRequest("username_merchant is bound to another TID", reason="username_bound")
+    return EnrollmentRequest(merchant_id, pos, tuple(tids), username, bound_tid)
+
+
+def _binding_allows(core: Core, username: str, tid: str) -> bool:
+    bound_tid, tid_owner = core.store.bindings(username, tid)
+    return (bound_tid is None or bound_tid == tid) and (tid_owner is None or tid_owner == username)

@@ -1,0 +1,107 @@
+"""Pushed authorization requests (RFC 9126): validation of the pushed parameters, and the
+single-use ``request_uri`` bound to the client that pushed it."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from tessera.core.context import Core
+from tessera.core.models import Artifact, Client
+from tessera.core.secrets import sha256_key
+from tessera.errors import InvalidRequest, InvalidRequestURI, InvalidScope
+
+PAR_KIND = "request_uri"
+#: The scopes the SoftPOS enrollment knows; ``oidc`` or ``openid`` must be among them.
+NEXI_SCOPES = frozenset({"openid", "oidc", "email", "profile", "phone", "address"})
+PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+@dataclass(frozen=True)
+class PushedRequest:
+    request_uri: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class AuthorizationParams:
+    client_id: str
+    redirect_uri: str
+    scope: str
+    state: str | None
+    code_challenge: str | None
+    code_challenge_method: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def check_nexi_scope(scope: str | None) -> str:
+    if not scope:
+        raise InvalidRequest("scope is required", reason="scope_missing")
+    parts = scope.split(" ")
+    if any(not p for p in parts) or len(set(parts)) != len(parts):
+        raise InvalidScope("scope must be space-separated scope values, each once", reason="scope_syntax")
+    unknown = [p for p in parts if p not in NEXI_SCOPES]
+    if unknown:
+        raise InvalidScope(f"unknown scope {unknown[0][:40]!r}", reason="scope_unknown")
+    if "oidc" not in parts and "openid" not in parts:
+        raise InvalidScope("scope must contain oidc or openid", reason="scope_no_oidc")
+    return scope
+
+
+def check_redirect_uri(client: Client, redirect_uri: str | None) -> str:
+    """Exact string comparison with a registered value (RFC 9700 §4.1.3)."""
+    if not redirect_uri:
+        raise InvalidRequest("redirect_uri is required", reason="redirect_uri_missing")
+    if redirect_uri not in client.redirect_uris:
+        raise InvalidRequest("redirect_uri is not the registered one", reason="redirect_uri_mismatch")
+    return redirect_uri
+
+
+def check_pkce(code_challenge: str | None, method: str | None) -> tuple[str | None, str | None]:
+    """RFC 7636 with S256 only: ``plain`` is refused."""
+    if code_challenge is None:
+        if method is not None:
+            raise InvalidRequest("code_challenge_method without code_challenge", reason="pkce_method_alone")
+        return None, None
+    if method is None:
+        raise InvalidRequest("code_challenge_method=S256 is required", reason="pkce_method_missing")
+    if method != "S256":
+        raise InvalidRequest("only code_challenge_method=S256 is supported", reason="pkce_plain")
+    if not PKCE_CHALLENGE.match(code_challenge):
+        raise InvalidRequest("code_challenge must be base64url(SHA-256(verifier))", reason="pkce_challenge_syntax")
+    return code_challenge, method
+
+
+def push(core: Core, client: Client, params: AuthorizationParams, extra: dict[str, Any], *, prefix: str) -> PushedRequest:
+    """Store the request for ``par_ttl`` seconds under a fresh ``request_uri``."""
+    request_uri = f"{prefix}{uuid.uuid4()}"
+    ttl = core.config.par_ttl
+    core.store.put_artifact(Artifact(
+        kind=PAR_KIND, key=sha256_key(request_uri), client_id=client.client_id,
+        data={"params": params.as_dict(), **extra}, expires_at=core.now() + ttl,
+    ))
+    return PushedRequest(request_uri, ttl)
+
+
+def load(core: Core, client_id: str | None, request_uri: str | None) -> Artifact:
+    """The pushed request, if it is unexpired, unused, and was pushed by ``client_id``."""
+    if not request_uri:
+        raise InvalidRequest("request_uri is required", reason="request_uri_missing")
+    art = core.store.get_artifact(PAR_KIND, sha256_key(request_uri))
+    if art is None or art.consumed_at is not None or art.expires_at <= core.now():
+        raise InvalidRequestURI("request_uri is unknown, used or expired", reason="request_uri_invalid")
+    if art.client_id != client_id:
+        raise InvalidRequestURI("request_uri was not pushed by this client", reason="request_uri_foreign")
+    return art
+
+
+def consume(core: Core, client_id: str, request_uri: str) -> Artifact:
+    """Use the request_uri up: exactly one caller wins."""
+    art = core.store.consume(PAR_KIND, sha256_key(request_uri), core.now())
+    if art is None or art.client_id != client_id:
+        raise InvalidRequestURI("request_uri is unknown, used or expired", reason="request_uri_invalid")
+    return art

@@ -1,0 +1,125 @@
+"""The server's own JWTs: access tokens (RFC 9068) and other self-issued JWTs.
+
+Compact JWS (RFC 7515 §7.1) with header ``{alg, typ, kid}``. Only the
+algorithm recorded on the :class:`~tessera.jose.keyset.ManagedKey` is ever
+used or accepted for that key (RFC 8725 §3.1: never let the token choose the
+algorithm). Claim validation (``exp``, ``aud``, ...) is the caller's job.
+
+Hot path: keys arrive already parsed inside the ``ManagedKey``; the per-alg
+joserfc registries are built once at import.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from joserfc import jws
+from joserfc.errors import JoseError as _LibJoseError
+from joserfc.errors import UnsupportedAlgorithmError
+from joserfc.jws import JWSAlgModel, JWSRegistry
+
+from .errors import JoseError
+from .keys import SIGNING_ALGS
+from .keyset import ManagedKey, ServerKeys
+
+__all__ = ["sign_jwt", "verify_own_jwt", "MAX_OWN_TOKEN_BYTES"]
+
+#: Upper bound on a token we are asked to verify (ours are far smaller).
+MAX_OWN_TOKEN_BYTES = 16384
+
+
+class _SingleAlgRegistry(JWSRegistry):
+    """A joserfc JWS registry that allows exactly the algorithms given.
+
+    ``get_alg`` is overridden only to skip joserfc's per-call deprecation
+    warning for ``EdDSA`` (RFC 9864 deprecates the polymorphic name in favour
+    of ``Ed25519``; our allow-list keeps ``EdDSA`` for verifier compatibility),
+    which would otherwise run the warnings machinery on every signature.
+    """
+
+    def get_alg(self, name: str) -> JWSAlgModel:
+        if not self.allowed or name not in self.allowed or name not in self.algorithms:
+            raise UnsupportedAlgorithmError("Algorithm is not allowed")
+        return self.algorithms[name]
+
+
+_REGISTRIES: dict[str, JWSRegistry] = {alg: _SingleAlgRegistry(algorithms=(alg,)) for alg in SIGNING_ALGS}
+_PARSE_REGISTRY = JWSRegistry(algorithms=SIGNING_ALGS)
+
+
+def _norm_typ(value: Any) -> str | None:
+    """RFC 7515 §4.1.9: typ is a media type, compared case-insensitively, and
+    the ``application/`` prefix may be omitted."""
+    if not isinstance(value, str):
+        return None
+    value = value.lower()
+    return value[len("application/") :] if value.startswith("application/") else value
+
+
+def sign_jwt(claims: dict[str, Any], key: ManagedKey, *, typ: str | None = "at+jwt") -> str:
+    """Sign ``claims`` as a compact JWS with ``key`` (header ``{alg, typ, kid}``).
+
+    ``typ`` defaults to ``at+jwt`` (RFC 9068 §2.1); pass ``None`` to omit it.
+    """
+    if not isinstance(key, ManagedKey) or key.use != "sig":
+        raise JoseError("not a signing key")
+    if key.status == "retired":
+        raise JoseError("retired keys do not sign")
+    registry = _REGISTRIES.get(key.alg)
+    if registry is None:
+        raise JoseError("unsupported signing algorithm")
+    if not isinstance(claims, dict):
+        raise JoseError("claims must be a JSON object")
+    header: dict[str, Any] = {"alg": key.alg, "kid": key.kid}
+    if typ:
+        header["typ"] = typ
+    try:
+        payload = json.dumps(claims, separators=(",", ":")).encode("utf-8")
+    except (TypeError, ValueError):
+        raise JoseError("claims are not JSON serializable") from None
+    try:
+        return jws.serialize_compact(header, payload, key.key, registry=registry)
+    except (_LibJoseError, ValueError, TypeError) as exc:
+        raise JoseError("signing failed") from exc
+
+
+def verify_own_jwt(token: str, keys: ServerKeys, *, typ: str | None, now: datetime) -> dict[str, Any]:
+    """Verify a JWT this server issued and return its claims.
+
+    The key is found by ``kid`` among live ``sig`` keys
+    (:meth:`ServerKeys.verification_key`); the header ``alg`` must equal that
+    key's alg; ``typ`` is compared when given. ``exp``/``aud`` are NOT checked.
+    """
+    if not isinstance(token, str) or len(token) > MAX_OWN_TOKEN_BYTES:
+        raise JoseError("malformed token")
+    try:
+        obj = jws.extract_compact(token.encode("ascii"), registry=_PARSE_REGISTRY)
+    except (_LibJoseError, ValueError, TypeError, UnicodeError):
+        raise JoseError("malformed token") from None
+    header = obj.headers()
+    if not isinstance(header, dict):
+        raise JoseError("malformed token")
+    if "crit" in header or "b64" in header:
+        raise JoseError("unsupported token header")
+    mk = keys.verification_key(header.get("kid"), now)
+    if mk is None:
+        raise JoseError("unknown signing key")
+    if header.get("alg") != mk.alg:
+        raise JoseError("token alg does not match its key")
+    if typ is not None and _norm_typ(header.get("typ")) != _norm_typ(typ):
+        raise JoseError("unexpected token type")
+    try:
+        valid = jws.validate_compact(obj, mk.key, registry=_REGISTRIES[mk.alg])
+    except (_LibJoseError, ValueError, TypeError):
+        valid = False
+    if not valid:
+        raise JoseError("invalid token signature")
+    try:
+        claims = json.loads(obj.payload)
+    except (ValueError, UnicodeDecodeError):
+        raise JoseError("token payload is not JSON") from None
+    if not isinstance(claims, dict):
+        raise JoseError("token payload is not a JSON object")
+    return claims

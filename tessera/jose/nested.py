@@ -1,0 +1,357 @@
+"""The nested client assertion: a JWE (RFC 7516) wrapping a signed JWT (RFC 7519 §5.2, §11.2).
+
+Two steps, kept apart because the caller decides which client's keys to try
+between them:
+
+1. :func:`decrypt_assertion` - the outer compact JWE, encrypted to one of the
+   server's ``enc`` keys. Everything an attacker controls in the protected
+   header is checked *before* any private-key operation; then joserfc decrypts.
+2. :func:`verify_signed_assertion` - the inner compact JWS, signed by the
+   client with a key bound to one of its certificates.
+
+Only the compact serializations are accepted (RFC 7516 §7.1, RFC 7515 §7.1),
+with fixed allow-lists (RFC 8725 §3.1, §3.2): no RSA1_5 (draft-ietf-jose-
+deprecate-none-rsa15), no ``none``/HMAC inside, no compression (RFC 8725
+§3.6), no header-supplied keys or key URLs, no ``crit`` extensions.
+
+Decryption failures are deliberately uniform (RFC 7516 §11.5, RFC 3218
+§2.3.2): whatever step fails - RSA-OAEP unpadding, a truncated IV or tag, a
+tampered ciphertext or tag - the error reason is the same and the work done
+is the same: an OAEP failure continues with a random CEK into the AES-GCM
+step, and malformed IV/tag/encrypted-key segments are replaced by dummies of
+the right size so the full RSA + AES-GCM path still runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ec import (
+    SECP256R1,
+    EllipticCurvePrivateKey,
+    EllipticCurvePublicKey,
+)
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from joserfc import jwe
+from joserfc import jws as _jws
+from joserfc.errors import JoseError as _LibJoseError
+from joserfc.jwa import JWEKeyEncryption
+from joserfc.jwe import JWERegistry
+from joserfc.jwk import ECKey, RSAKey
+from joserfc.jws import JWSRegistry
+from joserfc.util import urlsafe_b64decode, urlsafe_b64encode
+
+from .errors import JoseError
+from .keys import MIN_RSA_BITS, rsa_bits
+from .keyset import ServerKeys
+
+__all__ = [
+    "JWE_ALGS",
+    "JWE_ENCS",
+    "JWS_ALGS",
+    "MAX_TOKEN_BYTES",
+    "DECRYPT_FAILED",
+    "decrypt_assertion",
+    "verify_signed_assertion",
+]
+
+#: Key management algorithms (RFC 7518 §4.3). RSA1_5 is refused.
+JWE_ALGS = ("RSA-OAEP-256", "RSA-OAEP")
+#: Content encryption algorithms (RFC 7518 §5.3). CBC-HMAC is refused.
+JWE_ENCS = ("A256GCM", "A128GCM")
+#: Inner signature algorithms (RFC 7518 §3.3-3.5). ``none`` and HS* are refused.
+JWS_ALGS = ("RS256", "PS256", "ES256")
+#: Upper bound for the whole compact JWE, checked before anything else.
+MAX_TOKEN_BYTES = 16384
+
+#: The one reason given for every failure once decryption has started.
+DECRYPT_FAILED = "client_assertion could not be decrypted"
+
+#: Header parameters that would let the sender choose or ship keys (RFC 8725 §3.10).
+_FORBIDDEN_JWE_HEADERS = ("jku", "x5u", "jwk", "x5c")
+_FORBIDDEN_JWS_HEADERS = ("jku", "x5u", "jwk", "crit", "b64")
+#: Registered parameters whose value must be a string when present (RFC 7515 §4.1, RFC 7516 §4.1).
+_STRING_HEADERS = ("kid", "typ", "cty", "x5t", "x5t#S256")
+
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_IV_BYTES = 12  # 96-bit IV, RFC 7518 §5.3
+_TAG_BYTES = 16  # 128-bit tag, RFC 7518 §5.3
+
+
+# --------------------------------------------------------------------------- #
+# joserfc configuration (built once)
+# --------------------------------------------------------------------------- #
+
+
+class _UniformRSAKeyEncryption(JWEKeyEncryption):
+    """RSA-OAEP key decryption that never fails on its own (RFC 7516 §11.5).
+
+    Wraps joserfc's RSA-OAEP model. When OAEP unpadding fails, a random CEK is
+    returned instead of an error, so processing continues into AES-GCM and
+    fails there with an authentication-tag error - the same outcome, at the
+    same cost, as a tampered ciphertext. (joserfc also swaps in a random CEK of
+    the right size when the decrypted one has the wrong length.)
+    """
+
+    key_types = ["RSA"]
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.name = inner.name
+        self.description = inner.description
+        self.key_size = inner.key_size
+        self.recommended = inner.recommended
+
+    def encrypt_cek(self, cek: bytes, recipient: Any) -> bytes:
+        return self._inner.encrypt_cek(cek, recipient)
+
+    def decrypt_cek(self, recipient: Any) -> bytes:
+        try:
+            return self._inner.decrypt_cek(recipient)
+        except _LibJoseError:
+            return secrets.token_bytes(32)
+
+
+class _AssertionJWERegistry(JWERegistry):
+    """Our own algorithm table: only the allow-listed alg/enc, and no zip at all."""
+
+    algorithms = {
+        "alg": {name: _UniformRSAKeyEncryption(JWERegistry.algorithms["alg"][name]) for name in JWE_ALGS},
+        "enc": {name: JWERegistry.algorithms["enc"][name] for name in JWE_ENCS},
+        "zip": {},
+    }
+
+
+# Unknown non-critical header parameters are ignored, as RFC 7515 §4 asks.
+_JWE_REGISTRY = _AssertionJWERegistry(algorithms=JWE_ALGS + JWE_ENCS, strict_check_header=False)
+
+
+def _jws_registry(alg: str) -> JWSRegistry:
+    registry = JWSRegistry(algorithms=(alg,), strict_check_header=False)
+    registry.max_header_length = 8192  # room for an x5c chain; the token cap still applies
+    return registry
+
+
+_JWS_REGISTRIES = {alg: _jws_registry(alg) for alg in JWS_ALGS}
+
+
+# --------------------------------------------------------------------------- #
+# helpers
+# --------------------------------------------------------------------------- #
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 7515 §5.2 step 4 / RFC 7516 §5.2: reject duplicate header names.
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            raise ValueError("duplicate member")
+        out[name] = value
+    return out
+
+
+def _decode_header(segment: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(urlsafe_b64decode(segment.encode("ascii")), object_pairs_hook=_no_duplicates)
+    except (ValueError, TypeError, UnicodeError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _b64(segment: str) -> bytes | None:
+    try:
+        return urlsafe_b64decode(segment.encode("ascii"))
+    except (ValueError, UnicodeError):
+        return None
+
+
+def _compact_parts(token: Any, count: int, what: str) -> list[str]:
+    if isinstance(token, (bytes, bytearray)):
+        try:
+            token = bytes(token).decode("ascii")
+        except UnicodeDecodeError:
+            raise JoseError(f"{what} is malformed") from None
+    if not isinstance(token, str):
+        raise JoseError(f"{what} must be a string")
+    if len(token) > MAX_TOKEN_BYTES:
+        raise JoseError(f"{what} is too large")
+    if not token.isascii():
+        raise JoseError(f"{what} is malformed")
+    if token.lstrip().startswith("{"):
+        raise JoseError(f"{what} must use the compact serialization")
+    parts = token.split(".")
+    if len(parts) != count or not parts[0] or not all(_B64URL.fullmatch(p) for p in parts):
+        raise JoseError(f"{what} must use the compact serialization")
+    return parts
+
+
+def _check_string_headers(header: dict[str, Any], what: str) -> None:
+    for name in _STRING_HEADERS:
+        if name in header and not isinstance(header[name], str):
+            raise JoseError(f"{what} header is malformed")
+
+
+# --------------------------------------------------------------------------- #
+# outer JWE
+# --------------------------------------------------------------------------- #
+
+
+def decrypt_assertion(token: str, keys: ServerKeys, now: datetime) -> bytes:
+    """Decrypt a compact-JWE client assertion; return its plaintext (a compact JWS).
+
+    Before any decryption: size <= MAX_TOKEN_BYTES; exactly five base64url
+    parts (JSON serialization refused); the protected header is a JSON object
+    without duplicate names; ``alg`` in JWE_ALGS, ``enc`` in JWE_ENCS; no
+    ``zip`` (refused before anything could be inflated); no
+    ``jku``/``x5u``/``jwk``/``x5c``; no ``crit``; ``kid`` present and naming a
+    live ``enc`` key. Every later failure raises ``JoseError(DECRYPT_FAILED)``.
+    """
+    parts = _compact_parts(token, 5, "client_assertion")
+    header = _decode_header(parts[0])
+    if header is None:
+        raise JoseError("JWE protected header is not a JSON object")
+    if header.get("alg") not in JWE_ALGS or not isinstance(header.get("alg"), str):
+        raise JoseError("JWE alg is not allowed")
+    if header.get("enc") not in JWE_ENCS or not isinstance(header.get("enc"), str):
+        raise JoseError("JWE enc is not allowed")
+    if "zip" in header:
+        raise JoseError("compressed JWE (zip) is not accepted")
+    for name in _FORBIDDEN_JWE_HEADERS:
+        if name in header:
+            raise JoseError(f"JWE header parameter {name} is not accepted")
+    if "crit" in header:
+        raise JoseError("JWE crit header is not accepted")
+    _check_string_headers(header, "JWE")
+    kid = header.get("kid")
+    if not kid:
+        raise JoseError("JWE kid is missing")
+    managed = keys.decryption_key(kid, now)
+    if managed is None:
+        raise JoseError("JWE kid does not name a decryption key")
+    return _decrypt(parts, managed.key)
+
+
+def _decrypt(parts: list[str], key: RSAKey) -> bytes:
+    header_seg, ek_seg, iv_seg, ct_seg, tag_seg = parts
+    modulus_bytes = (rsa_bits(key) + 7) // 8
+    ek, iv, ct, tag = _b64(ek_seg), _b64(iv_seg), _b64(ct_seg), _b64(tag_seg)
+    malformed = False
+    # Replace malformed pieces by dummies of the right size and still run the
+    # whole RSA + AES-GCM path, so they cost what a bad tag costs.
+    if ek is None or len(ek) != modulus_bytes:
+        ek, malformed = bytes(modulus_bytes), True
+    if iv is None or len(iv) != _IV_BYTES:
+        iv, malformed = bytes(_IV_BYTES), True
+    if tag is None or len(tag) != _TAG_BYTES:
+        tag, malformed = bytes(_TAG_BYTES), True
+    if ct is None:
+        ct, malformed = b"", True
+    if malformed:
+        value = b".".join(
+            [header_seg.encode("ascii"), urlsafe_b64encode(ek), urlsafe_b64encode(iv),
+             urlsafe_b64encode(ct), urlsafe_b64encode(tag)]
+        )
+    else:
+        value = ".".join(parts).encode("ascii")
+
+    plaintext: bytes | None
+    try:
+        plaintext = jwe.decrypt_compact(value, key, registry=_JWE_REGISTRY).plaintext
+    except Exception:  # noqa: BLE001 - every decryption-stage failure must look the same
+        plaintext = None
+    if malformed or plaintext is None:
+        raise JoseError(DECRYPT_FAILED)
+    return plaintext
+
+
+# --------------------------------------------------------------------------- #
+# inner JWS
+# --------------------------------------------------------------------------- #
+
+
+def _usable_keys(candidate_keys: list[Any], alg: str) -> tuple[list[Any], bool]:
+    """joserfc keys among ``candidate_keys`` that can verify ``alg``.
+
+    RS256/PS256 need RSA >= 2048 bits; ES256 needs EC P-256. Anything else
+    (symmetric secrets, PEM text, other curves) is skipped, so an HMAC key
+    can never be derived from a public key (key confusion, RFC 8725 §2.1).
+    Returns the keys and whether an RSA key was skipped for being too small.
+    """
+    usable: list[Any] = []
+    too_small = False
+    for cand in candidate_keys or ():
+        if alg in ("RS256", "PS256"):
+            if isinstance(cand, (RSAPublicKey, RSAPrivateKey)):
+                if cand.key_size < MIN_RSA_BITS:
+                    too_small = True
+                    continue
+                usable.append(RSAKey.import_key(cand))
+            elif isinstance(cand, RSAKey):
+                if rsa_bits(cand) < MIN_RSA_BITS:
+                    too_small = True
+                    continue
+                usable.append(cand)
+        elif alg == "ES256":
+            if isinstance(cand, (EllipticCurvePublicKey, EllipticCurvePrivateKey)):
+                if isinstance(cand.curve, SECP256R1):
+                    usable.append(ECKey.import_key(cand))
+            elif isinstance(cand, ECKey) and cand.curve_name == "P-256":
+                usable.append(cand)
+    return usable, too_small
+
+
+def verify_signed_assertion(jws: bytes | str, candidate_keys: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Verify the inner compact JWS against the client's candidate public keys.
+
+    ``candidate_keys``: cryptography public keys or joserfc RSA/EC keys taken
+    from the certificates bound to the client. The header ``alg`` must be in
+    JWS_ALGS and fit the key type; ``jku``/``x5u``/``jwk``/``crit``/``b64`` are
+    refused (an ``x5c`` hint is tolerated but never used to pick a key). Each
+    usable candidate is tried. Returns ``(header, claims)``; claims are not
+    validated here.
+    """
+    parts = _compact_parts(jws, 3, "signed assertion")
+    header = _decode_header(parts[0])
+    if header is None:
+        raise JoseError("JWS protected header is not a JSON object")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in JWS_ALGS:
+        raise JoseError("JWS alg is not allowed")
+    for name in _FORBIDDEN_JWS_HEADERS:
+        if name in header:
+            raise JoseError(f"JWS header parameter {name} is not accepted")
+    _check_string_headers(header, "JWS")
+    if not parts[2]:
+        raise JoseError("signed assertion has no signature")
+
+    usable, too_small = _usable_keys(candidate_keys, alg)
+    if not usable:
+        if too_small:
+            raise JoseError("client RSA key is smaller than 2048 bits")
+        raise JoseError("no client key fits the assertion's alg")
+
+    registry = _JWS_REGISTRIES[alg]
+    try:
+        obj = _jws.extract_compact(".".join(parts).encode("ascii"), registry=registry)
+    except (_LibJoseError, ValueError, TypeError):
+        raise JoseError("signed assertion is malformed") from None
+    for key in usable:
+        try:
+            if _jws.validate_compact(obj, key, registry=registry):
+                break
+        except (_LibJoseError, ValueError, TypeError):
+            continue
+    else:
+        raise JoseError("client_assertion signature is invalid")
+
+    try:
+        claims = json.loads(obj.payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise JoseError("signed assertion payload is not JSON") from None
+    if not isinstance(claims, dict):
+        raise JoseError("signed assertion payload is not a JSON object")
+    return dict(header), claims

@@ -1,0 +1,93 @@
+"""The one storage contract.
+
+Every implementation must make ``consume`` and ``claim`` atomic: under any concurrency,
+across threads, processes and hosts, exactly one caller wins a given artefact.
+Everything that must survive a restart is committed before the method returns.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from tessera.core.models import (
+    Artifact,
+    CertificateRecord,
+    Client,
+    Enrollment,
+    Merchant,
+    MerchantUser,
+    SecurityEvent,
+    StoredKey,
+    Terminal,
+)
+
+
+class Conflict(Exception):
+    """A unique value already exists (a duplicate id, a TID already bound, ...)."""
+
+
+class StoreUnavailable(Exception):
+    """The backing database cannot be reached; callers answer 503, never a wrong grant."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    # --- clients --------------------------------------------------------------------------
+    def create_client(self, client: Client) -> None: ...
+    def get_client(self, client_id: str) -> Client | None: ...
+    def list_clients(self) -> list[Client]: ...
+    def set_client_status(self, client_id: str, status: str) -> bool: ...
+
+    # --- developer certificates -------------------------------------------------------------
+    def add_certificate(self, cert: CertificateRecord) -> None: ...
+    def get_certificate(self, thumbprint: str) -> CertificateRecord | None: ...
+    def certificates_for_client(self, client_id: str) -> list[CertificateRecord]: ...
+    def revoke_certificate(self, serial: str, now: int) -> CertificateRecord | None: ...
+
+    # --- server keys ------------------------------------------------------------------------
+    def list_server_keys(self) -> list[StoredKey]: ...
+    def save_server_keys(self, keys: list[StoredKey]) -> None:
+        """Insert or update these keys in one transaction (a rotation is all or nothing)."""
+
+    # --- merchants ----------------------------------------------------------------------------
+    def create_merchant(self, merchant: Merchant) -> None: ...
+    def get_merchant(self, merchant_id: int) -> Merchant | None: ...
+    def add_terminal(self, terminal: Terminal) -> None: ...
+    def terminals_at(self, pos: str) -> list[Terminal]: ...
+    def add_user(self, user: MerchantUser) -> None: ...
+    def get_user(self, username: str) -> MerchantUser | None: ...
+    def grant(self, merchant_id: int, client_id: str, now: int) -> None: ...
+    def is_granted(self, merchant_id: int, client_id: str) -> bool: ...
+
+    # --- single-use artefacts -------------------------------------------------------------------
+    def put_artifact(self, artifact: Artifact) -> None: ...
+    def get_artifact(self, kind: str, key: str) -> Artifact | None: ...
+    def consume(self, kind: str, key: str, now: int) -> Artifact | None:
+        """Atomically mark an unexpired, unconsumed artefact consumed and return it; else None."""
+
+    def claim(self, kind: str, key: str, client_id: str, expires_at: int, now: int) -> bool:
+        """Atomically record first use of ``key`` (e.g. an assertion jti) until ``expires_at``.
+
+        True for the first caller; False while an unexpired record exists.
+        """
+
+    def update_artifact_data(self, kind: str, key: str, data: dict[str, Any]) -> None: ...
+
+    # --- enrollments ------------------------------------------------------------------------------
+    def bind_username(self, username: str, tid: str, now: int) -> bool:
+        """Bind a merchant username to one TID. True if bound now or already bound to this TID."""
+
+    def bindings(self, username: str, tid: str) -> tuple[str | None, str | None]:
+        """(the TID ``username`` is bound to, the username ``tid`` is bound to); None where unbound."""
+
+    def add_enrollment(self, client_id: str, merchant_id: int, pos: str, tids: list[str], username: str, now: int) -> Enrollment: ...
+    def list_enrollments(self) -> list[Enrollment]: ...
+
+    # --- security events --------------------------------------------------------------------------
+    def add_event(self, kind: str, client_id: str | None, detail: dict[str, Any], now: int) -> None: ...
+    def list_events(self, limit: int = 1000) -> list[SecurityEvent]: ...
+
+    # --- housekeeping --------------------------------------------------------------------------------
+    def purge_expired(self, now: int) -> int: ...
+    def ping(self) -> None: ...
+    def close(self) -> None: ...

@@ -1,0 +1,367 @@
+"""The SQLAlchemy implementation of the Store: SQLite (WAL) by default, PostgreSQL by URL.
+
+Atomicity: ``consume`` is one conditional ``UPDATE ... WHERE consumed_at IS NULL AND
+expires_at > now``; the database serialises the writers and exactly one sees a row
+count of 1. ``claim`` is an ``INSERT`` guarded by the primary key, with a conditional
+``UPDATE`` taking over a lapsed record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import create_engine, delete, event, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import InterfaceError as SAInterfaceError
+
+from tessera.core.models import (
+    Artifact,
+    CertificateRecord,
+    Client,
+    Enrollment,
+    Merchant,
+    MerchantUser,
+    SecurityEvent,
+    StoredKey,
+    Terminal,
+)
+from tessera.storage import schema as t
+from tessera.storage.base import Conflict, StoreUnavailable
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine with the settings each backend needs (SQLite: WAL, busy timeout, FKs)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=pool_size, max_overflow=20)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every sqlite test
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # pragma: no cover
+            # Take the write lock up front: no deadlock-prone lock upgrades under concurrency.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write", True) else "BEGIN")
+
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit one is off).
+        @event.listens_for(engine, "connect")
+        def _no_implicit_begin(dbapi_conn, _record):  # pragma: no cover
+            dbapi_conn.isolation_level = None
+
+        return engine
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=20,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5} if "psycopg" in url or url.startswith("postgresql") else {},
+    )
+
+
+_UNAVAILABLE = (OperationalError, SAInterfaceError)
+
+
+class SQLStore:
+    """Store over SQLAlchemy Core."""
+
+    def __init__(self, url_or_engine: str | Engine):
+        self.engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+
+    # --- plumbing ---------------------------------------------------------------------------
+    def _write(self):
+        return _Tx(self.engine, write=True)
+
+    def _read(self):
+        return _Tx(self.engine, write=False)
+
+    # --- clients --------------------------------------------------------------------------
+    def create_client(self, client: Client) -> None:
+        with self._write() as c:
+            try:
+                c.execute(insert(t.clients).values(
+                    client_id=client.client_id, name=client.name, secret_hash=client.secret_hash,
+                    redirect_uris=list(client.redirect_uris), scope=client.scope,
+                    auth_methods=list(client.auth_methods), grant_types=list(client.grant_types),
+                    require_par=client.require_par, jwks=client.jwks, status=client.status,
+                    created_at=client.created_at,
+                ))
+            except IntegrityError as e:
+                raise Conflict(f"client {client.client_id} exists") from e
+
+    def get_client(self, client_id: str) -> Client | None:
+        with self._read() as c:
+            row = c.execute(select(t.clients).where(t.clients.c.client_id == client_id)).mappings().first()
+        return _client(row) if row else None
+
+    def list_clients(self) -> list[Client]:
+        with self._read() as c:
+            rows = c.execute(select(t.clients).order_by(t.clients.c.created_at)).mappings().all()
+        return [_client(r) for r in rows]
+
+    def set_client_status(self, client_id: str, status: str) -> bool:
+        with self._write() as c:
+            res = c.execute(update(t.clients).where(t.clients.c.client_id == client_id).values(status=status))
+        return res.rowcount == 1
+
+    # --- certificates ---------------------------------------------------------------------------
+    def add_certificate(self, cert: CertificateRecord) -> None:
+        with self._write() as c:
+            try:
+                c.execute(insert(t.certificates).values(**cert.__dict__))
+            except IntegrityError as e:
+                raise Conflict("certificate already recorded") from e
+
+    def get_certificate(self, thumbprint: str) -> CertificateRecord | None:
+        with self._read() as c:
+            row = c.execute(select(t.certificates).where(t.certificates.c.thumbprint == thumbprint)).mappings().first()
+        return CertificateRecord(**row) if row else None
+
+    def certificates_for_client(self, client_id: str) -> list[CertificateRecord]:
+        with self._read() as c:
+            rows = c.execute(
+                select(t.certificates).where(t.certificates.c.client_id == client_id).order_by(t.certificates.c.created_at)
+            ).mappings().all()
+        return [CertificateRecord(**r) for r in rows]
+
+    def revoke_certificate(self, serial: str, now: int) -> CertificateRecord | None:
+        serial = serial.lower().removeprefix("0x").lstrip("0") or "0"
+        with self._write() as c:
+            c.execute(
+                update(t.certificates)
+                .where(t.certificates.c.serial == serial, t.certificates.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            row = c.execute(select(t.certificates).where(t.certificates.c.serial == serial)).mappings().first()
+        return CertificateRecord(**row) if row else None
+
+    # --- server keys ---------------------------------------------------------------------------------
+    def list_server_keys(self) -> list[StoredKey]:
+        with self._read() as c:
+            rows = c.execute(select(t.server_keys).order_by(t.server_keys.c.created_at)).mappings().all()
+        return [StoredKey(**r) for r in rows]
+
+    def save_server_keys(self, keys: list[StoredKey]) -> None:
+        with self._write() as c:
+            for k in keys:
+                values = dict(k.__dict__)
+                res = c.execute(update(t.server_keys).where(t.server_keys.c.kid == k.kid).values(**values))
+                if res.rowcount == 0:
+                    c.execute(insert(t.server_keys).values(**values))
+
+    # --- merchants ------------------------------------------------------------------------------------
+    def create_merchant(self, merchant: Merchant) -> None:
+        with self._write() as c:
+            try:
+                c.execute(insert(t.merchants).values(**merchant.__dict__))
+            except IntegrityError as e:
+                raise Conflict(f"merchant {merchant.merchant_id} or VAT {merchant.vat} exists") from e
+
+    def get_merchant(self, merchant_id: int) -> Merchant | None:
+        with self._read() as c:
+            row = c.execute(select(t.merchants).where(t.merchants.c.merchant_id == merchant_id)).mappings().first()
+        return Merchant(**row) if row else None
+
+    def add_terminal(self, terminal: Terminal) -> None:
+        with self._write() as c:
+            try:
+                c.execute(insert(t.terminals).values(**terminal.__dict__))
+            except IntegrityError as e:
+                raise Conflict(f"terminal {terminal.tid} exists, or merchant {terminal.merchant_id} is unknown") from e
+
+    def terminals_at(self, pos: str) -> list[Terminal]:
+        with self._read() as c:
+            rows = c.execute(select(t.terminals).where(t.terminals.c.pos == pos)).mappings().all()
+        return [Terminal(**r) for r in rows]
+
+    def add_user(self, user: MerchantUser) -> None:
+        with self._write() as c:
+            try:
+                c.execute(insert(t.merchant_users).values(**user.__dict__, created_at=0))
+            except IntegrityError as e:
+                raise Conflict(f"user {user.username} exists, or merchant {user.merchant_id} is unknown") from e
+
+    def get_user(self, username: str) -> MerchantUser | None:
+        with self._read() as c:
+            row = c.execute(
+                select(t.merchant_users.c.username, t.merchant_users.c.merchant_id, t.merchant_users.c.password_hash)
+                .where(t.merchant_users.c.username == username)
+            ).mappings().first()
+        return MerchantUser(**row) if row else None
+
+    def grant(self, merchant_id: int, client_id: str, now: int) -> None:
+        with self._write() as c:
+            exists = c.execute(
+                select(t.merchant_grants.c.client_id).where(
+                    t.merchant_grants.c.merchant_id == merchant_id, t.merchant_grants.c.client_id == client_id
+                )
+            ).first()
+            if exists:
+                return
+            try:
+                c.execute(insert(t.merchant_grants).values(merchant_id=merchant_id, client_id=client_id, created_at=now))
+            except IntegrityError as e:
+                raise Conflict(f"unknown merchant {merchant_id} or client {client_id}") from e
+
+    def is_granted(self, merchant_id: int, client_id: str) -> bool:
+        with self._read() as c:
+            return c.execute(
+                select(t.merchant_grants.c.client_id).where(
+                    t.merchant_grants.c.merchant_id == merchant_id, t.merchant_grants.c.client_id == client_id
+                )
+            ).first() is not None
+
+    # --- single-use artefacts -----------------------------------------------------------------------------
+    def put_artifact(self, artifact: Artifact) -> None:
+        with self._write() as c:
+            try:
+                c.execute(insert(t.artifacts).values(**artifact.__dict__))
+            except IntegrityError as e:
+                raise Conflict(f"{artifact.kind} exists") from e
+
+    def get_artifact(self, kind: str, key: str) -> Artifact | None:
+        with self._read() as c:
+            row = c.execute(select(t.artifacts).where(t.artifacts.c.kind == kind, t.artifacts.c.key == key)).mappings().first()
+        return Artifact(**row) if row else None
+
+    def consume(self, kind: str, key: str, now: int) -> Artifact | None:
+        a = t.artifacts
+        with self._write() as c:
+            res = c.execute(
+                update(a)
+                .where(a.c.kind == kind, a.c.key == key, a.c.consumed_at.is_(None), a.c.expires_at > now)
+                .values(consumed_at=now)
+            )
+            if res.rowcount != 1:
+                return None
+            row = c.execute(select(a).where(a.c.kind == kind, a.c.key == key)).mappings().first()
+        return Artifact(**row)
+
+    def claim(self, kind: str, key: str, client_id: str, expires_at: int, now: int) -> bool:
+        a = t.artifacts
+        with self._write() as c:
+            res = c.execute(
+                update(a)
+                .where(a.c.kind == kind, a.c.key == key, a.c.expires_at <= now)
+                .values(client_id=client_id, expires_at=expires_at, consumed_at=now, data={})
+            )
+            if res.rowcount == 1:
+                return True
+            try:
+                with c.begin_nested():
+                    c.execute(insert(a).values(kind=kind, key=key, client_id=client_id, data={}, expires_at=expires_at, consumed_at=now))
+            except IntegrityError:
+                return False
+        return True
+
+    def update_artifact_data(self, kind: str, key: str, data: dict[str, Any]) -> None:
+        with self._write() as c:
+            c.execute(update(t.artifacts).where(t.artifacts.c.kind == kind, t.artifacts.c.key == key).values(data=data))
+
+    # --- enrollments ------------------------------------------------------------------------------------------
+    def bind_username(self, username: str, tid: str, now: int) -> bool:
+        b = t.username_bindings
+        with self._write() as c:
+            row = c.execute(select(b.c.tid).where(b.c.username == username)).first()
+            if row is not None:
+                return row[0] == tid
+            owner = c.execute(select(b.c.username).where(b.c.tid == tid)).first()
+            if owner is not None:
+                return False
+            try:
+                with c.begin_nested():
+                    c.execute(insert(b).values(username=username, tid=tid, created_at=now))
+            except IntegrityError:
+                return False
+        return True
+
+    def bindings(self, username: str, tid: str) -> tuple[str | None, str | None]:
+        b = t.username_bindings
+        with self._read() as c:
+            by_user = c.execute(select(b.c.tid).where(b.c.username == username)).scalar()
+            by_tid = c.execute(select(b.c.username).where(b.c.tid == tid)).scalar()
+        return by_user, by_tid
+
+    def add_enrollment(self, client_id: str, merchant_id: int, pos: str, tids: list[str], username: str, now: int) -> Enrollment:
+        with self._write() as c:
+            res = c.execute(insert(t.enrollments).values(
+                client_id=client_id, merchant_id=merchant_id, pos=pos, tids=list(tids), username=username, created_at=now,
+            ))
+            new_id = res.inserted_primary_key[0]
+        return Enrollment(new_id, client_id, merchant_id, pos, tuple(tids), username, now)
+
+    def list_enrollments(self) -> list[Enrollment]:
+        with self._read() as c:
+            rows = c.execute(select(t.enrollments).order_by(t.enrollments.c.id)).mappings().all()
+        return [Enrollment(r["id"], r["client_id"], r["merchant_id"], r["pos"], tuple(r["tids"]), r["username"], r["created_at"]) for r in rows]
+
+    # --- events --------------------------------------------------------------------------------------------
+    def add_event(self, kind: str, client_id: str | None, detail: dict[str, Any], now: int) -> None:
+        with self._write() as c:
+            c.execute(insert(t.security_events).values(kind=kind, client_id=client_id, detail=detail, created_at=now))
+
+    def list_events(self, limit: int = 1000) -> list[SecurityEvent]:
+        with self._read() as c:
+            rows = c.execute(select(t.security_events).order_by(t.security_events.c.id.desc()).limit(limit)).mappings().all()
+        return [SecurityEvent(**r) for r in reversed(rows)]
+
+    # --- housekeeping ----------------------------------------------------------------------------------------
+    def purge_expired(self, now: int) -> int:
+        with self._write() as c:
+            res = c.execute(delete(t.artifacts).where(t.artifacts.c.expires_at <= now))
+        return res.rowcount
+
+    def ping(self) -> None:
+        with self._read() as c:
+            c.exec_driver_sql("SELECT 1")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class _Tx:
+    """A transaction; database outages surface as ``StoreUnavailable``."""
+
+    __slots__ = ("engine", "write", "conn", "tx")
+
+    def __init__(self, engine: Engine, write: bool):
+        self.engine = engine
+        self.write = write
+
+    def __enter__(self) -> Connection:
+        try:
+            self.conn = self.engine.connect()
+            self.conn.info["write"] = self.write
+            self.tx = self.conn.begin()
+        except _UNAVAILABLE as e:
+            raise StoreUnavailable(str(e.orig) if getattr(e, "orig", None) else str(e)) from e
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.tx.commit()
+            else:
+                self.tx.rollback()
+        except _UNAVAILABLE as e:
+            if exc_type is None:
+                raise StoreUnavailable(str(e)) from e
+        finally:
+            self.conn.close()
+        if exc_type is not None and issubclass(exc_type, _UNAVAILABLE):
+            raise StoreUnavailable(str(exc)) from exc
+
+
+def _client(row) -> Client:
+    return Client(
+        client_id=row["client_id"], name=row["name"], secret_hash=row["secret_hash"],
+        redirect_uris=tuple(row["redirect_uris"] or ()), scope=row["scope"],
+        auth_methods=tuple(row["auth_methods"] or ()), grant_types=tuple(row["grant_types"] or ()),
+        require_par=bool(row["require_par"]), jwks=row["jwks"], status=row["status"], created_at=row["created_at"],
+    )

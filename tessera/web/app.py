@@ -1,0 +1,38 @@
+"""The ASGI application: native health routes plus one route group per profile."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from tessera.config import Settings
+from tessera.core.context import Core
+from tessera.web.errors import NO_STORE
+from tessera.web.profiles import nexi
+from tessera.web.runtime import Runtime
+
+
+def create_app(settings: Settings, *, store=None, core: Core | None = None) -> Starlette:
+    """Build the app for ``settings``. ``store``/``core`` may be given (tests, embedding)."""
+    if core is None:
+        if store is None:
+            from tessera.home import open_store
+
+            store = open_store(settings)
+        core = Core.from_settings(settings, store)
+    rt = Runtime(settings, core)
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def not_found(request: Request, exc: HTTPException) -> Response:
+        return JSONResponse({"error": "not_found", "error_description": f"no route for {request.url.path[:100]}"},
+                            status_code=exc.status_code, headers=NO_STORE)
+
+    routes = [Route("/healthz", healthz), *nexi.routes(rt)]
+    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    app.state.runtime = rt
+    return app

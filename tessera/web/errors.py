@@ -1,0 +1,54 @@
+"""The one place where errors become HTTP responses.
+
+RFC 6749 §5.2 JSON (``error``, ``error_description``) with ``Cache-Control: no-store``.
+``invalid_client`` carries a ``WWW-Authenticate`` challenge (RFC 6749 §5.2),
+``invalid_token`` a Bearer one (RFC 6750 §3). Profiles that have their own error shape
+pass their own ``render`` function; the headers rules stay the same. An unexpected
+exception becomes a 500 ``server_error`` that says nothing about its cause.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import structlog
+from starlette.responses import JSONResponse, Response
+
+from tessera.errors import InvalidClient, InvalidToken, OAuthError, ServerError, ServiceUnavailable
+from tessera.storage.base import StoreUnavailable
+
+log = structlog.get_logger("tessera.web")
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+Renderer = Callable[[OAuthError], Response]
+
+
+def challenge_headers(err: OAuthError, *, basic_realm: str = "tessera") -> dict[str, str]:
+    headers = dict(NO_STORE)
+    if isinstance(err, InvalidClient):
+        headers["WWW-Authenticate"] = f'Basic realm="{basic_realm}"'
+    elif isinstance(err, InvalidToken):
+        desc = err.description.replace('"', "'")
+        headers["WWW-Authenticate"] = f'Bearer realm="{basic_realm}", error="invalid_token", error_description="{desc}"'
+    headers.update(err.headers)
+    return headers
+
+
+def oauth_error_response(err: OAuthError) -> Response:
+    body = {"error": err.error}
+    if err.description:
+        body["error_description"] = err.description
+    return JSONResponse(body, status_code=err.status, headers=challenge_headers(err))
+
+
+def as_oauth_error(exc: BaseException) -> OAuthError:
+    """Map anything raised below the web layer to a typed error, logging the unexpected."""
+    if isinstance(exc, OAuthError):
+        return exc
+    if isinstance(exc, StoreUnavailable):
+        log.error("store_unavailable", error=str(exc)[:200])
+        return ServiceUnavailable("the service is temporarily unavailable; retry shortly", reason="store_unavailable",
+                                  headers={"Retry-After": "1"})
+    log.exception("unhandled_exception", exc_type=type(exc).__name__)
+    return ServerError("internal server error", reason="unhandled_exception")

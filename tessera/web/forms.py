@@ -1,0 +1,105 @@
+"""Strict request-body parsing: size cap before parsing, exact media types, UTF-8 only,
+and no repeated parameters (RFC 6749 §3.1: "Request and response parameters MUST NOT be
+included more than once")."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+from urllib.parse import parse_qsl, unquote_plus
+
+from starlette.requests import Request
+
+from tessera.core.clients import ClientCredentials
+from tessera.errors import InvalidClient, InvalidRequest, PayloadTooLarge
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise PayloadTooLarge(f"request body over {limit} bytes", reason="body_too_large")
+        except ValueError:
+            raise InvalidRequest("bad Content-Length", reason="bad_content_length") from None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body over {limit} bytes", reason="body_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("the body is not UTF-8", reason="form_not_utf8") from None
+    out: dict[str, str] = {}
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict", max_num_fields=100)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("the form body is malformed", reason="form_malformed") from None
+    for k, v in pairs:
+        if k in out:
+            raise InvalidRequest(f"parameter {k[:40]!r} is repeated", reason="form_repeated")
+        out[k] = v
+    return out
+
+
+async def read_form(request: Request, limit: int) -> dict[str, str]:
+    if media_type(request) != FORM:
+        raise InvalidRequest(f"Content-Type must be {FORM}", reason="wrong_content_type")
+    return parse_form(await read_body(request, limit))
+
+
+async def read_json(request: Request, limit: int, *, media: tuple[str, ...] = ("application/json",)) -> Any:
+    if media_type(request) not in media:
+        raise InvalidRequest(f"Content-Type must be {media[0]}", reason="wrong_content_type")
+    body = await read_body(request, limit)
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("the body is not valid JSON", reason="json_malformed") from None
+
+
+def client_credentials(request: Request, form: dict[str, str]) -> ClientCredentials:
+    """client_secret_basic or client_secret_post, never both (RFC 6749 §2.3)."""
+    header = request.headers.get("authorization")
+    basic = None
+    if header and header[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+            user, sep, pwd = decoded.partition(":")
+            if not sep:
+                raise ValueError
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            raise InvalidClient("malformed Basic credentials", reason="basic_malformed") from None
+        # RFC 6749 §2.3.1: the id and secret are form-urlencoded before Basic encoding.
+        basic = (unquote_plus(user), unquote_plus(pwd))
+    if basic is not None:
+        if "client_secret" in form:
+            raise InvalidRequest("use one client authentication method, not two", reason="two_auth_methods")
+        if "client_id" in form and form["client_id"] != basic[0]:
+            raise InvalidClient("client_id does not match the Basic credentials", reason="client_id_mismatch")
+        return ClientCredentials(basic[0], basic[1], "client_secret_basic")
+    if "client_secret" in form:
+        return ClientCredentials(form.get("client_id"), form["client_secret"], "client_secret_post")
+    return ClientCredentials(form.get("client_id"), None, "none")
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return None

@@ -1,0 +1,129 @@
+"""The ``nexi-softpos`` profile: Nexi's B2B SoftPOS enrollment endpoints, as documented.
+
+- ``POST {prefix}/appenrollment/token`` client_credentials over mTLS → 3600 s token
+- ``GET  {prefix}/par/jwks.json``       the RSA encryption keys for client assertions
+- ``POST {prefix}/as/par``               PAR with Bearer token + nested-JWE client_assertion → 201
+- ``GET/POST {prefix}/as/authorize``     the merchant's login, then a redirect with a code
+- ``POST {prefix}/as/token``             authorization_code (+PKCE) → access token and id_token
+
+This module only parses the wire format, calls the core, and renders the result.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from tessera.core import assertions, authorize, enrollment, grants, par
+from tessera.core.clients import authenticate_secret, bound_certificate
+from tessera.core.tokens import verify_access_token
+from tessera.errors import InvalidClient, InvalidRequest, InvalidToken, OAuthError, UnsupportedGrantType
+from tessera.web.forms import bearer_token, client_credentials, read_form
+from tessera.web.runtime import Runtime, endpoint, no_store_json, only
+
+PROFILE = "nexi-softpos"
+REQUEST_URI_PREFIX = "urn:softpos_"
+PAR_FIELDS = ("client_assertion", "client_id", "scope", "redirect_uri")
+
+
+def routes(rt: Runtime) -> list[Route]:
+    p = rt.settings.nexi_prefix
+
+    @endpoint(rt, PROFILE)
+    async def token(request: Request) -> Response:
+        only(request, "POST")
+        form = await read_form(request, rt.settings.max_body_bytes)
+        if form.get("grant_type") != "client_credentials":
+            raise UnsupportedGrantType("grant_type must be client_credentials", reason="grant_type")
+        client = authenticate_secret(rt.core, client_credentials(request, form))
+        peer = rt.peer(request)
+        cert = bound_certificate(rt.core, client, peer)
+        issued = grants.client_credentials(rt.core, client, ttl=rt.core.config.nexi_token_ttl, thumbprint=cert.thumbprint)
+        rt.issued(PROFILE)
+        return no_store_json({"access_token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in})
+
+    @endpoint(rt, PROFILE)
+    async def jwks(request: Request) -> Response:
+        only(request, "GET", "HEAD")
+        body = rt.core.keys.get().jwks("enc", rt.now_dt())
+        return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
+
+    @endpoint(rt, PROFILE)
+    async def push(request: Request) -> Response:
+        only(request, "POST")
+        core = rt.core
+        peer = rt.peer(request)
+        if peer is None:
+            raise InvalidClient("a client certificate is required (mutual TLS)", reason="mtls_missing")
+        token = bearer_token(request)
+        if token is None:
+            raise InvalidToken("a Bearer access token is required", reason="token_missing")
+        form = await read_form(request, rt.settings.max_body_bytes)
+        if "request_uri" in form:
+            raise InvalidRequest("request_uri must not be sent to the PAR endpoint", reason="par_request_uri")
+        for name in PAR_FIELDS:
+            if not form.get(name):
+                raise InvalidRequest(f"{name} is required", reason=f"{name}_missing")
+        claims = verify_access_token(core, token, thumbprint=peer.thumbprint)
+        if claims.get("client_id") != form["client_id"]:
+            raise InvalidToken("the access token was issued to another client", reason="token_client_mismatch")
+        client = core.client(form["client_id"])
+        if client is None or not client.active:
+            raise InvalidClient("client authentication failed", reason="client_unknown")
+        bound_certificate(core, client, peer)
+
+        verified = assertions.open_nested_assertion(core, client, form["client_assertion"], preferred_thumbprint=peer.thumbprint)
+        assertions.check_assertion_claims(core, client, verified.claims, audience=core.config.issuer)
+        wanted = enrollment.check_enrollment_claims(core, client, verified.claims)
+        scope = par.check_nexi_scope(form["scope"])
+        redirect_uri = par.check_redirect_uri(client, form["redirect_uri"])
+        challenge, method = par.check_pkce(form.get("code_challenge"), form.get("code_challenge_method"))
+        assertions.claim_jti(core, client, verified.claims)
+        params = par.AuthorizationParams(client.client_id, redirect_uri, scope, form.get("state"), challenge, method)
+        pushed = par.push(core, client, params, {"enrollment": wanted.as_dict()}, prefix=REQUEST_URI_PREFIX)
+        return no_store_json({"request_uri": pushed.request_uri, "expires_in": pushed.expires_in}, status_code=201)
+
+    @endpoint(rt, PROFILE, html=True)
+    async def authorize_page(request: Request) -> Response:
+        only(request, "GET", "POST")
+        if request.method == "GET":
+            q = request.query_params
+            page = authorize.login_page(rt.core, q.get("client_id"), q.get("request_uri"))
+            return rt.render_login(request, page, action=f"{p}/as/authorize")
+        form = await read_form(request, rt.settings.max_body_bytes)
+        try:
+            location = await rt.in_thread(
+                authorize.login, rt.core, form.get("client_id"), form.get("request_uri"),
+                form.get("username", ""), form.get("password", ""),
+            )
+        except OAuthError as e:
+            if e.reason != "login_failed":
+                raise
+            page = authorize.login_page(rt.core, form.get("client_id"), form.get("request_uri"))
+            return rt.render_login(request, page, action=f"{p}/as/authorize", error=e.description, status=401)
+        return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
+
+    @endpoint(rt, PROFILE)
+    async def code_token(request: Request) -> Response:
+        only(request, "POST")
+        form = await read_form(request, rt.settings.max_body_bytes)
+        if form.get("grant_type") != "authorization_code":
+            raise UnsupportedGrantType("grant_type must be authorization_code", reason="grant_type")
+        client = authenticate_secret(rt.core, client_credentials(request, form))
+        cert = bound_certificate(rt.core, client, rt.peer(request))
+        body = grants.authorization_code(
+            rt.core, client, code=form.get("code"), redirect_uri=form.get("redirect_uri"),
+            code_verifier=form.get("code_verifier"), thumbprint=cert.thumbprint,
+        )
+        rt.issued(PROFILE)
+        return no_store_json(body)
+
+    any_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    return [
+        Route(f"{p}/appenrollment/token", token, methods=any_method),
+        Route(f"{p}/par/jwks.json", jwks, methods=any_method),
+        Route(f"{p}/as/par", push, methods=any_method),
+        Route(f"{p}/as/authorize", authorize_page, methods=any_method),
+        Route(f"{p}/as/token", code_token, methods=any_method),
+    ]

@@ -1,0 +1,99 @@
+"""What every route needs: settings, the core, the peer certificate, and the one error path.
+
+``endpoint`` wraps a handler so that any error raised below it is rendered in one place
+(``tessera.web.errors``), in the profile's own shape.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.templating import Jinja2Templates
+
+from tessera.config import Settings
+from tessera.core.context import Core
+from tessera.errors import MethodNotAllowed, OAuthError
+from tessera.web.errors import NO_STORE, Renderer, as_oauth_error, oauth_error_response
+from tessera.web.mtls import MTLSConfig, MTLSExtractor, PeerCertificate
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    core: Core
+    extractor: MTLSExtractor = field(init=False)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.extractor = MTLSExtractor(MTLSConfig(mode=s.mtls_mode, header=s.mtls_header, trusted_proxies=tuple(s.trusted_proxies)))
+
+    def peer(self, request: Request) -> PeerCertificate | None:
+        return self.extractor(request.scope)
+
+    def now_dt(self) -> datetime:
+        return datetime.fromtimestamp(self.core.now(), tz=timezone.utc)
+
+    def issued(self, profile: str) -> None:
+        self.counters[profile] = self.counters.get(profile, 0) + 1
+
+    async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run CPU-heavy work (argon2id) off the event loop."""
+        return await run_in_threadpool(fn, *args)
+
+    def render_login(self, request: Request, page, *, action: str, error: str | None = None, status: int = 200) -> Response:
+        return TEMPLATES.TemplateResponse(
+            request, "login.html", {"page": page, "action": action, "error": error}, status_code=status, headers=PAGE_HEADERS,
+        )
+
+
+def render_error_page(request: Request, err: OAuthError) -> Response:
+    return TEMPLATES.TemplateResponse(
+        request, "error.html", {"error": err.error, "description": err.description}, status_code=err.status, headers=PAGE_HEADERS,
+    )
+
+
+def endpoint(rt: Runtime, profile: str, *, render: Renderer = oauth_error_response, html: bool = False):
+    """Wrap a handler: typed errors are rendered by ``render`` (or as an HTML page)."""
+
+    def wrap(handler: Callable[[Request], Awaitable[Response]]):
+        @functools.wraps(handler)
+        async def run(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as exc:  # noqa: BLE001 - the one place errors become responses
+                err = as_oauth_error(exc)
+                request.state.error_reason = err.reason
+                if html and not isinstance(err, MethodNotAllowed):
+                    return render_error_page(request, err)
+                return render(err)
+
+        run.profile = profile  # type: ignore[attr-defined]
+        return run
+
+    return wrap
+
+
+def only(request: Request, *methods: str) -> None:
+    if request.method not in methods:
+        raise MethodNotAllowed(f"use {' or '.join(methods)}", reason="method_not_allowed", headers={"Allow": ", ".join(methods)})
+
+
+def no_store_json(body: dict[str, Any], status_code: int = 200) -> Response:
+    return JSONResponse(body, status_code=status_code, headers=NO_STORE)
