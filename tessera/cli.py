@@ -22,11 +22,13 @@ certs_app = typer.Typer(no_args_is_help=True, help="The developer CA: sign CSRs,
 merchants_app = typer.Typer(no_args_is_help=True, help="Merchants, their terminals, users and grants.")
 jwks_app = typer.Typer(no_args_is_help=True, help="The server's signing and encryption keys.")
 enrollments_app = typer.Typer(no_args_is_help=True, help="SoftPOS enrollments.")
+keys_app = typer.Typer(no_args_is_help=True, help="axept authentication keys (per merchant).")
 app.add_typer(clients_app, name="clients")
 app.add_typer(certs_app, name="certs")
 app.add_typer(merchants_app, name="merchants")
 app.add_typer(jwks_app, name="jwks")
 app.add_typer(enrollments_app, name="enrollments")
+app.add_typer(keys_app, name="keys")
 
 err = Console(stderr=True)
 out = Console()
@@ -322,7 +324,71 @@ def merchants_grant(
     _emit(as_json, {"merchantId": merchant_id, "client_id": client, "granted": True})
 
 
-# --- keys ---------------------------------------------------------------------------------------
+# --- axept API keys -------------------------------------------------------------------------------
+MerchantOpt = Annotated[int, typer.Option("--merchant-id")]
+KeyIdOpt = Annotated[int, typer.Option("--key-id")]
+
+
+@keys_app.command("create")
+def keys_create(merchant_id: MerchantOpt, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Create an authentication key; its value is printed now and never again."""
+    from tessera.core.apikeys import create_key
+    from tessera.storage.base import Conflict
+
+    settings = _settings(home)
+    store = _store(settings)
+    if store.get_merchant(merchant_id) is None:
+        _fail(f"no merchant {merchant_id}")
+    try:
+        record, value = create_key(store, settings.pepper_bytes(), merchant_id, _now(), max_enabled=settings.axept_max_enabled_keys)
+    except Conflict as e:
+        _fail(str(e))
+    _emit(as_json, {"merchantId": record.merchant_id, "keyId": record.key_id, "key": value})
+
+
+@keys_app.command("list")
+def keys_list(merchant_id: MerchantOpt, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    store = _store(_settings(home))
+    rows = [{"keyId": k.key_id, "enabled": k.enabled, "created_at": k.created_at, "disabled_at": k.disabled_at}
+            for k in store.list_api_keys(merchant_id)]
+    _emit(as_json, {"merchantId": merchant_id, "keys": rows}, None if as_json else "\n".join(
+        f"key {r['keyId']}: {'enabled' if r['enabled'] else 'disabled'}" for r in rows) or "no keys")
+
+
+def _set_key(merchant_id: int, key_id: int, enabled: bool, home: Path | None, as_json: bool, yes: bool = False) -> None:
+    from tessera.storage.base import Conflict
+
+    settings = _settings(home)
+    store = _store(settings)
+    keys = store.list_api_keys(merchant_id)
+    if not any(k.key_id == key_id for k in keys):
+        _fail(f"merchant {merchant_id} has no key {key_id}")
+    others_enabled = [k for k in keys if k.enabled and k.key_id != key_id]
+    if not enabled and not others_enabled and not yes:
+        _fail(f"key {key_id} is merchant {merchant_id}'s last enabled key: disabling it locks the merchant out. "
+              "Pass --yes to confirm.")
+    try:
+        record = store.set_api_key_enabled(merchant_id, key_id, enabled, _now(), max_enabled=settings.axept_max_enabled_keys)
+    except Conflict as e:
+        _fail(str(e))
+    _emit(as_json, {"merchantId": merchant_id, "keyId": key_id, "enabled": record.enabled})
+
+
+@keys_app.command("disable")
+def keys_disable(merchant_id: MerchantOpt, key_id: KeyIdOpt,
+                 yes: Annotated[bool, typer.Option("--yes", help="confirm disabling the last enabled key")] = False,
+                 home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Disable a (compromised) key: refused from the next request on."""
+    _set_key(merchant_id, key_id, False, home, as_json, yes)
+
+
+@keys_app.command("enable")
+def keys_enable(merchant_id: MerchantOpt, key_id: KeyIdOpt, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Enable a key again (at most three enabled per merchant)."""
+    _set_key(merchant_id, key_id, True, home, as_json)
+
+
+# --- server keys ----------------------------------------------------------------------------------
 @jwks_app.command("rotate")
 def jwks_rotate(
     use: Annotated[str, typer.Option("--use", help="sig or enc")] = "sig",

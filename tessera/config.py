@@ -74,6 +74,24 @@ class Settings(BaseSettings):
 
     # --- profiles -------------------------------------------------------------------------
     nexi_prefix: str = "/softpos"
+    axept_prefix: str = "/axept"
+    mobilepay_prefix: str = "/integrator-authentication"
+    b2binpay_prefix: str = "/b2binpay"
+    #: axept: the document's sample token lives 30 minutes (nbf → exp).
+    axept_token_ttl: int = Field(1800, ge=1)
+    axept_max_enabled_keys: int = Field(3, ge=1, le=100)
+    #: MobilePay: the document's response says expires_in 3700.
+    mobilepay_token_ttl: int = Field(3700, ge=1)
+    #: B2BINPAY: the document's example answer: access 15 min, refresh 6 h after meta.time.
+    b2binpay_access_ttl: int = Field(900, ge=1)
+    b2binpay_refresh_ttl: int = Field(21600, ge=1)
+
+    # --- brute-force protection -----------------------------------------------------------------
+    #: Failed logins per credential (and per client address) tolerated inside the window ...
+    login_max_failures: int = Field(5, ge=1)
+    login_failure_window: int = Field(60, ge=1)
+    #: ... before further attempts get 429 with Retry-After for this many seconds.
+    login_lockout: int = Field(60, ge=1)
     #: How long the server may trust its cached view of a client, certificate or key
     #: before it reads the database again. 0: revocation takes effect on the next request.
     revocation_cache_seconds: float = Field(0.0, ge=0, le=300)
@@ -92,7 +110,7 @@ class Settings(BaseSettings):
         # The environment overrides the file; the file arrives as init kwargs (see ``load``).
         return (env_settings, init_settings)
 
-    @field_validator("nexi_prefix")
+    @field_validator("nexi_prefix", "axept_prefix", "mobilepay_prefix", "b2binpay_prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:
         v = "/" + v.strip("/") if v.strip("/") else ""

@@ -113,3 +113,15 @@ class SecurityEvent:
     client_id: str | None
     detail: dict[str, Any] = field(default_factory=dict)
     created_at: int = 0
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An axept authentication key: its value is shown once and stored only as an HMAC."""
+
+    merchant_id: int
+    key_id: int
+    key_hash: str
+    enabled: bool
+    created_at: int
+    disabled_at: int | None = None

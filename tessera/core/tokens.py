@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tessera.core.context import Core
+from tessera.core.models import Artifact
+from tessera.storage.base import Conflict
 from tessera.errors import InvalidToken
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import sign_jwt, verify_own_jwt
@@ -31,13 +33,14 @@ def issue_access_token(
     subject: str | None = None,
     thumbprint: str | None = None,
     audience: str | None = None,
+    issuer: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> IssuedToken:
     """An ``at+jwt`` signed with the current signing key; ``cnf.x5t#S256`` when mTLS was used."""
     now = core.now()
     jti = secrets.token_urlsafe(16)
     claims: dict[str, Any] = {
-        "iss": core.config.issuer,
+        "iss": issuer or core.config.issuer,
         "sub": subject or client_id,
         "aud": audience or core.config.issuer,
         "client_id": client_id,
@@ -92,9 +95,6 @@ def verify_access_token(core: Core, token: str | None, *, thumbprint: str | None
 
 
 def revoke_token(core: Core, jti: str, client_id: str, expires_at: int) -> None:
-    from tessera.core.models import Artifact
-    from tessera.storage.base import Conflict
-
     try:
         core.store.put_artifact(Artifact(REVOKED_TOKEN, jti, client_id, {}, expires_at))
     except Conflict:

@@ -237,12 +237,15 @@ def decrypt_assertion(token: str, keys: ServerKeys, now: datetime) -> bytes:
 
 def _decrypt(parts: list[str], key: RSAKey) -> bytes:
     header_seg, ek_seg, iv_seg, ct_seg, tag_seg = parts
-    modulus_bytes = (rsa_bits(key) + 7) // 8
+    modulus = key.public_key.public_numbers().n
+    modulus_bytes = (modulus.bit_length() + 7) // 8
     ek, iv, ct, tag = _b64(ek_seg), _b64(iv_seg), _b64(ct_seg), _b64(tag_seg)
     malformed = False
     # Replace malformed pieces by dummies of the right size and still run the
-    # whole RSA + AES-GCM path, so they cost what a bad tag costs.
-    if ek is None or len(ek) != modulus_bytes:
+    # whole RSA + AES-GCM path, so they cost what a bad tag costs. An encrypted
+    # key of the wrong length or not below the modulus would otherwise be
+    # rejected by the RSA primitive before the modular exponentiation.
+    if ek is None or len(ek) != modulus_bytes or int.from_bytes(ek, "big") >= modulus:
         ek, malformed = bytes(modulus_bytes), True
     if iv is None or len(iv) != _IV_BYTES:
         iv, malformed = bytes(_IV_BYTES), True

@@ -145,4 +145,15 @@ security_events = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("merchant_id", BigInteger, ForeignKey("merchants.merchant_id"), primary_key=True),
+    Column("key_id", Integer, primary_key=True, autoincrement=False),
+    Column("key_hash", String(128), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("disabled_at", BigInteger, nullable=True),
+)
+
 Index("ix_artifacts_client", artifacts.c.client_id)

@@ -11,7 +11,7 @@ from starlette.routing import Route
 from tessera.config import Settings
 from tessera.core.context import Core
 from tessera.web.errors import NO_STORE
-from tessera.web.profiles import nexi
+from tessera.web.profiles import axept, b2binpay, mobilepay, nexi
 from tessera.web.runtime import Runtime
 
 
@@ -32,7 +32,7 @@ def create_app(settings: Settings, *, store=None, core: Core | None = None) -> S
         return JSONResponse({"error": "not_found", "error_description": f"no route for {request.url.path[:100]}"},
                             status_code=exc.status_code, headers=NO_STORE)
 
-    routes = [Route("/healthz", healthz), *nexi.routes(rt)]
+    routes = [Route("/healthz", healthz), *nexi.routes(rt), *axept.routes(rt), *mobilepay.routes(rt), *b2binpay.routes(rt)]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
     app.state.runtime = rt
     return app

@@ -19,6 +19,7 @@ from starlette.templating import Jinja2Templates
 
 from tessera.config import Settings
 from tessera.core.context import Core
+from tessera.core.ratelimit import MemoryFailureLimiter
 from tessera.errors import MethodNotAllowed, OAuthError
 from tessera.web.errors import NO_STORE, Renderer, as_oauth_error, oauth_error_response
 from tessera.web.mtls import MTLSConfig, MTLSExtractor, PeerCertificate
@@ -43,6 +44,23 @@ class Runtime:
     def __post_init__(self) -> None:
         s = self.settings
         self.extractor = MTLSExtractor(MTLSConfig(mode=s.mtls_mode, header=s.mtls_header, trusted_proxies=tuple(s.trusted_proxies)))
+        self.failures = MemoryFailureLimiter(max_failures=s.login_max_failures, window=s.login_failure_window, lockout=s.login_lockout)
+
+    def client_ip(self, request: Request) -> str:
+        """The caller's address: the peer, or (from a trusted proxy in proxy mode) its ``X-Real-IP``."""
+        peer = request.scope.get("client")
+        host = peer[0] if peer else "unknown"
+        if self.settings.mtls_mode == "proxy" and self.extractor.is_trusted_proxy(host):
+            forwarded = request.headers.get("x-real-ip")
+            if forwarded:
+                return forwarded.strip()[:64]
+        return host
+
+    def fail_login(self, *keys: str) -> None:
+        """Count a failed credential check against each key (credential, address)."""
+        for key in keys:
+            if self.failures.failed(key):
+                self.core.event("brute_force_lockout", None, key=key[:80])
 
     def peer(self, request: Request) -> PeerCertificate | None:
         return self.extractor(request.scope)

@@ -1,0 +1,27 @@
+"""axept authentication keys: per merchant, at most N enabled, stored only as an HMAC.
+
+``authenticate`` gives the same answer, after the same work, whichever of merchantId,
+keyId or key was wrong, and for a disabled key.
+"""
+
+from __future__ import annotations
+
+from tessera.core.context import Core
+from tessera.core.models import ApiKey
+from tessera.core.secrets import generate_secret, hash_secret, verify_secret
+from tessera.errors import InvalidClient
+
+
+def create_key(store, pepper: bytes, merchant_id: int, now: int, *, max_enabled: int) -> tuple[ApiKey, str]:
+    """A new key: (record, the value — shown to the caller once and never again)."""
+    value = generate_secret()
+    record = store.create_api_key(merchant_id, hash_secret(value, pepper), now, max_enabled=max_enabled)
+    return record, value
+
+
+def authenticate(core: Core, merchant_id: int, key_id: int, key: str) -> ApiKey:
+    record = core.store.get_api_key(merchant_id, key_id)
+    ok = verify_secret(key, record.key_hash if record else None, core.pepper)
+    if record is None or not ok or not record.enabled:
+        raise InvalidClient("the merchantId, keyId and key are not valid", reason="bad_api_key")
+    return record

@@ -1,0 +1,118 @@
+"""Refresh tokens with strict rotation and reuse detection (RFC 9700 §4.14.2).
+
+A refresh token is a JWT signed with the server's signing key (``typ: rt+jwt``) whose
+``jti`` names a single-use artefact in the store and whose ``fam`` names its *family*:
+every refresh token descended from one login. Because the token is signed, a token
+whose row is gone can still be recognised as ours and unexpired, which is what the
+B2BINPAY document asks: "a refresh token that is found to be invalid while not being
+expired must be rendered suspicious".
+
+Using a refresh token consumes it atomically. Presenting one that was already used (or
+is ours, unexpired, and unknown) revokes the whole family, including the token the
+last rotation issued, and records a security event. A profile may allow a *grace
+window*: a retry from the same client within ``grace`` seconds of the first use gets
+``RefreshRetry`` carrying the consumed artefact, so the caller can answer the same again.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from tessera.core.context import Core
+from tessera.core.models import Artifact
+from tessera.errors import InvalidGrant
+from tessera.jose.errors import JoseError
+from tessera.jose.jwt import sign_jwt, verify_own_jwt
+
+REFRESH_KIND = "refresh_token"
+FAMILY_KIND = "refresh_family"
+TYP = "rt+jwt"
+
+
+@dataclass(frozen=True)
+class RefreshGrant:
+    """What a used refresh token stood for."""
+
+    client_id: str
+    family: str
+    jti: str
+    subject: str
+    scope: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class IssuedRefresh:
+    token: str
+    jti: str
+    family: str
+    expires_at: int
+
+
+class RefreshRetry(Exception):
+    """A retry inside the grace window: answer what was answered to the first use."""
+
+    def __init__(self, artifact: Artifact):
+        super().__init__("refresh retry inside the grace window")
+        self.artifact = artifact
+
+
+def issue_refresh(core: Core, *, client_id: str, subject: str, scope: str, ttl: int, family: str | None = None,
+                  family_ttl: int | None = None, data: dict[str, Any] | None = None) -> IssuedRefresh:
+    """A new refresh token; a new family unless ``family`` continues one."""
+    now = core.now()
+    if family is None:
+        family = secrets.token_urlsafe(16)
+        core.store.put_artifact(Artifact(FAMILY_KIND, family, client_id, {"revoked": False},
+                                         now + max(ttl, family_ttl or ttl)))
+    jti = secrets.token_urlsafe(16)
+    exp = now + ttl
+    token = sign_jwt({"iss": core.config.issuer, "client_id": client_id, "jti": jti, "fam": family, "iat": now, "exp": exp},
+                     core.keys.get().signing_key, typ=TYP)
+    core.store.put_artifact(Artifact(REFRESH_KIND, jti, client_id,
+                                     {"fam": family, "sub": subject, "scope": scope, **(data or {})}, exp))
+    return IssuedRefresh(token, jti, family, exp)
+
+
+def use_refresh(core: Core, token: str | None, *, client_id: str | None, grace: int = 0) -> RefreshGrant:
+    """Consume ``token``; raise ``InvalidGrant`` (with a ``reason``) or ``RefreshRetry``."""
+    if not token:
+        raise InvalidGrant("refresh token is required", reason="refresh_missing")
+    now = core.now()
+    try:
+        claims = verify_own_jwt(token, core.keys.get(), typ=TYP, now=datetime.fromtimestamp(now, tz=timezone.utc))
+    except JoseError:
+        raise InvalidGrant("the refresh token is invalid", reason="refresh_invalid") from None
+    if claims.get("iss") != core.config.issuer or not isinstance(claims.get("exp"), int):
+        raise InvalidGrant("the refresh token is invalid", reason="refresh_invalid")
+    if claims["exp"] <= now:
+        raise InvalidGrant("the refresh token has expired", reason="refresh_expired")
+    jti, family, owner = str(claims.get("jti")), str(claims.get("fam")), claims.get("client_id")
+    if client_id is not None and owner != client_id:
+        revoke_family(core, family, owner, cause="refresh_foreign_client")
+        raise InvalidGrant("the refresh token was issued to another client", reason="refresh_foreign")
+    fam = core.store.get_artifact(FAMILY_KIND, family)
+    if fam is None or fam.data.get("revoked"):
+        raise InvalidGrant("the refresh token has been revoked", reason="refresh_family_revoked")
+    won = core.store.consume(REFRESH_KIND, jti, now)
+    if won is None:
+        seen = core.store.get_artifact(REFRESH_KIND, jti)
+        if (grace > 0 and seen is not None and seen.consumed_at is not None and now - seen.consumed_at <= grace
+                and seen.client_id == owner):
+            raise RefreshRetry(seen)
+        revoke_family(core, family, owner, cause="refresh_reused" if seen is not None else "refresh_unknown")
+        raise InvalidGrant("the refresh token has already been used", reason="refresh_reused")
+    return RefreshGrant(won.client_id, family, jti, won.data.get("sub", won.client_id), won.data.get("scope", ""), won.data)
+
+
+def revoke_family(core: Core, family: str, client_id: str | None, *, cause: str) -> None:
+    """Revoke every refresh token of ``family`` (the newest included) and record why."""
+    fam = core.store.get_artifact(FAMILY_KIND, family)
+    if fam is not None and fam.data.get("revoked"):
+        return
+    if fam is not None:
+        core.store.update_artifact_data(FAMILY_KIND, family, {**fam.data, "revoked": True, "cause": cause})
+    core.event("refresh_family_revoked", client_id, family=family[:12], cause=cause)

@@ -1,0 +1,90 @@
+"""Nested client assertions: a JWS signed with the developer certificate's key, encrypted
+into a compact JWE for the platform's ``enc`` key (RFC 7519 §5.2 and §11.2).
+
+The inner JWS header is ``{"alg": "RS256" | "ES256", "typ": "JWT", "x5t#S256": ...}``;
+the outer JWE header ``{"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": ..., "cty": "JWT"}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc import jwe, jws
+from joserfc.jwk import ECKey, RSAKey
+
+__all__ = ["build_nested_assertion", "x5t_s256", "signing_alg"]
+
+_JWE_ALGS = ("RSA-OAEP-256", "RSA-OAEP")
+_JWE_ENCS = ("A256GCM", "A128GCM")
+_MIN_RSA_BITS = 2048
+
+
+def x5t_s256(certificate_pem: bytes) -> str:
+    """``x5t#S256``: base64url SHA-256 of the certificate's DER, unpadded (RFC 7515 §4.1.8)."""
+    cert = x509.load_pem_x509_certificate(certificate_pem)
+    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def signing_alg(private_key: Any) -> str:
+    """RS256 for an RSA key (>= 2048 bits), ES256 for an EC P-256 key."""
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        if private_key.key_size < _MIN_RSA_BITS:
+            raise ValueError("the signing key is an RSA key under 2048 bits")
+        return "RS256"
+    if isinstance(private_key, ec.EllipticCurvePrivateKey) and isinstance(private_key.curve, ec.SECP256R1):
+        return "ES256"
+    raise ValueError("the signing key must be RSA (2048+ bits) or EC P-256")
+
+
+def build_nested_assertion(claims: dict[str, Any], *, signing_key_pem: bytes, certificate_pem: bytes | None,
+                           encryption_jwk: dict[str, Any], alg: str = "RSA-OAEP-256", enc: str = "A256GCM") -> str:
+    """Sign ``claims`` with ``signing_key_pem`` (unencrypted PEM) and encrypt the JWS to
+    ``encryption_jwk`` (a public RSA JWK with a ``kid``). With ``certificate_pem``, the JWS
+    header names the certificate by ``x5t#S256``; the certificate must hold the signing
+    key's public half. Returns the compact JWE."""
+    if alg not in _JWE_ALGS:
+        raise ValueError(f"alg must be one of {', '.join(_JWE_ALGS)}")
+    if enc not in _JWE_ENCS:
+        raise ValueError(f"enc must be one of {', '.join(_JWE_ENCS)}")
+    private_key = serialization.load_pem_private_key(signing_key_pem, password=None)
+    sig_alg = signing_alg(private_key)
+    header: dict[str, Any] = {"alg": sig_alg, "typ": "JWT"}
+    if certificate_pem is not None:
+        cert = x509.load_pem_x509_certificate(certificate_pem)
+        if cert.public_key().public_numbers() != private_key.public_key().public_numbers():
+            raise ValueError("the certificate does not match the signing key")
+        header["x5t#S256"] = x5t_s256(certificate_pem)
+    signer = RSAKey.import_key(private_key) if sig_alg == "RS256" else ECKey.import_key(private_key)
+    payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    signed = jws.serialize_compact(header, payload, signer, algorithms=[sig_alg])
+
+    recipient = _encryption_key(encryption_jwk)
+    protected = {"alg": alg, "enc": enc, "kid": encryption_jwk["kid"], "cty": "JWT"}
+    return jwe.encrypt_compact(protected, signed.encode("ascii"), recipient, algorithms=[alg, enc])
+
+
+def _encryption_key(jwk: dict[str, Any]) -> RSAKey:
+    if not isinstance(jwk, dict) or jwk.get("kty") != "RSA":
+        raise ValueError("the encryption key must be an RSA JWK")
+    if not isinstance(jwk.get("kid"), str) or not jwk["kid"]:
+        raise ValueError("the encryption key has no kid")
+    if jwk.get("use", "enc") != "enc":
+        raise ValueError("the encryption key is not an enc key")
+    public = {k: jwk[k] for k in ("kty", "n", "e", "kid") if k in jwk}  # never private members
+    key = RSAKey.import_key(public)
+    if key.as_dict()["n"] and _bits(key) < _MIN_RSA_BITS:
+        raise ValueError("the encryption key is an RSA key under 2048 bits")
+    return key
+
+
+def _bits(key: RSAKey) -> int:
+    n = key.as_dict()["n"]
+    raw = base64.urlsafe_b64decode(n + "=" * (-len(n) % 4))
+    return int.from_bytes(raw, "big").bit_length()

@@ -1,0 +1,81 @@
+"""The ``axept`` profile: axept Cloud Connect authentication, as documented.
+
+``POST {prefix}/v1/authenticate`` with JSON ``{"merchantId": int, "keyId": int, "key": str}``
+→ ``200 {"token": <JWT>, "expiresAt": "<UTC ISO-8601>Z"}``. A syntax error is 400; a wrong
+or disabled merchantId/keyId/key is 401, and neither answer says which field was wrong.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tessera.core import apikeys, tokens
+from tessera.core.clock import iso_z
+from tessera.core.ratelimit import guard
+from tessera.errors import InvalidClient, InvalidRequest, OAuthError, SlowDown
+from tessera.web.errors import NO_STORE
+from tessera.web.forms import read_json
+from tessera.web.runtime import Runtime, endpoint, only
+
+PROFILE = "axept"
+TITLES = {400: "Bad Request", 401: "Unauthorized", 405: "Method Not Allowed", 413: "Payload Too Large",
+          429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+UNAUTHORIZED = "The supplied merchantId, keyId and key were not valid."
+
+
+def render(err: OAuthError) -> Response:
+    status = err.status if err.status != 415 else 400
+    message = UNAUTHORIZED if status == 401 else (err.description or TITLES.get(status, "Error"))
+    headers = {**NO_STORE, **err.headers}
+    return JSONResponse({"status": status, "error": TITLES.get(status, "Error"), "message": message},
+                        status_code=status, headers=headers)
+
+
+def _int_field(body: dict, name: str) -> int:
+    value = body.get(name)
+    if name not in body:
+        raise InvalidRequest(f"{name} is required", reason="field_missing")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidRequest(f"{name} must be an integer", reason="field_type")
+    if not 0 < value < 2**63:
+        raise InvalidRequest(f"{name} is out of range", reason="field_range")
+    return value
+
+
+def routes(rt: Runtime) -> list[Route]:
+    p = rt.settings.axept_prefix
+
+    @endpoint(rt, PROFILE, render=render)
+    async def authenticate(request: Request) -> Response:
+        only(request, "POST")
+        body = await read_json(request, rt.settings.max_body_bytes)
+        if not isinstance(body, dict):
+            raise InvalidRequest("the body must be a JSON object", reason="json_not_object")
+        merchant_id = _int_field(body, "merchantId")
+        key_id = _int_field(body, "keyId")
+        key = body.get("key")
+        if "key" not in body:
+            raise InvalidRequest("key is required", reason="field_missing")
+        if not isinstance(key, str) or not key or len(key) > 512:
+            raise InvalidRequest("key must be a non-empty string", reason="field_type")
+
+        cred_key, addr_key = f"axept:{merchant_id}:{key_id}", f"addr:{rt.client_ip(request)}"
+        wait = guard(rt.failures, cred_key, addr_key)
+        if wait:
+            raise SlowDown(wait, reason="login_locked")
+        try:
+            record = apikeys.authenticate(rt.core, merchant_id, key_id, key)
+        except InvalidClient:
+            rt.fail_login(cred_key, addr_key)
+            raise
+        rt.failures.succeeded(cred_key)
+        issued = tokens.issue_access_token(
+            rt.core, client_id=f"axept-merchant-{merchant_id}", subject=str(merchant_id), ttl=rt.settings.axept_token_ttl,
+            extra={"merchantId": record.merchant_id, "keyId": record.key_id, "unique_name": str(record.merchant_id)},
+        )
+        rt.issued(PROFILE)
+        return JSONResponse({"token": issued.token, "expiresAt": iso_z(issued.claims["exp"])}, headers=NO_STORE)
+
+    return [Route(f"{p}/v1/authenticate", authenticate, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])]

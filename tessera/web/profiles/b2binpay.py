@@ -1,0 +1,144 @@
+"""The ``b2binpay`` profile: B2BINPAY API v2 authentication, as documented.
+
+- ``POST {prefix}/token/`` JSON:API ``{"data":{"type":"auth-token","attributes":{"login","password"}}}``
+  → ``data.attributes{access, refresh, access_expired_at, refresh_expired_at, is_2fa_confirmed}`` and
+  ``meta{time, sign}`` with ``sign = hex(HMAC-SHA256(SHA-256(login + password), meta.time + refresh))``.
+- ``POST {prefix}/token/refresh/`` ``{"data":{"type":"auth-token","attributes":{"refresh"}}}`` → the same
+  body without ``meta``. Rotation is strict: a used refresh token is dead, and presenting a used or
+  unknown token that has not expired revokes the whole family (security event recorded).
+- Errors are JSON:API ``errors[]``: 400 code 2006 (bad login), 401 code 2007 (bad refresh),
+  429 ``throttled`` with ``Retry-After``. Both paths also answer without the trailing slash.
+
+A login/password pair is a tessera client's id and secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tessera.core import refresh, tokens
+from tessera.core.clients import ClientCredentials, authenticate_secret
+from tessera.core.clock import iso_z
+from tessera.core.ratelimit import guard
+from tessera.errors import InvalidClient, InvalidGrant, InvalidRequest, OAuthError, SlowDown
+from tessera.web.errors import NO_STORE
+from tessera.web.forms import read_json
+from tessera.web.runtime import Runtime, endpoint, only
+
+PROFILE = "b2binpay"
+MEDIA = "application/vnd.api+json"
+BAD_LOGIN = "No active account found with the given credentials"
+
+
+def sign(login: str, password: str, time_str: str, refresh_token: str) -> str:
+    """The document's response signature: HMAC-SHA256 keyed by SHA-256(login + password)."""
+    key = hashlib.sha256((login + password).encode("utf-8")).digest()
+    return hmac.new(key, (time_str + refresh_token).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def render(err: OAuthError) -> Response:
+    if isinstance(err, SlowDown):
+        status, code, detail = 429, "throttled", f"Request was throttled. Expected available in {err.retry_after} seconds."
+    elif isinstance(err, InvalidClient):
+        status, code, detail = 400, "2006", BAD_LOGIN
+    elif isinstance(err, InvalidGrant):
+        status, code, detail = 401, "2007", BAD_LOGIN
+    elif err.status >= 500:
+        status, code, detail = err.status, err.error, err.description or "Internal server error"
+    else:
+        status, code, detail = err.status if err.status != 415 else 400, "invalid", err.description or "Bad request"
+    body = {"errors": [{"status": str(status), "code": code, "detail": detail}]}
+    return JSONResponse(body, status_code=status, headers={**NO_STORE, **err.headers}, media_type=MEDIA)
+
+
+def _attributes(body: Any, names: tuple[str, ...]) -> dict[str, str]:
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict) or data.get("type") != "auth-token":
+        raise InvalidRequest('the body must be {"data": {"type": "auth-token", "attributes": {...}}}', reason="jsonapi_shape")
+    attrs = data.get("attributes")
+    if not isinstance(attrs, dict):
+        raise InvalidRequest("data.attributes is required", reason="jsonapi_shape")
+    out = {}
+    for name in names:
+        value = attrs.get(name)
+        if not isinstance(value, str) or not value or len(value) > 4096:
+            raise InvalidRequest(f"data.attributes.{name} is required (a string)", reason="jsonapi_field")
+        out[name] = value
+    return out
+
+
+def routes(rt: Runtime) -> list[Route]:
+    p = rt.settings.b2binpay_prefix
+    s = rt.settings
+
+    def pair(client_id: str, family: str | None, now: float) -> tuple[dict[str, Any], str]:
+        access = tokens.issue_access_token(rt.core, client_id=client_id, ttl=s.b2binpay_access_ttl)
+        rt_ = refresh.issue_refresh(rt.core, client_id=client_id, subject=client_id, scope="", ttl=s.b2binpay_refresh_ttl,
+                                    family=family)
+        data = {"type": "auth-token", "id": "0", "attributes": {
+            "refresh": rt_.token, "access": access.token,
+            "access_expired_at": iso_z(now + s.b2binpay_access_ttl, micros=True),
+            "refresh_expired_at": iso_z(now + s.b2binpay_refresh_ttl, micros=True),
+            "is_2fa_confirmed": False,
+        }}
+        return data, rt_.token
+
+    @endpoint(rt, PROFILE, render=render)
+    async def login(request: Request) -> Response:
+        only(request, "POST")
+        received = time.time()
+        body = await read_json(request, s.max_body_bytes, media=(MEDIA,))
+        attrs = _attributes(body, ("login", "password"))
+        cred_key, addr_key = f"b2b:{attrs['login'][:200]}", f"addr:{rt.client_ip(request)}"
+        wait = guard(rt.failures, cred_key, addr_key)
+        if wait:
+            raise SlowDown(wait, reason="login_locked")
+        try:
+            client = authenticate_secret(rt.core, ClientCredentials(attrs["login"], attrs["password"], "client_secret_post"))
+        except InvalidClient:
+            rt.fail_login(cred_key, addr_key)
+            raise
+        rt.failures.succeeded(cred_key)
+        data, refresh_token = pair(client.client_id, None, received)
+        time_str = iso_z(received, micros=True)
+        rt.issued(PROFILE)
+        return JSONResponse({"data": data, "meta": {"time": time_str, "sign": sign(attrs["login"], attrs["password"], time_str, refresh_token)}},
+                            headers=NO_STORE, media_type=MEDIA)
+
+    @endpoint(rt, PROFILE, render=render)
+    async def refresh_token(request: Request) -> Response:
+        only(request, "POST")
+        received = time.time()
+        body = await read_json(request, s.max_body_bytes, media=(MEDIA,))
+        attrs = _attributes(body, ("refresh",))
+        addr_key = f"addr:{rt.client_ip(request)}"
+        wait = guard(rt.failures, addr_key)
+        if wait:
+            raise SlowDown(wait, reason="refresh_locked")
+        try:
+            grant = refresh.use_refresh(rt.core, attrs["refresh"], client_id=None)
+        except InvalidGrant:
+            rt.fail_login(addr_key)
+            raise
+        client = rt.core.client(grant.client_id)
+        if client is None or not client.active:
+            refresh.revoke_family(rt.core, grant.family, grant.client_id, cause="client_revoked")
+            raise InvalidGrant("the client is no longer active", reason="client_revoked")
+        data, _ = pair(client.client_id, grant.family, received)
+        rt.issued(PROFILE)
+        return JSONResponse({"data": data}, headers=NO_STORE, media_type=MEDIA)
+
+    m = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    return [
+        Route(f"{p}/token/", login, methods=m),
+        Route(f"{p}/token", login, methods=m),
+        Route(f"{p}/token/refresh/", refresh_token, methods=m),
+        Route(f"{p}/token/refresh", refresh_token, methods=m),
+    ]
