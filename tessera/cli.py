@@ -30,8 +30,8 @@ app.add_typer(jwks_app, name="jwks")
 app.add_typer(enrollments_app, name="enrollments")
 app.add_typer(keys_app, name="keys")
 
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 HomeOpt = Annotated[Optional[Path], typer.Option("--home", help="tessera home (default $TESSERA_HOME, else ./.tessera)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]

@@ -1,0 +1,163 @@
+"""``tessera demo``: every profile's flow, end to end, against a running server.
+
+The demo registers its own actors in the home's database (an app, a developer
+certificate signed by the home's CA, a merchant with terminals, a user, an axept key),
+then drives each flow over the wire exactly as an integrator would, printing each step:
+
+    nexi-softpos  CSR → certificate → token → JWKS → PAR → authorize → code → token
+    axept         key → authenticate
+    mobilepay     grant → token with merchant_vat
+    b2binpay      login (meta.sign checked) → refresh rotation
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from tessera.config import Settings
+from tessera.core.apikeys import create_key
+from tessera.core.models import CertificateRecord, Client, Merchant, MerchantUser, Terminal
+from tessera.core.secrets import generate_client_id, generate_secret, hash_password, hash_secret
+from tessera.home import load_ca, open_store
+from tessera.sdk.csr import make_csr
+from tessera.sdk.nexi import NexiSoftPOSClient
+from tessera.sdk.pkce import make_pkce
+
+REDIRECT_URI = "https://demo.tessera.invalid/callback"
+
+
+def _short(token: str) -> str:
+    return token[:24] + "…" if len(token) > 24 else token
+
+
+def run_demo(settings: Settings, url: str, *, say: Callable[[str], Any] = print) -> dict[str, Any]:
+    url = url.rstrip("/")
+    store = open_store(settings)
+    now = int(time.time())
+    pepper = settings.pepper_bytes()
+    verify = str(settings.ca_cert_path)
+    result: dict[str, Any] = {"url": url}
+    try:
+        # --- actors, registered locally (a platform operator would use the CLI) ----------------
+        secret = generate_secret()
+        client = Client(client_id=generate_client_id(), name="tessera demo app", secret_hash=hash_secret(secret, pepper),
+                        redirect_uris=(REDIRECT_URI,), grant_types=("client_credentials", "authorization_code"), created_at=now)
+        store.create_client(client)
+        mid = secrets.randbelow(9 * 10**8) + 10**8
+        pos, softpos_tid, mpos_tid = f"POS-{mid}", f"SP{mid}", f"MP{mid}"
+        username, password = f"owner-{mid}@demo-shop.example", secrets.token_urlsafe(12)
+        vat = f"DK{mid % 10**8:08d}"
+        store.create_merchant(Merchant(mid, "Demo Shop", vat, now))
+        store.add_terminal(Terminal(softpos_tid, mid, pos, "softpos"))
+        store.add_terminal(Terminal(mpos_tid, mid, pos, "mpos"))
+        store.add_user(MerchantUser(username, mid, hash_password(password)))
+        store.grant(mid, client.client_id, now)
+        say(f"[bold]setup[/]  app {client.client_id}, merchant {mid} (VAT {vat}), POS {pos}, TIDs {softpos_tid}/{mpos_tid}")
+
+        with tempfile.TemporaryDirectory(prefix="tessera-demo-") as tmp:
+            result["nexi-softpos"] = _nexi(settings, store, url, verify, client, secret, pos, [softpos_tid, mpos_tid],
+                                           username, password, Path(tmp), say)
+        result["axept"] = _axept(settings, store, url, verify, mid, say)
+        result["mobilepay"] = _mobilepay(url, verify, client.client_id, secret, vat, say)
+        result["b2binpay"] = _b2binpay(url, verify, client.client_id, secret, say)
+        say("[bold green]all flows completed[/]")
+        result["ok"] = True
+        return result
+    finally:
+        store.close()
+
+
+def _nexi(settings, store, url, verify, client, secret, pos, tids, username, password, tmp: Path, say) -> dict[str, Any]:
+    say("[bold]nexi-softpos[/]")
+    csr_pem, key_pem = make_csr("NOMEAPP")
+    say("  1. CSR        RSA 2048, /CN=NOMEAPP/O=NEXI/OU=API Security - STAGING/L=Milano/C=IT, EKU clientAuth")
+    issued = load_ca(settings).sign_csr(csr_pem, validity_days=settings.cert_validity_days)
+    store.add_certificate(CertificateRecord(
+        serial=issued.serial, client_id=client.client_id, thumbprint=issued.thumbprint, subject=issued.subject,
+        not_before=int(issued.not_before.timestamp()), not_after=int(issued.not_after.timestamp()),
+        pem=issued.pem.decode(), created_at=int(time.time())))
+    cert, key = tmp / "NOMEAPP.pem", tmp / "NOMEAPP.key"
+    cert.write_bytes(issued.pem)
+    key.write_bytes(key_pem)
+    key.chmod(0o600)
+    say(f"  2. certificate serial {issued.serial[:16]}…, x5t#S256 {issued.thumbprint}")
+    with NexiSoftPOSClient(url, client.client_id, secret, cert, key, verify=verify, audience=settings.issuer,
+                           prefix=settings.nexi_prefix) as nexi:
+        token = nexi.token()
+        say(f"  3. token       {_short(token)} (mTLS, expires_in 3600, bound to the certificate)")
+        jwks = nexi.jwks()
+        say(f"  4. JWKS        {len(jwks['keys'])} encryption key(s), first kid {jwks['keys'][0]['kid']}")
+        assertion = nexi.client_assertion(point_of_sale=pos, terminal_ids=tids, username_merchant=username)
+        verifier, challenge = make_pkce()
+        state = secrets.token_urlsafe(8)
+        pushed = nexi.par(scope="openid oidc email", redirect_uri=REDIRECT_URI, client_assertion=assertion,
+                          state=state, code_challenge=challenge)
+        say(f"  5. PAR         201 request_uri {pushed['request_uri']} expires_in {pushed['expires_in']}")
+        authorize_url = nexi.authorize_url(pushed["request_uri"])
+        with httpx.Client(verify=verify, timeout=10) as browser:
+            page = browser.get(authorize_url)
+            page.raise_for_status()
+            say(f"  6. authorize   login page {page.status_code} for {username}")
+            login = browser.post(authorize_url.split("?")[0], data={
+                "client_id": client.client_id, "request_uri": pushed["request_uri"], "username": username, "password": password})
+        if login.status_code != 303:
+            raise RuntimeError(f"login answered {login.status_code}, expected 303")
+        query = parse_qs(urlsplit(login.headers["location"]).query)
+        code = query["code"][0]
+        if query.get("state", [None])[0] != state:
+            raise RuntimeError("state did not round-trip")
+        say(f"  7. code        {_short(code)} (state round-tripped, iss {query.get('iss', ['?'])[0]})")
+        tokens = nexi.exchange_code(code=code, redirect_uri=REDIRECT_URI, code_verifier=verifier)
+        say(f"  8. token       access {_short(tokens['access_token'])}, id_token {'yes' if 'id_token' in tokens else 'no'}")
+    return {"request_uri": pushed["request_uri"], "id_token": "id_token" in tokens, "terminal_ids": tids}
+
+
+def _axept(settings, store, url, verify, mid, say) -> dict[str, Any]:
+    say("[bold]axept[/]")
+    record, value = create_key(store, settings.pepper_bytes(), mid, int(time.time()), max_enabled=settings.axept_max_enabled_keys)
+    say(f"  1. key         merchant {mid}, keyId {record.key_id} (value shown once, stored as HMAC)")
+    r = httpx.post(f"{url}{settings.axept_prefix}/v1/authenticate", json={"merchantId": mid, "keyId": record.key_id, "key": value},
+                   verify=verify, timeout=10)
+    r.raise_for_status()
+    body = r.json()
+    say(f"  2. authenticate 200 token {_short(body['token'])} expiresAt {body['expiresAt']}")
+    return {"expiresAt": body["expiresAt"]}
+
+
+def _mobilepay(url, verify, client_id, secret, vat, say) -> dict[str, Any]:
+    say("[bold]mobilepay[/]")
+    r = httpx.post(f"{url}/integrator-authentication/connect/token", auth=(client_id, secret),
+                   data={"grant_type": "client_credentials", "merchant_vat": vat}, verify=verify, timeout=10)
+    r.raise_for_status()
+    body = r.json()
+    say(f"  1. token       {_short(body['access_token'])} expires_in {body['expires_in']} scope {body['scope']} (merchant_vat {vat})")
+    return {"expires_in": body["expires_in"], "scope": body["scope"]}
+
+
+def _b2binpay(url, verify, login, password, say) -> dict[str, Any]:
+    say("[bold]b2binpay[/]")
+    headers = {"Content-Type": "application/vnd.api+json"}
+    body = {"data": {"type": "auth-token", "attributes": {"login": login, "password": password}}}
+    r = httpx.post(f"{url}/b2binpay/token/", json=body, headers=headers, verify=verify, timeout=10)
+    r.raise_for_status()
+    doc = r.json()
+    attrs, meta = doc["data"]["attributes"], doc["meta"]
+    key = hashlib.sha256((login + password).encode()).digest()
+    expected = hmac.new(key, (meta["time"] + attrs["refresh"]).encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, meta["sign"]):
+        raise RuntimeError("meta.sign did not verify")
+    say(f"  1. login       access until {attrs['access_expired_at']}, refresh until {attrs['refresh_expired_at']}, meta.sign verified")
+    r = httpx.post(f"{url}/b2binpay/token/refresh/", json={"data": {"type": "auth-token", "attributes": {"refresh": attrs["refresh"]}}},
+                   headers=headers, verify=verify, timeout=10)
+    r.raise_for_status()
+    say("  2. refresh     rotated: the previous refresh token is now dead")
+    return {"rotated": True}
