@@ -18,7 +18,8 @@ from starlette.routing import Route
 from tessera.core import assertions, authorize, enrollment, grants, par
 from tessera.core.clients import authenticate_secret, bound_certificate
 from tessera.core.tokens import verify_access_token
-from tessera.errors import InvalidClient, InvalidRequest, InvalidToken, OAuthError, UnsupportedGrantType
+from tessera.errors import InvalidClient, InvalidRequest, InvalidToken, OAuthError, PayloadTooLarge, UnsupportedGrantType
+from tessera.jose.nested import MAX_TOKEN_BYTES
 from tessera.web.forms import bearer_token, client_credentials, read_form
 from tessera.web.runtime import Runtime, endpoint, no_store_json, only
 
@@ -65,6 +66,8 @@ def routes(rt: Runtime) -> list[Route]:
         for name in PAR_FIELDS:
             if not form.get(name):
                 raise InvalidRequest(f"{name} is required", reason=f"{name}_missing")
+        if len(form["client_assertion"]) > MAX_TOKEN_BYTES:  # security checklist #13: 413, before parsing
+            raise PayloadTooLarge(f"client_assertion over {MAX_TOKEN_BYTES} bytes", reason="assertion_too_large")
         claims = verify_access_token(core, token, thumbprint=peer.thumbprint)
         if claims.get("client_id") != form["client_id"]:
             raise InvalidToken("the access token was issued to another client", reason="token_client_mismatch")
