@@ -32,6 +32,7 @@ command -v pgrep >/dev/null || need+=(procps)
 have_pg_server || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
+command -v certutil >/dev/null || need+=(libnss3-tools)
 
 installed_pg=false
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,0 +1,222 @@
+"""A real ``tessera serve`` process on loopback, with helpers to set up clients,
+certificates (made by the ``openssl`` CLI, as the provider document does) and merchants.
+
+The admin helpers write straight into the server's database through the Store, which is
+fast; tests of the CLI itself go through ``cli()``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tessera.config import Settings
+from tessera.core.models import Merchant, MerchantUser, Terminal
+from tessera.core.secrets import hash_password
+from tessera.home import init_home, open_store
+
+REPO = Path(__file__).resolve().parents[2]
+NEXI_SUBJECT = "/CN=NOMEAPP/O=NEXI/OU=API Security - STAGING/L=Milano/C=IT/"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_csr(directory: Path, name: str = "NOMEAPP", *, key_type: str = "rsa", subject: str = NEXI_SUBJECT) -> tuple[Path, Path]:
+    """The CSR exactly as the Nexi document's ``openssl req`` command makes it (or EC P-256)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    newkey = ["-newkey", "rsa:2048"] if key_type == "rsa" else ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+    openssl("req", "-nodes", *newkey, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject,
+            "-addext", "extendedKeyUsage=clientAuth", cwd=directory)
+    return directory / f"{name}.csr", directory / f"{name}.key"
+
+
+@dataclass
+class AppIdentity:
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    cert: Path | None = None
+    key: Path | None = None
+    serial: str | None = None
+    thumbprint: str | None = None
+
+
+@dataclass
+class MerchantSetup:
+    merchant_id: int
+    pos: str
+    softpos_tid: str
+    mpos_tid: str
+    username: str
+    password: str
+
+
+@dataclass
+class LiveServer:
+    workdir: Path
+    database_url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    proc: subprocess.Popen | None = None
+
+    def __post_init__(self) -> None:
+        self.home = self.workdir / "home"
+        self.port = self.port or free_port()
+        self._env = {**os.environ, **self.env}
+        if self.database_url:
+            self._env["TESSERA_DATABASE_URL"] = self.database_url
+        self._env.pop("TESSERA_HOME", None)
+
+    # --- lifecycle --------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        scheme = "http" if self._env.get("TESSERA_MTLS_MODE") == "proxy" or self._env.get("TESSERA_PLAIN_HTTP") else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def ca(self) -> Path:
+        return self.home / "ca.pem"
+
+    @property
+    def settings(self) -> Settings:
+        old = {k: os.environ.get(k) for k in ("TESSERA_DATABASE_URL",)}
+        try:
+            if self.database_url:
+                os.environ["TESSERA_DATABASE_URL"] = self.database_url
+            return Settings.load(self.home)
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    def init(self) -> None:
+        old = os.environ.get("TESSERA_DATABASE_URL")
+        try:
+            if self.database_url:
+                os.environ["TESSERA_DATABASE_URL"] = self.database_url
+            init_home(self.home, hostname="localhost", port=self.port, issuer=f"https://localhost:{self.port}", now=int(time.time()))
+        finally:
+            if old is None:
+                os.environ.pop("TESSERA_DATABASE_URL", None)
+            else:
+                os.environ["TESSERA_DATABASE_URL"] = old
+        self.store = open_store(self.settings)
+
+    def start(self, timeout: float = 30) -> "LiveServer":
+        if not (self.home / "tessera.toml").exists():
+            self.init()
+        log = open(self.workdir / "server.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tessera.cli", "--home", str(self.home), "serve", "--port", str(self.port)],
+            env=self._env, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tessera serve exited early:\n{self.log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"tessera serve did not start:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if getattr(self, "store", None) is not None:
+            self.store.close()
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join((self.workdir / "server.log").read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def ssl_context(self, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        if cert:
+            ctx.load_cert_chain(str(cert), str(key))
+        return ctx
+
+    # --- CLI -------------------------------------------------------------------------------------
+    def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run([sys.executable, "-m", "tessera.cli", "--home", str(self.home), *args],
+                              env=self._env, input=input, capture_output=True, text=True, cwd=self.workdir)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"tessera {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def cli_json(self, *args: str, input: str | None = None) -> dict[str, Any]:
+        return json.loads(self.cli(*args, "--json", input=input).stdout)
+
+    # --- fast admin helpers (through the Store) ---------------------------------------------------
+    def new_app(self, *, redirect_uri: str = "https://app.example.test/callback", with_cert: bool = True,
+                key_type: str = "rsa") -> AppIdentity:
+        from tessera.core.models import Client
+        from tessera.core.secrets import generate_client_id, generate_secret, hash_secret
+
+        secret = generate_secret()
+        client = Client(client_id=generate_client_id(), name="Test App", secret_hash=hash_secret(secret, self.settings.pepper_bytes()),
+                        redirect_uris=(redirect_uri,), grant_types=("client_credentials", "authorization_code"),
+                        created_at=int(time.time()))
+        self.store.create_client(client)
+        app = AppIdentity(client.client_id, secret, redirect_uri)
+        if with_cert:
+            self.add_cert(app, key_type=key_type)
+        return app
+
+    def add_cert(self, app: AppIdentity, *, key_type: str = "rsa", validity_days: int = 30) -> AppIdentity:
+        """openssl makes the key and CSR; the home's CA signs it (as ``tessera certs sign`` does)."""
+        from tessera.core.models import CertificateRecord
+        from tessera.home import load_ca
+
+        d = self.workdir / "apps" / app.client_id / secrets.token_hex(4)
+        csr, key = make_csr(d, key_type=key_type)
+        issued = load_ca(self.settings).sign_csr(csr.read_bytes(), validity_days=validity_days)
+        self.store.add_certificate(CertificateRecord(
+            serial=issued.serial, client_id=app.client_id, thumbprint=issued.thumbprint, subject=issued.subject,
+            not_before=int(issued.not_before.timestamp()), not_after=int(issued.not_after.timestamp()),
+            pem=issued.pem.decode(), created_at=int(time.time()),
+        ))
+        cert = d / "NOMEAPP.pem"
+        cert.write_bytes(issued.pem)
+        app.cert, app.key, app.serial, app.thumbprint = cert, key, issued.serial, issued.thumbprint
+        return app
+
+    def new_merchant(self, app: AppIdentity | None = None, *, grant: bool = True) -> MerchantSetup:
+        mid = secrets.randbelow(10**9) + 1
+        pos = f"POS{mid}"
+        setup = MerchantSetup(mid, pos, f"S{mid}", f"M{mid}", f"merchant{mid}@shop.example", "correct horse battery")
+        self.store.create_merchant(Merchant(mid, f"Shop {mid}", None, int(time.time())))
+        self.store.add_terminal(Terminal(setup.softpos_tid, mid, pos, "softpos"))
+        self.store.add_terminal(Terminal(setup.mpos_tid, mid, pos, "mpos"))
+        self.store.add_user(MerchantUser(setup.username, mid, hash_password(setup.password)))
+        if app is not None and grant:
+            self.store.grant(mid, app.client_id, int(time.time()))
+        return setup
