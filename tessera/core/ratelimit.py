@@ -9,6 +9,7 @@ several instances a shared limiter (Redis) keeps the same contract.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Callable, Protocol
@@ -38,7 +39,7 @@ class MemoryFailureLimiter:
         if st is None:
             return None
         left = st[2] - self.clock()
-        return int(left) + 1 if left > 0 else None
+        return math.ceil(left) if left > 0 else None
 
     def failed(self, key: str) -> int | None:
         now = self.clock()
