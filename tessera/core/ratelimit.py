@@ -63,11 +63,16 @@ class MemoryFailureLimiter:
                 del self._state[key]
 
     def _evict(self, now: float) -> None:
+        """Make room: stale counters first, then the oldest counters; an active lock goes
+        last (dropping it would lift it), and then the one that ends soonest."""
         stale = [k for k, st in self._state.items() if now - st[0] > self.window and st[2] <= now]
         for k in stale:
             del self._state[k]
-        if len(self._state) >= self.max_keys:
-            self._state.clear()
+        excess = len(self._state) - max(0, int(self.max_keys * 0.9))
+        if excess > 0 and len(self._state) >= self.max_keys:
+            order = sorted(self._state, key=lambda k: (self._state[k][2] > now, self._state[k][2], self._state[k][0]))
+            for k in order[:excess]:
+                del self._state[k]
 
 
 def guard(limiter: FailureLimiter, *keys: str) -> int | None:
