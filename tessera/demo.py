@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import ssl
 import tempfile
 import time
 from pathlib import Path
@@ -44,7 +45,7 @@ def run_demo(settings: Settings, url: str, *, say: Callable[[str], Any] = print)
     store = open_store(settings)
     now = int(time.time())
     pepper = settings.pepper_bytes()
-    verify = str(settings.ca_cert_path)
+    verify = ssl.create_default_context(cafile=str(settings.ca_cert_path))
     result: dict[str, Any] = {"url": url}
     try:
         # --- actors, registered locally (a platform operator would use the CLI) ----------------
