@@ -12,6 +12,7 @@ import base64
 import os
 import secrets
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -98,6 +99,16 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024)
     log_level: str = "info"
 
+    # --- native OAuth 2.0 surface (/oauth2/*, issue 4) -------------------------------------
+    #: Lifetime of the refresh tokens the native token endpoint issues (rotated on every use).
+    refresh_token_ttl: int = Field(14 * 24 * 3600, ge=60)
+    #: A retry of a refresh request inside this many seconds of the first use gets the same
+    #: answer again instead of revoking the family. 0: strict rotation.
+    refresh_grace_seconds: int = Field(0, ge=0, le=300)
+    #: The scope values advertised in the metadata (``scopes_supported``); what a client may
+    #: actually ask for is the scope it was registered with.
+    native_scopes_supported: list[str] = Field(default_factory=lambda: ["openid", "email"])
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -107,8 +118,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment overrides the file; the file arrives as init kwargs (see ``load``).
-        return (env_settings, init_settings)
+        # Command-line flags win over the environment, which wins over the file (init kwargs).
+        return (_FlagSource(settings_cls), env_settings, init_settings)
 
     @field_validator("nexi_prefix", "axept_prefix", "mobilepay_prefix", "b2binpay_prefix")
     @classmethod
@@ -181,11 +192,24 @@ class Settings(BaseSettings):
             with cfg.open("rb") as f:
                 data = tomllib.load(f)
         data["home"] = home_path
-        settings = cls(**data)
-        overrides = {k: v for k, v in overrides.items() if v is not None}
-        if overrides:  # command-line flags win over the environment
-            settings = cls.model_validate({**settings.model_dump(), **overrides})
-        return settings
+        token = _FLAGS.set({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**data)
+        finally:
+            _FLAGS.reset(token)
+
+
+_FLAGS: ContextVar[dict[str, Any]] = ContextVar("tessera_flags", default={})
+
+
+class _FlagSource(PydanticBaseSettingsSource):
+    """Values given on the command line (see ``Settings.load``)."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - __call__ is used instead
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FLAGS.get())
 
 
 def _b64(value: str) -> bytes:
