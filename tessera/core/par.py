@@ -76,22 +76,25 @@ def check_pkce(code_challenge: str | None, method: str | None) -> tuple[str | No
     return code_challenge, method
 
 
-def push(core: Core, client: Client, params: AuthorizationParams, extra: dict[str, Any], *, prefix: str) -> PushedRequest:
-    """Store the request for ``par_ttl`` seconds under a fresh ``request_uri``."""
+def push(core: Core, client: Client, params: AuthorizationParams, extra: dict[str, Any], *, prefix: str,
+         kind: str = PAR_KIND) -> PushedRequest:
+    """Store the request for ``par_ttl`` seconds under a fresh ``request_uri``.
+
+    ``kind`` keeps the requests of one surface (Nexi, native) apart from another's."""
     request_uri = f"{prefix}{uuid.uuid4()}"
     ttl = core.config.par_ttl
     core.store.put_artifact(Artifact(
-        kind=PAR_KIND, key=sha256_key(request_uri), client_id=client.client_id,
+        kind=kind, key=sha256_key(request_uri), client_id=client.client_id,
         data={"params": params.as_dict(), **extra}, expires_at=core.now() + ttl,
     ))
     return PushedRequest(request_uri, ttl)
 
 
-def load(core: Core, client_id: str | None, request_uri: str | None) -> Artifact:
+def load(core: Core, client_id: str | None, request_uri: str | None, *, kind: str = PAR_KIND) -> Artifact:
     """The pushed request, if it is unexpired, unused, and was pushed by ``client_id``."""
     if not request_uri:
         raise InvalidRequest("request_uri is required", reason="request_uri_missing")
-    art = core.store.get_artifact(PAR_KIND, sha256_key(request_uri))
+    art = core.store.get_artifact(kind, sha256_key(request_uri))
     if art is None or art.consumed_at is not None or art.expires_at <= core.now():
         raise InvalidRequestURI("request_uri is unknown, used or expired", reason="request_uri_invalid")
     if art.client_id != client_id:
@@ -99,9 +102,9 @@ def load(core: Core, client_id: str | None, request_uri: str | None) -> Artifact
     return art
 
 
-def consume(core: Core, client_id: str, request_uri: str) -> Artifact:
+def consume(core: Core, client_id: str, request_uri: str, *, kind: str = PAR_KIND) -> Artifact:
     """Use the request_uri up: exactly one caller wins."""
-    art = core.store.consume(PAR_KIND, sha256_key(request_uri), core.now())
+    art = core.store.consume(kind, sha256_key(request_uri), core.now())
     if art is None or art.client_id != client_id:
         raise InvalidRequestURI("request_uri is unknown, used or expired", reason="request_uri_invalid")
     return art

@@ -1,0 +1,230 @@
+"""Client authentication for the native OAuth 2.0 endpoints: one dispatch over the four
+methods a client may be registered with (``Client.auth_methods``).
+
+- ``client_secret_basic`` / ``client_secret_post`` (RFC 6749 §2.3.1): the secret's HMAC.
+- ``tls_client_auth`` (RFC 8705 §2.1): the verified TLS client certificate must be one that
+  our CA issued and that is bound to the client (``bound_certificate``), unrevoked and valid.
+  This is stricter than matching a registered subject DN: the binding is to the exact
+  certificate, by its ``x5t#S256``.
+- ``private_key_jwt`` (RFC 7523 §2.2, §3): a JWT signed with a key from the client's
+  registered JWKS or of one of its bound certificates, optionally wrapped in a JWE
+  encrypted to one of the server's ``enc`` keys. The claims follow the same rules as the
+  Nexi assertions (``check_assertion_claims``): ``aud`` is the issuer (never the endpoint
+  URL, never an array), single-use ``jti``, short lifetime.
+
+Whatever the method, a client certificate presented over mutual TLS must be bound to the
+client that authenticated; when it is, the tokens issued are bound to it (RFC 8705 §3).
+One request uses one method (RFC 6749 §2.3): secret plus assertion is refused.
+Every failure is ``invalid_client`` (401) except a malformed request (``invalid_request``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+from cryptography import x509
+
+from tessera.core import assertions
+from tessera.core.clients import ClientCredentials, PeerCert, authenticate_secret, bound_certificate
+from tessera.core.context import Core
+from tessera.core.models import CertificateRecord, Client
+from tessera.errors import InvalidClient, InvalidRequest
+from tessera.jose.errors import JoseError
+from tessera.jose.nested import JWS_ALGS, decrypt_assertion, verify_signed_assertion
+
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+#: What the native endpoints accept, in the order the metadata lists them.
+METHODS = ("client_secret_basic", "client_secret_post", "tls_client_auth", "private_key_jwt")
+#: Signature algorithms accepted for ``private_key_jwt`` (``none`` and HS* never).
+SIGNING_ALGS = JWS_ALGS
+#: An assertion longer than this is refused before any parsing (the JWE layer caps at 16 KiB too).
+MAX_ASSERTION_BYTES = 16384
+
+
+@dataclass(frozen=True)
+class AuthenticatedClient:
+    client: Client
+    method: str
+    #: The bound developer certificate presented over mTLS, if any.
+    certificate: CertificateRecord | None = None
+
+    @property
+    def thumbprint(self) -> str | None:
+        """``x5t#S256`` to bind tokens to (RFC 8705 §3), when mTLS was used."""
+        return self.certificate.thumbprint if self.certificate is not None else None
+
+
+@dataclass(frozen=True)
+class ClientAuthRequest:
+    """Everything the caller may have presented, as parsed by the web layer."""
+
+    credentials: ClientCredentials  # Basic / client_secret_post / just a client_id ("none")
+    assertion_type: str | None = None
+    assertion: str | None = None
+    peer: PeerCert | None = None
+
+
+def authenticate(core: Core, req: ClientAuthRequest) -> AuthenticatedClient:
+    """The authenticated client, or ``InvalidClient`` / ``InvalidRequest``."""
+    creds = req.credentials
+    has_assertion = req.assertion is not None or req.assertion_type is not None
+    if has_assertion and creds.method in SECRET_METHODS:
+        raise InvalidRequest("use one client authentication method, not two", reason="two_auth_methods")
+
+    if has_assertion:
+        client = _private_key_jwt(core, creds.client_id, req.assertion_type, req.assertion, req.peer)
+        method = "private_key_jwt"
+    elif creds.method in SECRET_METHODS:
+        client = authenticate_secret(core, creds)
+        method = creds.method
+    elif req.peer is not None:
+        client = _tls_client(core, creds.client_id)
+        method = "tls_client_auth"
+    else:
+        raise InvalidClient("client authentication is required", reason="no_client_auth")
+
+    cert = bound_certificate(core, client, req.peer) if req.peer is not None else None
+    return AuthenticatedClient(client, method, cert)
+
+
+def _active(core: Core, client_id: str | None) -> Client:
+    client = core.client(client_id) if client_id else None
+    if client is None:
+        raise InvalidClient("client authentication failed", reason="client_unknown")
+    if not client.active:
+        raise InvalidClient("client authentication failed", reason="client_revoked")
+    return client
+
+
+def _allowed(client: Client, method: str) -> None:
+    if method not in client.auth_methods:
+        raise InvalidClient(f"{method} is not allowed for this client", reason="auth_method_not_allowed")
+
+
+def _tls_client(core: Core, client_id: str | None) -> Client:
+    """RFC 8705 §2: ``client_id`` names the client; the certificate (checked by the caller) proves it."""
+    if not client_id:
+        raise InvalidClient("client_id is required with tls_client_auth", reason="client_id_missing")
+    client = _active(core, client_id)
+    _allowed(client, "tls_client_auth")
+    return client
+
+
+# --- private_key_jwt -----------------------------------------------------------------------------
+
+def _private_key_jwt(core: Core, client_id: str | None, assertion_type: str | None, assertion: str | None,
+                     peer: PeerCert | None) -> Client:
+    if assertion_type != JWT_BEARER:
+        raise InvalidClient(f"client_assertion_type must be {JWT_BEARER}", reason="assertion_type")
+    if not assertion:
+        raise InvalidClient("client_assertion is required", reason="assertion_missing")
+    if len(assertion) > MAX_ASSERTION_BYTES:
+        raise InvalidClient("client_assertion is too large", reason="assertion_too_large")
+    now = core.now()
+    signed = assertion
+    if assertion.count(".") == 4:  # a JWE (RFC 7516 §7.1) wrapping the signed JWT (RFC 7519 §5.2)
+        try:
+            inner = decrypt_assertion(assertion, core.keys.get(), datetime.fromtimestamp(now, tz=timezone.utc))
+            signed = inner.decode("ascii")
+        except JoseError as e:
+            raise InvalidClient(f"client_assertion: {e.reason}", reason="assertion_jwe") from None
+        except UnicodeDecodeError:
+            raise InvalidClient("client_assertion: the JWE does not hold a signed JWT", reason="assertion_jws") from None
+    # RFC 7523 §3: iss and sub are the client_id; client_id in the form, when sent, must agree.
+    named = _unverified_issuer(signed)
+    if client_id is not None and named is not None and client_id != named:
+        raise InvalidClient("client_id does not match the client_assertion", reason="assertion_client_id")
+    client = _active(core, client_id or named)
+    _allowed(client, "private_key_jwt")
+    candidates = client_keys(core, client, preferred=peer.thumbprint if peer else None)
+    if not candidates:
+        raise InvalidClient("no key is registered or bound for this client", reason="assertion_no_key")
+    try:
+        _header, claims = verify_signed_assertion(signed, candidates)
+    except JoseError as e:
+        raise InvalidClient(f"client_assertion: {e.reason}", reason="assertion_jws") from None
+    assertions.check_assertion_claims(core, client, claims, audience=core.config.issuer)
+    assertions.claim_jti(core, client, claims)
+    return client
+
+
+def _unverified_issuer(token: str) -> str | None:
+    """``iss`` of a compact JWS, read before verification only to pick the client's keys."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidClient("client_assertion must be a compact JWS or JWE", reason="assertion_jws")
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
+        raise InvalidClient("client_assertion is malformed", reason="assertion_jws") from None
+    if not isinstance(payload, dict):
+        raise InvalidClient("client_assertion is malformed", reason="assertion_jws")
+    iss = payload.get("iss")
+    return iss if isinstance(iss, str) and iss else None
+
+
+def client_keys(core: Core, client: Client, *, preferred: str | None = None) -> list[Any]:
+    """Public keys the client may sign assertions with: its registered JWKS (``use`` sig or
+    unset), then the keys of its usable bound certificates (the one presented first)."""
+    keys: list[Any] = list(_jwks_keys(json.dumps(client.jwks, sort_keys=True))) if client.jwks else []
+    now = core.now()
+    records = [r for r in core.store.certificates_for_client(client.client_id) if r.usable(now)]
+    records.sort(key=lambda r: r.thumbprint != preferred)
+    keys.extend(_cert_key(r.pem) for r in records)
+    return keys
+
+
+@lru_cache(maxsize=1024)
+def _jwks_keys(jwks_json: str) -> tuple[Any, ...]:
+    from joserfc.jwk import ECKey, RSAKey
+
+    out = []
+    data = json.loads(jwks_json)
+    for item in (data.get("keys") if isinstance(data, dict) else None) or ():
+        if not isinstance(item, dict) or item.get("use", "sig") != "sig":
+            continue
+        public = {k: v for k, v in item.items() if k not in ("d", "p", "q", "dp", "dq", "qi", "oth", "k")}
+        try:
+            if public.get("kty") == "RSA":
+                out.append(RSAKey.import_key(public))
+            elif public.get("kty") == "EC":
+                out.append(ECKey.import_key(public))
+        except Exception:  # noqa: BLE001 - a bad registered key is skipped, never a 500
+            continue
+    return tuple(out)
+
+
+@lru_cache(maxsize=1024)
+def _cert_key(pem: str) -> Any:
+    return x509.load_pem_x509_certificate(pem.encode()).public_key()
+
+
+def validate_jwks(jwks: Any) -> dict[str, Any]:
+    """Check a JWKS given at registration: public RSA (>= 2048 bits) or EC P-256 keys only."""
+    from joserfc.jwk import ECKey, RSAKey
+
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list) or not jwks["keys"]:
+        raise ValueError('the JWKS must be {"keys": [...]} with at least one key')
+    for item in jwks["keys"]:
+        if not isinstance(item, dict):
+            raise ValueError("each key must be a JSON object")
+        if {"d", "p", "q", "dp", "dq", "qi", "oth", "k"} & set(item):
+            raise ValueError("the JWKS must hold public keys only")
+        kty = item.get("kty")
+        if kty == "RSA":
+            key = RSAKey.import_key(item)
+            if key.public_key.key_size < 2048:
+                raise ValueError("RSA keys must be at least 2048 bits")
+        elif kty == "EC":
+            key = ECKey.import_key(item)
+            if key.curve_name != "P-256":
+                raise ValueError("EC keys must be on P-256")
+        else:
+            raise ValueError("keys must be RSA or EC")
+    return jwks

@@ -1,0 +1,359 @@
+"""The native OAuth 2.0 use cases: authorization requests (plain and pushed), the token
+grants, introspection, revocation and userinfo. No HTTP here: ``tessera.web.profiles.native``
+parses the wire format and renders what these return or raise.
+
+- Authorization requests (RFC 6749 §4.1.1, RFC 9126): ``response_type=code``, an exactly
+  registered ``redirect_uri``, a scope within the client's registration, PKCE with S256
+  always (RFC 9700 §2.1.1), optional ``state`` and ``nonce``. A plain request is stored
+  like a pushed one, under a server-made ``request_uri``, so the login page and the code
+  are the same for both.
+- Codes and requests live under their own artefact kinds: a native code is never
+  accepted by the Nexi endpoints, nor a Nexi one here.
+- Refresh tokens rotate on every use (``tessera.core.refresh``). With a grace window, a
+  retry from the same client inside the window gets the answer of the first use again;
+  that answer is kept sealed (AES-256-GCM under a key derived from the KEK), never in clear.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from tessera.core import par, refresh, tokens
+from tessera.core.client_auth import AuthenticatedClient
+from tessera.core.context import Core
+from tessera.core.grants import VERIFIER, pkce_matches
+from tessera.core.models import Artifact, Client
+from tessera.core.secrets import sha256_key
+from tessera.errors import InvalidGrant, InvalidRequest, InvalidScope, OAuthError, UnauthorizedClient
+from tessera.jose.errors import JoseError
+from tessera.jose.jwt import verify_own_jwt
+
+PAR_KIND = "native_request_uri"
+CODE_KIND = "native_code"
+#: RFC 9126 §2.2: a URN of this form names the pushed request.
+REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
+GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token")
+#: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+OPENID = "openid"
+MAX_PARAM = 2048
+
+
+class UnsupportedResponseType(OAuthError):
+    error = "unsupported_response_type"
+
+
+# --- scope ------------------------------------------------------------------------------------
+
+def check_scope(client: Client, requested: str | None) -> str:
+    """The scope to grant: the request's (each value registered for the client), or the
+    client's registered scope when the request names none (RFC 6749 §3.3)."""
+    allowed = client.scope.split()
+    if requested is None or requested.strip() == "":
+        return " ".join(allowed)
+    parts = requested.split(" ")
+    if any(not p or not SCOPE_TOKEN.match(p) for p in parts) or len(set(parts)) != len(parts):
+        raise InvalidScope("scope must be space-separated scope values, each once", reason="scope_syntax")
+    unknown = [p for p in parts if p not in allowed]
+    if unknown:
+        raise InvalidScope(f"scope {unknown[0][:40]!r} is not registered for this client", reason="scope_not_allowed")
+    return " ".join(parts)
+
+
+def check_grant_type(client: Client, grant_type: str) -> None:
+    if grant_type not in client.grant_types:
+        raise UnauthorizedClient(f"this client may not use the {grant_type} grant", reason="grant_not_allowed")
+
+
+# --- authorization requests ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    params: par.AuthorizationParams
+    nonce: str | None
+
+    def extra(self) -> dict[str, Any]:
+        return {"native": {"nonce": self.nonce, "response_type": "code"}}
+
+
+def check_authorization_request(core: Core, client: Client, q: dict[str, str]) -> AuthorizationRequest:
+    """Validate the parameters of an authorization request (pushed or plain)."""
+    if "request_uri" in q:
+        raise InvalidRequest("request_uri must not be sent to the PAR endpoint", reason="par_request_uri")
+    if "request" in q:
+        raise InvalidRequest("request objects are not supported", reason="request_object")
+    for name, value in q.items():
+        if len(value) > MAX_PARAM:
+            raise InvalidRequest(f"{name[:40]} is too long", reason="param_too_long")
+    if q.get("client_id") not in (None, client.client_id):
+        raise InvalidRequest("client_id does not match the authenticated client", reason="client_id_mismatch")
+    redirect_uri = par.check_redirect_uri(client, q.get("redirect_uri"))
+    response_type = q.get("response_type")
+    if not response_type:
+        raise InvalidRequest("response_type is required", reason="response_type_missing")
+    if response_type != "code":
+        raise UnsupportedResponseType("only response_type=code is supported", reason="response_type")
+    check_grant_type(client, "authorization_code")
+    scope = check_scope(client, q.get("scope"))
+    if q.get("code_challenge") is None and q.get("code_challenge_method") is None:
+        raise InvalidRequest("PKCE is required: send code_challenge with code_challenge_method=S256",
+                             reason="pkce_missing")
+    challenge, method = par.check_pkce(q.get("code_challenge"), q.get("code_challenge_method"))
+    if q.get("response_mode") not in (None, "query"):
+        raise InvalidRequest("only response_mode=query is supported", reason="response_mode")
+    params = par.AuthorizationParams(client.client_id, redirect_uri, scope, q.get("state"), challenge, method)
+    return AuthorizationRequest(params, q.get("nonce"))
+
+
+def push(core: Core, client: Client, request: AuthorizationRequest) -> par.PushedRequest:
+    return par.push(core, client, request.params, request.extra(), prefix=REQUEST_URI_PREFIX, kind=PAR_KIND)
+
+
+# --- token grants -------------------------------------------------------------------------------
+
+def client_credentials(core: Core, auth: AuthenticatedClient, *, scope: str | None, ttl: int) -> dict[str, Any]:
+    """RFC 6749 §4.4: an access token, no refresh token (§4.4.3)."""
+    check_grant_type(auth.client, "client_credentials")
+    granted = check_scope(auth.client, scope)
+    issued = tokens.issue_access_token(core, client_id=auth.client.client_id, ttl=ttl, scope=granted,
+                                       thumbprint=auth.thumbprint)
+    return _token_body(issued, granted)
+
+
+def _token_body(issued: tokens.IssuedToken, scope: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"access_token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in}
+    if scope:
+        body["scope"] = scope
+    return body
+
+
+def authorization_code(core: Core, auth: AuthenticatedClient, *, code: str | None, redirect_uri: str | None,
+                       code_verifier: str | None, refresh_ttl: int) -> dict[str, Any]:
+    """RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6): single use, unexpired, for this client and
+    this redirect_uri. A replayed code revokes what it issued (RFC 6749 §4.1.2)."""
+    client = auth.client
+    check_grant_type(client, "authorization_code")
+    if not code:
+        raise InvalidRequest("code is required", reason="code_missing")
+    if not redirect_uri:
+        raise InvalidRequest("redirect_uri is required", reason="redirect_uri_missing")
+    key = sha256_key(code)
+    art = core.store.get_artifact(CODE_KIND, key)
+    now = core.now()
+    if art is None:
+        raise InvalidGrant("the authorization code is invalid", reason="code_unknown")
+    if art.client_id != client.client_id:
+        raise InvalidGrant("the authorization code was issued to another client", reason="code_foreign")
+    if art.consumed_at is not None:
+        _revoke_issued(core, art)
+        raise InvalidGrant("the authorization code has already been used", reason="code_replayed")
+    if art.expires_at <= now:
+        raise InvalidGrant("the authorization code has expired", reason="code_expired")
+    params = art.data["params"]
+    if redirect_uri != params["redirect_uri"]:
+        raise InvalidGrant("redirect_uri does not match the authorization request", reason="code_redirect_uri")
+    challenge = params.get("code_challenge")
+    if not code_verifier:
+        raise InvalidRequest("code_verifier is required", reason="pkce_verifier_missing")
+    if not challenge or not VERIFIER.match(code_verifier) or not pkce_matches(code_verifier, challenge):
+        core.store.consume(CODE_KIND, key, now)  # a wrong verifier burns the code
+        raise InvalidGrant("code_verifier does not match code_challenge", reason="pkce_mismatch")
+    won = core.store.consume(CODE_KIND, key, now)
+    if won is None:
+        fresh = core.store.get_artifact(CODE_KIND, key)
+        if fresh is not None and fresh.consumed_at is not None:
+            _revoke_issued(core, fresh)
+        raise InvalidGrant("the authorization code has already been used", reason="code_replayed")
+
+    subject = won.data["username"]
+    scope = params["scope"]
+    issued = tokens.issue_access_token(core, client_id=client.client_id, ttl=core.config.access_token_ttl,
+                                       scope=scope, subject=subject, thumbprint=auth.thumbprint)
+    body = _token_body(issued, scope)
+    record = {**won.data, "issued_jti": issued.jti, "issued_exp": issued.claims["exp"]}
+    if "refresh_token" in client.grant_types:
+        rt = refresh.issue_refresh(core, client_id=client.client_id, subject=subject, scope=scope, ttl=refresh_ttl)
+        body["refresh_token"] = rt.token
+        record["issued_family"] = rt.family
+    if OPENID in scope.split():
+        nonce = (won.data.get("native") or {}).get("nonce")
+        extra: dict[str, Any] = {"nonce": nonce} if nonce else {}
+        if "email" in scope.split():
+            extra.update(email=subject, email_verified=True)
+        body["id_token"] = tokens.issue_id_token(core, client_id=client.client_id, subject=subject,
+                                                 ttl=core.config.id_token_ttl, extra=extra or None)
+    core.store.update_artifact_data(CODE_KIND, key, record)
+    return body
+
+
+def _revoke_issued(core: Core, art: Artifact) -> None:
+    jti = art.data.get("issued_jti")
+    if jti:
+        tokens.revoke_token(core, jti, art.client_id, int(art.data.get("issued_exp") or core.now() + 3600))
+    family = art.data.get("issued_family")
+    if family:
+        refresh.revoke_family(core, family, art.client_id, cause="authorization_code_replayed")
+    core.event("authorization_code_replayed", art.client_id, revoked_jti=jti)
+
+
+def refresh_token(core: Core, auth: AuthenticatedClient, *, token: str | None, scope: str | None, refresh_ttl: int,
+                  grace: int, kek: bytes, retry_wait: float = 2.0) -> dict[str, Any]:
+    """RFC 6749 §6 with rotation (RFC 9700 §4.14.2). A narrower ``scope`` applies to the new
+    access token only; the new refresh token keeps the original scope (RFC 6749 §6)."""
+    client = auth.client
+    check_grant_type(client, "refresh_token")
+    if not token:
+        raise InvalidRequest("refresh_token is required", reason="refresh_missing")
+    try:
+        grant = refresh.use_refresh(core, token, client_id=client.client_id, grace=grace)
+    except refresh.RefreshRetry as retry:
+        return _replay_answer(core, retry.artifact, kek, retry_wait)
+    granted = grant.scope
+    if scope is not None and scope.strip():
+        parts = scope.split(" ")
+        if any(p not in grant.scope.split() for p in parts) or any(not p for p in parts):
+            raise InvalidScope("scope may only narrow the original grant", reason="scope_widened")
+        granted = " ".join(parts)
+    issued = tokens.issue_access_token(core, client_id=client.client_id, ttl=core.config.access_token_ttl,
+                                       scope=granted, subject=grant.subject, thumbprint=auth.thumbprint)
+    new = refresh.issue_refresh(core, client_id=client.client_id, subject=grant.subject, scope=grant.scope,
+                                ttl=refresh_ttl, family=grant.family)
+    body = _token_body(issued, granted)
+    body["refresh_token"] = new.token
+    if grace > 0:
+        sealed = _seal(kek, grant.jti, body)
+        core.store.update_artifact_data(refresh.REFRESH_KIND, grant.jti, {**grant.data, "answer": sealed})
+    return body
+
+
+def _replay_answer(core: Core, artifact: Artifact, kek: bytes, wait: float) -> dict[str, Any]:
+    """The sealed answer to the first use of this refresh token; the first use may still be
+    writing it (a racing retry), so look again for a moment before giving up."""
+    deadline = time.monotonic() + wait
+    art: Artifact | None = artifact
+    while True:
+        sealed = (art.data if art else {}).get("answer")
+        if sealed:
+            try:
+                return _open(kek, artifact.key, sealed)
+            except (InvalidTag, ValueError):
+                break
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+        art = core.store.get_artifact(refresh.REFRESH_KIND, artifact.key)
+    raise InvalidGrant("the refresh token has already been used", reason="refresh_retry_unanswered")
+
+
+def _answer_key(kek: bytes) -> AESGCM:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"tessera refresh retry answer v1").derive(kek)
+    return AESGCM(key)
+
+
+def _seal(kek: bytes, jti: str, body: dict[str, Any]) -> str:
+    nonce = os.urandom(12)
+    ct = _answer_key(kek).encrypt(nonce, json.dumps(body).encode(), f"refresh-answer:{jti}".encode())
+    return "v1." + base64.urlsafe_b64encode(nonce + ct).decode().rstrip("=")
+
+
+def _open(kek: bytes, jti: str, sealed: str) -> dict[str, Any]:
+    version, _, blob = sealed.partition(".")
+    if version != "v1":
+        raise ValueError("unknown sealed answer version")
+    raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
+    plain = _answer_key(kek).decrypt(raw[:12], raw[12:], f"refresh-answer:{jti}".encode())
+    return json.loads(plain)
+
+
+# --- introspection, revocation, userinfo ----------------------------------------------------
+
+INACTIVE: dict[str, Any] = {"active": False}
+
+
+def _own_claims(core: Core, token: str, typ: str) -> dict[str, Any] | None:
+    now = core.now()
+    try:
+        claims = verify_own_jwt(token, core.keys.get(), typ=typ, now=datetime.fromtimestamp(now, tz=timezone.utc))
+    except JoseError:
+        return None
+    if claims.get("iss") != core.config.issuer or not isinstance(claims.get("exp"), int):
+        return None
+    return claims
+
+
+def _order(hint: str | None) -> tuple[str, str]:
+    return ("rt+jwt", "at+jwt") if hint == "refresh_token" else ("at+jwt", "rt+jwt")
+
+
+def introspect(core: Core, client: Client, token: str | None, hint: str | None = None) -> dict[str, Any]:
+    """RFC 7662 §2.2. Only the client a token was issued to sees it active; anything else
+    (another client's, expired, revoked, malformed, not ours) is ``{"active": false}``."""
+    if not token:
+        raise InvalidRequest("token is required", reason="token_missing")
+    now = core.now()
+    for typ in _order(hint):
+        claims = _own_claims(core, token, typ)
+        if claims is None:
+            continue
+        if claims.get("client_id") != client.client_id or claims["exp"] <= now:
+            return dict(INACTIVE)
+        if typ == "at+jwt":
+            if core.store.get_artifact(tokens.REVOKED_TOKEN, str(claims.get("jti"))) is not None:
+                return dict(INACTIVE)
+            out = {"active": True, "token_type": "Bearer"}
+            for name in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "cnf"):
+                if name in claims:
+                    out[name] = claims[name]
+            return out
+        fam = core.store.get_artifact(refresh.FAMILY_KIND, str(claims.get("fam")))
+        row = core.store.get_artifact(refresh.REFRESH_KIND, str(claims.get("jti")))
+        if fam is None or fam.data.get("revoked") or row is None or row.consumed_at is not None:
+            return dict(INACTIVE)
+        out = {"active": True, "token_type": "refresh_token", "client_id": client.client_id,
+               "sub": row.data.get("sub", client.client_id), "exp": claims["exp"], "iat": claims.get("iat"),
+               "iss": claims["iss"]}
+        if row.data.get("scope"):
+            out["scope"] = row.data["scope"]
+        return out
+    return dict(INACTIVE)
+
+
+def revoke(core: Core, client: Client, token: str | None, hint: str | None = None) -> None:
+    """RFC 7009 §2.1: revoke an access token (its jti) or a refresh token (its whole family).
+    Unknown, malformed and expired tokens are no error. Another client's token is refused,
+    and nothing is revoked."""
+    if not token:
+        raise InvalidRequest("token is required", reason="token_missing")
+    for typ in _order(hint):
+        claims = _own_claims(core, token, typ)
+        if claims is None:
+            continue
+        if claims.get("client_id") != client.client_id:
+            raise InvalidRequest("the client is not authorized to revoke the presented token", reason="revoke_foreign")
+        if typ == "at+jwt":
+            tokens.revoke_token(core, str(claims.get("jti")), client.client_id, int(claims["exp"]))
+        else:
+            refresh.revoke_family(core, str(claims.get("fam")), client.client_id, cause="revoked_by_client")
+        return
+
+
+def userinfo(core: Core, token: str | None, *, thumbprint: str | None) -> dict[str, Any]:
+    """OIDC Core §5.3: who the access token stands for. A certificate-bound token is good
+    only with its certificate (RFC 8705 §3)."""
+    claims = tokens.verify_access_token(core, token, thumbprint=thumbprint)
+    out: dict[str, Any] = {"sub": claims.get("sub")}
+    if "email" in str(claims.get("scope", "")).split() and claims.get("sub") != claims.get("client_id"):
+        out.update(email=claims["sub"], email_verified=True)
+    return out
