@@ -12,6 +12,7 @@ from tessera.config import Settings
 from tessera.core.context import Core
 from tessera.web.errors import NO_STORE
 from tessera.web.profiles import axept, b2binpay, mobilepay, nexi
+from tessera.web.profiles import native  # the native OAuth 2.0 surface (issue 4)
 from tessera.web.runtime import Runtime
 
 
@@ -33,6 +34,7 @@ def create_app(settings: Settings, *, store=None, core: Core | None = None) -> S
                             status_code=exc.status_code, headers=NO_STORE)
 
     routes = [Route("/healthz", healthz), *nexi.routes(rt), *axept.routes(rt), *mobilepay.routes(rt), *b2binpay.routes(rt)]
+    routes += native.routes(rt)
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
     app.state.runtime = rt
     return app

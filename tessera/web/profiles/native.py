@@ -1,0 +1,229 @@
+"""The native OAuth 2.0 surface: what a standard OAuth client library expects to find.
+
+- ``GET  /.well-known/oauth-authorization-server`` and ``/.well-known/openid-configuration``
+  (RFC 8414, OIDC Discovery): the same document, listing only what is supported.
+- ``POST /oauth2/token``       client_credentials, authorization_code (+PKCE S256), refresh_token
+- ``POST /oauth2/par``         pushed authorization requests (RFC 9126) → 201
+- ``GET/POST /oauth2/authorize`` the merchant user's login, then a redirect with ``code``,
+  ``state`` and ``iss`` (RFC 9207); plain (non-pushed) requests where the client allows them
+- ``POST /oauth2/introspect``  RFC 7662, for the client a token was issued to
+- ``POST /oauth2/revoke``      RFC 7009
+- ``GET  /oauth2/jwks``        the server's public keys (``use`` on each)
+- ``GET/POST /oauth2/userinfo`` OIDC Core §5.3, honouring certificate binding (RFC 8705 §3)
+
+Client authentication on every client-facing endpoint: client_secret_basic,
+client_secret_post, tls_client_auth, private_key_jwt (``tessera.core.client_auth``).
+This module only parses the wire format, calls the core, and renders the result.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from tessera.core import authorize, native, par
+from tessera.core.client_auth import METHODS, SIGNING_ALGS, AuthenticatedClient, ClientAuthRequest, authenticate
+from tessera.errors import InvalidRequest, OAuthError, UnsupportedGrantType
+from tessera.web.errors import NO_STORE
+from tessera.web.forms import bearer_token, client_credentials, parse_form, read_form
+from tessera.web.runtime import Runtime, endpoint, no_store_json, only
+
+PROFILE = "native"
+TOKEN = "/oauth2/token"
+PAR = "/oauth2/par"
+AUTHORIZE = "/oauth2/authorize"
+INTROSPECT = "/oauth2/introspect"
+REVOKE = "/oauth2/revoke"
+JWKS = "/oauth2/jwks"
+USERINFO = "/oauth2/userinfo"
+#: Form fields that carry client authentication, not request parameters.
+AUTH_FIELDS = ("client_secret", "client_assertion", "client_assertion_type")
+
+
+def metadata(rt: Runtime) -> dict[str, Any]:
+    """RFC 8414 §2 (and OIDC Discovery §3) for this server."""
+    iss = rt.core.config.issuer
+    methods = list(METHODS)
+    algs = list(SIGNING_ALGS)
+    aliases = {name: iss + path for name, path in (
+        ("token_endpoint", TOKEN), ("pushed_authorization_request_endpoint", PAR),
+        ("introspection_endpoint", INTROSPECT), ("revocation_endpoint", REVOKE), ("userinfo_endpoint", USERINFO))}
+    return {
+        "issuer": iss,
+        "authorization_endpoint": iss + AUTHORIZE,
+        "token_endpoint": iss + TOKEN,
+        "pushed_authorization_request_endpoint": iss + PAR,
+        "require_pushed_authorization_requests": False,
+        "introspection_endpoint": iss + INTROSPECT,
+        "revocation_endpoint": iss + REVOKE,
+        "userinfo_endpoint": iss + USERINFO,
+        "jwks_uri": iss + JWKS,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": list(native.GRANT_TYPES),
+        "scopes_supported": list(rt.settings.native_scopes_supported),
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg_values_supported": algs,
+        "introspection_endpoint_auth_methods_supported": methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": algs,
+        "revocation_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": algs,
+        "tls_client_certificate_bound_access_tokens": True,
+        "mtls_endpoint_aliases": aliases,
+        "authorization_response_iss_parameter_supported": True,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [rt.settings.signing_alg],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "email", "email_verified"],
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+    }
+
+
+def _add_query(uri: str, extra: dict[str, str]) -> str:
+    parts = urlsplit(uri)
+    query = parts.query + ("&" if parts.query else "") + urlencode(extra)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+def routes(rt: Runtime) -> list[Route]:
+    core = rt.core
+    s = rt.settings
+
+    def client_auth(request: Request, form: dict[str, str]) -> AuthenticatedClient:
+        return authenticate(core, ClientAuthRequest(
+            credentials=client_credentials(request, form),
+            assertion_type=form.get("client_assertion_type"),
+            assertion=form.get("client_assertion"),
+            peer=rt.peer(request),
+        ))
+
+    @endpoint(rt, PROFILE)
+    async def discovery(request: Request) -> Response:
+        only(request, "GET", "HEAD")
+        return JSONResponse(metadata(rt), headers={"Cache-Control": "public, max-age=300"})
+
+    @endpoint(rt, PROFILE)
+    async def jwks(request: Request) -> Response:
+        only(request, "GET", "HEAD")
+        keys = core.keys.get()
+        now = rt.now_dt()
+        # RFC 8414 §2: the jwks_uri may also hold the encryption keys (for JWE-wrapped
+        # client assertions); every key then carries "use".
+        body = {"keys": keys.jwks("sig", now)["keys"] + keys.jwks("enc", now)["keys"]}
+        return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
+
+    @endpoint(rt, PROFILE)
+    async def token(request: Request) -> Response:
+        only(request, "POST")
+        form = await read_form(request, s.max_body_bytes)
+        grant_type = form.get("grant_type")
+        if not grant_type:
+            raise InvalidRequest("grant_type is required", reason="grant_type_missing")
+        if grant_type not in native.GRANT_TYPES:
+            raise UnsupportedGrantType(f"grant_type {grant_type[:60]!r} is not supported", reason="grant_type")
+        auth = client_auth(request, form)
+        if grant_type == "client_credentials":
+            body = native.client_credentials(core, auth, scope=form.get("scope"), ttl=core.config.access_token_ttl)
+        elif grant_type == "authorization_code":
+            body = native.authorization_code(core, auth, code=form.get("code"), redirect_uri=form.get("redirect_uri"),
+                                             code_verifier=form.get("code_verifier"), refresh_ttl=s.refresh_token_ttl)
+        else:
+            body = await rt.in_thread(functools.partial(
+                native.refresh_token, core, auth, token=form.get("refresh_token"), scope=form.get("scope"),
+                refresh_ttl=s.refresh_token_ttl, grace=s.refresh_grace_seconds, kek=s.kek_bytes()))
+        rt.issued(PROFILE)
+        return no_store_json(body)
+
+    @endpoint(rt, PROFILE)
+    async def push(request: Request) -> Response:
+        only(request, "POST")
+        form = await read_form(request, s.max_body_bytes)
+        auth = client_auth(request, form)
+        params = {k: v for k, v in form.items() if k not in AUTH_FIELDS}
+        req = native.check_authorization_request(core, auth.client, params)
+        pushed = native.push(core, auth.client, req)
+        return no_store_json({"request_uri": pushed.request_uri, "expires_in": pushed.expires_in}, status_code=201)
+
+    @endpoint(rt, PROFILE, html=True)
+    async def authorize_page(request: Request) -> Response:
+        only(request, "GET", "POST")
+        if request.method == "POST":
+            return await login(request)
+        q = parse_form(request.url.query.encode("latin-1"))
+        client_id = q.get("client_id")
+        if "request_uri" in q:  # RFC 9126 §4: only client_id and request_uri count
+            page = authorize.login_page(core, client_id, q["request_uri"], par_kind=native.PAR_KIND)
+            return rt.render_login(request, page, action=AUTHORIZE)
+        client = core.client(client_id) if client_id else None
+        if client is None or not client.active:
+            raise InvalidRequest("client_id is missing or unknown", reason="client_unknown")
+        redirect_uri = par.check_redirect_uri(client, q.get("redirect_uri"))  # never redirect before this
+        if client.require_par:
+            raise InvalidRequest("this client must push its authorization requests (PAR)", reason="par_required")
+        try:
+            req = native.check_authorization_request(core, client, q)
+        except OAuthError as e:  # RFC 6749 §4.1.2.1: tell the client at its redirect_uri
+            back = {"error": e.error}
+            if e.description:
+                back["error_description"] = e.description
+            if q.get("state") is not None:
+                back["state"] = q["state"]
+            back["iss"] = core.config.issuer
+            return RedirectResponse(_add_query(redirect_uri, back), status_code=303, headers={"Cache-Control": "no-store"})
+        pushed = native.push(core, client, req)
+        page = authorize.login_page(core, client.client_id, pushed.request_uri, par_kind=native.PAR_KIND)
+        return rt.render_login(request, page, action=AUTHORIZE)
+
+    async def login(request: Request) -> Response:
+        form = await read_form(request, s.max_body_bytes)
+        try:
+            location = await rt.in_thread(functools.partial(
+                authorize.login, core, form.get("client_id"), form.get("request_uri"), form.get("username", ""),
+                form.get("password", ""), par_kind=native.PAR_KIND, code_kind=native.CODE_KIND))
+        except OAuthError as e:
+            if e.reason != "login_failed":
+                raise
+            page = authorize.login_page(core, form.get("client_id"), form.get("request_uri"), par_kind=native.PAR_KIND)
+            return rt.render_login(request, page, action=AUTHORIZE, error=e.description, status=401)
+        return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
+
+    @endpoint(rt, PROFILE)
+    async def introspect(request: Request) -> Response:
+        only(request, "POST")
+        form = await read_form(request, s.max_body_bytes)
+        auth = client_auth(request, form)
+        return no_store_json(native.introspect(core, auth.client, form.get("token"), form.get("token_type_hint")))
+
+    @endpoint(rt, PROFILE)
+    async def revoke(request: Request) -> Response:
+        only(request, "POST")
+        form = await read_form(request, s.max_body_bytes)
+        auth = client_auth(request, form)
+        native.revoke(core, auth.client, form.get("token"), form.get("token_type_hint"))
+        return Response(status_code=200, headers=NO_STORE)
+
+    @endpoint(rt, PROFILE)
+    async def userinfo(request: Request) -> Response:
+        only(request, "GET", "POST")
+        peer = rt.peer(request)
+        body = native.userinfo(core, bearer_token(request), thumbprint=peer.thumbprint if peer else None)
+        return no_store_json(body)
+
+    m = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    return [
+        Route("/.well-known/oauth-authorization-server", discovery, methods=m),
+        Route("/.well-known/openid-configuration", discovery, methods=m),
+        Route(TOKEN, token, methods=m),
+        Route(PAR, push, methods=m),
+        Route(AUTHORIZE, authorize_page, methods=m),
+        Route(INTROSPECT, introspect, methods=m),
+        Route(REVOKE, revoke, methods=m),
+        Route(JWKS, jwks, methods=m),
+        Route(USERINFO, userinfo, methods=m),
+    ]
