@@ -123,23 +123,53 @@ def clients_create(
     name: Annotated[str, typer.Option(help="the app's name")],
     redirect_uri: Annotated[Optional[list[str]], typer.Option("--redirect-uri", help="registered redirect URI (repeatable)")] = None,
     scope: Annotated[str, typer.Option(help="space-separated scopes the client may ask for")] = "",
+    auth_method: Annotated[Optional[list[str]], typer.Option(
+        "--auth-method", help="tls_client_auth, private_key_jwt, client_secret_basic or client_secret_post (repeatable; "
+                              "default: client_secret_basic and client_secret_post)")] = None,
+    jwks: Annotated[Optional[Path], typer.Option("--jwks", help="JWKS file with the client's public keys (private_key_jwt)",
+                                                 exists=True, dir_okay=False)] = None,
+    require_par: Annotated[bool, typer.Option("--require-par", help="the client must push its authorization requests (PAR)")] = False,
+    grant_type: Annotated[Optional[list[str]], typer.Option(
+        "--grant-type", help="client_credentials, authorization_code or refresh_token (repeatable; "
+                             "default: client_credentials and authorization_code)")] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register a client; prints its client_id and client_secret (the secret is shown only now)."""
-    from tessera.core.models import Client
+    """Register a client; prints its client_id and, for the secret methods, its client_secret
+    (the secret is shown only now)."""
+    from tessera.core.client_auth import SECRET_METHODS, validate_jwks
+    from tessera.core.models import AUTH_METHODS, Client
+    from tessera.core.native import GRANT_TYPES
     from tessera.core.secrets import generate_client_id, generate_secret, hash_secret
 
+    methods = tuple(dict.fromkeys(auth_method or ("client_secret_basic", "client_secret_post")))
+    for m in methods:
+        if m not in AUTH_METHODS:
+            _fail(f"--auth-method must be one of {', '.join(AUTH_METHODS)} (got {m!r})")
+    grants = tuple(dict.fromkeys(grant_type or ("client_credentials", "authorization_code")))
+    for g in grants:
+        if g not in GRANT_TYPES:
+            _fail(f"--grant-type must be one of {', '.join(GRANT_TYPES)} (got {g!r})")
+    keys = None
+    if jwks is not None:
+        try:
+            keys = validate_jwks(json.loads(jwks.read_text()))
+        except (ValueError, TypeError) as e:
+            _fail(f"--jwks: {e}")
     settings = _settings(home)
     store = _store(settings)
-    secret = generate_secret()
+    secret = generate_secret() if any(m in SECRET_METHODS for m in methods) else None
     client = Client(
-        client_id=generate_client_id(), name=name, secret_hash=hash_secret(secret, settings.pepper_bytes()),
-        redirect_uris=tuple(redirect_uri or ()), scope=scope,
-        grant_types=("client_credentials", "authorization_code"), created_at=_now(),
+        client_id=generate_client_id(), name=name,
+        secret_hash=hash_secret(secret, settings.pepper_bytes()) if secret else None,
+        redirect_uris=tuple(redirect_uri or ()), scope=scope, auth_methods=methods,
+        grant_types=grants, require_par=require_par, jwks=keys, created_at=_now(),
     )
     store.create_client(client)
-    _emit(as_json, {"client_id": client.client_id, "client_secret": secret})
+    data = {"client_id": client.client_id}
+    if secret is not None:
+        data["client_secret"] = secret
+    _emit(as_json, data)
 
 
 @clients_app.command("list")
