@@ -1,0 +1,32 @@
+"""tessera's client SDK: token clients for payment platforms' B2B channels.
+
+- :class:`TokenCache` / :func:`default_cache`: one thread- and asyncio-safe, single-flight,
+  auto-evicting token cache shared by every client;
+- :class:`TokenAuth`: the ``httpx.Auth`` base of every client (Bearer, retry once on 401);
+- :class:`NexiSoftPOSClient`: Nexi's B2B SoftPOS enrollment (token, JWKS, PAR, code);
+- :func:`build_nested_assertion`, :func:`make_csr`, :func:`make_pkce`: the building blocks;
+- :class:`TokenError`: a failed token/PAR/JWKS/code call.
+"""
+
+from .assertion import build_nested_assertion, x5t_s256
+from .auth import TokenAuth
+from .cache import CachedToken, TokenCache, default_cache
+from .csr import make_csr
+from .errors import SDKError, TokenError
+from .nexi import ClientAssertion, NexiSoftPOSClient
+from .pkce import make_pkce
+
+__all__ = [
+    "CachedToken",
+    "ClientAssertion",
+    "NexiSoftPOSClient",
+    "SDKError",
+    "TokenAuth",
+    "TokenCache",
+    "TokenError",
+    "build_nested_assertion",
+    "default_cache",
+    "make_csr",
+    "make_pkce",
+    "x5t_s256",
+]

@@ -77,14 +77,9 @@ def _encryption_key(jwk: dict[str, Any]) -> RSAKey:
         raise ValueError("the encryption key has no kid")
     if jwk.get("use", "enc") != "enc":
         raise ValueError("the encryption key is not an enc key")
-    public = {k: jwk[k] for k in ("kty", "n", "e", "kid") if k in jwk}  # never private members
-    key = RSAKey.import_key(public)
-    if key.as_dict()["n"] and _bits(key) < _MIN_RSA_BITS:
+    n = jwk.get("n")
+    if not isinstance(n, str) or not isinstance(jwk.get("e"), str):
+        raise ValueError("the encryption key lacks n or e")
+    if int.from_bytes(base64.urlsafe_b64decode(n + "=" * (-len(n) % 4)), "big").bit_length() < _MIN_RSA_BITS:
         raise ValueError("the encryption key is an RSA key under 2048 bits")
-    return key
-
-
-def _bits(key: RSAKey) -> int:
-    n = key.as_dict()["n"]
-    raw = base64.urlsafe_b64decode(n + "=" * (-len(n) % 4))
-    return int.from_bytes(raw, "big").bit_length()
+    return RSAKey.import_key({k: jwk[k] for k in ("kty", "n", "e", "kid")})  # never private members

@@ -123,7 +123,7 @@ class TokenCache:
                 elif flight.thread == me:
                     flight = None  # waiting would deadlock: fetch on our own
             if flight is None:
-                token = fetch()
+                token = _checked(fetch())
                 self._store(key, token)
                 return token
             if lead:
@@ -137,7 +137,7 @@ class TokenCache:
 
     def _lead_sync(self, key: Hashable, flight: _Flight, fetch: Callable[[], CachedToken]) -> CachedToken:
         try:
-            token = fetch()
+            token = _checked(fetch())
         except Exception as e:
             self._finish(key, flight, error=e)
             raise
@@ -169,7 +169,7 @@ class TokenCache:
                     fut = loop.create_future()
                     flight.waiters.append((loop, fut))
             if flight is None:
-                token = await fetch()
+                token = _checked(await fetch())
                 self._store(key, token)
                 return token
             if lead:
@@ -183,7 +183,7 @@ class TokenCache:
 
     async def _lead_async(self, key: Hashable, flight: _Flight, fetch: Callable[[], Awaitable[CachedToken]]) -> CachedToken:
         try:
-            token = await fetch()
+            token = _checked(await fetch())
         except Exception as e:
             self._finish(key, flight, error=e)
             raise
@@ -237,6 +237,12 @@ class TokenCache:
     def _evict(self, now: float) -> None:
         for k in [k for k, e in self._entries.items() if now >= e.stale_at]:
             del self._entries[k]
+
+
+def _checked(token: object) -> CachedToken:
+    if not isinstance(token, CachedToken):
+        raise TypeError(f"fetch must return a CachedToken, not {type(token).__name__}")
+    return token
 
 
 def _reentrant(flight: _Flight, thread: int) -> bool:
