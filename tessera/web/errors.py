@@ -28,6 +28,9 @@ def challenge_headers(err: OAuthError, *, basic_realm: str = "tessera") -> dict[
     headers = dict(NO_STORE)
     if isinstance(err, InvalidClient):
         headers["WWW-Authenticate"] = f'Basic realm="{basic_realm}"'
+    elif isinstance(err, InvalidToken) and err.reason == "token_missing":
+        # RFC 6750 §3.1: a request without credentials gets a challenge without an error code.
+        headers["WWW-Authenticate"] = f'Bearer realm="{basic_realm}"'
     elif isinstance(err, InvalidToken):
         desc = err.description.replace('"', "'")
         headers["WWW-Authenticate"] = f'Bearer realm="{basic_realm}", error="invalid_token", error_description="{desc}"'

@@ -125,11 +125,11 @@ class LiveServer:
     def start(self, timeout: float = 30) -> "LiveServer":
         if not (self.home / "tessera.toml").exists():
             self.init()
-        log = open(self.workdir / "server.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tessera.cli", "--home", str(self.home), "serve", "--port", str(self.port)],
-            env=self._env, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True,
-        )
+        with open(self.workdir / "server.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tessera.cli", "--home", str(self.home), "serve", "--port", str(self.port)],
+                env=self._env, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
