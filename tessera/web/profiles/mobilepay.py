@@ -24,7 +24,7 @@ from tessera.web.forms import client_credentials, read_form
 from tessera.web.runtime import Runtime, endpoint, no_store_json, only
 
 PROFILE = "mobilepay"
-VAT = re.compile(r"^(DK|FI)\d{8}$")
+VAT = re.compile(r"^(DK|FI)\d{8}$", re.ASCII)  # ASCII: \d would also take "١٢٣…" and "１２３…"
 SCOPE = "integrator_scope"
 
 
