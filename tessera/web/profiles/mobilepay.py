@@ -42,6 +42,8 @@ def routes(rt: Runtime) -> list[Route]:
         creds = client_credentials(request, form)
         if creds.method != "client_secret_basic":
             raise InvalidClient("authenticate with HTTP Basic (client_id:client_secret)", reason="basic_required")
+        if not form.get("grant_type"):
+            raise InvalidRequest("grant_type is required", reason="grant_type_missing")
         if form.get("grant_type") != "client_credentials":
             raise UnsupportedGrantType("grant_type must be client_credentials", reason="grant_type")
         vat = form.get("merchant_vat")
