@@ -19,7 +19,8 @@ from starlette.routing import Route
 
 from tessera.core import tokens
 from tessera.core.clients import authenticate_secret
-from tessera.errors import InvalidClient, InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from tessera.core.ratelimit import guard
+from tessera.errors import InvalidClient, InvalidRequest, SlowDown, UnauthorizedClient, UnsupportedGrantType
 from tessera.web.forms import client_credentials, read_form
 from tessera.web.runtime import Runtime, endpoint, no_store_json, only
 
@@ -49,7 +50,18 @@ def routes(rt: Runtime) -> list[Route]:
         vat = form.get("merchant_vat")
         if vat is not None and not VAT.fullmatch(vat):
             raise InvalidRequest("merchant_vat must be DK or FI followed by 8 digits", reason="vat_format")
-        client = authenticate_secret(rt.core, creds)
+        # Brute force: counted per client (the same key as the other profiles that check this
+        # secret) and per address; 429 with Retry-After while locked.
+        cred_key, addr_key = f"client:{(creds.client_id or '')[:200]}", f"addr:{rt.client_ip(request)}"
+        wait = guard(rt.failures, cred_key, addr_key)
+        if wait:
+            raise SlowDown(wait, reason="login_locked")
+        try:
+            client = authenticate_secret(rt.core, creds)
+        except InvalidClient:
+            rt.fail_login(cred_key, addr_key)
+            raise
+        rt.failures.succeeded(cred_key)
         extra = None
         if vat is not None:
             merchant = rt.core.store.get_merchant_by_vat(vat)
