@@ -4,21 +4,29 @@
   auto-evicting token cache shared by every client;
 - :class:`TokenAuth`: the ``httpx.Auth`` base of every client (Bearer, retry once on 401);
 - :class:`NexiSoftPOSClient`: Nexi's B2B SoftPOS enrollment (token, JWKS, PAR, code);
+- :class:`AxeptClient`, :class:`MobilePayClient`, :class:`B2BinPayClient`: the token calls of
+  axept Cloud Connect, MobilePay PoS and B2BINPAY v2;
 - :func:`build_nested_assertion`, :func:`make_csr`, :func:`make_pkce`: the building blocks;
 - :class:`TokenError`: a failed token/PAR/JWKS/code call.
 """
 
 from .assertion import build_nested_assertion, x5t_s256
 from .auth import TokenAuth
+from .axept import AxeptClient
+from .b2binpay import B2BinPayClient
 from .cache import CachedToken, TokenCache, default_cache
 from .csr import make_csr
 from .errors import SDKError, TokenError
+from .mobilepay import MobilePayClient
 from .nexi import ClientAssertion, NexiSoftPOSClient
 from .pkce import make_pkce
 
 __all__ = [
+    "AxeptClient",
+    "B2BinPayClient",
     "CachedToken",
     "ClientAssertion",
+    "MobilePayClient",
     "NexiSoftPOSClient",
     "SDKError",
     "TokenAuth",
