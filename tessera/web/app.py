@@ -11,6 +11,7 @@ from starlette.routing import Route
 from tessera.config import Settings
 from tessera.core.context import Core
 from tessera.web.errors import NO_STORE
+from tessera.web.observability import ObservedStarlette, Readiness, client_address_for, configure_logging, metrics_endpoint
 from tessera.web.profiles import axept, b2binpay, mobilepay, nexi
 from tessera.web.profiles import native  # the native OAuth 2.0 surface (issue 4)
 from tessera.web.runtime import Runtime
@@ -24,6 +25,7 @@ def create_app(settings: Settings, *, store=None, core: Core | None = None) -> S
 
             store = open_store(settings)
         core = Core.from_settings(settings, store)
+    configure_logging(settings.log_level)
     rt = Runtime(settings, core)
 
     async def healthz(request: Request) -> Response:
@@ -35,6 +37,9 @@ def create_app(settings: Settings, *, store=None, core: Core | None = None) -> S
 
     routes = [Route("/healthz", healthz), *nexi.routes(rt), *axept.routes(rt), *mobilepay.routes(rt), *b2binpay.routes(rt)]
     routes += native.routes(rt)
-    app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    routes += [Route("/readyz", Readiness(rt).handle, methods=["GET", "HEAD"]), Route("/metrics", metrics_endpoint(), methods=["GET", "HEAD"])]
+    # Observability (request ids, metrics, access log) wraps everything: see tessera.web.observability.
+    app = ObservedStarlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    app.client_address = client_address_for(rt)
     app.state.runtime = rt
     return app

@@ -23,6 +23,7 @@ from tessera.core.ratelimit import MemoryFailureLimiter
 from tessera.errors import MethodNotAllowed, OAuthError
 from tessera.web.errors import NO_STORE, Renderer, as_oauth_error, oauth_error_response
 from tessera.web.mtls import MTLSConfig, MTLSExtractor, PeerCertificate
+from tessera.web.observability import count_token_issued
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 PAGE_HEADERS = {
@@ -70,6 +71,7 @@ class Runtime:
 
     def issued(self, profile: str) -> None:
         self.counters[profile] = self.counters.get(profile, 0) + 1
+        count_token_issued(profile)  # the tessera_tokens_issued_total metric
 
     async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run CPU-heavy work (argon2id) off the event loop."""
