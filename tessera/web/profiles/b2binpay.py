@@ -96,7 +96,8 @@ def routes(rt: Runtime) -> list[Route]:
         received = time.time()
         body = await read_json(request, s.max_body_bytes, media=(MEDIA,))
         attrs = _attributes(body, ("login", "password"))
-        cred_key, addr_key = f"b2b:{attrs['login'][:200]}", f"addr:{rt.client_ip(request)}"
+        # The login is a client id: one counter per client secret, shared with the other profiles.
+        cred_key, addr_key = f"client:{attrs['login'][:200]}", f"addr:{rt.client_ip(request)}"
         wait = guard(rt.failures, cred_key, addr_key)
         if wait:
             raise SlowDown(wait, reason="login_locked")
