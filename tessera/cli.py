@@ -465,6 +465,43 @@ def enrollments_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     out.print(table)
 
 
+# --- security events (issue 5) ----------------------------------------------------------------------------
+events_app = typer.Typer(no_args_is_help=True, help="Security events recorded by the server.")
+app.add_typer(events_app, name="events")
+#: The kinds the server records today (``Core.event``); others may be added.
+EVENT_KINDS = ("refresh_family_revoked", "jti_replayed", "revoked_certificate_used", "brute_force_lockout",
+               "authorization_code_replayed")
+
+
+@events_app.command("list")
+def events_list(
+    kind: Annotated[Optional[str], typer.Option("--kind", help=f"only this kind ({', '.join(EVENT_KINDS)})")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="at most this many, the latest")] = 100,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The latest security events (oldest first): replayed refresh tokens, assertions and codes,
+    revoked certificates used, brute-force lockouts."""
+    from datetime import datetime, timezone
+
+    from rich.markup import escape
+
+    store = _store(_settings(home))
+    rows = [{"id": e.id, "kind": e.kind, "client_id": e.client_id, "detail": e.detail, "created_at": e.created_at}
+            for e in store.list_events(limit, kind=kind)]
+    if as_json:
+        _emit(True, {"events": rows})
+        return
+    if not rows:
+        out.print("no events")
+        return
+    table = Table("id", "time (UTC)", "kind", "client_id", "detail")
+    for r in rows:
+        when = datetime.fromtimestamp(r["created_at"], tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(str(r["id"]), when, escape(r["kind"]), escape(r["client_id"] or ""), escape(json.dumps(r["detail"], sort_keys=True)))
+    out.print(table)
+
+
 @app.command()
 def demo(
     url: Annotated[str, typer.Option("--url", help="base URL of a running tessera")] = "https://127.0.0.1:8443",

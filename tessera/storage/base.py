@@ -96,7 +96,8 @@ class Store(Protocol):
 
     # --- security events --------------------------------------------------------------------------
     def add_event(self, kind: str, client_id: str | None, detail: dict[str, Any], now: int) -> None: ...
-    def list_events(self, limit: int = 1000) -> list[SecurityEvent]: ...
+    def list_events(self, limit: int = 1000, *, kind: str | None = None) -> list[SecurityEvent]:
+        """The latest ``limit`` events (of ``kind``, if given), oldest first."""
 
     # --- housekeeping --------------------------------------------------------------------------------
     def purge_expired(self, now: int) -> int: ...

@@ -355,9 +355,12 @@ class SQLStore:
         with self._write() as c:
             c.execute(insert(t.security_events).values(kind=kind, client_id=client_id, detail=detail, created_at=now))
 
-    def list_events(self, limit: int = 1000) -> list[SecurityEvent]:
+    def list_events(self, limit: int = 1000, *, kind: str | None = None) -> list[SecurityEvent]:
+        query = select(t.security_events).order_by(t.security_events.c.id.desc()).limit(limit)
+        if kind is not None:
+            query = query.where(t.security_events.c.kind == kind)
         with self._read() as c:
-            rows = c.execute(select(t.security_events).order_by(t.security_events.c.id.desc()).limit(limit)).mappings().all()
+            rows = c.execute(query).mappings().all()
         return [SecurityEvent(**r) for r in reversed(rows)]
 
     # --- housekeeping ----------------------------------------------------------------------------------------
