@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
 from typing import Any, Callable
 
 import uvicorn
@@ -41,4 +44,16 @@ def run(settings: Settings, *, announce: Callable[[str], None] = print) -> None:
         announce(f"  try it:  curl --cacert {settings.ca_cert_path} {base}{settings.nexi_prefix}/par/jwks.json")
     announce(f"  run every flow against it:  .venv/bin/tessera --home {settings.home} demo --url {base}")
     os.environ["TESSERA_HOME"] = str(settings.home.resolve())  # read by the worker factory
+    _exit_zero_on_sigterm()
     uvicorn.run("tessera.web.asgi:create", factory=True, workers=settings.workers, **uvicorn_kwargs(settings))
+
+
+def _exit_zero_on_sigterm() -> None:
+    """SIGTERM is the normal way to stop the server: exit 0 once it has been handled.
+
+    uvicorn drains in-flight requests on SIGTERM (up to ``timeout_graceful_shutdown``), then
+    restores the previous handler and raises the signal again; with the default handler the
+    process would die "killed by SIGTERM" (exit status 143) after a clean shutdown.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
