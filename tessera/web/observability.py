@@ -402,7 +402,9 @@ class Readiness:
         self._redis = None
 
     def checks(self) -> list[tuple[str, Callable[[], Any]]]:
-        out: list[tuple[str, Callable[[], Any]]] = [("database", self.rt.core.store.ping), ("keys", self._keys)]
+        store = self.rt.core.store
+        sql = getattr(store, "sql", store)  # with Redis: the CompositeStore's SQL part (its ping also pings Redis)
+        out: list[tuple[str, Callable[[], Any]]] = [("database", sql.ping), ("keys", self._keys)]
         if self.rt.settings.redis_url:
             out.append(("redis", self._redis_ping))
         return out
@@ -417,6 +419,9 @@ class Readiness:
         hook = getattr(self.rt, "redis_ping", None)
         if callable(hook):
             return hook()
+        artifacts = getattr(self.rt.core.store, "artifacts", None)  # the CompositeStore's Redis part
+        if artifacts is not None and callable(getattr(artifacts, "ping", None)):
+            return artifacts.ping()
         try:
             import redis  # optional
         except ImportError:
