@@ -6,6 +6,8 @@
 - :class:`NexiSoftPOSClient`: Nexi's B2B SoftPOS enrollment (token, JWKS, PAR, code);
 - :class:`AxeptClient`, :class:`MobilePayClient`, :class:`B2BinPayClient`: the token calls of
   axept Cloud Connect, MobilePay PoS and B2BINPAY v2;
+- :mod:`tessera.sdk.resource`: the resource-server side (:class:`TokenVerifier`,
+  :class:`JWKSCache`, :class:`MobilePayMerchantRule`, :func:`require_token`);
 - :func:`build_nested_assertion`, :func:`make_csr`, :func:`make_pkce`: the building blocks;
 - :class:`TokenError`: a failed token/PAR/JWKS/code call.
 """
@@ -21,20 +23,49 @@ from .mobilepay import MobilePayClient
 from .nexi import ClientAssertion, NexiSoftPOSClient
 from .pkce import make_pkce
 
+# The resource-server side needs Starlette (and tessera.web's mTLS extraction): it is
+# imported on first use, so that a token client does not pay for it.
+_RESOURCE = frozenset({
+    "AuthContext", "InsufficientScope", "InvalidRequestError", "InvalidTokenError", "JWKSCache", "JWKSUnavailable",
+    "MerchantMismatch", "MobilePayMerchantRule", "ResourceError", "TokenVerifier", "require_token",
+    "resource_error_handler",
+})
+
+
+def __getattr__(name: str):
+    if name in _RESOURCE:
+        from . import resource
+
+        return getattr(resource, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "AuthContext",
     "AxeptClient",
     "B2BinPayClient",
     "CachedToken",
     "ClientAssertion",
+    "InsufficientScope",
+    "InvalidRequestError",
+    "InvalidTokenError",
+    "JWKSCache",
+    "JWKSUnavailable",
+    "MerchantMismatch",
     "MobilePayClient",
+    "MobilePayMerchantRule",
     "NexiSoftPOSClient",
+    "ResourceError",
     "SDKError",
     "TokenAuth",
     "TokenCache",
     "TokenError",
+    "TokenVerifier",
     "build_nested_assertion",
     "default_cache",
     "make_csr",
     "make_pkce",
+    "require_token",
+    "resource_error_handler",
     "x5t_s256",
 ]
