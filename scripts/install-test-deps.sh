@@ -33,8 +33,12 @@ have_pg_server || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v certutil >/dev/null || need+=(libnss3-tools)
+# tests/deploy: a real nginx in front of two instances sharing a Redis.
+{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || need+=(nginx)
+{ command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ]; } || need+=(redis-server)
 
 installed_pg=false
+installed_services=()
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing test dependencies: ${need[*]}"
   if [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
@@ -45,7 +49,12 @@ if [ ${#need[@]} -gt 0 ]; then
   apt=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -o Acquire::Retries=3)
   "${apt[@]}" update
   "${apt[@]}" install -y --no-install-recommends "${need[@]}"
-  for p in "${need[@]}"; do [ "$p" = postgresql ] && installed_pg=true; done
+  for p in "${need[@]}"; do
+    case "$p" in
+      postgresql) installed_pg=true ;;
+      nginx|redis-server) installed_services+=("$p") ;;
+    esac
+  done
   if ! have_pg_server && [ "$installed_pg" = true ]; then
     echo "install-test-deps: postgresql installed but no initdb under /usr/lib/postgresql/*/bin" >&2
     exit 1
@@ -73,5 +82,21 @@ if { [ "$installed_pg" = true ] || [ "${CI:-}" = true ]; } && command -v pg_lscl
       "${SUDO[@]}" systemctl disable --now postgresql.service >/dev/null 2>&1 || true
     fi
   fi
+fi
+# The nginx and Redis that Debian starts on install would hold ports 80 and 6379: the tests
+# start their own (tests/support/{nginx,redis_server}.py). Stop them and keep them from
+# starting at boot: the ones this run installed, or both under CI.
+services=("${installed_services[@]}")
+[ "${CI:-}" = true ] && services=(nginx redis-server)
+if [ ${#services[@]} -gt 0 ] && { [ "$(id -u)" -eq 0 ] || [ ${#SUDO[@]} -gt 0 ]; }; then
+  for svc in "${services[@]}"; do
+    [ -e "/etc/init.d/$svc" ] || [ -e "/lib/systemd/system/$svc.service" ] || continue
+    echo "stopping the Debian $svc service (the tests start their own)"
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+      "${SUDO[@]}" systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    else
+      "${SUDO[@]}" service "$svc" stop >/dev/null 2>&1 || true
+    fi
+  done
 fi
 exit 0

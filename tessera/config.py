@@ -109,6 +109,15 @@ class Settings(BaseSettings):
     #: actually ask for is the scope it was registered with.
     native_scopes_supported: list[str] = Field(default_factory=lambda: ["openid", "email"])
 
+    # --- several instances: Redis (issue 5; see docs/deployment.md) ---------------------------
+    #: Prefix of every Redis key, so that deployments (staging, production) can share a Redis.
+    redis_prefix: str = "tessera:"
+    #: Connect/read timeout of Redis calls (seconds): an unreachable Redis is a fast 503.
+    redis_timeout: float = Field(1.0, gt=0, le=30)
+    #: With Redis, how often (ms) a worker checks the revocation epoch before trusting its
+    #: cache (``revocation_cache_seconds`` > 0): the bound on honouring a revocation.
+    revocation_poll_ms: int = Field(100, ge=0, le=60_000)
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -75,11 +75,17 @@ def init_home(home: Path, *, environment: str = "staging", issuer: str | None = 
 
 
 def open_store(settings: Settings, *, migrate: bool = True) -> SQLStore:
+    """The SQL store; with ``redis_url`` set, a ``CompositeStore`` keeping the short-lived
+    artefacts (request_uris, codes, jti, revoked tokens) on Redis in front of it."""
     if settings.database_url.startswith("sqlite"):
         settings.home.mkdir(parents=True, exist_ok=True)
     store = SQLStore(settings.database_url)
     if migrate:
         upgrade(store.engine)
+    if settings.redis_url:
+        from tessera.storage.redis_store import CompositeStore
+
+        return CompositeStore.from_settings(settings, store)  # type: ignore[return-value]
     return store
 
 

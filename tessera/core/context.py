@@ -46,6 +46,7 @@ class _TTLCache:
         self.loader = loader
         self.maxsize = maxsize
         self._data: dict = {}
+        self._generation = 0
 
     def get(self, key):
         if self.ttl <= 0:
@@ -54,13 +55,16 @@ class _TTLCache:
         now = time.monotonic()
         if hit is not None and hit[0] > now:
             return hit[1]
+        generation = self._generation
         value = self.loader(key)
         if len(self._data) >= self.maxsize:
             self._data.clear()
-        self._data[key] = (now + self.ttl, value)
+        if generation == self._generation:  # not if invalidated meanwhile: the value may predate it
+            self._data[key] = (now + self.ttl, value)
         return value
 
     def invalidate(self, key=None) -> None:
+        self._generation += 1
         if key is None:
             self._data.clear()
         else:
@@ -80,6 +84,8 @@ class Core:
     def __post_init__(self) -> None:
         self._clients = _TTLCache(self.config.cache_seconds, self.store.get_client)
         self._certs = _TTLCache(self.config.cache_seconds, self.store.get_certificate)
+        # With Redis (several instances), revocations are announced: see _heed_notices.
+        self._notices = getattr(self.store, "revocation_notices", None) if self.config.cache_seconds > 0 else None
 
     @classmethod
     def from_settings(cls, settings: Settings, store) -> "Core":
@@ -94,10 +100,19 @@ class Core:
         return int(self.clock())
 
     def client(self, client_id: str) -> Client | None:
+        self._heed_notices()
         return self._clients.get(client_id)
 
     def certificate(self, thumbprint: str) -> CertificateRecord | None:
+        self._heed_notices()
         return self._certs.get(thumbprint)
+
+    def _heed_notices(self) -> None:
+        """Drop the cached clients and certificates when a revocation was announced
+        (checked at most every ``revocation_poll_ms``; see tessera.storage.redis_store)."""
+        if self._notices is not None and self._notices.changed():
+            self._clients.invalidate()
+            self._certs.invalidate()
 
     def event(self, kind: str, client_id: str | None, **detail) -> None:
         """Record a security event (family revocation, replayed jti, revoked certificate used, ...)."""

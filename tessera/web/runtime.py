@@ -46,6 +46,10 @@ class Runtime:
         s = self.settings
         self.extractor = MTLSExtractor(MTLSConfig(mode=s.mtls_mode, header=s.mtls_header, trusted_proxies=tuple(s.trusted_proxies)))
         self.failures = MemoryFailureLimiter(max_failures=s.login_max_failures, window=s.login_failure_window, lockout=s.login_lockout)
+        if s.redis_url:  # several instances share the failure counters and locks (issue 5)
+            from tessera.storage.redis_limits import RedisFailureLimiter
+
+            self.failures = RedisFailureLimiter.from_settings(s, getattr(self.core.store, "redis", None))
 
     def client_ip(self, request: Request) -> str:
         """The caller's address: the peer, or (from a trusted proxy in proxy mode) its ``X-Real-IP``."""
