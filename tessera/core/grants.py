@@ -13,11 +13,15 @@ from tessera.core import tokens
 from tessera.core.authorize import CODE_KIND
 from tessera.core.context import Core
 from tessera.core.enrollment import EnrollmentRequest
-from tessera.core.models import Client
+from tessera.core.models import Artifact, Client
 from tessera.core.secrets import sha256_key
 from tessera.errors import InvalidGrant, InvalidRequest
+from tessera.storage.base import Conflict
 
 VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+#: A marker left by every replay of a code, so that an exchange that is still issuing its
+#: token when the replay arrives revokes that token itself (see ``authorization_code``).
+REPLAY_KIND = "authorization_code_replay"
 OIDC_SCOPES = ("openid", "oidc")
 
 
@@ -83,6 +87,10 @@ def authorization_code(core: Core, client: Client, *, code: str | None, redirect
         body["id_token"] = tokens.issue_id_token(core, client_id=client.client_id, subject=enrollment.username,
                                                  ttl=core.config.id_token_ttl, extra=extra)
     core.store.update_artifact_data(CODE_KIND, key, {**won.data, "issued_jti": issued.jti, "issued_exp": issued.claims["exp"]})
+    # A replay that raced this exchange (it found the code consumed before issued_jti was
+    # stored) left a marker: revoke what we just issued, as the replay would have.
+    if core.store.get_artifact(REPLAY_KIND, key) is not None:
+        tokens.revoke_token(core, issued.jti, client.client_id, issued.claims["exp"])
     if not core.store.bind_username(enrollment.username, enrollment.bound_tid, now):
         tokens.revoke_token(core, issued.jti, client.client_id, issued.claims["exp"])
         raise InvalidGrant("username_merchant is bound to another TID", reason="username_bound")
@@ -92,7 +100,16 @@ def authorization_code(core: Core, client: Client, *, code: str | None, redirect
 
 
 def _revoke_issued(core: Core, art) -> None:
-    jti = art.data.get("issued_jti")
+    """Revoke what the code issued. The winning exchange may still be issuing: leave a marker
+    first, then re-read the code. Either the winner sees the marker after storing its jti, or
+    this re-read sees the jti: the token is revoked in both orders."""
+    try:
+        core.store.put_artifact(Artifact(REPLAY_KIND, art.key, art.client_id, {},
+                                         core.now() + max(core.config.access_token_ttl, core.config.code_ttl)))
+    except Conflict:
+        pass
+    fresh = core.store.get_artifact(CODE_KIND, art.key) or art
+    jti = fresh.data.get("issued_jti")
     if jti:
-        tokens.revoke_token(core, jti, art.client_id, int(art.data.get("issued_exp") or core.now() + 3600))
+        tokens.revoke_token(core, jti, fresh.client_id, int(fresh.data.get("issued_exp") or core.now() + 3600))
     core.event("authorization_code_replayed", art.client_id, revoked_jti=jti)
