@@ -391,6 +391,11 @@ def test_refresh_syntax_error_is_400(live_server, app, case):
     assert_refreshed(live_server, refresh(live_server, token), app)
 
 
+def test_oversized_body_is_413(live_server, app):
+    r = send(live_server, LOGIN, login_body(app.client_id, "p" * (70 * 1024)))
+    assert_errors(r, 413, None)
+
+
 def test_get_is_not_allowed(live_server):
     with client(live_server) as c:
         r = c.get(LOGIN)

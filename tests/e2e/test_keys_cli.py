@@ -12,6 +12,7 @@ import itertools
 import json
 import re
 import secrets
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +23,9 @@ import sqlalchemy as sa
 
 from tessera.core import apikeys
 from tessera.core.models import Merchant
+from tessera.home import open_store
 from tessera.storage import schema
+from tessera.storage.base import Conflict
 from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -82,9 +85,8 @@ def enabled(server: LiveServer, mid: int) -> dict[int, bool]:
 # --- create, list, storage ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def three(live_server) -> dict:
-    """A merchant made with ``merchants create`` and three keys made with ``keys create``."""
-    mid = secrets.randbelow(10**9) + 1
-    assert live_server.cli_json("merchants", "create", "--merchant-id", str(mid)) == {"merchantId": mid, "vat": None, "name": ""}
+    """A merchant with three keys made with ``keys create``."""
+    mid = store_merchant(live_server)
     created = [live_server.cli_json("keys", "create", "--merchant-id", str(mid)) for _ in range(3)]
     return {"merchant_id": mid, "keys": created}
 
@@ -157,21 +159,32 @@ def test_create_for_an_unknown_merchant_fails(live_server):
 
 
 def test_concurrent_creates_never_exceed_three(live_server):
+    """Eight creators at once (as eight ``keys create`` would be) on the server's database."""
     mid = store_merchant(live_server)
-    with ThreadPoolExecutor(5) as pool:
-        procs = list(pool.map(lambda _: live_server.cli("keys", "create", "--merchant-id", str(mid), "--json", check=False), range(5)))
-    ok = [json.loads(p.stdout) for p in procs if p.returncode == 0]
-    failed = [p for p in procs if p.returncode != 0]
-    assert sorted(o["keyId"] for o in ok) == [1, 2, 3], [(p.returncode, p.stdout, p.stderr) for p in procs]
-    assert len(failed) == 2 and all("3 enabled keys" in " ".join(p.stderr.split()) for p in failed)
+    pepper = live_server.settings.pepper_bytes()
+    barrier = threading.Barrier(8)
+
+    def create(_):
+        store = open_store(live_server.settings)  # its own engine and connections, like a CLI process
+        try:
+            barrier.wait()
+            return apikeys.create_key(store, pepper, mid, int(time.time()), max_enabled=3)[0].key_id
+        except Conflict as e:
+            return str(e)
+        finally:
+            store.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(create, range(8)))
+    assert sorted(r for r in results if isinstance(r, int)) == [1, 2, 3], results
+    assert all("3 enabled keys" in r for r in results if isinstance(r, str))
     assert enabled(live_server, mid) == {1: True, 2: True, 3: True}
 
 
 # --- disable / enable ------------------------------------------------------------------------------------------
 def test_disabling_the_last_key_needs_yes_and_takes_effect_on_the_next_request(live_server):
     mid = store_merchant(live_server)
-    out = live_server.cli_json("keys", "create", "--merchant-id", str(mid))
-    kid, key = out["keyId"], out["key"]
+    kid, key = store_key(live_server, mid)
 
     _, err = cli_fail(live_server, "keys", "disable", "--merchant-id", str(mid), "--key-id", str(kid))
     assert "last enabled key" in err and "--yes" in err, err
