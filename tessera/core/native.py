@@ -39,9 +39,13 @@ from tessera.core.secrets import sha256_key
 from tessera.errors import InvalidGrant, InvalidRequest, InvalidScope, OAuthError, UnauthorizedClient
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import verify_own_jwt
+from tessera.storage.base import Conflict
 
 PAR_KIND = "native_request_uri"
 CODE_KIND = "native_code"
+#: Left by every replay of a native code, so that an exchange still issuing when the replay
+#: arrives revokes what it issued itself (the same pattern as ``grants.REPLAY_KIND``).
+REPLAY_KIND = "native_code_replay"
 #: RFC 9126 §2.2: a URN of this form names the pushed request.
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token")
@@ -195,17 +199,34 @@ def authorization_code(core: Core, auth: AuthenticatedClient, *, code: str | Non
         body["id_token"] = tokens.issue_id_token(core, client_id=client.client_id, subject=subject,
                                                  ttl=core.config.id_token_ttl, extra=extra or None)
     core.store.update_artifact_data(CODE_KIND, key, record)
+    # A replay that raced this exchange (it found the code consumed before the jti was stored)
+    # left a marker: revoke what was just issued, as the replay would have.
+    if core.store.get_artifact(REPLAY_KIND, key) is not None:
+        _revoke(core, client.client_id, issued.jti, issued.claims["exp"], record.get("issued_family"))
+        raise InvalidGrant("the authorization code has already been used", reason="code_replayed")
     return body
 
 
 def _revoke_issued(core: Core, art: Artifact) -> None:
-    jti = art.data.get("issued_jti")
-    if jti:
-        tokens.revoke_token(core, jti, art.client_id, int(art.data.get("issued_exp") or core.now() + 3600))
-    family = art.data.get("issued_family")
-    if family:
-        refresh.revoke_family(core, family, art.client_id, cause="authorization_code_replayed")
+    """Revoke what the code issued. The winning exchange may still be issuing: leave a marker
+    first, then read the code again; the token is revoked whichever order they run in."""
+    try:
+        core.store.put_artifact(Artifact(REPLAY_KIND, art.key, art.client_id, {},
+                                         core.now() + max(core.config.access_token_ttl, core.config.code_ttl)))
+    except Conflict:
+        pass
+    fresh = core.store.get_artifact(CODE_KIND, art.key) or art
+    jti = fresh.data.get("issued_jti")
+    _revoke(core, fresh.client_id, jti, int(fresh.data.get("issued_exp") or core.now() + 3600),
+            fresh.data.get("issued_family"))
     core.event("authorization_code_replayed", art.client_id, revoked_jti=jti)
+
+
+def _revoke(core: Core, client_id: str, jti: str | None, exp: int, family: str | None) -> None:
+    if jti:
+        tokens.revoke_token(core, jti, client_id, exp)
+    if family:
+        refresh.revoke_family(core, family, client_id, cause="authorization_code_replayed")
 
 
 def refresh_token(core: Core, auth: AuthenticatedClient, *, token: str | None, scope: str | None, refresh_ttl: int,

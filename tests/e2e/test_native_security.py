@@ -695,3 +695,29 @@ def test_row34_malformed_authorize_query_is_400(live_server):
         assert r.status_code == 400 and "invalid_request" in r.text
         r = c.get(AUTHORIZE + "?client_id=%ff")
         assert r.status_code == 400
+
+
+def test_row20_concurrent_exchanges_of_one_code_leave_no_live_token(live_server, merchant):
+    """Racing exchanges of one code: whichever wins, the replay revokes what was issued."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for _ in range(3):
+        nc = register(live_server)
+        code, verifier = _code(live_server, nc, merchant)
+        data = {"grant_type": "authorization_code", "code": code, "redirect_uri": nc.redirect_uri,
+                "code_verifier": verifier}
+
+        def exchange(_):
+            with http(live_server) as c:
+                return c.post(TOKEN, data=data, auth=basic(nc))
+
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(exchange, range(4)))
+        ok = [r for r in answers if r.status_code == 200]
+        assert len(ok) <= 1, [r.status_code for r in answers]
+        for r in answers:
+            if r.status_code != 200:
+                assert_error(r, 400, "invalid_grant")
+        for r in ok:
+            assert introspect(live_server, nc, r.json()["access_token"]).json() == {"active": False}
+            assert introspect(live_server, nc, r.json()["refresh_token"]).json() == {"active": False}
