@@ -2,7 +2,7 @@
 tls_client_auth, then PAR + authorization code + PKCE with private_key_jwt and a refresh.
 
 The test installs the npm packages itself into ``tests/interop/openid_client/node_modules``
-(gitignored; installed again only when ``package.json`` or the lock file changes), then runs
+(gitignored; ``npm ci`` again only when ``package.json`` or the lock file changes), then runs
 ``flows.mjs`` with the machine's Node, trusting the test CA through ``NODE_EXTRA_CA_CERTS``."""
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ def _npm_install() -> None:
     wanted = (HERE / "package.json").read_text() + (HERE / "package-lock.json").read_text()
     if stamp.exists() and stamp.read_text() == wanted:
         return
-    proc = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE,
+    # npm ci: exactly the versions of package-lock.json (which records no download URLs)
+    proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE,
                           capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"npm install failed:\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == 0, f"npm ci failed:\n{proc.stdout}\n{proc.stderr}"
     stamp.write_text(wanted)
 
 
