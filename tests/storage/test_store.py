@@ -1,0 +1,329 @@
+"""The Store contract, on SQLite (a temporary file) and on a real PostgreSQL.
+
+Each test gets a fresh, migrated database. The concurrency tests run 20 threads released
+together by a barrier, each with its own connection from the pool.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from tessera.core.models import (
+    Artifact,
+    CertificateRecord,
+    Client,
+    Merchant,
+    MerchantUser,
+    StoredKey,
+    Terminal,
+)
+from tessera.storage import migrate
+from tessera.storage.base import Conflict, Store
+from tessera.storage.sql import SQLStore
+
+N = 20
+NOW = 1_700_000_000
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.slow])])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    s = SQLStore(url)
+    migrate.upgrade(s.engine)
+    yield s
+    s.close()
+
+
+def together(n: int, fn) -> list:
+    """Run ``fn(i)`` in ``n`` threads released at once; return the results (exceptions re-raised)."""
+    barrier = threading.Barrier(n)
+    out: list = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait(timeout=60)
+        try:
+            out[i] = fn(i)
+        except BaseException as e:  # noqa: BLE001
+            out[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    errors = [r for r in out if isinstance(r, BaseException)]
+    if errors:
+        raise errors[0]
+    return out
+
+
+def a_client(client_id: str = "app-1", **kw) -> Client:
+    base = dict(client_id=client_id, name="App One", secret_hash="ab" * 32, redirect_uris=("https://a.example/cb",),
+                scope="openid", auth_methods=("client_secret_post",), grant_types=("client_credentials", "authorization_code"),
+                require_par=True, jwks={"keys": [{"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}]}, created_at=NOW)
+    base.update(kw)
+    return Client(**base)
+
+
+def a_cert(serial: str = "1a2b", client_id: str = "app-1", thumbprint: str = "tp-1", **kw) -> CertificateRecord:
+    base = dict(serial=serial, client_id=client_id, thumbprint=thumbprint, subject="CN=NOMEAPP", not_before=NOW - 10,
+                not_after=NOW + 86400, pem="-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n", created_at=NOW)
+    base.update(kw)
+    return CertificateRecord(**base)
+
+
+def test_is_a_store(store):
+    assert isinstance(store, Store)
+    store.ping()
+
+
+# --- clients -------------------------------------------------------------------------------------
+
+
+def test_clients(store):
+    c = a_client()
+    store.create_client(c)
+    assert store.get_client("app-1") == c
+    assert store.get_client("nope") is None
+    with pytest.raises(Conflict):
+        store.create_client(replace(c, name="again"))
+    store.create_client(a_client("app-2", created_at=NOW + 1, jwks=None, secret_hash=None))
+    assert [x.client_id for x in store.list_clients()] == ["app-1", "app-2"]
+    assert store.set_client_status("app-1", "revoked") is True
+    assert store.get_client("app-1").active is False
+    assert store.set_client_status("nope", "revoked") is False
+
+
+# --- certificates --------------------------------------------------------------------------------
+
+
+def test_certificates(store):
+    store.create_client(a_client())
+    cert = a_cert()
+    store.add_certificate(cert)
+    assert store.get_certificate("tp-1") == cert
+    assert store.get_certificate("tp-unknown") is None
+    with pytest.raises(Conflict):
+        store.add_certificate(replace(cert, serial="ffff"))  # same thumbprint
+    with pytest.raises(Conflict):
+        store.add_certificate(replace(cert, thumbprint="tp-other"))  # same serial
+    store.add_certificate(a_cert("2c", thumbprint="tp-2", created_at=NOW + 5))
+    assert [r.serial for r in store.certificates_for_client("app-1")] == ["1a2b", "2c"]
+    assert store.certificates_for_client("nobody") == []
+
+
+def test_certificate_for_unknown_client_refused(store):
+    with pytest.raises(Conflict):
+        store.add_certificate(a_cert(client_id="ghost"))
+
+
+@pytest.mark.parametrize("spelling", ["1a2b", "0x1a2b", "001a2b", "1A2B", "0X001A2B"])
+def test_revoke_certificate_by_serial(store, spelling):
+    store.create_client(a_client())
+    store.add_certificate(a_cert())
+    rec = store.revoke_certificate(spelling, NOW + 100)
+    assert rec is not None and rec.revoked_at == NOW + 100
+    assert store.get_certificate("tp-1").revoked_at == NOW + 100
+    assert not store.get_certificate("tp-1").usable(NOW + 200)
+    # a second revocation keeps the first time
+    assert store.revoke_certificate("1a2b", NOW + 500).revoked_at == NOW + 100
+
+
+def test_revoke_unknown_serial(store):
+    assert store.revoke_certificate("deadbeef", NOW) is None
+
+
+# --- server keys ---------------------------------------------------------------------------------
+
+
+def test_server_keys(store):
+    k1 = StoredKey("kid-1", "sig", "ES256", "current", {"kty": "EC", "kid": "kid-1"}, "sealed1", NOW)
+    k2 = StoredKey("kid-2", "sig", "ES256", "next", {"kty": "EC", "kid": "kid-2"}, "sealed2", NOW + 1)
+    store.save_server_keys([k1, k2])
+    assert store.list_server_keys() == [k1, k2]
+    store.save_server_keys([replace(k1, status="retired", retire_at=NOW + 99), replace(k2, status="current")])
+    got = {k.kid: k for k in store.list_server_keys()}
+    assert got["kid-1"].status == "retired" and got["kid-1"].retire_at == NOW + 99
+    assert got["kid-2"].status == "current"
+    assert len(got) == 2
+
+
+# --- merchants, terminals, users, grants ---------------------------------------------------------
+
+
+def test_merchants_terminals_users_grants(store):
+    store.create_client(a_client())
+    store.create_merchant(Merchant(42, "Shop", "DK12345678", NOW))
+    assert store.get_merchant(42) == Merchant(42, "Shop", "DK12345678", NOW)
+    assert store.get_merchant(43) is None
+    with pytest.raises(Conflict):
+        store.create_merchant(Merchant(42, "Again"))
+    with pytest.raises(Conflict):
+        store.create_merchant(Merchant(44, "Same VAT", "DK12345678"))
+
+    store.add_terminal(Terminal("S1", 42, "POS1", "softpos"))
+    store.add_terminal(Terminal("M1", 42, "POS1", "mpos"))
+    store.add_terminal(Terminal("S2", 42, "POS2", "softpos"))
+    assert sorted(t.tid for t in store.terminals_at("POS1")) == ["M1", "S1"]
+    assert store.terminals_at("nowhere") == []
+    with pytest.raises(Conflict):
+        store.add_terminal(Terminal("S1", 42, "POS9", "softpos"))
+    with pytest.raises(Conflict):
+        store.add_terminal(Terminal("X1", 999, "POS1", "softpos"))  # unknown merchant
+
+    store.add_user(MerchantUser("a@shop.example", 42, "$argon2id$..."))
+    assert store.get_user("a@shop.example") == MerchantUser("a@shop.example", 42, "$argon2id$...")
+    assert store.get_user("b@shop.example") is None
+    with pytest.raises(Conflict):
+        store.add_user(MerchantUser("a@shop.example", 42, "x"))
+    with pytest.raises(Conflict):
+        store.add_user(MerchantUser("c@shop.example", 999, "x"))
+
+    assert store.is_granted(42, "app-1") is False
+    store.grant(42, "app-1", NOW)
+    store.grant(42, "app-1", NOW + 1)  # idempotent
+    assert store.is_granted(42, "app-1") is True
+    assert store.is_granted(42, "app-2") is False
+    with pytest.raises(Conflict):
+        store.grant(42, "ghost", NOW)
+    with pytest.raises(Conflict):
+        store.grant(999, "app-1", NOW)
+
+
+# --- single-use artefacts ------------------------------------------------------------------------
+
+
+def test_artifacts_put_get_update(store):
+    a = Artifact("request_uri", "k1", "app-1", {"params": {"scope": "oidc"}, "n": [1, 2]}, NOW + 90)
+    store.put_artifact(a)
+    assert store.get_artifact("request_uri", "k1") == a
+    assert store.get_artifact("authorization_code", "k1") is None
+    with pytest.raises(Conflict):
+        store.put_artifact(replace(a, client_id="other"))
+    store.update_artifact_data("request_uri", "k1", {"issued_jti": "j"})
+    assert store.get_artifact("request_uri", "k1").data == {"issued_jti": "j"}
+
+
+def test_consume(store):
+    store.put_artifact(Artifact("authorization_code", "c1", "app-1", {"x": 1}, NOW + 60))
+    won = store.consume("authorization_code", "c1", NOW)
+    assert won is not None and won.consumed_at == NOW and won.data == {"x": 1} and won.client_id == "app-1"
+    assert store.consume("authorization_code", "c1", NOW) is None  # consumed
+    assert store.consume("authorization_code", "c1", NOW + 1) is None
+    assert store.get_artifact("authorization_code", "c1").consumed_at == NOW
+
+
+def test_consume_expired_and_unknown(store):
+    store.put_artifact(Artifact("authorization_code", "c2", "app-1", {}, NOW + 60))
+    assert store.consume("authorization_code", "c2", NOW + 60) is None  # expires_at <= now
+    assert store.consume("authorization_code", "c2", NOW + 61) is None
+    assert store.get_artifact("authorization_code", "c2").consumed_at is None
+    assert store.consume("authorization_code", "nope", NOW) is None
+    assert store.consume("request_uri", "c2", NOW) is None  # the kind is part of the key
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_consume_is_atomic_under_threads(store, round_):
+    key = f"race-{round_}"
+    store.put_artifact(Artifact("request_uri", key, "app-1", {"n": round_}, NOW + 90))
+    results = together(N, lambda i: store.consume("request_uri", key, NOW))
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1, results
+    assert winners[0].data == {"n": round_}
+
+
+def test_claim(store):
+    assert store.claim("assertion_jti", "app-1:j1", "app-1", NOW + 100, NOW) is True
+    assert store.claim("assertion_jti", "app-1:j1", "app-1", NOW + 100, NOW + 1) is False
+    assert store.claim("assertion_jti", "app-1:j1", "app-1", NOW + 100, NOW + 99) is False
+    # another key, and the same key under another kind, are independent
+    assert store.claim("assertion_jti", "app-1:j2", "app-1", NOW + 100, NOW) is True
+    assert store.claim("other_kind", "app-1:j1", "app-1", NOW + 100, NOW) is True
+    # once the record has lapsed it can be claimed again, and then not again
+    assert store.claim("assertion_jti", "app-1:j1", "app-2", NOW + 300, NOW + 100) is True
+    assert store.claim("assertion_jti", "app-1:j1", "app-1", NOW + 300, NOW + 101) is False
+    rec = store.get_artifact("assertion_jti", "app-1:j1")
+    assert rec.client_id == "app-2" and rec.expires_at == NOW + 300
+
+
+@pytest.mark.parametrize("lapsed", [False, True], ids=["fresh", "lapsed"])
+def test_claim_is_atomic_under_threads(store, lapsed):
+    key = f"app-1:race-{lapsed}"
+    if lapsed:
+        assert store.claim("assertion_jti", key, "app-1", NOW - 1, NOW - 100) is True
+    results = together(N, lambda i: store.claim("assertion_jti", key, f"app-{i}", NOW + 100, NOW))
+    assert results.count(True) == 1, results
+
+
+def test_purge_expired(store):
+    store.put_artifact(Artifact("request_uri", "old", "app-1", {}, NOW - 1))
+    store.put_artifact(Artifact("request_uri", "edge", "app-1", {}, NOW))
+    store.put_artifact(Artifact("request_uri", "new", "app-1", {}, NOW + 1))
+    store.claim("assertion_jti", "app-1:gone", "app-1", NOW - 5, NOW - 10)
+    assert store.purge_expired(NOW) == 3
+    assert store.get_artifact("request_uri", "old") is None
+    assert store.get_artifact("request_uri", "edge") is None
+    assert store.get_artifact("request_uri", "new") is not None
+    assert store.purge_expired(NOW) == 0
+
+
+# --- username bindings and enrollments ------------------------------------------------------------
+
+
+def test_bindings(store):
+    assert store.bindings("a@x.example", "S1") == (None, None)
+    assert store.bind_username("a@x.example", "S1", NOW) is True
+    assert store.bindings("a@x.example", "S1") == ("S1", "a@x.example")
+    assert store.bindings("a@x.example", "S2") == ("S1", None)
+    assert store.bindings("b@x.example", "S1") == (None, "a@x.example")
+    assert store.bind_username("a@x.example", "S1", NOW + 1) is True  # already bound to this TID
+    assert store.bind_username("a@x.example", "S2", NOW) is False  # a username binds one TID
+    assert store.bind_username("b@x.example", "S1", NOW) is False  # a TID belongs to one username
+    assert store.bindings("b@x.example", "S2") == (None, None)
+
+
+def test_bind_username_is_atomic_under_threads(store):
+    same_tid = together(N, lambda i: store.bind_username(f"u{i}@x.example", "S-race", NOW))
+    assert same_tid.count(True) == 1, same_tid
+    same_user = together(N, lambda i: store.bind_username("v@x.example", f"T{i}", NOW))
+    assert same_user.count(True) == 1, same_user
+
+
+def test_enrollments(store):
+    store.create_client(a_client())
+    e1 = store.add_enrollment("app-1", 42, "POS1", ["S1", "M1"], "a@x.example", NOW)
+    e2 = store.add_enrollment("app-1", 43, "POS2", ["S2"], "b@x.example", NOW + 1)
+    assert e1.id != e2.id
+    assert store.list_enrollments() == [e1, e2]
+    assert e1.tids == ("S1", "M1")
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+def test_events(store):
+    for i in range(5):
+        store.add_event(f"kind-{i}", "app-1" if i % 2 else None, {"i": i}, NOW + i)
+    evs = store.list_events()
+    assert [e.kind for e in evs] == [f"kind-{i}" for i in range(5)]
+    assert evs[1].client_id == "app-1" and evs[0].client_id is None and evs[3].detail == {"i": 3}
+    assert [e.kind for e in store.list_events(limit=2)] == ["kind-3", "kind-4"]  # the latest, oldest first
+
+
+def test_writes_are_visible_to_a_second_store(store):
+    """Committed before the method returns: another engine (another process, in production) sees it."""
+    other = SQLStore(store.engine.url.render_as_string(hide_password=False))
+    try:
+        store.put_artifact(Artifact("request_uri", "shared", "app-1", {}, int(time.time()) + 60))
+        assert other.get_artifact("request_uri", "shared") is not None
+        assert other.consume("request_uri", "shared", int(time.time())) is not None
+        assert store.consume("request_uri", "shared", int(time.time())) is None
+    finally:
+        other.close()
