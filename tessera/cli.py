@@ -495,11 +495,10 @@ def events_list(
     if not rows:
         out.print("no events")
         return
-    table = Table("id", "time (UTC)", "kind", "client_id", "detail")
-    for r in rows:
-        when = datetime.fromtimestamp(r["created_at"], tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(str(r["id"]), when, escape(r["kind"]), escape(r["client_id"] or ""), escape(json.dumps(r["detail"], sort_keys=True)))
-    out.print(table)
+    for r in rows:  # one line per event: easy to grep
+        when = datetime.fromtimestamp(r["created_at"], tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        out.print(escape(f"{r['id']}  {when}  {r['kind']}  {r['client_id'] or '-'}  {json.dumps(r['detail'], sort_keys=True)}"),
+                  highlight=False)
 
 
 @app.command()

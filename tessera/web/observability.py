@@ -164,7 +164,8 @@ def configure_logging(level: str = "info") -> None:
     handler = _StderrHandler()
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.JSONRenderer()],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.format_exc_info,
+                    structlog.processors.JSONRenderer()],
     ))
     handler._tessera = True  # type: ignore[attr-defined]
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
@@ -180,6 +181,7 @@ def configure_logging(level: str = "info") -> None:
         quiet.setFormatter(handler.formatter)
         quiet._tessera = True  # type: ignore[attr-defined]
         root.addHandler(quiet)
+    logging.captureWarnings(True)  # Python warnings too, as JSON (py.warnings), not bare stderr text
     _configured["level"] = numeric
 
 
