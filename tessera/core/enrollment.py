@@ -2,9 +2,10 @@
 merchant's point of sale, terminals and user.
 
 - ``appId`` equals the client_id.
-- ``pointOfSale`` is known and belongs to a merchant that granted this app.
-- ``terminal_ids`` holds 1-2 distinct TIDs of that point of sale: at most one SoftPOS
-  and at most one mPOS.
+- ``pointOfSale`` is known and belongs to a merchant that granted this app (exactly one:
+  the same id at several granting merchants is refused as ambiguous).
+- ``terminal_ids`` holds 1-2 distinct TIDs of that merchant's point of sale: at most one
+  SoftPOS and at most one mPOS.
 - ``username_merchant`` is an e-mail address of a user of that merchant, bound to a
   single TID: the SoftPOS TID of the request when there is one, else its only TID.
   A username already bound to another TID, or a TID bound to another username, is refused.
@@ -48,12 +49,18 @@ def check_enrollment_claims(core: Core, client: Client, claims: dict[str, Any]) 
     pos = claims.get("pointOfSale")
     if not isinstance(pos, str) or not pos or len(pos) > 64:
         raise InvalidRequest("pointOfSale is required", reason="pos_missing")
-    terminals = {t.tid: t for t in core.store.terminals_at(pos)}
-    if not terminals:
+    at_pos = core.store.terminals_at(pos)
+    if not at_pos:
         raise InvalidRequest("pointOfSale is unknown", reason="pos_unknown")
-    merchant_id = next(iter(terminals.values())).merchant_id
-    if not core.store.is_granted(merchant_id, client.client_id):
+    # A point-of-sale id is not unique across merchants: resolve it among the merchants that
+    # granted this app, and only ever look at that merchant's terminals.
+    granted = sorted(m for m in {t.merchant_id for t in at_pos} if core.store.is_granted(m, client.client_id))
+    if not granted:
         raise InvalidRequest("this app is not granted access to the merchant of pointOfSale", reason="merchant_not_granted")
+    if len(granted) > 1:
+        raise InvalidRequest("pointOfSale names points of sale of several merchants", reason="pos_ambiguous")
+    merchant_id = granted[0]
+    terminals = {t.tid: t for t in at_pos if t.merchant_id == merchant_id}
 
     tids = claims.get("terminal_ids")
     if not isinstance(tids, list) or not 1 <= len(tids) <= 2 or not all(isinstance(t, str) and t for t in tids):
