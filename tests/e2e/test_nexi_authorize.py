@@ -149,7 +149,7 @@ def test_request_uri_reused_after_login(live_server, app, merchant, browser):
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE"])
 def test_authorize_wrong_method(browser, method):
-    assert browser.request(method, AUTHORIZE_PATH).status_code == 405
+    assert_error(browser.request(method, AUTHORIZE_PATH), 405, "invalid_request")
 
 
 # =============================================================================================

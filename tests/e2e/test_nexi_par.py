@@ -262,7 +262,8 @@ def test_par_repeated_parameter(nx):
     nx.refused(r, 400, "invalid_request")
 
 
-@pytest.mark.parametrize("scope", ["email", "profile phone", "oidc payments", "openid admin"])
+@pytest.mark.parametrize("scope", ["email", "profile phone", "oidc payments", "openid admin", "oidc oidc", "oidc  email",
+                                   "OIDC"])
 def test_par_bad_scope(nx, scope):
     nx.refused(nx.par(scope=scope), 400, "invalid_scope")
 
@@ -324,19 +325,14 @@ def test_par_after_client_revoked(nx):
 def test_par_oversized_body(nx):
     """> 64 KiB: 413 before the body is parsed."""
     a = nx.assertion(pad_bytes=70 * 1024)
-    r = nx.par(a)
-    assert r.status_code == 413, r.text[:300]
-    assert "no-store" in r.headers.get("cache-control", "")
-    assert nx.counts() == nx.before
+    nx.refused(nx.par(a), 413, "invalid_request")
 
 
 def test_par_oversized_assertion(nx):
     """An assertion over the JOSE size cap (16 KiB) in a body under 64 KiB: 413 (checklist #13)."""
     a = nx.assertion(pad_bytes=20 * 1024)
     assert 16 * 1024 < len(a.token) < 60 * 1024
-    r = nx.par(a)
-    assert r.status_code == 413, r.text[:300]
-    assert nx.counts() == nx.before
+    nx.refused(nx.par(a), 413, "invalid_request")
 
 
 # =============================================================================================
@@ -555,6 +551,9 @@ def test_assertion_jti_reused(nx):
     assert_error(nx.par(again), 401, "invalid_client")
     assert_error(nx.par(a), 401, "invalid_client")  # the very same assertion
     assert nx.counts() == after_first
+    replays = [e for e in nx.server.store.list_events() if e.kind == "jti_replayed" and e.client_id == nx.app.client_id
+               and e.detail.get("jti") == a.jti]
+    assert len(replays) == 2
 
 
 @pytest.mark.parametrize("aud", ["other-server", "array", "par-endpoint", "prod-fqdn", "http-scheme"])
@@ -694,6 +693,11 @@ def test_enrollment_username_bound_to_another_tid_same_pos(nx, enrolled):
     nx.refused(nx.par(nx.assertion(merchant=m, claims={"terminal_ids": [m.mpos_tid]})), 400, "invalid_request")
 
 
+def test_enrollment_tid_of_another_pos_of_the_same_merchant(nx, enrolled):
+    m, pos2, s2, m2, _ = enrolled
+    nx.refused(nx.par(nx.assertion(merchant=m, claims={"terminal_ids": [m.softpos_tid, m2]})), 400, "invalid_request")
+
+
 def test_enrollment_tid_bound_to_another_username(nx, enrolled):
     m, _, _, _, user2 = enrolled
     nx.refused(nx.par(nx.assertion(merchant=m, claims={"username_merchant": user2})), 400, "invalid_request")
@@ -708,3 +712,32 @@ def test_enrollment_username_is_case_insensitive_for_binding(nx, enrolled):
     m, pos2, s2, m2, _ = enrolled
     nx.refused(nx.par(nx.assertion(merchant=m, claims={"username_merchant": m.username.upper(), "pointOfSale": pos2,
                                                        "terminal_ids": [s2]})), 400, "invalid_request")
+
+
+def test_enrollment_pos_id_shared_by_two_merchants(nx):
+    """Point-of-sale ids are not unique across merchants in the data model. A granting merchant
+    with the same POS id as a stranger must not let the app reach the stranger's terminals."""
+    mine = nx.server.new_merchant(nx.app)
+    stranger = nx.server.new_merchant(nx.app, grant=False)
+    shared = f"SHARED-{mine.merchant_id}"
+    nx.server.store.add_terminal(Terminal(f"SA{mine.merchant_id}", mine.merchant_id, shared, "softpos"))
+    nx.server.store.add_terminal(Terminal(f"SB{stranger.merchant_id}", stranger.merchant_id, shared, "mpos"))
+    for tids in ([f"SB{stranger.merchant_id}"], [f"SA{mine.merchant_id}", f"SB{stranger.merchant_id}"]):
+        nx.refused(nx.par(nx.assertion(merchant=mine, claims={"pointOfSale": shared, "terminal_ids": tids})),
+                   400, "invalid_request")
+    # and the stranger's user cannot be enrolled through the granting merchant's terminals
+    nx.refused(nx.par(nx.assertion(merchant=mine, claims={"pointOfSale": shared, "terminal_ids": [f"SA{mine.merchant_id}"],
+                                                          "username_merchant": stranger.username})),
+               400, "invalid_request")
+    # its own terminal at that point of sale still works
+    nx.created(nx.par(nx.assertion(merchant=mine, claims={"pointOfSale": shared, "terminal_ids": [f"SA{mine.merchant_id}"]})))
+
+
+def test_enrollment_pos_id_shared_by_two_granting_merchants(nx):
+    a = nx.server.new_merchant(nx.app)
+    b = nx.server.new_merchant(nx.app)
+    shared = f"SHARED2-{a.merchant_id}"
+    nx.server.store.add_terminal(Terminal(f"SA{a.merchant_id}", a.merchant_id, shared, "softpos"))
+    nx.server.store.add_terminal(Terminal(f"SB{b.merchant_id}", b.merchant_id, shared, "softpos"))
+    nx.refused(nx.par(nx.assertion(merchant=a, claims={"pointOfSale": shared, "terminal_ids": [f"SA{a.merchant_id}"]})),
+               400, "invalid_request")
