@@ -520,3 +520,27 @@ def test_live_multiprocess_metrics_add_up_across_workers(tmp_path):
         assert list(mp.glob("*.db")), "prometheus-client wrote no multiprocess files"
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+def test_docs_walkthrough_runs(tmp_path):
+    """docs/observability.md's walkthrough, run as written (as tests/docs/test_walkthroughs.py does)."""
+    import subprocess
+
+    from tests.docs.test_walkthroughs import walkthrough
+    from tests.support.live import REPO
+
+    script = walkthrough(REPO / "docs" / "observability.md")
+    server = LiveServer(tmp_path / "server").start()
+    try:
+        work = tmp_path / "work"
+        work.mkdir()
+        (work / ".venv").symlink_to(REPO / ".venv")
+        (work / ".tessera").symlink_to(server.home)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script.replace("8443", str(server.port))], cwd=work,
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{server.log_tail()}"
+        assert '"status":"ready"' in proc.stdout.replace(" ", "") and '{"events": [' in proc.stdout
+    finally:
+        server.stop()
