@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     #: B2BINPAY: the document's example answer: access 15 min, refresh 6 h after meta.time.
     b2binpay_access_ttl: int = Field(900, ge=1)
     b2binpay_refresh_ttl: int = Field(21600, ge=1)
+    #: The longest a login's chain of rotated refresh tokens lives (B2BINPAY and native).
+    refresh_family_max_seconds: int = Field(30 * 86400, ge=60)
 
     # --- brute-force protection -----------------------------------------------------------------
     #: Failed logins per credential (and per client address) tolerated inside the window ...

@@ -27,6 +27,7 @@ class CoreConfig:
     assertion_max_lifetime: int = 300
     clock_skew: int = 30
     cache_seconds: float = 0.0
+    refresh_family_max: int = 30 * 86400
 
     @classmethod
     def from_settings(cls, s: Settings) -> "CoreConfig":
@@ -35,6 +36,7 @@ class CoreConfig:
             access_token_ttl=s.access_token_ttl, id_token_ttl=s.id_token_ttl, par_ttl=s.par_ttl,
             code_ttl=s.code_ttl, assertion_max_lifetime=s.assertion_max_lifetime,
             clock_skew=s.clock_skew, cache_seconds=s.revocation_cache_seconds,
+            refresh_family_max=s.refresh_family_max_seconds,
         )
 
 

@@ -183,12 +183,17 @@ def authorization_code(core: Core, auth: AuthenticatedClient, *, code: str | Non
 
     subject = won.data["username"]
     scope = params["scope"]
+    family = family_expires_at = None
+    if "refresh_token" in client.grant_types:  # the access token joins the family: revoked with it
+        family, family_expires_at = refresh.start_family(core, client.client_id, lifetime=core.config.refresh_family_max)
     issued = tokens.issue_access_token(core, client_id=client.client_id, ttl=core.config.access_token_ttl,
-                                       scope=scope, subject=subject, thumbprint=auth.thumbprint)
+                                       scope=scope, subject=subject, thumbprint=auth.thumbprint,
+                                       extra={"fam": family} if family else None)
     body = _token_body(issued, scope)
     record = {**won.data, "issued_jti": issued.jti, "issued_exp": issued.claims["exp"]}
-    if "refresh_token" in client.grant_types:
-        rt = refresh.issue_refresh(core, client_id=client.client_id, subject=subject, scope=scope, ttl=refresh_ttl)
+    if family:
+        rt = refresh.issue_refresh(core, client_id=client.client_id, subject=subject, scope=scope, ttl=refresh_ttl,
+                                   family=family, family_expires_at=family_expires_at)
         body["refresh_token"] = rt.token
         record["issued_family"] = rt.family
     if OPENID in scope.split():
@@ -248,9 +253,10 @@ def refresh_token(core: Core, auth: AuthenticatedClient, *, token: str | None, s
             raise InvalidScope("scope may only narrow the original grant", reason="scope_widened")
         granted = " ".join(parts)
     issued = tokens.issue_access_token(core, client_id=client.client_id, ttl=core.config.access_token_ttl,
-                                       scope=granted, subject=grant.subject, thumbprint=auth.thumbprint)
+                                       scope=granted, subject=grant.subject, thumbprint=auth.thumbprint,
+                                       extra={"fam": grant.family})
     new = refresh.issue_refresh(core, client_id=client.client_id, subject=grant.subject, scope=grant.scope,
-                                ttl=refresh_ttl, family=grant.family)
+                                ttl=refresh_ttl, family=grant.family, family_expires_at=grant.family_expires_at)
     body = _token_body(issued, granted)
     body["refresh_token"] = new.token
     if grace > 0:
@@ -332,6 +338,8 @@ def introspect(core: Core, client: Client, token: str | None, hint: str | None =
             return dict(INACTIVE)
         if typ == "at+jwt":
             if core.store.get_artifact(tokens.REVOKED_TOKEN, str(claims.get("jti"))) is not None:
+                return dict(INACTIVE)
+            if "fam" in claims and refresh.family_revoked(core, str(claims["fam"])):
                 return dict(INACTIVE)
             out = {"active": True, "token_type": "Bearer"}
             for name in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "cnf"):

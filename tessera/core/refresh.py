@@ -42,6 +42,7 @@ class RefreshGrant:
     subject: str
     scope: str
     data: dict[str, Any]
+    family_expires_at: int = 0
 
 
 @dataclass(frozen=True)
@@ -60,16 +61,27 @@ class RefreshRetry(Exception):
         self.artifact = artifact
 
 
+def start_family(core: Core, client_id: str, *, lifetime: int) -> tuple[str, int]:
+    """A new family (one login's chain of refresh tokens) that lives at most ``lifetime`` seconds.
+
+    Access tokens issued with the family's refresh tokens carry its id (``fam``), so revoking
+    the family revokes them too."""
+    family = secrets.token_urlsafe(16)
+    expires_at = core.now() + lifetime
+    core.store.put_artifact(Artifact(FAMILY_KIND, family, client_id, {"revoked": False}, expires_at))
+    return family, expires_at
+
+
 def issue_refresh(core: Core, *, client_id: str, subject: str, scope: str, ttl: int, family: str | None = None,
-                  family_ttl: int | None = None, data: dict[str, Any] | None = None) -> IssuedRefresh:
-    """A new refresh token; a new family unless ``family`` continues one."""
+                  family_ttl: int | None = None, family_expires_at: int | None = None,
+                  data: dict[str, Any] | None = None) -> IssuedRefresh:
+    """A new refresh token; a new family unless ``family`` continues one. A token never
+    outlives its family (``family_expires_at``)."""
     now = core.now()
     if family is None:
-        family = secrets.token_urlsafe(16)
-        core.store.put_artifact(Artifact(FAMILY_KIND, family, client_id, {"revoked": False},
-                                         now + max(ttl, family_ttl or ttl)))
+        family, family_expires_at = start_family(core, client_id, lifetime=max(ttl, family_ttl or ttl))
     jti = secrets.token_urlsafe(16)
-    exp = now + ttl
+    exp = now + ttl if not family_expires_at else min(now + ttl, family_expires_at)
     token = sign_jwt({"iss": core.config.issuer, "client_id": client_id, "jti": jti, "fam": family, "iat": now, "exp": exp},
                      core.keys.get().signing_key, typ=TYP)
     core.store.put_artifact(Artifact(REFRESH_KIND, jti, client_id,
@@ -105,7 +117,14 @@ def use_refresh(core: Core, token: str | None, *, client_id: str | None, grace: 
             raise RefreshRetry(seen)
         revoke_family(core, family, owner, cause="refresh_reused" if seen is not None else "refresh_unknown")
         raise InvalidGrant("the refresh token has already been used", reason="refresh_reused")
-    return RefreshGrant(won.client_id, family, jti, won.data.get("sub", won.client_id), won.data.get("scope", ""), won.data)
+    return RefreshGrant(won.client_id, family, jti, won.data.get("sub", won.client_id), won.data.get("scope", ""), won.data,
+                        fam.expires_at)
+
+
+def family_revoked(core: Core, family: str) -> bool:
+    """True when the family is revoked or gone (its tokens, access tokens included, are dead)."""
+    fam = core.store.get_artifact(FAMILY_KIND, family)
+    return fam is None or bool(fam.data.get("revoked"))
 
 
 def revoke_family(core: Core, family: str, client_id: str | None, *, cause: str) -> None:

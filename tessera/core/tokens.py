@@ -91,6 +91,11 @@ def verify_access_token(core: Core, token: str | None, *, thumbprint: str | None
         raise InvalidToken("the access token is bound to another certificate", reason="token_binding_mismatch")
     if check_revoked and core.store.get_artifact(REVOKED_TOKEN, str(claims.get("jti"))) is not None:
         raise InvalidToken("the access token has been revoked", reason="token_revoked")
+    if check_revoked and "fam" in claims:
+        from tessera.core.refresh import family_revoked
+
+        if family_revoked(core, str(claims["fam"])):
+            raise InvalidToken("the access token has been revoked", reason="token_family_revoked")
     return claims
 
 

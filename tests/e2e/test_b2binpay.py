@@ -455,8 +455,6 @@ def test_failures_through_another_profile_count_for_the_same_secret(live_server)
     assert_throttled(login(live_server, app))
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: revoke_family revokes the family's refresh tokens only; the access "
-                   "tokens issued from that login stay active until they expire (up to 900 s)")
 def test_reuse_also_revokes_the_access_tokens_of_the_family(live_server):
     """design.md: "revoke the whole family (every token from that login)". Whoever used the stolen
     refresh token first holds an access token from the rotation; introspection must call it inactive."""

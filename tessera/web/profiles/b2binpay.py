@@ -78,14 +78,17 @@ def routes(rt: Runtime) -> list[Route]:
     p = rt.settings.b2binpay_prefix
     s = rt.settings
 
-    def pair(client_id: str, family: str | None, now: float) -> tuple[dict[str, Any], str]:
-        access = tokens.issue_access_token(rt.core, client_id=client_id, ttl=s.b2binpay_access_ttl)
+    def pair(client_id: str, family: str | None, family_expires_at: int | None, now: float) -> tuple[dict[str, Any], str]:
+        if family is None:
+            family, family_expires_at = refresh.start_family(rt.core, client_id, lifetime=s.refresh_family_max_seconds)
+        access = tokens.issue_access_token(rt.core, client_id=client_id, ttl=s.b2binpay_access_ttl, extra={"fam": family})
         rt_ = refresh.issue_refresh(rt.core, client_id=client_id, subject=client_id, scope="", ttl=s.b2binpay_refresh_ttl,
-                                    family=family)
+                                    family=family, family_expires_at=family_expires_at)
         data = {"type": "auth-token", "id": "0", "attributes": {
             "refresh": rt_.token, "access": access.token,
             "access_expired_at": iso_z(now + s.b2binpay_access_ttl, micros=True),
-            "refresh_expired_at": iso_z(now + s.b2binpay_refresh_ttl, micros=True),
+            "refresh_expired_at": iso_z(now + s.b2binpay_refresh_ttl if rt_.expires_at >= int(now) + s.b2binpay_refresh_ttl
+                                        else rt_.expires_at, micros=True),
             "is_2fa_confirmed": False,
         }}
         return data, rt_.token
@@ -107,7 +110,7 @@ def routes(rt: Runtime) -> list[Route]:
             rt.fail_login(cred_key, addr_key)
             raise
         rt.failures.succeeded(cred_key)
-        data, refresh_token = pair(client.client_id, None, received)
+        data, refresh_token = pair(client.client_id, None, None, received)
         time_str = iso_z(received, micros=True)
         rt.issued(PROFILE)
         return JSONResponse({"data": data, "meta": {"time": time_str, "sign": sign(attrs["login"], attrs["password"], time_str, refresh_token)}},
@@ -132,7 +135,7 @@ def routes(rt: Runtime) -> list[Route]:
         if client is None or not client.active:
             refresh.revoke_family(rt.core, grant.family, grant.client_id, cause="client_revoked")
             raise InvalidGrant("the client is no longer active", reason="client_revoked")
-        data, _ = pair(client.client_id, grant.family, received)
+        data, _ = pair(client.client_id, grant.family, grant.family_expires_at, received)
         rt.issued(PROFILE)
         return JSONResponse({"data": data}, headers=NO_STORE, media_type=MEDIA)
 
