@@ -45,7 +45,10 @@ def run(settings: Settings, *, announce: Callable[[str], None] = print) -> None:
     announce(f"  run every flow against it:  .venv/bin/tessera --home {settings.home} demo --url {base}")
     os.environ["TESSERA_HOME"] = str(settings.home.resolve())  # read by the worker factory
     _exit_zero_on_sigterm()
-    uvicorn.run("tessera.web.asgi:create", factory=True, workers=settings.workers, **uvicorn_kwargs(settings))
+    from tessera.web.observability import configure_logging
+
+    configure_logging(settings.log_level)  # JSON lines from here on, the supervisor of several workers included
+    uvicorn.run("tessera.web.asgi:create", factory=True, workers=settings.workers, log_config=None, **uvicorn_kwargs(settings))
 
 
 def _exit_zero_on_sigterm() -> None:

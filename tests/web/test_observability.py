@@ -520,6 +520,11 @@ def test_live_multiprocess_metrics_add_up_across_workers(tmp_path):
         assert list(mp.glob("*.db")), "prometheus-client wrote no multiprocess files"
     finally:
         server.stop()
+    lines = (tmp_path / "server.log").read_text().splitlines()
+    first_json = next(i for i, line in enumerate(lines) if line.startswith("{"))
+    logged = [json.loads(line) for line in lines[first_json:] if line.strip()]  # the supervisor's lines too
+    assert any(d["event"].startswith("Started parent process") for d in logged)
+    assert len([d for d in logged if d.get("event") == "request" and d["route"] == "/readyz"]) == n
 
 
 @pytest.mark.slow
