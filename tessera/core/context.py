@@ -40,6 +40,10 @@ class CoreConfig:
         )
 
 
+#: With exact change notices, a cached entry is still re-read after this long (belt and braces).
+EXACT_CACHE_SECONDS = 60.0
+
+
 class _TTLCache:
     """A tiny read-through cache; with ``ttl == 0`` it always reads through."""
 
@@ -84,10 +88,16 @@ class Core:
     _certs: _TTLCache = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._clients = _TTLCache(self.config.cache_seconds, self.store.get_client)
-        self._certs = _TTLCache(self.config.cache_seconds, self.store.get_certificate)
-        # With Redis (several instances), revocations are announced: see _heed_notices.
-        self._notices = getattr(self.store, "revocation_notices", None) if self.config.cache_seconds > 0 else None
+        # Clients and certificates are cached per worker when the store announces changes:
+        # exactly (SQLite data_version, PostgreSQL LISTEN/NOTIFY: a revocation is honoured on
+        # the next request, with no database read on the token path while nothing changes),
+        # or by polling a Redis epoch within ``revocation_cache_seconds``. See _heed_notices.
+        notices = getattr(self.store, "revocation_notices", None)
+        exact = bool(getattr(notices, "exact", False))
+        ttl = self.config.cache_seconds if self.config.cache_seconds > 0 else (EXACT_CACHE_SECONDS if exact else 0)
+        self._clients = _TTLCache(ttl, self.store.get_client)
+        self._certs = _TTLCache(ttl, self.store.get_certificate)
+        self._notices = notices if ttl > 0 else None
 
     @classmethod
     def from_settings(cls, settings: Settings, store) -> "Core":

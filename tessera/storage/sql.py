@@ -27,6 +27,7 @@ from tessera.core.models import (
     StoredKey,
     Terminal,
 )
+from tessera.storage import notices
 from tessera.storage import schema as t
 from tessera.storage.base import Conflict, StoreUnavailable
 
@@ -74,6 +75,15 @@ class SQLStore:
     def __init__(self, url_or_engine: str | Engine):
         self.engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        #: Exact change notices (SQLite data_version / PostgreSQL LISTEN): lets workers cache
+        #: clients and certificates and still see a revocation on the next request.
+        self.revocation_notices = notices.for_engine(self.engine)
+
+    def _announce(self, c: Connection) -> None:
+        """Tell listening workers that clients or certificates changed (PostgreSQL; SQLite's
+        data_version needs nothing). Delivered when the transaction commits."""
+        if not self.is_sqlite:
+            c.exec_driver_sql(f"NOTIFY {notices.CHANNEL}")
 
     # --- plumbing ---------------------------------------------------------------------------
     def _write(self):
@@ -95,6 +105,7 @@ class SQLStore:
                 ))
             except IntegrityError as e:
                 raise Conflict(f"client {client.client_id} exists") from e
+            self._announce(c)
 
     def get_client(self, client_id: str) -> Client | None:
         with self._read() as c:
@@ -109,6 +120,7 @@ class SQLStore:
     def set_client_status(self, client_id: str, status: str) -> bool:
         with self._write() as c:
             res = c.execute(update(t.clients).where(t.clients.c.client_id == client_id).values(status=status))
+            self._announce(c)
         return res.rowcount == 1
 
     # --- certificates ---------------------------------------------------------------------------
@@ -118,6 +130,7 @@ class SQLStore:
                 c.execute(insert(t.certificates).values(**cert.__dict__))
             except IntegrityError as e:
                 raise Conflict("certificate already recorded") from e
+            self._announce(c)
 
     def get_certificate(self, thumbprint: str) -> CertificateRecord | None:
         with self._read() as c:
@@ -139,6 +152,7 @@ class SQLStore:
                 .where(t.certificates.c.serial == serial, t.certificates.c.revoked_at.is_(None))
                 .values(revoked_at=now)
             )
+            self._announce(c)
             row = c.execute(select(t.certificates).where(t.certificates.c.serial == serial)).mappings().first()
         return CertificateRecord(**row) if row else None
 
@@ -374,6 +388,8 @@ class SQLStore:
             c.exec_driver_sql("SELECT 1")
 
     def close(self) -> None:
+        if self.revocation_notices is not None:
+            self.revocation_notices.close()
         self.engine.dispose()
 
 
