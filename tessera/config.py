@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     login_failure_window: int = Field(60, ge=1)
     #: ... before further attempts get 429 with Retry-After for this many seconds.
     login_lockout: int = Field(60, ge=1)
+
+    # --- request-rate limits (token, PAR, axept, B2BINPAY, MobilePay; issue 5) ------------------
+    #: Requests per second allowed to one credential (a client, an axept merchant key), with a
+    #: burst of ``rate_limit_credential_burst`` (token bucket). 0 disables the limit.
+    rate_limit_per_credential: float = Field(50.0, ge=0)
+    rate_limit_credential_burst: int = Field(100, ge=1)
+    #: Requests per second allowed from one client address, with its burst. 0 disables the limit.
+    rate_limit_per_address: float = Field(200.0, ge=0)
+    rate_limit_address_burst: int = Field(400, ge=1)
     #: How long the server may trust its cached view of a client, certificate or key
     #: before it reads the database again. 0: revocation takes effect on the next request.
     revocation_cache_seconds: float = Field(0.0, ge=0, le=300)

@@ -79,3 +79,93 @@ def guard(limiter: FailureLimiter, *keys: str) -> int | None:
     """The longest remaining lock among ``keys``, or None."""
     waits = [w for k in keys if (w := limiter.locked(k))]
     return max(waits) if waits else None
+
+
+# --- request-rate limits ------------------------------------------------------------------------
+class RateLimiter(Protocol):
+    """Requests per second per key (a credential, a client address), with bursts.
+
+    ``hit`` is the normal check: it spends one request of ``key``'s budget, or refuses
+    without spending. ``wait`` only looks, and ``charge`` spends without refusing: together
+    they limit a request whose credential is known for sure only after a step that must not
+    run when the request is refused (a refresh token is consumed by its own check)."""
+
+    def hit(self, key: str) -> int | None:
+        """None if allowed (and counted); else the whole seconds to wait (Retry-After)."""
+
+    def wait(self, key: str) -> int | None:
+        """What ``hit`` would answer now, without counting anything."""
+
+    def charge(self, key: str) -> None:
+        """Count one request, refused or not."""
+
+
+class MemoryRateLimiter:
+    """``RateLimiter`` in this process: GCRA, the token bucket kept as one float per key.
+
+    Each key holds its *theoretical arrival time* (TAT): when its bucket would be full
+    again. A request costs ``1 / rate`` seconds; it is allowed while that pushes the TAT at
+    most ``burst / rate`` seconds ahead of now. So ``burst`` requests may come at once,
+    then ``rate`` per second; a refused request costs nothing. A key whose TAT has passed
+    is the same as an absent one, which is what eviction relies on.
+
+    The hot path is one clock read, one dict look-up and one store under a lock held for
+    a few bytecodes (the event loop and the thread pool may both call it).
+    """
+
+    __slots__ = ("rate", "burst", "interval", "tau", "clock", "max_keys", "_tat", "_lock")
+
+    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000):
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate, self.burst = float(rate), int(burst)
+        self.interval = 1.0 / self.rate
+        self.tau = self.burst * self.interval
+        self.clock = clock
+        self.max_keys = max_keys
+        self._tat: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: str) -> int | None:
+        now = self.clock()
+        with self._lock:
+            tat = self._tat.get(key, now)
+            new = (tat if tat > now else now) + self.interval
+            late = new - now - self.tau
+            if late > 1e-9:
+                return _seconds(late)
+            if len(self._tat) >= self.max_keys and key not in self._tat:
+                self._evict(now)
+            self._tat[key] = new
+        return None
+
+    def wait(self, key: str) -> int | None:
+        now = self.clock()
+        tat = self._tat.get(key, now)
+        late = (tat if tat > now else now) + self.interval - now - self.tau
+        return _seconds(late) if late > 1e-9 else None
+
+    def charge(self, key: str) -> None:
+        now = self.clock()
+        with self._lock:
+            tat = self._tat.get(key, now)
+            if len(self._tat) >= self.max_keys and key not in self._tat:
+                self._evict(now)
+            # Never more than one refusal's worth ahead: a charged flood does not lock a key out for longer.
+            self._tat[key] = min((tat if tat > now else now) + self.interval, now + self.tau + self.interval)
+
+    def _evict(self, now: float) -> None:
+        """Make room (under the lock): keys whose bucket is full again first (dropping them
+        changes nothing), then the ones closest to full, down to 90 % of ``max_keys``."""
+        tat = self._tat
+        for k in [k for k, v in tat.items() if v <= now]:
+            del tat[k]
+        excess = len(tat) - int(self.max_keys * 0.9)
+        if excess > 0:
+            for k in sorted(tat, key=tat.__getitem__)[:excess]:
+                del tat[k]
+
+
+def _seconds(late: float) -> int:
+    """Whole seconds to wait (Retry-After), never 0 and never too early."""
+    return max(1, math.ceil(late - 1e-9))

@@ -12,6 +12,10 @@ PTTL. The braces are a Redis Cluster hash tag: both keys of one limited key live
 one shard, as a script needs.
 
 Redis unreachable → ``StoreUnavailable`` (503): brute-force protection fails closed.
+
+``RedisRateLimiter`` (request rates per credential and per address) keeps one key per
+limited key, ``{prefix}rate-credential:<key>`` or ``{prefix}rate-address:<key>``, and
+fails open to a per-process limit (see its docstring).
 """
 
 from __future__ import annotations
@@ -19,8 +23,12 @@ from __future__ import annotations
 import math
 
 import redis
+import structlog
 
+from tessera.storage.redis_store import _UNAVAILABLE as _RATE_UNAVAILABLE
 from tessera.storage.redis_store import connect, unavailable_as_store_error
+
+log = structlog.get_logger("tessera.ratelimit")
 
 _FAILED = """
 local n = redis.call('INCR', KEYS[1])
@@ -69,3 +77,90 @@ class RedisFailureLimiter:
     def succeeded(self, key: str) -> None:
         with unavailable_as_store_error():
             self.redis.delete(self._keys(key)[0])
+
+
+# --- request-rate limits ----------------------------------------------------------------------
+# GCRA (see tessera.core.ratelimit.MemoryRateLimiter) on Redis: one key per limited key
+# holding its theoretical arrival time in milliseconds, on Redis's own clock (TIME), so
+# that the instances need not agree on the time. KEYS[1] the key; ARGV: interval (ms),
+# tau (ms = burst x interval), mode (1 hit, 0 wait, 2 charge). Returns 0 when allowed,
+# else the milliseconds to wait. The key expires when its bucket is full again.
+_RATE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local interval, tau, mode = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new = tat + interval
+if mode ~= 2 then
+  local late = new - now - tau
+  if late > 0 then return math.ceil(late) end
+  if mode == 0 then return 0 end
+elseif new > now + tau + interval then
+  new = now + tau + interval
+end
+redis.call('SET', KEYS[1], string.format('%.3f', new), 'PX', math.ceil(new - now) + 1)
+return 0
+"""
+
+
+class RedisRateLimiter:
+    """``tessera.core.ratelimit.RateLimiter`` on Redis, shared by every instance: one Lua
+    script (one round trip) per check.
+
+    Unlike the brute-force limiter, this one fails *open* to a per-process limit: request
+    rates protect capacity, not credentials, so an unreachable Redis must not take down
+    the endpoints that do not need it (the Nexi client-credentials token). While Redis is
+    unreachable each process applies the same limit in its own memory, and Redis is tried
+    again at most every ``retry_seconds`` (so an outage costs no timeout per request).
+    """
+
+    def __init__(self, client: redis.Redis, *, rate: float, burst: int, prefix: str = "tessera:",
+                 name: str = "rate", retry_seconds: float = 1.0, clock=None):
+        import time
+
+        from tessera.core.ratelimit import MemoryRateLimiter
+
+        self.redis = client
+        self.prefix = f"{prefix}{name}:"
+        self.interval_ms = 1000.0 / rate
+        self.tau_ms = burst * self.interval_ms
+        self.local = MemoryRateLimiter(rate, burst)
+        self.retry_seconds = retry_seconds
+        self.clock = clock or time.monotonic
+        self._down_until = 0.0
+        self._script = client.register_script(_RATE)
+
+    @classmethod
+    def from_settings(cls, settings, client: redis.Redis | None, *, rate: float, burst: int, name: str) -> "RedisRateLimiter":
+        client = client or connect(settings.redis_url, timeout=settings.redis_timeout)
+        return cls(client, rate=rate, burst=burst, prefix=settings.redis_prefix, name=name)
+
+    def _run(self, key: str, mode: int) -> int | None:
+        """Milliseconds to wait (0: allowed) from Redis; None when Redis cannot be used now."""
+        if self._down_until and self.clock() < self._down_until:
+            return None
+        try:
+            ms = self._script(keys=[self.prefix + key], args=[self.interval_ms, self.tau_ms, mode])
+        except _RATE_UNAVAILABLE as e:
+            self._down_until = self.clock() + self.retry_seconds
+            log.warning("rate_limit_redis_unavailable", error=type(e).__name__)
+            return None
+        self._down_until = 0.0
+        return int(ms)
+
+    def hit(self, key: str) -> int | None:
+        ms = self._run(key, 1)
+        if ms is None:
+            return self.local.hit(key)
+        return max(1, math.ceil(ms / 1000)) if ms > 0 else None
+
+    def wait(self, key: str) -> int | None:
+        ms = self._run(key, 0)
+        if ms is None:
+            return self.local.wait(key)
+        return max(1, math.ceil(ms / 1000)) if ms > 0 else None
+
+    def charge(self, key: str) -> None:
+        if self._run(key, 2) is None:
+            self.local.charge(key)

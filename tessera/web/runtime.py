@@ -19,8 +19,8 @@ from starlette.templating import Jinja2Templates
 
 from tessera.config import Settings
 from tessera.core.context import Core
-from tessera.core.ratelimit import MemoryFailureLimiter
-from tessera.errors import MethodNotAllowed, OAuthError
+from tessera.core.ratelimit import MemoryFailureLimiter, MemoryRateLimiter
+from tessera.errors import MethodNotAllowed, OAuthError, SlowDown
 from tessera.web.errors import NO_STORE, Renderer, as_oauth_error, oauth_error_response
 from tessera.web.mtls import MTLSConfig, MTLSExtractor, PeerCertificate
 from tessera.web.observability import count_token_issued
@@ -50,16 +50,55 @@ class Runtime:
             from tessera.storage.redis_limits import RedisFailureLimiter
 
             self.failures = RedisFailureLimiter.from_settings(s, getattr(self.core.store, "redis", None))
+        # Request rates (issue 5): per credential and per client address; None when disabled.
+        self._trusted_peers: dict[str, bool] = {}
+        self.rate_credential = self._rate_limiter(s.rate_limit_per_credential, s.rate_limit_credential_burst, "rate-credential")
+        self.rate_address = self._rate_limiter(s.rate_limit_per_address, s.rate_limit_address_burst, "rate-address")
+
+    def _rate_limiter(self, rate: float, burst: int, name: str):
+        if rate <= 0:
+            return None
+        if self.settings.redis_url:  # shared by every instance
+            from tessera.storage.redis_limits import RedisRateLimiter
+
+            return RedisRateLimiter.from_settings(self.settings, getattr(self.core.store, "redis", None),
+                                                  rate=rate, burst=burst, name=name)
+        return MemoryRateLimiter(rate, burst)
+
+    def limit_address(self, request: Request) -> None:
+        """Count a request against its client address: 429 (``SlowDown``) over the rate."""
+        limiter = self.rate_address
+        if limiter is not None:
+            wait = limiter.hit(self.client_ip(request))
+            if wait:
+                raise SlowDown(wait, reason="rate_limit_address")
+
+    def limit_credential(self, key: str) -> None:
+        """Count a request against a credential that it proved: 429 over the rate."""
+        limiter = self.rate_credential
+        if limiter is not None:
+            wait = limiter.hit(key)
+            if wait:
+                raise SlowDown(wait, reason="rate_limit_credential")
 
     def client_ip(self, request: Request) -> str:
         """The caller's address: the peer, or (from a trusted proxy in proxy mode) its ``X-Real-IP``."""
         peer = request.scope.get("client")
         host = peer[0] if peer else "unknown"
-        if self.settings.mtls_mode == "proxy" and self.extractor.is_trusted_proxy(host):
+        if self.settings.mtls_mode == "proxy" and self._trusted_peer(host):
             forwarded = request.headers.get("x-real-ip")
             if forwarded:
                 return forwarded.strip()[:64]
         return host
+
+    def _trusted_peer(self, host: str) -> bool:
+        """``extractor.is_trusted_proxy``, remembered per peer (parsing the address costs ~3 µs)."""
+        trusted = self._trusted_peers.get(host)
+        if trusted is None:
+            trusted = self.extractor.is_trusted_proxy(host)
+            if len(self._trusted_peers) < 4096:
+                self._trusted_peers[host] = trusted
+        return trusted
 
     def fail_login(self, *keys: str) -> None:
         """Count a failed credential check against each key (credential, address)."""
@@ -89,7 +128,8 @@ class Runtime:
 
 def render_error_page(request: Request, err: OAuthError) -> Response:
     return TEMPLATES.TemplateResponse(
-        request, "error.html", {"error": err.error, "description": err.description}, status_code=err.status, headers=PAGE_HEADERS,
+        request, "error.html", {"error": err.error, "description": err.description}, status_code=err.status,
+        headers={**PAGE_HEADERS, **err.headers},  # Retry-After on a 503 or 429
     )
 
 

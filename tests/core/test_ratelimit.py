@@ -238,3 +238,219 @@ def test_default_clock_is_monotonic():
     import time
 
     assert MemoryFailureLimiter().clock is time.monotonic
+
+
+# === request-rate limits: MemoryRateLimiter (GCRA) and RedisRateLimiter ================================
+from tessera.core.ratelimit import MemoryRateLimiter  # noqa: E402
+
+
+def rate_limiter(clock: Clock, rate: float = 10, burst: int = 5, **kw) -> MemoryRateLimiter:
+    return MemoryRateLimiter(rate, burst, clock=clock, **kw)
+
+
+def hits(lim, key: str, n: int) -> list[int | None]:
+    return [lim.hit(key) for _ in range(n)]
+
+
+def test_rate_a_burst_then_refused_with_retry_after(clock):
+    lim = rate_limiter(clock, rate=10, burst=5)
+    assert hits(lim, "k", 5) == [None] * 5
+    assert lim.hit("k") == 1  # 0.1 s until one request's worth is back: Retry-After 1 (never 0)
+
+
+def test_rate_refills_at_the_rate(clock):
+    lim = rate_limiter(clock, rate=10, burst=5)
+    hits(lim, "k", 5)
+    clock.advance(0.1)
+    assert lim.hit("k") is None
+    assert lim.hit("k") == 1
+    clock.advance(0.35)  # 3.5 requests' worth
+    assert hits(lim, "k", 4) == [None, None, None, 1]
+    clock.advance(10)  # never more than the burst is saved up
+    assert hits(lim, "k", 6) == [None] * 5 + [1]
+
+
+def test_rate_sustained_traffic_at_the_rate_is_never_refused(clock):
+    lim = rate_limiter(clock, rate=50, burst=1)
+    for _ in range(1000):
+        assert lim.hit("k") is None
+        clock.advance(1 / 50)
+
+
+def test_rate_retry_after_for_slow_rates_is_whole_seconds_and_never_early(clock):
+    lim = rate_limiter(clock, rate=0.1, burst=2)  # one request per 10 s
+    assert hits(lim, "k", 2) == [None, None]
+    assert lim.hit("k") == 10
+    clock.advance(0.5)
+    assert lim.hit("k") == 10  # 9.5 s left: rounded up
+    clock.advance(9.49)
+    assert lim.hit("k") == 1  # 0.01 s left
+    clock.advance(0.01)
+    assert lim.hit("k") is None  # coming back after Retry-After works ...
+    assert lim.hit("k") == 10  # ... for one request
+
+
+def test_rate_refusals_cost_nothing(clock):
+    lim = rate_limiter(clock, rate=1, burst=1)
+    assert lim.hit("k") is None
+    for _ in range(100):  # hammering while refused does not push the next slot away
+        assert lim.hit("k") == 1
+    clock.advance(1)
+    assert lim.hit("k") is None
+
+
+def test_rate_keys_are_independent(clock):
+    lim = rate_limiter(clock, rate=1, burst=2)
+    assert hits(lim, "a", 3) == [None, None, 1]
+    assert hits(lim, "b", 2) == [None, None]
+
+
+def test_rate_wait_only_looks(clock):
+    lim = rate_limiter(clock, rate=1, burst=2)
+    for _ in range(10):
+        assert lim.wait("k") is None
+    assert hits(lim, "k", 2) == [None, None]
+    assert lim.wait("k") == 1 and lim.wait("k") == 1
+    assert lim.hit("k") == 1
+
+
+def test_rate_charge_counts_without_refusing_and_is_capped(clock):
+    lim = rate_limiter(clock, rate=1, burst=2)
+    for _ in range(50):
+        lim.charge("k")  # never raises, never refuses
+    assert lim.wait("k") == 2  # capped: one refusal's worth past the burst, not 48 s
+    clock.advance(2)
+    assert lim.hit("k") is None
+
+
+def test_rate_invalid_parameters_are_refused():
+    with pytest.raises(ValueError):
+        MemoryRateLimiter(0, 1)
+    with pytest.raises(ValueError):
+        MemoryRateLimiter(1, 0)
+
+
+def test_rate_memory_is_bounded_and_full_buckets_go_first(clock):
+    lim = rate_limiter(clock, rate=1, burst=1, max_keys=10)
+    for i in range(9):
+        lim.hit(f"old-{i}")
+    clock.advance(1.5)  # their buckets are full again: dropping them changes nothing
+    assert lim.hit("busy") is None
+    for i in range(100):
+        lim.hit(f"new-{i}")
+        assert len(lim._tat) <= 10
+    assert not any(k.startswith("old-") for k in lim._tat)
+
+
+def test_rate_eviction_keeps_the_keys_furthest_from_full(clock):
+    lim = rate_limiter(clock, rate=1, burst=1, max_keys=10)
+    hits(lim, "flooder", 1)
+    lim.charge("flooder")  # two requests' worth behind
+    for i in range(9):
+        lim.hit(f"k{i}")
+    lim.hit("one-more")  # evicts: the keys closest to a full bucket go first
+    assert "flooder" in lim._tat and len(lim._tat) <= 10
+    assert lim.hit("flooder") == 2
+
+
+def test_rate_concurrent_hits_allow_exactly_the_burst(clock):
+    lim = rate_limiter(clock, rate=1, burst=100)  # the clock is frozen: no refill
+    threads, per_thread = 8, 200
+    barrier = threading.Barrier(threads)
+    allowed: list[int] = []
+
+    def run() -> None:
+        barrier.wait()
+        n = sum(1 for _ in range(per_thread) if lim.hit("k") is None)
+        allowed.append(n)
+
+    ts = [threading.Thread(target=run) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert sum(allowed) == 100
+
+
+def test_rate_default_clock_is_monotonic():
+    import time
+
+    assert MemoryRateLimiter(1, 1).clock is time.monotonic
+
+
+def test_rate_hot_path_costs_a_few_microseconds():
+    """The in-process check sits on every token request: it must stay in the µs range."""
+    import timeit
+
+    lim = MemoryRateLimiter(1e9, 100)
+    n = 50_000
+    per_call = min(timeit.repeat(lambda: lim.hit("client:0123456789abcdef"), number=n, repeat=3)) / n
+    print(f"\n  MemoryRateLimiter.hit: {per_call * 1e6:.2f} µs")
+    assert per_call < 5e-6
+
+
+# --- RedisRateLimiter (a real redis-server) -----------------------------------------------------------
+@pytest.fixture
+def redis_url():
+    from tests.support.redis_server import RedisServer
+
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+def redis_rate(server, rate: float = 1, burst: int = 3, **kw):
+    from tessera.storage.redis_limits import RedisRateLimiter
+    from tessera.storage.redis_store import connect
+
+    return RedisRateLimiter(connect(server.url, timeout=0.5), rate=rate, burst=burst, prefix="t:", name="rate-test", **kw)
+
+
+@pytest.mark.slow
+def test_redis_rate_burst_refusal_and_sharing_between_instances(redis_url):
+    a, b = redis_rate(redis_url, rate=0.5, burst=3), redis_rate(redis_url, rate=0.5, burst=3)
+    assert [a.hit("k"), b.hit("k"), a.hit("k")] == [None, None, None]
+    wait = b.hit("k")  # the fourth, on the other "instance"
+    assert wait is not None and 1 <= wait <= 2
+    assert a.hit("k") is not None
+    assert a.hit("other") is None
+    # wait only looks; charge counts without refusing
+    assert b.wait("fresh") is None and b.wait("fresh") is None
+    for _ in range(10):
+        a.charge("fresh")
+    assert 1 <= b.wait("fresh") <= 8
+    ttl = redis_url.client().pttl("t:rate-test:k")
+    assert 0 < ttl <= 8000  # the key goes away once its bucket is full again
+
+
+@pytest.mark.slow
+def test_redis_rate_refills_on_redis_time(redis_url):
+    import time
+
+    lim = redis_rate(redis_url, rate=20, burst=2)
+    assert [lim.hit("k"), lim.hit("k")] == [None, None]
+    assert lim.hit("k") == 1
+    time.sleep(0.06)  # 1.2 requests' worth
+    assert lim.hit("k") is None
+    assert lim.hit("k") == 1
+
+
+@pytest.mark.slow
+def test_redis_rate_falls_back_to_the_process_while_redis_is_down(redis_url):
+    clock = Clock()
+    lim = redis_rate(redis_url, rate=1, burst=2, clock=clock, retry_seconds=1.0)
+    assert lim.hit("k") is None
+    redis_url.stop()
+    # Down: the same limit, in this process (fails open to a local limit, not closed).
+    assert [lim.hit("x"), lim.hit("x"), lim.hit("x")] == [None, None, 1]
+    assert lim._down_until > 0
+    lim.charge("y")
+    assert lim.wait("y") is None
+    # Redis is not tried again before retry_seconds: no timeout per request during an outage.
+    calls = []
+    lim._script = lambda **kw: calls.append(kw) or 0
+    lim.hit("z")
+    assert calls == []
+    clock.advance(1.01)
+    lim.hit("z")
+    assert len(calls) == 1

@@ -50,6 +50,7 @@ def routes(rt: Runtime) -> list[Route]:
     @endpoint(rt, PROFILE, render=render)
     async def authenticate(request: Request) -> Response:
         only(request, "POST")
+        rt.limit_address(request)
         body = await read_json(request, rt.settings.max_body_bytes)
         if not isinstance(body, dict):
             raise InvalidRequest("the body must be a JSON object", reason="json_not_object")
@@ -71,6 +72,7 @@ def routes(rt: Runtime) -> list[Route]:
             rt.fail_login(cred_key, addr_key)
             raise
         rt.failures.succeeded(cred_key)
+        rt.limit_credential(cred_key)
         issued = tokens.issue_access_token(
             rt.core, client_id=f"axept-merchant-{merchant_id}", subject=str(merchant_id), ttl=rt.settings.axept_token_ttl,
             extra={"merchantId": record.merchant_id, "keyId": record.key_id, "unique_name": str(record.merchant_id)},

@@ -14,8 +14,10 @@ A login/password pair is a tessera client's id and secret.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import time
 from typing import Any
 
@@ -74,6 +76,20 @@ def _attributes(body: Any, names: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def claimed_client(token: str) -> str | None:
+    """The ``client_id`` a refresh token *claims*, read without verifying it (a few µs).
+
+    Used only to look at the client's request-rate budget before the token is checked and
+    consumed; the budget is spent once the token has proved genuine."""
+    try:
+        part = token.split(".", 2)[1]
+        claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        client_id = claims.get("client_id")
+    except (IndexError, ValueError, AttributeError, TypeError):
+        return None
+    return client_id[:200] if isinstance(client_id, str) else None
+
+
 def routes(rt: Runtime) -> list[Route]:
     p = rt.settings.b2binpay_prefix
     s = rt.settings
@@ -96,6 +112,7 @@ def routes(rt: Runtime) -> list[Route]:
     @endpoint(rt, PROFILE, render=render)
     async def login(request: Request) -> Response:
         only(request, "POST")
+        rt.limit_address(request)
         received = time.time()
         body = await read_json(request, s.max_body_bytes, media=(MEDIA,))
         attrs = _attributes(body, ("login", "password"))
@@ -110,6 +127,7 @@ def routes(rt: Runtime) -> list[Route]:
             rt.fail_login(cred_key, addr_key)
             raise
         rt.failures.succeeded(cred_key)
+        rt.limit_credential("client:" + client.client_id)
         data, refresh_token = pair(client.client_id, None, None, received)
         time_str = iso_z(received, micros=True)
         rt.issued(PROFILE)
@@ -119,6 +137,7 @@ def routes(rt: Runtime) -> list[Route]:
     @endpoint(rt, PROFILE, render=render)
     async def refresh_token(request: Request) -> Response:
         only(request, "POST")
+        rt.limit_address(request)
         received = time.time()
         body = await read_json(request, s.max_body_bytes, media=(MEDIA,))
         attrs = _attributes(body, ("refresh",))
@@ -126,11 +145,19 @@ def routes(rt: Runtime) -> list[Route]:
         wait = guard(rt.failures, addr_key)
         if wait:
             raise SlowDown(wait, reason="refresh_locked")
+        # The client's request-rate budget: looked at before the token is consumed (a refused
+        # refresh must leave it usable), spent once the token proved genuine, so that whoever
+        # merely knows a login cannot spend its budget.
+        limiter, claimed = rt.rate_credential, claimed_client(attrs["refresh"])
+        if limiter is not None and claimed is not None and (wait := limiter.wait("client:" + claimed)):
+            raise SlowDown(wait, reason="rate_limit_credential")
         try:
             grant = refresh.use_refresh(rt.core, attrs["refresh"], client_id=None)
         except InvalidGrant:
             rt.fail_login(addr_key)
             raise
+        if limiter is not None:
+            limiter.charge("client:" + grant.client_id)
         client = rt.core.client(grant.client_id)
         if client is None or not client.active:
             refresh.revoke_family(rt.core, grant.family, grant.client_id, cause="client_revoked")

@@ -39,6 +39,7 @@ def routes(rt: Runtime) -> list[Route]:
     @endpoint(rt, PROFILE)
     async def token(request: Request) -> Response:
         only(request, "POST")
+        rt.limit_address(request)
         form = await read_form(request, rt.settings.max_body_bytes)
         creds = client_credentials(request, form)
         if creds.method != "client_secret_basic":
@@ -62,6 +63,7 @@ def routes(rt: Runtime) -> list[Route]:
             rt.fail_login(cred_key, addr_key)
             raise
         rt.failures.succeeded(cred_key)
+        rt.limit_credential("client:" + client.client_id)
         extra = None
         if vat is not None:
             merchant = rt.core.store.get_merchant_by_vat(vat)

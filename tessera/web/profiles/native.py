@@ -121,6 +121,7 @@ def routes(rt: Runtime) -> list[Route]:
     @endpoint(rt, PROFILE)
     async def token(request: Request) -> Response:
         only(request, "POST")
+        rt.limit_address(request)
         form = await read_form(request, s.max_body_bytes)
         grant_type = form.get("grant_type")
         if not grant_type:
@@ -128,6 +129,7 @@ def routes(rt: Runtime) -> list[Route]:
         if grant_type not in native.GRANT_TYPES:
             raise UnsupportedGrantType(f"grant_type {grant_type[:60]!r} is not supported", reason="grant_type")
         auth = client_auth(request, form)
+        rt.limit_credential("client:" + auth.client.client_id)
         if grant_type == "client_credentials":
             body = native.client_credentials(core, auth, scope=form.get("scope"), ttl=core.config.access_token_ttl)
         elif grant_type == "authorization_code":
@@ -143,8 +145,10 @@ def routes(rt: Runtime) -> list[Route]:
     @endpoint(rt, PROFILE)
     async def push(request: Request) -> Response:
         only(request, "POST")
+        rt.limit_address(request)
         form = await read_form(request, s.max_body_bytes)
         auth = client_auth(request, form)
+        rt.limit_credential("client:" + auth.client.client_id)
         params = {k: v for k, v in form.items() if k not in AUTH_FIELDS}
         req = native.check_authorization_request(core, auth.client, params)
         pushed = native.push(core, auth.client, req)

@@ -34,10 +34,12 @@ def routes(rt: Runtime) -> list[Route]:
     @endpoint(rt, PROFILE)
     async def token(request: Request) -> Response:
         only(request, "POST")
+        rt.limit_address(request)
         form = await read_form(request, rt.settings.max_body_bytes)
         if form.get("grant_type") != "client_credentials":
             raise UnsupportedGrantType("grant_type must be client_credentials", reason="grant_type")
         client = authenticate_secret(rt.core, client_credentials(request, form))
+        rt.limit_credential("client:" + client.client_id)
         peer = rt.peer(request)
         cert = bound_certificate(rt.core, client, peer)
         issued = grants.client_credentials(rt.core, client, ttl=rt.core.config.nexi_token_ttl, thumbprint=cert.thumbprint)
@@ -53,6 +55,7 @@ def routes(rt: Runtime) -> list[Route]:
     @endpoint(rt, PROFILE)
     async def push(request: Request) -> Response:
         only(request, "POST")
+        rt.limit_address(request)
         core = rt.core
         peer = rt.peer(request)
         if peer is None:
@@ -75,6 +78,7 @@ def routes(rt: Runtime) -> list[Route]:
         if client is None or not client.active:
             raise InvalidClient("client authentication failed", reason="client_unknown")
         bound_certificate(core, client, peer)
+        rt.limit_credential("client:" + client.client_id)  # before the costly decryption
 
         verified = assertions.open_nested_assertion(core, client, form["client_assertion"], preferred_thumbprint=peer.thumbprint)
         assertions.check_assertion_claims(core, client, verified.claims, audience=core.config.issuer)
@@ -110,10 +114,12 @@ def routes(rt: Runtime) -> list[Route]:
     @endpoint(rt, PROFILE)
     async def code_token(request: Request) -> Response:
         only(request, "POST")
+        rt.limit_address(request)
         form = await read_form(request, rt.settings.max_body_bytes)
         if form.get("grant_type") != "authorization_code":
             raise UnsupportedGrantType("grant_type must be authorization_code", reason="grant_type")
         client = authenticate_secret(rt.core, client_credentials(request, form))
+        rt.limit_credential("client:" + client.client_id)
         cert = bound_certificate(rt.core, client, rt.peer(request))
         body = grants.authorization_code(
             rt.core, client, code=form.get("code"), redirect_uri=form.get("redirect_uri"),
