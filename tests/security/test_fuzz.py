@@ -1,0 +1,186 @@
+"""API fuzzing: schemathesis, run against the server's own OpenAPI document
+(``GET /openapi.json``, written by hand in ``tessera/web/openapi.json``), finds no 5xx and
+no response that breaks the document, on every public endpoint, over TLS.
+
+The run is bounded to fit in CI (about 25 s on two cores; the subprocess is killed after
+``BUDGET`` seconds): a fixed seed, at most ``MAX_EXAMPLES`` cases per operation and phase,
+the examples, coverage and fuzzing phases, two workers. Checks: ``not_a_server_error``,
+``response_schema_conformance`` and ``status_code_conformance`` (the document lists every
+status code each operation may answer), plus ``content_type_conformance`` and
+``response_headers_conformance`` (e.g. ``Cache-Control: no-store`` on tokens and errors).
+
+To reach past the credential checks, the document is given ``example`` request bodies
+with live credentials made for the run (the examples phase sends them first), and
+schemathesis authenticates with them: the app's certificate on every TLS connection
+(``--request-cert``), its client_id/secret for the ``clientSecretBasic`` scheme and its
+Nexi token for the ``bearer`` scheme (an OpenAPI-aware ``[auth.openapi.*]`` config).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from tessera.core import apikeys
+from tessera.core.models import Merchant
+from tests.e2e import native_helpers as nh
+from tests.e2e import nexi_helpers as nx
+from tests.security.helpers import B2B_LOGIN, JSONAPI, client, issued
+
+pytestmark = pytest.mark.slow
+
+MAX_EXAMPLES = 100
+SEED = 20261121
+BUDGET = 110  # seconds: the whole schemathesis run, a hard bound
+CHECKS = ("not_a_server_error,response_schema_conformance,status_code_conformance,"
+          "content_type_conformance,response_headers_conformance")
+#: Routes that are not part of the public API description: the metrics scrape, and the
+#: B2BINPAY paths without the trailing slash (aliases of the documented ones).
+UNDOCUMENTED = {"/metrics", "/b2binpay/token", "/b2binpay/token/refresh"}
+
+
+def served_document(server) -> dict:
+    with nx.http(server, cert=None) as c:
+        r = c.get("/openapi.json")
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers["content-type"].startswith("application/json")
+    return r.json()
+
+
+def test_openapi_document_describes_every_public_route(live_server, monkeypatch):
+    from starlette.routing import Route
+
+    from tessera.web import app as web_app
+
+    doc = served_document(live_server)
+    assert doc["openapi"].startswith("3.1")
+    assert doc["servers"] == [{"url": nx.base_url(live_server)}]
+    monkeypatch.setattr(web_app, "configure_logging", lambda *a, **kw: None)  # leave this process's logging alone
+    app = web_app.create_app(live_server.settings, core=object())  # the routes only: nothing is called
+    routes = {r.path for r in app.routes if isinstance(r, Route)}
+    assert set(doc["paths"]) == routes - UNDOCUMENTED, (set(doc["paths"]) ^ (routes - UNDOCUMENTED))
+    # every operation lists its error answers, and every $ref resolves
+    text = json.dumps(doc)
+    for ref in set(re.findall(r'"\$ref": "#/components/(\w+)/(\w+)"', text)):
+        assert ref[1] in doc["components"][ref[0]], ref
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            assert any(code.startswith(("2", "3")) for code in op["responses"]), (path, method)
+            if "requestBody" in op or op.get("security") != []:
+                assert any(code.startswith("4") for code in op["responses"]), (path, method)
+
+
+def test_openapi_document_follows_the_configured_prefixes(tmp_path):
+    from tessera.config import Settings
+    from tessera.web.openapi import document
+
+    settings = Settings(home=tmp_path, nexi_prefix="", axept_prefix="/ax", issuer="https://auth.example")
+    paths = document(settings)["paths"]
+    assert "/appenrollment/token" in paths and "/as/par" in paths and "/softpos/as/par" not in paths
+    assert "/ax/v1/authenticate" in paths and "/b2binpay/token/" in paths and "/oauth2/token" in paths
+    assert document(settings)["servers"] == [{"url": "https://auth.example"}]
+
+
+def _live_examples(server) -> tuple[dict, dict]:
+    """Live credentials, and an example request for each operation that can succeed."""
+    app = server.new_app()
+    merchant = server.new_merchant(app)
+    token = nx.get_token(server, app)
+    vat = f"DK{uuid.uuid4().int % 10**8:08d}"
+    vat_mid = uuid.uuid4().int % 10**9 + 1
+    server.store.create_merchant(Merchant(vat_mid, "Fuzz Shop", vat, int(time.time())))
+    server.store.grant(vat_mid, app.client_id, int(time.time()))
+    record, key = apikeys.create_key(server.store, server.settings.pepper_bytes(), merchant.merchant_id, int(time.time()),
+                                     max_enabled=3)
+    with client(server) as c:
+        login = c.post(B2B_LOGIN, content=json.dumps({"data": {"type": "auth-token", "attributes": {
+            "login": app.client_id, "password": app.client_secret}}}), headers={"Content-Type": JSONAPI})
+    assert login.status_code == 200, login.text
+    native_token = nh.client_credentials(server, nh.register(server))["access_token"]
+    request_uri = nx.push(server, app, merchant, token=token)
+    _, challenge = nx.pkce_pair()
+    auth = {"app": app, "token": token}
+    examples = {
+        # (an operation asking for two schemes at once, mTLS and Basic, gets no Basic from schemathesis:
+        # client_secret_post instead)
+        ("/softpos/appenrollment/token", "post"): {"grant_type": "client_credentials", "client_id": app.client_id,
+                                                   "client_secret": app.client_secret},
+        ("/softpos/as/par", "post"): {"client_assertion": nx.build_assertion(server, app, merchant).token,
+                                      "client_id": app.client_id, "scope": "oidc", "redirect_uri": app.redirect_uri},
+        ("/softpos/as/authorize", "get"): {"client_id": app.client_id, "request_uri": request_uri},
+        ("/axept/v1/authenticate", "post"): {"merchantId": merchant.merchant_id, "keyId": record.key_id, "key": key},
+        ("/integrator-authentication/connect/token", "post"): {"grant_type": "client_credentials", "merchant_vat": vat},
+        ("/b2binpay/token/", "post"): {"data": {"type": "auth-token", "attributes": {"login": app.client_id,
+                                                                                      "password": app.client_secret}}},
+        ("/b2binpay/token/refresh/", "post"): {"data": {"type": "auth-token", "attributes": {
+            "refresh": login.json()["data"]["attributes"]["refresh"]}}},
+        ("/oauth2/token", "post"): {"grant_type": "client_credentials"},
+        ("/oauth2/par", "post"): {"response_type": "code", "redirect_uri": app.redirect_uri, "code_challenge": challenge,
+                                  "code_challenge_method": "S256"},
+        ("/oauth2/introspect", "post"): {"token": native_token},
+        ("/oauth2/revoke", "post"): {"token": token},
+    }
+    return auth, examples
+
+
+def _with_examples(doc: dict, examples: dict) -> dict:
+    for (path, method), value in examples.items():
+        op = doc["paths"][path][method]
+        if "requestBody" in op:
+            for media in op["requestBody"]["content"].values():
+                media["example"] = value
+        else:
+            for param in op.get("parameters", []):
+                if param["name"] in value:
+                    param["example"] = value[param["name"]]
+    return doc
+
+
+def _stats(out: str) -> str:
+    m = re.search(r"Test cases:\s*\n\s*(.+)", out)
+    ops = re.search(r"Tested: (\d+)", out)
+    return f"{ops.group(1) if ops else '?'} operations, {m.group(1).strip() if m else '?'}"
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_break(live_server, tmp_path, record_property):
+    pytest.importorskip("schemathesis")
+    auth, examples = _live_examples(live_server)
+    app = auth["app"]
+    doc = _with_examples(served_document(live_server), examples)
+    (tmp_path / "openapi.json").write_text(json.dumps(doc))
+    (tmp_path / "schemathesis.toml").write_text(
+        "[auth.openapi.clientSecretBasic]\n"
+        f'username = "{app.client_id}"\npassword = "{app.client_secret}"\n'
+        "[auth.openapi.bearer]\n"
+        f'bearer = "{auth["token"]}"\n')
+    cmd = [sys.executable, "-c", "from schemathesis.cli import schemathesis; schemathesis()",
+           "--config-file", str(tmp_path / "schemathesis.toml"), "run", str(tmp_path / "openapi.json"),
+           "--url", nx.base_url(live_server), "--tls-verify", str(live_server.ca),
+           "--request-cert", str(app.cert), "--request-cert-key", str(app.key),
+           "--checks", CHECKS, "--phases", "examples,coverage,fuzzing",
+           "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--workers", "2",
+           "--max-redirects", "0", "--request-timeout", "10", "--generation-database", "none",
+           "--no-color", "--report", "junit", "--report-dir", str(tmp_path / "report")]
+    before = issued(live_server)
+    started = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=BUDGET)
+    elapsed = time.monotonic() - started
+    out = proc.stdout + proc.stderr
+    stats = _stats(out)
+    record_property("schemathesis", f"{stats} in {elapsed:.1f}s")
+    print(f"\nschemathesis: {stats} in {elapsed:.1f}s (seed {SEED}, max-examples {MAX_EXAMPLES})")
+    assert proc.returncode == 0, f"schemathesis found problems ({stats}):\n{out[-30000:]}"
+    assert re.search(r"Tested: (\d+)", out) and int(re.search(r"Tested: (\d+)", out).group(1)) == sum(
+        len(item) for item in doc["paths"].values()), out[-3000:]
+    # the examples reached past the credential checks: the run issued tokens on every profile
+    after = issued(live_server)
+    for profile in ("nexi-softpos", "axept", "mobilepay", "b2binpay", "native"):
+        key = f"issued[{profile}]"
+        assert after.get(key, 0) > before.get(key, 0), (profile, before, after)
+    assert live_server.proc.poll() is None, "the server died"
