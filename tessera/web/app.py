@@ -15,6 +15,7 @@ from tessera.web import openapi
 from tessera.web.observability import ObservedStarlette, Readiness, client_address_for, configure_logging, metrics_endpoint
 from tessera.web.profiles import axept, b2binpay, mobilepay, nexi
 from tessera.web.profiles import native  # the native OAuth 2.0 surface (issue 4)
+from tessera.web.routing import ExactRouter
 from tessera.web.runtime import Runtime
 
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings, *, store=None, core: Core | None = None) -> S
     routes.append(Route("/openapi.json", openapi.endpoint(settings), methods=["GET", "HEAD"]))
     # Observability (request ids, metrics, access log) wraps everything: see tessera.web.observability.
     app = ObservedStarlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    app.router = ExactRouter(routes=routes)  # fixed paths by one dict look-up: tessera.web.routing
     app.client_address = client_address_for(rt)
     app.state.runtime = rt
     return app
