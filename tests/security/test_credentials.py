@@ -192,8 +192,44 @@ def test_row_30_mobilepay_per_client_and_per_address(live_server):
         assert_429(mobilepay(live_server, other.client_id, other.client_secret, address=address), "oauth")
 
 
-GAP = ("checklist row 30: this endpoint has no brute-force limit yet (only axept, B2BINPAY and MobilePay "
-       "count failures: tessera.web.profiles.*.guard)")
+@pytest.fixture(scope="module")
+def rate_limited(tmp_path_factory):
+    """A server whose request-rate limits are low enough to reach in a test (burst 3)."""
+    server = LiveServer(tmp_path_factory.mktemp("sec-rate"), env={
+        "TESSERA_RATE_LIMIT_PER_ADDRESS": "0.2", "TESSERA_RATE_LIMIT_ADDRESS_BURST": "3",
+        "TESSERA_RATE_LIMIT_PER_CREDENTIAL": "0.2", "TESSERA_RATE_LIMIT_CREDENTIAL_BURST": "3"}).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("endpoint", ["native-token", "nexi-token"])
+def test_row_30_request_rate_limits_per_address_and_per_credential(rate_limited, endpoint):
+    """What the token endpoints do have: request-rate limits, per address and per proved
+    credential, answered 429 slow_down with Retry-After (RFC 6749 shape)."""
+    server = rate_limited
+    app = server.new_app()
+
+    def call(address: str, secret: str) -> httpx.Response:
+        with client(server, cert=app.cert, key=app.key, address=address) as c:
+            if endpoint == "nexi-token":
+                return nx.token_request(c, app, client_secret=secret)
+            return c.post(nh.TOKEN, data={"grant_type": "client_credentials"}, auth=(app.client_id, secret))
+
+    address = fresh_address()
+    for _ in range(3):  # wrong secrets from one address: the address's burst
+        assert_error(call(address, "wrong"), 401, "invalid_client")
+    with nothing_new(server):
+        assert_429(call(address, app.client_secret), "oauth")
+    for _ in range(3):  # the right secret from three addresses: the credential's burst
+        assert call(fresh_address(), app.client_secret).status_code == 200
+    with nothing_new(server):
+        assert_429(call(fresh_address(), app.client_secret), "oauth")
+
+
+GAP = ("checklist row 30: this endpoint counts no failed attempts, so nothing locks a credential or an address after "
+       "repeated wrong secrets or passwords (only axept, B2BINPAY and MobilePay do: tessera.web.profiles.*.guard); the "
+       "request-rate limits (TESSERA_RATE_LIMIT_*) allow 200 requests/s per address and count a credential only once "
+       "it is proved")
 
 
 @pytest.mark.xfail(strict=True, reason=GAP)
