@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     # --- brute-force protection -----------------------------------------------------------------
     #: Failed logins per credential (and per client address) tolerated inside the window ...
     login_max_failures: int = Field(5, ge=1)
+    #: Failed checks tolerated from one client address (many POS may share one egress address).
+    login_max_failures_per_address: int = Field(100, ge=1)
     login_failure_window: int = Field(60, ge=1)
     #: ... before further attempts get 429 with Retry-After for this many seconds.
     login_lockout: int = Field(60, ge=1)

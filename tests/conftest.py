@@ -30,3 +30,11 @@ def db_live_server(request, tmp_path_factory) -> LiveServer:
     server.backend = request.param
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def address_lock_server(tmp_path_factory) -> LiveServer:
+    """A server whose per-address brute-force lock is reachable in a test (5 failures)."""
+    server = LiveServer(tmp_path_factory.mktemp("address-lock"), env={"TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "5"}).start()
+    yield server
+    server.stop()

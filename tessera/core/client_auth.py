@@ -33,7 +33,7 @@ from tessera.core import assertions
 from tessera.core.clients import ClientCredentials, PeerCert, authenticate_secret, bound_certificate
 from tessera.core.context import Core
 from tessera.core.models import CertificateRecord, Client
-from tessera.errors import InvalidClient, InvalidRequest
+from tessera.errors import InvalidClient, InvalidRequest, PayloadTooLarge
 from tessera.jose.errors import JoseError
 from tessera.jose.nested import JWS_ALGS, decrypt_assertion, verify_signed_assertion
 
@@ -125,7 +125,8 @@ def _private_key_jwt(core: Core, client_id: str | None, assertion_type: str | No
     if not assertion:
         raise InvalidClient("client_assertion is required", reason="assertion_missing")
     if len(assertion) > MAX_ASSERTION_BYTES:
-        raise InvalidClient("client_assertion is too large", reason="assertion_too_large")
+        # Security checklist #13: refused with 413 before any parsing, like the Nexi assertion.
+        raise PayloadTooLarge(f"client_assertion over {MAX_ASSERTION_BYTES} bytes", reason="assertion_too_large")
     now = core.now()
     signed = assertion
     if assertion.count(".") == 4:  # a JWE (RFC 7516 §7.1) wrapping the signed JWT (RFC 7519 §5.2)

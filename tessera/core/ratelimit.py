@@ -75,6 +75,55 @@ class MemoryFailureLimiter:
                 del self._state[k]
 
 
+class SplitFailureLimiter:
+    """Two limiters behind one contract: keys of client addresses (``addr:…``) go to one with
+    a higher threshold than credentials. Many integrators' POS systems share one egress
+    address; five mistakes from one of them must not lock the whole fleet out, while five
+    wrong guesses at one credential do lock that credential."""
+
+    def __init__(self, credentials: FailureLimiter, addresses: FailureLimiter):
+        self.credentials, self.addresses = credentials, addresses
+
+    def _for(self, key: str) -> FailureLimiter:
+        return self.addresses if key.startswith("addr:") else self.credentials
+
+    def locked(self, key: str) -> int | None:
+        return self._for(key).locked(key)
+
+    def failed(self, key: str) -> int | None:
+        return self._for(key).failed(key)
+
+    def succeeded(self, key: str) -> None:
+        self._for(key).succeeded(key)
+
+
+class FallbackFailureLimiter:
+    """Shared counters (Redis, across instances) with this process's own counters while the
+    shared ones cannot be reached: brute-force protection goes on per process, and the
+    endpoints it guards (every token endpoint) keep answering through an outage."""
+
+    def __init__(self, shared: FailureLimiter, local: FailureLimiter, *, unavailable: tuple[type[Exception], ...]):
+        self.shared, self.local, self.unavailable = shared, local, unavailable
+
+    def locked(self, key: str) -> int | None:
+        try:
+            return self.shared.locked(key)
+        except self.unavailable:
+            return self.local.locked(key)
+
+    def failed(self, key: str) -> int | None:
+        try:
+            return self.shared.failed(key)
+        except self.unavailable:
+            return self.local.failed(key)
+
+    def succeeded(self, key: str) -> None:
+        try:
+            self.shared.succeeded(key)
+        except self.unavailable:
+            self.local.succeeded(key)
+
+
 def guard(limiter: FailureLimiter, *keys: str) -> int | None:
     """The longest remaining lock among ``keys``, or None."""
     waits = [w for k in keys if (w := limiter.locked(k))]

@@ -11,7 +11,8 @@ counted on different instances at the same moment add up exactly. ``locked`` is 
 PTTL. The braces are a Redis Cluster hash tag: both keys of one limited key live on
 one shard, as a script needs.
 
-Redis unreachable → ``StoreUnavailable`` (503): brute-force protection fails closed.
+Redis unreachable → ``StoreUnavailable``; the web layer then counts in the process instead
+(``tessera.core.ratelimit.FallbackFailureLimiter``), so token endpoints keep answering.
 
 ``RedisRateLimiter`` (request rates per credential and per address) keeps one key per
 limited key, ``{prefix}rate-credential:<key>`` or ``{prefix}rate-address:<key>``, and

@@ -34,6 +34,9 @@ def create_app(settings: Settings, *, store=None, core: Core | None = None) -> S
         return PlainTextResponse("ok")
 
     async def not_found(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 405:  # RFC 9110 §15.5.6: say which methods the resource has
+            return JSONResponse({"error": "invalid_request", "error_description": f"{request.method[:20]} is not allowed here"},
+                                status_code=405, headers={**NO_STORE, **(exc.headers or {})})
         return JSONResponse({"error": "not_found", "error_description": f"no route for {request.url.path[:100]}"},
                             status_code=exc.status_code, headers=NO_STORE)
 

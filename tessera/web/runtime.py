@@ -14,13 +14,13 @@ from typing import Any, Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
 from tessera.config import Settings
 from tessera.core.context import Core
-from tessera.core.ratelimit import MemoryFailureLimiter, MemoryRateLimiter
-from tessera.errors import MethodNotAllowed, OAuthError, SlowDown
+from tessera.core.ratelimit import FallbackFailureLimiter, MemoryFailureLimiter, MemoryRateLimiter, SplitFailureLimiter, guard
+from tessera.errors import InvalidClient, MethodNotAllowed, OAuthError, SlowDown
 from tessera.web.errors import NO_STORE, Renderer, as_oauth_error, oauth_error_response
 from tessera.web.mtls import MTLSConfig, MTLSExtractor, PeerCertificate
 from tessera.web.observability import count_token_issued
@@ -45,11 +45,21 @@ class Runtime:
     def __post_init__(self) -> None:
         s = self.settings
         self.extractor = MTLSExtractor(MTLSConfig(mode=s.mtls_mode, header=s.mtls_header, trusted_proxies=tuple(s.trusted_proxies)))
-        self.failures = MemoryFailureLimiter(max_failures=s.login_max_failures, window=s.login_failure_window, lockout=s.login_lockout)
+        per_credential = MemoryFailureLimiter(max_failures=s.login_max_failures, window=s.login_failure_window,
+                                              lockout=s.login_lockout)
+        per_address = MemoryFailureLimiter(max_failures=s.login_max_failures_per_address, window=s.login_failure_window,
+                                           lockout=s.login_lockout)
         if s.redis_url:  # several instances share the failure counters and locks (issue 5)
+            from tessera.storage.base import StoreUnavailable
             from tessera.storage.redis_limits import RedisFailureLimiter
 
-            self.failures = RedisFailureLimiter.from_settings(s, getattr(self.core.store, "redis", None))
+            redis = getattr(self.core.store, "redis", None)
+            shared_credential = RedisFailureLimiter.from_settings(s, redis)
+            shared_address = RedisFailureLimiter.from_settings(s, redis)
+            shared_address.max_failures = s.login_max_failures_per_address
+            per_credential = FallbackFailureLimiter(shared_credential, per_credential, unavailable=(StoreUnavailable,))
+            per_address = FallbackFailureLimiter(shared_address, per_address, unavailable=(StoreUnavailable,))
+        self.failures = SplitFailureLimiter(per_credential, per_address)
         # Request rates (issue 5): per credential and per client address; None when disabled.
         self._trusted_peers: dict[str, bool] = {}
         self.rate_credential = self._rate_limiter(s.rate_limit_per_credential, s.rate_limit_credential_burst, "rate-credential")
@@ -99,6 +109,28 @@ class Runtime:
             if len(self._trusted_peers) < 4096:
                 self._trusted_peers[host] = trusted
         return trusted
+
+    def guarded(self, request: Request, credential: str | None, check: Callable[..., Any], *args: Any,
+                failures: tuple[type[Exception], ...] = (InvalidClient,)) -> Any:
+        """Run a credential ``check`` under brute-force protection (checklist row 30).
+
+        Failures count against ``credential`` (a secret, key or password that could be
+        guessed) and against the caller's address; while either is locked the check is not
+        even attempted (429 with ``Retry-After``). A success clears the credential's counter.
+        ``credential=None`` (a signed assertion: nothing to guess) counts the address only, so
+        that nobody can lock a client out by sending bad assertions in its name."""
+        keys = (credential[:240], f"addr:{self.client_ip(request)}") if credential else (f"addr:{self.client_ip(request)}",)
+        wait = guard(self.failures, *keys)
+        if wait:
+            raise SlowDown(wait, reason="login_locked")
+        try:
+            result = check(*args)
+        except failures:
+            self.fail_login(*keys)
+            raise
+        if credential:
+            self.failures.succeeded(keys[0])
+        return result
 
     def fail_login(self, *keys: str) -> None:
         """Count a failed credential check against each key (credential, address)."""

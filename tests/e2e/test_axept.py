@@ -340,9 +340,10 @@ def test_success_resets_the_failure_count(live_server):
     assert_token(live_server, post(live_server, json=k.body()), k.merchant_id)
 
 
-def test_five_failures_from_one_address_lock_that_address(live_server):
+def test_failures_from_one_address_lock_that_address(address_lock_server):
+    live_server = address_lock_server
     address, other = fresh_address(), fresh_address()
-    for _ in range(5):  # five different merchants: only the address counter can lock
+    for _ in range(live_server.settings.login_max_failures_per_address):  # five different merchants: only the address counter can lock
         victim = new_key(live_server)
         assert post(live_server, address=address, json=victim.body(key="wrong")).status_code == 401
     k = new_key(live_server)

@@ -423,19 +423,22 @@ def test_failed_logins_for_one_login_are_throttled(live_server):
     assert_login(live_server, login(live_server, other), other)
 
 
-def test_failed_logins_from_one_address_are_throttled(live_server):
+def test_failed_logins_from_one_address_are_throttled(address_lock_server):
+    live_server = address_lock_server
     app = live_server.new_app(with_cert=False)
     address, elsewhere = fresh_address(), fresh_address()
-    for i in range(5):  # five different logins: only the address counter can lock
+    for i in range(live_server.settings.login_max_failures_per_address):  # five different logins: only the address counter can lock
         assert_errors(send(live_server, LOGIN, login_body(f"guess-{i}-{secrets.token_hex(4)}", "pw"), address=address), 400, "2006")
     assert_throttled(login(live_server, app, address=address))
     assert_login(live_server, login(live_server, app, address=elsewhere), app)
 
 
-def test_bad_refreshes_from_one_address_are_throttled(live_server, app):
+def test_bad_refreshes_from_one_address_are_throttled(address_lock_server):
+    live_server = address_lock_server
+    app = live_server.new_app(with_cert=False)
     address = fresh_address()
     token = login(live_server, app).json()["data"]["attributes"]["refresh"]
-    for _ in range(5):
+    for _ in range(live_server.settings.login_max_failures_per_address):
         assert_errors(refresh(live_server, "garbage-" + secrets.token_hex(8), address=address), 401, "2007")
     assert_throttled(refresh(live_server, token, address=address))
     assert_refreshed(live_server, refresh(live_server, token), app)  # not consumed while throttled

@@ -309,10 +309,11 @@ def test_five_wrong_secrets_lock_the_client(live_server):
     assert_429(token(live_server, app))
 
 
-def test_five_failures_from_one_address_lock_that_address(live_server):
+def test_failures_from_one_address_lock_that_address(address_lock_server):
+    live_server = address_lock_server
     app = live_server.new_app(with_cert=False)
     address, other = fresh_address(), fresh_address()
-    for i in range(5):
+    for i in range(live_server.settings.login_max_failures_per_address):
         assert_invalid_client(token(live_server, None, auth=(f"guess-{i}", "guess"), address=address))
     assert_429(token(live_server, app, address=address))
     assert_token(live_server, token(live_server, app, address=other), app)

@@ -316,9 +316,5 @@ def test_row_13_oversized_body_413_before_parsing(surface):
 def test_row_13_oversized_assertion_413(surface, request):
     """An assertion over the JOSE cap (16 KiB) in a body under 64 KiB: 413, before parsing
     (the assertion here is not even a JWE)."""
-    if surface.name == "native_token":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "checklist row 13: /oauth2/token answers an oversized client_assertion with 401 invalid_client "
-            "(tessera.core.client_auth: 'client_assertion is too large'), not 413")))
     surface.refuse("x" * (20 * 1024), 413, "invalid_request")
     surface.refuse(surface.assertion(pad_bytes=20 * 1024), 413, "invalid_request")

@@ -143,9 +143,10 @@ def test_row_30_axept_per_credential(live_server):
         assert_429(axept(live_server, k), "axept")  # even the right key, from a fresh address
 
 
-def test_row_30_axept_per_address(live_server):
+def test_row_30_axept_per_address(address_lock_server):
+    live_server = address_lock_server
     address = fresh_address()
-    for _ in range(5):  # five different keys: only the address's counter can lock
+    for _ in range(live_server.settings.login_max_failures_per_address):  # five different keys: only the address's counter can lock
         assert_axept_error(axept(live_server, {**new_api_key(live_server), "key": "wrong"}, address=address), 401)
     k = new_api_key(live_server)
     with nothing_new(live_server):
@@ -153,14 +154,15 @@ def test_row_30_axept_per_address(live_server):
     assert axept(live_server, k).status_code == 200  # from elsewhere the key works
 
 
-def test_row_30_b2binpay_per_login_and_per_address(live_server):
+def test_row_30_b2binpay_per_login_and_per_address(address_lock_server):
+    live_server = address_lock_server
     app = live_server.new_app(with_cert=False)
     for _ in range(5):
         assert_jsonapi_error(b2b(live_server, B2B_LOGIN, login=app.client_id, password="wrong"), 400, "2006")
     with nothing_new(live_server):
         assert_429(b2b(live_server, B2B_LOGIN, login=app.client_id, password=app.client_secret), "b2binpay")
     address = fresh_address()
-    for _ in range(5):
+    for _ in range(live_server.settings.login_max_failures_per_address):
         assert_jsonapi_error(b2b(live_server, B2B_LOGIN, address=address, login=f"nobody-{secrets.token_hex(4)}",
                                  password="x"), 400, "2006")
     other = live_server.new_app(with_cert=False)
@@ -169,23 +171,25 @@ def test_row_30_b2binpay_per_login_and_per_address(live_server):
                    "b2binpay")
 
 
-def test_row_30_b2binpay_bad_refresh_tokens_per_address(live_server):
+def test_row_30_b2binpay_bad_refresh_tokens_per_address(address_lock_server):
+    live_server = address_lock_server
     address = fresh_address()
-    for _ in range(5):
+    for _ in range(live_server.settings.login_max_failures_per_address):
         assert_jsonapi_error(b2b(live_server, B2B_REFRESH, address=address, refresh="garbage-" + secrets.token_hex(8)),
                              401, "2007")
     with nothing_new(live_server):
         assert_429(b2b(live_server, B2B_REFRESH, address=address, refresh="garbage"), "b2binpay")
 
 
-def test_row_30_mobilepay_per_client_and_per_address(live_server):
+def test_row_30_mobilepay_per_client_and_per_address(address_lock_server):
+    live_server = address_lock_server
     app = live_server.new_app(with_cert=False)
     for _ in range(5):
         assert_error(mobilepay(live_server, app.client_id, "wrong"), 401, "invalid_client")
     with nothing_new(live_server):
         assert_429(mobilepay(live_server, app.client_id, app.client_secret), "oauth")
     address = fresh_address()
-    for _ in range(5):
+    for _ in range(live_server.settings.login_max_failures_per_address):
         assert_error(mobilepay(live_server, f"nobody-{secrets.token_hex(4)}", "x", address=address), 401, "invalid_client")
     other = live_server.new_app(with_cert=False)
     with nothing_new(live_server):
@@ -226,13 +230,6 @@ def test_row_30_request_rate_limits_per_address_and_per_credential(rate_limited,
         assert_429(call(fresh_address(), app.client_secret), "oauth")
 
 
-GAP = ("checklist row 30: this endpoint counts no failed attempts, so nothing locks a credential or an address after "
-       "repeated wrong secrets or passwords (only axept, B2BINPAY and MobilePay do: tessera.web.profiles.*.guard); the "
-       "request-rate limits (TESSERA_RATE_LIMIT_*) allow 200 requests/s per address and count a credential only once "
-       "it is proved")
-
-
-@pytest.mark.xfail(strict=True, reason=GAP)
 def test_row_30_native_token_endpoint(live_server):
     nc = nh.register(live_server)
     with client(live_server) as c:
@@ -242,7 +239,6 @@ def test_row_30_native_token_endpoint(live_server):
         assert_429(c.post(nh.TOKEN, data={"grant_type": "client_credentials"}, auth=nh.basic(nc)), "oauth")
 
 
-@pytest.mark.xfail(strict=True, reason=GAP)
 def test_row_30_nexi_token_endpoint(live_server):
     app = live_server.new_app()
     with client(live_server, cert=app.cert, key=app.key) as c:
@@ -251,7 +247,6 @@ def test_row_30_nexi_token_endpoint(live_server):
         assert_429(nx.token_request(c, app), "oauth")
 
 
-@pytest.mark.xfail(strict=True, reason=GAP)
 def test_row_30_merchant_login_page(live_server):
     app = live_server.new_app()
     m = live_server.new_merchant(app)

@@ -80,6 +80,9 @@ class LiveServer:
     def __post_init__(self) -> None:
         self.home = self.workdir / "home"
         self.port = self.port or free_port()
+        # The refusal suites send hundreds of failures from 127.0.0.1: the per-address lockout
+        # is tested on servers of its own (fixture address_lock_server); the per-credential one stays.
+        self.env = {"TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000000", **self.env}
         self._env = {**os.environ, **self.env}
         if self.database_url:
             self._env["TESSERA_DATABASE_URL"] = self.database_url
@@ -97,10 +100,13 @@ class LiveServer:
 
     @property
     def settings(self) -> Settings:
-        old = {k: os.environ.get(k) for k in ("TESSERA_DATABASE_URL",)}
+        """The server's settings, as its process sees them (its TESSERA_* environment included)."""
+        overrides = {k: v for k, v in self.env.items() if k.startswith("TESSERA_")}
+        if self.database_url:
+            overrides["TESSERA_DATABASE_URL"] = self.database_url
+        old = {k: os.environ.get(k) for k in overrides}
         try:
-            if self.database_url:
-                os.environ["TESSERA_DATABASE_URL"] = self.database_url
+            os.environ.update(overrides)
             return Settings.load(self.home)
         finally:
             for k, v in old.items():

@@ -36,3 +36,19 @@ def test_same_answers_as_starlette_router():
 def test_fixed_paths_are_indexed():
     router = ExactRouter(routes=[Route("/a", hello), Route("/items/{id}", hello)])
     assert set(router._exact) == {"/a"}
+
+
+def test_method_outside_every_route_gets_405_with_allow(tmp_path):
+    """OPTIONS/TRACE reach no handler: the router's 405 says which methods exist (RFC 9110 §15.5.6)."""
+    import time
+
+    from tessera.config import Settings
+    from tessera.home import init_home
+    from tessera.web.app import create_app
+
+    init_home(tmp_path / "home", now=int(time.time()))
+    client = TestClient(create_app(Settings.load(tmp_path / "home")))
+    r = client.request("TRACE", "/oauth2/token")
+    assert r.status_code == 405
+    assert "POST" in r.headers["allow"]
+    assert r.json()["error"] == "invalid_request" and r.headers["cache-control"] == "no-store"

@@ -13,8 +13,7 @@ from starlette.routing import Route
 
 from tessera.core import apikeys, tokens
 from tessera.core.clock import iso_z
-from tessera.core.ratelimit import guard
-from tessera.errors import InvalidClient, InvalidRequest, OAuthError, SlowDown
+from tessera.errors import InvalidRequest, OAuthError
 from tessera.web.errors import NO_STORE
 from tessera.web.forms import read_json
 from tessera.web.runtime import Runtime, endpoint, only
@@ -62,16 +61,8 @@ def routes(rt: Runtime) -> list[Route]:
         if not isinstance(key, str) or not key or len(key) > 512:
             raise InvalidRequest("key must be a non-empty string", reason="field_type")
 
-        cred_key, addr_key = f"axept:{merchant_id}:{key_id}", f"addr:{rt.client_ip(request)}"
-        wait = guard(rt.failures, cred_key, addr_key)
-        if wait:
-            raise SlowDown(wait, reason="login_locked")
-        try:
-            record = apikeys.authenticate(rt.core, merchant_id, key_id, key)
-        except InvalidClient:
-            rt.fail_login(cred_key, addr_key)
-            raise
-        rt.failures.succeeded(cred_key)
+        cred_key = f"axept:{merchant_id}:{key_id}"
+        record = rt.guarded(request, cred_key, apikeys.authenticate, rt.core, merchant_id, key_id, key)
         rt.limit_credential(cred_key)
         issued = tokens.issue_access_token(
             rt.core, client_id=f"axept-merchant-{merchant_id}", subject=str(merchant_id), ttl=rt.settings.axept_token_ttl,

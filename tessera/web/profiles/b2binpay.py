@@ -117,16 +117,8 @@ def routes(rt: Runtime) -> list[Route]:
         body = await read_json(request, s.max_body_bytes, media=(MEDIA,))
         attrs = _attributes(body, ("login", "password"))
         # The login is a client id: one counter per client secret, shared with the other profiles.
-        cred_key, addr_key = f"client:{attrs['login'][:200]}", f"addr:{rt.client_ip(request)}"
-        wait = guard(rt.failures, cred_key, addr_key)
-        if wait:
-            raise SlowDown(wait, reason="login_locked")
-        try:
-            client = authenticate_secret(rt.core, ClientCredentials(attrs["login"], attrs["password"], "client_secret_post"))
-        except InvalidClient:
-            rt.fail_login(cred_key, addr_key)
-            raise
-        rt.failures.succeeded(cred_key)
+        client = rt.guarded(request, f"client:{attrs['login']}", authenticate_secret, rt.core,
+                            ClientCredentials(attrs["login"], attrs["password"], "client_secret_post"))
         rt.limit_credential("client:" + client.client_id)
         data, refresh_token = pair(client.client_id, None, None, received)
         time_str = iso_z(received, micros=True)

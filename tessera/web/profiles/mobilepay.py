@@ -19,8 +19,7 @@ from starlette.routing import Route
 
 from tessera.core import tokens
 from tessera.core.clients import authenticate_secret
-from tessera.core.ratelimit import guard
-from tessera.errors import InvalidClient, InvalidRequest, SlowDown, UnauthorizedClient, UnsupportedGrantType
+from tessera.errors import InvalidClient, InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from tessera.web.forms import client_credentials, read_form
 from tessera.web.runtime import Runtime, endpoint, no_store_json, only
 
@@ -53,16 +52,7 @@ def routes(rt: Runtime) -> list[Route]:
             raise InvalidRequest("merchant_vat must be DK or FI followed by 8 digits", reason="vat_format")
         # Brute force: counted per client (the same key as the other profiles that check this
         # secret) and per address; 429 with Retry-After while locked.
-        cred_key, addr_key = f"client:{(creds.client_id or '')[:200]}", f"addr:{rt.client_ip(request)}"
-        wait = guard(rt.failures, cred_key, addr_key)
-        if wait:
-            raise SlowDown(wait, reason="login_locked")
-        try:
-            client = authenticate_secret(rt.core, creds)
-        except InvalidClient:
-            rt.fail_login(cred_key, addr_key)
-            raise
-        rt.failures.succeeded(cred_key)
+        client = rt.guarded(request, f"client:{creds.client_id or ''}", authenticate_secret, rt.core, creds)
         rt.limit_credential("client:" + client.client_id)
         extra = None
         if vat is not None:

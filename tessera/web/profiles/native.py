@@ -28,9 +28,10 @@ from starlette.routing import Route
 
 from tessera.core import authorize, native, par
 from tessera.core.client_auth import METHODS, SIGNING_ALGS, AuthenticatedClient, ClientAuthRequest, authenticate
-from tessera.errors import InvalidRequest, OAuthError, UnsupportedGrantType
+from tessera.errors import AccessDenied, InvalidRequest, OAuthError, UnsupportedGrantType
 from tessera.web.errors import NO_STORE
 from tessera.web.forms import bearer_token, client_credentials, parse_form, read_form
+from tessera.web.profiles.nexi import user_key
 from tessera.web.runtime import Runtime, endpoint, no_store_json, only
 
 PROFILE = "native"
@@ -96,8 +97,11 @@ def routes(rt: Runtime) -> list[Route]:
     s = rt.settings
 
     def client_auth(request: Request, form: dict[str, str]) -> AuthenticatedClient:
-        return authenticate(core, ClientAuthRequest(
-            credentials=client_credentials(request, form),
+        creds = client_credentials(request, form)
+        # A secret can be guessed; a signed assertion cannot: those count per address only.
+        who = f"client:{creds.client_id}" if creds.client_id and "client_assertion" not in form else None
+        return rt.guarded(request, who, authenticate, core, ClientAuthRequest(
+            credentials=creds,
             assertion_type=form.get("client_assertion_type"),
             assertion=form.get("client_assertion"),
             peer=rt.peer(request),
@@ -188,8 +192,10 @@ def routes(rt: Runtime) -> list[Route]:
         form = await read_form(request, s.max_body_bytes)
         try:
             location = await rt.in_thread(functools.partial(
-                authorize.login, core, form.get("client_id"), form.get("request_uri"), form.get("username", ""),
-                form.get("password", ""), par_kind=native.PAR_KIND, code_kind=native.CODE_KIND))
+                rt.guarded, request, user_key(form), functools.partial(
+                    authorize.login, par_kind=native.PAR_KIND, code_kind=native.CODE_KIND),
+                core, form.get("client_id"), form.get("request_uri"), form.get("username", ""), form.get("password", ""),
+                failures=(AccessDenied,)))
         except OAuthError as e:
             if e.reason != "login_failed":
                 raise

@@ -11,14 +11,16 @@ This module only parses the wire format, calls the core, and renders the result.
 
 from __future__ import annotations
 
+import functools
+
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from tessera.core import assertions, authorize, enrollment, grants, par
 from tessera.core.clients import authenticate_secret, bound_certificate
 from tessera.core.tokens import verify_access_token
-from tessera.errors import InvalidClient, InvalidRequest, InvalidToken, OAuthError, PayloadTooLarge, UnsupportedGrantType
+from tessera.errors import AccessDenied, InvalidClient, InvalidRequest, InvalidToken, OAuthError, PayloadTooLarge, UnsupportedGrantType
 from tessera.jose.nested import MAX_TOKEN_BYTES
 from tessera.web.forms import bearer_token, client_credentials, read_form
 from tessera.web.runtime import Runtime, endpoint, no_store_json, only
@@ -26,6 +28,12 @@ from tessera.web.runtime import Runtime, endpoint, no_store_json, only
 PROFILE = "nexi-softpos"
 REQUEST_URI_PREFIX = "urn:softpos_"
 PAR_FIELDS = ("client_assertion", "client_id", "scope", "redirect_uri")
+
+
+def user_key(form: dict[str, str]) -> str | None:
+    """The brute-force counter of a merchant user's sign-in (None without a username)."""
+    username = form.get("username", "").strip().lower()
+    return f"user:{username}" if username else None
 
 
 def routes(rt: Runtime) -> list[Route]:
@@ -38,7 +46,8 @@ def routes(rt: Runtime) -> list[Route]:
         form = await read_form(request, rt.settings.max_body_bytes)
         if form.get("grant_type") != "client_credentials":
             raise UnsupportedGrantType("grant_type must be client_credentials", reason="grant_type")
-        client = authenticate_secret(rt.core, client_credentials(request, form))
+        creds = client_credentials(request, form)
+        client = rt.guarded(request, f"client:{creds.client_id or ''}", authenticate_secret, rt.core, creds)
         rt.limit_credential("client:" + client.client_id)
         peer = rt.peer(request)
         cert = bound_certificate(rt.core, client, peer)
@@ -100,10 +109,10 @@ def routes(rt: Runtime) -> list[Route]:
             return rt.render_login(request, page, action=f"{p}/as/authorize")
         form = await read_form(request, rt.settings.max_body_bytes)
         try:
-            location = await rt.in_thread(
-                authorize.login, rt.core, form.get("client_id"), form.get("request_uri"),
-                form.get("username", ""), form.get("password", ""),
-            )
+            location = await rt.in_thread(functools.partial(
+                rt.guarded, request, user_key(form), authorize.login, rt.core,
+                form.get("client_id"), form.get("request_uri"), form.get("username", ""), form.get("password", ""),
+                failures=(AccessDenied,)))
         except OAuthError as e:
             if e.reason != "login_failed":
                 raise
@@ -118,7 +127,8 @@ def routes(rt: Runtime) -> list[Route]:
         form = await read_form(request, rt.settings.max_body_bytes)
         if form.get("grant_type") != "authorization_code":
             raise UnsupportedGrantType("grant_type must be authorization_code", reason="grant_type")
-        client = authenticate_secret(rt.core, client_credentials(request, form))
+        creds = client_credentials(request, form)
+        client = rt.guarded(request, f"client:{creds.client_id or ''}", authenticate_secret, rt.core, creds)
         rt.limit_credential("client:" + client.client_id)
         cert = bound_certificate(rt.core, client, rt.peer(request))
         body = grants.authorization_code(
