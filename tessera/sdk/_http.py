@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 
 from .auth import TokenAuth
-from .cache import TokenCache
-from .errors import TokenError
+from .cache import CachedToken, TokenCache
+from .errors import TokenError, error_from_response
 
 Verify = str | Path | bool | ssl.SSLContext
 
@@ -94,6 +94,25 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise TokenError(response.status_code, "invalid_response", "the answer is not a JSON object")
     return body
+
+
+def parse_bearer_token(response: httpx.Response, started: float, *, default_lifetime: int) -> CachedToken:
+    """An RFC 6749 §5.1 token answer → CachedToken, its expiry counted from when the request left
+    (``expires_in`` missing: the provider's documented lifetime, ``default_lifetime``)."""
+    if response.status_code != 200:
+        raise error_from_response(response)
+    body = json_object(response)
+    token = body.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise TokenError(response.status_code, "invalid_response", "the token answer has no access_token")
+    token_type = body.get("token_type", "Bearer")
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise TokenError(response.status_code, "invalid_response", "the token is not a Bearer token")
+    expires_in = body.get("expires_in", default_lifetime)
+    if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool) or expires_in < 0:
+        raise TokenError(response.status_code, "invalid_response", "expires_in is not a number of seconds")
+    data = {k: v for k, v in body.items() if k != "access_token"}
+    return CachedToken(token, started + float(expires_in), data)
 
 
 def parse_utc(value: Any) -> float | None:

@@ -21,9 +21,8 @@ from typing import AsyncGenerator, Callable, Generator, Hashable
 
 import httpx
 
-from ._http import HTTPTokenClient, Verify, json_object
+from ._http import HTTPTokenClient, Verify, parse_bearer_token
 from .cache import CachedToken, TokenCache
-from .errors import TokenError, error_from_response
 
 __all__ = ["MobilePayClient", "VAT_HEADER", "VAT_PATTERN"]
 
@@ -124,17 +123,4 @@ class MobilePayClient(HTTPTokenClient):
 
 
 def _parse(response: httpx.Response, started: float) -> CachedToken:
-    if response.status_code != 200:
-        raise error_from_response(response)
-    body = json_object(response)
-    token = body.get("access_token")
-    if not isinstance(token, str) or not token:
-        raise TokenError(response.status_code, "invalid_response", "the token answer has no access_token")
-    token_type = body.get("token_type", "Bearer")
-    if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        raise TokenError(response.status_code, "invalid_response", "the token is not a Bearer token")
-    expires_in = body.get("expires_in", DEFAULT_TOKEN_LIFETIME)
-    if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool) or expires_in < 0:
-        raise TokenError(response.status_code, "invalid_response", "expires_in is not a number of seconds")
-    data = {k: v for k, v in body.items() if k != "access_token"}
-    return CachedToken(token, started + float(expires_in), data)
+    return parse_bearer_token(response, started, default_lifetime=DEFAULT_TOKEN_LIFETIME)

@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from ._http import json_object, parse_bearer_token
 from .assertion import build_nested_assertion
 from .auth import TokenAuth
 from .cache import CachedToken, TokenCache
@@ -141,7 +142,7 @@ class NexiSoftPOSClient(TokenAuth):
                 response = self._http.get(self.url("/par/jwks.json"))
                 if response.status_code != 200:
                     raise error_from_response(response)
-                body = _json_object(response)
+                body = json_object(response)
                 if not isinstance(body.get("keys"), list):
                     raise TokenError(response.status_code, "invalid_response", "the JWKS has no keys array")
                 self._jwks, self._jwks_at = body, time.monotonic()
@@ -209,7 +210,7 @@ class NexiSoftPOSClient(TokenAuth):
             response = self._http.post(self.url("/as/par"), data=form,
                                        headers={**FORM, "Authorization": f"Bearer {token}"})
             if response.status_code in (200, 201):
-                body = _json_object(response)
+                body = json_object(response)
                 if not isinstance(body.get("request_uri"), str) or not _is_int(body.get("expires_in")):
                     raise TokenError(response.status_code, "invalid_response", "the PAR answer lacks request_uri or expires_in")
                 return body
@@ -236,7 +237,7 @@ class NexiSoftPOSClient(TokenAuth):
         response = self._http.post(self.url("/as/token"), data=form, headers=FORM)
         if response.status_code != 200:
             raise error_from_response(response)
-        body = _json_object(response)
+        body = json_object(response)
         if not isinstance(body.get("access_token"), str) or not body["access_token"]:
             raise TokenError(response.status_code, "invalid_response", "the token answer has no access_token")
         return body
@@ -265,33 +266,10 @@ def _ssl_context(verify: str | Path | bool | ssl.SSLContext, cert: str | Path, k
     return ctx
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except (ValueError, UnicodeDecodeError):
-        body = None
-    if not isinstance(body, dict):
-        raise TokenError(response.status_code, "invalid_response", "the answer is not a JSON object")
-    return body
-
-
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _parse_token(response: httpx.Response, started: float) -> CachedToken:
     """A client_credentials answer → CachedToken (expiry counted from when the request left)."""
-    if response.status_code != 200:
-        raise error_from_response(response)
-    body = _json_object(response)
-    token = body.get("access_token")
-    if not isinstance(token, str) or not token:
-        raise TokenError(response.status_code, "invalid_response", "the token answer has no access_token")
-    token_type = body.get("token_type", "Bearer")
-    if not isinstance(token_type, str) or token_type.lower() != "bearer":
-        raise TokenError(response.status_code, "invalid_response", "the token is not a Bearer token")
-    expires_in = body.get("expires_in", DEFAULT_TOKEN_LIFETIME)
-    if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool) or expires_in < 0:
-        raise TokenError(response.status_code, "invalid_response", "expires_in is not a number of seconds")
-    data = {k: v for k, v in body.items() if k != "access_token"}
-    return CachedToken(token, started + float(expires_in), data)
+    return parse_bearer_token(response, started, default_lifetime=DEFAULT_TOKEN_LIFETIME)
