@@ -30,22 +30,18 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from tessera.core import par, refresh, tokens
+from tessera.core import codes, par, refresh, tokens
 from tessera.core.client_auth import AuthenticatedClient
 from tessera.core.context import Core
-from tessera.core.grants import VERIFIER, pkce_matches
 from tessera.core.models import Artifact, Client
-from tessera.core.secrets import sha256_key
 from tessera.errors import InvalidGrant, InvalidRequest, InvalidScope, OAuthError, UnauthorizedClient
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import verify_own_jwt
-from tessera.storage.base import Conflict
 
 PAR_KIND = "native_request_uri"
 CODE_KIND = "native_code"
-#: Left by every replay of a native code, so that an exchange still issuing when the replay
-#: arrives revokes what it issued itself (the same pattern as ``grants.REPLAY_KIND``).
-REPLAY_KIND = "native_code_replay"
+#: Native codes and their replay markers (see tessera.core.codes).
+NATIVE_CODES = codes.CodeKinds(CODE_KIND, "native_code_replay")
 #: RFC 9126 §2.2: a URN of this form names the pushed request.
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token")
@@ -153,34 +149,9 @@ def authorization_code(core: Core, auth: AuthenticatedClient, *, code: str | Non
         raise InvalidRequest("code is required", reason="code_missing")
     if not redirect_uri:
         raise InvalidRequest("redirect_uri is required", reason="redirect_uri_missing")
-    key = sha256_key(code)
-    art = core.store.get_artifact(CODE_KIND, key)
-    now = core.now()
-    if art is None:
-        raise InvalidGrant("the authorization code is invalid", reason="code_unknown")
-    if art.client_id != client.client_id:
-        raise InvalidGrant("the authorization code was issued to another client", reason="code_foreign")
-    if art.consumed_at is not None:
-        _revoke_issued(core, art)
-        raise InvalidGrant("the authorization code has already been used", reason="code_replayed")
-    if art.expires_at <= now:
-        raise InvalidGrant("the authorization code has expired", reason="code_expired")
-    params = art.data["params"]
-    if redirect_uri != params["redirect_uri"]:
-        raise InvalidGrant("redirect_uri does not match the authorization request", reason="code_redirect_uri")
-    challenge = params.get("code_challenge")
-    if not code_verifier:
-        raise InvalidRequest("code_verifier is required", reason="pkce_verifier_missing")
-    if not challenge or not VERIFIER.match(code_verifier) or not pkce_matches(code_verifier, challenge):
-        core.store.consume(CODE_KIND, key, now)  # a wrong verifier burns the code
-        raise InvalidGrant("code_verifier does not match code_challenge", reason="pkce_mismatch")
-    won = core.store.consume(CODE_KIND, key, now)
-    if won is None:
-        fresh = core.store.get_artifact(CODE_KIND, key)
-        if fresh is not None and fresh.consumed_at is not None:
-            _revoke_issued(core, fresh)
-        raise InvalidGrant("the authorization code has already been used", reason="code_replayed")
-
+    key, won = codes.redeem(core, NATIVE_CODES, client.client_id, code=code, redirect_uri=redirect_uri,
+                            code_verifier=code_verifier, pkce_required=True)
+    params = won.data["params"]
     subject = won.data["username"]
     scope = params["scope"]
     family = family_expires_at = None
@@ -190,12 +161,10 @@ def authorization_code(core: Core, auth: AuthenticatedClient, *, code: str | Non
                                        scope=scope, subject=subject, thumbprint=auth.thumbprint,
                                        extra={"fam": family} if family else None)
     body = _token_body(issued, scope)
-    record = {**won.data, "issued_jti": issued.jti, "issued_exp": issued.claims["exp"]}
     if family:
         rt = refresh.issue_refresh(core, client_id=client.client_id, subject=subject, scope=scope, ttl=refresh_ttl,
                                    family=family, family_expires_at=family_expires_at)
         body["refresh_token"] = rt.token
-        record["issued_family"] = rt.family
     if OPENID in scope.split():
         nonce = (won.data.get("native") or {}).get("nonce")
         extra: dict[str, Any] = {"nonce": nonce} if nonce else {}
@@ -203,35 +172,10 @@ def authorization_code(core: Core, auth: AuthenticatedClient, *, code: str | Non
             extra.update(email=subject, email_verified=True)
         body["id_token"] = tokens.issue_id_token(core, client_id=client.client_id, subject=subject,
                                                  ttl=core.config.id_token_ttl, extra=extra or None)
-    core.store.update_artifact_data(CODE_KIND, key, record)
-    # A replay that raced this exchange (it found the code consumed before the jti was stored)
-    # left a marker: revoke what was just issued, as the replay would have.
-    if core.store.get_artifact(REPLAY_KIND, key) is not None:
-        _revoke(core, client.client_id, issued.jti, issued.claims["exp"], record.get("issued_family"))
+    # A replay that raced this exchange makes record_issued revoke what was just issued.
+    if not codes.record_issued(core, NATIVE_CODES, key, won, jti=issued.jti, exp=issued.claims["exp"], family=family):
         raise InvalidGrant("the authorization code has already been used", reason="code_replayed")
     return body
-
-
-def _revoke_issued(core: Core, art: Artifact) -> None:
-    """Revoke what the code issued. The winning exchange may still be issuing: leave a marker
-    first, then read the code again; the token is revoked whichever order they run in."""
-    try:
-        core.store.put_artifact(Artifact(REPLAY_KIND, art.key, art.client_id, {},
-                                         core.now() + max(core.config.access_token_ttl, core.config.code_ttl)))
-    except Conflict:
-        pass
-    fresh = core.store.get_artifact(CODE_KIND, art.key) or art
-    jti = fresh.data.get("issued_jti")
-    _revoke(core, fresh.client_id, jti, int(fresh.data.get("issued_exp") or core.now() + 3600),
-            fresh.data.get("issued_family"))
-    core.event("authorization_code_replayed", art.client_id, revoked_jti=jti)
-
-
-def _revoke(core: Core, client_id: str, jti: str | None, exp: int, family: str | None) -> None:
-    if jti:
-        tokens.revoke_token(core, jti, client_id, exp)
-    if family:
-        refresh.revoke_family(core, family, client_id, cause="authorization_code_replayed")
 
 
 def refresh_token(core: Core, auth: AuthenticatedClient, *, token: str | None, scope: str | None, refresh_ttl: int,
