@@ -330,7 +330,7 @@ def test_row_31_compared_in_constant_time(monkeypatch):
     """Secrets, API keys and PKCE verifiers go through hmac.compare_digest (seen at run time
     with a spy), and no module of the server compares a secret-like value with ``==``."""
     import tessera.core.secrets as core_secrets
-    from tessera.core import clients, grants
+    from tessera.core import clients, codes
 
     calls: list[tuple[str, str]] = []
     real = hmac.compare_digest
@@ -353,7 +353,7 @@ def test_row_31_compared_in_constant_time(monkeypatch):
     # every credential check goes through verify_secret; PKCE through compare_digest
     assert "verify_secret(" in inspect.getsource(clients.authenticate_secret)
     assert "verify_secret(" in inspect.getsource(apikeys.authenticate)
-    assert "compare_digest(" in inspect.getsource(grants)
+    assert "compare_digest(" in inspect.getsource(codes.pkce_matches)
 
     offenders = []
     for path in sorted((REPO / "tessera").rglob("*.py")):
