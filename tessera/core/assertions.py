@@ -8,6 +8,7 @@ would help an attacker (decryption).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any
 
@@ -37,9 +38,7 @@ def open_nested_assertion(core: Core, client: Client, assertion: str | None, *, 
         inner = decrypt_assertion(assertion, core.keys.get(), datetime.fromtimestamp(now, tz=timezone.utc))
     except JoseError as e:
         raise InvalidClient(f"client_assertion: {e.reason}", reason="assertion_jwe") from None
-    records = [r for r in core.store.certificates_for_client(client.client_id) if r.usable(now)]
-    records.sort(key=lambda r: r.thumbprint != preferred_thumbprint)
-    candidates = [x509.load_pem_x509_certificate(r.pem.encode()).public_key() for r in records]
+    candidates = certificate_keys(core, client, preferred=preferred_thumbprint)
     if not candidates:
         raise InvalidClient("no usable certificate is bound to this client", reason="assertion_no_key")
     try:
@@ -47,6 +46,20 @@ def open_nested_assertion(core: Core, client: Client, assertion: str | None, *, 
     except JoseError as e:
         raise InvalidClient(f"client_assertion: {e.reason}", reason="assertion_jws") from None
     return VerifiedAssertion(header, claims)
+
+
+def certificate_keys(core: Core, client: Client, *, preferred: str | None = None) -> list[Any]:
+    """The public keys of the client's usable bound certificates, the one presented over mTLS
+    (``preferred`` thumbprint) first. Parsed certificates are cached by their PEM."""
+    now = core.now()
+    records = [r for r in core.store.certificates_for_client(client.client_id) if r.usable(now)]
+    records.sort(key=lambda r: r.thumbprint != preferred)
+    return [_certificate_key(r.pem) for r in records]
+
+
+@lru_cache(maxsize=1024)
+def _certificate_key(pem: str) -> Any:
+    return x509.load_pem_x509_certificate(pem.encode()).public_key()
 
 
 def check_assertion_claims(core: Core, client: Client, claims: dict[str, Any], *, audience: str) -> None:

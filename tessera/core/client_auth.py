@@ -27,7 +27,6 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
-from cryptography import x509
 
 from tessera.core import assertions
 from tessera.core.clients import ClientCredentials, PeerCert, authenticate_secret, bound_certificate
@@ -174,11 +173,7 @@ def client_keys(core: Core, client: Client, *, preferred: str | None = None) -> 
     """Public keys the client may sign assertions with: its registered JWKS (``use`` sig or
     unset), then the keys of its usable bound certificates (the one presented first)."""
     keys: list[Any] = list(_jwks_keys(json.dumps(client.jwks, sort_keys=True))) if client.jwks else []
-    now = core.now()
-    records = [r for r in core.store.certificates_for_client(client.client_id) if r.usable(now)]
-    records.sort(key=lambda r: r.thumbprint != preferred)
-    keys.extend(_cert_key(r.pem) for r in records)
-    return keys
+    return keys + assertions.certificate_keys(core, client, preferred=preferred)
 
 
 @lru_cache(maxsize=1024)
@@ -199,11 +194,6 @@ def _jwks_keys(jwks_json: str) -> tuple[Any, ...]:
         except Exception:  # noqa: BLE001 - a bad registered key is skipped, never a 500
             continue
     return tuple(out)
-
-
-@lru_cache(maxsize=1024)
-def _cert_key(pem: str) -> Any:
-    return x509.load_pem_x509_certificate(pem.encode()).public_key()
 
 
 def validate_jwks(jwks: Any) -> dict[str, Any]:
