@@ -158,6 +158,12 @@ class Runtime:
         )
 
 
+def user_key(form: dict[str, str]) -> str | None:
+    """The brute-force counter of a merchant user's sign-in (None without a username)."""
+    username = form.get("username", "").strip().lower()
+    return f"user:{username}" if username else None
+
+
 def render_error_page(request: Request, err: OAuthError) -> Response:
     return TEMPLATES.TemplateResponse(
         request, "error.html", {"error": err.error, "description": err.description}, status_code=err.status,

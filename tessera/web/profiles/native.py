@@ -31,8 +31,7 @@ from tessera.core.client_auth import METHODS, SIGNING_ALGS, AuthenticatedClient,
 from tessera.errors import AccessDenied, InvalidRequest, OAuthError, UnsupportedGrantType
 from tessera.web.errors import NO_STORE
 from tessera.web.forms import bearer_token, client_credentials, parse_form, read_form
-from tessera.web.profiles.nexi import user_key
-from tessera.web.runtime import Runtime, endpoint, no_store_json, only
+from tessera.web.runtime import Runtime, endpoint, no_store_json, only, user_key
 
 PROFILE = "native"
 TOKEN = "/oauth2/token"

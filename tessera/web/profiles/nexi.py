@@ -23,17 +23,11 @@ from tessera.core.tokens import verify_access_token
 from tessera.errors import AccessDenied, InvalidClient, InvalidRequest, InvalidToken, OAuthError, PayloadTooLarge, UnsupportedGrantType
 from tessera.jose.nested import MAX_TOKEN_BYTES
 from tessera.web.forms import bearer_token, client_credentials, read_form
-from tessera.web.runtime import Runtime, endpoint, no_store_json, only
+from tessera.web.runtime import Runtime, endpoint, no_store_json, only, user_key
 
 PROFILE = "nexi-softpos"
 REQUEST_URI_PREFIX = "urn:softpos_"
 PAR_FIELDS = ("client_assertion", "client_id", "scope", "redirect_uri")
-
-
-def user_key(form: dict[str, str]) -> str | None:
-    """The brute-force counter of a merchant user's sign-in (None without a username)."""
-    username = form.get("username", "").strip().lower()
-    return f"user:{username}" if username else None
 
 
 def routes(rt: Runtime) -> list[Route]:
