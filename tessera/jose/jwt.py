@@ -6,7 +6,11 @@ used or accepted for that key (RFC 8725 §3.1: never let the token choose the
 algorithm). Claim validation (``exp``, ``aud``, ...) is the caller's job.
 
 Hot path: keys arrive already parsed inside the ``ManagedKey``; the per-alg
-joserfc registries are built once at import.
+joserfc registries are built once at import. Signing reuses, per key and ``typ``,
+the protected-header segment (it never changes) and joserfc's algorithm object,
+so a token costs one JSON encoding of its claims, one base64url pass and the
+signature itself (joserfc's ``serialize_compact`` would rebuild and re-check the
+header for every token).
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import json
 from datetime import datetime
 from typing import Any
 
+import orjson
 from joserfc import jws
+from joserfc.util import json_b64encode, urlsafe_b64encode
 from joserfc.errors import JoseError as _LibJoseError
 from joserfc.errors import UnsupportedAlgorithmError
 from joserfc.jws import JWSAlgModel, JWSRegistry
@@ -58,8 +64,35 @@ def _norm_typ(value: Any) -> str | None:
     return value[len("application/") :] if value.startswith("application/") else value
 
 
+#: (id of the parsed key, kid, alg, typ) -> (protected-header segment + ".", joserfc algorithm).
+_SIGNERS: dict[tuple[int, str, str, str | None], tuple[bytes, JWSAlgModel]] = {}
+
+
+def _signer(key: ManagedKey, typ: str | None) -> tuple[bytes, JWSAlgModel]:
+    """The cached header segment and algorithm for ``key`` (checked once per key and typ)."""
+    cache_key = (id(key.key), key.kid, key.alg, typ)
+    found = _SIGNERS.get(cache_key)
+    if found is None:
+        registry = _REGISTRIES.get(key.alg)
+        if registry is None:
+            raise JoseError("unsupported signing algorithm")
+        header: dict[str, Any] = {"alg": key.alg, "kid": key.kid}
+        if typ:
+            header["typ"] = typ
+        try:
+            registry.check_header(header)
+            alg = registry.get_alg(key.alg)
+            alg.check_key(key.key)
+        except (_LibJoseError, ValueError, TypeError) as exc:
+            raise JoseError("signing failed") from exc
+        if len(_SIGNERS) > 64:  # rotations only ever add a handful
+            _SIGNERS.clear()
+        found = _SIGNERS[cache_key] = (json_b64encode(header) + b".", alg)
+    return found
+
+
 def sign_jwt(claims: dict[str, Any], key: ManagedKey, *, typ: str | None = "at+jwt") -> str:
-    """Sign ``claims`` as a compact JWS with ``key`` (header ``{alg, typ, kid}``).
+    """Sign ``claims`` as a compact JWS with ``key`` (header ``{alg, kid, typ}``).
 
     ``typ`` defaults to ``at+jwt`` (RFC 9068 §2.1); pass ``None`` to omit it.
     """
@@ -67,22 +100,19 @@ def sign_jwt(claims: dict[str, Any], key: ManagedKey, *, typ: str | None = "at+j
         raise JoseError("not a signing key")
     if key.status == "retired":
         raise JoseError("retired keys do not sign")
-    registry = _REGISTRIES.get(key.alg)
-    if registry is None:
-        raise JoseError("unsupported signing algorithm")
     if not isinstance(claims, dict):
         raise JoseError("claims must be a JSON object")
-    header: dict[str, Any] = {"alg": key.alg, "kid": key.kid}
-    if typ:
-        header["typ"] = typ
+    header_segment, alg = _signer(key, typ)
     try:
-        payload = json.dumps(claims, separators=(",", ":")).encode("utf-8")
+        payload = orjson.dumps(claims)
     except (TypeError, ValueError):
         raise JoseError("claims are not JSON serializable") from None
+    signing_input = header_segment + urlsafe_b64encode(payload)
     try:
-        return jws.serialize_compact(header, payload, key.key, registry=registry)
+        signature = alg.sign(signing_input, key.key)
     except (_LibJoseError, ValueError, TypeError) as exc:
         raise JoseError("signing failed") from exc
+    return (signing_input + b"." + urlsafe_b64encode(signature)).decode("ascii")
 
 
 def verify_own_jwt(token: str, keys: ServerKeys, *, typ: str | None, now: datetime) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Callable
 
 import structlog
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+from tessera.web.responses import JSONResponse
 
 from tessera.errors import InvalidClient, InvalidToken, OAuthError, ServerError, ServiceUnavailable
 from tessera.storage.base import StoreUnavailable

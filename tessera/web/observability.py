@@ -38,7 +38,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+from tessera.web.responses import JSONResponse
 
 if TYPE_CHECKING:  # pragma: no cover
     from tessera.web.runtime import Runtime

@@ -14,7 +14,8 @@ from typing import Any, Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+from tessera.web.responses import JSONResponse
 from starlette.templating import Jinja2Templates
 
 from tessera.config import Settings

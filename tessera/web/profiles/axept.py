@@ -8,7 +8,8 @@ or disabled merchantId/keyId/key is 401, and neither answer says which field was
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+from tessera.web.responses import JSONResponse
 from starlette.routing import Route
 
 from tessera.core import apikeys, tokens

@@ -22,7 +22,8 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+from tessera.web.responses import JSONResponse
 from starlette.routing import Route
 
 from tessera.core import refresh, tokens

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
+from tessera.web.responses import JSONResponse
 from starlette.routing import Route
 
 from tessera.core import tokens

@@ -23,7 +23,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
+from tessera.web.responses import JSONResponse
 from starlette.routing import Route
 
 from tessera.core import authorize, native, par

@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
+from tessera.web.responses import JSONResponse
 from starlette.routing import Route
 
 from tessera.core import assertions, authorize, enrollment, grants, par
