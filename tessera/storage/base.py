@@ -1,12 +1,15 @@
 """The one storage contract.
 
 Every implementation must make ``consume`` and ``claim`` atomic: under any concurrency,
-across threads, processes and hosts, exactly one caller wins a given artefact.
+across threads, processes and hosts, exactly one caller wins a given artefact; the
+combined operations (``claim_and_put``, ``rotate``) keep that guarantee for the artefact
+they claim or consume.
 Everything that must survive a restart is committed before the method returns.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from tessera.core.models import (
@@ -21,6 +24,34 @@ from tessera.core.models import (
     StoredKey,
     Terminal,
 )
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What ``Store.rotate`` did: ``status`` is ``rotated`` (``consumed`` is the used artefact;
+    the successor was stored, expiring at ``successor_expires_at``), ``family_revoked`` (the
+    family is gone or revoked: nothing was consumed) or ``lost`` (the artefact is used,
+    expired or unknown: nothing was stored)."""
+
+    status: str
+    consumed: Artifact | None = None
+    family_expires_at: int | None = None
+    successor_expires_at: int | None = None
+
+
+def rotate_stepwise(store, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str,
+                    successor_expires_at: int) -> Rotation:
+    """``rotate`` from the other operations, for a store whose kinds live apart: the family
+    check, the atomic ``consume`` and the successor's ``put_artifact``, one after another."""
+    fam = store.get_artifact(family_kind, family)
+    if fam is None or fam.data.get("revoked"):
+        return Rotation("family_revoked")
+    won = store.consume(kind, key, now)
+    if won is None:
+        return Rotation("lost", family_expires_at=fam.expires_at)
+    expires_at = min(int(successor_expires_at), fam.expires_at)
+    store.put_artifact(Artifact(kind, successor, won.client_id, won.data, expires_at))
+    return Rotation("rotated", won, fam.expires_at, expires_at)
 
 
 class Conflict(Exception):
@@ -81,6 +112,19 @@ class Store(Protocol):
 
         True for the first caller; False while an unexpired record exists.
         """
+
+    def claim_and_put(self, kind: str, key: str, client_id: str, expires_at: int, now: int, artifact: Artifact) -> bool:
+        """``claim(kind, key, ...)`` and, if it was won, ``put_artifact(artifact)``, as one unit:
+        False (and nothing stored) when the claim is lost; ``Conflict`` (and nothing claimed)
+        when ``artifact`` exists. (A PAR: the assertion's jti and the pushed request.)"""
+
+    def rotate(self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str,
+               successor_expires_at: int) -> "Rotation":
+        """Strict rotation as one unit. If the artefact ``family_kind/family`` exists and its
+        data is not ``revoked``, ``consume(kind, key, now)``; if that is won, store the
+        successor ``kind/successor`` with the consumed artefact's client_id and data, expiring
+        at ``min(successor_expires_at, the family's expires_at)``. Returns a ``Rotation``:
+        ``rotated``, ``family_revoked`` (nothing consumed) or ``lost`` (not consumable)."""
 
     def update_artifact_data(self, kind: str, key: str, data: dict[str, Any]) -> None: ...
 

@@ -49,7 +49,7 @@ from tessera.core.native import CODE_KIND as NATIVE_CODE_KIND
 from tessera.core.native import PAR_KIND as NATIVE_PAR_KIND
 from tessera.core.par import PAR_KIND
 from tessera.core.tokens import REVOKED_TOKEN
-from tessera.storage.base import Conflict, StoreUnavailable
+from tessera.storage.base import Conflict, Rotation, StoreUnavailable, rotate_stepwise
 
 log = logging.getLogger("tessera.storage.redis")
 
@@ -255,7 +255,9 @@ class CompositeStore:
 
     Methods not defined here (clients, certificates, keys, merchants, refresh tokens, ...)
     are the SQL store's own. Revocations (clients, certificates, API keys, server keys)
-    are written to SQL first, then announced on Redis (``RevocationNotices``).
+    and the other writes of what workers cache (new clients and certificates, terminals,
+    users, grants, username bindings) are written to SQL first, then announced on Redis
+    (``RevocationNotices``).
     """
 
     def __init__(self, sql, artifacts: RedisArtifacts, notices: RevocationNotices | None = None):
@@ -297,6 +299,23 @@ class CompositeStore:
     def update_artifact_data(self, kind: str, key: str, data: dict[str, Any]) -> None:
         (self.artifacts if self._redis(kind) else self.sql).update_artifact_data(kind, key, data)
 
+    def claim_and_put(self, kind: str, key: str, client_id: str, expires_at: int, now: int, artifact: Artifact) -> bool:
+        if not self._redis(kind) and not self._redis(artifact.kind):
+            return self.sql.claim_and_put(kind, key, client_id, expires_at, now, artifact)
+        # Apart (Redis, or Redis and SQL): the atomic claim first, then the put. Should the put
+        # fail, the claim stays spent: the client sends a new assertion.
+        if not self.claim(kind, key, client_id, expires_at, now):
+            return False
+        self.put_artifact(artifact)
+        return True
+
+    def rotate(self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str,
+               successor_expires_at: int) -> Rotation:
+        args = dict(family_kind=family_kind, family=family, successor=successor, successor_expires_at=successor_expires_at)
+        if not self._redis(kind) and not self._redis(family_kind):
+            return self.sql.rotate(kind, key, now, **args)
+        return rotate_stepwise(self, kind, key, now, **args)
+
     # --- revocations: SQL first, then the notice --------------------------------------------
     def set_client_status(self, client_id: str, status: str) -> bool:
         changed = self.sql.set_client_status(client_id, status)
@@ -318,6 +337,33 @@ class CompositeStore:
     def save_server_keys(self, keys) -> None:
         self.sql.save_server_keys(keys)
         self.revocation_notices.publish()
+
+    # --- what workers cache besides (Core: clients, certificates, enrollment data) -------------
+    def create_client(self, client) -> None:
+        self.sql.create_client(client)
+        self.revocation_notices.publish()
+
+    def add_certificate(self, cert) -> None:
+        self.sql.add_certificate(cert)
+        self.revocation_notices.publish()
+
+    def add_terminal(self, terminal) -> None:
+        self.sql.add_terminal(terminal)
+        self.revocation_notices.publish()
+
+    def add_user(self, user) -> None:
+        self.sql.add_user(user)
+        self.revocation_notices.publish()
+
+    def grant(self, merchant_id: int, client_id: str, now: int) -> None:
+        self.sql.grant(merchant_id, client_id, now)
+        self.revocation_notices.publish()
+
+    def bind_username(self, username: str, tid: str, now: int) -> bool:
+        bound = self.sql.bind_username(username, tid, now)
+        if bound:  # new or already there: announced either way (the SQL store cannot say which)
+            self.revocation_notices.publish()
+        return bound
 
     # --- housekeeping -------------------------------------------------------------------------
     def purge_expired(self, now: int) -> int:

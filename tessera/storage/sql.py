@@ -2,17 +2,33 @@
 
 Atomicity: ``consume`` is one conditional ``UPDATE ... WHERE consumed_at IS NULL AND
 expires_at > now``; the database serialises the writers and exactly one sees a row
-count of 1. ``claim`` is an ``INSERT`` guarded by the primary key, with a conditional
-``UPDATE`` taking over a lapsed record.
+count of 1. ``claim`` is an ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` the existing
+record has lapsed: a new key is inserted, a lapsed record taken over, a live one left
+alone (row count 0). ``claim_and_put`` (a PAR: the assertion ``jti`` and the
+``request_uri``) and ``rotate`` (a refresh token and its successor) do their work in one
+transaction; on PostgreSQL each is a single statement (data-modifying CTEs) sent in
+autocommit mode, one round trip.
+
+The single-use artefact operations are the hot path of every token endpoint: they run
+SQL text prepared once per dialect on the pooled DBAPI connection (``_Raw``), without
+building SQLAlchemy statements (which cost about 50 µs each). Everything else goes through
+SQLAlchemy Core. On PostgreSQL a pooled connection is checked with a non-blocking look at
+its socket when it is taken from the pool (``_check_alive``) rather than a ``SELECT 1``
+round trip: a server restart or a killed backend leaves the socket readable (EOF or an
+error message), and the pool replaces that connection.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import json
+import re
+import select as _select
+from typing import Any, Iterator
 
 from sqlalchemy import create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
 
 from tessera.core.models import (
@@ -29,7 +45,7 @@ from tessera.core.models import (
 )
 from tessera.storage import notices
 from tessera.storage import schema as t
-from tessera.storage.base import Conflict, StoreUnavailable
+from tessera.storage.base import Conflict, Rotation, StoreUnavailable
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -57,16 +73,167 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             dbapi_conn.isolation_level = None
 
         return engine
-    return create_engine(
+    postgres = url.startswith("postgresql")
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=20,
-        pool_pre_ping=True,
-        connect_args={"connect_timeout": 5} if "psycopg" in url or url.startswith("postgresql") else {},
+        pool_pre_ping=not postgres,  # PostgreSQL: _check_alive instead of a round trip
+        connect_args={"connect_timeout": 5} if "psycopg" in url or postgres else {},
     )
+    if postgres:
+        event.listen(engine, "checkout", _check_alive)
+    return engine
+
+
+def _check_alive(dbapi_conn, _record, _proxy) -> None:
+    """A pooled PostgreSQL connection is still usable: not closed, and nothing waiting on its
+    socket (an idle connection receives nothing unless the server is closing it). A cheap
+    stand-in for ``pool_pre_ping``'s round trip; ``DisconnectionError`` makes the pool
+    replace the connection."""
+    try:
+        if dbapi_conn.closed or dbapi_conn.broken or dbapi_conn.pgconn.status != 0:  # CONNECTION_OK
+            raise DisconnectionError("connection closed")
+        # Pooled connections never LISTEN: anything readable on an idle one is the server
+        # saying goodbye (an error message, EOF). At worst a healthy one is replaced.
+        poller = _select.poll()
+        poller.register(dbapi_conn.pgconn.socket, _select.POLLIN | _select.POLLHUP | _select.POLLERR)
+        if poller.poll(0):
+            raise DisconnectionError("the server closed the connection")
+    except DisconnectionError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure here means the connection is unusable
+        raise DisconnectionError(str(e)) from e
 
 
 _UNAVAILABLE = (OperationalError, SAInterfaceError)
+#: ``Connection.info`` key: the notices to announce on once this transaction commits (SQLite).
+_ANNOUNCE = "tessera_announce"
+
+
+# --- the hot path: SQL text per dialect on the pooled DBAPI connection -------------------------
+_A = "artifacts"
+_ART_COLS = 'client_id, data, expires_at, consumed_at'
+_SQL = {
+    "get": f'SELECT {_ART_COLS} FROM {_A} WHERE kind = :kind AND "key" = :key',
+    "put": f'INSERT INTO {_A} (kind, "key", client_id, data, expires_at, consumed_at) '
+           f'VALUES (:kind, :key, :client_id, :data, :expires_at, :consumed_at)',
+    "consume": f'UPDATE {_A} SET consumed_at = :now WHERE kind = :kind AND "key" = :key '
+               f'AND consumed_at IS NULL AND expires_at > :now RETURNING {_ART_COLS}',
+    # A new key is inserted; a lapsed record is taken over; a live one is left alone (0 rows).
+    "claim": f'INSERT INTO {_A} (kind, "key", client_id, data, expires_at, consumed_at) '
+             f"VALUES (:kind, :key, :client_id, '{{}}', :expires_at, :now) "
+             f'ON CONFLICT (kind, "key") DO UPDATE SET client_id = excluded.client_id, data = excluded.data, '
+             f'expires_at = excluded.expires_at, consumed_at = excluded.consumed_at '
+             f'WHERE {_A}.expires_at <= :now',
+    # rotate, step by step (SQLite): the family, the consumption, the successor
+    "family": f'SELECT expires_at, data FROM {_A} WHERE kind = :family_kind AND "key" = :family',
+    "successor": f'INSERT INTO {_A} (kind, "key", client_id, data, expires_at, consumed_at) '
+                 f'SELECT kind, :successor, client_id, data, :successor_expires_at, NULL FROM {_A} '
+                 f'WHERE kind = :kind AND "key" = :key',
+}
+# PostgreSQL: claim + put, and the whole rotation, as single statements (one round trip each).
+_PG_CLAIM_AND_PUT = (
+    f'WITH claimed AS ({_SQL["claim"]} RETURNING 1) '
+    f'INSERT INTO {_A} (kind, "key", client_id, data, expires_at, consumed_at) '
+    f'SELECT :p_kind, :p_key, :p_client_id, CAST(:p_data AS json), :p_expires_at, NULL FROM claimed'
+)
+_PG_ROTATE = (
+    f"WITH fam AS (SELECT expires_at FROM {_A} WHERE kind = :family_kind AND \"key\" = :family "
+    f"AND COALESCE(data->>'revoked', 'false') NOT IN ('true', '1')), "
+    f'won AS (UPDATE {_A} SET consumed_at = :now WHERE kind = :kind AND "key" = :key '
+    f'AND consumed_at IS NULL AND expires_at > :now AND EXISTS (SELECT 1 FROM fam) RETURNING {_ART_COLS}), '
+    f'next AS (INSERT INTO {_A} (kind, "key", client_id, data, expires_at, consumed_at) '
+    f'SELECT :kind, :successor, won.client_id, won.data, LEAST(CAST(:successor_expires_at AS bigint), fam.expires_at), NULL '
+    f'FROM won, fam RETURNING expires_at) '
+    f'SELECT (SELECT expires_at FROM fam), won.client_id, won.data, won.expires_at, won.consumed_at, '
+    f'(SELECT expires_at FROM next) FROM (SELECT 1) AS one LEFT JOIN won ON true'
+)
+
+
+def _pg_params(sql: str) -> str:
+    """``:name`` placeholders to psycopg's ``%(name)s`` (``::`` casts are not used here)."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
+
+
+def _one(rows: list) -> Any:
+    return rows[0] if rows else None
+
+
+class _Raw:
+    """The pooled DBAPI connection of an engine, with this dialect's SQL text."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+        dbapi = engine.dialect.loaded_dbapi
+        self.unavailable = (dbapi.OperationalError, dbapi.InterfaceError)
+        self.integrity = dbapi.IntegrityError
+        if self.sqlite:
+            self.sql = dict(_SQL)
+        else:
+            self.sql = {k: _pg_params(v) for k, v in _SQL.items()}
+            self.sql["put"] = self.sql["put"].replace("%(data)s", "CAST(%(data)s AS json)")
+            self.sql["claim_and_put"] = _pg_params(_PG_CLAIM_AND_PUT)
+            self.sql["rotate"] = _pg_params(_PG_ROTATE)
+
+    @contextlib.contextmanager
+    def cursor(self, *, write: bool, autocommit: bool = False) -> Iterator[Any]:
+        """A cursor in a transaction (SQLite: ``BEGIN IMMEDIATE`` for a write), committed on
+        success; or, with ``autocommit``, for one self-contained statement (SQLite: reads only,
+        a write always takes the write lock up front). Fetch every row (``fetchall``): a
+        statement left half-read keeps its transaction open."""
+        try:
+            fairy = self.engine.raw_connection()
+        except _UNAVAILABLE as e:
+            raise StoreUnavailable(str(e.orig) if getattr(e, "orig", None) else str(e)) from e
+        except self.unavailable as e:
+            raise StoreUnavailable(str(e)) from e
+        conn = fairy.driver_connection
+        begun = False
+        try:
+            cur = conn.cursor()
+            if self.sqlite:
+                if write or not autocommit:
+                    cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                    begun = True
+            elif autocommit:
+                conn.autocommit = True
+            yield cur
+            if begun:
+                cur.execute("COMMIT")
+                begun = False
+            elif not self.sqlite and not autocommit:
+                conn.commit()
+        except self.unavailable as e:
+            fairy.invalidate(e)
+            raise StoreUnavailable(str(e)) from e
+        except BaseException:
+            try:
+                if begun:
+                    conn.execute("ROLLBACK")
+                elif not self.sqlite and not autocommit:
+                    conn.rollback()
+            except self.unavailable as e:
+                fairy.invalidate(e)
+            raise
+        finally:
+            try:
+                if not self.sqlite and autocommit and not conn.closed:
+                    conn.autocommit = False
+            finally:
+                fairy.close()
+
+    def artifact(self, kind: str, key: str, row) -> Artifact | None:
+        if row is None:
+            return None
+        client_id, data, expires_at, consumed_at = row
+        if isinstance(data, (str, bytes)):
+            data = json.loads(data)
+        return Artifact(kind, key, client_id, data, int(expires_at), None if consumed_at is None else int(consumed_at))
+
+    def dumps(self, data: dict[str, Any]) -> str:
+        return json.dumps(data)
 
 
 class SQLStore:
@@ -78,11 +245,16 @@ class SQLStore:
         #: Exact change notices (SQLite data_version / PostgreSQL LISTEN): lets workers cache
         #: clients and certificates and still see a revocation on the next request.
         self.revocation_notices = notices.for_engine(self.engine)
+        self._raw = _Raw(self.engine)
 
     def _announce(self, c: Connection) -> None:
-        """Tell listening workers that clients or certificates changed (PostgreSQL; SQLite's
-        data_version needs nothing). Delivered when the transaction commits."""
-        if not self.is_sqlite:
+        """Tell every worker that something it may cache changed (clients, certificates,
+        terminals, users, grants, username bindings), once this transaction commits:
+        PostgreSQL ``NOTIFY`` (delivered at commit); SQLite's notice file is written by
+        ``_Tx`` right after the commit (see tessera.storage.notices)."""
+        if self.is_sqlite:
+            c.info[_ANNOUNCE] = self.revocation_notices
+        else:
             c.exec_driver_sql(f"NOTIFY {notices.CHANNEL}")
 
     # --- plumbing ---------------------------------------------------------------------------
@@ -194,6 +366,7 @@ class SQLStore:
                 c.execute(insert(t.terminals).values(**terminal.__dict__))
             except IntegrityError as e:
                 raise Conflict(f"terminal {terminal.tid} exists, or merchant {terminal.merchant_id} is unknown") from e
+            self._announce(c)
 
     def terminals_at(self, pos: str) -> list[Terminal]:
         with self._read() as c:
@@ -206,6 +379,7 @@ class SQLStore:
                 c.execute(insert(t.merchant_users).values(**user.__dict__, created_at=0))
             except IntegrityError as e:
                 raise Conflict(f"user {user.username} exists, or merchant {user.merchant_id} is unknown") from e
+            self._announce(c)
 
     def get_user(self, username: str) -> MerchantUser | None:
         with self._read() as c:
@@ -228,6 +402,7 @@ class SQLStore:
                 c.execute(insert(t.merchant_grants).values(merchant_id=merchant_id, client_id=client_id, created_at=now))
             except IntegrityError as e:
                 raise Conflict(f"unknown merchant {merchant_id} or client {client_id}") from e
+            self._announce(c)
 
     def is_granted(self, merchant_id: int, client_id: str) -> bool:
         with self._read() as c:
@@ -282,46 +457,84 @@ class SQLStore:
 
     # --- single-use artefacts -----------------------------------------------------------------------------
     def put_artifact(self, artifact: Artifact) -> None:
-        with self._write() as c:
-            try:
-                c.execute(insert(t.artifacts).values(**artifact.__dict__))
-            except IntegrityError as e:
-                raise Conflict(f"{artifact.kind} exists") from e
+        a, raw = artifact, self._raw
+        try:
+            with raw.cursor(write=True, autocommit=True) as cur:
+                cur.execute(raw.sql["put"], {"kind": a.kind, "key": a.key, "client_id": a.client_id, "data": raw.dumps(a.data),
+                                             "expires_at": int(a.expires_at), "consumed_at": a.consumed_at})
+        except raw.integrity as e:
+            raise Conflict(f"{a.kind} exists") from e
 
     def get_artifact(self, kind: str, key: str) -> Artifact | None:
-        with self._read() as c:
-            row = c.execute(select(t.artifacts).where(t.artifacts.c.kind == kind, t.artifacts.c.key == key)).mappings().first()
-        return Artifact(**row) if row else None
+        raw = self._raw
+        with raw.cursor(write=False, autocommit=True) as cur:
+            cur.execute(raw.sql["get"], {"kind": kind, "key": key})
+            row = _one(cur.fetchall())
+        return raw.artifact(kind, key, row)
 
     def consume(self, kind: str, key: str, now: int) -> Artifact | None:
-        a = t.artifacts
-        with self._write() as c:
-            res = c.execute(
-                update(a)
-                .where(a.c.kind == kind, a.c.key == key, a.c.consumed_at.is_(None), a.c.expires_at > now)
-                .values(consumed_at=now)
-            )
-            if res.rowcount != 1:
-                return None
-            row = c.execute(select(a).where(a.c.kind == kind, a.c.key == key)).mappings().first()
-        return Artifact(**row)
+        raw = self._raw
+        with raw.cursor(write=True, autocommit=True) as cur:
+            cur.execute(raw.sql["consume"], {"kind": kind, "key": key, "now": int(now)})
+            row = _one(cur.fetchall())
+        return raw.artifact(kind, key, row)
 
     def claim(self, kind: str, key: str, client_id: str, expires_at: int, now: int) -> bool:
-        a = t.artifacts
-        with self._write() as c:
-            res = c.execute(
-                update(a)
-                .where(a.c.kind == kind, a.c.key == key, a.c.expires_at <= now)
-                .values(client_id=client_id, expires_at=expires_at, consumed_at=now, data={})
-            )
-            if res.rowcount == 1:
+        raw = self._raw
+        with raw.cursor(write=True, autocommit=True) as cur:
+            cur.execute(raw.sql["claim"], {"kind": kind, "key": key, "client_id": client_id,
+                                           "expires_at": int(expires_at), "now": int(now)})
+            return cur.rowcount == 1
+
+    def claim_and_put(self, kind: str, key: str, client_id: str, expires_at: int, now: int, artifact: Artifact) -> bool:
+        raw, a = self._raw, artifact
+        params = {"kind": kind, "key": key, "client_id": client_id, "expires_at": int(expires_at), "now": int(now)}
+        put = {"kind": a.kind, "key": a.key, "client_id": a.client_id, "data": raw.dumps(a.data),
+               "expires_at": int(a.expires_at), "consumed_at": a.consumed_at}
+        try:
+            if raw.sqlite:
+                with raw.cursor(write=True) as cur:
+                    cur.execute(raw.sql["claim"], params)
+                    if cur.rowcount != 1:
+                        return False
+                    cur.execute(raw.sql["put"], put)
                 return True
-            try:
-                with c.begin_nested():
-                    c.execute(insert(a).values(kind=kind, key=key, client_id=client_id, data={}, expires_at=expires_at, consumed_at=now))
-            except IntegrityError:
-                return False
-        return True
+            with raw.cursor(write=True, autocommit=True) as cur:  # one statement, one round trip
+                cur.execute(raw.sql["claim_and_put"], {**params, **{f"p_{k}": v for k, v in put.items()}})
+                return cur.rowcount == 1
+        except raw.integrity as e:
+            raise Conflict(f"{a.kind} exists") from e
+
+    def rotate(self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str,
+               successor_expires_at: int) -> Rotation:
+        raw = self._raw
+        params = {"kind": kind, "key": key, "now": int(now), "family_kind": family_kind, "family": family,
+                  "successor": successor, "successor_expires_at": int(successor_expires_at)}
+        try:
+            if not raw.sqlite:
+                with raw.cursor(write=True, autocommit=True) as cur:  # one statement, one round trip
+                    cur.execute(raw.sql["rotate"], params)
+                    fam_exp, client_id, data, exp, consumed_at, next_exp = cur.fetchall()[0]
+                if fam_exp is None:
+                    return Rotation("family_revoked")
+                if client_id is None:
+                    return Rotation("lost", family_expires_at=int(fam_exp))
+                return Rotation("rotated", raw.artifact(kind, key, (client_id, data, exp, consumed_at)), int(fam_exp), int(next_exp))
+            with raw.cursor(write=True) as cur:
+                cur.execute(raw.sql["family"], params)
+                fam = _one(cur.fetchall())
+                if fam is None or json.loads(fam[1]).get("revoked"):
+                    return Rotation("family_revoked")
+                fam_exp = int(fam[0])
+                cur.execute(raw.sql["consume"], params)
+                row = _one(cur.fetchall())
+                if row is None:
+                    return Rotation("lost", family_expires_at=fam_exp)
+                next_exp = min(int(successor_expires_at), fam_exp)
+                cur.execute(raw.sql["successor"], {**params, "successor_expires_at": next_exp})
+            return Rotation("rotated", raw.artifact(kind, key, row), fam_exp, next_exp)
+        except raw.integrity as e:
+            raise Conflict(f"{kind} {successor[:8]}... exists") from e
 
     def update_artifact_data(self, kind: str, key: str, data: dict[str, Any]) -> None:
         with self._write() as c:
@@ -342,6 +555,7 @@ class SQLStore:
                     c.execute(insert(b).values(username=username, tid=tid, created_at=now))
             except IntegrityError:
                 return False
+            self._announce(c)
         return True
 
     def bindings(self, username: str, tid: str) -> tuple[str | None, str | None]:
@@ -412,16 +626,20 @@ class _Tx:
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        announce = self.conn.info.pop(_ANNOUNCE, None)
         try:
             if exc_type is None:
                 self.tx.commit()
             else:
                 self.tx.rollback()
+                announce = None
         except _UNAVAILABLE as e:
             if exc_type is None:
                 raise StoreUnavailable(str(e)) from e
         finally:
             self.conn.close()
+        if announce is not None:  # SQLite: the notice file, after the commit (notices.SQLiteNotices)
+            announce.announce()
         if exc_type is not None and issubclass(exc_type, _UNAVAILABLE):
             raise StoreUnavailable(str(exc)) from exc
 

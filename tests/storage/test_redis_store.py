@@ -326,3 +326,38 @@ def test_core_drops_cached_certificates_on_notice(composite, client):
     time.sleep(0.06)
     assert core.certificate("thumb").revoked_at == t
     assert Settings.model_fields["revocation_poll_ms"].default == 100
+
+
+def test_composite_combined_operations(composite):
+    """claim_and_put on Redis (the jti and the request_uri are both short-lived kinds), rotate on SQL."""
+    t = now()
+    par = Artifact(PAR_KIND, "u1", "c1", {"p": 1}, t + 90)
+    assert composite.claim_and_put(JTI_KIND, "c1:j", "c1", t + 60, t, par) is True
+    assert composite.artifacts.get_artifact(PAR_KIND, "u1") is not None
+    assert composite.claim_and_put(JTI_KIND, "c1:j", "c1", t + 60, t, Artifact(PAR_KIND, "u2", "c1", {}, t + 90)) is False
+    assert composite.get_artifact(PAR_KIND, "u2") is None
+    composite.put_artifact(Artifact(FAMILY_KIND, "f", "c1", {"revoked": False}, t + 500))
+    composite.put_artifact(Artifact(REFRESH_KIND, "r1", "c1", {"fam": "f"}, t + 100))
+    r = composite.rotate(REFRESH_KIND, "r1", t, family_kind=FAMILY_KIND, family="f", successor="r2", successor_expires_at=t + 100)
+    assert r.status == "rotated" and composite.sql.get_artifact(REFRESH_KIND, "r2").data == {"fam": "f"}
+    assert composite.rotate(REFRESH_KIND, "r1", t, family_kind=FAMILY_KIND, family="f", successor="r3",
+                            successor_expires_at=t + 100).status == "lost"
+
+
+def test_composite_announces_what_workers_cache(composite):
+    from tessera.core.models import CertificateRecord, Merchant, MerchantUser, Terminal
+
+    notices = composite.revocation_notices
+    notices.poll_seconds = 0
+    notices.changed()
+    t = now()
+    writes = [lambda: composite.create_client(Client("c9", "n", None, created_at=t)),
+              lambda: composite.add_certificate(CertificateRecord("09", "c9", "th9", "CN=x", 0, t + 99, "pem", t)),
+              lambda: composite.create_merchant(Merchant(9, "m", None, t)),
+              lambda: composite.add_terminal(Terminal("T9", 9, "P9", "softpos")),
+              lambda: composite.add_user(MerchantUser("u9@x.example", 9, "h")),
+              lambda: composite.grant(9, "c9", t),
+              lambda: composite.bind_username("u9@x.example", "T9", t)]
+    for i, write in enumerate(writes):
+        write()
+        assert notices.changed() is (i != 2), i  # merchants themselves are not cached

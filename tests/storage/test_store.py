@@ -327,3 +327,87 @@ def test_writes_are_visible_to_a_second_store(store):
         assert store.consume("request_uri", "shared", int(time.time())) is None
     finally:
         other.close()
+
+
+# --- combined operations: claim_and_put (PAR), rotate (refresh tokens) -----------------------------
+
+
+def test_claim_and_put(store):
+    par = Artifact("request_uri", "u1", "app-1", {"params": {"scope": "oidc"}}, NOW + 90)
+    assert store.claim_and_put("assertion_jti", "app-1:j1", "app-1", NOW + 100, NOW, par) is True
+    assert store.get_artifact("request_uri", "u1") == par
+    assert store.get_artifact("assertion_jti", "app-1:j1").consumed_at == NOW
+    # the jti again: lost, and the second request is not stored
+    par2 = replace(par, key="u2")
+    assert store.claim_and_put("assertion_jti", "app-1:j1", "app-1", NOW + 100, NOW + 1, par2) is False
+    assert store.get_artifact("request_uri", "u2") is None
+    # a request_uri that exists: Conflict, and the jti is not spent
+    with pytest.raises(Conflict):
+        store.claim_and_put("assertion_jti", "app-1:j2", "app-1", NOW + 100, NOW, par)
+    assert store.get_artifact("assertion_jti", "app-1:j2") is None
+    assert store.claim_and_put("assertion_jti", "app-1:j2", "app-1", NOW + 100, NOW, par2) is True
+    # a lapsed jti record is taken over
+    par3 = replace(par, key="u3")
+    assert store.claim_and_put("assertion_jti", "app-1:j1", "app-2", NOW + 300, NOW + 100, par3) is True
+    assert store.get_artifact("assertion_jti", "app-1:j1").client_id == "app-2"
+
+
+@pytest.mark.parametrize("lapsed", [False, True], ids=["fresh", "lapsed"])
+def test_claim_and_put_is_atomic_under_threads(store, lapsed):
+    key = f"app-1:par-race-{lapsed}"
+    if lapsed:
+        assert store.claim("assertion_jti", key, "app-1", NOW - 1, NOW - 100) is True
+    results = together(N, lambda i: store.claim_and_put("assertion_jti", key, "app-1", NOW + 100, NOW,
+                                                        Artifact("request_uri", f"r{lapsed}{i}", "app-1", {"i": i}, NOW + 90)))
+    assert results.count(True) == 1, results
+    stored = [i for i in range(N) if store.get_artifact("request_uri", f"r{lapsed}{i}") is not None]
+    assert stored == [results.index(True)]
+
+
+def _family(store, name: str, expires_at: int = NOW + 1000, revoked: bool = False) -> None:
+    store.put_artifact(Artifact("refresh_family", name, "app-1", {"revoked": revoked}, expires_at))
+
+
+def test_rotate(store):
+    _family(store, "f1", expires_at=NOW + 500)
+    data = {"fam": "f1", "sub": "alice", "scope": "a b"}
+    store.put_artifact(Artifact("refresh_token", "t1", "app-1", data, NOW + 100))
+    args = dict(family_kind="refresh_family", family="f1")
+    r = store.rotate("refresh_token", "t1", NOW, **args, successor="t2", successor_expires_at=NOW + 100)
+    assert r.status == "rotated" and r.family_expires_at == NOW + 500 and r.successor_expires_at == NOW + 100
+    assert r.consumed.client_id == "app-1" and r.consumed.data == data and r.consumed.consumed_at == NOW
+    assert store.get_artifact("refresh_token", "t2") == Artifact("refresh_token", "t2", "app-1", data, NOW + 100)
+    # used again: lost, nothing stored
+    r = store.rotate("refresh_token", "t1", NOW + 1, **args, successor="t3", successor_expires_at=NOW + 100)
+    assert r.status == "lost" and r.consumed is None and store.get_artifact("refresh_token", "t3") is None
+    # unknown, and expired: lost
+    assert store.rotate("refresh_token", "nope", NOW, **args, successor="t4", successor_expires_at=NOW + 9).status == "lost"
+    assert store.rotate("refresh_token", "t2", NOW + 100, **args, successor="t4", successor_expires_at=NOW + 9).status == "lost"
+    # the successor never outlives its family
+    r = store.rotate("refresh_token", "t2", NOW + 2, **args, successor="t5", successor_expires_at=NOW + 9999)
+    assert r.status == "rotated" and r.successor_expires_at == NOW + 500
+    assert store.get_artifact("refresh_token", "t5").expires_at == NOW + 500
+
+
+def test_rotate_refused_when_the_family_is_revoked_or_gone(store):
+    _family(store, "f2", revoked=True)
+    store.put_artifact(Artifact("refresh_token", "u1", "app-1", {"fam": "f2"}, NOW + 100))
+    store.put_artifact(Artifact("refresh_token", "u2", "app-1", {"fam": "gone"}, NOW + 100))
+    for key, fam in (("u1", "f2"), ("u2", "gone")):
+        r = store.rotate("refresh_token", key, NOW, family_kind="refresh_family", family=fam, successor=key + "x",
+                         successor_expires_at=NOW + 50)
+        assert r.status == "family_revoked"
+        assert store.get_artifact("refresh_token", key).consumed_at is None  # nothing consumed
+        assert store.get_artifact("refresh_token", key + "x") is None
+
+
+@pytest.mark.parametrize("round_", range(2))
+def test_rotate_is_atomic_under_threads(store, round_):
+    _family(store, f"fr{round_}")
+    store.put_artifact(Artifact("refresh_token", f"r{round_}", "app-1", {"fam": f"fr{round_}"}, NOW + 100))
+    results = together(N, lambda i: store.rotate("refresh_token", f"r{round_}", NOW, family_kind="refresh_family",
+                                                 family=f"fr{round_}", successor=f"r{round_}-{i}", successor_expires_at=NOW + 100))
+    assert [r.status for r in results].count("rotated") == 1, results
+    assert sorted(r.status for r in results)[-1] == "rotated" and {r.status for r in results} == {"lost", "rotated"}
+    winner = [i for i, r in enumerate(results) if r.status == "rotated"][0]
+    assert [i for i in range(N) if store.get_artifact("refresh_token", f"r{round_}-{i}")] == [winner]
