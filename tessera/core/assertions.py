@@ -15,7 +15,7 @@ from typing import Any
 from cryptography import x509
 
 from tessera.core.context import Core
-from tessera.core.models import Client
+from tessera.core.models import Artifact, Client
 from tessera.errors import InvalidClient
 from tessera.jose.errors import JoseError
 from tessera.jose.nested import decrypt_assertion, verify_signed_assertion
@@ -50,9 +50,10 @@ def open_nested_assertion(core: Core, client: Client, assertion: str | None, *, 
 
 def certificate_keys(core: Core, client: Client, *, preferred: str | None = None) -> list[Any]:
     """The public keys of the client's usable bound certificates, the one presented over mTLS
-    (``preferred`` thumbprint) first. Parsed certificates are cached by their PEM."""
+    (``preferred`` thumbprint) first. The records come from the worker's cache (exact change
+    notices: a revoked certificate is gone on the next request); parsed keys are cached by PEM."""
     now = core.now()
-    records = [r for r in core.store.certificates_for_client(client.client_id) if r.usable(now)]
+    records = [r for r in core.certificates_for(client.client_id) if r.usable(now)]
     records.sort(key=lambda r: r.thumbprint != preferred)
     return [_certificate_key(r.pem) for r in records]
 
@@ -103,11 +104,19 @@ def check_assertion_claims(core: Core, client: Client, claims: dict[str, Any], *
         raise bad("jti is required", "assertion_jti")
 
 
-def claim_jti(core: Core, client: Client, claims: dict[str, Any]) -> None:
-    """Record the jti until the assertion expires; a second use is refused (and recorded)."""
+def claim_jti(core: Core, client: Client, claims: dict[str, Any], *, then_put: Artifact | None = None) -> None:
+    """Record the jti until the assertion expires; a second use is refused (and recorded).
+
+    With ``then_put``, that artefact (a pushed request) is stored in the same unit of work
+    as the claim (``Store.claim_and_put``): both or neither."""
     key = f"{client.client_id}:{claims['jti']}"
     expires_at = int(claims["exp"]) + core.config.clock_skew
-    if not core.store.claim(JTI_KIND, key, client.client_id, expires_at, core.now()):
+    now = core.now()
+    if then_put is None:
+        won = core.store.claim(JTI_KIND, key, client.client_id, expires_at, now)
+    else:
+        won = core.store.claim_and_put(JTI_KIND, key, client.client_id, expires_at, now, then_put)
+    if not won:
         core.event("jti_replayed", client.client_id, jti=str(claims["jti"])[:128])
         raise InvalidClient("client_assertion: jti has already been used", reason="assertion_replay")
 

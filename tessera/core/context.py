@@ -12,7 +12,7 @@ from typing import Callable
 
 from tessera.config import Settings
 from tessera.core.keys import KeyRing
-from tessera.core.models import CertificateRecord, Client
+from tessera.core.models import CertificateRecord, Client, MerchantUser, Terminal
 
 
 @dataclass(frozen=True)
@@ -88,15 +88,25 @@ class Core:
     _certs: _TTLCache = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # Clients and certificates are cached per worker when the store announces changes:
-        # exactly (SQLite data_version, PostgreSQL LISTEN/NOTIFY: a revocation is honoured on
-        # the next request, with no database read on the token path while nothing changes),
-        # or by polling a Redis epoch within ``revocation_cache_seconds``. See _heed_notices.
+        # Clients, certificates and the enrollment data (terminals, grants, users, username
+        # bindings) are cached per worker when the store announces their changes: exactly
+        # (SQLite's notice file, PostgreSQL LISTEN/NOTIFY: a revocation is honoured on the next
+        # request, with no database read for them while nothing changes; see
+        # tessera.storage.notices), or by polling a Redis epoch within
+        # ``revocation_cache_seconds``. See _heed_notices.
         notices = getattr(self.store, "revocation_notices", None)
         exact = bool(getattr(notices, "exact", False))
         ttl = self.config.cache_seconds if self.config.cache_seconds > 0 else (EXACT_CACHE_SECONDS if exact else 0)
-        self._clients = _TTLCache(ttl, self.store.get_client)
-        self._certs = _TTLCache(ttl, self.store.get_certificate)
+        store = self.store
+        self._clients = _TTLCache(ttl, store.get_client)
+        self._certs = _TTLCache(ttl, store.get_certificate)
+        self._client_certs = _TTLCache(ttl, lambda cid: tuple(store.certificates_for_client(cid)))
+        self._terminals = _TTLCache(ttl, lambda pos: tuple(store.terminals_at(pos)))
+        self._grants = _TTLCache(ttl, lambda key: store.is_granted(*key))
+        self._users = _TTLCache(ttl, store.get_user)
+        self._bindings = _TTLCache(ttl, lambda key: store.bindings(*key))
+        self._caches = (self._clients, self._certs, self._client_certs, self._terminals, self._grants, self._users,
+                        self._bindings)
         self._notices = notices if ttl > 0 else None
 
     @classmethod
@@ -119,12 +129,35 @@ class Core:
         self._heed_notices()
         return self._certs.get(thumbprint)
 
+    def certificates_for(self, client_id: str) -> tuple[CertificateRecord, ...]:
+        """The certificates bound to ``client_id`` (revoked and expired ones included)."""
+        self._heed_notices()
+        return self._client_certs.get(client_id)
+
+    def terminals_at(self, pos: str) -> tuple[Terminal, ...]:
+        self._heed_notices()
+        return self._terminals.get(pos)
+
+    def is_granted(self, merchant_id: int, client_id: str) -> bool:
+        self._heed_notices()
+        return self._grants.get((merchant_id, client_id))
+
+    def user(self, username: str) -> MerchantUser | None:
+        self._heed_notices()
+        return self._users.get(username)
+
+    def bindings(self, username: str, tid: str) -> tuple[str | None, str | None]:
+        """As ``Store.bindings``, cached. Binding itself is always the store's (atomic) write."""
+        self._heed_notices()
+        return self._bindings.get((username, tid))
+
     def _heed_notices(self) -> None:
-        """Drop the cached clients and certificates when a revocation was announced
-        (checked at most every ``revocation_poll_ms``; see tessera.storage.redis_store)."""
+        """Drop every cached entry when a change was announced (exact notices: checked on every
+        call, well under a microsecond on SQLite; Redis: at most every ``revocation_poll_ms``,
+        see tessera.storage.redis_store)."""
         if self._notices is not None and self._notices.changed():
-            self._clients.invalidate()
-            self._certs.invalidate()
+            for cache in self._caches:
+                cache.invalidate()
 
     def event(self, kind: str, client_id: str | None, **detail) -> None:
         """Record a security event (family revocation, replayed jti, revoked certificate used, ...)."""

@@ -9,6 +9,10 @@ merchant's point of sale, terminals and user.
 - ``username_merchant`` is an e-mail address of a user of that merchant, bound to a
   single TID: the SoftPOS TID of the request when there is one, else its only TID.
   A username already bound to another TID, or a TID bound to another username, is refused.
+
+These are read through the worker's caches (``Core.terminals_at`` ...), which the store's
+change notices keep exact; the binding itself is made later by the store's atomic
+``bind_username`` (tessera.core.grants), which has the last word.
 """
 
 from __future__ import annotations
@@ -49,12 +53,12 @@ def check_enrollment_claims(core: Core, client: Client, claims: dict[str, Any]) 
     pos = claims.get("pointOfSale")
     if not isinstance(pos, str) or not pos or len(pos) > 64:
         raise InvalidRequest("pointOfSale is required", reason="pos_missing")
-    at_pos = core.store.terminals_at(pos)
+    at_pos = core.terminals_at(pos)
     if not at_pos:
         raise InvalidRequest("pointOfSale is unknown", reason="pos_unknown")
     # A point-of-sale id is not unique across merchants: resolve it among the merchants that
     # granted this app, and only ever look at that merchant's terminals.
-    granted = sorted(m for m in {t.merchant_id for t in at_pos} if core.store.is_granted(m, client.client_id))
+    granted = sorted(m for m in {t.merchant_id for t in at_pos} if core.is_granted(m, client.client_id))
     if not granted:
         raise InvalidRequest("this app is not granted access to the merchant of pointOfSale", reason="merchant_not_granted")
     if len(granted) > 1:
@@ -79,7 +83,7 @@ def check_enrollment_claims(core: Core, client: Client, claims: dict[str, Any]) 
     if not isinstance(username, str) or len(username) > 254 or not EMAIL.match(username):
         raise InvalidRequest("username_merchant must be an e-mail address", reason="username_format")
     username = username.lower()
-    user = core.store.get_user(username)
+    user = core.user(username)
     if user is None or user.merchant_id != merchant_id:
         raise InvalidRequest("username_merchant is not a user of this merchant", reason="username_unknown")
     bound_tid = tids[kinds.index("softpos")] if "softpos" in kinds else tids[0]
@@ -89,5 +93,5 @@ def check_enrollment_claims(core: Core, client: Client, claims: dict[str, Any]) 
 
 
 def _binding_allows(core: Core, username: str, tid: str) -> bool:
-    bound_tid, tid_owner = core.store.bindings(username, tid)
+    bound_tid, tid_owner = core.bindings(username, tid)
     return (bound_tid is None or bound_tid == tid) and (tid_owner is None or tid_owner == username)

@@ -77,16 +77,24 @@ def check_pkce(code_challenge: str | None, method: str | None) -> tuple[str | No
 
 
 def push(core: Core, client: Client, params: AuthorizationParams, extra: dict[str, Any], *, prefix: str,
-         kind: str = PAR_KIND) -> PushedRequest:
+         kind: str = PAR_KIND, claims: dict[str, Any] | None = None) -> PushedRequest:
     """Store the request for ``par_ttl`` seconds under a fresh ``request_uri``.
 
-    ``kind`` keeps the requests of one surface (Nexi, native) apart from another's."""
+    ``kind`` keeps the requests of one surface (Nexi, native) apart from another's. With the
+    ``claims`` of the client assertion, its ``jti`` is claimed in the same unit of work
+    (``assertions.claim_jti``): a replayed assertion stores nothing, one write per PAR."""
     request_uri = f"{prefix}{uuid.uuid4()}"
     ttl = core.config.par_ttl
-    core.store.put_artifact(Artifact(
+    artifact = Artifact(
         kind=kind, key=sha256_key(request_uri), client_id=client.client_id,
         data={"params": params.as_dict(), **extra}, expires_at=core.now() + ttl,
-    ))
+    )
+    if claims is None:
+        core.store.put_artifact(artifact)
+    else:
+        from tessera.core.assertions import claim_jti
+
+        claim_jti(core, client, claims, then_put=artifact)
     return PushedRequest(request_uri, ttl)
 
 

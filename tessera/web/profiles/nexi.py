@@ -90,9 +90,10 @@ def routes(rt: Runtime) -> list[Route]:
         scope = par.check_nexi_scope(form["scope"])
         redirect_uri = par.check_redirect_uri(client, form["redirect_uri"])
         challenge, method = par.check_pkce(form.get("code_challenge"), form.get("code_challenge_method"))
-        assertions.claim_jti(core, client, verified.claims)
         params = par.AuthorizationParams(client.client_id, redirect_uri, scope, form.get("state"), challenge, method)
-        pushed = par.push(core, client, params, {"enrollment": wanted.as_dict()}, prefix=REQUEST_URI_PREFIX)
+        # One write: the assertion's jti and the pushed request together (a replay stores nothing).
+        pushed = par.push(core, client, params, {"enrollment": wanted.as_dict()}, prefix=REQUEST_URI_PREFIX,
+                          claims=verified.claims)
         return no_store_json({"request_uri": pushed.request_uri, "expires_in": pushed.expires_in}, status_code=201)
 
     @endpoint(rt, PROFILE, html=True)
