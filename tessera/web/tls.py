@@ -34,6 +34,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from uvicorn.config import Config
+
+from tessera.web.transport import CoalescingTransport
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 try:  # httptools is optional for uvicorn; h11 is always there.
@@ -145,7 +147,8 @@ class _TLSExtensionMixin:
     app: ASGIApp
 
     def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)  # type: ignore[misc]
+        # One write per response (tessera.web.transport); the TLS details come from the real transport.
+        super().connection_made(CoalescingTransport(transport))  # type: ignore[misc]
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             self.app = _TLSScopeApp(self.app, tls_extension_from_ssl_object(ssl_object))
