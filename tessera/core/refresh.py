@@ -7,7 +7,8 @@ whose row is gone can still be recognised as ours and unexpired, which is what t
 B2BINPAY document asks: "a refresh token that is found to be invalid while not being
 expired must be rendered suspicious".
 
-Using a refresh token consumes it atomically. Presenting one that was already used (or
+Using a refresh token consumes it atomically; ``rotate_refresh`` consumes it and stores
+its successor in one unit of work (``Store.rotate``). Presenting one that was already used (or
 is ours, unexpired, and unknown) revokes the whole family, including the token the
 last rotation issued, and records a security event. A profile may allow a *grace
 window*: a retry from the same client within ``grace`` seconds of the first use gets
@@ -89,11 +90,10 @@ def issue_refresh(core: Core, *, client_id: str, subject: str, scope: str, ttl: 
     return IssuedRefresh(token, jti, family, exp)
 
 
-def use_refresh(core: Core, token: str | None, *, client_id: str | None, grace: int = 0) -> RefreshGrant:
-    """Consume ``token``; raise ``InvalidGrant`` (with a ``reason``) or ``RefreshRetry``."""
+def _verified(core: Core, token: str | None, now: int) -> dict[str, Any]:
+    """The claims of one of our unexpired refresh tokens, or ``InvalidGrant``."""
     if not token:
         raise InvalidGrant("refresh token is required", reason="refresh_missing")
-    now = core.now()
     try:
         claims = verify_own_jwt(token, core.keys.get(), typ=TYP, now=datetime.fromtimestamp(now, tz=timezone.utc))
     except JoseError:
@@ -102,6 +102,24 @@ def use_refresh(core: Core, token: str | None, *, client_id: str | None, grace: 
         raise InvalidGrant("the refresh token is invalid", reason="refresh_invalid")
     if claims["exp"] <= now:
         raise InvalidGrant("the refresh token has expired", reason="refresh_expired")
+    return claims
+
+
+def _lost(core: Core, jti: str, family: str, owner: Any, now: int, grace: int) -> None:
+    """The token could not be consumed: a retry inside the grace window (``RefreshRetry``),
+    else a reuse (or an unknown token of ours): the family is revoked (``InvalidGrant``)."""
+    seen = core.store.get_artifact(REFRESH_KIND, jti)
+    if (grace > 0 and seen is not None and seen.consumed_at is not None and now - seen.consumed_at <= grace
+            and seen.client_id == owner):
+        raise RefreshRetry(seen)
+    revoke_family(core, family, owner, cause="refresh_reused" if seen is not None else "refresh_unknown")
+    raise InvalidGrant("the refresh token has already been used", reason="refresh_reused")
+
+
+def use_refresh(core: Core, token: str | None, *, client_id: str | None, grace: int = 0) -> RefreshGrant:
+    """Consume ``token``; raise ``InvalidGrant`` (with a ``reason``) or ``RefreshRetry``."""
+    now = core.now()
+    claims = _verified(core, token, now)
     jti, family, owner = str(claims.get("jti")), str(claims.get("fam")), claims.get("client_id")
     if client_id is not None and owner != client_id:
         revoke_family(core, family, owner, cause="refresh_foreign_client")
@@ -111,14 +129,42 @@ def use_refresh(core: Core, token: str | None, *, client_id: str | None, grace: 
         raise InvalidGrant("the refresh token has been revoked", reason="refresh_family_revoked")
     won = core.store.consume(REFRESH_KIND, jti, now)
     if won is None:
-        seen = core.store.get_artifact(REFRESH_KIND, jti)
-        if (grace > 0 and seen is not None and seen.consumed_at is not None and now - seen.consumed_at <= grace
-                and seen.client_id == owner):
-            raise RefreshRetry(seen)
-        revoke_family(core, family, owner, cause="refresh_reused" if seen is not None else "refresh_unknown")
-        raise InvalidGrant("the refresh token has already been used", reason="refresh_reused")
+        _lost(core, jti, family, owner, now, grace)
     return RefreshGrant(won.client_id, family, jti, won.data.get("sub", won.client_id), won.data.get("scope", ""), won.data,
                         fam.expires_at)
+
+
+def rotate_refresh(core: Core, token: str | None, *, client_id: str | None, ttl: int,
+                   grace: int = 0) -> tuple[RefreshGrant, IssuedRefresh]:
+    """Use ``token`` and issue its successor (same client, subject, scope and family, living
+    ``ttl`` seconds but never past the family) in one unit of work: ``Store.rotate``, a single
+    statement on PostgreSQL. The same rules as ``use_refresh`` (``InvalidGrant``, reuse
+    revokes the family, ``RefreshRetry`` inside the grace window); besides, a token of a
+    client that is no longer active revokes its family and is refused (``client_revoked``),
+    before anything is consumed."""
+    now = core.now()
+    claims = _verified(core, token, now)
+    jti, family, owner = str(claims.get("jti")), str(claims.get("fam")), claims.get("client_id")
+    if client_id is not None and owner != client_id:
+        revoke_family(core, family, owner, cause="refresh_foreign_client")
+        raise InvalidGrant("the refresh token was issued to another client", reason="refresh_foreign")
+    client = core.client(str(owner)) if isinstance(owner, str) else None
+    if client is None or not client.active:
+        revoke_family(core, family, owner, cause="client_revoked")
+        raise InvalidGrant("the client is no longer active", reason="client_revoked")
+    successor = secrets.token_urlsafe(16)
+    done = core.store.rotate(REFRESH_KIND, jti, now, family_kind=FAMILY_KIND, family=family, successor=successor,
+                             successor_expires_at=now + ttl)
+    if done.status == "family_revoked":
+        raise InvalidGrant("the refresh token has been revoked", reason="refresh_family_revoked")
+    if done.status != "rotated":
+        _lost(core, jti, family, owner, now, grace)
+    won, exp = done.consumed, int(done.successor_expires_at)
+    grant = RefreshGrant(won.client_id, family, jti, won.data.get("sub", won.client_id), won.data.get("scope", ""), won.data,
+                         int(done.family_expires_at))
+    signed = sign_jwt({"iss": core.config.issuer, "client_id": won.client_id, "jti": successor, "fam": family, "iat": now,
+                       "exp": exp}, core.keys.get().signing_key, typ=TYP)
+    return grant, IssuedRefresh(signed, successor, family, exp)
 
 
 def family_revoked(core: Core, family: str) -> bool:

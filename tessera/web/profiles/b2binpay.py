@@ -32,6 +32,7 @@ from tessera.core.clock import iso_z
 from tessera.core.ratelimit import guard
 from tessera.errors import InvalidClient, InvalidGrant, InvalidRequest, OAuthError, SlowDown
 from tessera.web.errors import NO_STORE
+from tessera.web import dbcall
 from tessera.web.forms import read_json
 from tessera.web.runtime import Runtime, endpoint, only
 
@@ -98,17 +99,19 @@ def routes(rt: Runtime) -> list[Route]:
     def pair(client_id: str, family: str | None, family_expires_at: int | None, now: float) -> tuple[dict[str, Any], str]:
         if family is None:
             family, family_expires_at = refresh.start_family(rt.core, client_id, lifetime=s.refresh_family_max_seconds)
-        access = tokens.issue_access_token(rt.core, client_id=client_id, ttl=s.b2binpay_access_ttl, extra={"fam": family})
         rt_ = refresh.issue_refresh(rt.core, client_id=client_id, subject=client_id, scope="", ttl=s.b2binpay_refresh_ttl,
                                     family=family, family_expires_at=family_expires_at)
-        data = {"type": "auth-token", "id": "0", "attributes": {
+        return attributes(client_id, rt_, now), rt_.token
+
+    def attributes(client_id: str, rt_: refresh.IssuedRefresh, now: float) -> dict[str, Any]:
+        access = tokens.issue_access_token(rt.core, client_id=client_id, ttl=s.b2binpay_access_ttl, extra={"fam": rt_.family})
+        return {"type": "auth-token", "id": "0", "attributes": {
             "refresh": rt_.token, "access": access.token,
             "access_expired_at": iso_z(now + s.b2binpay_access_ttl, micros=True),
             "refresh_expired_at": iso_z(now + s.b2binpay_refresh_ttl if rt_.expires_at >= int(now) + s.b2binpay_refresh_ttl
                                         else rt_.expires_at, micros=True),
             "is_2fa_confirmed": False,
         }}
-        return data, rt_.token
 
     @endpoint(rt, PROFILE, render=render)
     async def login(request: Request) -> Response:
@@ -144,18 +147,18 @@ def routes(rt: Runtime) -> list[Route]:
         limiter, claimed = rt.rate_credential, claimed_client(attrs["refresh"])
         if limiter is not None and claimed is not None and (wait := limiter.wait("client:" + claimed)):
             raise SlowDown(wait, reason="rate_limit_credential")
+        # Strict rotation in one unit of work (one statement on PostgreSQL): the token is used
+        # and its successor stored together; a client no longer active is refused first.
         try:
-            grant = refresh.use_refresh(rt.core, attrs["refresh"], client_id=None)
-        except InvalidGrant:
-            rt.fail_login(addr_key)
+            grant, successor = await dbcall.run(rt.core, refresh.rotate_refresh, rt.core, attrs["refresh"], client_id=None,
+                                                ttl=s.b2binpay_refresh_ttl)
+        except InvalidGrant as e:
+            if e.reason != "client_revoked":
+                rt.fail_login(addr_key)
             raise
         if limiter is not None:
             limiter.charge("client:" + grant.client_id)
-        client = rt.core.client(grant.client_id)
-        if client is None or not client.active:
-            refresh.revoke_family(rt.core, grant.family, grant.client_id, cause="client_revoked")
-            raise InvalidGrant("the client is no longer active", reason="client_revoked")
-        data, _ = pair(client.client_id, grant.family, grant.family_expires_at, received)
+        data = attributes(grant.client_id, successor, received)
         rt.issued(PROFILE)
         return JSONResponse({"data": data}, headers=NO_STORE, media_type=MEDIA)
 
