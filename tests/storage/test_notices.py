@@ -65,11 +65,11 @@ def test_sqlite_every_cached_kind_is_announced(tmp_path, write):
     writer.create_client(_client("a"))
     writer.create_merchant(Merchant(1, "m", None, 0))
     writer.add_terminal(Terminal("T0", 1, "P", "softpos"))
-    writer.add_certificate(CertificateRecord("01", "a", "th", "CN=x", 0, 2**40, "pem", 0))
+    writer.add_certificate(CertificateRecord("01", "a", "th", "CN=x", 0, 2**40, "pem", created_at=0))
     notices = reader.revocation_notices
     notices.changed()
     assert notices.changed() is False
-    {"certificate": lambda: writer.add_certificate(CertificateRecord("02", "a", "th2", "CN=x", 0, 2**40, "pem", 0)),
+    {"certificate": lambda: writer.add_certificate(CertificateRecord("02", "a", "th2", "CN=x", 0, 2**40, "pem", created_at=0)),
      "revoke_certificate": lambda: writer.revoke_certificate("01", 5),
      "terminal": lambda: writer.add_terminal(Terminal("T1", 1, "P", "mpos")),
      "user": lambda: writer.add_user(MerchantUser("u@x.example", 1, "h")),

@@ -352,7 +352,7 @@ def test_composite_announces_what_workers_cache(composite):
     notices.changed()
     t = now()
     writes = [lambda: composite.create_client(Client("c9", "n", None, created_at=t)),
-              lambda: composite.add_certificate(CertificateRecord("09", "c9", "th9", "CN=x", 0, t + 99, "pem", t)),
+              lambda: composite.add_certificate(CertificateRecord("09", "c9", "th9", "CN=x", 0, t + 99, "pem", created_at=t)),
               lambda: composite.create_merchant(Merchant(9, "m", None, t)),
               lambda: composite.add_terminal(Terminal("T9", 9, "P9", "softpos")),
               lambda: composite.add_user(MerchantUser("u9@x.example", 9, "h")),

@@ -1,0 +1,102 @@
+"""The worker's caches (Core): clients, certificates and the enrollment data are served from
+memory, and a change made by another process (the CLI) is seen on the very next call, on
+SQLite (notice file) and PostgreSQL (LISTEN/NOTIFY). Writes of single-use artefacts keep
+the caches."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tessera.core.context import Core, CoreConfig
+from tessera.core.models import Artifact, CertificateRecord, Client, Merchant, MerchantUser, Terminal
+from tessera.storage.migrate import upgrade
+from tessera.storage.sql import SQLStore
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.slow])])
+def stores(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'c.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    worker, cli = SQLStore(url), SQLStore(url)
+    upgrade(worker.engine)
+    yield worker, cli
+    worker.close(), cli.close()
+
+
+def _core(store) -> Core:
+    return Core(config=CoreConfig(issuer="https://as.example"), store=store, keys=None, pepper=b"p")
+
+
+def _eventually(fn, seconds: float = 2.0):
+    """PostgreSQL delivers a NOTIFY asynchronously (within milliseconds); SQLite at once."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.005)
+
+
+def _count_reads(store) -> list[int]:
+    calls = [0]
+    for name in ("get_client", "certificates_for_client", "terminals_at", "is_granted", "get_user", "bindings"):
+        original = getattr(store, name)
+
+        def wrapped(*a, _f=original, **kw):
+            calls[0] += 1
+            return _f(*a, **kw)
+
+        setattr(store, name, wrapped)
+    return calls
+
+
+def test_enrollment_data_is_cached_and_changes_are_seen_at_once(stores):
+    worker, cli = stores
+    cli.create_client(Client(client_id="app", name="a", secret_hash=None, created_at=0))
+    cli.create_merchant(Merchant(1, "shop", None, 0))
+    cli.add_terminal(Terminal("S1", 1, "POS", "softpos"))
+    reads = _count_reads(worker)
+    core = _core(worker)
+
+    def look():
+        return (core.client("app").active, len(core.certificates_for("app")), len(core.terminals_at("POS")),
+                core.is_granted(1, "app"), core.user("u@shop.example"), core.bindings("u@shop.example", "S1"))
+
+    first = look()
+    assert first == (True, 0, 1, False, None, (None, None))
+    n = reads[0]
+    for _ in range(5):  # artefact writes (a PAR, a rotation) announce nothing: still cached
+        worker.put_artifact(Artifact("request_uri", f"k{_}", "app", {}, 2**40))
+        assert look() == first
+    assert reads[0] == n
+
+    cli.add_terminal(Terminal("M1", 1, "POS", "mpos"))
+    assert _eventually(lambda: len(core.terminals_at("POS")) == 2)
+    cli.grant(1, "app", 0)
+    assert _eventually(lambda: core.is_granted(1, "app"))
+    cli.add_user(MerchantUser("u@shop.example", 1, "h"))
+    assert _eventually(lambda: core.user("u@shop.example") is not None)
+    cli.bind_username("u@shop.example", "S1", 0)
+    assert _eventually(lambda: core.bindings("u@shop.example", "S1") == ("S1", "u@shop.example"))
+    cli.add_certificate(CertificateRecord("ab", "app", "th", "CN=x", 0, 2**40, "pem", created_at=0))
+    assert _eventually(lambda: len(core.certificates_for("app")) == 1)
+    cli.revoke_certificate("ab", 5)
+    assert _eventually(lambda: core.certificates_for("app")[0].revoked_at == 5)
+    cli.set_client_status("app", "revoked")
+    assert _eventually(lambda: not core.client("app").active)
+
+
+def test_sqlite_revocation_is_seen_on_the_very_next_call(tmp_path):
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    worker, cli = SQLStore(url), SQLStore(url)
+    upgrade(worker.engine)
+    cli.create_client(Client(client_id="app", name="a", secret_hash=None, created_at=0))
+    cli.add_certificate(CertificateRecord("cd", "app", "th", "CN=x", 0, 2**40, "pem", created_at=0))
+    core = _core(worker)
+    assert core.client("app").active and core.certificate("th").revoked_at is None
+    cli.revoke_certificate("cd", 7)
+    assert core.certificate("th").revoked_at == 7  # no waiting: the notice file is written before revoke returns
+    cli.set_client_status("app", "revoked")
+    assert not core.client("app").active
+    worker.close(), cli.close()
