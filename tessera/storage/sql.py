@@ -242,7 +242,7 @@ class SQLStore:
     def __init__(self, url_or_engine: str | Engine):
         self.engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        #: Exact change notices (SQLite data_version / PostgreSQL LISTEN): lets workers cache
+        #: Exact change notices (SQLite notice file / PostgreSQL LISTEN): lets workers cache
         #: clients and certificates and still see a revocation on the next request.
         self.revocation_notices = notices.for_engine(self.engine)
         self._raw = _Raw(self.engine)

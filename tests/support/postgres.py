@@ -223,7 +223,12 @@ class PostgresServer:
         bindir: Path | None = None,
         max_connections: int = 200,
         dbname: str = "tessera_test",
+        durable: bool = False,
     ) -> None:
+        """``durable=False`` (the tests): fsync, synchronous_commit and full_page_writes off,
+        fast and throwaway. ``durable=True`` (the benchmarks): PostgreSQL's own safe defaults,
+        every commit flushed to disk before it is acknowledged."""
+        self.durable = durable
         self.base_dir = Path(base_dir) if base_dir is not None else None
         self._bindir = Path(bindir) if bindir is not None else None
         self.max_connections = max_connections
@@ -404,17 +409,18 @@ class PostgresServer:
             "initdb",
         )
         socket_dir = str(self.socket_dir).replace("'", "''")
+        durability = (
+            "fsync = on\nsynchronous_commit = on\nfull_page_writes = on\nwal_level = minimal\nmax_wal_senders = 0"
+            if self.durable else
+            "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nwal_level = minimal\nmax_wal_senders = 0"
+        )
         conf = f"""
 # --- tessera test cluster ---
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '{socket_dir}'
 max_connections = {int(self.max_connections)}
 shared_buffers = 64MB
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-wal_level = minimal
-max_wal_senders = 0
+{durability}
 timezone = 'UTC'
 log_timezone = 'UTC'
 log_line_prefix = '%m [%p] %q%u@%d '
