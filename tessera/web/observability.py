@@ -348,12 +348,16 @@ def _access_writer() -> Callable[[str], None]:
 class ObservedStarlette(Starlette):
     """Starlette with ``ObservabilityMiddleware`` outermost: around Starlette's own
     ServerErrorMiddleware, so that even an unhandled-exception 500 carries ``X-Request-ID``
-    and is counted and logged. Set ``client_address`` on the instance (``client_address_for``)."""
+    and is counted and logged; then ``ProfileDispatch`` (tessera.web.routing), which calls
+    the profile handlers directly. Set ``client_address`` on the instance (``client_address_for``)."""
 
     client_address: Callable[[dict], str] | None = None
 
     def build_middleware_stack(self) -> Any:
-        return ObservabilityMiddleware(super().build_middleware_stack(), client_address=self.client_address)
+        from tessera.web.routing import ProfileDispatch
+
+        inner = ProfileDispatch(super().build_middleware_stack(), self.router)
+        return ObservabilityMiddleware(inner, client_address=self.client_address)
 
 
 def _peer_address(scope: dict) -> str:

@@ -1,4 +1,4 @@
-"""Routing by exact path.
+"""Routing by exact path, and a direct way in for the profile handlers.
 
 Every tessera route is a fixed path, and every profile answers every method itself (405
 in its own error shape). Starlette's ``Router`` tries the routes' regular expressions one
@@ -7,12 +7,24 @@ after another; with some forty routes, the token endpoints sit near the end of t
 ``Router`` would (``scope["route"]``, ``endpoint``, ``path_params``); anything else
 (a path with parameters, a method a route does not list, a miss) falls back to
 ``Router``'s own scan, redirects and 404 handling.
+
+``ProfileDispatch`` goes one step further for the profile endpoints (the handlers
+wrapped by ``tessera.web.runtime.endpoint``, which turn every exception into the
+profile's own error response themselves): it calls them straight from the
+observability middleware, without the four ASGI layers Starlette puts in between
+(``ServerErrorMiddleware``, ``ExceptionMiddleware``, the router, the route's
+exception-handler wrapper), none of which has anything left to do for them. The
+scope gets the same keys the router would set. Every other request takes the full
+Starlette path.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from starlette.requests import Request
 from starlette.routing import Route, Router
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class ExactRouter(Router):
@@ -34,3 +46,31 @@ class ExactRouter(Router):
                 await route.handle(scope, receive, send)
                 return
         await super().app(scope, receive, send)
+
+
+class ProfileDispatch:
+    """ASGI: profile endpoints at fixed paths called directly; everything else to ``app``."""
+
+    __slots__ = ("app", "router", "_direct")
+
+    def __init__(self, app: ASGIApp, router: Router) -> None:
+        self.app = app
+        self.router = router
+        self._direct: dict[str, Route] = {}
+        for route in router.routes:
+            if (isinstance(route, Route) and not route.param_convertors and route.path not in self._direct
+                    and getattr(route.endpoint, "profile", None) is not None):
+                self._direct[route.path] = route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            route = self._direct.get(scope["path"])
+            if route is not None and (route.methods is None or scope["method"] in route.methods):
+                scope["router"] = self.router
+                scope["route"] = route
+                scope["endpoint"] = endpoint = route.endpoint
+                scope["path_params"] = {}
+                response: Any = await endpoint(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -52,3 +52,47 @@ def test_method_outside_every_route_gets_405_with_allow(tmp_path):
     assert r.status_code == 405
     assert "POST" in r.headers["allow"]
     assert r.json()["error"] == "invalid_request" and r.headers["cache-control"] == "no-store"
+
+
+def test_profile_dispatch_calls_profile_endpoints_directly():
+    """Profile endpoints skip Starlette's inner layers; everything else goes the full way,
+    and both get the scope keys the router sets (route, endpoint, router, path_params)."""
+    import asyncio
+
+    from starlette.routing import Router
+
+    from tessera.web.routing import ProfileDispatch
+
+    async def profiled(request: Request):
+        scope = request.scope
+        return PlainTextResponse(f"direct:{scope['route'].path}:{scope['endpoint'] is profiled}:{scope['path_params']}")
+
+    profiled.profile = "native"
+    router = ExactRouter(routes=[Route("/t", profiled, methods=["POST"]), Route("/h", hello)])
+    fallback_calls = []
+
+    async def fallback(scope, receive, send):
+        fallback_calls.append(scope["path"])
+        await router(scope, receive, send)
+
+    dispatch = ProfileDispatch(fallback, router)
+    assert set(dispatch._direct) == {"/t"}
+
+    def call(method, path):
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": [], "query_string": b""}
+        asyncio.run(dispatch(scope, receive, send))
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:]).decode()
+
+    assert call("POST", "/t") == (200, "direct:/t:True:{}")
+    assert fallback_calls == []
+    assert call("GET", "/t")[0] == 405 and fallback_calls == ["/t"]  # a method the route lacks: Starlette's 405
+    assert call("GET", "/h") == (200, "/h:{}") and fallback_calls[-1] == "/h"
+    assert isinstance(router, Router)
