@@ -242,8 +242,10 @@ def render_markdown(data: dict[str, Any], *, image: str = "img/benchmarks.png") 
                     f"{bound['bound_rps_per_worker']} req/s for one worker (one core)."]
         if par and par.get("available") and "rps" in par:
             if bound:
-                out.append(f"tessera reached {par['rps']:.0f} req/s with 1 worker: "
-                           f"{par['rps'] / bound['bound_rps_per_worker'] * 100:.0f} % of the one-core bound.")
+                workers, usable = par_bound(par, bound)
+                out.append(f"tessera reached {par['rps']:.0f} req/s with {workers} worker(s): "
+                           f"{par['rps'] / usable * 100:.0f} % of the bound for {min(workers, bound['cores'])} core(s) "
+                           f"({usable:.0f} req/s).")
             if par.get("pool"):
                 out.append("Pool: " + ", ".join(f"{k} {p['assertions']} assertions ({p['seconds']} s to make)"
                                                 for k, p in par["pool"].items()) + ".")
@@ -274,6 +276,12 @@ def render_markdown(data: dict[str, Any], *, image: str = "img/benchmarks.png") 
     return "\n".join(out).rstrip() + "\n"
 
 
+def par_bound(par: dict[str, Any], bound: dict[str, Any]) -> tuple[int, float]:
+    """(workers of the PAR run, the bound for the cores those workers can use)."""
+    workers = int((par.get("config") or {}).get("workers") or 1)
+    return workers, min(bound["bound_rps"], bound["bound_rps_per_worker"] * workers)
+
+
 def targets(data: dict[str, Any]) -> list[str]:
     """The issue's targets, each marked met or missed from this run's figures."""
     rows = {r["id"]: r for r in data.get("scenarios", []) if r.get("available") and "rps" in r}
@@ -286,7 +294,11 @@ def targets(data: dict[str, Any]) -> list[str]:
 
     if node and s1:
         r = s1["rps"] / node["rps"]
-        add("s1: ≥ 2.0× node-oidc-provider's req/s", f"{r:.2f}×", r >= 2.0)
+        add("s1: ≥ 2.0× node-oidc-provider's req/s (tessera 1 worker)", f"{r:.2f}×", r >= 2.0)
+        w2 = rows.get("s6.native_w2") if s1["id"] == "s1.native" else rows.get("s6.nexi_w2")
+        if w2:  # one worker per core, as docs/deployment.md deploys it; node-oidc-provider used >1 core too
+            r2 = w2["rps"] / node["rps"]
+            add("s1: ≥ 2.0× node-oidc-provider's req/s (tessera 2 workers, one per core)", f"{r2:.2f}×", r2 >= 2.0)
         add("s1: ≤ 150 µs server CPU per request", f"{s1['cpu_us_per_req']:.0f} µs", s1["cpu_us_per_req"] <= 150)
     mtls, proxy = rows.get("s2.nexi_mtls"), rows.get("s1.nexi_proxy")
     if mtls and proxy:
@@ -294,8 +306,10 @@ def targets(data: dict[str, Any]) -> list[str]:
         add("s2: mTLS keep-alive ≥ 70 % of s1", f"{r * 100:.0f} %", r >= 0.7)
     par = rows.get("s3.par")
     if par and bound:
-        r = par["rps"] / bound["bound_rps_per_worker"]
-        add("s3: PAR ≥ 50 % of the cryptographic bound", f"{r * 100:.0f} % of one core's bound", r >= 0.5)
+        workers, usable = par_bound(par, bound)
+        r = par["rps"] / bound["bound_rps"]
+        add("s3: PAR ≥ 50 % of the cryptographic bound (all cores)",
+            f"{r * 100:.0f} % ({workers} worker(s); {par['rps'] / usable * 100:.0f} % of their cores' bound)", r >= 0.5)
     pg = rows.get("s5.b2b_pg")
     if pg:
         add("s5: ≥ 2,000 rotations/s on PostgreSQL", f"{pg['rps']:.0f}/s", pg["rps"] >= 2000)

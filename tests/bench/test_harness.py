@@ -200,7 +200,8 @@ def sample_results() -> dict:
             {"id": "s2.tls_resume", "group": "s2", "title": "resumed", "available": True, "target": "tessera",
              "connections": 1800, "conns_per_s": 600.0, "cpu_us_per_conn": 900.0, "resumed": 1799, "non2xx": 0,
              "state": "CLEAN"},
-            load_row("s3.par", "tessera", 400.0, 2400.0, pool={"run1": {"assertions": 30000, "seconds": 20.0}}),
+            load_row("s3.par", "tessera", 400.0, 2400.0, pool={"run1": {"assertions": 30000, "seconds": 20.0}},
+                     config={"workers": 2, "db": "sqlite", "clients": 10}),
             {"id": "s6.native_w2", "group": "s6", "title": "native token, 2 workers", "available": False,
              "note": "probe answered 404"},
         ],
@@ -229,7 +230,10 @@ def test_report_renders_a_table_with_ratios(tmp_path):
     assert "db +700" in text and "proxy +200" in text
     assert "32 logins and 7000 refreshes" in text
     assert "| `s2.tls_resume` resumed | 600 | 900 | 1799/1800 | CLEAN |" in text
-    assert "2805 req/s" in text and "29 % of the one-core bound" in text
+    assert "2805 req/s" in text and "with 2 worker(s): 14 % of the bound for 2 core(s) (2804 req/s)" in text
+    targets = text[text.index("## Targets"):]
+    assert "| s3: PAR ≥ 50 % of the cryptographic bound (all cores) | 14 % (2 workers" in targets.replace("worker(s)", "workers")
+    assert "| s1: ≥ 2.0× node-oidc-provider's req/s (tessera 1 worker) | 0.50× | missed |" in targets
     assert "`s6.native_w2` native token, 2 workers: probe answered 404" in text
     assert "1000 ns" in text and "at most 1 fetch" in text
     assert "nginx" in text and "proxy_ssl_certificate" in text
