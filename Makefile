@@ -1,6 +1,6 @@
 # tessera — the two commands a newcomer needs are `make serve` and `make test`.
 # Each does its own set-up: the virtual environment, the install, and (for tests)
-# the Debian packages the tests drive (PostgreSQL, Redis, nginx, openssl, curl, Chromium).
+# the Debian packages the tests drive (PostgreSQL, Redis, nginx, openssl, curl, wrk, Chromium).
 
 PYTHON ?= python3
 VENV   ?= .venv

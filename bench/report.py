@@ -103,6 +103,7 @@ def render_markdown(data: dict[str, Any], *, image: str = "img/benchmarks.png") 
         "make bench                                   # everything: about 10 min on 2 quiet cores",
         ".venv/bin/python bench/run.py --scenarios s1,s3 --duration 3s --max-quiet-wait 0   # a short smoke run",
         ".venv/bin/python bench/report.py             # re-render this page from bench/results/latest.json",
+        ".venv/bin/python bench/ab.py 11169fa=before HEAD=after   # what a change bought: commits side by side",
         "```", "",
         "`make bench` installs what it needs on a fresh Debian machine (`bench/run.sh`: wrk, nginx-light, "
         "PostgreSQL, Node.js if missing, and the `bench` extra with matplotlib), copies the peers from "
@@ -361,7 +362,7 @@ PROFILE_NOTES = [
 ]
 
 #: What each change bought, measured on this machine (A/B runs of the commits side by side, alternating,
-#: medians of 3 rounds: /tmp scripts described in the closing note of issue 6). Hand-written.
+#: medians of 3 rounds: bench/ab.py). Hand-written.
 CHANGES = [
     "What each change bought (s1 native token, 1 worker, wrk -t2 -c32, 8 s rounds alternating between the "
     "commits' servers on a quiet machine, medians of 3; server CPU µs per request and req/s):",

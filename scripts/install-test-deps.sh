@@ -29,6 +29,7 @@ need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v pgrep >/dev/null || need+=(procps)
+command -v wrk >/dev/null || need+=(wrk)  # the bench harness tests run the Lua load scripts
 have_pg_server || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
