@@ -20,13 +20,14 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from tessera.core.context import Core
 from tessera.core.models import Artifact
 from tessera.errors import InvalidGrant
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import sign_jwt, verify_own_jwt
+from tessera.storage.base import Rotation
 
 REFRESH_KIND = "refresh_token"
 FAMILY_KIND = "refresh_family"
@@ -142,23 +143,69 @@ def rotate_refresh(core: Core, token: str | None, *, client_id: str | None, ttl:
     revokes the family, ``RefreshRetry`` inside the grace window); besides, a token of a
     client that is no longer active revokes its family and is refused (``client_revoked``),
     before anything is consumed."""
-    now = core.now()
-    claims = _verified(core, token, now)
-    jti, family, owner = str(claims.get("jti")), str(claims.get("fam")), claims.get("client_id")
-    if client_id is not None and owner != client_id:
-        revoke_family(core, family, owner, cause="refresh_foreign_client")
-        raise InvalidGrant("the refresh token was issued to another client", reason="refresh_foreign")
-    client = core.client(str(owner)) if isinstance(owner, str) else None
-    if client is None or not client.active:
-        revoke_family(core, family, owner, cause="client_revoked")
-        raise InvalidGrant("the client is no longer active", reason="client_revoked")
+    now, jti, family, owner, refused = _rotation_checks(core, token, client_id)
+    if refused is not None:
+        refused()
     successor = secrets.token_urlsafe(16)
     done = core.store.rotate(REFRESH_KIND, jti, now, family_kind=FAMILY_KIND, family=family, successor=successor,
                              successor_expires_at=now + ttl)
+    if done.status == "lost":
+        _lost(core, jti, family, owner, now, grace)
+    return _rotated(core, done, now, jti, family, successor)
+
+
+async def rotate_refresh_async(core: Core, token: str | None, *, client_id: str | None, ttl: int, grace: int = 0,
+                               offload: Callable[..., Awaitable[Any]]) -> tuple[RefreshGrant, IssuedRefresh]:
+    """``rotate_refresh`` for an event loop: the rotation's statement is awaited on the loop
+    where the store can (``Store.rotate_async``: PostgreSQL), the rest of the database work
+    (``rotate`` elsewhere; the rare revocations and the grace-window look-up) goes through
+    ``offload(fn, *args, **kwargs)``, which awaits a synchronous call without blocking the
+    loop (tessera.web.dbcall.run). The same rules, checks and answers as ``rotate_refresh``."""
+    now, jti, family, owner, refused = _rotation_checks(core, token, client_id, defer=True)
+    if refused is not None:
+        await offload(refused)
+    successor = secrets.token_urlsafe(16)
+    args = (REFRESH_KIND, jti, now)
+    kwargs = {"family_kind": FAMILY_KIND, "family": family, "successor": successor, "successor_expires_at": now + ttl}
+    rotate_async = getattr(core.store, "rotate_async", None)
+    done = await rotate_async(*args, **kwargs) if rotate_async is not None else None
+    if done is None:
+        done = await offload(core.store.rotate, *args, **kwargs)
+    if done.status == "lost":
+        await offload(_lost, core, jti, family, owner, now, grace)
+    return _rotated(core, done, now, jti, family, successor)
+
+
+def _rotation_checks(core: Core, token: str | None, client_id: str | None,
+                     defer: bool = False) -> tuple[int, str, str, Any, Callable[[], None] | None]:
+    """The token verified, its ``jti``, family and owner; a refusal (a foreign token, an
+    inactive client) revokes the family and raises ``InvalidGrant``: done here, or with
+    ``defer`` returned as a callable that does it (for the caller to run off the loop)."""
+    now = core.now()
+    claims = _verified(core, token, now)
+    jti, family, owner = str(claims.get("jti")), str(claims.get("fam")), claims.get("client_id")
+    refused: Callable[[], None] | None = None
+    if client_id is not None and owner != client_id:
+        def refused() -> None:
+            revoke_family(core, family, owner, cause="refresh_foreign_client")
+            raise InvalidGrant("the refresh token was issued to another client", reason="refresh_foreign")
+    else:
+        client = core.client(str(owner)) if isinstance(owner, str) else None
+        if client is None or not client.active:
+            def refused() -> None:
+                revoke_family(core, family, owner, cause="client_revoked")
+                raise InvalidGrant("the client is no longer active", reason="client_revoked")
+    if refused is not None and not defer:
+        refused()
+    return now, jti, family, owner, refused
+
+
+def _rotated(core: Core, done: Rotation, now: int, jti: str, family: str,
+             successor: str) -> tuple[RefreshGrant, IssuedRefresh]:
+    """The grant and the signed successor of a ``rotated`` rotation; ``InvalidGrant`` when the
+    family was revoked (``lost`` is handled by the caller, through ``_lost``)."""
     if done.status == "family_revoked":
         raise InvalidGrant("the refresh token has been revoked", reason="refresh_family_revoked")
-    if done.status != "rotated":
-        _lost(core, jti, family, owner, now, grace)
     won, exp = done.consumed, int(done.successor_expires_at)
     grant = RefreshGrant(won.client_id, family, jti, won.data.get("sub", won.client_id), won.data.get("scope", ""), won.data,
                          int(done.family_expires_at))

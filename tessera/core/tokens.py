@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -77,10 +79,14 @@ def verify_access_token(core: Core, token: str | None, *, thumbprint: str | None
     if not token:
         raise InvalidToken("a Bearer access token is required", reason="token_missing")
     now = core.now()
-    try:
-        claims = verify_own_jwt(token, core.keys.get(), typ="at+jwt", now=_dt(now))
-    except JoseError:
-        raise InvalidToken("the access token is invalid", reason="token_invalid") from None
+    keys = core.keys.get()
+    claims = _verified_tokens(core, keys, token, now)
+    if claims is None:
+        try:
+            claims = verify_own_jwt(token, keys, typ="at+jwt", now=_dt(now))
+        except JoseError:
+            raise InvalidToken("the access token is invalid", reason="token_invalid") from None
+        _remember(core, keys, token, claims)
     if claims.get("iss") != core.config.issuer:
         raise InvalidToken("the access token is invalid", reason="token_wrong_issuer")
     exp = claims.get("exp")
@@ -89,7 +95,7 @@ def verify_access_token(core: Core, token: str | None, *, thumbprint: str | None
     bound = (claims.get("cnf") or {}).get("x5t#S256")
     if bound is not None and bound != thumbprint:
         raise InvalidToken("the access token is bound to another certificate", reason="token_binding_mismatch")
-    if check_revoked and core.store.get_artifact(REVOKED_TOKEN, str(claims.get("jti"))) is not None:
+    if check_revoked and access_token_revoked(core, str(claims.get("jti"))):
         raise InvalidToken("the access token has been revoked", reason="token_revoked")
     if check_revoked and "fam" in claims:
         from tessera.core.refresh import family_revoked
@@ -97,6 +103,70 @@ def verify_access_token(core: Core, token: str | None, *, thumbprint: str | None
         if family_revoked(core, str(claims["fam"])):
             raise InvalidToken("the access token has been revoked", reason="token_family_revoked")
     return claims
+
+
+#: Access tokens whose signature a worker verified, kept for the next request that presents
+#: the same token (a Bearer token is used many times): at most this many, then forgotten.
+VERIFIED_TOKENS = 4096
+
+
+def _verified_tokens(core: Core, keys: Any, token: str, now: int) -> dict[str, Any] | None:
+    """The claims of ``token`` if this worker verified exactly this token with the same key set
+    and its key still verifies now (not lapsed); else None (verify it). Everything after the
+    signature (issuer, expiry, binding, revocation) is checked on every request all the same."""
+    seen = core.__dict__.get("_verified_tokens")
+    hit = seen.get(token) if seen else None
+    if hit is None or hit[0] is not keys or keys.verification_key(hit[1], _dt(now)) is None:
+        return None
+    return dict(hit[2])
+
+
+def _remember(core: Core, keys: Any, token: str, claims: dict[str, Any]) -> None:
+    seen = core.__dict__.get("_verified_tokens")
+    if seen is None or len(seen) >= VERIFIED_TOKENS:
+        seen = core._verified_tokens = {}
+    try:
+        kid = json.loads(base64.urlsafe_b64decode(token.split(".", 1)[0] + "==")).get("kid")
+    except ValueError:
+        return
+    seen[token] = (keys, kid, dict(claims))
+
+
+def access_token_revoked(core: Core, jti: str) -> bool:
+    """True when the access token ``jti`` was revoked.
+
+    Where the store announces its revoked marks through exact change notices (SQL: SQLite's
+    notice file, PostgreSQL LISTEN/NOTIFY; ``SQLStore.announced_kinds``), each worker keeps the
+    set of live marks in memory, reloaded on the next request after any announced change (and
+    at least every minute): no database read per Bearer token, and a revocation is honoured
+    by every worker on its next request all the same. Elsewhere (marks on Redis, notices that
+    are polled) the store is asked for every token."""
+    marks = _revoked_marks(core)
+    if marks is None:
+        return core.store.get_artifact(REVOKED_TOKEN, jti) is not None
+    core._heed_notices()
+    return jti in marks.get(None)
+
+
+def _revoked_marks(core: Core) -> Any:
+    """The worker's cache of revoked access-token jtis (see ``access_token_revoked``), made on
+    first use and dropped with the other worker caches when a change is announced; None where
+    the marks cannot be kept exactly in memory."""
+    marks = core.__dict__.get("_revoked_marks")
+    if marks is None:
+        from tessera.core.context import EXACT_CACHE_SECONDS, _TTLCache
+
+        store = core.store
+        notices = getattr(core, "_notices", None)
+        if (notices is None or not getattr(notices, "exact", False)  # no notices, or polled ones (Redis)
+                or REVOKED_TOKEN in getattr(getattr(store, "artifacts", None), "kinds", ())  # marks on Redis
+                or REVOKED_TOKEN not in getattr(store, "announced_kinds", ())):  # their writes not announced
+            marks = False
+        else:
+            marks = _TTLCache(EXACT_CACHE_SECONDS, lambda _key: store.artifact_keys(REVOKED_TOKEN, core.now()))
+            core._caches = (*core._caches, marks)  # invalidated with the others by Core._heed_notices
+        core._revoked_marks = marks
+    return marks or None
 
 
 def revoke_token(core: Core, jti: str, client_id: str, expires_at: int) -> None:

@@ -6,8 +6,10 @@ trip to the server, during which psycopg releases the GIL: run on the event loop
 wait would stall every other request of the worker, so it runs in a small per-process
 thread pool (``THREADS`` threads) and the loop serves other requests meanwhile.
 
-Used where a handler's work is mostly one database round trip (B2BINPAY refresh
-rotation); ``run`` takes the function and its arguments, and is awaited.
+Used for the database work of a handler that is not awaited on the loop itself (the
+B2BINPAY login's writes, the rare revocations of a refresh; the rotation proper awaits
+``SQLStore.rotate_async``, which costs less than this hop); ``run`` takes the function and
+its arguments, and is awaited.
 """
 
 from __future__ import annotations

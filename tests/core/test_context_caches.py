@@ -100,3 +100,53 @@ def test_sqlite_revocation_is_seen_on_the_very_next_call(tmp_path):
     cli.set_client_status("app", "revoked")
     assert not core.client("app").active
     worker.close(), cli.close()
+
+
+def test_revoked_access_tokens_are_kept_in_memory_and_a_revocation_is_seen_at_once(stores):
+    """The Bearer check's revoked mark (tokens.access_token_revoked): no read per token while
+    nothing changes; a revocation by another process (its mark written and announced) is
+    refused on the next call."""
+    from tessera.core import tokens
+
+    worker, cli = stores
+    core, other = _core(worker), _core(cli)
+    tokens.revoke_token(other, "old", "app", 2**40)
+    reads = [0]
+    original = worker.artifact_keys
+
+    def counted(*a, **kw):
+        reads[0] += 1
+        return original(*a, **kw)
+
+    worker.artifact_keys = counted
+    worker.get_artifact = None  # the per-token read is gone (it would fail here)
+    assert tokens.access_token_revoked(core, "old") and not tokens.access_token_revoked(core, "live")
+    n = reads[0]
+    for _ in range(5):
+        assert not tokens.access_token_revoked(core, "live")
+    assert reads[0] == n == 1
+
+    tokens.revoke_token(other, "live", "app", 2**40)
+    assert _eventually(lambda: tokens.access_token_revoked(core, "live"))
+    tokens.revoke_token(other, "live", "app", 2**40)  # again: no error
+    assert tokens.access_token_revoked(core, "old")
+
+
+def test_revoked_access_tokens_are_read_per_token_without_exact_notices(tmp_path):
+    """A store without exact notices (Redis marks, polled epochs): the store is asked each time."""
+    from tessera.core import tokens
+
+    marks = {"gone"}
+
+    class Store:  # no revocation_notices: nothing is cached
+        def get_artifact(self, kind, key):
+            return object() if kind == tokens.REVOKED_TOKEN and key in marks else None
+
+        def __getattr__(self, name):
+            return lambda *a, **kw: None
+
+    store = Store()
+    core = Core(config=CoreConfig(issuer="https://as.example"), store=store, keys=None, pepper=b"p")
+    assert tokens.access_token_revoked(core, "gone") and not tokens.access_token_revoked(core, "live")
+    marks.add("live")
+    assert tokens.access_token_revoked(core, "live")

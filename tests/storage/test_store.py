@@ -411,3 +411,70 @@ def test_rotate_is_atomic_under_threads(store, round_):
     assert sorted(r.status for r in results)[-1] == "rotated" and {r.status for r in results} == {"lost", "rotated"}
     winner = [i for i, r in enumerate(results) if r.status == "rotated"][0]
     assert [i for i in range(N) if store.get_artifact("refresh_token", f"r{round_}-{i}")] == [winner]
+
+
+def test_rotate_async_on_the_event_loop(store):
+    """``rotate_async`` (PostgreSQL: awaited on the loop, prepared statement on libpq) does what
+    ``rotate`` does: one winner among concurrent callers, the family's bounds, the refusals,
+    ``Conflict`` for an existing successor (the connection stays usable); SQLite: None (the
+    caller uses ``rotate``)."""
+    import asyncio
+
+    args = dict(family_kind="refresh_family")
+
+    async def main():
+        if store.is_sqlite:
+            assert await store.rotate_async("refresh_token", "x", NOW, family="f", successor="y", **args,
+                                            successor_expires_at=NOW + 1) is None
+            return
+        _family(store, "fa", expires_at=NOW + 500)
+        _family(store, "fr", revoked=True)
+        data = {"fam": "fa", "sub": "alice", "scope": "a b"}
+        store.put_artifact(Artifact("refresh_token", "a1", "app-1", data, NOW + 100))
+        store.put_artifact(Artifact("refresh_token", "b1", "app-1", {"fam": "fr"}, NOW + 100))
+        results = await asyncio.gather(*(store.rotate_async("refresh_token", "a1", NOW, family="fa", successor=f"a2-{i}",
+                                                             successor_expires_at=NOW + 9999, **args) for i in range(N)))
+        won = [i for i, r in enumerate(results) if r.status == "rotated"]
+        assert len(won) == 1 and {r.status for r in results} == {"lost", "rotated"}
+        r = results[won[0]]
+        assert r.consumed == Artifact("refresh_token", "a1", "app-1", data, NOW + 100, NOW)
+        assert r.family_expires_at == NOW + 500 and r.successor_expires_at == NOW + 500  # never past the family
+        assert store.get_artifact("refresh_token", f"a2-{won[0]}").data == data
+        assert [i for i in range(N) if store.get_artifact("refresh_token", f"a2-{i}")] == won
+        lost = await store.rotate_async("refresh_token", "a1", NOW, family="fa", successor="a3", successor_expires_at=NOW + 9, **args)
+        assert lost.status == "lost" and lost.family_expires_at == NOW + 500
+        r = await store.rotate_async("refresh_token", "b1", NOW, family="fr", successor="b2", successor_expires_at=NOW + 9, **args)
+        assert r.status == "family_revoked" and store.get_artifact("refresh_token", "b1").consumed_at is None
+        store.put_artifact(Artifact("refresh_token", "c1", "app-1", {"fam": "fa"}, NOW + 100))
+        with pytest.raises(Conflict):
+            await store.rotate_async("refresh_token", "c1", NOW, family="fa", successor=f"a2-{won[0]}",
+                                     successor_expires_at=NOW + 9, **args)
+        assert store.get_artifact("refresh_token", "c1").consumed_at is None  # one statement: all or nothing
+        r = await store.rotate_async("refresh_token", "c1", NOW, family="fa", successor="c2", successor_expires_at=NOW + 9, **args)
+        assert r.status == "rotated"
+
+    asyncio.run(main())
+    if not store.is_sqlite:  # another event loop (the first one is closed): new connections, same answers
+        store.put_artifact(Artifact("refresh_token", "d1", "app-1", {"fam": "fa"}, NOW + 100))
+        r = asyncio.run(store.rotate_async("refresh_token", "d1", NOW, family="fa", successor="d2", successor_expires_at=NOW + 9,
+                                           **args))
+        assert r.status == "rotated"
+
+
+@pytest.mark.postgres
+def test_rotate_async_outage_is_store_unavailable():
+    import asyncio
+    import socket
+
+    from tessera.storage.base import StoreUnavailable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = SQLStore(f"postgresql+psycopg://nobody@127.0.0.1:{port}/none")
+    try:
+        with pytest.raises(StoreUnavailable):
+            asyncio.run(store.rotate_async("refresh_token", "k", NOW, family_kind="refresh_family", family="f", successor="s",
+                                           successor_expires_at=NOW + 1))
+    finally:
+        store.close()

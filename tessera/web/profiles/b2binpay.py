@@ -17,10 +17,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import time
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from tessera.web.responses import JSONResponse
@@ -85,7 +85,7 @@ def claimed_client(token: str) -> str | None:
     consumed; the budget is spent once the token has proved genuine."""
     try:
         part = token.split(".", 2)[1]
-        claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        claims = orjson.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
         client_id = claims.get("client_id")
     except (IndexError, ValueError, AttributeError, TypeError):
         return None
@@ -113,6 +113,9 @@ def routes(rt: Runtime) -> list[Route]:
             "is_2fa_confirmed": False,
         }}
 
+    def offload(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return dbcall.run(rt.core, fn, *args, **kwargs)
+
     @endpoint(rt, PROFILE, render=render)
     async def login(request: Request) -> Response:
         only(request, "POST")
@@ -124,7 +127,7 @@ def routes(rt: Runtime) -> list[Route]:
         client = rt.guarded(request, f"client:{attrs['login']}", authenticate_secret, rt.core,
                             ClientCredentials(attrs["login"], attrs["password"], "client_secret_post"))
         rt.limit_credential("client:" + client.client_id)
-        data, refresh_token = pair(client.client_id, None, None, received)
+        data, refresh_token = await dbcall.run(rt.core, pair, client.client_id, None, None, received)
         time_str = iso_z(received, micros=True)
         rt.issued(PROFILE)
         return JSONResponse({"data": data, "meta": {"time": time_str, "sign": sign(attrs["login"], attrs["password"], time_str, refresh_token)}},
@@ -147,11 +150,12 @@ def routes(rt: Runtime) -> list[Route]:
         limiter, claimed = rt.rate_credential, claimed_client(attrs["refresh"])
         if limiter is not None and claimed is not None and (wait := limiter.wait("client:" + claimed)):
             raise SlowDown(wait, reason="rate_limit_credential")
-        # Strict rotation in one unit of work (one statement on PostgreSQL): the token is used
-        # and its successor stored together; a client no longer active is refused first.
+        # Strict rotation in one unit of work (one statement on PostgreSQL, awaited on the event
+        # loop): the token is used and its successor stored together; a client no longer active
+        # is refused first.
         try:
-            grant, successor = await dbcall.run(rt.core, refresh.rotate_refresh, rt.core, attrs["refresh"], client_id=None,
-                                                ttl=s.b2binpay_refresh_ttl)
+            grant, successor = await refresh.rotate_refresh_async(rt.core, attrs["refresh"], client_id=None,
+                                                                  ttl=s.b2binpay_refresh_ttl, offload=offload)
         except InvalidGrant as e:
             if e.reason != "client_revoked":
                 rt.fail_login(addr_key)
