@@ -341,10 +341,10 @@ class _AsyncPG:
             try:
                 if name not in conn.tessera_prepared:
                     pgconn.send_prepare(name.encode(), sql)
-                    self._check(await self._wait(self._execute(pgconn), pgconn.socket))
+                    self._check(await self._wait(self._execute(pgconn), pgconn.socket, _WAIT_INTERVAL))
                     conn.tessera_prepared.add(name)
                 pgconn.send_query_prepared(name.encode(), params)
-                res = self._check(await self._wait(self._execute(pgconn), pgconn.socket))
+                res = self._check(await self._wait(self._execute(pgconn), pgconn.socket, _WAIT_INTERVAL))
                 out = [res.get_value(0, i) for i in range(res.nfields)] if res.ntuples else None
             except self.integrity:  # a refused statement (autocommit: nothing is left open)
                 self._idle.append(conn)
@@ -364,6 +364,11 @@ class _AsyncPG:
             if res.status == self._fatal:
                 raise self._psycopg.errors.error_from_result(res, encoding="utf-8")
         return results[-1]
+
+
+#: The longest an ``_AsyncPG`` wait sleeps before looking again (psycopg's own value); with
+#: 0 the wait would wake up at every turn of the event loop until the answer comes.
+_WAIT_INTERVAL = 0.1
 
 
 def _numbered(sql: str) -> tuple[bytes, tuple[str, ...]]:
