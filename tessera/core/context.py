@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from tessera.config import Settings
 from tessera.core.keys import KeyRing
@@ -86,6 +86,10 @@ class Core:
     clock: Callable[[], float] = time.time
     _clients: _TTLCache = field(init=False, repr=False)
     _certs: _TTLCache = field(init=False, repr=False)
+    #: Access tokens whose signature this worker verified (tessera.core.tokens), and the
+    #: worker's set of revoked access-token jtis (None: not made yet; False: not kept here).
+    verified_tokens: dict = field(init=False, repr=False, default_factory=dict)
+    revoked_marks: Any = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         # Clients, certificates and the enrollment data (terminals, grants, users, username
@@ -150,6 +154,18 @@ class Core:
         """As ``Store.bindings``, cached. Binding itself is always the store's (atomic) write."""
         self._heed_notices()
         return self._bindings.get((username, tid))
+
+    def watch(self, cache: _TTLCache) -> None:
+        """Drop ``cache`` with the others whenever a change is announced."""
+        self._caches = (*self._caches, cache)
+
+    @property
+    def exact_notices(self) -> bool:
+        """True when every announced change reaches this worker before its next request."""
+        return self._notices is not None and bool(getattr(self._notices, "exact", False))
+
+    def heed_notices(self) -> None:
+        self._heed_notices()
 
     def _heed_notices(self) -> None:
         """Drop every cached entry when a change was announced (exact notices: checked on every

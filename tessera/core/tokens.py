@@ -114,17 +114,16 @@ def _verified_tokens(core: Core, keys: Any, token: str, now: int) -> dict[str, A
     """The claims of ``token`` if this worker verified exactly this token with the same key set
     and its key still verifies now (not lapsed); else None (verify it). Everything after the
     signature (issuer, expiry, binding, revocation) is checked on every request all the same."""
-    seen = core.__dict__.get("_verified_tokens")
-    hit = seen.get(token) if seen else None
+    hit = core.verified_tokens.get(token)
     if hit is None or hit[0] is not keys or keys.verification_key(hit[1], _dt(now)) is None:
         return None
     return dict(hit[2])
 
 
 def _remember(core: Core, keys: Any, token: str, claims: dict[str, Any]) -> None:
-    seen = core.__dict__.get("_verified_tokens")
-    if seen is None or len(seen) >= VERIFIED_TOKENS:
-        seen = core._verified_tokens = {}
+    seen = core.verified_tokens
+    if len(seen) >= VERIFIED_TOKENS:
+        seen.clear()
     try:
         kid = json.loads(base64.urlsafe_b64decode(token.split(".", 1)[0] + "==")).get("kid")
     except ValueError:
@@ -144,7 +143,7 @@ def access_token_revoked(core: Core, jti: str) -> bool:
     marks = _revoked_marks(core)
     if marks is None:
         return core.store.get_artifact(REVOKED_TOKEN, jti) is not None
-    core._heed_notices()
+    core.heed_notices()
     return jti in marks.get(None)
 
 
@@ -152,20 +151,19 @@ def _revoked_marks(core: Core) -> Any:
     """The worker's cache of revoked access-token jtis (see ``access_token_revoked``), made on
     first use and dropped with the other worker caches when a change is announced; None where
     the marks cannot be kept exactly in memory."""
-    marks = core.__dict__.get("_revoked_marks")
+    marks = core.revoked_marks
     if marks is None:
         from tessera.core.context import EXACT_CACHE_SECONDS, _TTLCache
 
         store = core.store
-        notices = getattr(core, "_notices", None)
-        if (notices is None or not getattr(notices, "exact", False)  # no notices, or polled ones (Redis)
+        if (not core.exact_notices  # no notices, or polled ones (Redis)
                 or REVOKED_TOKEN in getattr(getattr(store, "artifacts", None), "kinds", ())  # marks on Redis
                 or REVOKED_TOKEN not in getattr(store, "announced_kinds", ())):  # their writes not announced
             marks = False
         else:
             marks = _TTLCache(EXACT_CACHE_SECONDS, lambda _key: store.artifact_keys(REVOKED_TOKEN, core.now()))
-            core._caches = (*core._caches, marks)  # invalidated with the others by Core._heed_notices
-        core._revoked_marks = marks
+            core.watch(marks)  # invalidated with the others when a change is announced
+        core.revoked_marks = marks
     return marks or None
 
 

@@ -99,4 +99,4 @@ def test_memory_is_bounded(setup, monkeypatch):
     monkeypatch.setattr(tokens, "VERIFIED_TOKENS", 3)
     for i in range(10):
         tokens.verify_access_token(core, _token(f"t{i}"), thumbprint="T")
-    assert len(core._verified_tokens) <= 3
+    assert len(core.verified_tokens) <= 3
