@@ -353,19 +353,25 @@ PROFILE_NOTES = [
     "threads share the two cores (context switches, caches). Two copies of the in-process driver running "
     "side by side slow each other by only 5 %, so it is the load generator on the same cores, not the "
     "workers, that keeps 2 workers below 2×.",
-    "- **PAR (s3):** one read and one write transaction per request now (the assertion's jti and the "
-    "request_uri together); the rest of the CPU is the RSA-OAEP-256 decryption and RS256 verification, the "
-    "Bearer token's ES256 verification, and the HTTP path.",
-    "- **B2BINPAY (s5):** one statement per rotation on PostgreSQL (consume + successor + family check), run "
-    "in a small per-worker thread pool so that a worker keeps several commits in flight; each rotation also "
-    "verifies one ES256 refresh JWT and signs two tokens.",
+    "- **PAR (s3):** one read and one write transaction per request (the assertion's jti and the "
+    "request_uri together), and the Bearer token checked without a database read (revoked marks kept per "
+    "worker through the change notices, a token's verified signature remembered). What is left is the "
+    "RSA-OAEP-256 decryption and RS256 verification, the HTTP, form and logging path, and the SQLite write "
+    "(about 90 µs); with 2 workers writing, SQLite serialises the writes. The bound itself moves a lot between "
+    "runs on this VM (RSA-OAEP-256 decryption measured between 250 and 540 µs in one afternoon).",
+    "- **B2BINPAY (s5):** one statement per rotation on PostgreSQL (consume + successor + family check), "
+    "awaited on the event loop on a few async psycopg connections per worker (prepared once, sent straight to "
+    "libpq): in process one rotation costs about 105 µs of CPU that way, 214 µs synchronously, 337 µs through "
+    "a thread pool. Per rotation the JWT work (one ES256 verification, two signatures) is about a quarter of "
+    "the worker's CPU, the answer and its access line another sixth.",
 ]
 
 #: What each change bought, measured on this machine (A/B runs of the commits side by side, alternating,
 #: medians of 3 rounds: bench/ab.py). Hand-written.
 CHANGES = [
     "What each change bought (s1 native token, 1 worker, wrk -t2 -c32, 8 s rounds alternating between the "
-    "commits' servers on a quiet machine, medians of 3; server CPU µs per request and req/s):",
+    "commits' servers on a quiet machine, medians of 3, `bench/ab.py 11169fa 6c4263d dd958a2 1cb52ac 15082d1`; "
+    "server CPU µs per request and req/s):",
     "",
     "| change (commit) | CPU µs/req | req/s |",
     "|---|---:|---:|",
@@ -383,6 +389,14 @@ CHANGES = [
     "| notices, one write per PAR (`claim_and_put`), one statement per rotation (`rotate`), prepared SQL for "
     "artefacts, 2 workers for s3, thread pool for PostgreSQL (dd958a2..b9bf146) | 1283 req/s, 1371 µs | "
     "1511/s, 645 µs | 988/s, 1433 µs (2 workers, durable) |",
+    "| the HTTP path above (6c4263d..15082d1), measured again before the next row (e9be57f) | 1029 req/s, 1767 µs "
+    "| 1511/s, 574 µs | 1305/s, 1095 µs |",
+    "| rotation awaited on async connections instead of the thread pool; Bearer check without a database read "
+    "(e536775, cac0524) | 1252 req/s, 1390 µs | 1511/s, ~570 µs | 1720/s, 801 µs |",
+    "",
+    "(The s3/s5 rows are medians of 3 alternating runs of 8 s with `bench/run.py --scenarios <id> --duration 8s "
+    "--warmup 2s --max-quiet-wait 0 --no-peers`, except the first two rows, single 5 s runs. The machine's noise "
+    "is about ±20 % from run to run, so compare within a row pair, not across the page.)",
 ]
 
 
