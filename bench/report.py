@@ -339,11 +339,14 @@ PROFILE_NOTES = [
     "Where the time goes (profiled on 2026-11-21: `py-spy record` on the server under wrk, the app alone "
     "driven in process, `strace -c`):",
     "",
-    "- **Token endpoints (s1, s4):** a native token request costs about 88 µs of CPU in process and about "
-    "170 µs under load. Of the latter, about 45 µs is what any request costs here (uvicorn + httptools + "
-    "uvloop, the kernel's loopback TCP, the observability middleware: `GET /healthz` measures 44 µs/req under "
-    "the same load), and the ES256 signature about 33 µs (OpenSSL's own P-256 signing runs at 20.6 µs/op on "
-    "this machine, `openssl speed ecdsap256`; node-oidc-provider pays it too). The rest is the handler's "
+    "- **Token endpoints (s1, s4):** a native token request costs about 88 µs of CPU in process and "
+    "155–235 µs under load (the figure drifts with the hour on this VM). About 45 µs of that is what any "
+    "request costs here (uvicorn + httptools + uvloop, the kernel's loopback TCP, the observability "
+    "middleware: `GET /healthz` measures 44 µs/req under the same load). The ES256 signature is the largest "
+    "single part: stubbing it takes the in-process request from 87 to 37 µs. OpenSSL's own P-256 signing "
+    "runs at 20.6 µs/op here in a tight loop (`openssl speed ecdsap256`), about 40 µs inside a request whose "
+    "other work evicts its tables (signing between 2 MiB of memory traffic: 35 µs), and joserfc's wrapper "
+    "adds about 8 µs; node-oidc-provider pays the same OpenSSL. The rest is the handler's "
     "Python: form and Basic parsing, the secret's HMAC, two rate-limit buckets, the claims, the JSON answer. "
     "The same code costs about twice under load what it costs in a tight loop (caches shared with the "
     "kernel's network path and wrk). Per request the server makes one `read`, one `write` to the socket, one "
@@ -381,7 +384,8 @@ CHANGES = [
     "| one socket write per response (header and body together); trusted-proxy check cached (1cb52ac) | 175 | 5722 |",
     "| profile endpoints dispatched directly, without Starlette's inner layers (15082d1) | 172 | 5809 |",
     "",
-    "PAR (s3) and B2BINPAY (s5), harness runs of 5 s (`--scenarios s3.par,s5.b2b_sqlite,s5.b2b_pg`):",
+    "PAR (s3) and B2BINPAY (s5), harness runs (`bench/run.py --scenarios s3.par,s5.b2b_sqlite,s5.b2b_pg`, "
+    "see the note under the table):",
     "",
     "| change | s3 PAR | s5 SQLite | s5 PostgreSQL |",
     "|---|---:|---:|---:|",
