@@ -186,8 +186,8 @@ def refresh_token(core: Core, auth: AuthenticatedClient, *, token: str | None, s
     check_grant_type(client, "refresh_token")
     if not token:
         raise InvalidRequest("refresh_token is required", reason="refresh_missing")
-    try:
-        grant = refresh.use_refresh(core, token, client_id=client.client_id, grace=grace)
+    try:  # the token used and its successor stored in one unit of work (Store.rotate)
+        grant, new = refresh.rotate_refresh(core, token, client_id=client.client_id, ttl=refresh_ttl, grace=grace)
     except refresh.RefreshRetry as retry:
         return _replay_answer(core, retry.artifact, kek, retry_wait)
     granted = grant.scope
@@ -199,8 +199,6 @@ def refresh_token(core: Core, auth: AuthenticatedClient, *, token: str | None, s
     issued = tokens.issue_access_token(core, client_id=client.client_id, ttl=core.config.access_token_ttl,
                                        scope=granted, subject=grant.subject, thumbprint=auth.thumbprint,
                                        extra={"fam": grant.family})
-    new = refresh.issue_refresh(core, client_id=client.client_id, subject=grant.subject, scope=grant.scope,
-                                ttl=refresh_ttl, family=grant.family, family_expires_at=grant.family_expires_at)
     body = _token_body(issued, granted)
     body["refresh_token"] = new.token
     if grace > 0:

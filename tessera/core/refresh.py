@@ -84,11 +84,16 @@ def issue_refresh(core: Core, *, client_id: str, subject: str, scope: str, ttl: 
         family, family_expires_at = start_family(core, client_id, lifetime=max(ttl, family_ttl or ttl))
     jti = secrets.token_urlsafe(16)
     exp = now + ttl if not family_expires_at else min(now + ttl, family_expires_at)
-    token = sign_jwt({"iss": core.config.issuer, "client_id": client_id, "jti": jti, "fam": family, "iat": now, "exp": exp},
-                     core.keys.get().signing_key, typ=TYP)
+    token = _sign(core, client_id, jti, family, now, exp)
     core.store.put_artifact(Artifact(REFRESH_KIND, jti, client_id,
                                      {"fam": family, "sub": subject, "scope": scope, **(data or {})}, exp))
     return IssuedRefresh(token, jti, family, exp)
+
+
+def _sign(core: Core, client_id: str, jti: str, family: str, now: int, exp: int) -> str:
+    """A refresh token: a JWT of ours (``rt+jwt``) naming its client, family and expiry."""
+    return sign_jwt({"iss": core.config.issuer, "client_id": client_id, "jti": jti, "fam": family, "iat": now, "exp": exp},
+                    core.keys.get().signing_key, typ=TYP)
 
 
 def _verified(core: Core, token: str | None, now: int) -> dict[str, Any]:
@@ -117,32 +122,14 @@ def _lost(core: Core, jti: str, family: str, owner: Any, now: int, grace: int) -
     raise InvalidGrant("the refresh token has already been used", reason="refresh_reused")
 
 
-def use_refresh(core: Core, token: str | None, *, client_id: str | None, grace: int = 0) -> RefreshGrant:
-    """Consume ``token``; raise ``InvalidGrant`` (with a ``reason``) or ``RefreshRetry``."""
-    now = core.now()
-    claims = _verified(core, token, now)
-    jti, family, owner = str(claims.get("jti")), str(claims.get("fam")), claims.get("client_id")
-    if client_id is not None and owner != client_id:
-        revoke_family(core, family, owner, cause="refresh_foreign_client")
-        raise InvalidGrant("the refresh token was issued to another client", reason="refresh_foreign")
-    fam = core.store.get_artifact(FAMILY_KIND, family)
-    if fam is None or fam.data.get("revoked"):
-        raise InvalidGrant("the refresh token has been revoked", reason="refresh_family_revoked")
-    won = core.store.consume(REFRESH_KIND, jti, now)
-    if won is None:
-        _lost(core, jti, family, owner, now, grace)
-    return RefreshGrant(won.client_id, family, jti, won.data.get("sub", won.client_id), won.data.get("scope", ""), won.data,
-                        fam.expires_at)
-
-
 def rotate_refresh(core: Core, token: str | None, *, client_id: str | None, ttl: int,
                    grace: int = 0) -> tuple[RefreshGrant, IssuedRefresh]:
     """Use ``token`` and issue its successor (same client, subject, scope and family, living
     ``ttl`` seconds but never past the family) in one unit of work: ``Store.rotate``, a single
-    statement on PostgreSQL. The same rules as ``use_refresh`` (``InvalidGrant``, reuse
-    revokes the family, ``RefreshRetry`` inside the grace window); besides, a token of a
-    client that is no longer active revokes its family and is refused (``client_revoked``),
-    before anything is consumed."""
+    statement on PostgreSQL. A token issued to another client than ``client_id`` (when given)
+    or to a client no longer active revokes its family and is refused before anything is
+    consumed; a revoked family is refused (``InvalidGrant``); a token already used revokes
+    its family, except for a retry inside the ``grace`` window (``RefreshRetry``)."""
     now, jti, family, owner, refused = _rotation_checks(core, token, client_id)
     if refused is not None:
         refused()
@@ -161,7 +148,7 @@ async def rotate_refresh_async(core: Core, token: str | None, *, client_id: str 
     (``rotate`` elsewhere; the rare revocations and the grace-window look-up) goes through
     ``offload(fn, *args, **kwargs)``, which awaits a synchronous call without blocking the
     loop (tessera.web.dbcall.run). The same rules, checks and answers as ``rotate_refresh``."""
-    now, jti, family, owner, refused = _rotation_checks(core, token, client_id, defer=True)
+    now, jti, family, owner, refused = _rotation_checks(core, token, client_id)
     if refused is not None:
         await offload(refused)
     successor = secrets.token_urlsafe(16)
@@ -176,11 +163,11 @@ async def rotate_refresh_async(core: Core, token: str | None, *, client_id: str 
     return _rotated(core, done, now, jti, family, successor)
 
 
-def _rotation_checks(core: Core, token: str | None, client_id: str | None,
-                     defer: bool = False) -> tuple[int, str, str, Any, Callable[[], None] | None]:
-    """The token verified, its ``jti``, family and owner; a refusal (a foreign token, an
-    inactive client) revokes the family and raises ``InvalidGrant``: done here, or with
-    ``defer`` returned as a callable that does it (for the caller to run off the loop)."""
+def _rotation_checks(core: Core, token: str | None,
+                     client_id: str | None) -> tuple[int, str, str, Any, Callable[[], None] | None]:
+    """The token verified, its ``jti``, family and owner, and ``refused``: None, or (a foreign
+    token, an inactive client) a callable that revokes the family and raises ``InvalidGrant``,
+    for the caller to run (on the loop, or off it)."""
     now = core.now()
     claims = _verified(core, token, now)
     jti, family, owner = str(claims.get("jti")), str(claims.get("fam")), claims.get("client_id")
@@ -195,8 +182,6 @@ def _rotation_checks(core: Core, token: str | None, client_id: str | None,
             def refused() -> None:
                 revoke_family(core, family, owner, cause="client_revoked")
                 raise InvalidGrant("the client is no longer active", reason="client_revoked")
-    if refused is not None and not defer:
-        refused()
     return now, jti, family, owner, refused
 
 
@@ -209,9 +194,7 @@ def _rotated(core: Core, done: Rotation, now: int, jti: str, family: str,
     won, exp = done.consumed, int(done.successor_expires_at)
     grant = RefreshGrant(won.client_id, family, jti, won.data.get("sub", won.client_id), won.data.get("scope", ""), won.data,
                          int(done.family_expires_at))
-    signed = sign_jwt({"iss": core.config.issuer, "client_id": won.client_id, "jti": successor, "fam": family, "iat": now,
-                       "exp": exp}, core.keys.get().signing_key, typ=TYP)
-    return grant, IssuedRefresh(signed, successor, family, exp)
+    return grant, IssuedRefresh(_sign(core, won.client_id, successor, family, now, exp), successor, family, exp)
 
 
 def family_revoked(core: Core, family: str) -> bool:
