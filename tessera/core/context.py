@@ -97,7 +97,7 @@ class Core:
         # (SQLite's notice file, PostgreSQL LISTEN/NOTIFY: a revocation is honoured on the next
         # request, with no database read for them while nothing changes; see
         # tessera.storage.notices), or by polling a Redis epoch within
-        # ``revocation_cache_seconds``. See _heed_notices.
+        # ``revocation_cache_seconds``. See heed_notices.
         notices = getattr(self.store, "revocation_notices", None)
         exact = bool(getattr(notices, "exact", False))
         ttl = self.config.cache_seconds if self.config.cache_seconds > 0 else (EXACT_CACHE_SECONDS if exact else 0)
@@ -126,33 +126,33 @@ class Core:
         return int(self.clock())
 
     def client(self, client_id: str) -> Client | None:
-        self._heed_notices()
+        self.heed_notices()
         return self._clients.get(client_id)
 
     def certificate(self, thumbprint: str) -> CertificateRecord | None:
-        self._heed_notices()
+        self.heed_notices()
         return self._certs.get(thumbprint)
 
     def certificates_for(self, client_id: str) -> tuple[CertificateRecord, ...]:
         """The certificates bound to ``client_id`` (revoked and expired ones included)."""
-        self._heed_notices()
+        self.heed_notices()
         return self._client_certs.get(client_id)
 
     def terminals_at(self, pos: str) -> tuple[Terminal, ...]:
-        self._heed_notices()
+        self.heed_notices()
         return self._terminals.get(pos)
 
     def is_granted(self, merchant_id: int, client_id: str) -> bool:
-        self._heed_notices()
+        self.heed_notices()
         return self._grants.get((merchant_id, client_id))
 
     def user(self, username: str) -> MerchantUser | None:
-        self._heed_notices()
+        self.heed_notices()
         return self._users.get(username)
 
     def bindings(self, username: str, tid: str) -> tuple[str | None, str | None]:
         """As ``Store.bindings``, cached. Binding itself is always the store's (atomic) write."""
-        self._heed_notices()
+        self.heed_notices()
         return self._bindings.get((username, tid))
 
     def watch(self, cache: _TTLCache) -> None:
@@ -165,9 +165,6 @@ class Core:
         return self._notices is not None and bool(getattr(self._notices, "exact", False))
 
     def heed_notices(self) -> None:
-        self._heed_notices()
-
-    def _heed_notices(self) -> None:
         """Drop every cached entry when a change was announced (exact notices: checked on every
         call, well under a microsecond on SQLite; Redis: at most every ``revocation_poll_ms``,
         see tessera.storage.redis_store)."""

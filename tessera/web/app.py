@@ -6,7 +6,6 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from tessera.web.responses import JSONResponse
 from starlette.routing import Route
 
 from tessera.config import Settings
@@ -16,6 +15,7 @@ from tessera.web import openapi
 from tessera.web.observability import ObservedStarlette, Readiness, client_address_for, configure_logging, metrics_endpoint
 from tessera.web.profiles import axept, b2binpay, mobilepay, nexi
 from tessera.web.profiles import native  # the native OAuth 2.0 surface (issue 4)
+from tessera.web.responses import JSONResponse
 from tessera.web.routing import ExactRouter
 from tessera.web.runtime import Runtime
 

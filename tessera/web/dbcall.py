@@ -45,14 +45,7 @@ def _executor() -> ThreadPoolExecutor:
 
 async def run(core: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)``: on the loop with SQLite, in the pool with PostgreSQL."""
-    remote_db = getattr(core, "_dbcall_remote", None)
-    if remote_db is None:
-        remote_db = remote(core.store)
-        try:
-            core._dbcall_remote = remote_db
-        except AttributeError:  # pragma: no cover - a core that takes no attributes
-            pass
-    if not remote_db:
+    if not remote(core.store):
         return fn(*args, **kwargs)
     call = functools.partial(fn, *args, **kwargs) if kwargs else (lambda: fn(*args))
     return await asyncio.get_running_loop().run_in_executor(_executor(), call)

@@ -13,10 +13,10 @@ from typing import Callable
 
 import structlog
 from starlette.responses import Response
-from tessera.web.responses import JSONResponse
 
 from tessera.errors import InvalidClient, InvalidToken, OAuthError, ServerError, ServiceUnavailable
 from tessera.storage.base import StoreUnavailable
+from tessera.web.responses import JSONResponse
 
 log = structlog.get_logger("tessera.web")
 

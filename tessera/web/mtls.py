@@ -136,7 +136,7 @@ class MTLSExtractor:
         self._parse_der = functools.lru_cache(maxsize=_CACHE_SIZE)(functools.partial(_from_der, via="tls"))
         self._parse_pem = functools.lru_cache(maxsize=_CACHE_SIZE)(_from_tls_pem)
         # Peers are few (a proxy, a fleet's egress addresses): parse each address once.
-        self.is_trusted_proxy = functools.lru_cache(maxsize=4096)(self._is_trusted_proxy)  # type: ignore[method-assign]
+        self._trusted = functools.lru_cache(maxsize=4096)(self._networks_hold)
 
     def __call__(self, scope: Mapping[str, Any]) -> PeerCertificate | None:
         if self._mode == "proxy" and self._from_trusted_proxy(scope):
@@ -163,10 +163,10 @@ class MTLSExtractor:
 
     # -- behind a reverse proxy -------------------------------------------------
 
-    def is_trusted_proxy(self, host: str) -> bool:  # replaced per instance by a cached _is_trusted_proxy
-        return self._is_trusted_proxy(host)
+    def is_trusted_proxy(self, host: str) -> bool:
+        return self._trusted(host)
 
-    def _is_trusted_proxy(self, host: str) -> bool:
+    def _networks_hold(self, host: str) -> bool:
         try:
             address = ipaddress.ip_address(host.split("%", 1)[0])  # drop an IPv6 zone id
         except ValueError:

@@ -39,6 +39,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+
 from tessera.web.responses import JSONResponse
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -369,16 +370,11 @@ def client_address_for(rt: "Runtime") -> Callable[[dict], str]:
     """The caller's address as ``Runtime.client_ip`` sees it, computed from the scope alone."""
     if rt.settings.mtls_mode != "proxy":
         return _peer_address
-    trusted: dict[str, bool] = {}
+    trusted = rt.extractor.is_trusted_proxy  # remembered per peer by the extractor
 
     def address(scope: dict) -> str:
         host = _peer_address(scope)
-        ok = trusted.get(host)
-        if ok is None:
-            ok = rt.extractor.is_trusted_proxy(host)
-            if len(trusted) < 4096:
-                trusted[host] = ok
-        if ok:
+        if trusted(host):
             for name, value in scope["headers"]:
                 if name == b"x-real-ip":
                     return value.decode("latin-1").strip()[:64]

@@ -15,7 +15,6 @@ from typing import Any, Awaitable, Callable
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from tessera.web.responses import JSONResponse
 from starlette.templating import Jinja2Templates
 
 from tessera.config import Settings
@@ -25,6 +24,7 @@ from tessera.errors import InvalidClient, MethodNotAllowed, OAuthError, SlowDown
 from tessera.web.errors import NO_STORE, Renderer, as_oauth_error, oauth_error_response
 from tessera.web.mtls import MTLSConfig, MTLSExtractor, PeerCertificate
 from tessera.web.observability import count_token_issued
+from tessera.web.responses import JSONResponse
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 PAGE_HEADERS = {

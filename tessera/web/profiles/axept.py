@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from tessera.web.responses import JSONResponse
 from starlette.routing import Route
 
 from tessera.core import apikeys, tokens
@@ -17,6 +16,7 @@ from tessera.core.clock import iso_z
 from tessera.errors import InvalidRequest, OAuthError
 from tessera.web.errors import NO_STORE
 from tessera.web.forms import read_json
+from tessera.web.responses import JSONResponse
 from tessera.web.runtime import Runtime, endpoint, only
 
 PROFILE = "axept"

@@ -23,7 +23,6 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from tessera.web.responses import JSONResponse
 from starlette.routing import Route
 
 from tessera.core import refresh, tokens
@@ -34,6 +33,7 @@ from tessera.errors import InvalidClient, InvalidGrant, InvalidRequest, OAuthErr
 from tessera.web.errors import NO_STORE
 from tessera.web import dbcall
 from tessera.web.forms import read_json
+from tessera.web.responses import JSONResponse
 from tessera.web.runtime import Runtime, endpoint, only
 
 PROFILE = "b2binpay"

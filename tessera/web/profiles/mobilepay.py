@@ -15,13 +15,13 @@ import re
 
 from starlette.requests import Request
 from starlette.responses import Response
-from tessera.web.responses import JSONResponse
 from starlette.routing import Route
 
 from tessera.core import tokens
 from tessera.core.clients import authenticate_secret
 from tessera.errors import InvalidClient, InvalidRequest, UnauthorizedClient, UnsupportedGrantType
 from tessera.web.forms import client_credentials, read_form
+from tessera.web.responses import JSONResponse
 from tessera.web.runtime import Runtime, endpoint, no_store_json, only
 
 PROFILE = "mobilepay"

@@ -24,7 +24,6 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from tessera.web.responses import JSONResponse
 from starlette.routing import Route
 
 from tessera.core import authorize, native, par
@@ -32,6 +31,7 @@ from tessera.core.client_auth import METHODS, SIGNING_ALGS, AuthenticatedClient,
 from tessera.errors import AccessDenied, InvalidRequest, OAuthError, UnsupportedGrantType
 from tessera.web.errors import NO_STORE
 from tessera.web.forms import bearer_token, client_credentials, parse_form, read_form
+from tessera.web.responses import JSONResponse
 from tessera.web.runtime import Runtime, endpoint, no_store_json, only, user_key
 
 PROFILE = "native"

@@ -15,7 +15,6 @@ import functools
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from tessera.web.responses import JSONResponse
 from starlette.routing import Route
 
 from tessera.core import assertions, authorize, enrollment, grants, par
@@ -24,6 +23,7 @@ from tessera.core.tokens import verify_access_token
 from tessera.errors import AccessDenied, InvalidClient, InvalidRequest, InvalidToken, OAuthError, PayloadTooLarge, UnsupportedGrantType
 from tessera.jose.nested import MAX_TOKEN_BYTES
 from tessera.web.forms import bearer_token, client_credentials, read_form
+from tessera.web.responses import JSONResponse
 from tessera.web.runtime import Runtime, endpoint, no_store_json, only, user_key
 
 PROFILE = "nexi-softpos"
