@@ -260,6 +260,13 @@ class _Raw:
         return json.dumps(data)
 
 
+def _rotate_params(kind: str, key: str, now: int, family_kind: str, family: str, successor: str,
+                   successor_expires_at: int) -> dict[str, Any]:
+    """The named parameters of the rotation statements (``rotate`` and ``rotate_async``)."""
+    return {"kind": kind, "key": key, "now": int(now), "family_kind": family_kind, "family": family,
+            "successor": successor, "successor_expires_at": int(successor_expires_at)}
+
+
 class _AsyncPG:
     """A few ``psycopg.AsyncConnection`` per worker, awaited on its event loop (PostgreSQL).
 
@@ -679,8 +686,7 @@ class SQLStore:
     def rotate(self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str,
                successor_expires_at: int) -> Rotation:
         raw = self._raw
-        params = {"kind": kind, "key": key, "now": int(now), "family_kind": family_kind, "family": family,
-                  "successor": successor, "successor_expires_at": int(successor_expires_at)}
+        params = _rotate_params(kind, key, now, family_kind, family, successor, successor_expires_at)
         try:
             if not raw.sqlite:
                 with raw.cursor(write=True, autocommit=True) as cur:  # one statement, one round trip
@@ -714,8 +720,7 @@ class SQLStore:
             apg = self._apg = _AsyncPG(self.engine, ASYNC_CONNECTIONS)
         if not apg.usable():
             return None
-        params = {"kind": kind, "key": key, "now": int(now), "family_kind": family_kind, "family": family,
-                  "successor": successor, "successor_expires_at": int(successor_expires_at)}
+        params = _rotate_params(kind, key, now, family_kind, family, successor, successor_expires_at)
         sql, names = _PG_ROTATE_NUMBERED
         try:
             row = await apg.row("tessera_rotate", sql, [str(params[n]).encode() for n in names])
