@@ -43,7 +43,7 @@ from tessera.core import apikeys
 from tessera.core.models import Merchant
 from tessera.home import init_home, open_store
 from tessera.storage.redis_store import CompositeStore
-from tests.support.live import AppIdentity, LiveServer, MerchantSetup, free_port
+from tests.support.live import AppIdentity, MerchantSetup, SharedHomeServer, free_port
 from tests.support.nginx import Nginx, find_nginx
 from tests.support.redis_server import RedisServer, require_binary
 
@@ -59,20 +59,9 @@ AUTHORIZE, CODE_TOKEN, AXEPT = "/softpos/as/authorize", "/softpos/as/token", "/a
 
 
 @dataclass
-class Instance(LiveServer):
-    """A ``tessera serve`` process on a home shared with the other instances."""
-
-    shared_home: Path | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.home = self.shared_home
-
-
-@dataclass
 class Cluster:
-    a: Instance
-    b: Instance
+    a: SharedHomeServer
+    b: SharedHomeServer
     nginx: Nginx
     redis: RedisServer
     store: CompositeStore
@@ -84,7 +73,7 @@ class Cluster:
         return f"https://localhost:{self.port}"
 
     @property
-    def instances(self) -> tuple[Instance, Instance]:
+    def instances(self) -> tuple[SharedHomeServer, SharedHomeServer]:
         return self.a, self.b
 
     @property
@@ -99,7 +88,7 @@ class Cluster:
             ctx.load_cert_chain(str(cert), str(key or app.key))
         return httpx.Client(base_url=self.issuer, verify=ctx, timeout=30)
 
-    def direct(self, instance: Instance, app: AppIdentity | None = None, *, real_ip: str | None = None) -> httpx.Client:
+    def direct(self, instance: SharedHomeServer, app: AppIdentity | None = None, *, real_ip: str | None = None) -> httpx.Client:
         """Plain HTTP straight to one instance from 127.0.0.1 (a trusted proxy address),
         with the certificate header nginx would send."""
         headers = {}
@@ -145,8 +134,8 @@ def cluster(request, tmp_path_factory) -> Cluster:
         "TESSERA_REVOCATION_CACHE_SECONDS": str(CACHE_SECONDS),
         "TESSERA_REVOCATION_POLL_MS": str(POLL_MS),
     }
-    a = Instance(work / "a", database_url=database_url, env=env, shared_home=home)
-    b = Instance(work / "b", database_url=database_url, env=env, shared_home=home)
+    a = SharedHomeServer(work / "a", database_url=database_url, env=env, shared_home=home)
+    b = SharedHomeServer(work / "b", database_url=database_url, env=env, shared_home=home)
     started: list[Any] = []
     try:
         for inst in (a, b):
@@ -394,7 +383,7 @@ def test_certificate_revoked_with_the_cli_is_refused_by_both_instances_within_th
 
     clients = {(inst.port, app.client_id): cluster.direct(inst, app) for inst in cluster.instances for app in (kept, revoked)}
 
-    def status(inst: Instance, app: AppIdentity) -> int:
+    def status(inst: SharedHomeServer, app: AppIdentity) -> int:
         return clients[inst.port, app.client_id].post(TOKEN, data=token_form(app), headers=FORM).status_code
 
     for inst in cluster.instances:  # both instances now hold both certificates in their caches

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
-import threading
 import time
 import uuid
 
@@ -39,6 +37,7 @@ from tests.e2e.nexi_helpers import (
     par_request,
     pkce_pair,
 )
+from tests.support.trap import Trap
 
 pytestmark = pytest.mark.slow
 
@@ -370,39 +369,10 @@ def test_assertion_jwe_kid(nx, which):
     nx.refused(nx.par(nx.assertion(kid=kid)), 401, "invalid_client")
 
 
-class _Trap:
-    """A TCP listener that records whether anything connected to it (header URLs must never be fetched)."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.hits = 0
-        self._stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.hits += 1
-            conn.close()
-
-    def close(self):
-        self._stop = True
-        self.thread.join(2)
-        self.sock.close()
-
-
 @pytest.mark.parametrize("where", ["jwe", "jws"])
 @pytest.mark.parametrize("name", ["jku", "x5u", "jwk"])
 def test_assertion_key_carrying_headers(nx, where, name):
-    trap = _Trap()
+    trap = Trap()
     try:
         from jwcrypto import jwk
 

@@ -14,11 +14,9 @@ import base64
 import hashlib
 import itertools
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
@@ -27,7 +25,7 @@ import pytest
 
 from tessera.core import apikeys
 from tessera.core.models import Merchant
-from tests.support.live import AppIdentity, LiveServer
+from tests.support.live import AppIdentity, LiveServer, SharedHomeServer
 from tests.support.redis_server import RedisServer, require_binary
 
 pytestmark = pytest.mark.slow
@@ -265,17 +263,6 @@ def test_zero_disables_the_limits(tmp_path):
 
 
 # --- several instances share the limits through Redis ---------------------------------------------------
-@dataclass
-class Instance(LiveServer):
-    """A ``tessera serve`` on a home (and database) shared with another instance."""
-
-    shared_home: Path | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.home = self.shared_home
-
-
 def test_limits_are_shared_through_redis_and_fall_back_to_each_process_without_it(tmp_path):
     require_binary("redis-server", "/usr/bin/redis-server")
     redis = RedisServer().start()
@@ -285,7 +272,7 @@ def test_limits_are_shared_through_redis_and_fall_back_to_each_process_without_i
         a = LiveServer(tmp_path / "a", env=env)
         (tmp_path / "a").mkdir()
         started.append(a.start())  # initialises the shared home (SQLite, WAL: two processes are fine)
-        b = Instance(tmp_path / "b", env=env, shared_home=a.home)
+        b = SharedHomeServer(tmp_path / "b", env=env, shared_home=a.home)
         (tmp_path / "b").mkdir()
         started.append(b.start())
         b.store = a.store

@@ -11,9 +11,7 @@ error code and that nothing was issued or stored (``AssertionSurface.refuse``).
 from __future__ import annotations
 
 import json
-import socket
 import statistics
-import threading
 import time
 import uuid
 
@@ -24,6 +22,7 @@ from tests.e2e import native_helpers as nh
 from tests.e2e import nexi_helpers as nx
 from tests.security.helpers import FORM, assert_error, assert_nothing_new, ledger, native_surface, nothing_new
 from tests.support.live import make_csr
+from tests.support.trap import Trap
 
 pytestmark = pytest.mark.slow
 
@@ -224,42 +223,10 @@ def test_row_11_jwe_kid_unknown_missing_or_a_signing_key(surface, which):
     surface.refuse(surface.assertion(kid=kid))
 
 
-class _Trap:
-    """A TCP listener that counts connections: a key URL must never be fetched."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.hits = 0
-        self._stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/keys.json"
-
-    def _run(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.hits += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop = True
-        self.thread.join(2)
-        self.sock.close()
-
-
 @pytest.mark.parametrize("where", ["jwe", "jws"])
 @pytest.mark.parametrize("name", ["jku", "x5u", "jwk"])
 def test_row_11_jku_x5u_jwk_headers_never_fetched_nor_trusted(surface, where, name, tmp_path):
-    trap = _Trap()
+    trap = Trap()
     try:
         _, rogue_key = make_csr(tmp_path / "attacker")
         attacker = nx.app_private_jwk(surface.ident, rogue_key)

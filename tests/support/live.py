@@ -226,3 +226,14 @@ class LiveServer:
         if app is not None and grant:
             self.store.grant(mid, app.client_id, int(time.time()))
         return setup
+
+
+@dataclass
+class SharedHomeServer(LiveServer):
+    """A ``tessera serve`` on the home (and database) of another instance: ``shared_home``."""
+
+    shared_home: Path | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.home = self.shared_home
