@@ -6,8 +6,6 @@ Each test asserts the status and the error code, and that nothing was issued or 
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -49,6 +47,7 @@ from tests.e2e.native_helpers import (
     unsigned,
 )
 from tests.support.live import LiveServer, make_csr
+from tests.support.trap import Trap
 
 pytestmark = pytest.mark.slow
 
@@ -227,43 +226,11 @@ def test_row11_jwe_kid_must_name_an_encryption_key(live_server, jwt_client, enc_
     refused(jwt_cc(live_server, jwt_client, encrypt(inner, enc_key, kid=kid)))
 
 
-class Listener:
-    """A TCP listener that counts connections: a key URL must never be fetched."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.hits = 0
-        self.stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/jwks.json"
-
-    def _run(self):
-        while not self.stop:
-            try:
-                conn, _ = self.sock.accept()
-                self.hits += 1
-                conn.close()
-            except OSError:
-                continue
-
-    def close(self):
-        self.stop = True
-        self.thread.join(2)
-        self.sock.close()
-
-
 @pytest.mark.parametrize("where", ["jwe", "jws"])
 @pytest.mark.parametrize("header", ["jku", "x5u", "jwk"])
 def test_row11_key_headers_are_never_fetched_nor_trusted(live_server, jwt_client, enc_key, where, header):
     attacker = jwk.JWK.generate(kty="EC", crv="P-256")
-    listener = Listener()
+    listener = Trap()
     try:
         value = json.loads(attacker.export_public()) if header == "jwk" else listener.url
         if where == "jws":  # signed by the attacker, pointing at the attacker's key
