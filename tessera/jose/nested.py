@@ -17,9 +17,20 @@ deprecate-none-rsa15), no ``none``/HMAC inside, no compression (RFC 8725
 Decryption failures are deliberately uniform (RFC 7516 §11.5, RFC 3218
 §2.3.2): whatever step fails - RSA-OAEP unpadding, a truncated IV or tag, a
 tampered ciphertext or tag - the error reason is the same and the work done
-is the same: an OAEP failure continues with a random CEK into the AES-GCM
-step, and malformed IV/tag/encrypted-key segments are replaced by dummies of
-the right size so the full RSA + AES-GCM path still runs.
+is the same: an OAEP failure continues with a random CEK into the content
+decryption step, and malformed IV/tag/encrypted-key segments are replaced by
+dummies of the right size *for the ``enc`` in use* (GCM: 12-byte IV, 16-byte
+tag; A128CBC-HS256: 16-byte IV, 16-byte tag; A256CBC-HS512: 16-byte IV,
+32-byte tag) so the full RSA + content-decryption path still runs.
+
+A JWE without ``kid`` (Nexi's reference backend sends none, and picks a random
+key of the published JWKS) is opened by trying each published ``enc`` key in
+turn (current, next, retired-but-unlapsed: exactly what ``jwks("enc", now)``
+publishes), at most one decryption per published key. The first key that
+decrypts wins: the sender chose that key, so the time a success takes tells it
+nothing new. A failure always costs one full decryption per published key, and
+gives the same reason as any other decryption failure, so it does not tell
+which key (if any) came close.
 """
 
 from __future__ import annotations
@@ -61,8 +72,9 @@ __all__ = [
 
 #: Key management algorithms (RFC 7518 §4.3). RSA1_5 is refused.
 JWE_ALGS = ("RSA-OAEP-256", "RSA-OAEP")
-#: Content encryption algorithms (RFC 7518 §5.3). CBC-HMAC is refused.
-JWE_ENCS = ("A256GCM", "A128GCM")
+#: Content encryption algorithms (RFC 7518 §5.2, §5.3). Nexi's reference backend sends
+#: A128CBC-HS256 (provider-docs/reference-facts.md); A192* are not accepted.
+JWE_ENCS = ("A128CBC-HS256", "A256CBC-HS512", "A128GCM", "A256GCM")
 #: Inner signature algorithms (RFC 7518 §3.3-3.5). ``none`` and HS* are refused.
 JWS_ALGS = ("RS256", "PS256", "ES256")
 #: Upper bound for the whole compact JWE, checked before anything else.
@@ -78,8 +90,13 @@ _FORBIDDEN_JWS_HEADERS = ("jku", "x5u", "jwk", "crit", "b64")
 _STRING_HEADERS = ("kid", "typ", "cty", "x5t", "x5t#S256")
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
-_IV_BYTES = 12  # 96-bit IV, RFC 7518 §5.3
-_TAG_BYTES = 16  # 128-bit tag, RFC 7518 §5.3
+#: (IV bytes, tag bytes) per ``enc``: RFC 7518 §5.2.3, §5.2.5 (CBC-HMAC), §5.3 (GCM).
+_IV_TAG_BYTES = {
+    "A128CBC-HS256": (16, 16),
+    "A256CBC-HS512": (16, 32),
+    "A128GCM": (12, 16),
+    "A256GCM": (12, 16),
+}
 
 
 # --------------------------------------------------------------------------- #
@@ -207,8 +224,9 @@ def decrypt_assertion(token: str, keys: ServerKeys, now: datetime) -> bytes:
     parts (JSON serialization refused); the protected header is a JSON object
     without duplicate names; ``alg`` in JWE_ALGS, ``enc`` in JWE_ENCS; no
     ``zip`` (refused before anything could be inflated); no
-    ``jku``/``x5u``/``jwk``/``x5c``; no ``crit``; ``kid`` present and naming a
-    live ``enc`` key. Every later failure raises ``JoseError(DECRYPT_FAILED)``.
+    ``jku``/``x5u``/``jwk``/``x5c``; no ``crit``; ``kid``, when present, naming
+    a live ``enc`` key. Without ``kid``, each published ``enc`` key is tried (see
+    the module docstring). Every later failure raises ``JoseError(DECRYPT_FAILED)``.
     """
     parts = _compact_parts(token, 5, "client_assertion")
     header = _decode_header(parts[0])
@@ -226,31 +244,57 @@ def decrypt_assertion(token: str, keys: ServerKeys, now: datetime) -> bytes:
     if "crit" in header:
         raise JoseError("JWE crit header is not accepted")
     _check_string_headers(header, "JWE")
-    kid = header.get("kid")
+    enc = header["enc"]
+    if "kid" not in header:
+        return _decrypt_without_kid(parts, enc, published_decryption_keys(keys, now))
+    kid = header["kid"]
     if not kid:
-        raise JoseError("JWE kid is missing")
+        raise JoseError("JWE kid is empty")
     managed = keys.decryption_key(kid, now)
     if managed is None:
         raise JoseError("JWE kid does not name a decryption key")
-    return _decrypt(parts, managed.key)
+    plaintext = _try_decrypt(parts, managed.key, enc)
+    if plaintext is None:
+        raise JoseError(DECRYPT_FAILED)
+    return plaintext
 
 
-def _decrypt(parts: list[str], key: RSAKey) -> bytes:
+def published_decryption_keys(keys: ServerKeys, now: datetime) -> list[RSAKey]:
+    """The ``enc`` keys that ``keys.jwks("enc", now)`` publishes, in the same order
+    (current, next, retired-but-unlapsed): the keys a kid-less JWE may be encrypted to."""
+    return [mk.key for mk in keys.keys if mk.use == "enc" and mk.live(now)]
+
+
+def _decrypt_without_kid(parts: list[str], enc: str, candidates: list[RSAKey]) -> bytes:
+    """At most one decryption per published key; the first that opens the JWE wins.
+
+    A failure has tried every key, each on the full uniform path, and raises the one
+    reason: neither the answer nor the time tells which key was (nearly) right."""
+    for key in candidates:
+        plaintext = _try_decrypt(parts, key, enc)
+        if plaintext is not None:
+            return plaintext
+    raise JoseError(DECRYPT_FAILED)
+
+
+def _try_decrypt(parts: list[str], key: RSAKey, enc: str) -> bytes | None:
+    """The plaintext, or None after the full uniform path (never an exception)."""
     header_seg, ek_seg, iv_seg, ct_seg, tag_seg = parts
+    iv_bytes, tag_bytes = _IV_TAG_BYTES[enc]
     modulus = key.public_key.public_numbers().n
     modulus_bytes = (modulus.bit_length() + 7) // 8
     ek, iv, ct, tag = _b64(ek_seg), _b64(iv_seg), _b64(ct_seg), _b64(tag_seg)
     malformed = False
     # Replace malformed pieces by dummies of the right size and still run the
-    # whole RSA + AES-GCM path, so they cost what a bad tag costs. An encrypted
+    # whole RSA + content-decryption path, so they cost what a bad tag costs. An encrypted
     # key of the wrong length or not below the modulus would otherwise be
     # rejected by the RSA primitive before the modular exponentiation.
     if ek is None or len(ek) != modulus_bytes or int.from_bytes(ek, "big") >= modulus:
         ek, malformed = bytes(modulus_bytes), True
-    if iv is None or len(iv) != _IV_BYTES:
-        iv, malformed = bytes(_IV_BYTES), True
-    if tag is None or len(tag) != _TAG_BYTES:
-        tag, malformed = bytes(_TAG_BYTES), True
+    if iv is None or len(iv) != iv_bytes:
+        iv, malformed = bytes(iv_bytes), True
+    if tag is None or len(tag) != tag_bytes:
+        tag, malformed = bytes(tag_bytes), True
     if ct is None:
         ct, malformed = b"", True
     if malformed:
@@ -266,8 +310,8 @@ def _decrypt(parts: list[str], key: RSAKey) -> bytes:
         plaintext = jwe.decrypt_compact(value, key, registry=_JWE_REGISTRY).plaintext
     except Exception:  # noqa: BLE001 - every decryption-stage failure must look the same
         plaintext = None
-    if malformed or plaintext is None:
-        raise JoseError(DECRYPT_FAILED)
+    if malformed:
+        return None
     return plaintext
 
 

@@ -44,7 +44,8 @@ def assertion(ring, client_rsa):
 # ----------------------------------------------------------------- accepted
 
 
-@pytest.mark.parametrize(("jwe_alg", "enc"), [("RSA-OAEP-256", "A256GCM"), ("RSA-OAEP", "A128GCM")])
+@pytest.mark.parametrize(("jwe_alg", "enc"), [("RSA-OAEP-256", "A256GCM"), ("RSA-OAEP", "A128GCM"),
+                                             ("RSA-OAEP-256", "A128CBC-HS256"), ("RSA-OAEP", "A256CBC-HS512")])
 @pytest.mark.parametrize("jws_alg", ["RS256", "PS256", "ES256"])
 def test_assertions_from_jwcrypto_are_accepted(ring, client_rsa, client_ec, jwe_alg, enc, jws_alg):
     client = _client_key(jws_alg, client_rsa, client_ec)
@@ -102,13 +103,19 @@ def test_rsa1_5_refused(ring, client_rsa):
     assert _reason(decrypt_assertion, token, ring.keys, NOW) == "JWE alg is not allowed"
 
 
-def test_cbc_hmac_enc_refused(ring, client_rsa):
+@pytest.mark.parametrize("enc", ["A192GCM", "A192CBC-HS384"])
+def test_enc_outside_the_allow_list_refused(ring, client_rsa, enc):
     token = encrypt_outer(sign_inner(CLAIMS, client_rsa, "RS256"), ring.enc_current.key,
-                          kid=ring.enc_current.kid, enc="A128CBC-HS256")
+                          kid=ring.enc_current.kid, enc=enc)
     assert _reason(decrypt_assertion, token, ring.keys, NOW) == "JWE enc is not allowed"
 
 
-@pytest.mark.parametrize("alg", ["dir", "A256KW", "ECDH-ES", "none", None, 7])
+def test_the_enc_allow_list_is_exactly_the_providers():
+    assert set(nested.JWE_ENCS) == {"A128CBC-HS256", "A256CBC-HS512", "A128GCM", "A256GCM"}
+    assert set(nested.JWE_ALGS) == {"RSA-OAEP-256", "RSA-OAEP"}
+
+
+@pytest.mark.parametrize("alg", ["dir", "A256KW", "A128GCMKW", "ECDH-ES", "ECDH-ES+A128KW", "PBES2-HS256+A128KW", "none", None, 7])
 def test_other_key_management_refused(ring, assertion, alg):
     header = {"alg": alg, "enc": "A256GCM", "kid": ring.enc_current.kid}
     token = replace_part(assertion, 0, b64u_json(header))
@@ -136,9 +143,100 @@ def test_unknown_kid_refused(ring, client_rsa):
     assert _reason(decrypt_assertion, token, ring.keys, NOW) == "JWE kid does not name a decryption key"
 
 
-def test_missing_kid_refused(ring, client_rsa):
-    token = encrypt_outer(sign_inner(CLAIMS, client_rsa, "RS256"), ring.enc_current.key, kid=None)
-    assert _reason(decrypt_assertion, token, ring.keys, NOW) == "JWE kid is missing"
+def test_empty_kid_refused(ring, client_rsa):
+    token = encrypt_outer(sign_inner(CLAIMS, client_rsa, "RS256"), ring.enc_current.key, kid="")
+    assert _reason(decrypt_assertion, token, ring.keys, NOW) == "JWE kid is empty"
+
+
+# ----------------------------------------------------------------- no kid: every published enc key is tried
+
+
+def _count_decryptions(monkeypatch) -> list[str]:
+    seen: list[str] = []
+    real = nested._try_decrypt
+
+    def counting(parts, key, enc):
+        seen.append(key.kid)
+        return real(parts, key, enc)
+
+    monkeypatch.setattr(nested, "_try_decrypt", counting)
+    return seen
+
+
+@pytest.mark.parametrize("name", ["enc_current", "enc_next", "enc_retired"])
+@pytest.mark.parametrize("enc", ["A128CBC-HS256", "A256GCM"])
+def test_kidless_jwe_opens_with_any_published_key(ring, client_rsa, name, enc, monkeypatch):
+    """As Nexi's reference sends it: no kid, A128CBC-HS256, to a key picked at random from the JWKS."""
+    mk = getattr(ring, name)
+    published = [k["kid"] for k in ring.keys.jwks("enc", NOW)["keys"]]
+    assert mk.kid in published
+    inner = sign_inner(CLAIMS, client_rsa, "RS256")
+    token = encrypt_outer(inner, mk.key, kid=None, enc=enc)
+    seen = _count_decryptions(monkeypatch)
+    assert decrypt_assertion(token, ring.keys, NOW) == inner.encode()
+    # in publication order, stopping at the key that opened it
+    assert seen == published[: published.index(mk.kid) + 1]
+
+
+def test_kidless_jwe_to_a_lapsed_key_is_refused_after_trying_every_published_key(ring, client_rsa, monkeypatch):
+    token = encrypt_outer(sign_inner(CLAIMS, client_rsa, "RS256"), ring.enc_lapsed.key, kid=None,
+                          enc="A128CBC-HS256")
+    seen = _count_decryptions(monkeypatch)
+    assert _reason(decrypt_assertion, token, ring.keys, NOW) == DECRYPT_FAILED
+    assert seen == [k["kid"] for k in ring.keys.jwks("enc", NOW)["keys"]]  # each once, none more
+    assert ring.enc_lapsed.kid not in seen and ring.sig_current.kid not in seen
+
+
+def test_kidless_jwe_to_a_foreign_key_gives_the_one_reason(ring, client_rsa, other_rsa):
+    token = encrypt_outer(sign_inner(CLAIMS, client_rsa, "RS256"), other_rsa.public_key(), kid=None)
+    with pytest.raises(JoseError) as err:
+        decrypt_assertion(token, ring.keys, NOW)
+    assert err.value.reason == DECRYPT_FAILED
+    assert err.value.__cause__ is None and err.value.__context__ is None
+
+
+def test_kidless_failures_do_not_tell_which_key_was_right(ring, client_rsa, other_rsa, capsys):
+    """A tampered kid-less JWE to the current key, to the retired (last) key, or to a foreign
+    key: the same reason, and about the same time (every published key is tried each time)."""
+    inner = sign_inner(CLAIMS, client_rsa, "RS256")
+    cases = {}
+    for name, key in (("current", ring.enc_current.key), ("retired", ring.enc_retired.key),
+                      ("foreign", other_rsa.public_key())):
+        token = encrypt_outer(inner, key, kid=None, enc="A128CBC-HS256")
+        cases[name] = replace_part(token, 4, flip_char(token.split(".")[4]))
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    names = list(cases)
+    for i in range(25):
+        for name in names[i % 3:] + names[: i % 3]:
+            start = time.perf_counter()
+            assert _reason(decrypt_assertion, cases[name], ring.keys, NOW) == DECRYPT_FAILED
+            times[name].append(time.perf_counter() - start)
+    means = {name: statistics.mean(sorted(v)[:20]) for name, v in times.items()}
+    ratio = max(means.values()) / min(means.values())
+    with capsys.disabled():
+        print("\n[jose] kid-less failure time: " + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in means.items())
+              + f" (ratio {ratio:.2f})")
+    assert ratio < 2.0
+
+
+@pytest.mark.parametrize("enc", ["A128CBC-HS256", "A256CBC-HS512"])
+@pytest.mark.parametrize("how", ["truncated IV", "truncated tag", "tampered tag", "tampered ciphertext", "bad OAEP padding"])
+def test_cbc_failures_share_one_reason(ring, client_rsa, enc, how):
+    token = encrypt_outer(sign_inner(CLAIMS, client_rsa, "RS256"), ring.enc_current.key, kid=None, enc=enc)
+    _, _, iv, ct, tag = token.split(".")
+    bad = {
+        "truncated IV": replace_part(token, 2, iv[:-4]),
+        "truncated tag": replace_part(token, 4, tag[:-4]),
+        "tampered tag": replace_part(token, 4, flip_char(tag)),
+        "tampered ciphertext": replace_part(token, 3, flip_char(ct)),
+        "bad OAEP padding": replace_part(token, 1, _bad_padding_key()),
+    }[how]
+    assert _reason(decrypt_assertion, bad, ring.keys, NOW) == DECRYPT_FAILED
+
+
+def test_dummies_fit_the_enc_in_use():
+    assert nested._IV_TAG_BYTES == {"A128CBC-HS256": (16, 16), "A256CBC-HS512": (16, 32),
+                                    "A128GCM": (12, 16), "A256GCM": (12, 16)}
 
 
 def test_kid_naming_a_sig_key_refused(ring, client_rsa):
