@@ -33,6 +33,7 @@ from tessera.core.clients import ClientCredentials, PeerCert, authenticate_secre
 from tessera.core.context import Core
 from tessera.core.models import CertificateRecord, Client
 from tessera.errors import InvalidClient, InvalidRequest, PayloadTooLarge
+from tessera.inputs import is_identifier, loads_json
 from tessera.jose.errors import JoseError
 from tessera.jose.nested import JWS_ALGS, decrypt_assertion, verify_signed_assertion
 
@@ -160,13 +161,13 @@ def _unverified_issuer(token: str) -> str | None:
     if len(parts) != 3:
         raise InvalidClient("client_assertion must be a compact JWS or JWE", reason="assertion_jws")
     try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        payload = loads_json(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))  # strict: no NaN, surrogate, depth
     except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
         raise InvalidClient("client_assertion is malformed", reason="assertion_jws") from None
     if not isinstance(payload, dict):
         raise InvalidClient("client_assertion is malformed", reason="assertion_jws")
     iss = payload.get("iss")
-    return iss if isinstance(iss, str) and iss else None
+    return iss if is_identifier(iss) else None  # never a control character or lone surrogate to the database
 
 
 def client_keys(core: Core, client: Client, *, preferred: str | None = None) -> list[Any]:

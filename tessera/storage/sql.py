@@ -55,7 +55,8 @@ from tessera.storage.base import Conflict, Rotation, StoreUnavailable
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine with the settings each backend needs (SQLite: WAL, busy timeout, FKs)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=pool_size, max_overflow=20)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=pool_size, max_overflow=20,
+                               hide_parameters=True)  # a logged database error never carries a bound value
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - exercised by every sqlite test
@@ -82,6 +83,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         url,
         pool_size=pool_size,
         max_overflow=20,
+        hide_parameters=True,  # a logged database error never carries a bound value
         pool_pre_ping=not postgres,  # PostgreSQL: _check_alive instead of a round trip
         connect_args={"connect_timeout": 5} if "psycopg" in url or postgres else {},
     )
@@ -758,18 +760,21 @@ class SQLStore:
             by_tid = c.execute(select(b.c.username).where(b.c.tid == tid)).scalar()
         return by_user, by_tid
 
-    def add_enrollment(self, client_id: str, merchant_id: int, pos: str, tids: list[str], username: str, now: int) -> Enrollment:
+    def add_enrollment(self, client_id: str, merchant_id: int, pos: str, tids: list[str], username: str, now: int,
+                       device_id: str | None = None) -> Enrollment:
         with self._write() as c:
             res = c.execute(insert(t.enrollments).values(
                 client_id=client_id, merchant_id=merchant_id, pos=pos, tids=list(tids), username=username, created_at=now,
+                device_id=device_id,
             ))
             new_id = res.inserted_primary_key[0]
-        return Enrollment(new_id, client_id, merchant_id, pos, tuple(tids), username, now)
+        return Enrollment(new_id, client_id, merchant_id, pos, tuple(tids), username, now, device_id)
 
     def list_enrollments(self) -> list[Enrollment]:
         with self._read() as c:
             rows = c.execute(select(t.enrollments).order_by(t.enrollments.c.id)).mappings().all()
-        return [Enrollment(r["id"], r["client_id"], r["merchant_id"], r["pos"], tuple(r["tids"]), r["username"], r["created_at"]) for r in rows]
+        return [Enrollment(r["id"], r["client_id"], r["merchant_id"], r["pos"], tuple(r["tids"]), r["username"], r["created_at"],
+                           r["device_id"]) for r in rows]
 
     # --- events --------------------------------------------------------------------------------------------
     def add_event(self, kind: str, client_id: str | None, detail: dict[str, Any], now: int) -> None:

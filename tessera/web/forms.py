@@ -1,12 +1,18 @@
 """Strict request-body parsing: size cap before parsing, exact media types, UTF-8 only,
 and no repeated parameters (RFC 6749 §3.1: "Request and response parameters MUST NOT be
-included more than once")."""
+included more than once").
+
+Over that, the strict input layer of ``tessera.inputs`` (checklist rows 38-40): JSON
+without ``NaN``/``Infinity``, lone surrogates, NUL or deep nesting; no NUL in any form
+parameter; and the identifiers read from the wire (``client_id``, ``username``, the HTTP
+Basic user id; the profiles call ``identifier`` for theirs: a B2BINPAY login, an axept
+key) free of control characters before they reach any database. Every refusal is a 400
+``invalid_request``, which each profile renders in its own shape."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -14,8 +20,29 @@ from starlette.requests import Request
 
 from tessera.core.clients import ClientCredentials
 from tessera.errors import InvalidClient, InvalidRequest, PayloadTooLarge
+from tessera.inputs import StrictInputError, loads_json
+from tessera.inputs import identifier as _identifier
 
 FORM = "application/x-www-form-urlencoded"
+#: Form parameters that name something looked up in the database: checked as identifiers.
+IDENTIFIER_FIELDS = ("client_id", "username")
+
+
+def identifier(value: object, name: str) -> str:
+    """``value`` if it is a safe identifier (``tessera.inputs.identifier``), else a 400
+    ``invalid_request`` that names the field and never echoes the value."""
+    try:
+        return _identifier(value, name)
+    except StrictInputError as e:
+        raise InvalidRequest(str(e), reason="bad_identifier") from None
+
+
+def json_body(data: bytes | str) -> object:
+    """``tessera.inputs.loads_json`` with its refusals as 400 ``invalid_request``."""
+    try:
+        return loads_json(data)
+    except StrictInputError as e:
+        raise InvalidRequest(str(e), reason="json_malformed") from None
 
 
 def media_type(request: Request) -> str:
@@ -53,7 +80,12 @@ def parse_form(body: bytes) -> dict[str, str]:
     for k, v in pairs:
         if k in out:
             raise InvalidRequest(f"parameter {k[:40]!r} is repeated", reason="form_repeated")
+        if "\x00" in k or "\x00" in v:
+            raise InvalidRequest("a form parameter holds a NUL character", reason="form_nul")
         out[k] = v
+    for name in IDENTIFIER_FIELDS:
+        if out.get(name):  # absent or empty: the caller's own rules apply
+            identifier(out[name], name)
     return out
 
 
@@ -66,11 +98,7 @@ async def read_form(request: Request, limit: int) -> dict[str, str]:
 async def read_json(request: Request, limit: int, *, media: tuple[str, ...] = ("application/json",)) -> Any:
     if media_type(request) not in media:
         raise InvalidRequest(f"Content-Type must be {media[0]}", reason="wrong_content_type")
-    body = await read_body(request, limit)
-    try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise InvalidRequest("the body is not valid JSON", reason="json_malformed") from None
+    return json_body(await read_body(request, limit))
 
 
 def client_credentials(request: Request, form: dict[str, str]) -> ClientCredentials:
@@ -83,10 +111,13 @@ def client_credentials(request: Request, form: dict[str, str]) -> ClientCredenti
             user, sep, pwd = decoded.partition(":")
             if not sep:
                 raise ValueError
+            # RFC 6749 §2.3.1: the id and secret are form-urlencoded before Basic encoding.
+            user, pwd = unquote_plus(user, errors="strict"), unquote_plus(pwd, errors="strict")
         except (binascii.Error, ValueError, UnicodeDecodeError):
             raise InvalidClient("malformed Basic credentials", reason="basic_malformed") from None
-        # RFC 6749 §2.3.1: the id and secret are form-urlencoded before Basic encoding.
-        basic = (unquote_plus(user), unquote_plus(pwd))
+        if user:  # an empty id is simply an unknown client (401)
+            identifier(user, "client_id")
+        basic = (user, pwd)
     if basic is not None:
         if "client_secret" in form:
             raise InvalidRequest("use one client authentication method, not two", reason="two_auth_methods")

@@ -15,7 +15,7 @@ from tessera.core import apikeys, tokens
 from tessera.core.clock import iso_z
 from tessera.errors import InvalidRequest, OAuthError
 from tessera.web.errors import NO_STORE
-from tessera.web.forms import read_json
+from tessera.web.forms import identifier, read_json
 from tessera.web.responses import JSONResponse
 from tessera.web.runtime import Runtime, endpoint, only
 
@@ -39,7 +39,7 @@ def _int_field(body: dict, name: str) -> int:
         raise InvalidRequest(f"{name} is required", reason="field_missing")
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidRequest(f"{name} must be an integer", reason="field_type")
-    if not 0 < value < 2**63:
+    if not 0 < value < 2**53:  # past 2^53 a JSON number is not read exactly everywhere
         raise InvalidRequest(f"{name} is out of range", reason="field_range")
     return value
 
@@ -61,6 +61,7 @@ def routes(rt: Runtime) -> list[Route]:
             raise InvalidRequest("key is required", reason="field_missing")
         if not isinstance(key, str) or not key or len(key) > 512:
             raise InvalidRequest("key must be a non-empty string", reason="field_type")
+        identifier(key, "key")  # no NUL or control character
 
         cred_key = f"axept:{merchant_id}:{key_id}"
         record = rt.guarded(request, cred_key, apikeys.authenticate, rt.core, merchant_id, key_id, key)

@@ -32,7 +32,7 @@ from tessera.core.ratelimit import guard
 from tessera.errors import InvalidClient, InvalidGrant, InvalidRequest, OAuthError, SlowDown
 from tessera.web.errors import NO_STORE
 from tessera.web import dbcall
-from tessera.web.forms import read_json
+from tessera.web.forms import identifier, read_json
 from tessera.web.responses import JSONResponse
 from tessera.web.runtime import Runtime, endpoint, only
 
@@ -123,6 +123,7 @@ def routes(rt: Runtime) -> list[Route]:
         received = time.time()
         body = await read_json(request, s.max_body_bytes, media=(MEDIA,))
         attrs = _attributes(body, ("login", "password"))
+        identifier(attrs["login"], "data.attributes.login")  # no NUL or control character reaches the database
         # The login is a client id: one counter per client secret, shared with the other profiles.
         client = rt.guarded(request, f"client:{attrs['login']}", authenticate_secret, rt.core,
                             ClientCredentials(attrs["login"], attrs["password"], "client_secret_post"))
