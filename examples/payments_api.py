@@ -54,6 +54,8 @@ from tessera.sdk.resource import (
 )
 
 MOBILEPAY_PREFIX = "/integrator-authentication"
+#: axept's audience, as its sample token names it (TESSERA_AXEPT_AUDIENCE on the server).
+AXEPT_AUDIENCE = "axeptConnectCloud-merchant-client"
 MOBILEPAY_JWKS = MOBILEPAY_PREFIX + "/.well-known/openid-configuration/jwks"
 
 
@@ -88,8 +90,11 @@ class Protection:
     def for_tessera(cls, tessera_url: str, *, verify: Any = True, jwks: JWKSCache | None = None) -> "Protection":
         url = tessera_url.rstrip("/")
         jwks = jwks or JWKSCache(url + MOBILEPAY_JWKS, verify=verify, min_refetch_interval=60)
-        mobilepay = TokenVerifier(jwks, issuer=url + MOBILEPAY_PREFIX, audience=url, required_scopes=["integrator_scope"])
-        axept = TokenVerifier(jwks, issuer=url, audience=url)
+        # Each profile has its own audience (tessera.core.profiles): a token of another profile
+        # (a native /oauth2 token, say) is refused by both verifiers.
+        mobilepay = TokenVerifier(jwks, issuer=url + MOBILEPAY_PREFIX, audience=url + MOBILEPAY_PREFIX + "/resources",
+                                  required_scopes=["integrator_scope"])
+        axept = TokenVerifier(jwks, issuer=url, audience=AXEPT_AUDIENCE)
         return cls(mobilepay=require_token(mobilepay, merchant_rule=MobilePayMerchantRule()),
                    axept=require_token(axept), jwks=jwks)
 
@@ -111,8 +116,8 @@ async def _json(request: Request) -> Any:
 
 
 def _axept_merchant(auth: AuthContext) -> str | None:
-    # tessera's native OAuth tokens share axept's issuer and audience: an axept token is
-    # the one that names a merchantId.
+    # The axept audience already refuses every other profile's token; the merchant is the
+    # one the token names.
     merchant = auth.claims.get("merchantId")
     return str(merchant) if isinstance(merchant, int) and not isinstance(merchant, bool) else None
 

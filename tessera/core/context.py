@@ -13,6 +13,7 @@ from typing import Any, Callable
 from tessera.config import Settings
 from tessera.core.keys import KeyRing
 from tessera.core.models import CertificateRecord, Client, MerchantUser, Terminal
+from tessera.core.profiles import ProfileSeal, default_audiences, default_issuers
 
 
 @dataclass(frozen=True)
@@ -26,17 +27,49 @@ class CoreConfig:
     code_ttl: int = 60
     assertion_max_lifetime: int = 300
     clock_skew: int = 30
+    #: Nexi PAR assertions (tessera.core.assertions.NEXI_RULES): lifetime and iat tolerance.
+    nexi_assertion_max_lifetime: int = 900
+    nexi_iat_tolerance: int = 2
     cache_seconds: float = 0.0
     refresh_family_max: int = 30 * 86400
+    #: Per profile: the ``iss`` and ``aud`` of its tokens (tessera.core.profiles). Empty: derived
+    #: from ``issuer`` with the default prefixes.
+    issuers: dict[str, str] = field(default_factory=dict)
+    audiences: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        defaults = dict(nexi_prefix="/softpos", mobilepay_prefix="/integrator-authentication",
+                        b2binpay_prefix="/b2binpay", axept_prefix="/axept")
+        if not self.issuers:
+            object.__setattr__(self, "issuers", default_issuers(self.issuer, mobilepay_prefix=defaults["mobilepay_prefix"]))
+        if not self.audiences:
+            object.__setattr__(self, "audiences", default_audiences(self.issuer, **defaults))
+        seals = {name: ProfileSeal(name, self.issuers[name], self.audiences[name], self.environment)
+                 for name in self.audiences}
+        object.__setattr__(self, "_seals", seals)
+
+    def seal(self, profile: str) -> ProfileSeal:
+        """What ``profile``'s tokens say of themselves (issuer, audience, profile, environment)."""
+        seals: dict[str, ProfileSeal] = self.__dict__["_seals"]
+        return seals[profile]
 
     @classmethod
     def from_settings(cls, s: Settings) -> "CoreConfig":
+        audiences = default_audiences(s.issuer, nexi_prefix=s.nexi_prefix, mobilepay_prefix=s.mobilepay_prefix,
+                                      b2binpay_prefix=s.b2binpay_prefix, axept_prefix=s.axept_prefix)
+        for name, value in (("native", s.native_audience), ("nexi-softpos", s.nexi_audience),
+                            ("mobilepay", s.mobilepay_audience), ("axept", s.axept_audience),
+                            ("b2binpay", s.b2binpay_audience)):
+            if value:
+                audiences[name] = value
         return cls(
             issuer=s.issuer, environment=s.environment, nexi_token_ttl=s.nexi_token_ttl,
             access_token_ttl=s.access_token_ttl, id_token_ttl=s.id_token_ttl, par_ttl=s.par_ttl,
             code_ttl=s.code_ttl, assertion_max_lifetime=s.assertion_max_lifetime,
             clock_skew=s.clock_skew, cache_seconds=s.revocation_cache_seconds,
+            nexi_assertion_max_lifetime=s.nexi_assertion_max_lifetime, nexi_iat_tolerance=s.nexi_iat_tolerance,
             refresh_family_max=s.refresh_family_max_seconds,
+            issuers=default_issuers(s.issuer, mobilepay_prefix=s.mobilepay_prefix), audiences=audiences,
         )
 
 

@@ -34,6 +34,7 @@ from tessera.core import codes, par, refresh, tokens
 from tessera.core.client_auth import AuthenticatedClient
 from tessera.core.context import Core
 from tessera.core.models import Artifact, Client
+from tessera.core.profiles import ENVIRONMENT_CLAIM, NATIVE, PROFILE_CLAIM
 from tessera.errors import InvalidGrant, InvalidRequest, InvalidScope, OAuthError, UnauthorizedClient
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import verify_own_jwt
@@ -127,7 +128,7 @@ def client_credentials(core: Core, auth: AuthenticatedClient, *, scope: str | No
     """RFC 6749 §4.4: an access token, no refresh token (§4.4.3)."""
     check_grant_type(auth.client, "client_credentials")
     granted = check_scope(auth.client, scope)
-    issued = tokens.issue_access_token(core, client_id=auth.client.client_id, ttl=ttl, scope=granted,
+    issued = tokens.issue_access_token(core, profile=NATIVE, client_id=auth.client.client_id, ttl=ttl, scope=granted,
                                        thumbprint=auth.thumbprint)
     return _token_body(issued, granted)
 
@@ -157,12 +158,12 @@ def authorization_code(core: Core, auth: AuthenticatedClient, *, code: str | Non
     family = family_expires_at = None
     if "refresh_token" in client.grant_types:  # the access token joins the family: revoked with it
         family, family_expires_at = refresh.start_family(core, client.client_id, lifetime=core.config.refresh_family_max)
-    issued = tokens.issue_access_token(core, client_id=client.client_id, ttl=core.config.access_token_ttl,
+    issued = tokens.issue_access_token(core, profile=NATIVE, client_id=client.client_id, ttl=core.config.access_token_ttl,
                                        scope=scope, subject=subject, thumbprint=auth.thumbprint,
                                        extra={"fam": family} if family else None)
     body = _token_body(issued, scope)
     if family:
-        rt = refresh.issue_refresh(core, client_id=client.client_id, subject=subject, scope=scope, ttl=refresh_ttl,
+        rt = refresh.issue_refresh(core, profile=NATIVE, client_id=client.client_id, subject=subject, scope=scope, ttl=refresh_ttl,
                                    family=family, family_expires_at=family_expires_at)
         body["refresh_token"] = rt.token
     if OPENID in scope.split():
@@ -187,7 +188,7 @@ def refresh_token(core: Core, auth: AuthenticatedClient, *, token: str | None, s
     if not token:
         raise InvalidRequest("refresh_token is required", reason="refresh_missing")
     try:  # the token used and its successor stored in one unit of work (Store.rotate)
-        grant, new = refresh.rotate_refresh(core, token, client_id=client.client_id, ttl=refresh_ttl, grace=grace)
+        grant, new = refresh.rotate_refresh(core, token, profile=NATIVE, client_id=client.client_id, ttl=refresh_ttl, grace=grace)
     except refresh.RefreshRetry as retry:
         return _replay_answer(core, retry.artifact, kek, retry_wait)
     granted = grant.scope
@@ -196,7 +197,7 @@ def refresh_token(core: Core, auth: AuthenticatedClient, *, token: str | None, s
         if any(p not in grant.scope.split() for p in parts) or any(not p for p in parts):
             raise InvalidScope("scope may only narrow the original grant", reason="scope_widened")
         granted = " ".join(parts)
-    issued = tokens.issue_access_token(core, client_id=client.client_id, ttl=core.config.access_token_ttl,
+    issued = tokens.issue_access_token(core, profile=NATIVE, client_id=client.client_id, ttl=core.config.access_token_ttl,
                                        scope=granted, subject=grant.subject, thumbprint=auth.thumbprint,
                                        extra={"fam": grant.family})
     body = _token_body(issued, granted)
@@ -257,7 +258,12 @@ def _own_claims(core: Core, token: str, typ: str) -> dict[str, Any] | None:
         claims = verify_own_jwt(token, core.keys.get(), typ=typ, now=datetime.fromtimestamp(now, tz=timezone.utc))
     except JoseError:
         return None
-    if claims.get("iss") != core.config.issuer or not isinstance(claims.get("exp"), int):
+    seal = core.config.seal(NATIVE)
+    if claims.get("iss") != seal.issuer or not isinstance(claims.get("exp"), int) or isinstance(claims["exp"], bool):
+        return None
+    if claims.get(PROFILE_CLAIM) != NATIVE or claims.get(ENVIRONMENT_CLAIM) != seal.environment:
+        return None  # another profile's token: unknown here (RFC 7662 §2.2 inactive, RFC 7009 §2.2 ignored)
+    if typ == "at+jwt" and not seal.holds(claims):
         return None
     return claims
 
@@ -323,7 +329,7 @@ def revoke(core: Core, client: Client, token: str | None, hint: str | None = Non
 def userinfo(core: Core, token: str | None, *, thumbprint: str | None) -> dict[str, Any]:
     """OIDC Core §5.3: who the access token stands for. A certificate-bound token is good
     only with its certificate (RFC 8705 §3)."""
-    claims = tokens.verify_access_token(core, token, thumbprint=thumbprint)
+    claims = tokens.verify_access_token(core, token, thumbprint=thumbprint, profile=NATIVE)
     out: dict[str, Any] = {"sub": claims.get("sub")}
     if "email" in str(claims.get("scope", "")).split() and claims.get("sub") != claims.get("client_id"):
         out.update(email=claims["sub"], email_verified=True)

@@ -24,6 +24,7 @@ from typing import Any, Awaitable, Callable
 
 from tessera.core.context import Core
 from tessera.core.models import Artifact
+from tessera.core.profiles import ENVIRONMENT_CLAIM, PROFILE_CLAIM
 from tessera.errors import InvalidGrant
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import sign_jwt, verify_own_jwt
@@ -74,7 +75,7 @@ def start_family(core: Core, client_id: str, *, lifetime: int) -> tuple[str, int
     return family, expires_at
 
 
-def issue_refresh(core: Core, *, client_id: str, subject: str, scope: str, ttl: int, family: str | None = None,
+def issue_refresh(core: Core, *, profile: str, client_id: str, subject: str, scope: str, ttl: int, family: str | None = None,
                   family_ttl: int | None = None, family_expires_at: int | None = None,
                   data: dict[str, Any] | None = None) -> IssuedRefresh:
     """A new refresh token; a new family unless ``family`` continues one. A token never
@@ -84,28 +85,35 @@ def issue_refresh(core: Core, *, client_id: str, subject: str, scope: str, ttl: 
         family, family_expires_at = start_family(core, client_id, lifetime=max(ttl, family_ttl or ttl))
     jti = secrets.token_urlsafe(16)
     exp = now + ttl if not family_expires_at else min(now + ttl, family_expires_at)
-    token = _sign(core, client_id, jti, family, now, exp)
+    token = _sign(core, profile, client_id, jti, family, now, exp)
     core.store.put_artifact(Artifact(REFRESH_KIND, jti, client_id,
-                                     {"fam": family, "sub": subject, "scope": scope, **(data or {})}, exp))
+                                     {"fam": family, "sub": subject, "scope": scope, PROFILE_CLAIM: profile,
+                                      **(data or {})}, exp))
     return IssuedRefresh(token, jti, family, exp)
 
 
-def _sign(core: Core, client_id: str, jti: str, family: str, now: int, exp: int) -> str:
-    """A refresh token: a JWT of ours (``rt+jwt``) naming its client, family and expiry."""
-    return sign_jwt({"iss": core.config.issuer, "client_id": client_id, "jti": jti, "fam": family, "iat": now, "exp": exp},
-                    core.keys.get().signing_key, typ=TYP)
+def _sign(core: Core, profile: str, client_id: str, jti: str, family: str, now: int, exp: int) -> str:
+    """A refresh token: a JWT of ours (``rt+jwt``) naming its profile (and environment),
+    client, family and expiry."""
+    seal = core.config.seal(profile)
+    return sign_jwt({**seal.claims(), "client_id": client_id, "jti": jti, "fam": family, "iat": now, "exp": exp},
+                    core.keys.get().signing_key_for(profile), typ=TYP)
 
 
-def _verified(core: Core, token: str | None, now: int) -> dict[str, Any]:
-    """The claims of one of our unexpired refresh tokens, or ``InvalidGrant``."""
+def _verified(core: Core, token: str | None, now: int, profile: str) -> dict[str, Any]:
+    """The claims of one of ``profile``'s unexpired refresh tokens, or ``InvalidGrant``: a
+    refresh token of another profile (or environment) is refused before anything is touched."""
     if not token:
         raise InvalidGrant("refresh token is required", reason="refresh_missing")
     try:
         claims = verify_own_jwt(token, core.keys.get(), typ=TYP, now=datetime.fromtimestamp(now, tz=timezone.utc))
     except JoseError:
         raise InvalidGrant("the refresh token is invalid", reason="refresh_invalid") from None
-    if claims.get("iss") != core.config.issuer or not isinstance(claims.get("exp"), int):
+    seal = core.config.seal(profile)
+    if claims.get("iss") != seal.issuer or not isinstance(claims.get("exp"), int) or isinstance(claims["exp"], bool):
         raise InvalidGrant("the refresh token is invalid", reason="refresh_invalid")
+    if claims.get(PROFILE_CLAIM) != seal.name or claims.get(ENVIRONMENT_CLAIM) != seal.environment:
+        raise InvalidGrant("the refresh token was not issued for this endpoint", reason="refresh_foreign_profile")
     if claims["exp"] <= now:
         raise InvalidGrant("the refresh token has expired", reason="refresh_expired")
     return claims
@@ -122,7 +130,7 @@ def _lost(core: Core, jti: str, family: str, owner: Any, now: int, grace: int) -
     raise InvalidGrant("the refresh token has already been used", reason="refresh_reused")
 
 
-def rotate_refresh(core: Core, token: str | None, *, client_id: str | None, ttl: int,
+def rotate_refresh(core: Core, token: str | None, *, profile: str, client_id: str | None, ttl: int,
                    grace: int = 0) -> tuple[RefreshGrant, IssuedRefresh]:
     """Use ``token`` and issue its successor (same client, subject, scope and family, living
     ``ttl`` seconds but never past the family) in one unit of work: ``Store.rotate``, a single
@@ -130,7 +138,7 @@ def rotate_refresh(core: Core, token: str | None, *, client_id: str | None, ttl:
     or to a client no longer active revokes its family and is refused before anything is
     consumed; a revoked family is refused (``InvalidGrant``); a token already used revokes
     its family, except for a retry inside the ``grace`` window (``RefreshRetry``)."""
-    now, jti, family, owner, refused = _rotation_checks(core, token, client_id)
+    now, jti, family, owner, refused = _rotation_checks(core, token, client_id, profile)
     if refused is not None:
         refused()
     successor = secrets.token_urlsafe(16)
@@ -138,17 +146,18 @@ def rotate_refresh(core: Core, token: str | None, *, client_id: str | None, ttl:
                              successor_expires_at=now + ttl)
     if done.status == "lost":
         _lost(core, jti, family, owner, now, grace)
-    return _rotated(core, done, now, jti, family, successor)
+    return _rotated(core, profile, done, now, jti, family, successor)
 
 
-async def rotate_refresh_async(core: Core, token: str | None, *, client_id: str | None, ttl: int, grace: int = 0,
+async def rotate_refresh_async(core: Core, token: str | None, *, profile: str, client_id: str | None, ttl: int,
+                               grace: int = 0,
                                offload: Callable[..., Awaitable[Any]]) -> tuple[RefreshGrant, IssuedRefresh]:
     """``rotate_refresh`` for an event loop: the rotation's statement is awaited on the loop
     where the store can (``Store.rotate_async``: PostgreSQL), the rest of the database work
     (``rotate`` elsewhere; the rare revocations and the grace-window look-up) goes through
     ``offload(fn, *args, **kwargs)``, which awaits a synchronous call without blocking the
     loop (tessera.web.dbcall.run). The same rules, checks and answers as ``rotate_refresh``."""
-    now, jti, family, owner, refused = _rotation_checks(core, token, client_id)
+    now, jti, family, owner, refused = _rotation_checks(core, token, client_id, profile)
     if refused is not None:
         await offload(refused)
     successor = secrets.token_urlsafe(16)
@@ -160,16 +169,16 @@ async def rotate_refresh_async(core: Core, token: str | None, *, client_id: str 
         done = await offload(core.store.rotate, *args, **kwargs)
     if done.status == "lost":
         await offload(_lost, core, jti, family, owner, now, grace)
-    return _rotated(core, done, now, jti, family, successor)
+    return _rotated(core, profile, done, now, jti, family, successor)
 
 
-def _rotation_checks(core: Core, token: str | None,
-                     client_id: str | None) -> tuple[int, str, str, Any, Callable[[], None] | None]:
+def _rotation_checks(core: Core, token: str | None, client_id: str | None,
+                     profile: str) -> tuple[int, str, str, Any, Callable[[], None] | None]:
     """The token verified, its ``jti``, family and owner, and ``refused``: None, or (a foreign
     token, an inactive client) a callable that revokes the family and raises ``InvalidGrant``,
     for the caller to run (on the loop, or off it)."""
     now = core.now()
-    claims = _verified(core, token, now)
+    claims = _verified(core, token, now, profile)
     jti, family, owner = str(claims.get("jti")), str(claims.get("fam")), claims.get("client_id")
     refused: Callable[[], None] | None = None
     if client_id is not None and owner != client_id:
@@ -185,7 +194,7 @@ def _rotation_checks(core: Core, token: str | None,
     return now, jti, family, owner, refused
 
 
-def _rotated(core: Core, done: Rotation, now: int, jti: str, family: str,
+def _rotated(core: Core, profile: str, done: Rotation, now: int, jti: str, family: str,
              successor: str) -> tuple[RefreshGrant, IssuedRefresh]:
     """The grant and the signed successor of a ``rotated`` rotation; ``InvalidGrant`` when the
     family was revoked (``lost`` is handled by the caller, through ``_lost``)."""
@@ -194,7 +203,7 @@ def _rotated(core: Core, done: Rotation, now: int, jti: str, family: str,
     won, exp = done.consumed, int(done.successor_expires_at)
     grant = RefreshGrant(won.client_id, family, jti, won.data.get("sub", won.client_id), won.data.get("scope", ""), won.data,
                          int(done.family_expires_at))
-    return grant, IssuedRefresh(_sign(core, won.client_id, successor, family, now, exp), successor, family, exp)
+    return grant, IssuedRefresh(_sign(core, profile, won.client_id, successor, family, now, exp), successor, family, exp)
 
 
 def family_revoked(core: Core, family: str) -> bool:

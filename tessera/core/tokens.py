@@ -10,6 +10,7 @@ from typing import Any
 
 from tessera.core.context import Core
 from tessera.core.models import Artifact
+from tessera.core.profiles import AXEPT
 from tessera.storage.base import Conflict
 from tessera.errors import InvalidToken
 from tessera.jose.errors import JoseError
@@ -29,22 +30,28 @@ class IssuedToken:
 def issue_access_token(
     core: Core,
     *,
+    profile: str,
     client_id: str,
     ttl: int,
-    scope: str = "",
+    scope: str | list[str] = "",
     subject: str | None = None,
     thumbprint: str | None = None,
-    audience: str | None = None,
-    issuer: str | None = None,
+    audience: str | list[str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> IssuedToken:
-    """An ``at+jwt`` signed with the current signing key; ``cnf.x5t#S256`` when mTLS was used."""
+    """An ``at+jwt`` of ``profile``, signed with the profile's signing key; sealed with the
+    profile's issuer, audience, name and environment (tessera.core.profiles); ``cnf.x5t#S256``
+    when mTLS was used. ``audience`` may widen the profile's audience into a list that holds it
+    (MobilePay's two-entry ``aud``); it can never replace it."""
+    seal = core.config.seal(profile)
+    if audience is not None and audience != seal.audience and not (isinstance(audience, list) and seal.audience in audience):
+        raise ValueError(f"the audience of a {profile} token must hold {seal.audience}")
     now = core.now()
     jti = secrets.token_urlsafe(16)
     claims: dict[str, Any] = {
-        "iss": issuer or core.config.issuer,
+        **seal.claims(),
         "sub": subject or client_id,
-        "aud": audience or core.config.issuer,
+        "aud": audience if audience is not None else seal.audience,
         "client_id": client_id,
         "iat": now,
         "exp": now + ttl,
@@ -56,7 +63,7 @@ def issue_access_token(
         claims["cnf"] = {"x5t#S256": thumbprint}
     if extra:
         claims.update(extra)
-    token = sign_jwt(claims, core.keys.get().signing_key, typ="at+jwt")
+    token = sign_jwt(claims, core.keys.get().signing_key_for(profile), typ="at+jwt")
     return IssuedToken(token, ttl, jti, claims)
 
 
@@ -71,10 +78,17 @@ def issue_id_token(core: Core, *, client_id: str, subject: str, ttl: int, extra:
     return sign_jwt(claims, core.keys.get().signing_key, typ="JWT")
 
 
-def verify_access_token(core: Core, token: str | None, *, thumbprint: str | None, check_revoked: bool = True) -> dict[str, Any]:
-    """Claims of one of our own access tokens, checked for signature, issuer, expiry and binding.
+def verify_access_token(core: Core, token: str | None, *, thumbprint: str | None, profile: str, bound: bool = False,
+                        check_revoked: bool = True) -> dict[str, Any]:
+    """Claims of one of ``profile``'s own access tokens, checked for signature, seal (issuer,
+    audience, profile, environment), expiry, certificate binding and revocation. The one place
+    where an access token is read: another profile's token is refused here, whatever endpoint
+    asked.
 
-    A certificate-bound token is only good with the same certificate (RFC 8705 §3).
+    A certificate-bound token is only good with the same certificate (RFC 8705 §3); with
+    ``bound``, the endpoint takes certificate-bound tokens only. With ``check_revoked``, a token
+    revoked by its jti or its refresh family, a token of a client no longer active, and a token
+    bound to a certificate that is revoked or expired are refused.
     """
     if not token:
         raise InvalidToken("a Bearer access token is required", reason="token_missing")
@@ -87,21 +101,33 @@ def verify_access_token(core: Core, token: str | None, *, thumbprint: str | None
         except JoseError:
             raise InvalidToken("the access token is invalid", reason="token_invalid") from None
         _remember(core, keys, token, claims)
-    if claims.get("iss") != core.config.issuer:
-        raise InvalidToken("the access token is invalid", reason="token_wrong_issuer")
+    if not core.config.seal(profile).holds(claims):
+        raise InvalidToken("the access token was not issued for this endpoint", reason="token_foreign_profile")
     exp = claims.get("exp")
-    if not isinstance(exp, int) or exp <= now:
+    if not isinstance(exp, int) or isinstance(exp, bool) or exp <= now:
         raise InvalidToken("the access token has expired", reason="token_expired")
-    bound = (claims.get("cnf") or {}).get("x5t#S256")
-    if bound is not None and bound != thumbprint:
+    bound_to = (claims.get("cnf") or {}).get("x5t#S256") if isinstance(claims.get("cnf"), dict) else None
+    if bound_to is None and bound:
+        raise InvalidToken("a certificate-bound access token is required", reason="token_unbound")
+    if bound_to is not None and bound_to != thumbprint:
         raise InvalidToken("the access token is bound to another certificate", reason="token_binding_mismatch")
-    if check_revoked and access_token_revoked(core, str(claims.get("jti"))):
+    if not check_revoked:
+        return claims
+    if access_token_revoked(core, str(claims.get("jti"))):
         raise InvalidToken("the access token has been revoked", reason="token_revoked")
-    if check_revoked and "fam" in claims:
+    if "fam" in claims:
         from tessera.core.refresh import family_revoked
 
         if family_revoked(core, str(claims["fam"])):
             raise InvalidToken("the access token has been revoked", reason="token_family_revoked")
+    if profile != AXEPT:  # axept tokens name a merchant key, not a client
+        client = core.client(str(claims.get("client_id")))
+        if client is None or not client.active:
+            raise InvalidToken("the access token's client is no longer active", reason="token_client_revoked")
+    if bound_to is not None:
+        cert = core.certificate(bound_to)
+        if cert is None or not cert.usable(now):
+            raise InvalidToken("the access token's certificate is revoked or expired", reason="token_cert_revoked")
     return claims
 
 
