@@ -150,6 +150,13 @@ def clients_create(
     for g in grants:
         if g not in GRANT_TYPES:
             _fail(f"--grant-type must be one of {', '.join(GRANT_TYPES)} (got {g!r})")
+    from tessera.core.par import validate_redirect_uri
+
+    for uri in redirect_uri or ():
+        try:
+            validate_redirect_uri(uri)
+        except ValueError as e:
+            _fail(f"--redirect-uri: {e}")
     keys = None
     if jwks is not None:
         try:
@@ -436,7 +443,8 @@ def jwks_rotate(
     if use == "sig":
         retain = max(settings.nexi_token_ttl, settings.access_token_ttl, settings.id_token_ttl) + settings.clock_skew
     else:
-        retain = settings.assertion_max_lifetime + settings.clock_skew + 300  # + JWKS cache lifetime of clients
+        # the longest assertion (native or Nexi) + JWKS cache lifetime of clients
+        retain = max(settings.assertion_max_lifetime, settings.nexi_assertion_max_lifetime) + settings.clock_skew + 300
     result = rotate(store, settings.kek_bytes(), use, retain_seconds=retain, signing_alg=settings.signing_alg,
                     enc_bits=settings.encryption_key_bits, now=_now())
     _emit(as_json, result)
@@ -454,14 +462,16 @@ def jwks_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
 def enrollments_list(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     store = _store(_settings(home))
     rows = [{"id": e.id, "client_id": e.client_id, "merchantId": e.merchant_id, "pointOfSale": e.pos,
-             "terminal_ids": list(e.tids), "username_merchant": e.username, "created_at": e.created_at}
+             "terminal_ids": list(e.tids), "username_merchant": e.username, "app_deviceid": e.device_id,
+             "created_at": e.created_at}
             for e in store.list_enrollments()]
     if as_json:
         _emit(True, {"enrollments": rows})
         return
-    table = Table("id", "client_id", "merchant", "pos", "TIDs", "username")
+    table = Table("id", "client_id", "merchant", "pos", "TIDs", "username", "device")
     for r in rows:
-        table.add_row(str(r["id"]), r["client_id"], str(r["merchantId"]), r["pointOfSale"], " ".join(r["terminal_ids"]), r["username_merchant"])
+        table.add_row(str(r["id"]), r["client_id"], str(r["merchantId"]), r["pointOfSale"], " ".join(r["terminal_ids"]),
+                      r["username_merchant"], r["app_deviceid"] or "-")
     out.print(table)
 
 

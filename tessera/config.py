@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     assertion_max_lifetime: int = Field(300, ge=1, le=3600)
     #: Tolerated clock skew for ``iat``/``nbf`` in the future.
     clock_skew: int = Field(30, ge=0, le=300)
+    #: Nexi PAR: the longest ``exp - iat`` of a client assertion. The provider allows 15 minutes.
+    nexi_assertion_max_lifetime: int = Field(900, ge=1, le=900)
+    #: Nexi PAR: how far ahead ``iat``/``nbf`` may be. The provider refuses an ``iat`` even a few
+    #: seconds in the future; 2 s leaves room for sub-second rounding between two synced clocks.
+    nexi_iat_tolerance: int = Field(2, ge=0, le=30)
     cert_validity_days: int = Field(365, ge=1, le=825)
 
     # --- keys ---------------------------------------------------------------------------

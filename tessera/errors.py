@@ -37,6 +37,19 @@ class InvalidClient(OAuthError):
     status = 401
 
 
+class InvalidClientAssertion(InvalidClient):
+    """``invalid_client`` answered with HTTP 400: the client did not authenticate with the
+    ``Authorization`` header (RFC 6749 §5.2 allows 400 then) and its assertion was refused.
+    The Nexi PAR answers assertion problems so, as the provider does. No challenge header."""
+
+    status = 400
+
+    @classmethod
+    def of(cls, err: InvalidClient) -> "InvalidClientAssertion":
+        """The same refusal (description, reason, headers), answered with 400."""
+        return cls(err.description, reason=err.reason, headers=err.headers)
+
+
 class InvalidGrant(OAuthError):
     error = "invalid_grant"
 

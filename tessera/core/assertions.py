@@ -7,6 +7,7 @@ would help an attacker (decryption).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime, timezone
@@ -21,6 +22,34 @@ from tessera.jose.errors import JoseError
 from tessera.jose.nested import decrypt_assertion, verify_signed_assertion
 
 JTI_KIND = "assertion_jti"
+
+
+#: The largest NumericDate we compare: beyond 2^53 a JSON number is no longer exact.
+MAX_NUMERIC_DATE = 2**53
+
+
+@dataclass(frozen=True)
+class AssertionRules:
+    """The time rules one surface applies to its client assertions.
+
+    ``max_lifetime``: the longest ``exp - iat``. ``iat_tolerance``: how far ahead of the
+    server's clock ``iat``/``nbf`` may be. ``clock_ahead_hint``: say in the refusal that the
+    client's clock is ahead (the Nexi PAR, where the provider refuses a future ``iat``)."""
+
+    max_lifetime: int
+    iat_tolerance: int
+    clock_ahead_hint: bool = False
+
+    @classmethod
+    def native(cls, cfg: Any) -> "AssertionRules":
+        """``private_key_jwt``: ``assertion_max_lifetime`` (300 s) and ``clock_skew``."""
+        return cls(cfg.assertion_max_lifetime, cfg.clock_skew)
+
+    @classmethod
+    def nexi(cls, cfg: Any) -> "AssertionRules":
+        """The Nexi PAR: up to 900 s of life, as the provider allows, and an ``iat`` at most
+        ``nexi_iat_tolerance`` (2 s) ahead, as the provider refuses a future ``iat``."""
+        return cls(cfg.nexi_assertion_max_lifetime, cfg.nexi_iat_tolerance, clock_ahead_hint=True)
 
 
 @dataclass(frozen=True)
@@ -63,11 +92,14 @@ def _certificate_key(pem: str) -> Any:
     return x509.load_pem_x509_certificate(pem.encode()).public_key()
 
 
-def check_assertion_claims(core: Core, client: Client, claims: dict[str, Any], *, audience: str) -> None:
+def check_assertion_claims(core: Core, client: Client, claims: dict[str, Any], *, audience: str,
+                           rules: AssertionRules | None = None) -> None:
     """RFC 7523 §3 rules, with our limits: iss = sub = client_id, aud = the issuer (a single
-    string), exp present and in the future, exp - iat <= assertion_max_lifetime,
-    iat/nbf at most ``clock_skew`` seconds ahead, and a jti never seen before."""
-    cfg = core.config
+    string), exp present and in the future, exp - iat <= ``rules.max_lifetime``, iat/nbf at
+    most ``rules.iat_tolerance`` seconds ahead, and a jti never seen before. NumericDates
+    must be finite numbers (never NaN, Infinity, a bool, or beyond 2^53). ``rules``
+    defaults to the native ones (:meth:`AssertionRules.native`)."""
+    rules = rules or AssertionRules.native(core.config)
     now = core.now()
     cid = client.client_id
 
@@ -86,19 +118,27 @@ def check_assertion_claims(core: Core, client: Client, claims: dict[str, Any], *
         raise bad(f"aud must be {audience}", "assertion_aud")
     exp = claims.get("exp")
     if not _is_num(exp):
-        raise bad("exp is required", "assertion_exp")
+        raise bad("exp is required and must be a NumericDate", "assertion_exp")
     if exp <= now:
         raise bad("the assertion has expired", "assertion_expired")
     iat = claims.get("iat")
     if not _is_num(iat):
-        raise bad("iat is required", "assertion_iat")
-    if iat > now + cfg.clock_skew:
+        raise bad("iat is required and must be a NumericDate", "assertion_iat")
+    if iat > now + rules.iat_tolerance:
+        if rules.clock_ahead_hint:
+            raise bad(f"iat is {math.ceil(iat - now)} s in the future: the client's clock is ahead of the "
+                      f"server's (at most {rules.iat_tolerance} s tolerated); use iat = now",
+                      "assertion_iat_future")
         raise bad("iat is in the future", "assertion_iat_future")
     nbf = claims.get("nbf")
-    if nbf is not None and (not _is_num(nbf) or nbf > now + cfg.clock_skew):
+    if nbf is not None and not _is_num(nbf):
+        raise bad("nbf must be a NumericDate", "assertion_nbf")
+    if nbf is not None and nbf > now + rules.iat_tolerance:
+        if rules.clock_ahead_hint:
+            raise bad("nbf is in the future: the client's clock is ahead of the server's", "assertion_nbf_future")
         raise bad("nbf is in the future", "assertion_nbf_future")
-    if exp - iat > cfg.assertion_max_lifetime:
-        raise bad(f"exp may be at most {cfg.assertion_max_lifetime} s after iat", "assertion_lifetime")
+    if exp - iat > rules.max_lifetime:
+        raise bad(f"exp may be at most {rules.max_lifetime} s after iat", "assertion_lifetime")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > 128:
         raise bad("jti is required", "assertion_jti")
@@ -122,4 +162,10 @@ def claim_jti(core: Core, client: Client, claims: dict[str, Any], *, then_put: A
 
 
 def _is_num(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A NumericDate we can compare: an int or a finite float (never a bool, NaN or Infinity,
+    which Python's JSON parser lets through), no larger than 2^53 in magnitude."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    if isinstance(v, float) and not math.isfinite(v):
+        return False
+    return abs(v) <= MAX_NUMERIC_DATE

@@ -9,6 +9,13 @@ merchant's point of sale, terminals and user.
 - ``username_merchant`` is an e-mail address of a user of that merchant, bound to a
   single TID: the SoftPOS TID of the request when there is one, else its only TID.
   A username already bound to another TID, or a TID bound to another username, is refused.
+  Nexi's reference backend names the claim ``app_username_merchant``: both names are
+  accepted, and when both are sent they must name the same user (compared without case,
+  as the binding is).
+- ``app_deviceid`` (optional; the device id that Nexi's mobile SDK hands to the app, sent
+  by the reference backend): a string of at most ``MAX_DEVICE_ID`` characters without
+  control or other non-printing characters. It is kept with the pushed request and then
+  with the enrollment.
 
 These are read through the worker's caches (``Core.terminals_at`` ...), which the store's
 change notices keep exact; the binding itself is made later by the store's atomic
@@ -18,6 +25,7 @@ change notices keep exact; the binding itself is made later by the store's atomi
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +35,10 @@ from tessera.errors import InvalidClient, InvalidRequest
 
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 KINDS = ("softpos", "mpos")
+#: The two names of the merchant-user claim: the document's and the reference backend's.
+USERNAME_CLAIMS = ("username_merchant", "app_username_merchant")
+DEVICE_ID_CLAIM = "app_deviceid"
+MAX_DEVICE_ID = 256
 
 
 @dataclass(frozen=True)
@@ -36,14 +48,16 @@ class EnrollmentRequest:
     tids: tuple[str, ...]
     username: str
     bound_tid: str
+    device_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"merchant_id": self.merchant_id, "pos": self.pos, "tids": list(self.tids),
-                "username": self.username, "bound_tid": self.bound_tid}
+                "username": self.username, "bound_tid": self.bound_tid, "device_id": self.device_id}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EnrollmentRequest":
-        return cls(int(d["merchant_id"]), d["pos"], tuple(d["tids"]), d["username"], d["bound_tid"])
+        return cls(int(d["merchant_id"]), d["pos"], tuple(d["tids"]), d["username"], d["bound_tid"],
+                   d.get("device_id"))
 
 
 def check_enrollment_claims(core: Core, client: Client, claims: dict[str, Any]) -> EnrollmentRequest:
@@ -79,17 +93,41 @@ def check_enrollment_claims(core: Core, client: Client, claims: dict[str, Any]) 
         if kinds.count(kind) > 1:
             raise InvalidRequest(f"terminal_ids may hold at most one {kind} TID", reason="tids_kind")
 
-    username = claims.get("username_merchant")
-    if not isinstance(username, str) or len(username) > 254 or not EMAIL.match(username):
-        raise InvalidRequest("username_merchant must be an e-mail address", reason="username_format")
-    username = username.lower()
+    username = _username(claims)
+    device_id = _device_id(claims)
     user = core.user(username)
     if user is None or user.merchant_id != merchant_id:
         raise InvalidRequest("username_merchant is not a user of this merchant", reason="username_unknown")
     bound_tid = tids[kinds.index("softpos")] if "softpos" in kinds else tids[0]
     if not _binding_allows(core, username, bound_tid):
         raise InvalidRequest("username_merchant is bound to another TID", reason="username_bound")
-    return EnrollmentRequest(merchant_id, pos, tuple(tids), username, bound_tid)
+    return EnrollmentRequest(merchant_id, pos, tuple(tids), username, bound_tid, device_id)
+
+
+def _username(claims: dict[str, Any]) -> str:
+    """The merchant user, lower-cased, from ``username_merchant`` and/or ``app_username_merchant``."""
+    sent = [(name, claims[name]) for name in USERNAME_CLAIMS if name in claims]
+    if not sent:
+        raise InvalidRequest("username_merchant (or app_username_merchant) is required", reason="username_missing")
+    for name, value in sent:
+        if not isinstance(value, str) or len(value) > 254 or not EMAIL.match(value):
+            raise InvalidRequest(f"{name} must be an e-mail address", reason="username_format")
+    names = {value.lower() for _, value in sent}
+    if len(names) != 1:
+        raise InvalidRequest("username_merchant and app_username_merchant name different users",
+                             reason="username_disagree")
+    return names.pop()
+
+
+def _device_id(claims: dict[str, Any]) -> str | None:
+    if DEVICE_ID_CLAIM not in claims:
+        return None
+    value = claims[DEVICE_ID_CLAIM]
+    if (not isinstance(value, str) or not value or len(value) > MAX_DEVICE_ID
+            or any(unicodedata.category(c).startswith("C") for c in value)):
+        raise InvalidRequest(f"app_deviceid must be a printable string of at most {MAX_DEVICE_ID} characters",
+                             reason="deviceid_format")
+    return value
 
 
 def _binding_allows(core: Core, username: str, tid: str) -> bool:

@@ -10,6 +10,7 @@ from tessera.core.authorize import CODE_KIND
 from tessera.core.context import Core
 from tessera.core.enrollment import EnrollmentRequest
 from tessera.core.models import Client
+from tessera.core.profiles import NEXI
 from tessera.errors import InvalidGrant
 
 #: Nexi codes and their replay markers (see tessera.core.codes).
@@ -19,7 +20,7 @@ OIDC_SCOPES = ("openid", "oidc")
 
 def client_credentials(core: Core, client: Client, *, ttl: int, thumbprint: str | None, scope: str = "",
                        extra: dict[str, Any] | None = None) -> tokens.IssuedToken:
-    return tokens.issue_access_token(core, client_id=client.client_id, ttl=ttl, scope=scope,
+    return tokens.issue_access_token(core, profile=NEXI, client_id=client.client_id, ttl=ttl, scope=scope,
                                      thumbprint=thumbprint, extra=extra)
 
 
@@ -33,7 +34,7 @@ def authorization_code(core: Core, client: Client, *, code: str | None, redirect
     params = won.data["params"]
     enrollment = EnrollmentRequest.from_dict(won.data["enrollment"])
     scope = params["scope"]
-    issued = tokens.issue_access_token(core, client_id=client.client_id, ttl=core.config.access_token_ttl,
+    issued = tokens.issue_access_token(core, profile=NEXI, client_id=client.client_id, ttl=core.config.access_token_ttl,
                                        scope=scope, subject=enrollment.username, thumbprint=thumbprint)
     body: dict[str, Any] = {"access_token": issued.token, "token_type": "Bearer",
                             "expires_in": issued.expires_in, "scope": scope}
@@ -47,6 +48,7 @@ def authorization_code(core: Core, client: Client, *, code: str | None, redirect
     if not core.store.bind_username(enrollment.username, enrollment.bound_tid, now):
         tokens.revoke_token(core, issued.jti, client.client_id, issued.claims["exp"])
         raise InvalidGrant("username_merchant is bound to another TID", reason="username_bound")
+    # app_deviceid travelled with the request_uri and then the code: the enrollment keeps it.
     core.store.add_enrollment(client.client_id, enrollment.merchant_id, enrollment.pos, list(enrollment.tids),
-                              enrollment.username, now)
+                              enrollment.username, now, device_id=enrollment.device_id)
     return body

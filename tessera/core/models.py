@@ -104,6 +104,8 @@ class Enrollment:
     tids: tuple[str, ...]
     username: str
     created_at: int
+    #: ``app_deviceid`` of the client assertion (Nexi's reference backend sends it), if any.
+    device_id: str | None = None
 
 
 @dataclass(frozen=True)

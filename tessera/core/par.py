@@ -52,8 +52,49 @@ def check_nexi_scope(scope: str | None) -> str:
     return scope
 
 
+#: Schemes never registered as a redirect target: they run or reveal something in the user agent.
+REFUSED_REDIRECT_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "blob", "about", "filesystem"})
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def validate_redirect_uri(uri: str) -> str:
+    """A redirect URI fit to register (RFC 6749 §3.1.2, RFC 8252 §7, RFC 9700 §4.1).
+
+    Absolute, no fragment, no whitespace or control characters; ``https`` with a host;
+    ``http`` only to a loopback host (RFC 8252 §7.3); a private-use scheme such as Nexi's
+    reference app's ``pizzapay://confirm-pay`` (RFC 8252 §7.1) is accepted; ``javascript``,
+    ``data``, ``file`` and the like never. Matching stays exact (:func:`check_redirect_uri`).
+    Raises ``ValueError`` with the reason."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(uri, str) or not uri or len(uri) > 2048:
+        raise ValueError("a redirect URI is a non-empty string of at most 2048 characters")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in uri):
+        raise ValueError("a redirect URI has no whitespace or control characters")
+    scheme, sep, rest = uri.partition(":")
+    if not sep or not _SCHEME.match(scheme) or not rest:
+        raise ValueError("a redirect URI is absolute: scheme:rest")
+    scheme = scheme.lower()
+    if scheme in REFUSED_REDIRECT_SCHEMES:
+        raise ValueError(f"the {scheme}: scheme is not allowed for a redirect URI")
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+    except ValueError:
+        raise ValueError("a redirect URI must be a valid URI") from None
+    if "#" in uri:
+        raise ValueError("a redirect URI has no fragment (RFC 6749 §3.1.2)")
+    if scheme in ("http", "https") and not host:
+        raise ValueError(f"an {scheme} redirect URI needs a host")
+    if scheme == "http" and host not in _LOOPBACK:
+        raise ValueError("http redirect URIs are allowed only to a loopback host (RFC 8252 §7.3); use https")
+    return uri
+
+
 def check_redirect_uri(client: Client, redirect_uri: str | None) -> str:
-    """Exact string comparison with a registered value (RFC 9700 §4.1.3)."""
+    """Exact string comparison with a registered value (RFC 9700 §4.1.3), for every scheme
+    (``https``, loopback ``http``, and private-use schemes such as ``pizzapay://confirm-pay``)."""
     if not redirect_uri:
         raise InvalidRequest("redirect_uri is required", reason="redirect_uri_missing")
     if redirect_uri not in client.redirect_uris:

@@ -135,7 +135,8 @@ class Store(Protocol):
     def bindings(self, username: str, tid: str) -> tuple[str | None, str | None]:
         """(the TID ``username`` is bound to, the username ``tid`` is bound to); None where unbound."""
 
-    def add_enrollment(self, client_id: str, merchant_id: int, pos: str, tids: list[str], username: str, now: int) -> Enrollment: ...
+    def add_enrollment(self, client_id: str, merchant_id: int, pos: str, tids: list[str], username: str, now: int,
+                       device_id: str | None = None) -> Enrollment: ...
     def list_enrollments(self) -> list[Enrollment]: ...
 
     # --- security events --------------------------------------------------------------------------

@@ -133,6 +133,7 @@ enrollments = Table(
     Column("tids", JSON, nullable=False),
     Column("username", String(320), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("device_id", String(256), nullable=True),
 )
 
 security_events = Table(

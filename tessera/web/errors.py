@@ -27,7 +27,8 @@ Renderer = Callable[[OAuthError], Response]
 
 def challenge_headers(err: OAuthError, *, basic_realm: str = "tessera") -> dict[str, str]:
     headers = dict(NO_STORE)
-    if isinstance(err, InvalidClient):
+    if isinstance(err, InvalidClient) and err.status == 401:
+        # A 400 invalid_client (InvalidClientAssertion) challenges nothing: no Authorization header was used.
         headers["WWW-Authenticate"] = f'Basic realm="{basic_realm}"'
     elif isinstance(err, InvalidToken) and err.reason == "token_missing":
         # RFC 6750 §3.1: a request without credentials gets a challenge without an error code.

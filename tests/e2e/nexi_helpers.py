@@ -91,8 +91,11 @@ def assert_error(resp: httpx.Response, status: int, error: str) -> dict[str, Any
     assert "no-store" in resp.headers.get("cache-control", ""), resp.headers
     for leak in ("access_token", "request_uri", "id_token"):
         assert leak not in body, body
-    if error == "invalid_client":
+    if error == "invalid_client" and status == 401:
         assert resp.headers.get("www-authenticate"), "invalid_client needs a WWW-Authenticate challenge"
+    if error == "invalid_client" and status == 400:
+        # RFC 6749 §5.2: a 400 invalid_client (no Authorization header was used) challenges nothing
+        assert "www-authenticate" not in resp.headers, resp.headers
     if error == "invalid_token":
         assert resp.headers.get("www-authenticate", "").lower().startswith("bearer"), resp.headers
     return body

@@ -6,7 +6,8 @@
 - ``GET/POST {prefix}/as/authorize``     the merchant's login, then a redirect with a code
 - ``POST {prefix}/as/token``             authorization_code (+PKCE) → access token and id_token
 
-This module only parses the wire format, calls the core, and renders the result.
+This module only parses the wire format, calls the core (the PAR use case is
+``tessera.core.flows.nexi``), and renders the result.
 """
 
 from __future__ import annotations
@@ -17,18 +18,16 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from tessera.core import assertions, authorize, enrollment, grants, par
+from tessera.core import authorize, grants
+from tessera.core.flows import nexi as nexi_flow
 from tessera.core.clients import authenticate_secret, bound_certificate
-from tessera.core.tokens import verify_access_token
-from tessera.errors import AccessDenied, InvalidClient, InvalidRequest, InvalidToken, OAuthError, PayloadTooLarge, UnsupportedGrantType
-from tessera.jose.nested import MAX_TOKEN_BYTES
+from tessera.errors import AccessDenied, OAuthError, UnsupportedGrantType
 from tessera.web.forms import bearer_token, client_credentials, read_form
 from tessera.web.responses import JSONResponse
 from tessera.web.runtime import Runtime, endpoint, no_store_json, only, user_key
 
-PROFILE = "nexi-softpos"
-REQUEST_URI_PREFIX = "urn:softpos_"
-PAR_FIELDS = ("client_assertion", "client_id", "scope", "redirect_uri")
+PROFILE = nexi_flow.PROFILE
+REQUEST_URI_PREFIX = nexi_flow.REQUEST_URI_PREFIX
 
 
 def routes(rt: Runtime) -> list[Route]:
@@ -60,40 +59,12 @@ def routes(rt: Runtime) -> list[Route]:
     async def push(request: Request) -> Response:
         only(request, "POST")
         rt.limit_address(request)
-        core = rt.core
         peer = rt.peer(request)
-        if peer is None:
-            raise InvalidClient("a client certificate is required (mutual TLS)", reason="mtls_missing")
         token = bearer_token(request)
-        if token is None:
-            raise InvalidToken("a Bearer access token is required", reason="token_missing")
-        form = await read_form(request, rt.settings.max_body_bytes)
-        if "request_uri" in form:
-            raise InvalidRequest("request_uri must not be sent to the PAR endpoint", reason="par_request_uri")
-        for name in PAR_FIELDS:
-            if not form.get(name):
-                raise InvalidRequest(f"{name} is required", reason=f"{name}_missing")
-        if len(form["client_assertion"]) > MAX_TOKEN_BYTES:  # security checklist #13: 413, before parsing
-            raise PayloadTooLarge(f"client_assertion over {MAX_TOKEN_BYTES} bytes", reason="assertion_too_large")
-        claims = verify_access_token(core, token, thumbprint=peer.thumbprint)
-        if claims.get("client_id") != form["client_id"]:
-            raise InvalidToken("the access token was issued to another client", reason="token_client_mismatch")
-        client = core.client(form["client_id"])
-        if client is None or not client.active:
-            raise InvalidClient("client authentication failed", reason="client_unknown")
-        bound_certificate(core, client, peer)
-        rt.limit_credential("client:" + client.client_id)  # before the costly decryption
-
-        verified = assertions.open_nested_assertion(core, client, form["client_assertion"], preferred_thumbprint=peer.thumbprint)
-        assertions.check_assertion_claims(core, client, verified.claims, audience=core.config.issuer)
-        wanted = enrollment.check_enrollment_claims(core, client, verified.claims)
-        scope = par.check_nexi_scope(form["scope"])
-        redirect_uri = par.check_redirect_uri(client, form["redirect_uri"])
-        challenge, method = par.check_pkce(form.get("code_challenge"), form.get("code_challenge_method"))
-        params = par.AuthorizationParams(client.client_id, redirect_uri, scope, form.get("state"), challenge, method)
-        # One write: the assertion's jti and the pushed request together (a replay stores nothing).
-        pushed = par.push(core, client, params, {"enrollment": wanted.as_dict()}, prefix=REQUEST_URI_PREFIX,
-                          claims=verified.claims)
+        form = await read_form(request, rt.settings.max_body_bytes) if peer is not None and token is not None else {}
+        req = nexi_flow.PushRequest(form=form, bearer_token=token, peer=peer)
+        # The per-credential limit applies once the client is known, before the costly decryption.
+        pushed = nexi_flow.push_authorization(rt.core, req, after_auth=lambda c: rt.limit_credential("client:" + c.client_id))
         return no_store_json({"request_uri": pushed.request_uri, "expires_in": pushed.expires_in}, status_code=201)
 
     @endpoint(rt, PROFILE, html=True)
