@@ -203,9 +203,28 @@ class AssertionSurface:
         _, claims = nx.verify_server_jwt(self.server, body["access_token"])
         assert claims["client_id"] == self.ident.client_id
 
-    def refuse(self, assertion: str | nx.Assertion, status: int = 401, error: str = "invalid_client",
+    @property
+    def refusal_status(self) -> int:
+        """The status of an assertion refusal: the Nexi PAR answers 400, as the provider does
+        (RFC 6749 §5.2 allows it: no Authorization header was used); the native endpoint 401."""
+        return 400 if self.name == "nexi_par" else 401
+
+    @property
+    def max_lifetime(self) -> int:
+        """The longest ``exp - iat``: the provider's 900 s at the Nexi PAR, 300 s natively."""
+        return 900 if self.name == "nexi_par" else 300
+
+    @property
+    def iat_tolerance(self) -> int:
+        """How far ahead ``iat``/``nbf`` may be: 2 s at the Nexi PAR (the provider refuses a
+        future iat), the configured clock_skew (30 s) natively."""
+        return 2 if self.name == "nexi_par" else 30
+
+    def refuse(self, assertion: str | nx.Assertion, status: int | None = None, error: str = "invalid_client",
                **form: str) -> dict[str, Any]:
         """Send; assert the refusal and that nothing was issued or stored."""
+        if status is None:
+            status = self.refusal_status if error == "invalid_client" else 400
         before = ledger(self.server)
         body = assert_error(self.send(assertion, **form), status, error)
         assert_nothing_new(self.server, before)
