@@ -34,7 +34,7 @@ from tessera.core import codes, par, refresh, tokens
 from tessera.core.client_auth import AuthenticatedClient
 from tessera.core.context import Core
 from tessera.core.models import Artifact, Client
-from tessera.core.profiles import ENVIRONMENT_CLAIM, NATIVE, PROFILE_CLAIM
+from tessera.core.profiles import NATIVE
 from tessera.errors import InvalidGrant, InvalidRequest, InvalidScope, OAuthError, UnauthorizedClient
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import verify_own_jwt
@@ -258,12 +258,11 @@ def _own_claims(core: Core, token: str, typ: str) -> dict[str, Any] | None:
         claims = verify_own_jwt(token, core.keys.get(), typ=typ, now=datetime.fromtimestamp(now, tz=timezone.utc))
     except JoseError:
         return None
+    # Another profile's token is unknown here (RFC 7662 §2.2: inactive; RFC 7009 §2.2: ignored).
     seal = core.config.seal(NATIVE)
-    if claims.get("iss") != seal.issuer or not isinstance(claims.get("exp"), int) or isinstance(claims["exp"], bool):
+    if not (seal.holds(claims) if typ == "at+jwt" else seal.names(claims)):
         return None
-    if claims.get(PROFILE_CLAIM) != NATIVE or claims.get(ENVIRONMENT_CLAIM) != seal.environment:
-        return None  # another profile's token: unknown here (RFC 7662 §2.2 inactive, RFC 7009 §2.2 ignored)
-    if typ == "at+jwt" and not seal.holds(claims):
+    if not isinstance(claims.get("exp"), int) or isinstance(claims["exp"], bool):
         return None
     return claims
 

@@ -47,11 +47,16 @@ class ProfileSeal:
     def claims(self) -> dict[str, Any]:
         return {"iss": self.issuer, PROFILE_CLAIM: self.name, ENVIRONMENT_CLAIM: self.environment}
 
+    def names(self, claims: dict[str, Any]) -> bool:
+        """True when ``claims`` were issued by this profile's issuer, naming this profile and
+        this environment (refresh tokens: they have no audience but the server itself)."""
+        return (claims.get("iss") == self.issuer and claims.get(PROFILE_CLAIM) == self.name
+                and claims.get(ENVIRONMENT_CLAIM) == self.environment)
+
     def holds(self, claims: dict[str, Any]) -> bool:
-        """True when ``claims`` were issued by this profile, in this environment, for its audience."""
-        if claims.get("iss") != self.issuer or claims.get(PROFILE_CLAIM) != self.name:
-            return False
-        if claims.get(ENVIRONMENT_CLAIM) != self.environment:
+        """True when ``claims`` (an access token's) were issued by this profile, in this
+        environment, for its audience."""
+        if not self.names(claims):
             return False
         aud = claims.get("aud")
         return aud == self.audience or (isinstance(aud, list) and self.audience in aud)

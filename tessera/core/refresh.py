@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable
 
 from tessera.core.context import Core
 from tessera.core.models import Artifact
-from tessera.core.profiles import ENVIRONMENT_CLAIM, PROFILE_CLAIM
+from tessera.core.profiles import PROFILE_CLAIM
 from tessera.errors import InvalidGrant
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import sign_jwt, verify_own_jwt
@@ -109,11 +109,10 @@ def _verified(core: Core, token: str | None, now: int, profile: str) -> dict[str
         claims = verify_own_jwt(token, core.keys.get(), typ=TYP, now=datetime.fromtimestamp(now, tz=timezone.utc))
     except JoseError:
         raise InvalidGrant("the refresh token is invalid", reason="refresh_invalid") from None
-    seal = core.config.seal(profile)
-    if claims.get("iss") != seal.issuer or not isinstance(claims.get("exp"), int) or isinstance(claims["exp"], bool):
-        raise InvalidGrant("the refresh token is invalid", reason="refresh_invalid")
-    if claims.get(PROFILE_CLAIM) != seal.name or claims.get(ENVIRONMENT_CLAIM) != seal.environment:
+    if not core.config.seal(profile).names(claims):
         raise InvalidGrant("the refresh token was not issued for this endpoint", reason="refresh_foreign_profile")
+    if not isinstance(claims.get("exp"), int) or isinstance(claims["exp"], bool):
+        raise InvalidGrant("the refresh token is invalid", reason="refresh_invalid")
     if claims["exp"] <= now:
         raise InvalidGrant("the refresh token has expired", reason="refresh_expired")
     return claims
