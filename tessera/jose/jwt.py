@@ -1,6 +1,8 @@
 """The server's own JWTs: access tokens (RFC 9068) and other self-issued JWTs.
 
-Compact JWS (RFC 7515 §7.1) with header ``{alg, typ, kid}``. Only the
+Compact JWS (RFC 7515 §7.1) with header ``{alg, kid, x5t, typ}`` (``x5t``, the
+SHA-1 thumbprint of the key's certificate, only for keys that have one: MobilePay's
+ring). Only the
 algorithm recorded on the :class:`~tessera.jose.keyset.ManagedKey` is ever
 used or accepted for that key (RFC 8725 §3.1: never let the token choose the
 algorithm). Claim validation (``exp``, ``aud``, ...) is the caller's job.
@@ -77,6 +79,8 @@ def _signer(key: ManagedKey, typ: str | None) -> tuple[bytes, JWSAlgModel]:
         if registry is None:
             raise JoseError("unsupported signing algorithm")
         header: dict[str, Any] = {"alg": key.alg, "kid": key.kid}
+        if key.x5t:  # RFC 7515 §4.1.7: the key's certificate, as MobilePay's tokens name it
+            header["x5t"] = key.x5t
         if typ:
             header["typ"] = typ
         try:
@@ -92,7 +96,7 @@ def _signer(key: ManagedKey, typ: str | None) -> tuple[bytes, JWSAlgModel]:
 
 
 def sign_jwt(claims: dict[str, Any], key: ManagedKey, *, typ: str | None = "at+jwt") -> str:
-    """Sign ``claims`` as a compact JWS with ``key`` (header ``{alg, kid, typ}``).
+    """Sign ``claims`` as a compact JWS with ``key`` (header ``{alg, kid[, x5t], typ}``).
 
     ``typ`` defaults to ``at+jwt`` (RFC 9068 §2.1); pass ``None`` to omit it.
     """
@@ -138,6 +142,8 @@ def verify_own_jwt(token: str, keys: ServerKeys, *, typ: str | None, now: dateti
         raise JoseError("unknown signing key")
     if header.get("alg") != mk.alg:
         raise JoseError("token alg does not match its key")
+    if "x5t" in header and header["x5t"] != mk.x5t:
+        raise JoseError("token x5t does not match its key")
     if typ is not None and _norm_typ(header.get("typ")) != _norm_typ(typ):
         raise JoseError("unexpected token type")
     try:

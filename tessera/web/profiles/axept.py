@@ -3,6 +3,8 @@
 ``POST {prefix}/v1/authenticate`` with JSON ``{"merchantId": int, "keyId": int, "key": str}``
 → ``200 {"token": <JWT>, "expiresAt": "<UTC ISO-8601>Z"}``. A syntax error is 400; a wrong
 or disabled merchantId/keyId/key is 401, and neither answer says which field was wrong.
+The use case (and the token's claims) live in ``tessera.core.flows.axept``; this module
+parses and renders. See docs/profiles/axept.md.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tessera.core import apikeys, tokens
-from tessera.core.clock import iso_z
+from tessera.core import apikeys
+from tessera.core.flows import axept as flow
+from tessera.core.models import ApiKey
 from tessera.errors import InvalidRequest, OAuthError
 from tessera.web.errors import NO_STORE
 from tessera.web.forms import identifier, read_json
@@ -63,14 +66,16 @@ def routes(rt: Runtime) -> list[Route]:
             raise InvalidRequest("key must be a non-empty string", reason="field_type")
         identifier(key, "key")  # no NUL or control character
 
-        cred_key = f"axept:{merchant_id}:{key_id}"
-        record = rt.guarded(request, cred_key, apikeys.authenticate, rt.core, merchant_id, key_id, key)
-        rt.limit_credential(cred_key)
-        issued = tokens.issue_access_token(
-            rt.core, client_id=f"axept-merchant-{merchant_id}", subject=str(merchant_id), ttl=rt.settings.axept_token_ttl,
-            extra={"merchantId": record.merchant_id, "keyId": record.key_id, "unique_name": str(record.merchant_id)},
-        )
+        def check_key(parsed: flow.AuthenticateRequest) -> ApiKey:
+            cred_key = f"axept:{parsed.merchant_id}:{parsed.key_id}"
+            record = rt.guarded(request, cred_key, apikeys.authenticate, rt.core, parsed.merchant_id, parsed.key_id,
+                                parsed.key)
+            rt.limit_credential(cred_key)
+            return record
+
+        result = flow.authenticate(rt.core, flow.AuthenticateRequest(merchant_id, key_id, key),
+                                   ttl=rt.settings.axept_token_ttl, check_key=check_key)
         rt.issued(PROFILE)
-        return JSONResponse({"token": issued.token, "expiresAt": iso_z(issued.claims["exp"])}, headers=NO_STORE)
+        return JSONResponse({"token": result.token, "expiresAt": result.expires_at}, headers=NO_STORE)
 
     return [Route(f"{p}/v1/authenticate", authenticate, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])]

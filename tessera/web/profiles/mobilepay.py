@@ -1,93 +1,92 @@
-"""The ``mobilepay`` profile: MobilePay PoS integrator authentication, as documented.
+"""The ``mobilepay`` profile: MobilePay PoS integrator authentication, on the wire.
 
-``POST {prefix}/connect/token`` — HTTP Basic client authentication only,
+``POST {prefix}/connect/token`` — the client secret (HTTP Basic as in the document's curl, or
+``client_secret_post``: the provider's discovery document advertises both),
 ``grant_type=client_credentials`` and an optional ``merchant_vat`` (``^(DK|FI)\\d{8}$``)
 → ``{access_token, expires_in: 3700, token_type: "Bearer", scope: "integrator_scope"}``.
-With ``merchant_vat`` the token carries it and is good only for that merchant, which must
-have granted this integrator. ``GET {prefix}/.well-known/openid-configuration`` describes it.
-Tokens name ``{issuer}{prefix}`` as their issuer, so discovery is consistent (OIDC
-Discovery §4.3: the issuer plus ``/.well-known/openid-configuration`` is the document).
+``GET {prefix}/.well-known/openid-configuration`` describes it, IdentityServer-style, and
+``GET {prefix}/.well-known/openid-configuration/jwks`` publishes MobilePay's own RS256 keys
+(``x5c``, ``x5t``). Tokens name ``{issuer}{prefix}`` as their issuer, so discovery is
+consistent (OIDC Discovery §4.3). The use case lives in ``tessera.core.flows.mobilepay``;
+this module parses the form and renders. See docs/profiles/mobilepay.md.
 """
 
 from __future__ import annotations
-
-import re
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tessera.core import tokens
-from tessera.core.clients import authenticate_secret
-from tessera.errors import InvalidClient, InvalidRequest, UnauthorizedClient, UnsupportedGrantType
+from tessera.core.clients import ClientCredentials, authenticate_secret
+from tessera.core.flows import mobilepay as flow
+from tessera.core.models import Client
+from tessera.jose.keyset import PROFILE_RINGS
 from tessera.web.forms import client_credentials, read_form
 from tessera.web.responses import JSONResponse
 from tessera.web.runtime import Runtime, endpoint, no_store_json, only
 
 PROFILE = "mobilepay"
-VAT = re.compile(r"^(DK|FI)\d{8}$", re.ASCII)  # ASCII: \d would also take "١٢٣…" and "１２３…"
-SCOPE = "integrator_scope"
+VAT = flow.VAT
+SCOPE = flow.SCOPE
 
 
 def issuer(rt: Runtime) -> str:
-    return rt.core.config.issuer + rt.settings.mobilepay_prefix
+    return rt.core.config.seal(PROFILE).issuer
+
+
+def discovery_document(rt: Runtime) -> dict:
+    """What the provider's document lists, for the endpoints this server has (the provider's
+    ``connect/authorize``, ``userinfo``, ``introspect``, ``revocation``, ``endsession`` and
+    ``deviceauthorization`` do not exist here, so they are not advertised)."""
+    iss = issuer(rt)
+    return {
+        "issuer": iss,
+        "jwks_uri": f"{iss}/.well-known/openid-configuration/jwks",
+        "token_endpoint": f"{iss}/connect/token",
+        "scopes_supported": [SCOPE],
+        "claims_supported": ["client_id", "integrator_id", "integrator_name", "integratorclient_name", "merchant_vat",
+                             "scope"],
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": ["token"],
+        "token_endpoint_auth_methods_supported": list(flow.AUTH_METHODS),
+        "id_token_signing_alg_values_supported": [PROFILE_RINGS[PROFILE]],
+        "subject_types_supported": ["public"],
+    }
 
 
 def routes(rt: Runtime) -> list[Route]:
     p = rt.settings.mobilepay_prefix
+
+    def authenticate(request: Request, creds: ClientCredentials) -> Client:
+        # Brute force: counted per client (the same key as the other profiles that check this
+        # secret) and per address; 429 with Retry-After while locked.
+        client = rt.guarded(request, f"client:{creds.client_id or ''}", authenticate_secret, rt.core, creds)
+        rt.limit_credential("client:" + client.client_id)
+        return client
 
     @endpoint(rt, PROFILE)
     async def token(request: Request) -> Response:
         only(request, "POST")
         rt.limit_address(request)
         form = await read_form(request, rt.settings.max_body_bytes)
-        creds = client_credentials(request, form)
-        if creds.method != "client_secret_basic":
-            raise InvalidClient("authenticate with HTTP Basic (client_id:client_secret)", reason="basic_required")
-        if not form.get("grant_type"):
-            raise InvalidRequest("grant_type is required", reason="grant_type_missing")
-        if form.get("grant_type") != "client_credentials":
-            raise UnsupportedGrantType("grant_type must be client_credentials", reason="grant_type")
-        vat = form.get("merchant_vat")
-        if vat is not None and not VAT.fullmatch(vat):
-            raise InvalidRequest("merchant_vat must be DK or FI followed by 8 digits", reason="vat_format")
-        # Brute force: counted per client (the same key as the other profiles that check this
-        # secret) and per address; 429 with Retry-After while locked.
-        client = rt.guarded(request, f"client:{creds.client_id or ''}", authenticate_secret, rt.core, creds)
-        rt.limit_credential("client:" + client.client_id)
-        extra = None
-        if vat is not None:
-            merchant = rt.core.store.get_merchant_by_vat(vat)
-            if merchant is None or not rt.core.store.is_granted(merchant.merchant_id, client.client_id):
-                raise UnauthorizedClient("the merchant has not granted this integrator access", reason="merchant_not_granted")
-            extra = {"merchant_vat": vat}
-        issued = tokens.issue_access_token(rt.core, client_id=client.client_id, ttl=rt.settings.mobilepay_token_ttl,
-                                           scope=SCOPE, issuer=issuer(rt), extra=extra)
+        parsed = flow.TokenRequest(credentials=client_credentials(request, form), grant_type=form.get("grant_type"),
+                                   merchant_vat=form.get("merchant_vat"), scope=form.get("scope"))
+        result = flow.token(rt.core, parsed, ttl=rt.settings.mobilepay_token_ttl,
+                            authenticate=lambda creds: authenticate(request, creds))
         rt.issued(PROFILE)
-        return no_store_json({"access_token": issued.token, "expires_in": issued.expires_in,
-                              "token_type": "Bearer", "scope": SCOPE})
+        return no_store_json({"access_token": result.access_token, "expires_in": result.expires_in,
+                              "token_type": result.token_type, "scope": result.scope})
 
     @endpoint(rt, PROFILE)
     async def discovery(request: Request) -> Response:
         only(request, "GET", "HEAD")
-        iss = issuer(rt)
-        return JSONResponse({
-            "issuer": iss,
-            "jwks_uri": f"{iss}/.well-known/openid-configuration/jwks",
-            "token_endpoint": f"{iss}/connect/token",
-            "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic"],
-            "scopes_supported": [SCOPE],
-            "claims_supported": ["merchant_vat", "client_id", "scope"],
-            "id_token_signing_alg_values_supported": [rt.settings.signing_alg],
-            "response_types_supported": ["token"],
-            "subject_types_supported": ["public"],
-        }, headers={"Cache-Control": "public, max-age=300"})
+        return JSONResponse(discovery_document(rt), headers={"Cache-Control": "public, max-age=300"})
 
     @endpoint(rt, PROFILE)
     async def jwks(request: Request) -> Response:
         only(request, "GET", "HEAD")
-        return JSONResponse(rt.core.keys.get().jwks("sig", rt.now_dt()), headers={"Cache-Control": "public, max-age=300"})
+        return JSONResponse(rt.core.keys.get().jwks("sig", rt.now_dt(), ring=PROFILE),
+                            headers={"Cache-Control": "public, max-age=300"})
 
     m = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
     return [
