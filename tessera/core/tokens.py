@@ -38,6 +38,7 @@ def issue_access_token(
     thumbprint: str | None = None,
     audience: str | list[str] | None = None,
     extra: dict[str, Any] | None = None,
+    not_before: bool = False,
 ) -> IssuedToken:
     """An ``at+jwt`` of ``profile``, signed with the profile's signing key; sealed with the
     profile's issuer, audience, name and environment (tessera.core.profiles); ``cnf.x5t#S256``
@@ -59,6 +60,8 @@ def issue_access_token(
     }
     if scope:
         claims["scope"] = scope
+    if not_before:  # nbf = iat (MobilePay's and axept's sample tokens carry it)
+        claims["nbf"] = now
     if thumbprint:
         claims["cnf"] = {"x5t#S256": thumbprint}
     if extra:
