@@ -449,7 +449,7 @@ class Harness:
         # measuring 429s. The brute-force failure limits stay as they are.
         e = {"TESSERA_WORKERS": str(workers), "TESSERA_RATE_LIMIT_PER_CREDENTIAL": "1000000",
              "TESSERA_RATE_LIMIT_CREDENTIAL_BURST": "1000000", "TESSERA_RATE_LIMIT_PER_ADDRESS": "1000000",
-             "TESSERA_RATE_LIMIT_ADDRESS_BURST": "1000000", **(env or {})}
+             "TESSERA_RATE_LIMIT_ADDRESS_BURST": "1000000", "TESSERA_B2BINPAY_LOGIN_PER_MINUTE": "0", **(env or {})}
         if self.args.tessera_log_level:
             e["TESSERA_LOG_LEVEL"] = self.args.tessera_log_level
         if mode == "proxy":

@@ -1,7 +1,12 @@
-"""Client authentication for the native OAuth 2.0 endpoints: one dispatch over the four
-methods a client may be registered with (``Client.auth_methods``).
+"""Client authentication: one registry ``{method: authenticator}`` for every surface.
 
-- ``client_secret_basic`` / ``client_secret_post`` (RFC 6749 §2.3.1): the secret's HMAC.
+Each profile declares the methods it accepts (a tuple: ``METHODS`` here for the native
+endpoints, ``AUTH_METHODS`` in ``tessera.core.flows.b2binpay``, ``NEXI_PAR_METHODS`` and
+``AXEPT_METHODS`` below) and authenticates through :func:`authenticate_with`, which picks the
+one method the request presented among those and runs its authenticator.
+
+- ``client_secret_basic`` / ``client_secret_post`` (RFC 6749 §2.3.1): the secret's HMAC
+  (``tessera.core.clients.authenticate_secret``).
 - ``tls_client_auth`` (RFC 8705 §2.1): the verified TLS client certificate must be one that
   our CA issued and that is bound to the client (``bound_certificate``), unrevoked and valid.
   This is stricter than matching a registered subject DN: the binding is to the exact
@@ -11,10 +16,19 @@ methods a client may be registered with (``Client.auth_methods``).
   encrypted to one of the server's ``enc`` keys. The claims follow the same rules as the
   Nexi assertions (``check_assertion_claims``): ``aud`` is the issuer (never the endpoint
   URL, never an array), single-use ``jti``, short lifetime.
+- ``nexi_nested_jwe``: the Nexi PAR's ``client_assertion``, a JWE around a JWS signed with
+  the key of a certificate bound to the client, over mutual TLS
+  (``tessera.core.assertions.open_nested_assertion``). Its ``jti`` is claimed by the caller,
+  in one write with the pushed request.
+- ``axept_api_key``: a merchant's ``merchantId``/``keyId``/``key`` (``tessera.core.apikeys``).
 
-Whatever the method, a client certificate presented over mutual TLS must be bound to the
-client that authenticated; when it is, the tokens issued are bound to it (RFC 8705 §3).
-One request uses one method (RFC 6749 §2.3): secret plus assertion is refused.
+The authenticators keep their homes (``clients.py``: secrets and certificate binding;
+``assertions.py``: the nested JWE and the RFC 7523 claim rules; ``apikeys.py``: axept keys),
+each a rule in a file named after it; this module is the one door to all of them.
+
+On the native endpoints, whatever the method, a client certificate presented over mutual TLS
+must be bound to the client that authenticated; when it is, the tokens issued are bound to it
+(RFC 8705 §3). One request uses one method (RFC 6749 §2.3): secret plus assertion is refused.
 Every failure is ``invalid_client`` (401) except a malformed request (``invalid_request``).
 """
 
@@ -25,22 +39,30 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 
-from tessera.core import assertions
+from tessera.core import apikeys, assertions
 from tessera.core.clients import ClientCredentials, PeerCert, authenticate_secret, bound_certificate
 from tessera.core.context import Core
-from tessera.core.models import CertificateRecord, Client
+from tessera.core.models import ApiKey, CertificateRecord, Client
 from tessera.errors import InvalidClient, InvalidRequest, PayloadTooLarge
 from tessera.inputs import is_identifier, loads_json
 from tessera.jose.errors import JoseError
 from tessera.jose.nested import JWS_ALGS, decrypt_assertion, verify_signed_assertion
 
+__all__ = ["AUTHENTICATORS", "AXEPT_METHODS", "ApiKeyCredentials", "AuthenticatedClient", "AuthenticatedKey",
+           "ClientAuthRequest", "ClientCredentials", "METHODS", "NEXI_PAR_METHODS", "PeerCert", "authenticate",
+           "authenticate_with", "client_keys", "register", "validate_jwks"]
+
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 #: What the native endpoints accept, in the order the metadata lists them.
 METHODS = ("client_secret_basic", "client_secret_post", "tls_client_auth", "private_key_jwt")
+#: The Nexi PAR: the nested JWE assertion, over mutual TLS.
+NEXI_PAR_METHODS = ("nexi_nested_jwe",)
+#: axept ``/v1/authenticate``: a merchant API key.
+AXEPT_METHODS = ("axept_api_key",)
 #: Signature algorithms accepted for ``private_key_jwt`` (``none`` and HS* never).
 SIGNING_ALGS = JWS_ALGS
 #: An assertion longer than this is refused before any parsing (the JWE layer caps at 16 KiB too).
@@ -53,6 +75,8 @@ class AuthenticatedClient:
     method: str
     #: The bound developer certificate presented over mTLS, if any.
     certificate: CertificateRecord | None = None
+    #: The verified claims of the client assertion (``private_key_jwt``, ``nexi_nested_jwe``).
+    claims: dict[str, Any] | None = None
 
     @property
     def thumbprint(self) -> str | None:
@@ -61,36 +85,126 @@ class AuthenticatedClient:
 
 
 @dataclass(frozen=True)
+class AuthenticatedKey:
+    """An axept merchant API key that authenticated (axept callers are merchants, not clients)."""
+
+    key: ApiKey
+    method: str = "axept_api_key"
+
+
+@dataclass(frozen=True)
+class ApiKeyCredentials:
+    """axept's ``{"merchantId", "keyId", "key"}``."""
+
+    merchant_id: int
+    key_id: int
+    key: str
+
+
+@dataclass(frozen=True)
 class ClientAuthRequest:
     """Everything the caller may have presented, as parsed by the web layer."""
 
-    credentials: ClientCredentials  # Basic / client_secret_post / just a client_id ("none")
+    credentials: ClientCredentials = ClientCredentials(None, None, "none")  # Basic / post / just a client_id
     assertion_type: str | None = None
     assertion: str | None = None
     peer: PeerCert | None = None
+    api_key: ApiKeyCredentials | None = None
+
+    @property
+    def has_assertion(self) -> bool:
+        return self.assertion is not None or self.assertion_type is not None
+
+
+Authenticated = AuthenticatedClient | AuthenticatedKey
+
+
+@dataclass(frozen=True)
+class Authenticator:
+    """One method: ``presented`` says whether a request uses it, ``run`` checks it."""
+
+    presented: Callable[[ClientAuthRequest], bool]
+    run: Callable[[Core, ClientAuthRequest], Authenticated]
+
+
+#: The registry: every client-authentication method tessera knows.
+AUTHENTICATORS: dict[str, Authenticator] = {}
+
+
+def register(method: str, presented: Callable[[ClientAuthRequest], bool]):
+    """Register ``method``'s authenticator (a decorator)."""
+
+    def wrap(run: Callable[[Core, ClientAuthRequest], Authenticated]) -> Callable[[Core, ClientAuthRequest], Authenticated]:
+        AUTHENTICATORS[method] = Authenticator(presented, run)
+        return run
+
+    return wrap
+
+
+def authenticate_with(core: Core, accepted: tuple[str, ...], req: ClientAuthRequest) -> Any:
+    """Authenticate ``req`` by the one method it presented among ``accepted`` (in that order):
+    an ``AuthenticatedClient`` (``AuthenticatedKey`` for ``axept_api_key``), or
+    ``InvalidClient`` / ``InvalidRequest``. Two methods at once are refused (RFC 6749 §2.3)."""
+    if req.has_assertion and req.credentials.method in SECRET_METHODS:
+        raise InvalidRequest("use one client authentication method, not two", reason="two_auth_methods")
+    for method in accepted:
+        entry = AUTHENTICATORS[method]
+        if entry.presented(req):
+            return entry.run(core, req)
+    raise InvalidClient("client authentication is required", reason="no_client_auth")
 
 
 def authenticate(core: Core, req: ClientAuthRequest) -> AuthenticatedClient:
-    """The authenticated client, or ``InvalidClient`` / ``InvalidRequest``."""
-    creds = req.credentials
-    has_assertion = req.assertion is not None or req.assertion_type is not None
-    if has_assertion and creds.method in SECRET_METHODS:
-        raise InvalidRequest("use one client authentication method, not two", reason="two_auth_methods")
+    """The native endpoints: one of ``METHODS``; a certificate presented over mutual TLS must
+    be bound to the client, and is then returned for the tokens to be bound to it."""
+    auth: AuthenticatedClient = authenticate_with(core, METHODS, req)
+    cert = bound_certificate(core, auth.client, req.peer) if req.peer is not None else None
+    return AuthenticatedClient(auth.client, auth.method, cert, auth.claims)
 
-    if has_assertion:
-        client = _private_key_jwt(core, creds.client_id, req.assertion_type, req.assertion, req.peer)
-        method = "private_key_jwt"
-    elif creds.method in SECRET_METHODS:
-        client = authenticate_secret(core, creds)
-        method = creds.method
-    elif req.peer is not None:
-        client = _tls_client(core, creds.client_id)
-        method = "tls_client_auth"
-    else:
-        raise InvalidClient("client authentication is required", reason="no_client_auth")
 
-    cert = bound_certificate(core, client, req.peer) if req.peer is not None else None
-    return AuthenticatedClient(client, method, cert)
+# --- the authenticators ---------------------------------------------------------------------------
+
+def _secret(method: str) -> Callable[[Core, ClientAuthRequest], Authenticated]:
+    def run(core: Core, req: ClientAuthRequest) -> Authenticated:
+        return AuthenticatedClient(authenticate_secret(core, req.credentials), method)
+
+    return run
+
+
+for _method in SECRET_METHODS:
+    register(_method, lambda req, m=_method: not req.has_assertion and req.credentials.method == m)(_secret(_method))
+
+
+@register("tls_client_auth", lambda req: req.peer is not None and not req.has_assertion
+          and req.credentials.method not in SECRET_METHODS and req.api_key is None)
+def _tls_client_auth(core: Core, req: ClientAuthRequest) -> Authenticated:
+    return AuthenticatedClient(_tls_client(core, req.credentials.client_id), "tls_client_auth")
+
+
+@register("private_key_jwt", lambda req: req.has_assertion)
+def _private_key_jwt_auth(core: Core, req: ClientAuthRequest) -> Authenticated:
+    client, claims = _private_key_jwt(core, req.credentials.client_id, req.assertion_type, req.assertion, req.peer)
+    return AuthenticatedClient(client, "private_key_jwt", claims=claims)
+
+
+@register("nexi_nested_jwe", lambda req: req.assertion is not None)
+def _nexi_nested_jwe(core: Core, req: ClientAuthRequest) -> Authenticated:
+    """The Nexi PAR assertion of ``credentials.client_id``, over mTLS with a certificate bound to
+    it. The claims are checked (RFC 7523 §3 with the Nexi rules) but the ``jti`` is left for
+    the caller to claim, together with what it stores (``assertions.claim_jti(then_put=…)``)."""
+    client = _active(core, req.credentials.client_id)
+    cert = bound_certificate(core, client, req.peer)
+    verified = assertions.open_nested_assertion(core, client, req.assertion, preferred_thumbprint=cert.thumbprint)
+    assertions.check_assertion_claims(core, client, verified.claims, audience=core.config.issuer,
+                                      rules=assertions.AssertionRules.nexi(core.config))
+    return AuthenticatedClient(client, "nexi_nested_jwe", cert, verified.claims)
+
+
+@register("axept_api_key", lambda req: req.api_key is not None)
+def _axept_api_key(core: Core, req: ClientAuthRequest) -> Authenticated:
+    key = req.api_key
+    assert key is not None
+    return AuthenticatedKey(apikeys.authenticate(core, key.merchant_id, key.key_id, key.key))
 
 
 def _active(core: Core, client_id: str | None) -> Client:
@@ -119,7 +233,7 @@ def _tls_client(core: Core, client_id: str | None) -> Client:
 # --- private_key_jwt -----------------------------------------------------------------------------
 
 def _private_key_jwt(core: Core, client_id: str | None, assertion_type: str | None, assertion: str | None,
-                     peer: PeerCert | None) -> Client:
+                     peer: PeerCert | None) -> tuple[Client, dict[str, Any]]:
     if assertion_type != JWT_BEARER:
         raise InvalidClient(f"client_assertion_type must be {JWT_BEARER}", reason="assertion_type")
     if not assertion:
@@ -152,7 +266,7 @@ def _private_key_jwt(core: Core, client_id: str | None, assertion_type: str | No
         raise InvalidClient(f"client_assertion: {e.reason}", reason="assertion_jws") from None
     assertions.check_assertion_claims(core, client, claims, audience=core.config.issuer)
     assertions.claim_jti(core, client, claims)
-    return client
+    return client, claims
 
 
 def _unverified_issuer(token: str) -> str | None:

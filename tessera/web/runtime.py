@@ -64,6 +64,12 @@ class Runtime:
         # Request rates (issue 5): per credential and per client address; None when disabled.
         self.rate_credential = self._rate_limiter(s.rate_limit_per_credential, s.rate_limit_credential_burst, "rate-credential")
         self.rate_address = self._rate_limiter(s.rate_limit_per_address, s.rate_limit_address_burst, "rate-address")
+        # Per-endpoint address budgets: a provider's own limit on one endpoint, counted per client
+        # address on top of the address rate (``limit_address(request, budget=name)``).
+        self.address_budgets: dict[str, Any] = {}
+        if s.b2binpay_login_per_minute > 0:  # the provider's 15 a minute: a burst of 15, then one per 4 s
+            per_minute = s.b2binpay_login_per_minute
+            self.address_budgets["b2binpay-login"] = self._rate_limiter(per_minute / 60.0, per_minute, "rate-b2binpay-login")
 
     def _rate_limiter(self, rate: float, burst: int, name: str):
         if rate <= 0:
@@ -75,13 +81,19 @@ class Runtime:
                                                   rate=rate, burst=burst, name=name)
         return MemoryRateLimiter(rate, burst)
 
-    def limit_address(self, request: Request) -> None:
-        """Count a request against its client address: 429 (``SlowDown``) over the rate."""
+    def limit_address(self, request: Request, *, budget: str | None = None) -> None:
+        """Count a request against its client address: 429 (``SlowDown``) over the rate; with
+        ``budget``, also against that endpoint's own per-address budget (``address_budgets``)."""
         limiter = self.rate_address
         if limiter is not None:
             wait = limiter.hit(self.client_ip(request))
             if wait:
                 raise SlowDown(wait, reason="rate_limit_address")
+        endpoint_limiter = self.address_budgets.get(budget) if budget is not None else None
+        if endpoint_limiter is not None:
+            wait = endpoint_limiter.hit(self.client_ip(request))
+            if wait:
+                raise SlowDown(wait, reason=f"rate_limit_{budget.replace('-', '_')}")
 
     def limit_credential(self, key: str) -> None:
         """Count a request against a credential that it proved: 429 over the rate."""

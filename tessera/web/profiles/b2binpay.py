@@ -8,16 +8,17 @@
   unknown token that has not expired revokes the whole family (security event recorded).
 - Errors are JSON:API ``errors[]``: 400 code 2006 (bad login), 401 code 2007 (bad refresh),
   429 ``throttled`` with ``Retry-After``. Both paths also answer without the trailing slash.
+- The login endpoint takes at most ``b2binpay_login_per_minute`` (15) requests a minute from
+  one client address, as the provider limits requests made without prior authentication.
 
-A login/password pair is a tessera client's id and secret.
+A login/password pair is a tessera client's id and secret. The use cases (authentication,
+the token pair, ``meta.sign``, the times) are ``tessera.core.flows.b2binpay``; this module
+parses JSON:API into its requests and renders its answers and errors.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import time
 from typing import Any
 
 import orjson
@@ -25,9 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tessera.core import refresh, tokens
-from tessera.core.clients import ClientCredentials, authenticate_secret
-from tessera.core.clock import iso_z
+from tessera.core.flows import b2binpay as flow
 from tessera.core.ratelimit import guard
 from tessera.errors import InvalidClient, InvalidGrant, InvalidRequest, OAuthError, SlowDown
 from tessera.web.errors import NO_STORE
@@ -36,15 +35,11 @@ from tessera.web.forms import identifier, read_json
 from tessera.web.responses import JSONResponse
 from tessera.web.runtime import Runtime, endpoint, only
 
-PROFILE = "b2binpay"
+PROFILE = flow.PROFILE
 MEDIA = "application/vnd.api+json"
 BAD_LOGIN = "No active account found with the given credentials"
-
-
-def sign(login: str, password: str, time_str: str, refresh_token: str) -> str:
-    """The document's response signature: HMAC-SHA256 keyed by SHA-256(login + password)."""
-    key = hashlib.sha256((login + password).encode("utf-8")).digest()
-    return hmac.new(key, (time_str + refresh_token).encode("utf-8"), hashlib.sha256).hexdigest()
+#: The login endpoint's own per-address budget (``b2binpay_login_per_minute``; tessera.web.runtime).
+LOGIN_BUDGET = "b2binpay-login"
 
 
 def render(err: OAuthError) -> Response:
@@ -95,23 +90,7 @@ def claimed_client(token: str) -> str | None:
 def routes(rt: Runtime) -> list[Route]:
     p = rt.settings.b2binpay_prefix
     s = rt.settings
-
-    def pair(client_id: str, family: str | None, family_expires_at: int | None, now: float) -> tuple[dict[str, Any], str]:
-        if family is None:
-            family, family_expires_at = refresh.start_family(rt.core, client_id, lifetime=s.refresh_family_max_seconds)
-        rt_ = refresh.issue_refresh(rt.core, client_id=client_id, subject=client_id, scope="", ttl=s.b2binpay_refresh_ttl,
-                                    family=family, family_expires_at=family_expires_at)
-        return attributes(client_id, rt_, now), rt_.token
-
-    def attributes(client_id: str, rt_: refresh.IssuedRefresh, now: float) -> dict[str, Any]:
-        access = tokens.issue_access_token(rt.core, client_id=client_id, ttl=s.b2binpay_access_ttl, extra={"fam": rt_.family})
-        return {"type": "auth-token", "id": "0", "attributes": {
-            "refresh": rt_.token, "access": access.token,
-            "access_expired_at": iso_z(now + s.b2binpay_access_ttl, micros=True),
-            "refresh_expired_at": iso_z(now + s.b2binpay_refresh_ttl if rt_.expires_at >= int(now) + s.b2binpay_refresh_ttl
-                                        else rt_.expires_at, micros=True),
-            "is_2fa_confirmed": False,
-        }}
+    lifetimes = flow.Lifetimes.from_settings(s)
 
     def offload(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return dbcall.run(rt.core, fn, *args, **kwargs)
@@ -119,28 +98,24 @@ def routes(rt: Runtime) -> list[Route]:
     @endpoint(rt, PROFILE, render=render)
     async def login(request: Request) -> Response:
         only(request, "POST")
-        rt.limit_address(request)
-        received = time.time()
+        rt.limit_address(request, budget=LOGIN_BUDGET)  # the provider's 15 a minute, then tessera's own rate
         body = await read_json(request, s.max_body_bytes, media=(MEDIA,))
         attrs = _attributes(body, ("login", "password"))
         identifier(attrs["login"], "data.attributes.login")  # no NUL or control character reaches the database
+        req = flow.LoginRequest(attrs["login"], attrs["password"])
         # The login is a client id: one counter per client secret, shared with the other profiles.
-        client = rt.guarded(request, f"client:{attrs['login']}", authenticate_secret, rt.core,
-                            ClientCredentials(attrs["login"], attrs["password"], "client_secret_post"))
-        rt.limit_credential("client:" + client.client_id)
-        data, refresh_token = await dbcall.run(rt.core, pair, client.client_id, None, None, received)
-        time_str = iso_z(received, micros=True)
+        auth = rt.guarded(request, f"client:{req.login}", flow.authenticate, rt.core, req)
+        rt.limit_credential("client:" + auth.client.client_id)
+        answer = await dbcall.run(rt.core, flow.login, rt.core, auth.client.client_id, req, lifetimes)
         rt.issued(PROFILE)
-        return JSONResponse({"data": data, "meta": {"time": time_str, "sign": sign(attrs["login"], attrs["password"], time_str, refresh_token)}},
-                            headers=NO_STORE, media_type=MEDIA)
+        return JSONResponse({"data": answer.data(), "meta": answer.meta()}, headers=NO_STORE, media_type=MEDIA)
 
     @endpoint(rt, PROFILE, render=render)
     async def refresh_token(request: Request) -> Response:
         only(request, "POST")
         rt.limit_address(request)
-        received = time.time()
         body = await read_json(request, s.max_body_bytes, media=(MEDIA,))
-        attrs = _attributes(body, ("refresh",))
+        req = flow.RefreshRequest(_attributes(body, ("refresh",))["refresh"])
         addr_key = f"addr:{rt.client_ip(request)}"
         wait = guard(rt.failures, addr_key)
         if wait:
@@ -148,24 +123,21 @@ def routes(rt: Runtime) -> list[Route]:
         # The client's request-rate budget: looked at before the token is consumed (a refused
         # refresh must leave it usable), spent once the token proved genuine, so that whoever
         # merely knows a login cannot spend its budget.
-        limiter, claimed = rt.rate_credential, claimed_client(attrs["refresh"])
+        limiter, claimed = rt.rate_credential, claimed_client(req.refresh)
         if limiter is not None and claimed is not None and (wait := limiter.wait("client:" + claimed)):
             raise SlowDown(wait, reason="rate_limit_credential")
-        # Strict rotation in one unit of work (one statement on PostgreSQL, awaited on the event
-        # loop): the token is used and its successor stored together; a client no longer active
-        # is refused first.
         try:
-            grant, successor = await refresh.rotate_refresh_async(rt.core, attrs["refresh"], client_id=None,
-                                                                  ttl=s.b2binpay_refresh_ttl, offload=offload)
+            answer = await flow.refresh_tokens(rt.core, req, lifetimes, offload=offload)
         except InvalidGrant as e:
             if e.reason != "client_revoked":
                 rt.fail_login(addr_key)
             raise
         if limiter is not None:
-            limiter.charge("client:" + grant.client_id)
-        data = attributes(grant.client_id, successor, received)
+            limiter.charge("client:" + answer.client_id)
         rt.issued(PROFILE)
-        return JSONResponse({"data": data}, headers=NO_STORE, media_type=MEDIA)
+        # The document shows the refresh answer without ``data``; the public clients read
+        # ``data.attributes`` (the TypeScript one: ``data.data.attributes``), so it stays wrapped.
+        return JSONResponse({"data": answer.data()}, headers=NO_STORE, media_type=MEDIA)
 
     m = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
     return [
