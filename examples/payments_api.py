@@ -1,18 +1,23 @@
 """A small payments API behind tessera, protected by ``tessera.sdk.resource``.
 
-Two route groups, each with its own verifier over one JWKS cache (tessera signs every
-profile's tokens with the same keys):
+Two route groups, each with its own verifier and its own keys: each profile has its own
+audience (and ``prf`` claim), so neither group takes the other's tokens.
 
 MobilePay PoS style — tokens from ``POST /integrator-authentication/connect/token``
-(issuer ``<tessera>/integrator-authentication``, scope ``integrator_scope``), with
-MobilePay's merchant rule: a token with ``merchant_vat`` acts for that merchant only; a
-token without it names the merchant in ``x-mobilepay-merchant-vat-number`` on every call.
+(RS256 keys from ``/integrator-authentication/.well-known/openid-configuration/jwks``, issuer
+``<tessera>/integrator-authentication``, audience ``<issuer>/resources``, scope
+``integrator_scope``), with MobilePay's merchant rule, refusing as the PoS V10 API does
+(``{"code", "message", "CorrelationId"}``): a token with ``merchant_vat`` acts for that
+merchant only; a token without it names the merchant in ``x-mobilepay-merchant-vat-number``
+on every call (1151 missing, 1155 duplicated, 1159 invalid, 1182 bad claim); another
+merchant's payment is 403/1411; an ``x-ibm-client-id`` that is not the token's client is 401.
 
     POST /pos/v10/payments                {"amount": 1250, "currencyCode": "DKK", "orderId": "A-1"} → 201
-    GET  /pos/v10/payments/{paymentId}    the merchant's own payments only (else 404)
+    GET  /pos/v10/payments/{paymentId}    the merchant's own payments (another merchant's: 403/1411; none: 404)
 
-axept style — tokens from ``POST /axept/v1/authenticate`` (issuer ``<tessera>``), the
-merchant being the token's ``merchantId``:
+axept style — tokens from ``POST /axept/v1/authenticate`` (keys from ``/oauth2/jwks``, issuer
+``<tessera>``, audience ``axeptConnectCloud-merchant-client``), the merchant being the
+token's ``unique_name``:
 
     POST /axept/v1/transactions           {"amount": 995, "currency": "GBP"} → 201
     GET  /axept/v1/transactions/{id}
@@ -57,6 +62,7 @@ MOBILEPAY_PREFIX = "/integrator-authentication"
 #: axept's audience, as its sample token names it (TESSERA_AXEPT_AUDIENCE on the server).
 AXEPT_AUDIENCE = "axeptConnectCloud-merchant-client"
 MOBILEPAY_JWKS = MOBILEPAY_PREFIX + "/.well-known/openid-configuration/jwks"
+NATIVE_JWKS = "/oauth2/jwks"  # the shared ring's keys, which sign axept's tokens
 
 
 @dataclass
@@ -77,6 +83,11 @@ class Ledger:
             entry = self.payments.get(payment_id)
         return entry["payment"] if entry and entry["owner"] == owner else None
 
+    def owner(self, payment_id: str) -> str | None:
+        with self.lock:
+            entry = self.payments.get(payment_id)
+        return entry["owner"] if entry else None
+
 
 @dataclass
 class Protection:
@@ -84,19 +95,24 @@ class Protection:
 
     mobilepay: Any  # TokenDependency
     axept: Any
-    jwks: JWKSCache
+    jwks: JWKSCache  # MobilePay's keys
+    axept_jwks: JWKSCache
+    rule: MobilePayMerchantRule
 
     @classmethod
-    def for_tessera(cls, tessera_url: str, *, verify: Any = True, jwks: JWKSCache | None = None) -> "Protection":
+    def for_tessera(cls, tessera_url: str, *, verify: Any = True, jwks: JWKSCache | None = None,
+                    axept_jwks: JWKSCache | None = None) -> "Protection":
         url = tessera_url.rstrip("/")
         jwks = jwks or JWKSCache(url + MOBILEPAY_JWKS, verify=verify, min_refetch_interval=60)
-        # Each profile has its own audience (tessera.core.profiles): a token of another profile
-        # (a native /oauth2 token, say) is refused by both verifiers.
+        axept_jwks = axept_jwks or JWKSCache(url + NATIVE_JWKS, verify=verify, min_refetch_interval=60)
+        # Each profile has its own audience (tessera.core.profiles) and names itself (prf): a
+        # token of another profile (a native /oauth2 token, say) is refused by both verifiers.
         mobilepay = TokenVerifier(jwks, issuer=url + MOBILEPAY_PREFIX, audience=url + MOBILEPAY_PREFIX + "/resources",
-                                  required_scopes=["integrator_scope"])
-        axept = TokenVerifier(jwks, issuer=url, audience=AXEPT_AUDIENCE)
-        return cls(mobilepay=require_token(mobilepay, merchant_rule=MobilePayMerchantRule()),
-                   axept=require_token(axept), jwks=jwks)
+                                  required_scopes=["integrator_scope"], algorithms=["RS256"], profile="mobilepay")
+        axept = TokenVerifier(axept_jwks, issuer=url, audience=AXEPT_AUDIENCE, profile="axept")
+        rule = MobilePayMerchantRule()
+        return cls(mobilepay=require_token(mobilepay, merchant_rule=rule), axept=require_token(axept), jwks=jwks,
+                   axept_jwks=axept_jwks, rule=rule)
 
 
 def _problem(status: int, error: str, description: str) -> JSONResponse:
@@ -116,10 +132,9 @@ async def _json(request: Request) -> Any:
 
 
 def _axept_merchant(auth: AuthContext) -> str | None:
-    # The axept audience already refuses every other profile's token; the merchant is the
-    # one the token names.
-    merchant = auth.claims.get("merchantId")
-    return str(merchant) if isinstance(merchant, int) and not isinstance(merchant, bool) else None
+    # The verifier took axept tokens only (audience and prf); the merchant is unique_name.
+    merchant = auth.claims.get("unique_name")
+    return merchant if isinstance(merchant, str) and merchant.isdigit() else None
 
 
 def create_app(tessera_url: str | None = None, *, verify: Any = None, jwks: JWKSCache | None = None) -> Starlette:
@@ -149,10 +164,12 @@ def create_app(tessera_url: str | None = None, *, verify: Any = None, jwks: JWKS
 
     @guard.mobilepay.protect
     async def get_pos_payment(request: Request) -> Response:
-        payment = ledger.get(request.state.auth.merchant_vat, request.path_params["payment_id"])
-        if payment is None:
-            return _problem(404, "not_found", "no such payment for this merchant")
-        return JSONResponse(payment)
+        payment_id = request.path_params["payment_id"]
+        owner = ledger.owner(payment_id)
+        if owner is None:
+            return _problem(404, "not_found", "no such payment")
+        guard.rule.owner_check(request.state.auth.merchant_vat, owner)  # another merchant's: 403/1411
+        return JSONResponse(ledger.get(owner, payment_id))
 
     # -------------------------------------------------------------- axept style
     @guard.axept.protect
@@ -185,6 +202,7 @@ def create_app(tessera_url: str | None = None, *, verify: Any = None, jwks: JWKS
     ], exception_handlers={ResourceError: resource_error_handler})
     app.state.ledger = ledger
     app.state.jwks = guard.jwks
+    app.state.axept_jwks = guard.axept_jwks
     return app
 
 
@@ -214,10 +232,11 @@ def create_fastapi_app(tessera_url: str | None = None, *, verify: Any = None) ->
 
     @app.get("/pos/v10/payments/{payment_id}")
     async def get_pos_payment(payment_id: str, auth: AuthContext = Depends(guard.mobilepay)) -> dict:
-        payment = ledger.get(auth.merchant_vat, payment_id)
-        if payment is None:
-            raise HTTPException(404, "no such payment for this merchant")
-        return payment
+        owner = ledger.owner(payment_id)
+        if owner is None:
+            raise HTTPException(404, "no such payment")
+        guard.rule.owner_check(auth.merchant_vat, owner)  # another merchant's: 403/1411
+        return ledger.get(owner, payment_id)
 
     return app
 

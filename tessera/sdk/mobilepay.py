@@ -11,7 +11,11 @@ The client is an ``httpx.Auth`` for the PoS API: it sends ``Authorization: Beare
 when its token is not bound to one merchant (no ``merchant_vat``), the merchant's VAT
 number in ``x-mobilepay-merchant-vat-number`` (MobilePay PoS V10's header) taken from
 ``vat_for_request`` — a fixed VAT number, or a callable that picks it per request.
-A request that already carries the header keeps its own.
+A request that already carries the header keeps its own. Every API call also carries
+``x-ibm-client-id: <client_id>``, as every PoS V10 call does.
+
+The token itself is opaque to the client (MobilePay's are RS256 JWTs; tessera's ``mobilepay``
+profile issues the same): only ``expires_in`` is read, never the token's claims.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ import httpx
 from ._http import HTTPTokenClient, Verify, parse_bearer_token
 from .cache import CachedToken, TokenCache
 
-__all__ = ["MobilePayClient", "VAT_HEADER", "VAT_PATTERN"]
+__all__ = ["MobilePayClient", "CLIENT_ID_HEADER", "VAT_HEADER", "VAT_PATTERN"]
 
 VAT_HEADER = "x-mobilepay-merchant-vat-number"
+CLIENT_ID_HEADER = "x-ibm-client-id"
 VAT_PATTERN = re.compile(r"^(DK|FI)\d{8}$")
 DEFAULT_TOKEN_LIFETIME = 3700  # the document's expires_in
 FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
@@ -98,6 +103,8 @@ class MobilePayClient(HTTPTokenClient):
 
     # ------------------------------------------------------------------ httpx.Auth
     def _add_vat(self, request: httpx.Request) -> None:
+        if CLIENT_ID_HEADER not in request.headers:
+            request.headers[CLIENT_ID_HEADER] = self.client_id
         if self.merchant_vat is not None or self.vat_for_request is None or self.vat_header in request.headers:
             return
         vat = self.vat_for_request if isinstance(self.vat_for_request, str) else self.vat_for_request(request)

@@ -7,14 +7,21 @@
   into a flood of fetches).
 - :class:`TokenVerifier` checks an RFC 9068 access token: the JWS signature against the
   JWKS (algorithm allow-list; ``none`` and HMAC never), ``typ: at+jwt``, ``exp``/``nbf``/
-  ``iat`` (with ``leeway``), ``iss``, ``aud``, the RFC 8705 certificate binding
-  (``cnf.x5t#S256`` = base64url SHA-256 of the presented certificate's DER) and scopes.
-- :class:`MobilePayMerchantRule`: a token with ``merchant_vat`` is good only for that
-  merchant; a token without it must name the merchant in ``x-mobilepay-merchant-vat-number``
-  (the header of MobilePay's PoS V10 API) on every call.
+  ``iat`` (with ``leeway``), ``iss``, ``aud``, the profile (``prf``, with ``profile=``), the
+  RFC 8705 certificate binding (``cnf.x5t#S256`` = base64url SHA-256 of the presented
+  certificate's DER) and scopes (a space-separated string, or a list as MobilePay's tokens
+  carry it). Each tessera profile has its own audience (MobilePay:
+  ``{issuer}/integrator-authentication/resources``; axept: ``axeptConnectCloud-merchant-client``;
+  native: the issuer; see docs/configuration.md), so a verifier for one profile's audience
+  refuses another's tokens; ``profile=`` checks the seal as well.
+- :class:`MobilePayMerchantRule`: MobilePay PoS V10's merchant rule, refusing as the PoS
+  API does (body ``{"code", "message", "CorrelationId"}``: 1151, 1155, 1159, 1182, 403/1411;
+  :class:`PosApiError`): a token with ``merchant_vat`` is good only for that merchant; a token
+  without it must name the merchant in ``x-mobilepay-merchant-vat-number`` on every call; an
+  ``x-ibm-client-id`` that is not the token's client is 401.
 - :func:`require_token`: a Starlette/FastAPI dependency that reads the Bearer token and the
   client certificate (ASGI TLS extension, or a header from trusted proxies through
-  :class:`tessera.web.mtls.MTLSExtractor`) and answers errors as RFC 6750 §3 says:
+  :class:`tessera.sdk.mtls.MTLSExtractor`) and answers errors as RFC 6750 §3 says:
   401 ``invalid_token``, 403 ``insufficient_scope``, 400 ``invalid_request``, each with a
   ``WWW-Authenticate: Bearer`` challenge.
 
@@ -32,6 +39,7 @@ import json
 import re
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +55,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tessera.web.mtls import MTLSConfig, MTLSExtractor, PeerCertificate, thumbprint
+from .mtls import MTLSConfig, MTLSExtractor, PeerCertificate, thumbprint
 
 from ._http import Verify, ssl_context
 from .errors import SDKError
@@ -63,6 +71,7 @@ __all__ = [
     "JWKSUnavailable",
     "MerchantMismatch",
     "MobilePayMerchantRule",
+    "PosApiError",
     "ResourceError",
     "TokenDependency",
     "TokenVerifier",
@@ -151,6 +160,23 @@ class InvalidRequestError(BearerError):
 
     status = 400
     error = "invalid_request"
+
+
+class PosApiError(ResourceError):
+    """A refusal of MobilePay's PoS V10 API: ``{"code": "1151", "message": "...",
+    "CorrelationId": "<uuid>"}`` with the API's status (400, or 403 for ``1411``)."""
+
+    error = "pos_api_error"
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status = status
+        self.code = code
+        self.correlation_id = str(uuid.uuid4())
+        super().__init__(message, reason=f"pos_{code}")
+
+    def response(self, realm: str = "tessera") -> Response:
+        body = {"code": self.code, "message": self.description, "CorrelationId": self.correlation_id}
+        return JSONResponse(body, status_code=self.status, headers=self.challenge_headers(realm))
 
 
 class JWKSUnavailable(ResourceError):
@@ -368,7 +394,8 @@ class TokenVerifier:
 
     def __init__(self, jwks: "JWKSCache | Mapping[str, Any]", *, issuer: str | Iterable[str], audience: str,
                  required_scopes: Iterable[str] = (), leeway: float = 30,
-                 algorithms: Iterable[str] = DEFAULT_ALGORITHMS, clock: Callable[[], float] = time.time) -> None:
+                 algorithms: Iterable[str] = DEFAULT_ALGORITHMS, clock: Callable[[], float] = time.time,
+                 profile: str | None = None) -> None:
         self.jwks = jwks if isinstance(jwks, JWKSCache) else _StaticKeys(jwks)
         self.issuers = frozenset([issuer] if isinstance(issuer, str) else issuer)
         if not self.issuers or not all(isinstance(i, str) and i for i in self.issuers):
@@ -376,6 +403,9 @@ class TokenVerifier:
         if not isinstance(audience, str) or not audience:
             raise ValueError("audience must be a non-empty string")
         self.audience = audience
+        if profile is not None and (not isinstance(profile, str) or not profile):
+            raise ValueError("profile must be a non-empty string")
+        self.profile = profile
         self.required_scopes = tuple(required_scopes)
         self.leeway = float(leeway)
         algs = tuple(algorithms)
@@ -455,9 +485,10 @@ class TokenVerifier:
         auds = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
         if self.audience not in auds:
             raise InvalidTokenError("the access token is invalid", reason="wrong_audience")
+        if self.profile is not None and claims.get("prf") != self.profile:
+            raise InvalidTokenError("the access token is invalid", reason="wrong_profile")
         _check_binding(claims, client_cert_der)
-        granted = claims.get("scope", "")
-        granted_set = set(granted.split()) if isinstance(granted, str) else set()
+        granted_set = _scopes(claims.get("scope"))
         wanted = list(dict.fromkeys([*self.required_scopes, *scopes]))
         missing = [s for s in wanted if s not in granted_set]
         if missing:
@@ -506,53 +537,103 @@ def _norm_typ(value: Any) -> str | None:
     return value[len("application/"):] if value.startswith("application/") else value
 
 
+def _scopes(scope: Any) -> frozenset[str]:
+    """RFC 9068 §2.2.3: a space-separated string; MobilePay's tokens carry a list."""
+    if isinstance(scope, str):
+        return frozenset(scope.split())
+    if isinstance(scope, list):
+        return frozenset(s for s in scope if isinstance(s, str))
+    return frozenset()
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # ====================================================================== MobilePay
+#: MobilePay PoS V10's refusals (provider-docs/reference-facts.md): code → (status, message).
+POS_1151 = "1151"  # merchant VAT header missing
+POS_1155 = "1155"  # merchant VAT header duplicated
+POS_1159 = "1159"  # merchant VAT header invalid
+POS_1182 = "1182"  # invalid merchant_vat claim in the access token
+POS_1411 = "1411"  # a call about another merchant's payment
+CLIENT_ID_HEADER = "x-ibm-client-id"
+
+
 @dataclass(frozen=True)
 class MobilePayMerchantRule:
-    """MobilePay's merchant rule, for the PoS API behind tessera's ``mobilepay`` profile.
+    """MobilePay's merchant rule, for the PoS API behind tessera's ``mobilepay`` profile,
+    refusing with the PoS V10 codes (:class:`PosApiError`, body ``{"code", "message",
+    "CorrelationId"}``):
 
-    - A token with ``merchant_vat`` is good only for that merchant: a request naming
-      another merchant in ``header`` is refused (403); without the header, the request is
-      for the token's merchant.
-    - A token without ``merchant_vat`` must name the merchant in ``header`` on every call
-      (400 ``invalid_request`` when it is missing or not ``^(DK|FI)\\d{8}$``).
+    - ``1182`` (400): the token's ``merchant_vat`` claim is not ``^(DK|FI)\\d{8}$``;
+    - ``1155`` (400): ``header`` sent more than once;
+    - ``1159`` (400): ``header`` is not ``^(DK|FI)\\d{8}$``;
+    - ``1151`` (400): the token has no ``merchant_vat`` and ``header`` is missing;
+    - ``1411`` (403): the call is about another merchant: ``header`` names another merchant
+      than the token's ``merchant_vat``, or ``allow(vat, claims)`` says no (e.g. the merchant
+      has not granted this integrator access). :meth:`owner_check` gives the same answer for a
+      payment of another merchant.
+
+    With ``client_id_header`` (``x-ibm-client-id``, which every PoS V10 call carries), a value
+    that is not the token's ``client_id`` is 401 ``invalid_token`` (as MobilePay's older docs
+    and the public mock answer it); a missing one is accepted unless ``require_client_id``.
 
     ``header`` defaults to ``x-mobilepay-merchant-vat-number``, the header of MobilePay's
-    PoS V10 API. ``allow(vat, claims)``, when given, decides whether the integrator may act
-    for that merchant (e.g. whether the merchant has granted it access); False → 403.
-    :meth:`merchant` returns the merchant's VAT number the request acts for."""
+    PoS V10 API. :meth:`merchant` returns the merchant's VAT number the request acts for."""
 
     header: str = VAT_HEADER
     allow: Callable[[str, dict[str, Any]], bool] | None = field(default=None, compare=False)
+    client_id_header: str | None = CLIENT_ID_HEADER
+    require_client_id: bool = False
 
     def merchant(self, claims: Mapping[str, Any], header_values: Iterable[str]) -> str:
+        bound = claims.get("merchant_vat")
+        if bound is not None and (not isinstance(bound, str) or not VAT_PATTERN.fullmatch(bound)):
+            raise PosApiError(400, POS_1182, "The merchant_vat claim of the access token is invalid.")
         values = list(header_values)
         if len(values) > 1:
-            raise InvalidRequestError(f"send {self.header} once", reason="vat_header_repeated")
+            raise PosApiError(400, POS_1155, f"The {self.header} header is duplicated.")
         named = values[0].strip() if values else None
         if named is not None and not VAT_PATTERN.fullmatch(named):
-            raise InvalidRequestError(f"{self.header} must be DK or FI followed by 8 digits", reason="vat_header_malformed")
-        bound = claims.get("merchant_vat")
+            raise PosApiError(400, POS_1159, f"The {self.header} header is invalid: DK or FI followed by 8 digits.")
         if bound is not None:
-            if not isinstance(bound, str) or not VAT_PATTERN.fullmatch(bound):
-                raise InvalidTokenError("the access token is invalid", reason="merchant_vat_malformed")
             if named is not None and named != bound:
-                raise MerchantMismatch()
+                raise self.another_merchant()
             vat = bound
         elif named is None:
-            raise InvalidRequestError(f"the token is not bound to a merchant: send the merchant's VAT number in {self.header}",
-                                      reason="vat_header_missing")
+            raise PosApiError(400, POS_1151, f"The {self.header} header is missing: the access token is not "
+                                             "bound to a merchant.")
         else:
             vat = named
         if self.allow is not None and not self.allow(vat, dict(claims)):
-            raise MerchantMismatch("the merchant has not granted this integrator access")
+            raise self.another_merchant()
         return vat
 
+    @staticmethod
+    def another_merchant() -> PosApiError:
+        """403 ``1411``: the call is about another merchant (or another merchant's payment)."""
+        return PosApiError(403, POS_1411, "The call is about another merchant's resource.")
+
+    def owner_check(self, merchant_vat: str, owner: str) -> None:
+        """Refuse (403 ``1411``) a call about a payment that belongs to another merchant."""
+        if not hmac.compare_digest(merchant_vat.encode(), owner.encode()):
+            raise self.another_merchant()
+
+    def check_client(self, claims: Mapping[str, Any], header_values: Iterable[str]) -> None:
+        if self.client_id_header is None:
+            return
+        values = list(header_values)
+        if not values and not self.require_client_id:
+            return
+        client_id = claims.get("client_id")
+        if len(values) != 1 or not isinstance(client_id, str) or values[0].strip() != client_id:
+            raise InvalidTokenError(f"{self.client_id_header} is not the access token's client",
+                                    reason="client_id_mismatch")
+
     def check_request(self, claims: Mapping[str, Any], request: Request) -> str:
+        if self.client_id_header is not None:
+            self.check_client(claims, request.headers.getlist(self.client_id_header))
         return self.merchant(claims, request.headers.getlist(self.header))
 
 
@@ -573,8 +654,7 @@ class AuthContext:
 
     @property
     def scopes(self) -> frozenset[str]:
-        scope = self.claims.get("scope")
-        return frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+        return _scopes(self.claims.get("scope"))
 
 
 class TokenDependency:
@@ -627,7 +707,7 @@ def require_token(verifier: TokenVerifier, scopes: Iterable[str] = (), merchant_
     The client certificate (for certificate-bound tokens) comes from the ASGI TLS extension
     (``scope["extensions"]["tls"]["client_cert_chain"][0]``) or, with
     ``mtls=MTLSConfig(mode="proxy", header=..., trusted_proxies=...)``, from a header sent
-    by a trusted proxy (see :mod:`tessera.web.mtls`)."""
+    by a trusted proxy (see :mod:`tessera.sdk.mtls`)."""
     return TokenDependency(verifier, scopes, merchant_rule, mtls, realm)
 
 

@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 #: Private key in the TLS extension dict holding the leaf certificate as DER bytes.
-CLIENT_CERT_DER_KEY = "tessera.client_cert_der"
+from tessera.sdk.mtls import CLIENT_CERT_DER_KEY  # noqa: E402 - defined with its reader
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]

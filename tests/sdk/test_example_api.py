@@ -9,6 +9,7 @@ import secrets
 import ssl
 import sys
 import time
+import uuid
 
 import httpx
 import pytest
@@ -57,6 +58,15 @@ def env(live_server):
     return app, merchants, mobilepay, axept
 
 
+def assert_pos(r: httpx.Response, status: int, code: str) -> dict:
+    """A refusal of the PoS V10 API: {"code", "message", "CorrelationId"}."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"code", "message", "CorrelationId"} and body["code"] == code, body
+    assert str(uuid.UUID(body["CorrelationId"])) == body["CorrelationId"]
+    return body
+
+
 def call(app, method: str, path: str, *, auth=None, headers=None, json=None) -> httpx.Response:
     async def go():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://payments.test",
@@ -88,9 +98,7 @@ def test_merchant_token_for_another_merchant_is_refused(env):
     app, (vat, other), mobilepay, _ = env
     r = call(app, "POST", "/pos/v10/payments", auth=mobilepay(merchant_vat=vat), headers={VAT_HEADER: other},
              json={"amount": 100})
-    assert r.status_code == 403
-    assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
-    assert r.json()["error"] == "insufficient_scope"
+    assert_pos(r, 403, "1411")
 
 
 def test_unbound_token_with_the_header(env):
@@ -99,22 +107,36 @@ def test_unbound_token_with_the_header(env):
     created = call(app, "POST", "/pos/v10/payments", auth=auth, json={"amount": 700})
     assert created.status_code == 201 and created.json()["merchantVatNumber"] == other
     pid = created.json()["paymentId"]
-    # The same token acting for the first merchant cannot see the second's payment
-    assert call(app, "GET", f"/pos/v10/payments/{pid}", auth=auth, headers={VAT_HEADER: vat}).status_code == 404
+    # The same token acting for the first merchant cannot see the second's payment: 403/1411
+    assert_pos(call(app, "GET", f"/pos/v10/payments/{pid}", auth=auth, headers={VAT_HEADER: vat}), 403, "1411")
+    assert call(app, "GET", "/pos/v10/payments/no-such-payment", auth=auth, headers={VAT_HEADER: vat}).status_code == 404
 
 
 def test_unbound_token_without_the_header_is_refused(env):
     app, _, mobilepay, _ = env
     r = call(app, "POST", "/pos/v10/payments", auth=mobilepay(), json={"amount": 100})
-    assert r.status_code == 400
-    assert 'error="invalid_request"' in r.headers["www-authenticate"]
-    assert VAT_HEADER in r.json()["error_description"]
+    assert VAT_HEADER in assert_pos(r, 400, "1151")["message"]
 
 
 def test_unbound_token_with_a_malformed_header_is_refused(env):
     app, _, mobilepay, _ = env
     r = call(app, "POST", "/pos/v10/payments", auth=mobilepay(), headers={VAT_HEADER: "SE12345678"}, json={"amount": 1})
-    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    assert_pos(r, 400, "1159")
+
+
+def test_duplicated_header_is_1155(env):
+    app, (vat, other), mobilepay, _ = env
+    r = call(app, "POST", "/pos/v10/payments", auth=mobilepay(), headers=[(VAT_HEADER, vat), (VAT_HEADER, other)],
+             json={"amount": 1})
+    assert_pos(r, 400, "1155")
+
+
+def test_x_ibm_client_id_of_another_client_is_401(env):
+    app, (vat, _), mobilepay, _ = env
+    auth = mobilepay(merchant_vat=vat)  # the SDK sends its own client id
+    assert call(app, "POST", "/pos/v10/payments", auth=auth, json={"amount": 1}).status_code == 201
+    r = call(app, "POST", "/pos/v10/payments", auth=auth, headers={"x-ibm-client-id": "another-client"}, json={"amount": 1})
+    assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"]
 
 
 def test_no_token_and_bad_tokens(env):
@@ -148,3 +170,4 @@ def test_tokens_of_one_profile_are_refused_by_the_other(env):
 def test_the_jwks_was_fetched_once(env):
     app, *_ = env
     assert app.state.jwks.fetches == 1
+    assert app.state.axept_jwks.fetches == 1

@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
+import uuid
 
 import httpx
 import pytest
@@ -30,12 +33,13 @@ from tessera.sdk.resource import (
     JWKSUnavailable,
     MerchantMismatch,
     MobilePayMerchantRule,
+    PosApiError,
     ResourceError,
     TokenVerifier,
     require_token,
     resource_error_handler,
 )
-from tessera.web.mtls import MTLSConfig, thumbprint
+from tessera.sdk.mtls import MTLSConfig, thumbprint
 
 ISS = "https://auth.example"
 AUD = "https://payments.example"
@@ -385,8 +389,37 @@ def test_averify_fetches_without_blocking_the_loop(jwks, keys):
     assert fake.calls == 1
 
 
+# ---------------------------------------------------------------------- profile and scope list
+def test_profile_check(jwks, keys):
+    v = TokenVerifier(jwks, issuer=ISS, audience=AUD, profile="mobilepay")
+    assert v.verify(mint(keys["RS256"], alg="RS256", prf="mobilepay"))["prf"] == "mobilepay"
+    refused(v, mint(keys["RS256"], alg="RS256", prf="native"), "wrong_profile")
+    refused(v, mint(keys["RS256"], alg="RS256"), "wrong_profile")  # a token naming no profile
+    with pytest.raises(ValueError):
+        TokenVerifier(jwks, issuer=ISS, audience=AUD, profile="")
+
+
+def test_scope_as_a_list_as_mobilepay_sends_it(jwks, keys):
+    v = TokenVerifier(jwks, issuer=ISS, audience=AUD, required_scopes=["integrator_scope"])
+    token = mint(keys["RS256"], alg="RS256", scope=["integrator_scope"], aud=[AUD, "integrator_scope"])
+    assert v.verify(token)["scope"] == ["integrator_scope"]
+    with pytest.raises(InsufficientScope):
+        v.verify(mint(keys["RS256"], alg="RS256", scope=["other"]))
+
+
 # ---------------------------------------------------------------------- MobilePay merchant rule
 RULE = MobilePayMerchantRule()
+
+
+def pos_refusal(call, status: int, code: str) -> PosApiError:
+    with pytest.raises(PosApiError) as info:
+        call()
+    err = info.value
+    assert (err.status, err.code) == (status, code)
+    body = json.loads(err.response().body)
+    assert set(body) == {"code", "message", "CorrelationId"} and body["code"] == code and body["message"]
+    assert str(uuid.UUID(body["CorrelationId"])) == body["CorrelationId"]
+    return err
 
 
 def test_rule_token_with_vat_and_matching_header():
@@ -398,50 +431,66 @@ def test_rule_token_with_vat_and_no_header():
 
 
 def test_rule_token_with_vat_and_another_merchants_header():
-    with pytest.raises(MerchantMismatch) as info:
-        RULE.merchant({"merchant_vat": VAT}, ["FI87654321"])
-    assert info.value.status == 403
+    pos_refusal(lambda: RULE.merchant({"merchant_vat": VAT}, ["FI87654321"]), 403, "1411")
 
 
 def test_rule_token_without_vat_and_header():
     assert RULE.merchant({}, ["FI87654321"]) == "FI87654321"
 
 
-def test_rule_token_without_vat_and_no_header():
-    with pytest.raises(InvalidRequestError) as info:
-        RULE.merchant({}, [])
-    assert info.value.status == 400 and info.value.reason == "vat_header_missing"
+def test_rule_token_without_vat_and_no_header_is_1151():
+    pos_refusal(lambda: RULE.merchant({}, []), 400, "1151")
 
 
 @pytest.mark.parametrize("value", ["DK1234567", "SE12345678", "dk12345678", "DK12345678,FI87654321", ""])
-def test_rule_malformed_header(value):
-    with pytest.raises(InvalidRequestError) as info:
-        RULE.merchant({}, [value])
-    assert info.value.reason == "vat_header_malformed"
-    with pytest.raises(InvalidRequestError):
-        RULE.merchant({"merchant_vat": VAT}, [value])
+def test_rule_malformed_header_is_1159(value):
+    pos_refusal(lambda: RULE.merchant({}, [value]), 400, "1159")
+    pos_refusal(lambda: RULE.merchant({"merchant_vat": VAT}, [value]), 400, "1159")
 
 
-def test_rule_header_twice():
-    with pytest.raises(InvalidRequestError):
-        RULE.merchant({}, [VAT, VAT])
+def test_rule_header_twice_is_1155():
+    pos_refusal(lambda: RULE.merchant({}, [VAT, VAT]), 400, "1155")
 
 
-def test_rule_malformed_claim():
-    with pytest.raises(InvalidTokenError):
-        RULE.merchant({"merchant_vat": "DK1"}, [])
+@pytest.mark.parametrize("claim", ["DK1", "dk12345678", 12345678, ["DK12345678"], ""])
+def test_rule_malformed_claim_is_1182(claim):
+    pos_refusal(lambda: RULE.merchant({"merchant_vat": claim}, []), 400, "1182")
+    pos_refusal(lambda: RULE.merchant({"merchant_vat": claim}, [VAT]), 400, "1182")
 
 
 def test_rule_allow_hook():
     rule = MobilePayMerchantRule(allow=lambda vat, claims: vat == VAT)
     assert rule.merchant({}, [VAT]) == VAT
-    with pytest.raises(MerchantMismatch):
-        rule.merchant({}, ["FI87654321"])
+    pos_refusal(lambda: rule.merchant({}, ["FI87654321"]), 403, "1411")
+
+
+def test_rule_another_merchants_payment_is_1411():
+    RULE.owner_check(VAT, VAT)
+    pos_refusal(lambda: RULE.owner_check(VAT, "FI87654321"), 403, "1411")
+
+
+def test_rule_client_id_header():
+    RULE.check_client({"client_id": "client-1"}, ["client-1"])
+    RULE.check_client({"client_id": "client-1"}, [])  # not required unless asked
+    for values in (["client-2"], ["client-1", "client-1"], [""]):
+        with pytest.raises(InvalidTokenError) as info:
+            RULE.check_client({"client_id": "client-1"}, values)
+        assert info.value.status == 401 and info.value.reason == "client_id_mismatch"
+    with pytest.raises(InvalidTokenError):
+        MobilePayMerchantRule(require_client_id=True).check_client({"client_id": "client-1"}, [])
 
 
 def test_rule_header_is_configurable():
     rule = MobilePayMerchantRule(header="x-merchant")
     assert rule.header == "x-merchant" and RULE.header == "x-mobilepay-merchant-vat-number"
+
+
+def test_resource_module_imports_nothing_of_the_server():
+    code = ("import sys, tessera.sdk.resource; "
+            "bad = [m for m in sys.modules if m.split('.')[0] == 'uvicorn' or m.startswith(('tessera.web', 'tessera.core'))]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 # ---------------------------------------------------------------------- Starlette dependency
@@ -579,13 +628,21 @@ def test_dependency_mobilepay_rule(http, keys):
     r = http.get("/pos/payments", headers=bearer(bound, **{h: VAT}))
     assert r.status_code == 200 and r.json() == {"merchant": VAT}
     r = http.get("/pos/payments", headers=bearer(bound, **{h: "FI87654321"}))
-    assert r.status_code == 403 and 'error="insufficient_scope"' in r.headers["www-authenticate"]
+    assert r.status_code == 403 and r.json()["code"] == "1411" and set(r.json()) == {"code", "message", "CorrelationId"}
     r = http.get("/pos/payments", headers=bearer(unbound, **{h: "FI87654321"}))
     assert r.status_code == 200 and r.json() == {"merchant": "FI87654321"}
     r = http.get("/pos/payments", headers=bearer(unbound))
-    assert r.status_code == 400 and 'error="invalid_request"' in r.headers["www-authenticate"]
+    assert r.status_code == 400 and r.json()["code"] == "1151"
     r = http.get("/pos/payments", headers=bearer(unbound, **{h: "DK123"}))
-    assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+    assert r.status_code == 400 and r.json()["code"] == "1159"
+    r = http.get("/pos/payments", headers=[*bearer(unbound).items(), (h, VAT), (h, VAT)])
+    assert r.status_code == 400 and r.json()["code"] == "1155"
+    r = http.get("/pos/payments", headers=bearer(mint(keys["ES256"], merchant_vat="XX1")))
+    assert r.status_code == 400 and r.json()["code"] == "1182"
+    r = http.get("/pos/payments", headers=bearer(bound, **{"x-ibm-client-id": "someone-else"}))
+    assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"]
+    r = http.get("/pos/payments", headers=bearer(bound, **{"x-ibm-client-id": "client-1"}))
+    assert r.status_code == 200
 
 
 def test_dependency_jwks_unavailable_is_503(keys):
