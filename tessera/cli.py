@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tessera.config import Settings
+from tessera.config import ConfigError, Settings, redact_url
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="tessera: authorization server for B2B payment channels")
 clients_app = typer.Typer(no_args_is_help=True, help="Register integrator apps (OAuth clients).")
@@ -84,6 +84,9 @@ def init(
     issuer: Annotated[Optional[str], typer.Option(help="issuer URL (default https://HOSTNAME:PORT)")] = None,
     hostname: Annotated[str, typer.Option(help="name in the server's TLS certificate")] = "localhost",
     port: Annotated[int, typer.Option(help="port the issuer URL names")] = 8443,
+    database_url: Annotated[Optional[str], typer.Option(
+        "--database-url", help="SQLAlchemy URL of the database (default $TESSERA_DATABASE_URL, else SQLite in the home); "
+                               "recorded in tessera.toml without its password")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a new home: CA, server TLS certificate, keys, database, tessera.toml."""
@@ -93,13 +96,14 @@ def init(
         _fail("--environment must be staging or production")
     target = home or _global_home["home"] or Settings.load().home
     try:
-        s = init_home(target, environment=environment, issuer=issuer, hostname=hostname, port=port, now=_now())
+        s = init_home(target, environment=environment, issuer=issuer, hostname=hostname, port=port, now=_now(),
+                      database_url=database_url)
     except HomeExists as e:
         _fail(str(e))
     data = {"home": str(s.home.resolve()), "issuer": s.issuer, "environment": s.environment,
-            "ca": str(s.ca_cert_path.resolve()), "database_url": s.database_url}
+            "ca": str(s.ca_cert_path.resolve()), "database_url": redact_url(s.database_url)}
     _emit(as_json, data, f"initialised {data['home']}\n  issuer: {s.issuer}\n  CA certificate: {data['ca']}\n"
-          f"  database: {s.database_url}\nnext: tessera --home {s.home} serve")
+          f"  database: {data['database_url']}\nnext: tessera --home {s.home} serve")
 
 
 @app.command()
@@ -440,6 +444,9 @@ def jwks_rotate(
         _fail("--use must be sig or enc")
     settings = _settings(home)
     store = _store(settings)
+    from tessera.home import check_kek
+
+    check_kek(settings, store)  # never seal new keys under a wrong KEK
     if use == "sig":
         retain = max(settings.nexi_token_ttl, settings.access_token_ttl, settings.id_token_ttl) + settings.clock_skew
     else:
@@ -528,7 +535,13 @@ def demo(
 
 
 def main() -> None:  # console-script entry point
-    app()
+    from rich.markup import escape
+
+    try:
+        app()
+    except ConfigError as e:  # one line, exit 2, no traceback, no secret (its message never holds a value)
+        err.print(f"[bold red]configuration error:[/] {escape(str(e))}", highlight=False)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,10 @@ key kept as a file beside the database) are allowed but announced loudly.
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
 import os
 import secrets
 import tomllib
@@ -16,11 +20,17 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
 
 CONFIG_FILE = "tessera.toml"
 SECRETS_DIR = "secrets"
+
+
+class ConfigError(Exception):
+    """A configuration mistake, told in one line that names the setting and never shows its
+    value (a KEK or pepper must never be echoed, not even in part)."""
 
 
 def default_home() -> Path:
@@ -77,6 +87,9 @@ class Settings(BaseSettings):
     kek: str | None = None
     #: base64url of 32 bytes, the HMAC pepper for machine credentials; if unset, ``home/secrets/pepper``.
     pepper: str | None = None
+    #: Written by ``tessera init`` in tessera.toml: HMAC-SHA256 of a fixed label under the pepper,
+    #: so that a wrong (well-formed) pepper is refused at start-up. It reveals nothing of the pepper.
+    pepper_check: str | None = None
 
     # --- profiles -------------------------------------------------------------------------
     nexi_prefix: str = "/softpos"
@@ -154,6 +167,37 @@ class Settings(BaseSettings):
         v = "/" + v.strip("/") if v.strip("/") else ""
         return v
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net[:50]!r} is not an IP address or CIDR network") from None
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, v: str) -> str:
+        if v.lower() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return v.lower()
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: str) -> str:
+        if v:
+            database_url_parts(v)  # raises a ValueError that never shows the URL (it may hold a password)
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v or None
+
     @model_validator(mode="after")
     def _derive(self) -> "Settings":
         if not self.database_url:
@@ -163,8 +207,13 @@ class Settings(BaseSettings):
         self.issuer = self.issuer.rstrip("/")
         for name in ("kek", "pepper"):
             value = getattr(self, name)
-            if value is not None and len(_b64(value)) != 32:
-                raise ValueError(f"TESSERA_{name.upper()} must be base64url of exactly 32 bytes")
+            if value is not None:
+                try:
+                    ok = len(_b64(value)) == 32
+                except (ValueError, binascii.Error):
+                    ok = False
+                if not ok:  # never a character of the value in the message
+                    raise ValueError(f"TESSERA_{name.upper()} must be base64url of exactly 32 bytes")
         return self
 
     # --- derived paths --------------------------------------------------------------------
@@ -201,9 +250,21 @@ class Settings(BaseSettings):
             return _b64(value)
         path = self.home / SECRETS_DIR / name
         try:
-            return _b64(path.read_text().strip())
+            raw = _b64(path.read_text().strip())
         except FileNotFoundError:
-            raise RuntimeError(f"no {name}: set TESSERA_{name.upper()} or run `tessera init`") from None
+            raise ConfigError(f"no {name}: set TESSERA_{name.upper()} or run `tessera init`") from None
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raw = b""
+        if len(raw) != 32:
+            raise ConfigError(f"{path} must hold base64url of exactly 32 bytes")
+        return raw
+
+    def check_pepper(self) -> None:
+        """A wrong pepper is refused when the home records a check value (``tessera init``)."""
+        if self.pepper_check and not hmac.compare_digest(pepper_check_value(self.pepper_bytes()), self.pepper_check):
+            source = "TESSERA_PEPPER" if self.pepper else str(self.home / SECRETS_DIR / "pepper")
+            raise ConfigError(f"the pepper ({source}) is not the one this home was created with "
+                              f"(its check value in {self.config_path} does not match)")
 
     def secrets_from_files(self) -> list[str]:
         """The secrets read from files in the home: each is a development-only convenience."""
@@ -215,15 +276,38 @@ class Settings(BaseSettings):
         home_path = Path(home) if home is not None else default_home()
         data: dict[str, Any] = {}
         cfg = home_path / CONFIG_FILE
-        if cfg.exists():
-            with cfg.open("rb") as f:
-                data = tomllib.load(f)
-        data["home"] = home_path
-        token = _FLAGS.set({k: v for k, v in overrides.items() if v is not None})
         try:
-            return cls(**data)
+            if cfg.exists():
+                with cfg.open("rb") as f:
+                    data = tomllib.load(f)
+        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{cfg} cannot be read: {type(e).__name__}: {str(e)[:120]}") from None
+        data["home"] = home_path
+        flags = {k: v for k, v in overrides.items() if v is not None}
+        recorded = data.get("database_url")
+        if isinstance(recorded, str) and recorded:
+            data["database_url"] = recorded = _home_relative(recorded, home_path)
+            chosen = flags.get("database_url") or os.environ.get("TESSERA_DATABASE_URL")
+            try:
+                database_url_parts(chosen) if chosen else None
+            except ValueError as e:
+                raise ConfigError(f"TESSERA_DATABASE_URL {e}") from None
+            if chosen and not same_database(chosen, recorded):
+                raise ConfigError(
+                    f"TESSERA_DATABASE_URL names another database ({redact_url(chosen)}) than the one this home "
+                    f"records in {cfg} ({redact_url(recorded)}); unset it, or use the home made for that database")
+        token = _FLAGS.set(flags)
+        try:
+            settings = cls(**data)
+        except ValidationError as e:
+            raise ConfigError(describe_validation_error(e)) from None
+        except SettingsError as e:  # a list or number that pydantic-settings could not even parse
+            raise ConfigError(str(e).split(" from source", 1)[0].replace("error parsing value", "cannot parse the value")
+                              + " (TESSERA_* variable)") from None
         finally:
             _FLAGS.reset(token)
+        settings.check_pepper()
+        return settings
 
 
 _FLAGS: ContextVar[dict[str, Any]] = ContextVar("tessera_flags", default={})
@@ -246,3 +330,75 @@ def _b64(value: str) -> bytes:
 
 def new_secret_b64(nbytes: int = 32) -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(nbytes)).rstrip(b"=").decode()
+
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def pepper_check_value(pepper: bytes) -> str:
+    return hmac.new(pepper, b"tessera pepper check v1", hashlib.sha256).hexdigest()
+
+
+def describe_validation_error(e: ValidationError) -> str:
+    """One line naming each bad setting and what is wrong, without any input value."""
+    parts = []
+    for err in e.errors(include_url=False, include_input=False, include_context=False):
+        loc = [str(x) for x in err.get("loc", ()) if x != "__root__"]
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        if loc:
+            name = loc[0]
+            parts.append(f"TESSERA_{name.upper()} ({name} in {CONFIG_FILE}): {msg}")
+        else:
+            parts.append(msg)
+    return "; ".join(parts) or "invalid configuration"
+
+
+def database_url_parts(url: str) -> tuple[str, ...]:
+    """What names a database in a SQLAlchemy URL: backend, user, host, port, database, query
+    (not the driver, not the password). ``ValueError`` if it is not a URL at all."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        u = make_url(url)
+        backend = u.get_backend_name()
+    except (ArgumentError, ValueError, TypeError):
+        raise ValueError("is not a SQLAlchemy database URL (for example postgresql+psycopg://user@host/db)") from None
+    if backend == "sqlite":
+        path = u.database or ""
+        return ("sqlite", str(Path(path).resolve()) if path and path != ":memory:" else path)
+    return (backend, u.username or "", (u.host or "").lower(), str(u.port or ""), u.database or "",
+            repr(sorted(u.query.items())))
+
+
+def same_database(a: str, b: str) -> bool:
+    try:
+        return database_url_parts(a) == database_url_parts(b)
+    except ValueError:
+        return False
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password hidden (``***``), for messages and for tessera.toml."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL: show nothing of it
+        return "<unparseable URL>"
+
+
+def url_without_password(url: str) -> str:
+    """What ``tessera init`` records: the URL with no password at all."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    return u._replace(password=None).render_as_string(hide_password=False) if u.password is not None else url  # URL is a NamedTuple; .set() keeps a None
+
+
+def _home_relative(url: str, home: Path) -> str:
+    """A relative SQLite path recorded in tessera.toml is relative to the home."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url[len(prefix):] not in ("", ":memory:"):
+        return prefix + str((home / url[len(prefix):]).resolve())
+    return url

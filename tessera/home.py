@@ -13,10 +13,23 @@ Layout::
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from tessera.ca.authority import CertificateAuthority
-from tessera.config import Settings, new_secret_b64
+from tessera.config import (
+    ConfigError,
+    Settings,
+    _b64,
+    database_url_parts,
+    new_secret_b64,
+    pepper_check_value,
+    redact_url,
+    same_database,
+    url_without_password,
+)
 from tessera.core.keys import create_initial_keys
 from tessera.storage.migrate import upgrade
 from tessera.storage.sql import SQLStore
@@ -42,21 +55,69 @@ def _toml_value(v) -> str:
 
 
 def init_home(home: Path, *, environment: str = "staging", issuer: str | None = None, hostname: str = "localhost",
-              port: int = 8443, now: int) -> Settings:
-    """Create a new home: config, secrets, CA, server TLS certificate, database, keys."""
+              port: int = 8443, now: int, database_url: str | None = None) -> Settings:
+    """Create a new home: config, secrets, CA, server TLS certificate, database, keys.
+
+    The home records its database in tessera.toml (``database_url``: the one given, else
+    ``TESSERA_DATABASE_URL``, else the home's own SQLite file, recorded relative to the home),
+    without its password, which stays in the environment (``TESSERA_DATABASE_URL`` with the
+    same URL and the password, or libpq's ``PGPASSWORD``/``.pgpass``). Every later command
+    refuses to run against another database (``Settings.load``). A check value of the pepper
+    is recorded too, so that a wrong pepper is refused at start-up."""
     home = Path(home)
     if (home / "tessera.toml").exists() or (home / "secrets").exists():
         raise HomeExists(f"{home} already holds a tessera home; refusing to overwrite it")
+    database_url = database_url or os.environ.get("TESSERA_DATABASE_URL") or None
+    if database_url is not None:
+        try:
+            database_url_parts(database_url)
+        except ValueError as e:
+            raise ConfigError(f"--database-url / TESSERA_DATABASE_URL {e}") from None
+        if database_url.startswith("sqlite:///") and not database_url.startswith("sqlite:////") \
+                and database_url[len("sqlite:///"):] not in ("", ":memory:"):
+            # tessera.toml reads a relative SQLite path against the home: record this one absolute.
+            database_url = "sqlite:///" + str(Path(database_url[len("sqlite:///"):]).resolve())
+        env_url = os.environ.get("TESSERA_DATABASE_URL")
+        if env_url and not same_database(env_url, database_url):
+            raise ConfigError(f"--database-url ({redact_url(database_url)}) and TESSERA_DATABASE_URL "
+                              f"({redact_url(env_url)}) name different databases")
+    Settings.load(home, database_url=database_url)  # a bad TESSERA_* value stops here, before anything is written
+    existed = home.exists()
     home.mkdir(parents=True, exist_ok=True)
     (home / "secrets").mkdir(mode=0o700)
+    try:
+        return _init_home(home, environment=environment, issuer=issuer, hostname=hostname, port=port, now=now,
+                          database_url=database_url)
+    except BaseException:
+        # Leave no half-made home behind (it would refuse the next, corrected, `tessera init`).
+        if existed:
+            (home / "tessera.toml").unlink(missing_ok=True)
+            shutil.rmtree(home / "secrets", ignore_errors=True)
+            for name in ("ca.pem", "server.pem"):
+                (home / name).unlink(missing_ok=True)
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+        raise
+
+
+def _init_home(home: Path, *, environment: str, issuer: str | None, hostname: str, port: int, now: int,
+               database_url: str | None) -> Settings:
     issuer = (issuer or f"https://{hostname}:{port}").rstrip("/")
-    config = {"environment": environment, "issuer": issuer, "hostname": hostname, "port": port}
-    _write(home / "tessera.toml", "".join(f"{k} = {_toml_value(v)}\n" for k, v in config.items()), 0o644)
     if not os.environ.get("TESSERA_KEK"):
         _write(home / "secrets" / "kek", new_secret_b64() + "\n", 0o600)
-    if not os.environ.get("TESSERA_PEPPER"):
-        _write(home / "secrets" / "pepper", new_secret_b64() + "\n", 0o600)
-    settings = Settings.load(home)
+    pepper = os.environ.get("TESSERA_PEPPER")
+    if not pepper:
+        pepper = new_secret_b64()
+        _write(home / "secrets" / "pepper", pepper + "\n", 0o600)
+    try:
+        pepper_check = pepper_check_value(_b64(pepper))
+    except ValueError:  # a malformed TESSERA_PEPPER: Settings.load names it below
+        pepper_check = None
+    config = {"environment": environment, "issuer": issuer, "hostname": hostname, "port": port,
+              "database_url": url_without_password(database_url) if database_url else "sqlite:///tessera.db",
+              "pepper_check": pepper_check}
+    _write(home / "tessera.toml", "".join(f"{k} = {_toml_value(v)}\n" for k, v in config.items() if v is not None), 0o644)
+    settings = Settings.load(home, database_url=database_url)
     kek = settings.kek_bytes()
 
     ca = CertificateAuthority.generate(f"tessera {environment} developer CA")
@@ -81,7 +142,12 @@ def open_store(settings: Settings, *, migrate: bool = True) -> SQLStore:
         settings.home.mkdir(parents=True, exist_ok=True)
     store = SQLStore(settings.database_url)
     if migrate:
-        upgrade(store.engine)
+        try:
+            upgrade(store.engine)
+        except SQLAlchemyError as e:
+            store.close()
+            reason = str(getattr(e, "orig", None) or type(e).__name__).strip().splitlines()[0][:200]
+            raise ConfigError(f"cannot open the database {redact_url(settings.database_url)}: {reason}") from None
     if settings.redis_url:
         from tessera.storage.redis_store import CompositeStore
 
@@ -89,5 +155,27 @@ def open_store(settings: Settings, *, migrate: bool = True) -> SQLStore:
     return store
 
 
+def check_kek(settings: Settings, store) -> None:
+    """Refuse a wrong (well-formed) KEK: it must open the current signing key, sealed under
+    the KEK since ``tessera init`` (AES-256-GCM: a wrong key fails the tag check). Homes of
+    every age have that key, so no extra check value is needed. ``ConfigError`` if not."""
+    from tessera.jose.errors import JoseError
+    from tessera.jose.keys import open_private_key
+
+    kek = settings.kek_bytes()
+    keys = [k for k in store.list_server_keys() if k.status == "current"]
+    for k in keys[:1]:
+        try:
+            open_private_key(k.sealed_private, kek, k.kid)
+        except JoseError:
+            source = "TESSERA_KEK" if settings.kek else str(settings.home / "secrets" / "kek")
+            raise ConfigError(f"the key-encryption key ({source}) does not open this home's keys: "
+                              "it is not the KEK the home was created with") from None
+
+
 def load_ca(settings: Settings) -> CertificateAuthority:
-    return CertificateAuthority.load(settings.ca_cert_path.read_bytes(), settings.ca_key_path.read_bytes(), settings.kek_bytes())
+    try:
+        return CertificateAuthority.load(settings.ca_cert_path.read_bytes(), settings.ca_key_path.read_bytes(), settings.kek_bytes())
+    except (ValueError, TypeError):  # cryptography: a wrong password (KEK) for the encrypted CA key
+        raise ConfigError(f"the key-encryption key does not open the CA key {settings.ca_key_path}: "
+                          "it is not the KEK the home was created with") from None

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import uvicorn
 
 from tessera.config import Settings
-from tessera.home import open_store
+from tessera.home import check_kek, open_store
 from tessera.web.tls import protocol_class, ssl_options
 
 
@@ -32,7 +32,10 @@ def uvicorn_kwargs(settings: Settings) -> dict[str, Any]:
 
 def run(settings: Settings, *, announce: Callable[[str], None] = print) -> None:
     store = open_store(settings)  # migrate once, before any worker starts
-    store.close()
+    try:
+        check_kek(settings, store)  # a wrong KEK stops the start, instead of 500s on every token request
+    finally:
+        store.close()
     base = f"{'https' if uses_tls(settings) else 'http'}://{settings.host}:{settings.port}"
     for name in settings.secrets_from_files():
         announce(f"[yellow]WARNING: the {name} is read from {settings.home / 'secrets' / name} (development only); "
@@ -44,6 +47,9 @@ def run(settings: Settings, *, announce: Callable[[str], None] = print) -> None:
         announce(f"  try it:  curl --cacert {settings.ca_cert_path} {base}{settings.nexi_prefix}/par/jwks.json")
     announce(f"  run every flow against it:  .venv/bin/tessera --home {settings.home} demo --url {base}")
     os.environ["TESSERA_HOME"] = str(settings.home.resolve())  # read by the worker factory
+    # The workers load the settings again: they must see what the command line chose, not a
+    # TESSERA_PORT/HOST/WORKERS of the environment that the flags overrode.
+    os.environ.update(TESSERA_HOST=settings.host, TESSERA_PORT=str(settings.port), TESSERA_WORKERS=str(settings.workers))
     _exit_zero_on_sigterm()
     from tessera.web.observability import configure_logging
 
