@@ -143,7 +143,7 @@ def clients_create(
     (the secret is shown only now)."""
     from tessera.core.client_auth import SECRET_METHODS, validate_jwks
     from tessera.core.models import AUTH_METHODS, Client
-    from tessera.core.native import GRANT_TYPES
+    from tessera.core.flows.native import GRANT_TYPES
     from tessera.core.secrets import generate_client_id, generate_secret, hash_secret
 
     methods = tuple(dict.fromkeys(auth_method or ("client_secret_basic", "client_secret_post")))

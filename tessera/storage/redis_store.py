@@ -45,8 +45,8 @@ from redis.retry import Retry
 from tessera.core.assertions import JTI_KIND
 from tessera.core.authorize import CODE_KIND
 from tessera.core.models import Artifact
-from tessera.core.native import CODE_KIND as NATIVE_CODE_KIND
-from tessera.core.native import PAR_KIND as NATIVE_PAR_KIND
+from tessera.core.flows.native import CODE_KIND as NATIVE_CODE_KIND
+from tessera.core.flows.native import PAR_KIND as NATIVE_PAR_KIND
 from tessera.core.par import PAR_KIND
 from tessera.core.tokens import REVOKED_TOKEN
 from tessera.storage.base import Conflict, Rotation, StoreUnavailable, rotate_stepwise

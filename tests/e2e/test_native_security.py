@@ -15,7 +15,7 @@ from jwcrypto import jwe, jwk
 from jwcrypto.common import json_encode
 from sqlalchemy import func, select
 
-from tessera.core import native as core_native
+from tessera.core.flows import native as core_native
 from tests.e2e.native_helpers import (
     AUTHORIZE,
     DROP,

@@ -26,7 +26,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from tessera.core import authorize, native, par
+from tessera.core import authorize, par
+from tessera.core.flows import native
 from tessera.core.client_auth import METHODS, SIGNING_ALGS, AuthenticatedClient, ClientAuthRequest, authenticate
 from tessera.errors import AccessDenied, InvalidRequest, OAuthError, UnsupportedGrantType
 from tessera.web.errors import NO_STORE
@@ -95,6 +96,7 @@ def _add_query(uri: str, extra: dict[str, str]) -> str:
 def routes(rt: Runtime) -> list[Route]:
     core = rt.core
     s = rt.settings
+    policy = native.TokenPolicy.from_settings(s)
 
     def client_auth(request: Request, form: dict[str, str]) -> AuthenticatedClient:
         creds = client_credentials(request, form)
@@ -130,19 +132,18 @@ def routes(rt: Runtime) -> list[Route]:
         grant_type = form.get("grant_type")
         if not grant_type:
             raise InvalidRequest("grant_type is required", reason="grant_type_missing")
-        if grant_type not in native.GRANT_TYPES:
+        grant = native.GRANTS.get(grant_type)
+        if grant is None:
             raise UnsupportedGrantType(f"grant_type {grant_type[:60]!r} is not supported", reason="grant_type")
         auth = client_auth(request, form)
         rt.limit_credential("client:" + auth.client.client_id)
-        if grant_type == "client_credentials":
-            body = native.client_credentials(core, auth, scope=form.get("scope"), ttl=core.config.access_token_ttl)
-        elif grant_type == "authorization_code":
-            body = native.authorization_code(core, auth, code=form.get("code"), redirect_uri=form.get("redirect_uri"),
-                                             code_verifier=form.get("code_verifier"), refresh_ttl=s.refresh_token_ttl)
+        req = native.TokenRequest(grant_type, auth, scope=form.get("scope"), code=form.get("code"),
+                                  redirect_uri=form.get("redirect_uri"), code_verifier=form.get("code_verifier"),
+                                  refresh_token=form.get("refresh_token"))
+        if grant.blocking:
+            body = await rt.in_thread(grant.handle, core, req, policy)
         else:
-            body = await rt.in_thread(functools.partial(
-                native.refresh_token, core, auth, token=form.get("refresh_token"), scope=form.get("scope"),
-                refresh_ttl=s.refresh_token_ttl, grace=s.refresh_grace_seconds, kek=s.kek_bytes()))
+            body = grant.handle(core, req, policy)
         rt.issued(PROFILE)
         return no_store_json(body)
 

@@ -2,6 +2,15 @@
 grants, introspection, revocation and userinfo. No HTTP here: ``tessera.web.profiles.native``
 parses the wire format and renders what these return or raise.
 
+- The token endpoint's grants are a registry (``GRANTS``: ``{grant_type: Grant}``): each
+  takes a parsed :class:`TokenRequest` and the :class:`TokenPolicy` of this deployment and
+  returns the token response. ``GRANT_TYPES`` lists them, in the metadata's order.
+- Client authentication goes through the registry in ``tessera.core.client_auth``
+  (``METHODS``: secret basic/post, ``tls_client_auth``, ``private_key_jwt``).
+- Every token issued here is sealed to the native profile (``tessera.core.profiles``): a
+  native refresh token is redeemed only at ``/oauth2/token``, and only with its own client's
+  authentication; a B2BINPAY one is refused there (``invalid_grant``).
+
 - Authorization requests (RFC 6749 §4.1.1, RFC 9126): ``response_type=code``, an exactly
   registered ``redirect_uri``, a scope within the client's registration, PKCE with S256
   always (RFC 9700 §2.1.1), optional ``state`` and ``nonce``. A plain request is stored
@@ -23,7 +32,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -333,3 +342,55 @@ def userinfo(core: Core, token: str | None, *, thumbprint: str | None) -> dict[s
     if "email" in str(claims.get("scope", "")).split() and claims.get("sub") != claims.get("client_id"):
         out.update(email=claims["sub"], email_verified=True)
     return out
+
+
+# --- the token endpoint's grants, a registry --------------------------------------------------------
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """A ``POST /oauth2/token`` as the web layer parsed it (after client authentication)."""
+
+    grant_type: str
+    auth: AuthenticatedClient
+    scope: str | None = None
+    code: str | None = None
+    redirect_uri: str | None = None
+    code_verifier: str | None = None
+    refresh_token: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    """What the grants read from the settings: the refresh token's lifetime, the retry grace
+    window, and the KEK that seals a grace-window answer."""
+
+    refresh_ttl: int
+    grace: int
+    kek: bytes
+
+    @classmethod
+    def from_settings(cls, s: Any) -> "TokenPolicy":
+        return cls(s.refresh_token_ttl, s.refresh_grace_seconds, s.kek_bytes())
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One grant type: ``handle(core, request, policy)`` returns the token response.
+    ``blocking``: it may wait (a grace-window retry waits for the first answer), so the
+    caller runs it off the event loop."""
+
+    handle: Callable[[Core, TokenRequest, TokenPolicy], dict[str, Any]]
+    blocking: bool = False
+
+
+GRANTS: dict[str, Grant] = {
+    "authorization_code": Grant(lambda core, req, policy: authorization_code(
+        core, req.auth, code=req.code, redirect_uri=req.redirect_uri, code_verifier=req.code_verifier,
+        refresh_ttl=policy.refresh_ttl)),
+    "client_credentials": Grant(lambda core, req, policy: client_credentials(
+        core, req.auth, scope=req.scope, ttl=core.config.access_token_ttl)),
+    "refresh_token": Grant(lambda core, req, policy: refresh_token(
+        core, req.auth, token=req.refresh_token, scope=req.scope, refresh_ttl=policy.refresh_ttl, grace=policy.grace,
+        kek=policy.kek), blocking=True),
+}
+assert tuple(GRANTS) == GRANT_TYPES
