@@ -30,7 +30,10 @@ def _kid(token: str) -> str:
 
 
 def _stored(server, use: str) -> dict[str, str]:
-    return {k.kid: k.status for k in server.store.list_server_keys() if k.use == use}
+    """The shared ring's keys (MobilePay's own ring rotates beside it: test_mobilepay_ring_rotation)."""
+    from tessera.core.keys import ring_of
+
+    return {k.kid: k.status for k in server.store.list_server_keys() if k.use == use and ring_of(k) is None}
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +132,25 @@ def test_tokens_signed_before_and_after_sig_rotation_work_at_par(rotated, which)
     a = build_assertion(server, app, merchant, jwks=rotated["jwks_after"])
     with http(server, app) as c:
         assert_par_created(par_request(c, rotated[which], par_form(app, a.token)))
+
+
+def test_mobilepay_ring_rotation(rotated):
+    """``jwks rotate --use sig`` rotates MobilePay's RS256 ring too: its former next key (already
+    published at the MobilePay JWKS) is current, the old one stays published, a new next is out."""
+    import httpx
+
+    from tessera.core.keys import ring_of
+
+    server = rotated["server"]
+    ring = rotated["sig"]["rings"]["mobilepay"]
+    stored = {k.kid: k.status for k in server.store.list_server_keys() if ring_of(k) == "mobilepay"}
+    assert stored[ring["current"]] == "current" and stored[ring["retired"]] == "retired" and stored[ring["next"]] == "next"
+    url = f"https://localhost:{server.port}/integrator-authentication/.well-known/openid-configuration/jwks"
+    deadline = time.monotonic() + RELOAD_DEADLINE
+    while True:
+        kids = [k["kid"] for k in httpx.get(url, verify=server.ssl_context()).json()["keys"]]
+        if kids and kids[0] == ring["current"]:
+            break
+        assert time.monotonic() < deadline, "the server did not pick up the rotated MobilePay ring in time"
+        time.sleep(0.5)
+    assert {ring["retired"], ring["next"]} <= set(kids)

@@ -72,9 +72,10 @@ def new_key(server: LiveServer, merchant_id: int | None = None) -> Key:
 
 
 def server_jwks(server: LiveServer) -> jwk.JWKSet:
-    keys = [k.public_jwk for k in server.store.list_server_keys() if k.use == "sig"]
-    assert keys
-    return jwk.JWKSet.from_json(json.dumps({"keys": keys}))
+    """The signing keys as the server publishes them (the shared ring signs axept's tokens)."""
+    r = httpx.get(f"https://localhost:{server.port}/oauth2/jwks", verify=server.ssl_context(), timeout=15)
+    assert r.status_code == 200 and r.json()["keys"]
+    return jwk.JWKSet.from_json(r.text)
 
 
 def verify_jwt(server: LiveServer, token: str) -> tuple[dict, dict]:
@@ -111,9 +112,14 @@ def assert_token(server: LiveServer, r: httpx.Response, merchant_id: int) -> dic
     assert isinstance(body["token"], str) and ISO_Z.match(body["expiresAt"]), body
     header, claims = verify_jwt(server, body["token"])
     assert header["alg"] == "ES256"
-    assert claims["merchantId"] == merchant_id and claims["sub"] == str(merchant_id)
+    # the provider's sample token: unique_name (a string), nbf = iat, exp = iat + 1800, iss, aud
+    assert claims["unique_name"] == str(merchant_id) and claims["sub"] == str(merchant_id)
+    assert claims["iss"] == f"https://localhost:{server.port}"
+    assert claims["aud"] == "axeptConnectCloud-merchant-client"
+    assert "merchantId" not in claims and "keyId" not in claims
     expires = datetime.strptime(body["expiresAt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    assert int(expires.timestamp()) == claims["exp"]
+    assert int(expires.timestamp()) == claims["exp"]  # expiresAt is the token's exp
+    assert claims["nbf"] == claims["iat"]
     assert claims["exp"] - claims["iat"] == 1800
     assert abs(claims["iat"] - time.time()) < 10
     return claims
@@ -124,7 +130,7 @@ def test_authenticate_returns_exactly_token_and_expires_at(live_server):
     k = new_key(live_server)
     r = post(live_server, json=k.body())
     claims = assert_token(live_server, r, k.merchant_id)
-    assert claims["keyId"] == k.key_id
+    assert claims["prf"] == "axept"
 
 
 def test_authenticate_with_curl_as_documented(live_server):
@@ -142,7 +148,7 @@ def test_authenticate_with_curl_as_documented(live_server):
     body = json.loads(payload)
     assert set(body) == {"token", "expiresAt"}
     _, claims = verify_jwt(live_server, body["token"])
-    assert claims["merchantId"] == k.merchant_id
+    assert claims["unique_name"] == str(k.merchant_id)
 
 
 def test_charset_parameter_is_accepted(live_server):
@@ -165,7 +171,7 @@ def test_signature_check_is_real(live_server):
     token = post(live_server, json=k.body()).json()["token"]
     h, p, s = token.split(".")
     claims = json.loads(jws.base64url_decode(p))
-    claims["merchantId"] = k.merchant_id + 1
+    claims["unique_name"] = str(k.merchant_id + 1)
     forged = ".".join([h, jws.base64url_encode(json.dumps(claims)), s])
     with pytest.raises(Exception):
         verify_jwt(live_server, forged)

@@ -1,6 +1,7 @@
 """MobilePay PoS integrator authentication, wire-exact, against a real ``tessera serve`` over TLS.
 
-``POST /integrator-authentication/connect/token`` (HTTP Basic only, ``grant_type=client_credentials``,
+``POST /integrator-authentication/connect/token`` (client_secret_basic or client_secret_post,
+``grant_type=client_credentials``,
 optional ``merchant_vat`` ``^(DK|FI)\\d{8}$``) → ``{access_token, expires_in: 3700,
 token_type: "Bearer", scope: "integrator_scope"}``, and the OpenID discovery document.
 
@@ -11,6 +12,7 @@ per-address brute-force limiter only sees what a test means it to see.
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
 import json
 import secrets
@@ -61,14 +63,27 @@ def store_merchant(server: LiveServer, vat: str) -> int:
     return mid
 
 
+JWKS = f"{PREFIX}/.well-known/openid-configuration/jwks"
+
+
 def sig_jwks(server: LiveServer) -> dict:
-    return {"keys": [k.public_jwk for k in server.store.list_server_keys() if k.use == "sig"]}
+    """The MobilePay JWKS as the server publishes it."""
+    with client(server) as c:
+        r = c.get(JWKS)
+    assert r.status_code == 200
+    return r.json()
 
 
 def verify_jwt(keys: dict, tok: str) -> tuple[dict, dict]:
-    """ES256 signature checked by jwcrypto, independently of tessera's JOSE layer."""
-    t = jwt.JWT(jwt=tok, key=jwk.JWKSet.from_json(json.dumps(keys)), algs=["ES256"])
-    return json.loads(t.header), json.loads(t.claims)
+    """RS256 signature checked by jwcrypto, independently of tessera's JOSE layer, against the
+    published JWKS; the header's x5t is the SHA-1 thumbprint of that key's x5c certificate."""
+    t = jwt.JWT(jwt=tok, key=jwk.JWKSet.from_json(json.dumps(keys)), algs=["RS256"])
+    header = json.loads(t.header)
+    assert header["alg"] == "RS256" and header["typ"] == "at+jwt"
+    key = next(k for k in keys["keys"] if k["kid"] == header["kid"])
+    der = base64.b64decode(key["x5c"][0])
+    assert header["x5t"] == key["x5t"] == base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode()
+    return header, json.loads(t.claims)
 
 
 def assert_token(server: LiveServer, r: httpx.Response, app: AppIdentity) -> dict:
@@ -79,10 +94,13 @@ def assert_token(server: LiveServer, r: httpx.Response, app: AppIdentity) -> dic
     assert set(body) == {"access_token", "expires_in", "token_type", "scope"}, body
     assert body["expires_in"] == 3700 and body["token_type"] == "Bearer" and body["scope"] == "integrator_scope"
     header, claims = verify_jwt(sig_jwks(server), body["access_token"])
-    assert header["alg"] == "ES256"
-    assert claims["client_id"] == app.client_id
-    assert claims["scope"] == "integrator_scope"
-    assert claims["exp"] - claims["iat"] == 3700
+    assert set(header) == {"alg", "kid", "x5t", "typ"}
+    assert claims["client_id"] == claims["integrator_id"] == app.client_id
+    assert claims["integrator_name"] == claims["integratorclient_name"] == "Test App"
+    assert claims["scope"] == ["integrator_scope"]
+    base = f"https://localhost:{server.port}{PREFIX}"
+    assert claims["iss"] == base and claims["aud"] == [base + "/resources", "integrator_scope"]
+    assert claims["nbf"] == claims["iat"] and claims["exp"] - claims["iat"] == 3700
     assert abs(claims["iat"] - time.time()) < 10
     return claims
 
@@ -188,9 +206,20 @@ def test_malformed_merchant_vat(live_server, app, vat):
 
 
 # --- client authentication ---------------------------------------------------------------------------------------
-def test_client_secret_post_is_refused(live_server, app):
-    data = {"grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret}
-    assert_invalid_client(token(live_server, None, data))
+def test_client_secret_post_is_accepted_as_advertised(live_server, app):
+    vat = new_vat()
+    live_server.store.grant(store_merchant(live_server, vat), app.client_id, int(time.time()))
+    data = {"grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret,
+            "merchant_vat": vat}
+    assert assert_token(live_server, token(live_server, None, data), app)["merchant_vat"] == vat
+    wrong = dict(data, client_secret=app.client_secret[:-2] + "xx")
+    assert_error(token(live_server, None, wrong), 401, "invalid_client")
+
+
+def test_scope_parameter(live_server, app):
+    data = {"grant_type": "client_credentials", "scope": "integrator_scope"}
+    assert_token(live_server, token(live_server, app, data), app)
+    assert_error(token(live_server, app, dict(data, scope="offline_access")), 400, "invalid_scope")
 
 
 def test_no_client_authentication(live_server):
@@ -276,7 +305,11 @@ def test_discovery_describes_the_token_endpoint_and_its_keys(live_server, app):
         assert doc["issuer"] + "/.well-known/openid-configuration" == base + DISCOVERY
         assert doc["token_endpoint"] == base + TOKEN
         assert "client_credentials" in doc.get("grant_types_supported", ["client_credentials"])
-        assert doc.get("token_endpoint_auth_methods_supported", ["client_secret_basic"]) == ["client_secret_basic"]
+        assert doc["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
+        assert doc["scopes_supported"] == ["integrator_scope"]
+        assert doc["grant_types_supported"] == ["client_credentials"]
+        # only endpoints that exist are advertised
+        assert not {"authorization_endpoint", "introspection_endpoint", "revocation_endpoint", "userinfo_endpoint"} & set(doc)
 
         keys = c.get(doc["jwks_uri"])
         assert keys.status_code == 200
@@ -284,6 +317,7 @@ def test_discovery_describes_the_token_endpoint_and_its_keys(live_server, app):
         assert jwks["keys"]
         for k in jwks["keys"]:
             assert not {"d", "p", "q", "dp", "dq", "qi", "k"} & set(k), k
+            assert k["kty"] == "RSA" and k["alg"] == "RS256" and k["use"] == "sig" and k["x5c"] and k["x5t"], k
         assert len({k["kid"] for k in jwks["keys"]}) == len(jwks["keys"])
 
         issued = c.post(doc["token_endpoint"], data={"grant_type": "client_credentials"}, auth=(app.client_id, app.client_secret))
