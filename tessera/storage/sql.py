@@ -32,8 +32,10 @@ from typing import Any, Iterator
 
 from sqlalchemy import create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InvalidRequestError, OperationalError
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
+from sqlalchemy.exc import PendingRollbackError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 
 from tessera.core.models import (
     ApiKey,
@@ -113,6 +115,9 @@ def _check_alive(dbapi_conn, _record, _proxy) -> None:
 
 
 _UNAVAILABLE = (OperationalError, SAInterfaceError)
+#: What a connection that the server dropped raises besides (SQLAlchemy's own errors about an
+#: invalidated connection, a checkout whose reconnections all failed, a pool timeout).
+_GONE = (OperationalError, SAInterfaceError, DisconnectionError, PendingRollbackError, SATimeoutError)
 #: Artefact kinds whose writes are announced like the revocation of a client (change notices):
 #: the revoked marks of access tokens, which every worker keeps in memory (tessera.core.tokens)
 #: instead of reading the database for each Bearer token it checks.
@@ -211,8 +216,8 @@ class _Raw:
         statement left half-read keeps its transaction open."""
         try:
             fairy = self.engine.raw_connection()
-        except _UNAVAILABLE as e:
-            raise StoreUnavailable(str(e.orig) if getattr(e, "orig", None) else str(e)) from e
+        except _GONE + (InvalidRequestError,) as e:  # InvalidRequestError: "reconnection attempts exhausted"
+            raise StoreUnavailable(str(getattr(e, "orig", None) or e)) from e
         except self.unavailable as e:
             raise StoreUnavailable(str(e)) from e
         conn = fairy.driver_connection
@@ -819,28 +824,37 @@ class _Tx:
     def __enter__(self) -> Connection:
         try:
             self.conn = self.engine.connect()
+        except _GONE + (InvalidRequestError,) as e:  # InvalidRequestError: "reconnection attempts exhausted"
+            raise StoreUnavailable(str(getattr(e, "orig", None) or e)) from e
+        try:
             self.conn.info["write"] = self.write
             self.tx = self.conn.begin()
-        except _UNAVAILABLE as e:
-            raise StoreUnavailable(str(e.orig) if getattr(e, "orig", None) else str(e)) from e
+        except _GONE as e:
+            with contextlib.suppress(*_GONE):
+                self.conn.close()
+            raise StoreUnavailable(str(getattr(e, "orig", None) or e)) from e
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        announce = self.conn.info.pop(_ANNOUNCE, None)
+        # After a failed statement the connection may be invalidated (the server went away):
+        # then even ``Connection.info`` raises (PendingRollbackError). Touch nothing but the
+        # rollback and the close on that path, and let neither hide the outage.
+        announce = None
         try:
             if exc_type is None:
+                announce = self.conn.info.pop(_ANNOUNCE, None)
                 self.tx.commit()
             else:
                 self.tx.rollback()
-                announce = None
-        except _UNAVAILABLE as e:
+        except _GONE as e:
             if exc_type is None:
                 raise StoreUnavailable(str(e)) from e
         finally:
-            self.conn.close()
+            with contextlib.suppress(*_GONE):
+                self.conn.close()
         if announce is not None:  # SQLite: the notice file, after the commit (notices.SQLiteNotices)
             announce.announce()
-        if exc_type is not None and issubclass(exc_type, _UNAVAILABLE):
+        if exc_type is not None and issubclass(exc_type, _GONE):
             raise StoreUnavailable(str(exc)) from exc
 
 

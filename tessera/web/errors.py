@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 import structlog
+from sqlalchemy import exc as sa_exc
 from starlette.responses import Response
 
 from tessera.errors import InvalidClient, InvalidToken, OAuthError, ServerError, ServiceUnavailable
@@ -47,12 +48,28 @@ def oauth_error_response(err: OAuthError) -> Response:
     return JSONResponse(body, status_code=err.status, headers=challenge_headers(err))
 
 
+#: SQLAlchemy's errors of a database that went away (the store maps them to StoreUnavailable;
+#: these are the net under it, so that an outage is never a 500 whatever path raised it).
+_SA_GONE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.PendingRollbackError,
+            sa_exc.TimeoutError)
+
+
+def database_gone(exc: BaseException) -> bool:
+    """True for an error that means "the database cannot be used now": SQLAlchemy's, or a
+    driver's own ``OperationalError``/``InterfaceError`` (psycopg, sqlite3) that escaped it."""
+    if isinstance(exc, _SA_GONE):
+        return True
+    cls = type(exc)
+    return cls.__module__.split(".")[0] in ("psycopg", "sqlite3") and any(
+        c.__name__ in ("OperationalError", "InterfaceError") for c in cls.__mro__)
+
+
 def as_oauth_error(exc: BaseException) -> OAuthError:
     """Map anything raised below the web layer to a typed error, logging the unexpected."""
     if isinstance(exc, OAuthError):
         return exc
-    if isinstance(exc, StoreUnavailable):
-        log.error("store_unavailable", error=str(exc)[:200])
+    if isinstance(exc, StoreUnavailable) or database_gone(exc):
+        log.error("store_unavailable", error=str(exc)[:200], exc_type=type(exc).__name__)
         return ServiceUnavailable("the service is temporarily unavailable; retry shortly", reason="store_unavailable",
                                   headers={"Retry-After": "1"})
     log.exception("unhandled_exception", exc_type=type(exc).__name__)
