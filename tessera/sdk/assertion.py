@@ -1,8 +1,11 @@
 """Nested client assertions: a JWS signed with the developer certificate's key, encrypted
 into a compact JWE for the platform's ``enc`` key (RFC 7519 §5.2 and §11.2).
 
-The inner JWS header is ``{"alg": "RS256" | "ES256", "typ": "JWT", "x5t#S256": ...}``;
-the outer JWE header ``{"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": ..., "cty": "JWT"}``.
+With ``minimal_headers=True`` (what :class:`tessera.sdk.nexi.NexiSoftPOSClient` sends by
+default, as Nexi's reference backend does) the inner JWS header is ``{"alg": "RS256"}`` and
+the outer JWE header ``{"alg": "RSA-OAEP-256", "enc": "A128CBC-HS256"}``: no ``kid``, ``typ``,
+``cty`` or ``x5t#S256``. Otherwise the inner header is ``{"alg": "RS256" | "ES256", "typ":
+"JWT", "x5t#S256": ...}`` and the outer one ``{"alg", "enc", "kid", "cty": "JWT"}``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from joserfc.jwk import ECKey, RSAKey
 __all__ = ["build_nested_assertion", "x5t_s256", "signing_alg"]
 
 _JWE_ALGS = ("RSA-OAEP-256", "RSA-OAEP")
-_JWE_ENCS = ("A256GCM", "A128GCM")
+_JWE_ENCS = ("A128CBC-HS256", "A256CBC-HS512", "A128GCM", "A256GCM")
 _MIN_RSA_BITS = 2048
 
 
@@ -44,36 +47,42 @@ def signing_alg(private_key: Any) -> str:
 
 
 def build_nested_assertion(claims: dict[str, Any], *, signing_key_pem: bytes, certificate_pem: bytes | None,
-                           encryption_jwk: dict[str, Any], alg: str = "RSA-OAEP-256", enc: str = "A256GCM") -> str:
+                           encryption_jwk: dict[str, Any], alg: str = "RSA-OAEP-256", enc: str = "A256GCM",
+                           minimal_headers: bool = False) -> str:
     """Sign ``claims`` with ``signing_key_pem`` (unencrypted PEM) and encrypt the JWS to
-    ``encryption_jwk`` (a public RSA JWK with a ``kid``). With ``certificate_pem``, the JWS
-    header names the certificate by ``x5t#S256``; the certificate must hold the signing
-    key's public half. Returns the compact JWE."""
+    ``encryption_jwk`` (a public RSA JWK). With ``certificate_pem``, the certificate must hold
+    the signing key's public half, and (unless ``minimal_headers``) the JWS header names it by
+    ``x5t#S256``. ``minimal_headers``: only ``alg`` in the JWS header and only ``alg``/``enc``
+    in the JWE header, as Nexi's reference backend sends them. Returns the compact JWE."""
     if alg not in _JWE_ALGS:
         raise ValueError(f"alg must be one of {', '.join(_JWE_ALGS)}")
     if enc not in _JWE_ENCS:
         raise ValueError(f"enc must be one of {', '.join(_JWE_ENCS)}")
     private_key = serialization.load_pem_private_key(signing_key_pem, password=None)
     sig_alg = signing_alg(private_key)
-    header: dict[str, Any] = {"alg": sig_alg, "typ": "JWT"}
+    header: dict[str, Any] = {"alg": sig_alg} if minimal_headers else {"alg": sig_alg, "typ": "JWT"}
     if certificate_pem is not None:
         cert = x509.load_pem_x509_certificate(certificate_pem)
         if cert.public_key().public_numbers() != private_key.public_key().public_numbers():
             raise ValueError("the certificate does not match the signing key")
-        header["x5t#S256"] = x5t_s256(certificate_pem)
+        if not minimal_headers:
+            header["x5t#S256"] = x5t_s256(certificate_pem)
     signer = RSAKey.import_key(private_key) if sig_alg == "RS256" else ECKey.import_key(private_key)
     payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     signed = jws.serialize_compact(header, payload, signer, algorithms=[sig_alg])
 
-    recipient = _encryption_key(encryption_jwk)
-    protected = {"alg": alg, "enc": enc, "kid": encryption_jwk["kid"], "cty": "JWT"}
+    recipient = _encryption_key(encryption_jwk, need_kid=not minimal_headers)
+    if minimal_headers:
+        protected = {"alg": alg, "enc": enc}
+    else:
+        protected = {"alg": alg, "enc": enc, "kid": encryption_jwk["kid"], "cty": "JWT"}
     return jwe.encrypt_compact(protected, signed.encode("ascii"), recipient, algorithms=[alg, enc])
 
 
-def _encryption_key(jwk: dict[str, Any]) -> RSAKey:
+def _encryption_key(jwk: dict[str, Any], *, need_kid: bool = True) -> RSAKey:
     if not isinstance(jwk, dict) or jwk.get("kty") != "RSA":
         raise ValueError("the encryption key must be an RSA JWK")
-    if not isinstance(jwk.get("kid"), str) or not jwk["kid"]:
+    if need_kid and (not isinstance(jwk.get("kid"), str) or not jwk["kid"]):
         raise ValueError("the encryption key has no kid")
     if jwk.get("use", "enc") != "enc":
         raise ValueError("the encryption key is not an enc key")
@@ -82,4 +91,4 @@ def _encryption_key(jwk: dict[str, Any]) -> RSAKey:
         raise ValueError("the encryption key lacks n or e")
     if int.from_bytes(base64.urlsafe_b64decode(n + "=" * (-len(n) % 4)), "big").bit_length() < _MIN_RSA_BITS:
         raise ValueError("the encryption key is an RSA key under 2048 bits")
-    return RSAKey.import_key({k: jwk[k] for k in ("kty", "n", "e", "kid")})  # never private members
+    return RSAKey.import_key({k: jwk[k] for k in ("kty", "n", "e", "kid") if k in jwk})  # never private members

@@ -12,15 +12,26 @@ Every call goes over mutual TLS with the app's developer certificate:
 
 The client is also an ``httpx.Auth``: ``httpx.Client(auth=nexi)`` sends the B2B token to
 the payment APIs, refreshing it when it expires or is refused.
+
+By default the client sends exactly what Nexi's reference backend sends
+(``NexiPayments/softpos-backend``, see the profile's docs page): the token is renewed at
+75 % of its life; the client assertion is a JWS with header ``{"alg": "RS256"}`` only,
+encrypted with ``{"alg": "RSA-OAEP-256", "enc": "A128CBC-HS256"}`` (no ``kid``, no ``cty``)
+to a key picked at random from the JWKS, with the claims ``appId, pointOfSale,
+terminal_ids, app_username_merchant, app_deviceid, iss, sub, aud, iat, exp = iat + 500,
+jti`` (a UUID4). The older shape (``kid``, ``typ``, ``cty``, ``x5t#S256``, A256GCM, the
+first key, ``username_merchant``) stays available through parameters.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import secrets
 import ssl
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Hashable
 from urllib.parse import urlencode
@@ -37,8 +48,12 @@ __all__ = ["NexiSoftPOSClient", "ClientAssertion"]
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JWKS_TTL = 300.0
-MAX_ASSERTION_LIFETIME = 300
+#: The provider's maximum (support page: at most 15 minutes) and the reference's lifetime.
+MAX_ASSERTION_LIFETIME = 900
+DEFAULT_ASSERTION_LIFETIME = 500
 DEFAULT_TOKEN_LIFETIME = 3600  # "The token duration is one hour (3600 s)"
+#: The reference backend asks for a new token after 75 % of ``expires_in``.
+RENEW_AT_FRACTION = 0.75
 
 
 class ClientAssertion(str):
@@ -148,18 +163,30 @@ class NexiSoftPOSClient(TokenAuth):
                 self._jwks, self._jwks_at = body, time.monotonic()
             return copy.deepcopy(self._jwks)
 
-    def encryption_key(self, *, refresh: bool = False) -> dict[str, Any]:
-        """The key client assertions are encrypted to: the first ``use=enc`` key of the JWKS."""
-        for jwk in self.jwks(refresh=refresh)["keys"]:
-            if isinstance(jwk, dict) and jwk.get("use") == "enc":
-                return jwk
-        raise TokenError(200, "invalid_response", "the JWKS has no use=enc key")
+    def encryption_key(self, *, refresh: bool = False, choice: str = "random") -> dict[str, Any]:
+        """The key client assertions are encrypted to: a ``use=enc`` RSA key of the JWKS, picked
+        at random as the reference backend does (``choice="first"``: the first, as Nexi's
+        demo backend does)."""
+        if choice not in ("random", "first"):
+            raise ValueError('choice must be "random" or "first"')
+        keys = [jwk for jwk in self.jwks(refresh=refresh)["keys"]
+                if isinstance(jwk, dict) and jwk.get("use", "enc") == "enc" and jwk.get("kty") == "RSA"]
+        if not keys:
+            raise TokenError(200, "invalid_response", "the JWKS has no use=enc key")
+        return secrets.choice(keys) if choice == "random" else keys[0]
 
     # ------------------------------------------------------------------ PAR
     def client_assertion(self, *, point_of_sale: str, terminal_ids: list[str], username_merchant: str,
-                         lifetime: int = 120) -> str:
-        """A fresh client assertion for the PAR call: the documented claims, signed with the
-        developer certificate's key and encrypted to the platform's current ``enc`` key.
+                         device_id: str | None = None, lifetime: int = DEFAULT_ASSERTION_LIFETIME,
+                         username_claim: str = "app_username_merchant", alg: str = "RSA-OAEP-256",
+                         enc: str = "A128CBC-HS256", minimal_headers: bool = True,
+                         key_choice: str = "random") -> str:
+        """A fresh client assertion for the PAR call, signed with the developer certificate's
+        key and encrypted to a key of the platform's JWKS. By default exactly what Nexi's
+        reference backend sends (see the module docstring); ``device_id`` is the
+        ``app_deviceid`` that Nexi's mobile SDK hands to the app (left out when None).
+        ``username_claim="username_merchant"``, ``enc="A256GCM"``, ``minimal_headers=False``
+        and ``key_choice="first"`` give the older, documented shape.
         The result is a :class:`ClientAssertion` (a ``str``) that :meth:`par` can renew."""
         tids = list(terminal_ids)
         if not 1 <= len(tids) <= 2 or not all(isinstance(t, str) and t for t in tids):
@@ -168,25 +195,36 @@ class NexiSoftPOSClient(TokenAuth):
             raise ValueError(f"lifetime must be between 1 and {MAX_ASSERTION_LIFETIME} seconds")
         if "@" not in username_merchant:
             raise ValueError("username_merchant must be an e-mail address")
+        if username_claim not in ("app_username_merchant", "username_merchant"):
+            raise ValueError("username_claim must be app_username_merchant or username_merchant")
+        if device_id is not None and (not isinstance(device_id, str) or not device_id):
+            raise ValueError("device_id must be a non-empty string")
         now = int(time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "appId": self.client_id,
             "pointOfSale": point_of_sale,
             "terminal_ids": tids,
-            "username_merchant": username_merchant,
+            username_claim: username_merchant,
+        }
+        if device_id is not None:
+            claims["app_deviceid"] = device_id
+        claims.update({
             "iss": self.client_id,
             "sub": self.client_id,
             "aud": self.audience,
             "iat": now,
             "exp": now + lifetime,
-            "jti": secrets.token_urlsafe(24),
-        }
+            "jti": str(uuid.uuid4()),
+        })
         value = build_nested_assertion(claims, signing_key_pem=self._key_pem, certificate_pem=self._cert_pem,
-                                       encryption_jwk=self.encryption_key())
+                                       encryption_jwk=self.encryption_key(choice=key_choice), alg=alg, enc=enc,
+                                       minimal_headers=minimal_headers)
 
         def renew() -> ClientAssertion:
-            return self.client_assertion(point_of_sale=point_of_sale, terminal_ids=tids,
-                                         username_merchant=username_merchant, lifetime=lifetime)  # type: ignore[return-value]
+            return self.client_assertion(point_of_sale=point_of_sale, terminal_ids=tids,  # type: ignore[return-value]
+                                         username_merchant=username_merchant, device_id=device_id, lifetime=lifetime,
+                                         username_claim=username_claim, alg=alg, enc=enc,
+                                         minimal_headers=minimal_headers, key_choice=key_choice)
 
         return ClientAssertion(value, renew)
 
@@ -271,5 +309,7 @@ def _is_int(value: object) -> bool:
 
 
 def _parse_token(response: httpx.Response, started: float) -> CachedToken:
-    """A client_credentials answer → CachedToken (expiry counted from when the request left)."""
-    return parse_bearer_token(response, started, default_lifetime=DEFAULT_TOKEN_LIFETIME)
+    """A client_credentials answer → CachedToken (expiry counted from when the request left),
+    renewed after 75 % of its life as the reference backend renews it."""
+    token = parse_bearer_token(response, started, default_lifetime=DEFAULT_TOKEN_LIFETIME)
+    return dataclasses.replace(token, renew_at=started + RENEW_AT_FRACTION * (token.expires_at - started))

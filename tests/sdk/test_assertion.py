@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import time
+import uuid
 
 import httpx
 import pytest
@@ -78,6 +79,18 @@ def test_rsa_oaep_and_a128gcm_can_be_chosen(rsa_dev, enc_key):
     assert (jwe_header["alg"], jwe_header["enc"]) == ("RSA-OAEP", "A128GCM")
 
 
+@pytest.mark.parametrize("enc", ["A128CBC-HS256", "A256CBC-HS512"])
+def test_minimal_headers_are_the_reference_backends(rsa_dev, enc_key, enc):
+    """As NexiPayments/softpos-backend builds it: JWS {"alg": "RS256"}, JWE {"alg", "enc"}."""
+    public = {k: v for k, v in enc_key.export_public(as_dict=True).items() if k != "kid"}  # no kid needed
+    token = build_nested_assertion({"x": 1}, signing_key_pem=rsa_dev.key_pem, certificate_pem=rsa_dev.cert_pem,
+                                   encryption_jwk=public, enc=enc, minimal_headers=True)
+    jwe_header, jws_header, claims = open_with_jwcrypto(token, enc_key, rsa_dev.cert_pem)
+    assert jwe_header == {"alg": "RSA-OAEP-256", "enc": enc}
+    assert jws_header == {"alg": "RS256"}
+    assert claims == {"x": 1}
+
+
 def test_bad_inputs_are_refused(rsa_dev, ec_dev, enc_key):
     public = enc_key.export_public(as_dict=True)
     kw = dict(signing_key_pem=rsa_dev.key_pem, certificate_pem=rsa_dev.cert_pem)
@@ -86,7 +99,7 @@ def test_bad_inputs_are_refused(rsa_dev, ec_dev, enc_key):
     with pytest.raises(ValueError):
         build_nested_assertion({}, **kw, encryption_jwk=public, alg="RSA1_5")
     with pytest.raises(ValueError):
-        build_nested_assertion({}, **kw, encryption_jwk=public, enc="A128CBC-HS256")
+        build_nested_assertion({}, **kw, encryption_jwk=public, enc="A192GCM")
     with pytest.raises(ValueError, match="kid"):
         build_nested_assertion({}, **kw, encryption_jwk={k: v for k, v in public.items() if k != "kid"})
     with pytest.raises(ValueError, match="enc"):
@@ -106,24 +119,56 @@ def test_private_members_of_the_jwk_are_ignored(rsa_dev, enc_key):
     assert open_with_jwcrypto(token, enc_key, rsa_dev.cert_pem)[2] == {"x": 1}
 
 
-def test_client_assertion_claims(dev, enc_key, jwks_body):
+def _open_with_either(token: str, keys: list[jwk.JWK], cert_pem: bytes) -> tuple[str, dict, dict, dict]:
+    for key in keys:
+        try:
+            return (key["kid"], *open_with_jwcrypto(token, key, cert_pem))
+        except Exception:  # noqa: BLE001 - not this key
+            continue
+    raise AssertionError("no published enc key opens the assertion")
+
+
+def test_client_assertion_is_the_reference_backends(dev, enc_key, old_enc_key, jwks_body):
+    """By default: exactly the reference's headers and claims, to a random enc key of the JWKS."""
     transport = httpx.MockTransport(lambda r: httpx.Response(200, json=jwks_body))
     with NexiSoftPOSClient(BASE + "/", CLIENT_ID, "secret", dev.cert, dev.key, cache=TokenCache(), transport=transport) as c:
         before = int(time.time())
-        token = c.client_assertion(point_of_sale="POS42", terminal_ids=["S42", "M42"],
-                                   username_merchant="shop@example.com", lifetime=200)
+        token = c.client_assertion(point_of_sale="1000000000000", terminal_ids=["10000000", "10000001"],
+                                   username_merchant="shop@example.com", device_id="device-42")
         after = int(time.time())
-        again = c.client_assertion(point_of_sale="POS42", terminal_ids=["S42"], username_merchant="shop@example.com")
+        used = {_open_with_either(c.client_assertion(point_of_sale="P", terminal_ids=["S"],
+                                                     username_merchant="shop@example.com"),
+                                  [enc_key, old_enc_key], dev.cert_pem)[0] for _ in range(24)}
+    kid, jwe_header, jws_header, claims = _open_with_either(token, [enc_key, old_enc_key], dev.cert_pem)
+    assert jwe_header == {"alg": "RSA-OAEP-256", "enc": "A128CBC-HS256"}  # no kid, no cty
+    expected_alg = "RS256" if _is_rsa(dev.key_pem) else "ES256"
+    assert jws_header == {"alg": expected_alg}  # no kid, no typ
+    assert used == {"enc-current", "enc-old"}, used  # random among the enc keys (2^-23 to fail by chance)
+    assert list(claims) == ["appId", "pointOfSale", "terminal_ids", "app_username_merchant", "app_deviceid",
+                            "iss", "sub", "aud", "iat", "exp", "jti"]
+    assert claims["appId"] == claims["iss"] == claims["sub"] == CLIENT_ID
+    assert claims["pointOfSale"] == "1000000000000"
+    assert claims["terminal_ids"] == ["10000000", "10000001"]
+    assert claims["app_username_merchant"] == "shop@example.com"
+    assert claims["app_deviceid"] == "device-42"
+    assert claims["aud"] == BASE  # the environment's base URL, without the trailing slash
+    assert before <= claims["iat"] <= after and claims["exp"] == claims["iat"] + 500
+    assert str(uuid.UUID(claims["jti"], version=4)) == claims["jti"]
+
+
+def test_client_assertion_older_shape_on_request(dev, enc_key, jwks_body):
+    transport = httpx.MockTransport(lambda r: httpx.Response(200, json=jwks_body))
+    with NexiSoftPOSClient(BASE + "/", CLIENT_ID, "secret", dev.cert, dev.key, cache=TokenCache(), transport=transport) as c:
+        token = c.client_assertion(point_of_sale="POS42", terminal_ids=["S42", "M42"],
+                                   username_merchant="shop@example.com", lifetime=200,
+                                   username_claim="username_merchant", enc="A256GCM", minimal_headers=False,
+                                   key_choice="first")
+        with pytest.raises(ValueError, match="lifetime"):
+            c.client_assertion(point_of_sale="P", terminal_ids=["S"], username_merchant="a@b.example", lifetime=901)
+        assert c.client_assertion(point_of_sale="P", terminal_ids=["S"], username_merchant="a@b.example",
+                                  lifetime=900, key_choice="first")
     jwe_header, jws_header, claims = open_with_jwcrypto(token, enc_key, dev.cert_pem)
-    assert jwe_header["kid"] == "enc-current"  # the first use=enc key of the JWKS
+    assert jwe_header == {"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": "enc-current", "cty": "JWT"}
     assert jws_header["typ"] == "JWT" and jws_header["x5t#S256"] == cert_thumbprint(dev.cert_pem)
     assert set(claims) == {"appId", "pointOfSale", "terminal_ids", "username_merchant", "iss", "sub", "aud", "iat", "exp", "jti"}
-    assert claims["appId"] == claims["iss"] == claims["sub"] == CLIENT_ID
-    assert claims["pointOfSale"] == "POS42"
-    assert claims["terminal_ids"] == ["S42", "M42"]
-    assert claims["username_merchant"] == "shop@example.com"
-    assert claims["aud"] == BASE  # the environment's base URL, without the trailing slash
-    assert before <= claims["iat"] <= after and claims["exp"] == claims["iat"] + 200
-    assert isinstance(claims["jti"], str) and len(claims["jti"]) >= 22
-    other = open_with_jwcrypto(again, enc_key, dev.cert_pem)[2]
-    assert other["jti"] != claims["jti"] and other["exp"] - other["iat"] == 120
+    assert claims["exp"] == claims["iat"] + 200

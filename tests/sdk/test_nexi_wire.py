@@ -24,9 +24,10 @@ FORM = "application/x-www-form-urlencoded"
 class FakeNexi:
     """Answers like the documented platform and records every request."""
 
-    def __init__(self, jwks_body: dict, enc_key) -> None:
+    def __init__(self, jwks_body: dict, enc_key, *other_enc_keys) -> None:
         self.jwks_body = jwks_body
         self.enc_key = enc_key
+        self.enc_keys = (enc_key, *other_enc_keys)  # the client picks one of the published enc keys
         self.requests: list[httpx.Request] = []
         self.tokens = 0
         self.valid_tokens: set[str] | None = None  # None: every issued token is valid
@@ -61,8 +62,15 @@ class FakeNexi:
         return httpx.Response(404, json={"error": "not_found"})
 
     def open_assertion(self, token: str) -> dict:
-        outer = jwe.JWE()
-        outer.deserialize(token, key=self.enc_key)
+        for key in self.enc_keys:  # no kid: try each published key, as the server does
+            outer = jwe.JWE()
+            try:
+                outer.deserialize(token, key=key)
+                break
+            except Exception:  # noqa: BLE001 - not this key
+                continue
+        else:
+            raise AssertionError("no enc key opens the assertion")
         from jwcrypto import jws as _jws
 
         inner = _jws.JWS()
@@ -71,8 +79,8 @@ class FakeNexi:
 
 
 @pytest.fixture
-def fake(jwks_body, enc_key) -> FakeNexi:
-    return FakeNexi(jwks_body, enc_key)
+def fake(jwks_body, enc_key, old_enc_key) -> FakeNexi:
+    return FakeNexi(jwks_body, enc_key, old_enc_key)
 
 
 @pytest.fixture
@@ -105,6 +113,20 @@ def test_token_is_cached_for_the_client(client, fake):
     entry = client.cache.peek(client.cache_key)
     assert entry.data == {"token_type": "Bearer", "expires_in": 3600}
     assert 3590 < entry.expires_at - time.time() <= 3600
+
+
+def test_token_is_renewed_at_75_percent_of_its_life(fake, rsa_dev):
+    """As the reference backend: a new token after 75 % of expires_in (3600 s: at 2700 s)."""
+    now = [1_000_000.0]
+    cache = TokenCache(clock=lambda: now[0])
+    with NexiSoftPOSClient(BASE, CLIENT_ID, SECRET, rsa_dev.cert, rsa_dev.key, cache=cache,
+                           transport=httpx.MockTransport(fake)) as c:
+        assert c.token() == "BE_MERCH_TOKEN_1"
+        now[0] += 2699
+        assert c.token() == "BE_MERCH_TOKEN_1"
+        now[0] += 2
+        assert c.token() == "BE_MERCH_TOKEN_2"
+        assert c.cache.peek(c.cache_key).expires_at == now[0] + 3600  # the token's own expiry is kept
 
 
 def test_clients_sharing_a_cache_share_the_token(fake, rsa_dev):
@@ -168,8 +190,13 @@ def test_jwks_get_cached_and_refreshed(client, fake, jwks_body):
     assert len(fake.by_path("/softpos/par/jwks.json")) == 2
 
 
-def test_first_enc_key_is_used(client, enc_key):
-    assert client.encryption_key()["kid"] == enc_key.get("kid")  # the sig key listed before it is skipped
+def test_enc_key_is_picked_at_random_as_the_reference_does(client, enc_key, old_enc_key):
+    picked = {client.encryption_key()["kid"] for _ in range(40)}
+    assert picked == {enc_key.get("kid"), old_enc_key.get("kid")}  # never the sig key listed first
+
+
+def test_first_enc_key_on_request(client, enc_key):
+    assert client.encryption_key(choice="first")["kid"] == enc_key.get("kid")  # the sig key listed before it is skipped
 
 
 def test_jwks_without_enc_key(client, fake):
@@ -260,7 +287,8 @@ def test_client_assertion_is_renewable_str(client, fake):
 
 @pytest.mark.parametrize("kwargs", [
     dict(terminal_ids=[]), dict(terminal_ids=["A", "B", "C"]), dict(terminal_ids=[""]),
-    dict(lifetime=301), dict(lifetime=0), dict(username_merchant="not-an-email"),
+    dict(lifetime=901), dict(lifetime=0), dict(username_merchant="not-an-email"),
+    dict(username_claim="user"), dict(device_id=""),
 ])
 def test_client_assertion_arguments_are_checked(client, kwargs):
     args = {"point_of_sale": "POS1", "terminal_ids": ["S1"], "username_merchant": "m@shop.example", **kwargs}
