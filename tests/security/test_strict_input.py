@@ -225,3 +225,23 @@ def test_row_39_unsigned_assertion_issuer(server, case):
     with client(server) as c, nothing_new(server):
         r = c.post(nh.TOKEN, data={"grant_type": "client_credentials", **nh.assertion_form(assertion)})
         assert_error(r, 401, "invalid_client")
+
+
+# === database errors never carry their parameters ================================================
+
+def test_database_errors_hide_their_parameters(server):
+    """The server's engines (``make_engine``) are made with ``hide_parameters``: the message of a
+    database error, which is what gets logged, names the statement but none of its values."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tessera.storage.sql import make_engine
+
+    engine = make_engine(server.settings.database_url, pool_size=1)
+    try:
+        with pytest.raises(SQLAlchemyError) as e, engine.connect() as conn:
+            conn.execute(text("SELECT * FROM no_such_table WHERE client_id = :v"), {"v": "tsr_SECRET-PARAMETER"})
+    finally:
+        engine.dispose()
+    assert "tsr_SECRET-PARAMETER" not in str(e.value)
+    assert "hidden" in str(e.value)
