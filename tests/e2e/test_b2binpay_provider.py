@@ -222,3 +222,26 @@ def test_native_refresh_token_needs_its_own_clients_authentication(live_server, 
                        auth=httpx.BasicAuth(a.client_id, b.client_secret))
     nh.assert_error(wrong, 401, "invalid_client")
     assert refresh_rows(live_server) == before
+
+
+def test_the_php_clients_idempotency_key_and_login_after_a_refused_refresh(live_server):
+    """``basbit/b2binpay``: ``Idempotency-Key: <uuid4>`` on every call; a refused refresh makes it log in again."""
+    import uuid
+
+    from tests.e2e.test_b2binpay import client
+
+    app = live_server.new_app(with_cert=False)
+    with client(live_server) as c:
+        def post(path: str, body: dict) -> httpx.Response:
+            return c.post(path, content=json.dumps(body).encode(),
+                          headers={"Content-Type": MEDIA, "Idempotency-Key": str(uuid.uuid4())})
+
+        first = post(LOGIN, login_body(app.client_id, app.client_secret))
+        assert first.status_code == 200, first.text
+        token = first.json()["data"]["attributes"]["refresh"]
+        assert post(REFRESH, refresh_body(token)).status_code == 200
+        refused = post(REFRESH, refresh_body(token))  # used: refused, the family revoked
+        assert refused.status_code == 401 and refused.json()["errors"][0]["code"] == "2007"
+        again = post(LOGIN, login_body(app.client_id, app.client_secret))
+        assert again.status_code == 200, again.text
+        assert post(REFRESH, refresh_body(again.json()["data"]["attributes"]["refresh"])).status_code == 200
