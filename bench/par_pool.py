@@ -18,6 +18,7 @@ import base64
 import json
 import multiprocessing
 import os
+import random
 import signal
 import statistics
 import time
@@ -76,28 +77,36 @@ def _init_worker(spec: dict[str, Any]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _STATE["key"] = serialization.load_pem_private_key(spec["app_key_pem"], password=None)
     _STATE["enc"] = rsa_public_from_jwk(spec["enc_jwk"])
+    _STATE["encs"] = [rsa_public_from_jwk(k) for k in spec.get("enc_jwks") or [spec["enc_jwk"]]]
     _STATE["spec"] = spec
 
 
 def _make(count: int) -> list[str]:
     spec, key, enc = _STATE["spec"], _STATE["key"], _STATE["enc"]
+    kidless = bool(spec.get("kidless"))
     now = int(time.time())
     out = []
     tail = (f"&client_id={quote(spec['client_id'], safe='')}&scope=oidc"
             f"&redirect_uri={quote(spec['redirect_uri'], safe='')}")
     for _ in range(count):
         claims = dict(spec["claims"], iat=now, exp=now + spec["lifetime"], jti=str(uuid.uuid4()))
-        token = encrypt_jwe(sign_rs256(claims, key), enc, spec["enc_jwk"].get("kid"))
+        if kidless:  # as Nexi's reference: no kid, a key picked at random from the JWKS
+            token = encrypt_jwe(sign_rs256(claims, key), random.choice(_STATE["encs"]), None)
+        else:
+            token = encrypt_jwe(sign_rs256(claims, key), enc, spec["enc_jwk"].get("kid"))
         out.append("client_assertion=" + token + tail)  # base64url and dots need no escaping
     return out
 
 
 def assertion_spec(*, client_id: str, redirect_uri: str, audience: str, app_key_pem: bytes, enc_jwk: dict[str, Any],
-                   pos: str, tids: list[str], username: str, lifetime: int) -> dict[str, Any]:
+                   pos: str, tids: list[str], username: str, lifetime: int,
+                   enc_jwks: list[dict[str, Any]] | None = None, kidless: bool = False) -> dict[str, Any]:
+    """``kidless``: no ``kid`` in the JWE header, each assertion to a key of ``enc_jwks``
+    picked at random (what Nexi's reference backend does; the server tries its keys)."""
     claims = {"iss": client_id, "sub": client_id, "aud": audience, "appId": client_id,
               "pointOfSale": pos, "terminal_ids": tids, "username_merchant": username}
     return {"client_id": client_id, "redirect_uri": redirect_uri, "app_key_pem": app_key_pem, "enc_jwk": enc_jwk,
-            "claims": claims, "lifetime": lifetime}
+            "claims": claims, "lifetime": lifetime, "enc_jwks": enc_jwks, "kidless": kidless}
 
 
 def write_pool(path: Path, spec: dict[str, Any], count: int, *, processes: int | None = None) -> float:
@@ -124,7 +133,8 @@ def write_pool(path: Path, spec: dict[str, Any], count: int, *, processes: int |
 
 def one_body(spec: dict[str, Any]) -> str:
     _STATE.update(key=serialization.load_pem_private_key(spec["app_key_pem"], password=None),
-                  enc=rsa_public_from_jwk(spec["enc_jwk"]), spec=spec)
+                  enc=rsa_public_from_jwk(spec["enc_jwk"]), spec=spec,
+                  encs=[rsa_public_from_jwk(k) for k in spec.get("enc_jwks") or [spec["enc_jwk"]]])
     try:
         return _make(1)[0]
     finally:

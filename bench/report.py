@@ -30,6 +30,7 @@ LABELS = {
     "s1.nexi_proxy": "Nexi token, proxy mode",
     "s2.nexi_mtls": "Nexi token, embedded mTLS (via nginx)",
     "s3.par": "Nexi PAR, nested JWE",
+    "s3.par_nokid": "Nexi PAR, nested JWE without kid (random JWKS key)",
     "s4.axept": "axept authenticate",
     "s4.mobilepay_vat": "MobilePay token + merchant_vat",
     "s5.b2b_sqlite": "B2BINPAY login+refresh, SQLite",

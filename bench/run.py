@@ -8,7 +8,7 @@ Scenarios (``--scenarios`` takes group names or ids, comma-separated; default: a
     peers  peer.node_jwt peer.authlib_w1 peer.authlib_w2   (when ../shared/peers exists)
     s1     s1.native s1.nexi_proxy                        client_credentials, ES256, plain HTTP
     s2     s2.nexi_mtls s2.tls_new s2.tls_resume          real mutual TLS (embedded mode)
-    s3     s3.par                                         PAR, nested-JWE assertion pool
+    s3     s3.par s3.par_nokid                            PAR, nested-JWE assertion pool (with kid; without, random key)
     s4     s4.axept s4.mobilepay_vat
     s5     s5.b2b_sqlite s5.b2b_pg                         login + refresh rotation
     s6     s6.native_10k s6.nexi_10k s6.native_w2 s6.nexi_w2   growth: clients, workers
@@ -72,7 +72,7 @@ GROUPS = {
     "peers": ["peer.node_jwt", "peer.authlib_w1", "peer.authlib_w2"],
     "s1": ["s1.native", "s1.nexi_proxy"],
     "s2": ["s2.nexi_mtls", "s2.tls_new", "s2.tls_resume"],
-    "s3": ["s3.par"],
+    "s3": ["s3.par", "s3.par_nokid"],
     "s4": ["s4.axept", "s4.mobilepay_vat"],
     "s5": ["s5.b2b_sqlite", "s5.b2b_pg"],
     "s6": ["s6.native_10k", "s6.nexi_10k", "s6.native_w2", "s6.nexi_w2"],
@@ -597,7 +597,7 @@ class Harness:
                                      title_suffix=", 2 workers")
 
     def group_par(self) -> None:
-        if not self.want("s3.par"):
+        if not self.want("s3.par", "s3.par_nokid"):
             return
         import par_pool
 
@@ -607,8 +607,8 @@ class Harness:
         workers = PAR_WORKERS
         log(f"== s3: tessera, proxy mode, {workers} workers, SQLite (WAL): PAR with a nested-JWE assertion per request")
         config = {"workers": workers, "db": "sqlite", "clients": 10, "mtls": "proxy", "tls": False}
-        lifetime = 3600
-        env = {"TESSERA_NEXI_TOKEN_TTL": str(86400), "TESSERA_ASSERTION_MAX_LIFETIME": str(lifetime)}
+        lifetime = 900  # the Nexi PAR takes assertions up to the provider's 15 minutes
+        env = {"TESSERA_NEXI_TOKEN_TTL": str(86400), "TESSERA_NEXI_ASSERTION_MAX_LIFETIME": str(lifetime)}
         with self.tessera("par", workers=workers, env=env) as (srv, fx):
             headers = {"Content-Type": "application/x-www-form-urlencoded", "X-SSL-Client-Cert": fx.cert_header}
             r = self.probe("POST", f"{srv.url}/softpos/appenrollment/token", headers=headers,
@@ -624,40 +624,57 @@ class Harness:
                 f"-> {bound['bound_rps']} req/s on {bound['cores']} cores ({bound['bound_rps_per_worker']} per worker)")
             self.extras["par_crypto_bound"] = bound
             m = fx.merchant
-            spec = par_pool.assertion_spec(client_id=fx.client_id, redirect_uri=fx.redirect_uri, audience=srv.settings.issuer,
-                                           app_key_pem=key_pem, enc_jwk=enc, pos=m.pos, tids=[m.softpos_tid, m.mpos_tid],
-                                           username=m.username, lifetime=lifetime)
             url = f"{srv.url}/softpos/as/par"
-            r = self.probe("POST", url, content=par_pool.one_body(spec).encode(),
-                           headers={**headers, "Authorization": f"Bearer {token}"})
-            if r.status_code != 201:
-                raise RuntimeError(f"PAR probe answered {r.status_code}: {r.text[:300]}")
-            # Enough distinct assertions for the fastest the server could possibly go: the
-            # cryptographic bound of its one worker (a worker handles PAR on its event loop,
-            # one core at most), with a 30 % margin; --par-pool overrides.
-            def size(secs: int) -> int:
-                fastest = min(bound["bound_rps"], bound["bound_rps_per_worker"] * config["workers"])
-                return self.args.par_pool or int(fastest * secs * 1.3) + 200
+            # s3.par: every JWE names its key (kid); s3.par_nokid: no kid, each to a key of the
+            # JWKS picked at random, as Nexi's reference backend sends them (the server tries
+            # its published keys in turn: current, next, ...).
+            for sid, kidless in (("s3.par", False), ("s3.par_nokid", True)):
+                if self.want(sid):
+                    self.par_variant(sid, kidless, srv, fx, m, key_pem, jwks, enc, bound, token, headers, url,
+                                     config, lifetime)
 
-            made: dict[str, Any] = {}
+    def par_variant(self, sid: str, kidless: bool, srv: Any, fx: Any, m: Any, key_pem: bytes, jwks: dict[str, Any],
+                    enc: dict[str, Any], bound: dict[str, Any], token: str, headers: dict[str, str], url: str,
+                    config: dict[str, Any], lifetime: int) -> None:
+        import par_pool
 
-            def pool_for(phase: str) -> list[str]:
-                path = self.work / f"par-pool-{phase}.txt"
-                n = size(self.args.warmup if phase == "warmup" else self.args.duration)
-                took = par_pool.write_pool(path, spec, n)
-                made[phase] = {"assertions": n, "seconds": round(took, 1)}
-                log(f"   pool {phase}: {n} assertions made in {took:.1f} s")
-                return [str(path), str(self.args.threads), token, fx.cert_header]
+        spec = par_pool.assertion_spec(client_id=fx.client_id, redirect_uri=fx.redirect_uri, audience=srv.settings.issuer,
+                                       app_key_pem=key_pem, enc_jwk=enc, pos=m.pos, tids=[m.softpos_tid, m.mpos_tid],
+                                       username=m.username, lifetime=lifetime,
+                                       enc_jwks=jwks["keys"], kidless=kidless)
+        r = self.probe("POST", url, content=par_pool.one_body(spec).encode(),
+                       headers={**headers, "Authorization": f"Bearer {token}"})
+        if r.status_code != 201:
+            raise RuntimeError(f"PAR probe answered {r.status_code}: {r.text[:300]}")
+        # Enough distinct assertions for the fastest the server could possibly go: the
+        # cryptographic bound of its one worker (a worker handles PAR on its event loop,
+        # one core at most), with a 30 % margin; --par-pool overrides.
+        def size(secs: int) -> int:
+            fastest = min(bound["bound_rps"], bound["bound_rps_per_worker"] * config["workers"])
+            return self.args.par_pool or int(fastest * secs * 1.3) + 200
 
-            res = self.measure("s3.par", "Nexi PAR, nested JWE (RSA-OAEP-256 + RS256), one assertion per request", url,
-                               "par_pool.lua", pool_for, target="tessera", server=[srv.proc.pid], port=srv.port,
-                               config=config, endpoint="POST /softpos/as/par")
-            res["pool"] = made
-            res["crypto_bound_rps"] = bound["bound_rps"]
-            res["crypto_bound_rps_per_worker"] = bound["bound_rps_per_worker"]
-            if res.get("counters", {}).get("exhausted"):
-                res["state"] = "INVALID"
-                res["note"] = "the assertion pool ran out: rerun with a bigger --par-pool"
+        made: dict[str, Any] = {}
+
+        def pool_for(phase: str) -> list[str]:
+            path = self.work / f"par-pool-{sid}-{phase}.txt"
+            n = size(self.args.warmup if phase == "warmup" else self.args.duration)
+            took = par_pool.write_pool(path, spec, n)
+            made[phase] = {"assertions": n, "seconds": round(took, 1)}
+            log(f"   pool {phase}: {n} assertions made in {took:.1f} s")
+            return [str(path), str(self.args.threads), token, fx.cert_header]
+
+        title = ("Nexi PAR, nested JWE without kid to a random JWKS key (RSA-OAEP-256 + RS256), one assertion per request"
+                 if kidless else "Nexi PAR, nested JWE (RSA-OAEP-256 + RS256), one assertion per request")
+        res = self.measure(sid, title, url,
+                           "par_pool.lua", pool_for, target="tessera", server=[srv.proc.pid], port=srv.port,
+                           config=config, endpoint="POST /softpos/as/par")
+        res["pool"] = made
+        res["crypto_bound_rps"] = bound["bound_rps"]
+        res["crypto_bound_rps_per_worker"] = bound["bound_rps_per_worker"]
+        res["enc_keys_published"] = len(jwks["keys"])
+        if res.get("counters", {}).get("exhausted"):
+            res["state"] = "INVALID"
+            res["note"] = "the assertion pool ran out: rerun with a bigger --par-pool"
 
     def group_mtls(self) -> None:
         if not self.want(*GROUPS["s2"]):

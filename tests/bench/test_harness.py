@@ -354,7 +354,7 @@ def test_crypto_bound_is_measured():
 def test_scenario_selection_and_durations():
     run = load("run")
     assert run.Harness._select("all") == run.ALL_IDS
-    assert run.Harness._select("s1,s3") == ["s1.native", "s1.nexi_proxy", "s3.par"]
+    assert run.Harness._select("s1,s3") == ["s1.native", "s1.nexi_proxy", "s3.par", "s3.par_nokid"]
     assert run.Harness._select("s6.nexi_w2,s6") == ["s6.nexi_w2", "s6.native_10k", "s6.nexi_10k", "s6.native_w2"]
     with pytest.raises(SystemExit):
         run.Harness._select("s9")
