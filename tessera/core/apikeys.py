@@ -1,5 +1,7 @@
 """axept authentication keys: per merchant, at most N enabled, stored only as an HMAC.
 
+``authenticate`` is the ``axept_api_key`` method of the registry in ``tessera.core.client_auth``.
+
 ``authenticate`` gives the same answer, after the same work, whichever of merchantId,
 keyId or key was wrong, and for a disabled key.
 """

@@ -1,4 +1,9 @@
-"""Client authentication: shared secrets and certificate binding (RFC 6749 §2.3, RFC 8705)."""
+"""Client authentication: shared secrets and certificate binding (RFC 6749 §2.3, RFC 8705).
+
+The rules of two methods of the registry in ``tessera.core.client_auth``
+(``client_secret_basic``/``client_secret_post``), and the certificate binding that
+``tls_client_auth``, ``nexi_nested_jwe`` and the native endpoints check; callers authenticate
+through that registry."""
 
 from __future__ import annotations
 

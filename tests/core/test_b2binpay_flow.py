@@ -110,7 +110,7 @@ def test_refresh_rotates_with_times_of_its_own_moment_and_no_meta(env):
 
 
 def test_refresh_expired_at_says_when_a_shorter_family_ends(env):
-    core, clock, _store = env
+    core, _clock, _store = env
     short = flow.Lifetimes(access_ttl=900, refresh_ttl=21600, family_max=3600)
     req = flow.LoginRequest(LOGIN, PASSWORD)
     out = flow.login(core, LOGIN, req, short)

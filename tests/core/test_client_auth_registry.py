@@ -9,9 +9,21 @@ import pytest
 from jwcrypto import jwk, jwt
 
 from tessera.core import apikeys
-from tessera.core.client_auth import (AUTHENTICATORS, AXEPT_METHODS, JWT_BEARER, METHODS, NEXI_PAR_METHODS,
-                                      ApiKeyCredentials, AuthenticatedClient, AuthenticatedKey, ClientAuthRequest,
-                                      ClientCredentials, PeerCert, authenticate, authenticate_with)
+from tessera.core.client_auth import (
+    AUTHENTICATORS,
+    AXEPT_METHODS,
+    JWT_BEARER,
+    METHODS,
+    NEXI_PAR_METHODS,
+    ApiKeyCredentials,
+    AuthenticatedClient,
+    AuthenticatedKey,
+    ClientAuthRequest,
+    ClientCredentials,
+    PeerCert,
+    authenticate,
+    authenticate_with,
+)
 from tessera.core.context import Core, CoreConfig
 from tessera.core.flows import b2binpay
 from tessera.core.keys import KeyRing, create_initial_keys

@@ -27,7 +27,15 @@ import sqlalchemy as sa
 
 from tessera.storage import schema
 from tests.e2e import native_helpers as nh
-from tests.e2e.test_b2binpay import LOGIN, MEDIA, REFRESH, fresh_address, login_body, refresh_body, send
+from tests.e2e.test_b2binpay import (
+    LOGIN,
+    MEDIA,
+    REFRESH,
+    fresh_address,
+    login_body,
+    refresh_body,
+    send,
+)
 from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from tessera.core import refresh, tokens
-from tessera.core.client_auth import AuthenticatedClient, ClientAuthRequest, ClientCredentials, authenticate_with
+from tessera.core.client_auth import (
+    AuthenticatedClient,
+    ClientAuthRequest,
+    ClientCredentials,
+    authenticate_with,
+)
 from tessera.core.clock import iso_z
 from tessera.core.context import Core
 from tessera.core.profiles import B2BINPAY
