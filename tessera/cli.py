@@ -437,7 +437,8 @@ def jwks_rotate(
     as_json: JsonOpt = False,
 ) -> None:
     """Promote the published next key, retire the current one (kept published until what it
-    made has expired), and publish a new next key."""
+    made has expired), and publish a new next key. ``sig`` rotates every signing ring: the
+    shared one and MobilePay's RS256 ring (``rings`` in the JSON answer)."""
     from tessera.core.keys import rotate
 
     if use not in ("sig", "enc"):
@@ -448,7 +449,8 @@ def jwks_rotate(
 
     check_kek(settings, store)  # never seal new keys under a wrong KEK
     if use == "sig":
-        retain = max(settings.nexi_token_ttl, settings.access_token_ttl, settings.id_token_ttl) + settings.clock_skew
+        retain = max(settings.nexi_token_ttl, settings.access_token_ttl, settings.id_token_ttl, settings.mobilepay_token_ttl,
+                     settings.axept_token_ttl, settings.b2binpay_access_ttl) + settings.clock_skew
     else:
         # the longest assertion (native or Nexi) + JWKS cache lifetime of clients
         retain = max(settings.assertion_max_lifetime, settings.nexi_assertion_max_lifetime) + settings.clock_skew + 300
@@ -516,6 +518,25 @@ def events_list(
         when = datetime.fromtimestamp(r["created_at"], tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         out.print(escape(f"{r['id']}  {when}  {r['kind']}  {r['client_id'] or '-'}  {json.dumps(r['detail'], sort_keys=True)}"),
                   highlight=False)
+
+
+# --- housekeeping ---------------------------------------------------------------------------------
+@app.command("purge")
+def purge_cmd(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """Delete expired artefacts (pushed requests, codes, jtis, refresh tokens and families no
+    token needs any more) and security events past TESSERA_EVENT_RETENTION_DAYS, now; prints
+    the rows deleted per kind. The server also does this every TESSERA_PURGE_INTERVAL_SECONDS."""
+    from tessera.core import purge
+
+    settings = _settings(home)
+    store = _store(settings)
+    try:
+        counts = purge.purge(store, settings, _now())
+    finally:
+        store.close()
+    _emit(as_json, {"deleted": counts, "total": sum(counts.values())},
+          None if as_json else ("\n".join(f"{k}: {v}" for k, v in sorted(counts.items())) + "\n" if counts else "")
+          + f"total: {sum(counts.values())}")
 
 
 @app.command()

@@ -101,6 +101,16 @@ class Settings(BaseSettings):
     axept_max_enabled_keys: int = Field(3, ge=1, le=100)
     #: MobilePay: the document's response says expires_in 3700.
     mobilepay_token_ttl: int = Field(3700, ge=1)
+    #: Each profile's token audience (``aud``). Unset: the profile's own default
+    #: (tessera.core.profiles.default_audiences): native the issuer, Nexi ``{issuer}{nexi_prefix}``,
+    #: MobilePay ``{issuer}{mobilepay_prefix}/resources``, axept ``axeptConnectCloud-merchant-client``,
+    #: B2BINPAY ``{issuer}{b2binpay_prefix}``. Distinct audiences keep one profile's tokens from
+    #: being taken by a resource server of another.
+    native_audience: str | None = None
+    nexi_audience: str | None = None
+    mobilepay_audience: str | None = None
+    axept_audience: str | None = None
+    b2binpay_audience: str | None = None
     #: B2BINPAY: the document's example answer: access 15 min, refresh 6 h after meta.time.
     b2binpay_access_ttl: int = Field(900, ge=1)
     b2binpay_refresh_ttl: int = Field(21600, ge=1)
@@ -124,6 +134,22 @@ class Settings(BaseSettings):
     #: Requests per second allowed from one client address, with its burst. 0 disables the limit.
     rate_limit_per_address: float = Field(200.0, ge=0)
     rate_limit_address_burst: int = Field(400, ge=1)
+    #: B2BINPAY: logins (``POST {b2binpay_prefix}/token/``) allowed per minute from one client
+    #: address, as the provider limits requests made without prior authentication (15 a minute,
+    #: its merchant guide). 0 disables this budget (the address rate above still applies).
+    b2binpay_login_per_minute: int = Field(15, ge=0)
+    #: Requests per minute from one client address to the endpoints that store something for a
+    #: caller who proved nothing (a plain ``GET /oauth2/authorize``, the login forms): a burst of
+    #: this many, then one every 60/n s; over it: 429 with Retry-After. Bounds what a flood can
+    #: store. 0 disables this budget (the address rate above still applies).
+    unauthenticated_writes_per_minute: int = Field(60, ge=0)
+
+    # --- housekeeping (tessera purge) -------------------------------------------------------
+    #: Each worker purges expired artefacts, refresh families and old events about this often
+    #: (seconds, with jitter; one worker at a time through the database). 0 disables.
+    purge_interval_seconds: float = Field(300.0, ge=0, le=86400)
+    #: Security events older than this many days are purged. 0 keeps them forever.
+    event_retention_days: int = Field(90, ge=0)
     #: How long the server may trust its cached view of a client, certificate or key
     #: before it reads the database again. 0: revocation takes effect on the next request.
     revocation_cache_seconds: float = Field(0.0, ge=0, le=300)
