@@ -54,6 +54,31 @@ def rotate_stepwise(store, kind: str, key: str, now: int, *, family_kind: str, f
     return Rotation("rotated", won, fam.expires_at, expires_at)
 
 
+@dataclass(frozen=True)
+class PurgePolicy:
+    """What ``Store.purge`` may delete at ``now``: every artefact whose ``expires_at`` has
+    passed, except what must outlive it (tessera.core.purge builds the policy from the core's
+    rules and the settings):
+
+    - a *consumed* artefact of ``replay_kinds`` (an authorization code) is kept
+      ``replay_margin`` seconds longer, so that a replay is recognised as one and what the
+      code issued is revoked (the Redis store keeps its records as long);
+    - a refresh family (``family_kind``) is kept ``family_margin`` seconds past its own expiry
+      (access tokens issued with its last refresh token name it) and, whatever its expiry,
+      while any unexpired refresh token (``token_kind``) names it (``data["fam"]``);
+    - security events created before ``events_before`` are deleted (None: all kept).
+
+    Deletion runs in batches of ``batch`` rows, one short transaction each."""
+
+    replay_kinds: frozenset[str] = frozenset()
+    replay_margin: int = 0
+    family_kind: str | None = None
+    token_kind: str | None = None
+    family_margin: int = 0
+    events_before: int | None = None
+    batch: int = 2000
+
+
 class Conflict(Exception):
     """A unique value already exists (a duplicate id, a TID already bound, ...)."""
 
@@ -145,6 +170,12 @@ class Store(Protocol):
         """The latest ``limit`` events (of ``kind``, if given), oldest first."""
 
     # --- housekeeping --------------------------------------------------------------------------------
-    def purge_expired(self, now: int) -> int: ...
+    def purge(self, now: int, policy: PurgePolicy) -> dict[str, int]:
+        """Delete what ``policy`` allows at ``now``; the number of rows deleted per artefact
+        kind (and ``security_events``), kinds with nothing deleted left out."""
+
+    def purge_expired(self, now: int) -> int:
+        """``purge(now, PurgePolicy())``: every expired artefact; the total."""
+
     def ping(self) -> None: ...
     def close(self) -> None: ...

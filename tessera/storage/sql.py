@@ -30,7 +30,7 @@ import re
 import select as _select
 from typing import Any, Iterator
 
-from sqlalchemy import create_engine, delete, event, func, insert, select, update
+from sqlalchemy import create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError, IntegrityError, InvalidRequestError, OperationalError
 from sqlalchemy.exc import InterfaceError as SAInterfaceError
@@ -51,7 +51,7 @@ from tessera.core.models import (
 )
 from tessera.storage import notices
 from tessera.storage import schema as t
-from tessera.storage.base import Conflict, Rotation, StoreUnavailable
+from tessera.storage.base import Conflict, PurgePolicy, Rotation, StoreUnavailable
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -795,10 +795,54 @@ class SQLStore:
         return [SecurityEvent(**r) for r in reversed(rows)]
 
     # --- housekeeping ----------------------------------------------------------------------------------------
+    def purge(self, now: int, policy: PurgePolicy) -> dict[str, int]:
+        """See ``Store.purge``. Per kind, the candidates are read a page at a time (by key) and
+        deleted with their conditions checked again, one short transaction per page, so the
+        workers' writes are never held up for long (SQLite has one writer)."""
+        a, now = t.artifacts, int(now)
+        counts: dict[str, int] = {}
+        with self._read() as c:
+            kinds = [r[0] for r in c.execute(select(a.c.kind).where(a.c.expires_at <= now).distinct()).all()]
+        for kind in sorted(kinds):
+            cond = [a.c.kind == kind, a.c.expires_at <= now]
+            if kind in policy.replay_kinds:
+                cond.append(or_(a.c.consumed_at.is_(None), a.c.expires_at <= now - policy.replay_margin))
+            live_families: frozenset[str] = frozenset()
+            if kind == policy.family_kind:
+                cond.append(a.c.expires_at <= now - policy.family_margin)
+                if policy.token_kind:
+                    with self._read() as c:
+                        fam = a.c.data["fam"].as_string()
+                        live_families = frozenset(r[0] for r in c.execute(
+                            select(fam).where(a.c.kind == policy.token_kind, a.c.expires_at > now).distinct()).all())
+            after, deleted = "", 0
+            while True:
+                with self._write() as c:
+                    keys = [r[0] for r in c.execute(select(a.c.key).where(*cond, a.c.key > after)
+                                                    .order_by(a.c.key).limit(policy.batch)).all()]
+                    if not keys:
+                        break
+                    after = keys[-1]
+                    doomed = [k for k in keys if k not in live_families]
+                    if doomed:
+                        deleted += c.execute(delete(a).where(*cond, a.c.key.in_(doomed))).rowcount
+            if deleted:
+                counts[kind] = deleted
+        if policy.events_before is not None:
+            e, deleted = t.security_events, 0
+            while True:
+                with self._write() as c:
+                    ids = [r[0] for r in c.execute(select(e.c.id).where(e.c.created_at < int(policy.events_before))
+                                                   .order_by(e.c.id).limit(policy.batch)).all()]
+                    if not ids:
+                        break
+                    deleted += c.execute(delete(e).where(e.c.id.in_(ids))).rowcount
+            if deleted:
+                counts["security_events"] = deleted
+        return counts
+
     def purge_expired(self, now: int) -> int:
-        with self._write() as c:
-            res = c.execute(delete(t.artifacts).where(t.artifacts.c.expires_at <= now))
-        return res.rowcount
+        return sum(self.purge(now, PurgePolicy()).values())
 
     def ping(self) -> None:
         with self._read() as c:

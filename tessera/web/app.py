@@ -11,7 +11,7 @@ from starlette.routing import Route
 from tessera.config import Settings
 from tessera.core.context import Core
 from tessera.web.errors import NO_STORE
-from tessera.web import openapi
+from tessera.web import housekeeping, openapi
 from tessera.web.observability import ObservedStarlette, Readiness, client_address_for, configure_logging, metrics_endpoint
 from tessera.web.profiles import axept, b2binpay, mobilepay, nexi
 from tessera.web.profiles import native  # the native OAuth 2.0 surface (issue 4)
@@ -47,7 +47,8 @@ def create_app(settings: Settings, *, store=None, core: Core | None = None) -> S
     routes.append(Route("/openapi.json", openapi.endpoint(settings), methods=["GET", "HEAD"]))
     # Observability (request ids, metrics, access log) wraps everything: see tessera.web.observability.
     app = ObservedStarlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
-    app.router = ExactRouter(routes=routes)  # fixed paths by one dict look-up: tessera.web.routing
+    # Fixed paths by one dict look-up (tessera.web.routing); the scheduled purge runs while the app serves.
+    app.router = ExactRouter(routes=routes, lifespan=housekeeping.lifespan(rt))
     app.client_address = client_address_for(rt)
     app.state.runtime = rt
     return app

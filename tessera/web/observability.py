@@ -61,6 +61,10 @@ REFUSALS = Counter("tessera_refusals", "Requests refused with an error, by profi
 RATE_LIMITED = Counter("tessera_rate_limited", "Requests refused with 429 (brute-force lockout), by profile and reason.",
                        ("profile", "reason"))
 
+PURGED = Counter("tessera_purged", "Rows deleted by the purge (scheduled or tessera purge), by artefact kind.", ("kind",))
+TLS_HANDSHAKE_FAILURES = Counter("tessera_tls_handshake_failures",
+                                 "TLS handshakes refused (embedded mTLS), by reason (OpenSSL's).", ("reason",))
+
 #: Route label of requests that matched no route (their raw path is never used as a label).
 UNMATCHED = "unmatched"
 #: Methods kept as label values; anything else is counted as "OTHER".
@@ -75,6 +79,17 @@ def count_token_issued(profile: str) -> None:
     if child is None:
         child = _issued_children[profile] = TOKENS_ISSUED.labels(profile)
     child.inc()
+
+
+def count_purged(counts: dict[str, int]) -> None:
+    """Called after each purge with the rows deleted per kind."""
+    for kind, n in counts.items():
+        PURGED.labels(kind).inc(n)
+
+
+def count_tls_failure(reason: str) -> None:
+    """Called by tessera.web.tls for every refused handshake."""
+    TLS_HANDSHAKE_FAILURES.labels(reason).inc()
 
 
 def multiprocess_dir() -> str | None:

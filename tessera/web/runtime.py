@@ -26,6 +26,8 @@ from tessera.web.mtls import MTLSConfig, MTLSExtractor, PeerCertificate
 from tessera.web.observability import count_token_issued
 from tessera.web.responses import JSONResponse
 
+#: The per-address budget of the endpoints that write for unauthenticated callers (``endpoint(writes=True)``).
+UNAUTHENTICATED_WRITES = "unauthenticated-writes"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -70,6 +72,10 @@ class Runtime:
         if s.b2binpay_login_per_minute > 0:  # the provider's 15 a minute: a burst of 15, then one per 4 s
             per_minute = s.b2binpay_login_per_minute
             self.address_budgets["b2binpay-login"] = self._rate_limiter(per_minute / 60.0, per_minute, "rate-b2binpay-login")
+        if s.unauthenticated_writes_per_minute > 0:  # storage bounded: see endpoint(..., writes=True)
+            per_minute = s.unauthenticated_writes_per_minute
+            self.address_budgets[UNAUTHENTICATED_WRITES] = self._rate_limiter(per_minute / 60.0, per_minute,
+                                                                              "rate-unauthenticated-writes")
 
     def _rate_limiter(self, rate: float, burst: int, name: str):
         if rate <= 0:
@@ -174,13 +180,21 @@ def render_error_page(request: Request, err: OAuthError) -> Response:
     )
 
 
-def endpoint(rt: Runtime, profile: str, *, render: Renderer = oauth_error_response, html: bool = False):
-    """Wrap a handler: typed errors are rendered by ``render`` (or as an HTML page)."""
+def endpoint(rt: Runtime, profile: str, *, render: Renderer = oauth_error_response, html: bool = False,
+             writes: bool = False):
+    """Wrap a handler: typed errors are rendered by ``render`` (or as an HTML page).
+
+    ``writes``: the endpoint may store something for a caller who proved nothing (a plain
+    authorization request, a login form): every request is counted against its address, the
+    address rate and the ``unauthenticated_writes_per_minute`` budget, before the handler
+    runs, so a flood is refused (429) before it costs storage."""
 
     def wrap(handler: Callable[[Request], Awaitable[Response]]):
         @functools.wraps(handler)
         async def run(request: Request) -> Response:
             try:
+                if writes:
+                    rt.limit_address(request, budget=UNAUTHENTICATED_WRITES)
                 return await handler(request)
             except Exception as exc:  # noqa: BLE001 - the one place errors become responses
                 err = as_oauth_error(exc)

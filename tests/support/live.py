@@ -84,7 +84,9 @@ class LiveServer:
         # is tested on servers of its own (fixture address_lock_server); the per-credential one stays.
         # The B2BINPAY login's own per-address budget (15 a minute) is lifted too, and tested on
         # servers of its own (tests/e2e/test_b2binpay_provider.py).
-        self.env = {"TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000000", "TESSERA_B2BINPAY_LOGIN_PER_MINUTE": "0", **self.env}
+        # So is the budget of unauthenticated writes (60 a minute: login pages), tested in tests/faults/test_flood.py.
+        self.env = {"TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000000", "TESSERA_B2BINPAY_LOGIN_PER_MINUTE": "0",
+                    "TESSERA_UNAUTHENTICATED_WRITES_PER_MINUTE": "0", **self.env}
         self._env = {**os.environ, **self.env}
         if self.database_url:
             self._env["TESSERA_DATABASE_URL"] = self.database_url

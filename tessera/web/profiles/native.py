@@ -159,7 +159,7 @@ def routes(rt: Runtime) -> list[Route]:
         pushed = native.push(core, auth.client, req)
         return no_store_json({"request_uri": pushed.request_uri, "expires_in": pushed.expires_in}, status_code=201)
 
-    @endpoint(rt, PROFILE, html=True)
+    @endpoint(rt, PROFILE, html=True, writes=True)  # a plain request and the login store: limited per address first
     async def authorize_page(request: Request) -> Response:
         only(request, "GET", "POST")
         if request.method == "POST":

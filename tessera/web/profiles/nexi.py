@@ -67,7 +67,7 @@ def routes(rt: Runtime) -> list[Route]:
         pushed = nexi_flow.push_authorization(rt.core, req, after_auth=lambda c: rt.limit_credential("client:" + c.client_id))
         return no_store_json({"request_uri": pushed.request_uri, "expires_in": pushed.expires_in}, status_code=201)
 
-    @endpoint(rt, PROFILE, html=True)
+    @endpoint(rt, PROFILE, html=True, writes=True)  # the login stores a code: limited per address first
     async def authorize_page(request: Request) -> Response:
         only(request, "GET", "POST")
         if request.method == "GET":
