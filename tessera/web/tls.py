@@ -47,6 +47,7 @@ __all__ = [
     "CLIENT_CERT_DER_KEY",
     "TLSH11Protocol",
     "TLSHttpToolsProtocol",
+    "AlertingSSLObject",
     "harden_ssl_context",
     "protocol_class",
     "ssl_options",
@@ -183,6 +184,78 @@ def protocol_class(kind: str = "auto") -> type:
     raise ValueError(f"unknown HTTP protocol kind {kind!r} (expected 'auto', 'httptools' or 'h11')")
 
 
+# --- refused handshakes: a TLS alert, one log line, a metric ---------------------------------------
+#: OpenSSL's X.509 verification codes (``X509_V_ERR_*``) as the reasons a handshake was refused.
+_VERIFY_REASONS = {
+    2: "unknown_ca", 18: "unknown_ca", 19: "unknown_ca", 20: "unknown_ca", 21: "unknown_ca",  # no path to our CA
+    9: "not_yet_valid", 10: "expired",
+    23: "revoked",
+    26: "wrong_purpose",  # no clientAuth in the extended key usage
+    7: "bad_signature",
+}
+#: OpenSSL reason strings of refusals that are not about the certificate's verification.
+_OTHER_REASONS = {
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE": "no_certificate",
+    "CERTIFICATE_REQUIRED": "no_certificate",
+}
+_log = None
+
+
+def refusal_reason(err: ssl.SSLError) -> str:
+    """A short, bounded label for why OpenSSL refused a handshake (the metric's ``reason``)."""
+    code = getattr(err, "verify_code", None)
+    if isinstance(err, ssl.SSLCertVerificationError) or code:
+        return _VERIFY_REASONS.get(code or 0, "bad_certificate")
+    reason = getattr(err, "reason", None) or ""
+    if reason in _OTHER_REASONS:
+        return _OTHER_REASONS[reason]
+    return "protocol"  # plain HTTP on the TLS port, no shared version or cipher, a malformed message
+
+
+def _refused(err: ssl.SSLError) -> None:
+    """Log (once per handshake) and count a refused handshake."""
+    global _log
+    if _log is None:
+        import structlog
+
+        _log = structlog.get_logger("tessera.tls")
+    reason = refusal_reason(err)
+    detail = getattr(err, "verify_message", None) or getattr(err, "reason", None) or type(err).__name__
+    try:
+        from tessera.web.observability import count_tls_failure
+
+        count_tls_failure(reason)
+    finally:
+        _log.warning("tls_handshake_refused", reason=reason, detail=str(detail)[:120])
+
+
+class AlertingSSLObject(ssl.SSLObject):
+    """An ``SSLObject`` whose refused handshake reaches the client as a TLS alert.
+
+    When OpenSSL refuses a handshake (a client certificate from another CA, expired, for
+    another purpose, ...) it writes the alert into the outgoing buffer and fails
+    ``do_handshake``; the event loop's SSL protocol (asyncio's and uvloop's alike) then
+    closes the socket without sending what is in that buffer, so the client saw "server
+    disconnected" and nothing else. Here the first failure is recorded (logged and counted,
+    once) and reported to the loop as "want read": the loop sends the pending bytes (the
+    alert) and waits for the client, which closes on the alert (or sends something, and the
+    recorded failure is raised then: the loop closes the connection)."""
+
+    _refusal: ssl.SSLError | None = None
+
+    def do_handshake(self) -> None:
+        if self._refusal is not None:
+            raise self._refusal
+        try:
+            super().do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise
+        except ssl.SSLError as e:
+            self._refusal = e
+            _refused(e)
+            raise ssl.SSLWantReadError("handshake refused: the alert is on its way") from None
+
+
 def harden_ssl_context(config: Config, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
     """``uvicorn.Config(ssl_context_factory=...)``: uvicorn's context, pinned down.
 
@@ -194,6 +267,8 @@ def harden_ssl_context(config: Config, default_factory: Callable[[], ssl.SSLCont
     * ``minimum_version = TLSv1_2`` -- CPython >= 3.10 already defaults to it,
       but a system OpenSSL policy or an older runtime could lower it; FAPI and
       RFC 8705 deployments require >= 1.2.
+    * ``sslobject_class = AlertingSSLObject`` -- a refused handshake sends its
+      TLS alert, and is logged once and counted (``tessera_tls_handshake_failures_total``).
     * ``OP_NO_RENEGOTIATION`` -- the peer certificate is read once per
       connection (see the protocol classes), so a TLS 1.2 renegotiation must
       not be able to swap it mid-connection.  OpenSSL 3 already refuses
@@ -212,6 +287,7 @@ def harden_ssl_context(config: Config, default_factory: Callable[[], ssl.SSLCont
     if context.minimum_version < ssl.TLSVersion.TLSv1_2:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_RENEGOTIATION
+    context.sslobject_class = AlertingSSLObject  # a refused handshake: alert, log line, metric
     return context
 
 
