@@ -58,15 +58,27 @@ class VerifiedAssertion:
     claims: dict[str, Any]
 
 
-def open_nested_assertion(core: Core, client: Client, assertion: str | None, *, preferred_thumbprint: str | None = None) -> VerifiedAssertion:
-    """Decrypt the JWE and verify the inner JWS with a key of a certificate bound to ``client``."""
-    if not assertion:
-        raise InvalidClient("client_assertion is required", reason="assertion_missing")
+def decrypt(core: Core, assertion: str) -> str:
+    """The signed JWT inside a JWE client assertion, decrypted with the server's published
+    encryption keys (the one its ``kid`` names, or each in turn when it names none): the one
+    decryption path of every surface (the Nexi PAR and a JWE-wrapped ``private_key_jwt``).
+    Every failure is one ``InvalidClient`` (``assertion_jwe``, uniform, tessera.jose.nested)."""
     now = core.now()
     try:
         inner = decrypt_assertion(assertion, core.keys.get(), datetime.fromtimestamp(now, tz=timezone.utc))
+        return inner.decode("ascii")
     except JoseError as e:
         raise InvalidClient(f"client_assertion: {e.reason}", reason="assertion_jwe") from None
+    except UnicodeDecodeError:
+        raise InvalidClient("client_assertion: the JWE does not hold a signed JWT", reason="assertion_jws") from None
+
+
+def open_nested_assertion(core: Core, client: Client, assertion: str | None, *, preferred_thumbprint: str | None = None) -> VerifiedAssertion:
+    """Decrypt the JWE (``decrypt``) and verify the inner JWS with a key of a certificate bound
+    to ``client``."""
+    if not assertion:
+        raise InvalidClient("client_assertion is required", reason="assertion_missing")
+    inner = decrypt(core, assertion)
     candidates = certificate_keys(core, client, preferred=preferred_thumbprint)
     if not candidates:
         raise InvalidClient("no usable certificate is bound to this client", reason="assertion_no_key")

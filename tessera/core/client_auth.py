@@ -37,7 +37,6 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -49,7 +48,7 @@ from tessera.core.models import ApiKey, CertificateRecord, Client
 from tessera.errors import InvalidClient, InvalidRequest, PayloadTooLarge
 from tessera.inputs import is_identifier, loads_json
 from tessera.jose.errors import JoseError
-from tessera.jose.nested import JWS_ALGS, decrypt_assertion, verify_signed_assertion
+from tessera.jose.nested import JWS_ALGS, verify_signed_assertion
 
 __all__ = ["AUTHENTICATORS", "AXEPT_METHODS", "ApiKeyCredentials", "AuthenticatedClient", "AuthenticatedKey",
            "ClientAuthRequest", "ClientCredentials", "METHODS", "NEXI_PAR_METHODS", "PeerCert", "authenticate",
@@ -241,16 +240,9 @@ def _private_key_jwt(core: Core, client_id: str | None, assertion_type: str | No
     if len(assertion) > MAX_ASSERTION_BYTES:
         # Security checklist #13: refused with 413 before any parsing, like the Nexi assertion.
         raise PayloadTooLarge(f"client_assertion over {MAX_ASSERTION_BYTES} bytes", reason="assertion_too_large")
-    now = core.now()
     signed = assertion
     if assertion.count(".") == 4:  # a JWE (RFC 7516 §7.1) wrapping the signed JWT (RFC 7519 §5.2)
-        try:
-            inner = decrypt_assertion(assertion, core.keys.get(), datetime.fromtimestamp(now, tz=timezone.utc))
-            signed = inner.decode("ascii")
-        except JoseError as e:
-            raise InvalidClient(f"client_assertion: {e.reason}", reason="assertion_jwe") from None
-        except UnicodeDecodeError:
-            raise InvalidClient("client_assertion: the JWE does not hold a signed JWT", reason="assertion_jws") from None
+        signed = assertions.decrypt(core, assertion)  # the one decryption path (the Nexi PAR's too)
     # RFC 7523 §3: iss and sub are the client_id; client_id in the form, when sent, must agree.
     named = _unverified_issuer(signed)
     if client_id is not None and named is not None and client_id != named:

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping
 
-from tessera.core import assertions, enrollment, par
-from tessera.core.clients import PeerCert, bound_certificate
+from tessera.core import client_auth, enrollment, par
+from tessera.core.clients import ClientCredentials, PeerCert, bound_certificate
 from tessera.core.context import Core
 from tessera.core.models import Client
 from tessera.core.profiles import NEXI
@@ -95,11 +95,13 @@ def push_authorization(core: Core, req: PushRequest, *,
         after_auth(client)
     form = req.form
     with _assertion_problems_are_400():
-        verified = assertions.open_nested_assertion(core, client, form["client_assertion"],
-                                                    preferred_thumbprint=req.peer.thumbprint if req.peer else None)
-        assertions.check_assertion_claims(core, client, verified.claims, audience=core.config.issuer,
-                                          rules=assertions.AssertionRules.nexi(core.config))
-        wanted = enrollment.check_enrollment_claims(core, client, verified.claims)
+        # The client's assertion, through the one client-authentication registry (the nested JWE
+        # decrypted by the same path as a JWE-wrapped private_key_jwt, checked with the Nexi rules).
+        auth = client_auth.authenticate_with(core, client_auth.NEXI_PAR_METHODS, client_auth.ClientAuthRequest(
+            ClientCredentials(client.client_id, None, "none"), assertion=form["client_assertion"], peer=req.peer))
+        claims = auth.claims
+        assert claims is not None
+        wanted = enrollment.check_enrollment_claims(core, client, claims)
     scope = par.check_nexi_scope(form["scope"])
     redirect_uri = par.check_redirect_uri(client, form["redirect_uri"])
     challenge, method = par.check_pkce(form.get("code_challenge"), form.get("code_challenge_method"))
@@ -108,4 +110,4 @@ def push_authorization(core: Core, req: PushRequest, *,
     # The enrollment (app_deviceid included) travels with the request_uri, then the code.
     with _assertion_problems_are_400():
         return par.push(core, client, params, {"enrollment": wanted.as_dict()}, prefix=REQUEST_URI_PREFIX,
-                        claims=verified.claims)
+                        claims=claims)
