@@ -44,7 +44,7 @@ from tessera.core.client_auth import AuthenticatedClient
 from tessera.core.context import Core
 from tessera.core.models import Artifact, Client
 from tessera.core.profiles import NATIVE
-from tessera.errors import InvalidGrant, InvalidRequest, InvalidScope, OAuthError, UnauthorizedClient
+from tessera.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidToken, OAuthError, UnauthorizedClient
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import verify_own_jwt
 
@@ -296,6 +296,12 @@ def introspect(core: Core, client: Client, token: str | None, hint: str | None =
             if core.store.get_artifact(tokens.REVOKED_TOKEN, str(claims.get("jti"))) is not None:
                 return dict(INACTIVE)
             if "fam" in claims and refresh.family_revoked(core, str(claims["fam"])):
+                return dict(INACTIVE)
+            cnf = claims.get("cnf")
+            try:  # the one place that reads access tokens: its client, the certificate it is bound to (row 42)
+                tokens.verify_access_token(core, token, profile=NATIVE,
+                                           thumbprint=cnf.get("x5t#S256") if isinstance(cnf, dict) else None)
+            except InvalidToken:
                 return dict(INACTIVE)
             out = {"active": True, "token_type": "Bearer"}
             for name in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "cnf"):
