@@ -162,7 +162,7 @@ class Case:
 CASES = [
     Case("nexi-token", nexi_token, assert_oauth_429, 200),
     Case("nexi-code-token", nexi_code_token, assert_oauth_429, 400),  # no such code, but the client authenticated
-    Case("nexi-par", nexi_par, assert_oauth_429, 401),  # a genuine token; the assertion is refused after the limit
+    Case("nexi-par", nexi_par, assert_oauth_429, 400),  # a genuine token; the assertion is refused (400, as Nexi) after the limit
     Case("native-token", native_token, assert_oauth_429, 200),
     Case("native-par", native_par, assert_oauth_429, 201),
     Case("axept", axept, assert_axept_429, 200),

@@ -441,8 +441,9 @@ def test_row_33_revoked_certificate_401_at_once(nexi):
     nexi.server.cli("certs", "revoke", "--serial", app.serial)
     with nx.http(nexi.server, app) as c, nothing_new(nexi.server):
         assert_error(nx.token_request(c, app), 401, "invalid_client")
+        # The Bearer token is bound to the revoked certificate: refused where tokens are read.
         assert_error(nx.par_request(c, token, nx.par_form(app, nx.build_assertion(nexi.server, app, m).token)), 401,
-                     "invalid_client")
+                     "invalid_token")
 
 
 @pytest.fixture(scope="module")
