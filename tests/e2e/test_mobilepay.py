@@ -308,8 +308,12 @@ def test_discovery_describes_the_token_endpoint_and_its_keys(live_server, app):
         assert doc["token_endpoint_auth_methods_supported"] == ["client_secret_basic", "client_secret_post"]
         assert doc["scopes_supported"] == ["integrator_scope"]
         assert doc["grant_types_supported"] == ["client_credentials"]
-        # only endpoints that exist are advertised
-        assert not {"authorization_endpoint", "introspection_endpoint", "revocation_endpoint", "userinfo_endpoint"} & set(doc)
+        # the provider's introspection and revocation endpoints exist here; only those are advertised
+        assert doc["introspection_endpoint"] == base + "/integrator-authentication/connect/introspect"
+        assert doc["revocation_endpoint"] == base + "/integrator-authentication/connect/revocation"
+        assert not {"authorization_endpoint", "userinfo_endpoint", "end_session_endpoint"} & set(doc)
+        for name in ("introspection_endpoint", "revocation_endpoint"):  # they exist: an unauthenticated POST is 401
+            assert c.post(doc[name], data={"token": "x"}).status_code == 401
 
         keys = c.get(doc["jwks_uri"])
         assert keys.status_code == 200
@@ -336,11 +340,24 @@ def assert_429(r: httpx.Response) -> None:
     assert "access_token" not in r.text
 
 
-def test_five_wrong_secrets_lock_the_client(live_server):
+def test_five_wrong_secrets_from_one_address_lock_the_client_there_only(live_server):
     app = live_server.new_app(with_cert=False)
-    for _ in range(5):  # each from another address: only the client's counter can lock
+    stranger, home = fresh_address(), fresh_address()
+    for _ in range(5):  # a stranger who knows the (public) client id
+        assert_invalid_client(token(live_server, None, auth=(app.client_id, secrets.token_urlsafe(32)), address=stranger))
+    assert_429(token(live_server, app, address=stranger))  # locked there, even with the right secret
+    # The client keeps working from its own addresses (checklist row 43) ...
+    assert_token(live_server, token(live_server, app, address=home), app)
+    assert_token(live_server, token(live_server, app), app)
+    # ... and the stranger stays throttled.
+    assert_429(token(live_server, None, auth=(app.client_id, secrets.token_urlsafe(32)), address=stranger))
+
+
+def test_wrong_secrets_from_many_addresses_do_not_lock_the_client(live_server):
+    app = live_server.new_app(with_cert=False)
+    for _ in range(10):  # each from another address: no (client, address) pair reaches the limit
         assert_invalid_client(token(live_server, None, auth=(app.client_id, secrets.token_urlsafe(32))))
-    assert_429(token(live_server, app))
+    assert_token(live_server, token(live_server, app), app)
 
 
 def test_failures_from_one_address_lock_that_address(address_lock_server):

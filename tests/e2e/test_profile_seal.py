@@ -325,3 +325,29 @@ def test_an_unbound_token_never_opens_a_certificate_bound_endpoint(world):
         r = xh.par_request(c, world.tokens["native_unbound"], xh.par_form(app, a.token))
     body = xh.assert_error(r, 401, "invalid_token")
     assert "certificate-bound" in body["error_description"] or "not issued for this endpoint" in body["error_description"]
+
+
+# --- MobilePay's own introspection and revocation (its discovery document lists them) -------------
+
+def test_mobilepay_introspection_and_revocation_know_only_mobilepay_tokens(world):
+    server, nc = world.server, world.nc
+    with nh.http(server, mtls=False) as c:
+        doc = c.get("/integrator-authentication/.well-known/openid-configuration").json()
+        introspection = doc["introspection_endpoint"].removeprefix(nh.issuer(server))
+        revocation = doc["revocation_endpoint"].removeprefix(nh.issuer(server))
+        fresh = c.post(MOBILEPAY_TOKEN, data={"grant_type": "client_credentials"}, auth=nh.basic(nc)).json()["access_token"]
+        for kind in ACCESS + REFRESH:  # only MobilePay's tokens are active here; post auth is accepted too
+            r = c.post(introspection, data={"token": world.tokens[kind], "client_id": nc.client_id,
+                                            "client_secret": nc.client_secret})
+            assert r.status_code == 200, r.text
+            assert r.json()["active"] is (kind == "mobilepay"), (kind, r.json())
+        body = c.post(introspection, data={"token": fresh}, auth=nh.basic(nc)).json()
+        assert body["active"] is True and body["client_id"] == nc.client_id and body["scope"] == ["integrator_scope"]
+        # Another profile's token is ignored at MobilePay's revocation: the native token stays active.
+        assert c.post(revocation, data={"token": world.tokens["native_unbound"]}, auth=nh.basic(nc)).status_code == 200
+        assert nh.introspect(server, nc, world.tokens["native_unbound"]).json()["active"] is True
+        # MobilePay's own token is revoked, and refused from then on.
+        assert c.post(revocation, data={"token": fresh}, auth=nh.basic(nc)).status_code == 200
+        assert c.post(introspection, data={"token": fresh}, auth=nh.basic(nc)).json() == {"active": False}
+        r = c.post(introspection, data={"token": fresh}, auth=("nobody", "wrong"))
+        assert r.status_code == 401 and r.json()["error"] == "invalid_client"

@@ -54,11 +54,18 @@ class TokenResult:
     claims: dict[str, Any]
 
 
-def check(request: TokenRequest) -> None:
-    """The request's own rules, checked before the client is authenticated."""
-    if request.credentials.method not in AUTH_METHODS:
+def client_credentials_of(credentials: ClientCredentials) -> ClientCredentials:
+    """The client secret, presented by one of ``AUTH_METHODS`` (the token, introspection and
+    revocation endpoints all take it), or ``InvalidClient``."""
+    if credentials.method not in AUTH_METHODS:
         raise InvalidClient("authenticate with the client secret: HTTP Basic (client_id:client_secret) or "
                             "client_id and client_secret in the form", reason="secret_required")
+    return credentials
+
+
+def check(request: TokenRequest) -> None:
+    """The request's own rules, checked before the client is authenticated."""
+    client_credentials_of(request.credentials)
     if not request.grant_type:
         raise InvalidRequest("grant_type is required", reason="grant_type_missing")
     if request.grant_type != "client_credentials":

@@ -261,14 +261,14 @@ def _open(kek: bytes, jti: str, sealed: str) -> dict[str, Any]:
 INACTIVE: dict[str, Any] = {"active": False}
 
 
-def _own_claims(core: Core, token: str, typ: str) -> dict[str, Any] | None:
+def _own_claims(core: Core, token: str, typ: str, profile: str = NATIVE) -> dict[str, Any] | None:
     now = core.now()
     try:
         claims = verify_own_jwt(token, core.keys.get(), typ=typ, now=datetime.fromtimestamp(now, tz=timezone.utc))
     except JoseError:
         return None
     # Another profile's token is unknown here (RFC 7662 §2.2: inactive; RFC 7009 §2.2: ignored).
-    seal = core.config.seal(NATIVE)
+    seal = core.config.seal(profile)
     if not (seal.holds(claims) if typ == "at+jwt" else seal.names(claims)):
         return None
     if not isinstance(claims.get("exp"), int) or isinstance(claims["exp"], bool):
@@ -280,14 +280,17 @@ def _order(hint: str | None) -> tuple[str, str]:
     return ("rt+jwt", "at+jwt") if hint == "refresh_token" else ("at+jwt", "rt+jwt")
 
 
-def introspect(core: Core, client: Client, token: str | None, hint: str | None = None) -> dict[str, Any]:
+def introspect(core: Core, client: Client, token: str | None, hint: str | None = None, *,
+               profile: str = NATIVE) -> dict[str, Any]:
     """RFC 7662 §2.2. Only the client a token was issued to sees it active; anything else
-    (another client's, expired, revoked, malformed, not ours) is ``{"active": false}``."""
+    (another client's, another profile's, expired, revoked, malformed, not ours) is
+    ``{"active": false}``. ``profile``: whose tokens this endpoint knows (the native
+    ``/oauth2/introspect``, MobilePay's ``connect/introspect``)."""
     if not token:
         raise InvalidRequest("token is required", reason="token_missing")
     now = core.now()
     for typ in _order(hint):
-        claims = _own_claims(core, token, typ)
+        claims = _own_claims(core, token, typ, profile)
         if claims is None:
             continue
         if claims.get("client_id") != client.client_id or claims["exp"] <= now:
@@ -299,7 +302,7 @@ def introspect(core: Core, client: Client, token: str | None, hint: str | None =
                 return dict(INACTIVE)
             cnf = claims.get("cnf")
             try:  # the one place that reads access tokens: its client, the certificate it is bound to (row 42)
-                tokens.verify_access_token(core, token, profile=NATIVE,
+                tokens.verify_access_token(core, token, profile=profile,
                                            thumbprint=cnf.get("x5t#S256") if isinstance(cnf, dict) else None)
             except InvalidToken:
                 return dict(INACTIVE)
@@ -321,14 +324,14 @@ def introspect(core: Core, client: Client, token: str | None, hint: str | None =
     return dict(INACTIVE)
 
 
-def revoke(core: Core, client: Client, token: str | None, hint: str | None = None) -> None:
+def revoke(core: Core, client: Client, token: str | None, hint: str | None = None, *, profile: str = NATIVE) -> None:
     """RFC 7009 §2.1: revoke an access token (its jti) or a refresh token (its whole family).
-    Unknown, malformed and expired tokens are no error. Another client's token is refused,
-    and nothing is revoked."""
+    Unknown, malformed and expired tokens (and another profile's) are no error. Another
+    client's token is refused, and nothing is revoked."""
     if not token:
         raise InvalidRequest("token is required", reason="token_missing")
     for typ in _order(hint):
-        claims = _own_claims(core, token, typ)
+        claims = _own_claims(core, token, typ, profile)
         if claims is None:
             continue
         if claims.get("client_id") != client.client_id:

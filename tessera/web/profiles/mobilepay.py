@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from tessera.core.clients import ClientCredentials, authenticate_secret
 from tessera.core.flows import mobilepay as flow
+from tessera.core.flows import native
 from tessera.core.models import Client
 from tessera.jose.keyset import PROFILE_RINGS
 from tessera.web.forms import client_credentials, read_form
@@ -35,14 +36,18 @@ def issuer(rt: Runtime) -> str:
 
 
 def discovery_document(rt: Runtime) -> dict:
-    """What the provider's document lists, for the endpoints this server has (the provider's
-    ``connect/authorize``, ``userinfo``, ``introspect``, ``revocation``, ``endsession`` and
-    ``deviceauthorization`` do not exist here, so they are not advertised)."""
+    """What the provider's document lists, for the endpoints this server has: the token,
+    introspection (RFC 7662) and revocation (RFC 7009) endpoints of MobilePay's tokens. The
+    provider's ``connect/authorize``, ``userinfo``, ``endsession`` and ``deviceauthorization``
+    serve user sign-in, which an integrator's client-credentials token never involves: they do
+    not exist here, so they are not advertised."""
     iss = issuer(rt)
     return {
         "issuer": iss,
         "jwks_uri": f"{iss}/.well-known/openid-configuration/jwks",
         "token_endpoint": f"{iss}/connect/token",
+        "introspection_endpoint": f"{iss}/connect/introspect",
+        "revocation_endpoint": f"{iss}/connect/revocation",
         "scopes_supported": [SCOPE],
         "claims_supported": ["client_id", "integrator_id", "integrator_name", "integratorclient_name", "merchant_vat",
                              "scope"],
@@ -77,6 +82,26 @@ def routes(rt: Runtime) -> list[Route]:
         return no_store_json({"access_token": result.access_token, "expires_in": result.expires_in,
                               "token_type": result.token_type, "scope": result.scope})
 
+    async def authenticated_form(request: Request) -> tuple[Client, dict[str, str]]:
+        form = await read_form(request, rt.settings.max_body_bytes)
+        return authenticate(request, flow.client_credentials_of(client_credentials(request, form))), form
+
+    @endpoint(rt, PROFILE)
+    async def introspect(request: Request) -> Response:
+        only(request, "POST")
+        rt.limit_address(request)
+        client, form = await authenticated_form(request)
+        return no_store_json(native.introspect(rt.core, client, form.get("token"), form.get("token_type_hint"),
+                                               profile=PROFILE))
+
+    @endpoint(rt, PROFILE)
+    async def revocation(request: Request) -> Response:
+        only(request, "POST")
+        rt.limit_address(request)
+        client, form = await authenticated_form(request)
+        native.revoke(rt.core, client, form.get("token"), form.get("token_type_hint"), profile=PROFILE)
+        return Response(status_code=200, headers={"Cache-Control": "no-store"})
+
     @endpoint(rt, PROFILE)
     async def discovery(request: Request) -> Response:
         only(request, "GET", "HEAD")
@@ -91,6 +116,8 @@ def routes(rt: Runtime) -> list[Route]:
     m = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
     return [
         Route(f"{p}/connect/token", token, methods=m),
+        Route(f"{p}/connect/introspect", introspect, methods=m),
+        Route(f"{p}/connect/revocation", revocation, methods=m),
         Route(f"{p}/.well-known/openid-configuration", discovery, methods=m),
         Route(f"{p}/.well-known/openid-configuration/jwks", jwks, methods=m),
     ]
