@@ -1,10 +1,24 @@
-"""Brute-force protection: failures counted per credential and per client address.
+"""Brute-force protection: failed credential checks counted so that a stranger cannot lock anyone out.
 
-After ``max_failures`` failures inside ``window`` seconds a key is locked for
-``lockout`` seconds; every attempt during the lock is refused with the seconds left
-(rendered as 429 with ``Retry-After``) without checking the credential at all. A success
-clears the credential's counter. This in-process limiter serves one instance; with
-several instances a shared limiter (Redis) keeps the same contract.
+Which counters a failure spends (``Attempt.keys``) depends on what was guessed:
+
+* a **machine credential** (a client secret, which is also a B2BINPAY password; an axept
+  merchant key: 256 random bits made by the server): the pair (credential, address) and the
+  address. Nobody can guess such a secret, so a per-credential lock would protect nothing and
+  would hand anyone who knows a public client id a way to lock that client out everywhere.
+  Wrong secrets from one address throttle that address (and that pair); the client keeps
+  working from its own addresses.
+* a **person's password** (a merchant user at a login page): the account and the address.
+  People choose guessable passwords, so an account must stop answering after a few wrong
+  guesses from anywhere; a stranger can then keep one person's login page locked, which is
+  the price of that (nothing a machine uses is affected).
+* **nothing to guess** (a signed assertion, a refresh token): the address only.
+
+After ``max_failures`` failures inside ``window`` seconds a key is locked for ``lockout``
+seconds; every attempt during the lock is refused with the seconds left (rendered as 429
+with ``Retry-After``) without checking the credential at all. A success clears the counter
+of its credential at its address (or of the account). This in-process limiter serves one
+instance; with several instances a shared limiter (Redis) keeps the same contract.
 """
 
 from __future__ import annotations
@@ -12,7 +26,47 @@ from __future__ import annotations
 import math
 import threading
 import time
+from dataclasses import dataclass
 from typing import Callable, Protocol
+
+#: Prefixes of the limiter keys: a client address, a (credential, address) pair.
+ADDRESS, PAIR = "addr:", "pair:"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One credential check, as the brute-force counters see it (see the module docstring).
+
+    ``credential``: the key of what could be guessed (``client:<id>``, ``axept:<m>:<k>``,
+    ``user:<name>``), or None when nothing can be; ``account``: it is a person's password."""
+
+    address: str
+    credential: str | None = None
+    account: bool = False
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The limiter keys a failure counts against (and that are checked before trying)."""
+        addr = ADDRESS + self.address
+        if self.credential is None:
+            return (addr,)
+        if self.account:
+            return (self.credential[:240], addr)
+        return (f"{PAIR}{self.address} {self.credential[:240]}", addr)
+
+    @property
+    def cleared(self) -> str | None:
+        """The key a success clears (never the address's: one success must not wipe a spray)."""
+        return self.keys[0] if self.credential is not None else None
+
+
+def describe(key: str) -> dict[str, str]:
+    """A limiter key as the ``brute_force_lockout`` event records it: ``{"key": …}``, plus
+    ``"address"`` for a (credential, address) pair."""
+    if key.startswith(PAIR):
+        address, _, credential = key[len(PAIR):].partition(" ")
+        return {"key": credential[:80], "address": address[:64]}
+    return {"key": key[:80]}
 
 
 class FailureLimiter(Protocol):
@@ -77,15 +131,16 @@ class MemoryFailureLimiter:
 
 class SplitFailureLimiter:
     """Two limiters behind one contract: keys of client addresses (``addr:…``) go to one with
-    a higher threshold than credentials. Many integrators' POS systems share one egress
-    address; five mistakes from one of them must not lock the whole fleet out, while five
-    wrong guesses at one credential do lock that credential."""
+    a higher threshold than the others (a credential at one address, an account). Many
+    integrators' POS systems share one egress address; five mistakes from one of them must
+    not lock the whole fleet out, while five wrong guesses at one credential from one
+    address do lock that pair (and five at one person's password, that account)."""
 
     def __init__(self, credentials: FailureLimiter, addresses: FailureLimiter):
         self.credentials, self.addresses = credentials, addresses
 
     def _for(self, key: str) -> FailureLimiter:
-        return self.addresses if key.startswith("addr:") else self.credentials
+        return self.addresses if key.startswith(ADDRESS) else self.credentials
 
     def locked(self, key: str) -> int | None:
         return self._for(key).locked(key)

@@ -1,6 +1,8 @@
 """Brute-force limits shared by every instance: ``MemoryFailureLimiter``'s contract on Redis.
 
-Per limited key (a credential, a client address) two Redis keys::
+Per limited key (``tessera.core.ratelimit.Attempt.keys``: a machine credential at one
+address, ``pair:<address> <credential>``; a person's account; a client address,
+``addr:<address>``) two Redis keys::
 
     {prefix}rl:{<key>}:n       failures in the current window (INCR; EXPIRE window on the first)
     {prefix}rl:{<key>}:lock    present while locked (SET ... EX lockout)

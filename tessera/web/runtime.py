@@ -19,7 +19,8 @@ from starlette.templating import Jinja2Templates
 
 from tessera.config import Settings
 from tessera.core.context import Core
-from tessera.core.ratelimit import FallbackFailureLimiter, MemoryFailureLimiter, MemoryRateLimiter, SplitFailureLimiter, guard
+from tessera.core.ratelimit import (Attempt, FallbackFailureLimiter, MemoryFailureLimiter, MemoryRateLimiter,
+                                   SplitFailureLimiter, describe, guard)
 from tessera.errors import InvalidClient, MethodNotAllowed, OAuthError, SlowDown
 from tessera.web.errors import NO_STORE, Renderer, as_oauth_error, oauth_error_response
 from tessera.web.mtls import MTLSConfig, MTLSExtractor, PeerCertificate
@@ -119,16 +120,24 @@ class Runtime:
                 return forwarded.strip()[:64]
         return host
 
-    def guarded(self, request: Request, credential: str | None, check: Callable[..., Any], *args: Any,
+    def guarded(self, request: Request, credential: "str | PersonAccount | None", check: Callable[..., Any], *args: Any,
                 failures: tuple[type[Exception], ...] = (InvalidClient,)) -> Any:
-        """Run a credential ``check`` under brute-force protection (checklist row 30).
+        """Run a credential ``check`` under brute-force protection (checklist rows 30 and 43).
 
-        Failures count against ``credential`` (a secret, key or password that could be
-        guessed) and against the caller's address; while either is locked the check is not
-        even attempted (429 with ``Retry-After``). A success clears the credential's counter.
-        ``credential=None`` (a signed assertion: nothing to guess) counts the address only, so
-        that nobody can lock a client out by sending bad assertions in its name."""
-        keys = (credential[:240], f"addr:{self.client_ip(request)}") if credential else (f"addr:{self.client_ip(request)}",)
+        ``credential`` is what could be guessed: a machine credential's key (``client:<id>``,
+        ``axept:<merchant>:<key>``: 256-bit secrets made by the server), a ``PersonAccount``
+        (a merchant user's password, see ``user_key``), or None (a signed assertion: nothing
+        to guess). Failures count against the keys of ``tessera.core.ratelimit.Attempt``:
+        a machine credential per (credential, address) and per address, so that a stranger
+        who knows a client id throttles only himself; an account per account and per
+        address; None per address only. While any of them is locked the check is not even
+        attempted (429 with ``Retry-After``). A success clears the credential's counter."""
+        ip = self.client_ip(request)
+        if isinstance(credential, PersonAccount):
+            attempt = Attempt(ip, credential.key, account=True)
+        else:
+            attempt = Attempt(ip, credential or None)
+        keys = attempt.keys
         wait = guard(self.failures, *keys)
         if wait:
             raise SlowDown(wait, reason="login_locked")
@@ -137,15 +146,15 @@ class Runtime:
         except failures:
             self.fail_login(*keys)
             raise
-        if credential:
-            self.failures.succeeded(keys[0])
+        if attempt.cleared:
+            self.failures.succeeded(attempt.cleared)
         return result
 
     def fail_login(self, *keys: str) -> None:
-        """Count a failed credential check against each key (credential, address)."""
+        """Count a failed credential check against each limiter key (``Attempt.keys``)."""
         for key in keys:
             if self.failures.failed(key):
-                self.core.event("brute_force_lockout", None, key=key[:80])
+                self.core.event("brute_force_lockout", None, **describe(key))
 
     def peer(self, request: Request) -> PeerCertificate | None:
         return self.extractor(request.scope)
@@ -167,10 +176,17 @@ class Runtime:
         )
 
 
-def user_key(form: dict[str, str]) -> str | None:
+@dataclass(frozen=True)
+class PersonAccount:
+    """A person's password as ``Runtime.guarded`` counts it: per account (and per address)."""
+
+    key: str
+
+
+def user_key(form: dict[str, str]) -> PersonAccount | None:
     """The brute-force counter of a merchant user's sign-in (None without a username)."""
     username = form.get("username", "").strip().lower()
-    return f"user:{username}" if username else None
+    return PersonAccount(f"user:{username}") if username else None
 
 
 def render_error_page(request: Request, err: OAuthError) -> Response:

@@ -1,4 +1,5 @@
-"""``MemoryFailureLimiter`` and ``guard()`` with an injected clock: window, lockout, reset on success."""
+"""``MemoryFailureLimiter`` and ``guard()`` with an injected clock: window, lockout, reset on success;
+``Attempt``: which counters a machine credential, a person's password and an assertion spend."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import threading
 
 import pytest
 
-from tessera.core.ratelimit import MemoryFailureLimiter, guard
+from tessera.core.ratelimit import Attempt, MemoryFailureLimiter, SplitFailureLimiter, describe, guard
 
 
 class Clock:
@@ -188,6 +189,76 @@ def test_guard_does_not_count_a_failure(clock):
     for _ in range(10):
         assert guard(lim, "k") is None
     assert lim.failed("k") == 30
+
+
+# --- Attempt: what a failure counts against (rows 30 and 43) --------------------------------------------------
+def test_attempt_keys_of_each_kind():
+    assert Attempt("198.51.100.7", "client:abc").keys == ("pair:198.51.100.7 client:abc", "addr:198.51.100.7")
+    assert Attempt("198.51.100.7", "user:ann", account=True).keys == ("user:ann", "addr:198.51.100.7")
+    assert Attempt("198.51.100.7").keys == ("addr:198.51.100.7",)
+    assert Attempt("198.51.100.7", "client:abc").cleared == "pair:198.51.100.7 client:abc"
+    assert Attempt("198.51.100.7", "user:ann", account=True).cleared == "user:ann"
+    assert Attempt("198.51.100.7").cleared is None
+    # a credential key never passes for an address key, whatever the client id holds
+    assert not Attempt("10.0.0.1", "addr:10.0.0.2").keys[0].startswith("addr:")
+
+
+def test_describe_splits_a_pair_for_the_event():
+    assert describe("pair:2001:db8::1 axept:7:1") == {"key": "axept:7:1", "address": "2001:db8::1"}
+    assert describe("addr:203.0.113.7") == {"key": "addr:203.0.113.7"}
+    assert describe("user:ann") == {"key": "user:ann"}
+
+
+def split(clock: Clock) -> SplitFailureLimiter:
+    return SplitFailureLimiter(limiter(clock), limiter(clock, max_failures=100))
+
+
+def attempt_fails(lim, attempt: Attempt, n: int) -> None:
+    for _ in range(n):
+        assert guard(lim, *attempt.keys) is None
+        for key in attempt.keys:
+            lim.failed(key)
+
+
+def test_a_stranger_locks_only_himself_out_of_a_machine_credential(clock):
+    lim = split(clock)
+    stranger, client = Attempt("203.0.113.66", "client:C"), Attempt("198.51.100.7", "client:C")
+    attempt_fails(lim, stranger, 5)
+    assert guard(lim, *stranger.keys) == 30  # the stranger, for this client
+    assert guard(lim, *client.keys) is None  # the client, from its own address
+    assert guard(lim, *Attempt("203.0.113.66", "client:D").keys) is None  # 5 < 100 for the address
+    # from many addresses at once, still no address of the client's is touched
+    for i in range(50):
+        attempt_fails(lim, Attempt(f"203.0.113.{i}", "client:C"), 5)
+    assert guard(lim, *client.keys) is None
+
+
+def test_a_spray_from_one_address_locks_that_address_for_every_credential(clock):
+    lim = split(clock)
+    for i in range(100):
+        attempt_fails(lim, Attempt("203.0.113.66", f"client:{i}"), 1)
+    assert guard(lim, *Attempt("203.0.113.66", "client:new").keys) == 30
+    assert guard(lim, *Attempt("198.51.100.7", "client:new").keys) is None
+
+
+def test_a_persons_account_is_locked_from_every_address(clock):
+    lim = split(clock)
+    for i in range(5):  # five guesses, each from an address of its own
+        attempt_fails(lim, Attempt(f"203.0.113.{i}", "user:ann", account=True), 1)
+    assert guard(lim, *Attempt("198.51.100.7", "user:ann", account=True).keys) == 30
+    assert guard(lim, *Attempt("198.51.100.7", "user:bob", account=True).keys) is None
+
+
+def test_a_success_clears_the_pair_only(clock):
+    lim = split(clock)
+    mine, stranger = Attempt("198.51.100.7", "client:C"), Attempt("203.0.113.66", "client:C")
+    attempt_fails(lim, mine, 4)
+    attempt_fails(lim, stranger, 4)
+    lim.succeeded(mine.cleared)
+    attempt_fails(lim, mine, 4)
+    assert guard(lim, *mine.keys) is None
+    attempt_fails(lim, stranger, 1)
+    assert guard(lim, *stranger.keys) == 30
 
 
 # --- memory bound and threads -----------------------------------------------------------------------------

@@ -317,33 +317,49 @@ def assert_429(r: httpx.Response, lockout: int = 60) -> None:
     assert 1 <= int(r.headers["retry-after"]) <= lockout
 
 
-def test_five_failures_lock_the_merchant_key_even_for_the_right_key(live_server):
+def test_five_failures_from_one_address_lock_the_key_there_even_for_the_right_key(live_server):
     k = new_key(live_server)
     sibling = new_key(live_server, k.merchant_id)
-    for _ in range(5):  # each from another address: only the credential counter can lock
-        assert post(live_server, json=k.body(key="wrong-" + secrets.token_hex(8))).status_code == 401
-    r = post(live_server, json=k.body())
+    stranger = fresh_address()
+    for _ in range(5):  # all from one address: the (merchant key, address) counter locks
+        assert post(live_server, address=stranger, json=k.body(key="wrong-" + secrets.token_hex(8))).status_code == 401
+    r = post(live_server, address=stranger, json=k.body())
     assert_429(r)
     assert "token" not in r.json()
-    # The lock is for this merchant/key; the merchant's other key still works.
-    assert_token(live_server, post(live_server, json=sibling.body()), k.merchant_id)
+    # The lock is for this merchant/key at this address: the merchant's other key still works
+    # from there, and the key itself from the merchant's own addresses (checklist row 43).
+    assert_token(live_server, post(live_server, address=stranger, json=sibling.body()), k.merchant_id)
+    assert_token(live_server, post(live_server, json=k.body()), k.merchant_id)
+    assert_429(post(live_server, address=stranger, json=k.body()))  # and the stranger stays locked
+
+
+def test_failures_from_five_addresses_do_not_lock_the_key(live_server):
+    k = new_key(live_server)
+    for _ in range(5):  # each from another address: nobody can lock a key out from afar
+        assert post(live_server, json=k.body(key="wrong-" + secrets.token_hex(8))).status_code == 401
+    assert_token(live_server, post(live_server, json=k.body()), k.merchant_id)
 
 
 def test_four_failures_do_not_lock(live_server):
     k = new_key(live_server)
+    address = fresh_address()
     for _ in range(4):
-        assert post(live_server, json=k.body(key="wrong")).status_code == 401
-    assert_token(live_server, post(live_server, json=k.body()), k.merchant_id)
+        assert post(live_server, address=address, json=k.body(key="wrong")).status_code == 401
+    assert_token(live_server, post(live_server, address=address, json=k.body()), k.merchant_id)
 
 
 def test_success_resets_the_failure_count(live_server):
     k = new_key(live_server)
+    address = fresh_address()
     for _ in range(4):
-        assert post(live_server, json=k.body(key="wrong")).status_code == 401
-    assert post(live_server, json=k.body()).status_code == 200
+        assert post(live_server, address=address, json=k.body(key="wrong")).status_code == 401
+    assert post(live_server, address=address, json=k.body()).status_code == 200
     for _ in range(4):
-        assert post(live_server, json=k.body(key="wrong")).status_code == 401
-    assert_token(live_server, post(live_server, json=k.body()), k.merchant_id)
+        assert post(live_server, address=address, json=k.body(key="wrong")).status_code == 401
+    assert_token(live_server, post(live_server, address=address, json=k.body()), k.merchant_id)
+    for _ in range(5):
+        assert post(live_server, address=address, json=k.body(key="wrong")).status_code == 401
+    assert_429(post(live_server, address=address, json=k.body()))  # five since the last success
 
 
 def test_failures_from_one_address_lock_that_address(address_lock_server):
@@ -375,9 +391,10 @@ def short_lock_server(tmp_path_factory):
 def test_lock_ends_after_retry_after(short_lock_server):
     s = short_lock_server
     k = new_key(s)
+    address = fresh_address()
     for _ in range(3):
-        assert post(s, json=k.body(key="wrong")).status_code == 401
-    r = post(s, json=k.body())
+        assert post(s, address=address, json=k.body(key="wrong")).status_code == 401
+    r = post(s, address=address, json=k.body())
     assert_429(r, lockout=2)
     time.sleep(int(r.headers["retry-after"]) + 0.2)
-    assert_token(s, post(s, json=k.body()), k.merchant_id)
+    assert_token(s, post(s, address=address, json=k.body()), k.merchant_id)

@@ -336,7 +336,6 @@ def test_wrong_password_and_unknown_login_are_2006_and_look_the_same(live_server
 def _syntax_cases(app_id: str, secret: str) -> dict:
     good = login_body(app_id, secret)
     return {
-        "application/json": (good, "application/json"),
         "text/plain": (good, "text/plain"),
         "form": (b"login=" + app_id.encode() + b"&password=" + secret.encode(), "application/x-www-form-urlencoded"),
         "no content type": (good, None),
@@ -369,7 +368,7 @@ def test_login_syntax_error_is_400(live_server, app, case):
     assert refresh_rows(live_server) == before
 
 
-REFRESH_SYNTAX = ["application/json", "malformed json", "wrong type", "no attributes", "no refresh", "refresh not a string",
+REFRESH_SYNTAX = ["text/plain", "malformed json", "wrong type", "no attributes", "no refresh", "refresh not a string",
                   "empty refresh"]
 
 
@@ -378,7 +377,7 @@ def test_refresh_syntax_error_is_400(live_server, app, case):
     token = login(live_server, app).json()["data"]["attributes"]["refresh"]
     good = refresh_body(token)
     body, media = {
-        "application/json": (good, "application/json"),
+        "text/plain": (good, "text/plain"),
         "malformed json": (json.dumps(good).encode()[:-2], MEDIA),
         "wrong type": ({"data": {**good["data"], "type": "refresh-token"}}, MEDIA),
         "no attributes": ({"data": {"type": "auth-token"}}, MEDIA),
@@ -412,15 +411,27 @@ def assert_throttled(r: httpx.Response) -> None:
     assert str(retry) in err["detail"]
 
 
-def test_failed_logins_for_one_login_are_throttled(live_server):
+def test_failed_logins_for_one_login_from_one_address_are_throttled_there_only(live_server):
     app = live_server.new_app(with_cert=False)
-    for _ in range(5):  # each from another address: only the login's counter can lock
-        assert_errors(send(live_server, LOGIN, login_body(app.client_id, secrets.token_urlsafe(32))), 400, "2006")
+    stranger = fresh_address()
+    for _ in range(5):  # a stranger who knows the login (a client id)
+        assert_errors(send(live_server, LOGIN, login_body(app.client_id, secrets.token_urlsafe(32)), address=stranger),
+                      400, "2006")
     before = refresh_rows(live_server)
-    assert_throttled(login(live_server, app))  # even with the right password
+    assert_throttled(login(live_server, app, address=stranger))  # even with the right password
     assert refresh_rows(live_server) == before
     other = live_server.new_app(with_cert=False)
-    assert_login(live_server, login(live_server, other), other)
+    assert_login(live_server, login(live_server, other, address=stranger), other)  # 5 < the address's budget
+    # The login keeps working from the client's own addresses (checklist row 43); the stranger stays throttled.
+    assert_login(live_server, login(live_server, app), app)
+    assert_throttled(send(live_server, LOGIN, login_body(app.client_id, "x"), address=stranger))
+
+
+def test_failed_logins_from_many_addresses_do_not_lock_the_login(live_server):
+    app = live_server.new_app(with_cert=False)
+    for _ in range(10):  # each from another address: no (login, address) pair reaches the limit
+        assert_errors(send(live_server, LOGIN, login_body(app.client_id, secrets.token_urlsafe(32))), 400, "2006")
+    assert_login(live_server, login(live_server, app), app)
 
 
 def test_failed_logins_from_one_address_are_throttled(address_lock_server):
@@ -445,17 +456,25 @@ def test_bad_refreshes_from_one_address_are_throttled(address_lock_server):
 
 
 def test_failures_through_another_profile_count_for_the_same_secret(live_server):
-    """A B2BINPAY login/password is a client's id and secret: guesses at that secret through the
-    MobilePay token endpoint and through this one share one counter (checklist #30, per credential)."""
+    """A B2BINPAY login/password is a client's id and secret: guesses at that secret from one
+    address through the MobilePay token endpoint and through this one share one counter
+    (checklist #30: per credential and address); the client's own addresses are not affected (#43)."""
     app = live_server.new_app(with_cert=False)
+    stranger = fresh_address()
     for _ in range(3):
-        with client(live_server) as c:
+        with client(live_server, stranger) as c:
             r = c.post("/integrator-authentication/connect/token", data={"grant_type": "client_credentials"},
                        auth=(app.client_id, secrets.token_urlsafe(32)))
         assert r.status_code == 401
     for _ in range(2):
-        assert_errors(send(live_server, LOGIN, login_body(app.client_id, secrets.token_urlsafe(32))), 400, "2006")
-    assert_throttled(login(live_server, app))
+        assert_errors(send(live_server, LOGIN, login_body(app.client_id, secrets.token_urlsafe(32)), address=stranger),
+                      400, "2006")
+    assert_throttled(login(live_server, app, address=stranger))
+    with client(live_server, stranger) as c:
+        r = c.post("/integrator-authentication/connect/token", data={"grant_type": "client_credentials"},
+                   auth=(app.client_id, app.client_secret))
+    assert r.status_code == 429, r.text
+    assert_login(live_server, login(live_server, app), app)
 
 
 def test_reuse_also_revokes_the_access_tokens_of_the_family(live_server):

@@ -135,12 +135,14 @@ def test_row_29_native_grace_window(grace_server):
 
 # === 30 ==========================================================================================
 
-def test_row_30_axept_per_credential(live_server):
+def test_row_30_axept_per_credential_and_address(live_server):
     k = new_api_key(live_server)
-    for _ in range(5):  # each from another address: only the credential's counter can lock
-        assert_axept_error(axept(live_server, {**k, "key": "wrong-" + secrets.token_hex(8)}), 401)
+    address = fresh_address()
+    for _ in range(5):  # from one address: the (key, address) counter locks
+        assert_axept_error(axept(live_server, {**k, "key": "wrong-" + secrets.token_hex(8)}, address=address), 401)
     with nothing_new(live_server):
-        assert_429(axept(live_server, k), "axept")  # even the right key, from a fresh address
+        assert_429(axept(live_server, k, address=address), "axept")  # even the right key, from there
+    assert axept(live_server, k).status_code == 200  # row 43: from elsewhere the key works
 
 
 def test_row_30_axept_per_address(address_lock_server):
@@ -157,10 +159,14 @@ def test_row_30_axept_per_address(address_lock_server):
 def test_row_30_b2binpay_per_login_and_per_address(address_lock_server):
     live_server = address_lock_server
     app = live_server.new_app(with_cert=False)
-    for _ in range(5):
-        assert_jsonapi_error(b2b(live_server, B2B_LOGIN, login=app.client_id, password="wrong"), 400, "2006")
+    stranger = fresh_address()
+    for _ in range(5):  # five guesses at one login from one address lock that login there
+        assert_jsonapi_error(b2b(live_server, B2B_LOGIN, address=stranger, login=app.client_id, password="wrong"),
+                             400, "2006")
     with nothing_new(live_server):
-        assert_429(b2b(live_server, B2B_LOGIN, login=app.client_id, password=app.client_secret), "b2binpay")
+        assert_429(b2b(live_server, B2B_LOGIN, address=stranger, login=app.client_id, password=app.client_secret),
+                   "b2binpay")
+    assert b2b(live_server, B2B_LOGIN, login=app.client_id, password=app.client_secret).status_code == 200  # row 43
     address = fresh_address()
     for _ in range(live_server.settings.login_max_failures_per_address):
         assert_jsonapi_error(b2b(live_server, B2B_LOGIN, address=address, login=f"nobody-{secrets.token_hex(4)}",
@@ -184,10 +190,15 @@ def test_row_30_b2binpay_bad_refresh_tokens_per_address(address_lock_server):
 def test_row_30_mobilepay_per_client_and_per_address(address_lock_server):
     live_server = address_lock_server
     app = live_server.new_app(with_cert=False)
-    for _ in range(5):
+    for _ in range(5):  # from five addresses: no pair and no address reaches its limit (row 43)
         assert_error(mobilepay(live_server, app.client_id, "wrong"), 401, "invalid_client")
+    assert mobilepay(live_server, app.client_id, app.client_secret).status_code == 200
+    stranger = fresh_address()
+    for _ in range(5):  # from one: that address is locked (for this client, and here for every one)
+        assert_error(mobilepay(live_server, app.client_id, "wrong", address=stranger), 401, "invalid_client")
     with nothing_new(live_server):
-        assert_429(mobilepay(live_server, app.client_id, app.client_secret), "oauth")
+        assert_429(mobilepay(live_server, app.client_id, app.client_secret, address=stranger), "oauth")
+    assert mobilepay(live_server, app.client_id, app.client_secret).status_code == 200
     address = fresh_address()
     for _ in range(live_server.settings.login_max_failures_per_address):
         assert_error(mobilepay(live_server, f"nobody-{secrets.token_hex(4)}", "x", address=address), 401, "invalid_client")
@@ -248,12 +259,15 @@ def test_row_30_nexi_token_endpoint(live_server):
 
 
 def test_row_30_merchant_login_page(live_server):
+    """People's passwords are counted per account: five wrong ones, each from another address,
+    lock the account wherever the next attempt comes from."""
     app = live_server.new_app()
     m = live_server.new_merchant(app)
     uri = nx.push(live_server, app, m)
-    with client(live_server) as browser:
-        for _ in range(5):
+    for _ in range(5):
+        with client(live_server) as browser:
             assert nx.login(browser, app, uri, m.username, "wrong password").status_code == 401
+    with client(live_server) as browser:
         r = nx.login(browser, app, uri, m.username, m.password)
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1, r.status_code
 
