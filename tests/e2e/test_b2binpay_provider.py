@@ -171,6 +171,31 @@ def test_refresh_answer_read_as_the_typescript_client_reads_it(live_server):
     assert send(live_server, REFRESH, refresh_body(refresh_token)).status_code == 200
 
 
+def test_the_typescript_clients_requests_as_it_sends_them(live_server):
+    """bgrusnak/b2binpay-ts posts ``{data: {data: {type, attributes}}}`` with axios's default
+    ``Content-Type: application/json``, to ``/token/`` and to ``/token/refresh/``, and checks
+    ``meta.sign`` with ``HmacSHA256(meta.time + refresh, SHA256(login + password))``: the login,
+    the check and the refresh all work; the answers stay JSON:API."""
+    app = live_server.new_app(with_cert=False)
+
+    def ts_post(path: str, attributes: dict) -> httpx.Response:
+        body = json.dumps({"data": {"data": {"type": "auth-token", "attributes": attributes}}}).encode()
+        return send(live_server, path, body, media="application/json;charset=utf-8")
+
+    r = ts_post(LOGIN, {"login": app.client_id, "password": app.client_secret})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].split(";")[0].strip() == MEDIA
+    data = r.json()
+    refresh = data["data"]["attributes"]["refresh"]
+    assert data["meta"]["sign"] == openssl_sign(app.client_id, app.client_secret, data["meta"]["time"], refresh)
+    r = ts_post(REFRESH, {"refresh": refresh})
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["attributes"]["refresh"] != refresh
+    # Only that one extra level: a resource object beside the inner data is still refused.
+    body = json.dumps({"data": {"data": {"type": "auth-token", "attributes": {"refresh": refresh}}, "type": "x"}})
+    assert send(live_server, REFRESH, body.encode(), media="application/json").status_code == 400
+
+
 # --- the seal between B2BINPAY and the native surface --------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,9 @@ from tessera.web.runtime import Runtime, endpoint, only
 
 PROFILE = flow.PROFILE
 MEDIA = "application/vnd.api+json"
+#: What the login and refresh endpoints take: JSON:API, and plain JSON as the public
+#: TypeScript client sends it (provider-docs/reference-facts.md). Answers are always JSON:API.
+ACCEPTED_MEDIA = (MEDIA, "application/json")
 BAD_LOGIN = "No active account found with the given credentials"
 #: The login endpoint's own per-address budget (``b2binpay_login_per_minute``; tessera.web.runtime).
 LOGIN_BUDGET = "b2binpay-login"
@@ -59,6 +62,10 @@ def render(err: OAuthError) -> Response:
 
 def _attributes(body: Any, names: tuple[str, ...]) -> dict[str, str]:
     data = body.get("data") if isinstance(body, dict) else None
+    if isinstance(data, dict) and set(data) == {"data"} and isinstance(data["data"], dict):
+        # The public TypeScript client (bgrusnak/b2binpay-ts) posts {"data": {"data": {...}}} as
+        # plain JSON (axios's default): the resource object one level down, and nothing beside it.
+        data = data["data"]
     if not isinstance(data, dict) or data.get("type") != "auth-token":
         raise InvalidRequest('the body must be {"data": {"type": "auth-token", "attributes": {...}}}', reason="jsonapi_shape")
     attrs = data.get("attributes")
@@ -99,7 +106,7 @@ def routes(rt: Runtime) -> list[Route]:
     async def login(request: Request) -> Response:
         only(request, "POST")
         rt.limit_address(request, budget=LOGIN_BUDGET)  # the provider's 15 a minute, then tessera's own rate
-        body = await read_json(request, s.max_body_bytes, media=(MEDIA,))
+        body = await read_json(request, s.max_body_bytes, media=ACCEPTED_MEDIA)
         attrs = _attributes(body, ("login", "password"))
         identifier(attrs["login"], "data.attributes.login")  # no NUL or control character reaches the database
         req = flow.LoginRequest(attrs["login"], attrs["password"])
@@ -114,7 +121,7 @@ def routes(rt: Runtime) -> list[Route]:
     async def refresh_token(request: Request) -> Response:
         only(request, "POST")
         rt.limit_address(request)
-        body = await read_json(request, s.max_body_bytes, media=(MEDIA,))
+        body = await read_json(request, s.max_body_bytes, media=ACCEPTED_MEDIA)
         req = flow.RefreshRequest(_attributes(body, ("refresh",))["refresh"])
         addr_key = f"addr:{rt.client_ip(request)}"
         wait = guard(rt.failures, addr_key)
