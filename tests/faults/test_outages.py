@@ -81,6 +81,12 @@ class Fixture:
         return self.http.post("/oauth2/token", auth=(self.app.client_id, self.app.client_secret),
                               data={"grant_type": "client_credentials"})
 
+    def introspect(self, token: str) -> httpx.Response:
+        return self.http.post("/oauth2/introspect", auth=(self.app.client_id, self.app.client_secret), data={"token": token})
+
+    def userinfo(self, token: str) -> httpx.Response:
+        return self.http.get("/oauth2/userinfo", headers={"Authorization": f"Bearer {token}"})
+
     def mobilepay(self, http: httpx.Client | None = None) -> httpx.Response:
         return (http or self.http).post("/integrator-authentication/connect/token",
                                         auth=(self.app.client_id, self.app.client_secret), data={"grant_type": "client_credentials"})
@@ -118,7 +124,8 @@ def b2b_503(r: httpx.Response) -> None:
 
 
 SHAPES = {"nexi-token": oauth_503, "nexi-par": oauth_503, "login-page": None, "native-token": oauth_503,
-          "mobilepay": oauth_503, "axept": axept_503, "b2binpay-login": b2b_503, "b2binpay-refresh": b2b_503}
+          "mobilepay": oauth_503, "axept": axept_503, "b2binpay-login": b2b_503, "b2binpay-refresh": b2b_503,
+          "introspect": oauth_503, "userinfo": oauth_503}
 
 
 def assert_503(name: str, r: httpx.Response) -> None:
@@ -211,6 +218,7 @@ def test_postgres_outage_is_503_and_recovers_without_restart(tmp_path, capsys):
         pid = server.proc.pid
         assert fx.ready().status_code == 200
         refresh = fx.b2b_login().json()["data"]["attributes"]["refresh"]
+        access = fx.native_token().json()["access_token"]
         prober = Prober(fx)
         prober.start()
         time.sleep(0.3)
@@ -221,6 +229,7 @@ def test_postgres_outage_is_503_and_recovers_without_restart(tmp_path, capsys):
             "nexi-token": fx.nexi_token(),
             "nexi-par": fx.nexi_par(),
             "native-token": fx.native_token(),
+            "introspect": fx.introspect(access),
             "mobilepay": fx.mobilepay(),
             "axept": fx.axept(),
             "b2binpay-login": fx.b2b_login(),
@@ -244,6 +253,7 @@ def test_postgres_outage_is_503_and_recovers_without_restart(tmp_path, capsys):
         assert fx.nexi_token().status_code == 200
         assert fx.nexi_par().status_code == 201
         assert fx.native_token().status_code == 200
+        assert fx.introspect(access).json()["active"] is True
         assert fx.mobilepay().status_code == 200
         assert fx.axept().status_code == 200
         assert fx.b2b_login().status_code == 200
@@ -275,16 +285,20 @@ def test_redis_outage_is_503_where_needed_and_recovers_without_restart(tmp_path,
         pushed = r.json()["request_uri"]
         assert fx.login_page(pushed).status_code == 200
         refresh = fx.b2b_login().json()["data"]["attributes"]["refresh"]
+        spare = fx.b2b_login().json()["data"]["attributes"]["refresh"]
+        access = fx.native_token().json()["access_token"]
         prober = Prober(fx)
         prober.start()
         time.sleep(0.3)
 
         redis.stop()
         down_at = time.monotonic()
-        # What needs Redis: the short-lived artefacts (request_uris, codes, jti).
+        # What needs Redis: the short-lived artefacts (request_uris, codes, jti), the revoked access tokens.
         answers = {
             "nexi-par": fx.nexi_par(),
             "login-page": fx.login_page(pushed),
+            "introspect": fx.introspect(access),
+            "userinfo": fx.userinfo(access),
         }
         for name, r in answers.items():
             assert_503(name, r)
@@ -296,6 +310,7 @@ def test_redis_outage_is_503_where_needed_and_recovers_without_restart(tmp_path,
         assert fx.mobilepay().status_code == 200
         assert fx.axept().status_code == 200
         assert fx.b2b_login().status_code == 200
+        assert fx.b2b_refresh(spare).status_code == 200  # refresh tokens live in the database
         slowest_503 = max(r.elapsed.total_seconds() for r in answers.values())
         time.sleep(0.5)
         outage = time.monotonic() - down_at
