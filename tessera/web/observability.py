@@ -185,10 +185,16 @@ def configure_logging(level: str = "info") -> None:
                     structlog.processors.JSONRenderer()],
     ))
     handler._tessera = True  # type: ignore[attr-defined]
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         lg = logging.getLogger(name)
         lg.handlers = [handler] if name == "uvicorn" else []
         lg.propagate = name != "uvicorn"
+    # Never uvicorn's access line (it carries the full URL, query string included): tessera
+    # writes its own. uvicorn's protocols log one whenever this logger "hasHandlers()", and a
+    # worker process (--workers N) calls this after uvicorn set it up: so no handler, no
+    # propagation, and disabled, in every process.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers, access.propagate, access.disabled = [], False, True
     logging.getLogger("uvicorn").setLevel(numeric)
     # Other libraries: warnings and errors only, as before (their INFO lines may carry URLs).
     root = logging.getLogger()
