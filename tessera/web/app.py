@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from tessera.config import Settings
 from tessera.core.context import Core
-from tessera.web.errors import NO_STORE
+from tessera.web.errors import NO_STORE, server_error_response
 from tessera.web import housekeeping, openapi
 from tessera.web.observability import ObservedStarlette, Readiness, client_address_for, configure_logging, metrics_endpoint
 from tessera.web.profiles import axept, b2binpay, mobilepay, nexi
@@ -41,12 +41,17 @@ def create_app(settings: Settings, *, store=None, core: Core | None = None) -> S
         return JSONResponse({"error": "not_found", "error_description": f"no route for {request.url.path[:100]}"},
                             status_code=exc.status_code, headers=NO_STORE)
 
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # Starlette's ServerErrorMiddleware: the same generic 500 as everywhere (nothing about
+        # the cause); it re-raises, and tessera.web.routing.ProfileDispatch logs it once.
+        return server_error_response(html=getattr(request.scope.get("endpoint"), "html", False))
+
     routes = [Route("/healthz", healthz), *nexi.routes(rt), *axept.routes(rt), *mobilepay.routes(rt), *b2binpay.routes(rt)]
     routes += native.routes(rt)
     routes += [Route("/readyz", Readiness(rt).handle, methods=["GET", "HEAD"]), Route("/metrics", metrics_endpoint(), methods=["GET", "HEAD"])]
     routes.append(Route("/openapi.json", openapi.endpoint(settings), methods=["GET", "HEAD"]))
     # Observability (request ids, metrics, access log) wraps everything: see tessera.web.observability.
-    app = ObservedStarlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+    app = ObservedStarlette(routes=routes, exception_handlers={404: not_found, 405: not_found, Exception: server_error})
     # Fixed paths by one dict look-up (tessera.web.routing); the scheduled purge runs while the app serves.
     app.router = ExactRouter(routes=routes, lifespan=housekeeping.lifespan(rt))
     app.client_address = client_address_for(rt)

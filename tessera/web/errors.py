@@ -9,6 +9,7 @@ exception becomes a 500 ``server_error`` that says nothing about its cause.
 
 from __future__ import annotations
 
+import traceback
 from typing import Callable
 
 import structlog
@@ -72,5 +73,41 @@ def as_oauth_error(exc: BaseException) -> OAuthError:
         log.error("store_unavailable", error=str(exc)[:200], exc_type=type(exc).__name__)
         return ServiceUnavailable("the service is temporarily unavailable; retry shortly", reason="store_unavailable",
                                   headers={"Retry-After": "1"})
-    log.exception("unhandled_exception", exc_type=type(exc).__name__)
+    log_unexpected(exc)
     return ServerError("internal server error", reason="unhandled_exception")
+
+
+def safe_traceback(exc: BaseException, *, limit: int = 40) -> str:
+    """The stack of ``exc`` (and of its causes): files, lines, functions and source lines,
+    with each exception's type but never its message or arguments, which may hold anything
+    a request carried (a secret, a token, a query string)."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 5:
+        seen.add(id(current))
+        frames = "".join(traceback.format_list(traceback.extract_tb(current.__traceback__, limit=limit)))
+        parts.append(f"Traceback (most recent call last):\n{frames}{type(current).__module__}.{type(current).__qualname__}")
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return "\n\nwhile handling or caused by:\n".join(reversed(parts))
+
+
+def log_unexpected(exc: BaseException) -> None:
+    """Log an unexpected exception once, as one JSON line: its type and ``safe_traceback``."""
+    log.error("unhandled_exception", exc_type=type(exc).__name__, traceback=safe_traceback(exc))
+
+
+#: The answer to an unexpected exception: nothing about its cause.
+SERVER_ERROR_BODY = {"error": "server_error", "error_description": "internal server error"}
+_SERVER_ERROR_PAGE = (b"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Server error</title></head>"
+                      b"<body><main><h1>Something went wrong</h1><p>internal server error</p></main></body></html>")
+_PAGE_HEADERS = {**NO_STORE, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+                 "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+                 "Referrer-Policy": "no-referrer"}
+
+
+def server_error_response(*, html: bool = False) -> Response:
+    """A generic 500: RFC 6749 JSON ``server_error``, or a plain HTML page for the login pages."""
+    if html:
+        return Response(_SERVER_ERROR_PAGE, status_code=500, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+    return JSONResponse(SERVER_ERROR_BODY, status_code=500, headers=NO_STORE)

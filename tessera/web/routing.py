@@ -16,6 +16,16 @@ observability middleware, without the four ASGI layers Starlette puts in between
 exception-handler wrapper), none of which has anything left to do for them. The
 scope gets the same keys the router would set. Every other request takes the full
 Starlette path.
+
+``ProfileDispatch`` is also the last resort for an exception that escapes everything
+below it (a response that fails while it is sent, Starlette's routing, its 404/405
+handling, the health, metrics and OpenAPI routes, a handler outside the ``endpoint``
+wrapper): it is logged once (``tessera.web.errors.log_unexpected``: its type and stack,
+never its message) and, unless an answer has started, the client gets a generic 500:
+JSON ``server_error``, or an HTML page on the login pages. Starlette's own
+``ServerErrorMiddleware`` answers with the same generic 500 (``tessera.web.app``) and
+re-raises, so that the exception reaches this one place to be logged; it never reaches
+uvicorn, which would log its message.
 """
 
 from __future__ import annotations
@@ -24,7 +34,9 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Route, Router
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tessera.web.errors import log_unexpected, server_error_response
 
 
 class ExactRouter(Router):
@@ -63,14 +75,33 @@ class ProfileDispatch:
                 self._direct[route.path] = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope.get("root_path"):
-            route = self._direct.get(scope["path"])
-            if route is not None and (route.methods is None or scope["method"] in route.methods):
-                scope["router"] = self.router
-                scope["route"] = route
-                scope["endpoint"] = endpoint = route.endpoint
-                scope["path_params"] = {}
-                response: Any = await endpoint(Request(scope, receive, send))
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            if not scope.get("root_path"):
+                route = self._direct.get(scope["path"])
+                if route is not None and (route.methods is None or scope["method"] in route.methods):
+                    scope["router"] = self.router
+                    scope["route"] = route
+                    scope["endpoint"] = endpoint = route.endpoint
+                    scope["path_params"] = {}
+                    response: Any = await endpoint(Request(scope, receive, tracked))
+                    await response(scope, receive, tracked)
+                    return
+            await self.app(scope, receive, tracked)
+        except Exception as exc:  # noqa: BLE001 - the last resort: see the module docstring
+            log_unexpected(exc)
+            state = scope.setdefault("state", {})
+            state.setdefault("error_reason", "unhandled_exception")
+            if not started:
+                html = getattr(scope.get("endpoint"), "html", False)
+                await server_error_response(html=html)(scope, receive, send)

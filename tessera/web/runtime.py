@@ -220,6 +220,7 @@ def endpoint(rt: Runtime, profile: str, *, render: Renderer = oauth_error_respon
                 return render(err)
 
         run.profile = profile  # type: ignore[attr-defined]
+        run.html = html  # type: ignore[attr-defined]  # a page: an unexpected error is an HTML 500 (tessera.web.routing)
         return run
 
     return wrap
