@@ -70,7 +70,10 @@ def as_oauth_error(exc: BaseException) -> OAuthError:
     if isinstance(exc, OAuthError):
         return exc
     if isinstance(exc, StoreUnavailable) or database_gone(exc):
-        log.error("store_unavailable", error=str(exc)[:200], exc_type=type(exc).__name__)
+        # The driver's own first line ("connection refused", "terminating connection ..."), never
+        # SQLAlchemy's rendering of the statement.
+        message = str(getattr(exc, "orig", None) or exc).splitlines()
+        log.error("store_unavailable", error=(message[0] if message else "")[:200], exc_type=type(exc).__name__)
         return ServiceUnavailable("the service is temporarily unavailable; retry shortly", reason="store_unavailable",
                                   headers={"Retry-After": "1"})
     log_unexpected(exc)

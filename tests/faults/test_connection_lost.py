@@ -119,3 +119,16 @@ def test_database_errors_that_escape_the_store_are_503_not_500(exc):
 def test_other_errors_stay_500():
     assert not database_gone(psycopg.errors.UniqueViolation("duplicate"))
     assert as_oauth_error(ValueError("bug")).status == 500
+
+
+def test_the_503_log_line_carries_the_drivers_message_not_the_statement():
+    import sqlalchemy.exc
+    from structlog.testing import capture_logs
+
+    exc = sqlalchemy.exc.OperationalError("SELECT key_hash FROM api_keys WHERE merchant_id = %(m)s", {"m": "4242-secret"},
+                                          psycopg.OperationalError("server closed the connection unexpectedly\n\tmore"))
+    with capture_logs() as logs:
+        assert as_oauth_error(exc).status == 503
+    (line,) = [entry for entry in logs if entry["event"] == "store_unavailable"]
+    assert line["error"] == "server closed the connection unexpectedly"
+    assert "SELECT" not in str(line) and "4242-secret" not in str(line)
