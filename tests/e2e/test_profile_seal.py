@@ -342,7 +342,8 @@ def test_mobilepay_introspection_and_revocation_know_only_mobilepay_tokens(world
             assert r.status_code == 200, r.text
             assert r.json()["active"] is (kind == "mobilepay"), (kind, r.json())
         body = c.post(introspection, data={"token": fresh}, auth=nh.basic(nc)).json()
-        assert body["active"] is True and body["client_id"] == nc.client_id and body["scope"] == ["integrator_scope"]
+        # RFC 7662 §2.2: scope is one space-separated string (the token itself carries MobilePay's list)
+        assert body["active"] is True and body["client_id"] == nc.client_id and body["scope"] == "integrator_scope"
         # Another profile's token is ignored at MobilePay's revocation: the native token stays active.
         assert c.post(revocation, data={"token": world.tokens["native_unbound"]}, auth=nh.basic(nc)).status_code == 200
         assert nh.introspect(server, nc, world.tokens["native_unbound"]).json()["active"] is True

@@ -310,6 +310,8 @@ def introspect(core: Core, client: Client, token: str | None, hint: str | None =
             for name in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "cnf"):
                 if name in claims:
                     out[name] = claims[name]
+            if isinstance(out.get("scope"), list):  # MobilePay's tokens carry a list; RFC 7662 §2.2: one string
+                out["scope"] = " ".join(str(s) for s in out["scope"])
             return out
         fam = core.store.get_artifact(refresh.FAMILY_KIND, str(claims.get("fam")))
         row = core.store.get_artifact(refresh.REFRESH_KIND, str(claims.get("jti")))
