@@ -2,8 +2,8 @@
 access line per request, written by tessera (no query string, no path: the route template),
 and none of the secrets the flows carried in a URL, a form, a JSON body or a header.
 
-``tessera serve`` runs with one and with two workers (``TESSERA_WORKERS``: uvicorn's
-supervisor and its worker processes, which configure logging again after uvicorn did). Every
+``tessera serve --workers 1`` and ``--workers 2`` (uvicorn's supervisor and its worker
+processes, which configure logging again after uvicorn did). Every
 HTTP exchange goes through a recording transport, so the test knows how many requests it made
 and every secret that was on the wire:
 
@@ -46,7 +46,7 @@ HIDDEN = re.compile(r'name="(client_id|request_uri)" value="([^"]*)"')
 
 @pytest.fixture(params=[1, 2], ids=lambda n: f"{n}-workers")
 def server(request, tmp_path):
-    srv = LiveServer(tmp_path, env={"TESSERA_WORKERS": str(request.param), "TESSERA_LOG_LEVEL": "info"}).start()
+    srv = LiveServer(tmp_path, env={"TESSERA_LOG_LEVEL": "info"}, serve_args=("--workers", str(request.param))).start()
     srv.workers = request.param
     yield srv
     srv.stop()

@@ -76,6 +76,7 @@ class LiveServer:
     env: dict[str, str] = field(default_factory=dict)
     port: int = 0
     proc: subprocess.Popen | None = None
+    serve_args: tuple[str, ...] = ()  # more flags for ``tessera serve`` (e.g. ``("--workers", "2")``)
 
     def __post_init__(self) -> None:
         self.home = self.workdir / "home"
@@ -137,7 +138,7 @@ class LiveServer:
             self.init()
         with open(self.workdir / "server.log", "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tessera.cli", "--home", str(self.home), "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "tessera.cli", "--home", str(self.home), "serve", "--port", str(self.port), *self.serve_args],
                 env=self._env, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True,
             )
         deadline = time.monotonic() + timeout
