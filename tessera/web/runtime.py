@@ -120,7 +120,7 @@ class Runtime:
                 return forwarded.strip()[:64]
         return host
 
-    def guarded(self, request: Request, credential: "str | PersonAccount | None", check: Callable[..., Any], *args: Any,
+    def guarded(self, request: Request, credential: str | PersonAccount | None, check: Callable[..., Any], *args: Any,
                 failures: tuple[type[Exception], ...] = (InvalidClient,)) -> Any:
         """Run a credential ``check`` under brute-force protection (checklist rows 30 and 43).
 

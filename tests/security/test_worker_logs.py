@@ -176,7 +176,7 @@ def test_one_access_line_per_request_and_no_secret_with_any_number_of_workers(se
     for request, _ in exchanges:
         query = request.url.query.decode()
         if query:
-            for _, values in parse_qs(query).items():
+            for values in parse_qs(query).values():
                 for v in values:
                     if len(v) >= 16:
                         assert v.encode() not in log, (request.url.path, "query value in the log")

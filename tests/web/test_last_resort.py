@@ -160,9 +160,9 @@ def test_a_page_gets_a_generic_html_500(served, capfd):
 
 def test_a_failure_after_the_answer_started_is_logged_once(served, capfd):
     capfd.readouterr()
-    with pytest.raises(httpx.HTTPError):  # the answer cannot be completed: the connection ends
-        with httpx.stream("GET", served + "/fault/streaming", timeout=10) as r:
-            r.read()
+    # the answer cannot be completed: the connection ends
+    with pytest.raises(httpx.HTTPError), httpx.stream("GET", served + "/fault/streaming", timeout=10) as r:
+        r.read()
     time.sleep(0.2)
     err = capfd.readouterr().err
     assert_logged_once(err, "ValueError")
