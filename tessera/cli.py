@@ -489,7 +489,7 @@ events_app = typer.Typer(no_args_is_help=True, help="Security events recorded by
 app.add_typer(events_app, name="events")
 #: The kinds the server records today (``Core.event``); others may be added.
 EVENT_KINDS = ("refresh_family_revoked", "jti_replayed", "revoked_certificate_used", "brute_force_lockout",
-               "authorization_code_replayed")
+               "credential_failures_spread", "authorization_code_replayed")
 
 
 @events_app.command("list")

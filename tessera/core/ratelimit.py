@@ -14,6 +14,11 @@ Which counters a failure spends (``Attempt.keys``) depends on what was guessed:
   the price of that (nothing a machine uses is affected).
 * **nothing to guess** (a signed assertion, a refresh token): the address only.
 
+A machine credential's failures are also counted over every address (``Attempt.watch``),
+with the address threshold; reaching it locks nothing but records a
+``credential_failures_spread`` event, so that an operator sees many wrong secrets sent for
+one client from many places.
+
 After ``max_failures`` failures inside ``window`` seconds a key is locked for ``lockout``
 seconds; every attempt during the lock is refused with the seconds left (rendered as 429
 with ``Retry-After``) without checking the credential at all. A success clears the counter
@@ -29,8 +34,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
-#: Prefixes of the limiter keys: a client address, a (credential, address) pair.
-ADDRESS, PAIR = "addr:", "pair:"
+#: Prefixes of the limiter keys: a client address, a (credential, address) pair, and the
+#: watch on one machine credential's failures from every address (it never locks anything).
+ADDRESS, PAIR, SPREAD = "addr:", "pair:", "spread:"
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,15 @@ class Attempt:
         return (f"{PAIR}{self.address} {self.credential[:240]}", addr)
 
     @property
+    def watch(self) -> str | None:
+        """A machine credential's count over every address: it locks nothing (that would be
+        the weapon), but reaching the address threshold records an event for the operator
+        (many wrong secrets for one client, from many places)."""
+        if self.credential is None or self.account:
+            return None
+        return SPREAD + self.credential[:240]
+
+    @property
     def cleared(self) -> str | None:
         """The key a success clears (never the address's: one success must not wipe a spray)."""
         return self.keys[0] if self.credential is not None else None
@@ -66,6 +81,8 @@ def describe(key: str) -> dict[str, str]:
     if key.startswith(PAIR):
         address, _, credential = key[len(PAIR):].partition(" ")
         return {"key": credential[:80], "address": address[:64]}
+    if key.startswith(SPREAD):
+        return {"key": key[len(SPREAD):][:80]}
     return {"key": key[:80]}
 
 
@@ -130,8 +147,9 @@ class MemoryFailureLimiter:
 
 
 class SplitFailureLimiter:
-    """Two limiters behind one contract: keys of client addresses (``addr:…``) go to one with
-    a higher threshold than the others (a credential at one address, an account). Many
+    """Two limiters behind one contract: keys of client addresses (``addr:…``), and the
+    watch on a credential over every address (``spread:…``), go to one with a higher
+    threshold than the others (a credential at one address, an account). Many
     integrators' POS systems share one egress address; five mistakes from one of them must
     not lock the whole fleet out, while five wrong guesses at one credential from one
     address do lock that pair (and five at one person's password, that account)."""
@@ -140,7 +158,7 @@ class SplitFailureLimiter:
         self.credentials, self.addresses = credentials, addresses
 
     def _for(self, key: str) -> FailureLimiter:
-        return self.addresses if key.startswith(ADDRESS) else self.credentials
+        return self.addresses if key.startswith((ADDRESS, SPREAD)) else self.credentials
 
     def locked(self, key: str) -> int | None:
         return self._for(key).locked(key)

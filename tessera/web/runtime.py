@@ -145,6 +145,8 @@ class Runtime:
             result = check(*args)
         except failures:
             self.fail_login(*keys)
+            if attempt.watch and self.failures.failed(attempt.watch):  # locks nothing: an event only
+                self.core.event("credential_failures_spread", None, **describe(attempt.watch))
             raise
         if attempt.cleared:
             self.failures.succeeded(attempt.cleared)

@@ -203,10 +203,28 @@ def test_attempt_keys_of_each_kind():
     assert not Attempt("10.0.0.1", "addr:10.0.0.2").keys[0].startswith("addr:")
 
 
+def test_only_a_machine_credential_is_watched_over_every_address():
+    assert Attempt("198.51.100.7", "client:abc").watch == "spread:client:abc"
+    assert Attempt("203.0.113.66", "client:abc").watch == "spread:client:abc"  # the same from anywhere
+    assert Attempt("198.51.100.7", "user:ann", account=True).watch is None
+    assert Attempt("198.51.100.7").watch is None
+    assert "spread:client:abc" not in Attempt("198.51.100.7", "client:abc").keys  # never checked before a try
+
+
+def test_the_watch_counts_with_the_address_threshold_and_locks_nobody(clock):
+    lim = split(clock)
+    client = Attempt("198.51.100.7", "client:C")
+    for i in range(99):
+        assert lim.failed(Attempt(f"203.0.113.{i}", "client:C").watch) is None
+    assert lim.failed(Attempt("203.0.113.200", "client:C").watch) == 30  # the hundredth: the event's cue
+    assert guard(lim, *client.keys) is None
+
+
 def test_describe_splits_a_pair_for_the_event():
     assert describe("pair:2001:db8::1 axept:7:1") == {"key": "axept:7:1", "address": "2001:db8::1"}
     assert describe("addr:203.0.113.7") == {"key": "addr:203.0.113.7"}
     assert describe("user:ann") == {"key": "user:ann"}
+    assert describe("spread:client:abc") == {"key": "client:abc"}
 
 
 def split(clock: Clock) -> SplitFailureLimiter:

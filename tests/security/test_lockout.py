@@ -175,11 +175,36 @@ def test_many_strangers_cannot_lock_the_client_out(server):
         assert_issued(profile.send(server, victim, victim.client_secret, fresh_address(), victim), profile)
 
 
+def spray_server(tmp_path_factory) -> LiveServer:
+    return LiveServer(tmp_path_factory.mktemp("lockout-spray"), env={"TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "8"}).start()
+
+
+def test_wrong_secrets_from_many_addresses_are_an_event_not_a_lock(tmp_path_factory):
+    """The operator sees a distributed attack on one client (``credential_failures_spread``
+    after ``TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS`` failures over every address); the client
+    is not locked by it."""
+    srv = spray_server(tmp_path_factory)
+    try:
+        victim, other = srv.new_app(with_cert=False), srv.new_app(with_cert=False)
+        for _ in range(7):
+            PROFILES[2].refused(mobilepay(srv, victim, "wrong-" + secrets.token_hex(8), fresh_address(), None))
+        assert not [e for e in srv.store.list_events() if e.kind == "credential_failures_spread"]
+        PROFILES[2].refused(mobilepay(srv, victim, "wrong", fresh_address(), None))  # the eighth
+        spread = [e.detail for e in srv.store.list_events() if e.kind == "credential_failures_spread"]
+        assert spread == [{"key": f"client:{victim.client_id}"}], spread
+        for address in (fresh_address(), fresh_address()):
+            assert mobilepay(srv, victim, victim.client_secret, address, None).status_code == 200
+        assert mobilepay(srv, other, other.client_secret, fresh_address(), None).status_code == 200
+        assert not lockout_events(srv)  # no pair and no address was locked
+    finally:
+        srv.stop()
+
+
 def test_the_stranger_address_is_locked_for_every_credential_after_its_own_budget(tmp_path_factory):
     """Spraying wrong secrets over many client ids from one address: after
     ``TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS`` failures the address is locked for every
     credential, the right one included; other addresses are not affected."""
-    srv = LiveServer(tmp_path_factory.mktemp("lockout-spray"), env={"TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "8"}).start()
+    srv = spray_server(tmp_path_factory)
     try:
         stranger, apps = fresh_address(), [srv.new_app(with_cert=False) for _ in range(4)]
         for i in range(8):  # two wrong secrets for each of four clients: no pair reaches 5
