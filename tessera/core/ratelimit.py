@@ -14,6 +14,8 @@ Which counters a failure spends (``Attempt.keys``) depends on what was guessed:
   the price of that (nothing a machine uses is affected).
 * **nothing to guess** (a signed assertion, a refresh token): the address only.
 
+"The address" of the address counter is an IPv4 address or an IPv6 /64 (``address_group``).
+
 A machine credential's failures are also counted over every address (``Attempt.watch``),
 with the address threshold; reaching it locks nothing but records a
 ``credential_failures_spread`` event, so that an operator sees many wrong secrets sent for
@@ -28,6 +30,7 @@ instance; with several instances a shared limiter (Redis) keeps the same contrac
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -37,6 +40,21 @@ from typing import Callable, Protocol
 #: Prefixes of the limiter keys: a client address, a (credential, address) pair, and the
 #: watch on one machine credential's failures from every address (it never locks anything).
 ADDRESS, PAIR, SPREAD = "addr:", "pair:", "spread:"
+
+
+def address_group(address: str) -> str:
+    """The address as its failure counter sees it: an IPv4 address as it is, an IPv6 address
+    as its /64 (one host commonly holds a whole /64, so counting /128s would give it 2^64
+    budgets). Anything else (a proxy's unusual ``X-Real-IP``) as it is."""
+    if ":" not in address:
+        return address
+    try:
+        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return f"{ipaddress.IPv6Network((int(ip) >> 64 << 64, 64))}"
 
 
 @dataclass(frozen=True)
@@ -52,8 +70,10 @@ class Attempt:
 
     @property
     def keys(self) -> tuple[str, ...]:
-        """The limiter keys a failure counts against (and that are checked before trying)."""
-        addr = ADDRESS + self.address
+        """The limiter keys a failure counts against (and that are checked before trying).
+        The address's own counter is per ``address_group`` (an IPv6 /64); a pair is per exact
+        address, so that a client on the stranger's network is hit by the address limit only."""
+        addr = ADDRESS + address_group(self.address)
         if self.credential is None:
             return (addr,)
         if self.account:

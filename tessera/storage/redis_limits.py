@@ -2,7 +2,7 @@
 
 Per limited key (``tessera.core.ratelimit.Attempt.keys``: a machine credential at one
 address, ``pair:<address> <credential>``; a person's account; a client address,
-``addr:<address>``) two Redis keys::
+``addr:<address>``, an IPv6 address as its /64) two Redis keys::
 
     {prefix}rl:{<key>}:n       failures in the current window (INCR; EXPIRE window on the first)
     {prefix}rl:{<key>}:lock    present while locked (SET ... EX lockout)

@@ -152,6 +152,10 @@ class Runtime:
             self.failures.succeeded(attempt.cleared)
         return result
 
+    def address_key(self, request: Request) -> str:
+        """The failure counter of the caller's address alone (for checks with nothing to guess)."""
+        return Attempt(self.client_ip(request)).keys[0]
+
     def fail_login(self, *keys: str) -> None:
         """Count a failed credential check against each limiter key (``Attempt.keys``)."""
         for key in keys:

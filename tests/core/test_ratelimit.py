@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from tessera.core.ratelimit import Attempt, MemoryFailureLimiter, SplitFailureLimiter, describe, guard
+from tessera.core.ratelimit import Attempt, MemoryFailureLimiter, SplitFailureLimiter, address_group, describe, guard
 
 
 class Clock:
@@ -218,6 +218,27 @@ def test_the_watch_counts_with_the_address_threshold_and_locks_nobody(clock):
         assert lim.failed(Attempt(f"203.0.113.{i}", "client:C").watch) is None
     assert lim.failed(Attempt("203.0.113.200", "client:C").watch) == 30  # the hundredth: the event's cue
     assert guard(lim, *client.keys) is None
+
+
+def test_an_ipv6_address_is_counted_as_its_64():
+    assert address_group("198.51.100.7") == "198.51.100.7"
+    assert address_group("2001:db8:1:2:3:4:5:6") == address_group("2001:db8:1:2::99") == "2001:db8:1:2::/64"
+    assert address_group("2001:db8:1:3::1") == "2001:db8:1:3::/64"
+    assert address_group("::ffff:198.51.100.7") == "198.51.100.7"  # IPv4-mapped: the IPv4 address
+    assert address_group("fe80::1%eth0") == "fe80::/64"
+    assert address_group("unknown") == "unknown" and address_group("not:an:ip") == "not:an:ip"
+    # the address counter per /64, the pair per exact address
+    a, b = Attempt("2001:db8:1:2::1", "client:C"), Attempt("2001:db8:1:2::2", "client:C")
+    assert a.keys[1] == b.keys[1] == "addr:2001:db8:1:2::/64"
+    assert a.keys[0] != b.keys[0]
+
+
+def test_a_host_rotating_ipv6_addresses_spends_one_address_budget(clock):
+    lim = split(clock)
+    for i in range(100):  # a hundred addresses of one /64, wrong secrets for a hundred clients
+        attempt_fails(lim, Attempt(f"2001:db8:1:2::{i + 1:x}", f"client:{i}"), 1)
+    assert guard(lim, *Attempt("2001:db8:1:2::ffff", "client:new").keys) == 30
+    assert guard(lim, *Attempt("2001:db8:1:3::1", "client:new").keys) is None
 
 
 def test_describe_splits_a_pair_for_the_event():

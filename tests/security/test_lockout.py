@@ -274,3 +274,29 @@ def test_a_merchant_users_password_is_locked_per_account_from_any_address(server
     for profile in PROFILES:
         assert_issued(profile.send(server, app, app.client_secret, fresh_address(), app), profile)
     assert {"key": f"user:{m.username.lower()}"} in lockout_events(server)
+
+
+# --- IPv6: the address counter is per /64 -----------------------------------------------------------------
+def test_ipv6_addresses_of_one_64_share_the_address_budget(tmp_path_factory):
+    """Behind a trusted proxy (``X-Real-IP``): wrong secrets from eight addresses of one IPv6 /64
+    lock that /64 for every credential; another /64 is not affected."""
+    srv = LiveServer(tmp_path_factory.mktemp("lockout-v6"), env={
+        "TESSERA_MTLS_MODE": "proxy", "TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "8"}).start()
+
+    def token(app: AppIdentity, secret: str, real_ip: str) -> httpx.Response:
+        return httpx.post(srv.url + MOBILEPAY, data={"grant_type": "client_credentials"}, auth=(app.client_id, secret),
+                          headers={"X-Real-IP": real_ip}, timeout=30)
+
+    try:
+        a, b = secrets.randbelow(0xfff) + 1, secrets.randbelow(0xfff) + 2
+        net, other_net = f"2001:db8:{a:x}:{b:x}", f"2001:db8:{a:x}:{b ^ 1:x}"
+        apps = [srv.new_app(with_cert=False) for _ in range(8)]
+        for i, app in enumerate(apps):  # eight hosts of one /64, one wrong secret each, for eight clients
+            assert_error(token(app, "wrong", f"{net}::{i + 1:x}"), 401, "invalid_client")
+        newcomer = srv.new_app(with_cert=False)
+        with nothing_new(srv):
+            assert_429(token(newcomer, newcomer.client_secret, f"{net}::ffff"), "oauth")
+        assert token(newcomer, newcomer.client_secret, f"{other_net}::1").status_code == 200
+        assert {"key": f"addr:{net}::/64"} in lockout_events(srv)
+    finally:
+        srv.stop()

@@ -123,7 +123,7 @@ def routes(rt: Runtime) -> list[Route]:
         rt.limit_address(request)
         body = await read_json(request, s.max_body_bytes, media=ACCEPTED_MEDIA)
         req = flow.RefreshRequest(_attributes(body, ("refresh",))["refresh"])
-        addr_key = f"addr:{rt.client_ip(request)}"
+        addr_key = rt.address_key(request)  # nothing to guess in a refresh token: the address's counter only
         wait = guard(rt.failures, addr_key)
         if wait:
             raise SlowDown(wait, reason="refresh_locked")
