@@ -15,7 +15,7 @@ from typing import Any
 
 from cryptography import x509
 
-from tessera.core.context import Core
+from tessera.core.context import REPEATED_EVENT_SECONDS, Core
 from tessera.core.models import Artifact, Client
 from tessera.errors import InvalidClient
 from tessera.jose.errors import JoseError
@@ -169,7 +169,7 @@ def claim_jti(core: Core, client: Client, claims: dict[str, Any], *, then_put: A
     else:
         won = core.store.claim_and_put(JTI_KIND, key, client.client_id, expires_at, now, then_put)
     if not won:
-        core.event("jti_replayed", client.client_id, jti=str(claims["jti"])[:128])
+        core.event("jti_replayed", client.client_id, jti=str(claims["jti"])[:128], once_per=REPEATED_EVENT_SECONDS)
         raise InvalidClient("client_assertion: jti has already been used", reason="assertion_replay")
 
 

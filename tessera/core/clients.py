@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tessera.core.context import Core
+from tessera.core.context import REPEATED_EVENT_SECONDS, Core
 from tessera.core.models import CertificateRecord, Client
 from tessera.core.secrets import verify_secret
 from tessera.errors import InvalidClient
@@ -57,7 +57,7 @@ def bound_certificate(core: Core, client: Client, peer: PeerCert | None) -> Cert
     if record is None or record.client_id != client.client_id:
         raise InvalidClient("the client certificate is not bound to this client", reason="cert_not_bound")
     if record.revoked_at is not None:
-        core.event("revoked_certificate_used", client.client_id, serial=record.serial)
+        core.event("revoked_certificate_used", client.client_id, serial=record.serial, once_per=REPEATED_EVENT_SECONDS)
         raise InvalidClient("the client certificate has been revoked", reason="cert_revoked")
     if not record.usable(core.now()):
         raise InvalidClient("the client certificate is not valid now", reason="cert_expired")

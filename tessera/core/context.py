@@ -73,6 +73,11 @@ class CoreConfig:
         )
 
 
+#: At most this many repeatable events are remembered per worker (``Core.event(once_per=...)``).
+RECENT_EVENTS = 10_000
+#: How often a repeatable refusal (a revoked certificate, a replayed assertion) is written as an event.
+REPEATED_EVENT_SECONDS = 60
+
 #: With exact change notices, a cached entry is still re-read after this long (belt and braces).
 EXACT_CACHE_SECONDS = 60.0
 
@@ -123,6 +128,8 @@ class Core:
     #: worker's set of revoked access-token jtis (None: not made yet; False: not kept here).
     verified_tokens: dict = field(init=False, repr=False, default_factory=dict)
     revoked_marks: Any = field(init=False, repr=False, default=None)
+    #: Events written with ``once_per`` and when (see ``event``); bounded by RECENT_EVENTS.
+    _recent_events: dict = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         # Clients, certificates and the enrollment data (terminals, grants, users, username
@@ -205,6 +212,20 @@ class Core:
             for cache in self._caches:
                 cache.invalidate()
 
-    def event(self, kind: str, client_id: str | None, **detail) -> None:
-        """Record a security event (family revocation, replayed jti, revoked certificate used, ...)."""
-        self.store.add_event(kind, client_id, detail, self.now())
+    def event(self, kind: str, client_id: str | None, *, once_per: int = 0, **detail) -> None:
+        """Record a security event (family revocation, replayed jti, revoked certificate used, ...).
+
+        ``once_per``: the same event (kind, client and detail) is written at most once in that
+        many seconds by this worker. For events that anyone holding a stale credential can
+        repeat at will (a revoked certificate, a captured assertion replayed), so that a
+        stream of refusals cannot turn into a stream of writes."""
+        now = self.now()
+        if once_per > 0:
+            key = (kind, client_id, tuple(sorted((k, str(v)) for k, v in detail.items())))
+            last = self._recent_events.get(key)
+            if last is not None and now - last < once_per:
+                return
+            if len(self._recent_events) >= RECENT_EVENTS:
+                self._recent_events.clear()
+            self._recent_events[key] = now
+        self.store.add_event(kind, client_id, detail, now)

@@ -133,7 +133,7 @@ def test_row_06_the_same_jti_twice(surface):
     surface.refuse(surface.assertion(claims={"jti": first.jti}))  # a fresh JWE around the same jti
     replays = [e for e in surface.server.store.list_events()
                if e.kind == "jti_replayed" and e.client_id == surface.ident.client_id]
-    assert len(replays) >= 2, replays
+    assert len(replays) == 1, replays  # recorded once a minute however often it is replayed
 
 
 # === 7 ===========================================================================================
