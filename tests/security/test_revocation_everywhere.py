@@ -171,3 +171,33 @@ def test_a_disabled_axept_key_is_refused_at_once(db_live_server):
         server.store.set_api_key_enabled(mid, record.key_id, False, now(), max_enabled=3)
         r = c.post("/axept/v1/authenticate", json=body)
     assert r.status_code == 401, r.text
+
+
+# --- Nexi: the PAR and the code exchange, after a revocation -----------------------------------------------------
+def _pushed_with_code(server: LiveServer):
+    """An app, its merchant, a Bearer token, and a code ready to be exchanged (PKCE verifier)."""
+    from tests.e2e import nexi_helpers as nx
+
+    app = server.new_app()
+    merchant = server.new_merchant(app)
+    token = nx.get_token(server, app)
+    verifier, challenge = nx.pkce_pair()
+    uri = nx.push(server, app, merchant, token=token, code_challenge=challenge)
+    code = nx.login_for_code(server, app, merchant, uri)
+    return nx, app, merchant, token, code, verifier
+
+
+@pytest.mark.parametrize("what", ["certificate", "client"])
+def test_nexi_par_and_code_exchange_refuse_at_once_after_a_revocation(db_live_server, what):
+    server = db_live_server
+    nx, app, merchant, token, code, verifier = _pushed_with_code(server)
+    if what == "certificate":
+        server.store.revoke_certificate(app.serial, now())
+    else:
+        server.store.set_client_status(app.client_id, "revoked")
+    with nx.http(server, app) as c:
+        # The Bearer token is bound to the revoked certificate / issued to the revoked client.
+        r = nx.par_request(c, token, nx.par_form(app, nx.build_assertion(server, app, merchant).token))
+        assert_invalid_token(r)
+        r = nx.exchange(c, app, code, code_verifier=verifier)
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client", r.text
