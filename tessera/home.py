@@ -1,4 +1,6 @@
-"""The tessera home directory: ``tessera init`` writes it, everything else opens it.
+"""The tessera home directory: ``tessera init`` writes it, everything else opens it; and the
+composition root: the store for the settings (``open_store``), the core over it
+(``build_core``, with ``core_config``: core itself reads no settings).
 
 Layout::
 
@@ -30,7 +32,10 @@ from tessera.config import (
     same_database,
     url_without_password,
 )
-from tessera.core.keys import create_initial_keys
+from tessera.core.context import Core, CoreConfig
+from tessera.core.keys import KeyRing, create_initial_keys
+from tessera.core.ports import Capabilities, KeyStore, Store
+from tessera.core.profiles import default_audiences, default_issuers
 from tessera.storage.migrate import upgrade
 from tessera.storage.sql import SQLStore
 
@@ -135,7 +140,7 @@ def _init_home(home: Path, *, environment: str, issuer: str | None, hostname: st
     return settings
 
 
-def open_store(settings: Settings, *, migrate: bool = True) -> SQLStore:
+def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     """The SQL store; with ``redis_url`` set, a ``CompositeStore`` keeping the short-lived
     artefacts (request_uris, codes, jti, revoked tokens) on Redis in front of it."""
     if settings.database_url.startswith("sqlite"):
@@ -151,11 +156,38 @@ def open_store(settings: Settings, *, migrate: bool = True) -> SQLStore:
     if settings.redis_url:
         from tessera.storage.redis_store import CompositeStore
 
-        return CompositeStore.from_settings(settings, store)  # type: ignore[return-value]
+        return CompositeStore.from_settings(settings, store)
     return store
 
 
-def check_kek(settings: Settings, store) -> None:
+def core_config(s: Settings) -> CoreConfig:
+    """The core's configuration from the settings."""
+    audiences = default_audiences(s.issuer, nexi_prefix=s.nexi_prefix, mobilepay_prefix=s.mobilepay_prefix,
+                                  b2binpay_prefix=s.b2binpay_prefix, axept_prefix=s.axept_prefix)
+    for name, value in (("native", s.native_audience), ("nexi-softpos", s.nexi_audience),
+                        ("mobilepay", s.mobilepay_audience), ("axept", s.axept_audience),
+                        ("b2binpay", s.b2binpay_audience)):
+        if value:
+            audiences[name] = value
+    return CoreConfig(
+        issuer=s.issuer, environment=s.environment, nexi_token_ttl=s.nexi_token_ttl,
+        access_token_ttl=s.access_token_ttl, id_token_ttl=s.id_token_ttl, par_ttl=s.par_ttl,
+        code_ttl=s.code_ttl, assertion_max_lifetime=s.assertion_max_lifetime,
+        clock_skew=s.clock_skew, cache_seconds=s.revocation_cache_seconds,
+        nexi_assertion_max_lifetime=s.nexi_assertion_max_lifetime, nexi_iat_tolerance=s.nexi_iat_tolerance,
+        refresh_family_max=s.refresh_family_max_seconds,
+        issuers=default_issuers(s.issuer, mobilepay_prefix=s.mobilepay_prefix), audiences=audiences,
+    )
+
+
+def build_core(settings: Settings, store: Store) -> Core:
+    """The core of one process over ``store``: its configuration, keys and pepper from the
+    settings, and the store's optional capabilities, looked for once, here."""
+    return Core(config=core_config(settings), store=store, keys=KeyRing(store, settings.kek_bytes()),
+                pepper=settings.pepper_bytes(), capabilities=Capabilities.of(store))
+
+
+def check_kek(settings: Settings, store: KeyStore) -> None:
     """Refuse a wrong (well-formed) KEK: it must open the current signing key, sealed under
     the KEK since ``tessera init`` (AES-256-GCM: a wrong key fails the tag check). Homes of
     every age have that key, so no extra check value is needed. ``ConfigError`` if not."""

@@ -16,12 +16,13 @@ from typing import Any
 from cryptography import x509
 
 from tessera.core.context import REPEATED_EVENT_SECONDS, Core
+from tessera.core.kinds import Kind
 from tessera.core.models import Artifact, Client
 from tessera.errors import InvalidClient
 from tessera.jose.errors import JoseError
 from tessera.jose.nested import decrypt_assertion, verify_signed_assertion
 
-JTI_KIND = "assertion_jti"
+JTI_KIND = Kind.ASSERTION_JTI
 
 
 #: The largest NumericDate we compare: beyond 2^53 a JSON number is no longer exact.

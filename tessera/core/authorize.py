@@ -8,11 +8,12 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from tessera.core import par
 from tessera.core.context import Core
+from tessera.core.kinds import Kind
 from tessera.core.models import Artifact
 from tessera.core.secrets import sha256_key, verify_password
 from tessera.errors import AccessDenied
 
-CODE_KIND = "authorization_code"
+CODE_KIND = Kind.CODE
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from tessera.core.context import Core
 from tessera.core.models import Artifact
 from tessera.core.secrets import sha256_key
 from tessera.errors import InvalidGrant, InvalidRequest
-from tessera.storage.base import Conflict
+from tessera.core.ports import Conflict
 
 VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 

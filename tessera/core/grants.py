@@ -9,12 +9,13 @@ from tessera.core import codes, tokens
 from tessera.core.authorize import CODE_KIND
 from tessera.core.context import Core
 from tessera.core.enrollment import EnrollmentRequest
+from tessera.core.kinds import Kind
 from tessera.core.models import Client
 from tessera.core.profiles import NEXI
 from tessera.errors import InvalidGrant
 
 #: Nexi codes and their replay markers (see tessera.core.codes).
-NEXI_CODES = codes.CodeKinds(CODE_KIND, "authorization_code_replay")
+NEXI_CODES = codes.CodeKinds(CODE_KIND, Kind.CODE_REPLAY)
 OIDC_SCOPES = ("openid", "oidc")
 
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from tessera.core.context import Core
+from tessera.core.kinds import Kind
 from tessera.core.models import Artifact, Client
 from tessera.core.secrets import sha256_key
 from tessera.errors import InvalidRequest, InvalidRequestURI, InvalidScope
 
-PAR_KIND = "request_uri"
+PAR_KIND = Kind.REQUEST_URI
 #: The scopes the SoftPOS enrollment knows; ``oidc`` or ``openid`` must be among them.
 NEXI_SCOPES = frozenset({"openid", "oidc", "email", "profile", "phone", "address"})
 PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")

@@ -29,13 +29,14 @@ from __future__ import annotations
 from tessera.config import Settings
 from tessera.core import authorize, refresh
 from tessera.core.flows import native
-from tessera.storage.base import PurgePolicy
+from tessera.core.kinds import Kind
+from tessera.core.ports import PurgePolicy
 
 #: The shortest time a consumed authorization code outlives its expiry (the Redis store's
 #: ``DEFAULT_REPLAY_MARGIN``).
 REPLAY_MARGIN = 3600
 #: The artefact kind of the purge turn (one row, claimed atomically).
-TURN_KIND = "purge_turn"
+TURN_KIND = Kind.PURGE_TURN
 DAY = 86400
 
 

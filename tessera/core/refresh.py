@@ -20,18 +20,20 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from tessera.core.context import Core
+from tessera.core.kinds import Kind
 from tessera.core.models import Artifact
+from tessera.core.ports import Rotation
 from tessera.core.profiles import PROFILE_CLAIM
 from tessera.errors import InvalidGrant
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import sign_jwt, verify_own_jwt
-from tessera.storage.base import Rotation
 
-REFRESH_KIND = "refresh_token"
-FAMILY_KIND = "refresh_family"
+REFRESH_KIND = Kind.REFRESH_TOKEN
+FAMILY_KIND = Kind.REFRESH_FAMILY
 TYP = "rt+jwt"
 
 
@@ -152,7 +154,7 @@ async def rotate_refresh_async(core: Core, token: str | None, *, profile: str, c
                                grace: int = 0,
                                offload: Callable[..., Awaitable[Any]]) -> tuple[RefreshGrant, IssuedRefresh]:
     """``rotate_refresh`` for an event loop: the rotation's statement is awaited on the loop
-    where the store can (``Store.rotate_async``: PostgreSQL), the rest of the database work
+    where the store can (the ``AsyncRotation`` capability: PostgreSQL), the rest of the database work
     (``rotate`` elsewhere; the rare revocations and the grace-window look-up) goes through
     ``offload(fn, *args, **kwargs)``, which awaits a synchronous call without blocking the
     loop (tessera.web.dbcall.run). The same rules, checks and answers as ``rotate_refresh``."""
@@ -160,12 +162,14 @@ async def rotate_refresh_async(core: Core, token: str | None, *, profile: str, c
     if refused is not None:
         await offload(refused)
     successor = secrets.token_urlsafe(16)
-    args = (REFRESH_KIND, jti, now)
-    kwargs = {"family_kind": FAMILY_KIND, "family": family, "successor": successor, "successor_expires_at": now + ttl}
-    rotate_async = getattr(core.store, "rotate_async", None)
-    done = await rotate_async(*args, **kwargs) if rotate_async is not None else None
+    rotation = core.caps.rotation
+    done = None
+    if rotation is not None:
+        done = await rotation.rotate_async(REFRESH_KIND, jti, now, family_kind=FAMILY_KIND, family=family,
+                                           successor=successor, successor_expires_at=now + ttl)
     if done is None:
-        done = await offload(core.store.rotate, *args, **kwargs)
+        done = await offload(core.store.rotate, REFRESH_KIND, jti, now, family_kind=FAMILY_KIND, family=family,
+                             successor=successor, successor_expires_at=now + ttl)
     if done.status == "lost":
         await offload(_lost, core, jti, family, owner, now, grace)
     return _rotated(core, profile, done, now, jti, family, successor)
@@ -199,9 +203,12 @@ def _rotated(core: Core, profile: str, done: Rotation, now: int, jti: str, famil
     family was revoked (``lost`` is handled by the caller, through ``_lost``)."""
     if done.status == "family_revoked":
         raise InvalidGrant("the refresh token has been revoked", reason="refresh_family_revoked")
-    won, exp = done.consumed, int(done.successor_expires_at)
+    won, exp, family_exp = done.consumed, done.successor_expires_at, done.family_expires_at
+    if won is None or exp is None or family_exp is None:  # not rotated: the caller saw "lost" first
+        raise InvalidGrant("the refresh token has already been used", reason="refresh_reused")
     grant = RefreshGrant(won.client_id, family, jti, won.data.get("sub", won.client_id), won.data.get("scope", ""), won.data,
-                         int(done.family_expires_at))
+                         int(family_exp))
+    exp = int(exp)
     return grant, IssuedRefresh(_sign(core, profile, won.client_id, successor, family, now, exp), successor, family, exp)
 
 

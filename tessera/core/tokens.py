@@ -6,17 +6,20 @@ import base64
 import json
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
-from tessera.core.context import Core
+from tessera.core.context import EXACT_CACHE_SECONDS, Core, _TTLCache
+from tessera.core.kinds import Kind
 from tessera.core.models import Artifact
+from tessera.core.ports import Conflict
 from tessera.core.profiles import AXEPT
-from tessera.storage.base import Conflict
 from tessera.errors import InvalidToken
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import sign_jwt, verify_own_jwt
+from tessera.jose.keyset import ServerKeys
 
-REVOKED_TOKEN = "revoked_jti"
+REVOKED_TOKEN = Kind.REVOKED_TOKEN
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ def verify_access_token(core: Core, token: str | None, *, thumbprint: str | None
 VERIFIED_TOKENS = 4096
 
 
-def _verified_tokens(core: Core, keys: Any, token: str, now: int) -> dict[str, Any] | None:
+def _verified_tokens(core: Core, keys: ServerKeys, token: str, now: int) -> dict[str, Any] | None:
     """The claims of ``token`` if this worker verified exactly this token with the same key set
     and its key still verifies now (not lapsed); else None (verify it). Everything after the
     signature (issuer, expiry, binding, revocation) is checked on every request all the same."""
@@ -149,7 +152,7 @@ def _verified_tokens(core: Core, keys: Any, token: str, now: int) -> dict[str, A
     return dict(hit[2])
 
 
-def _remember(core: Core, keys: Any, token: str, claims: dict[str, Any]) -> None:
+def _remember(core: Core, keys: ServerKeys, token: str, claims: dict[str, Any]) -> None:
     seen = core.verified_tokens
     if len(seen) >= VERIFIED_TOKENS:
         seen.clear()
@@ -164,7 +167,7 @@ def access_token_revoked(core: Core, jti: str) -> bool:
     """True when the access token ``jti`` was revoked.
 
     Where the store announces its revoked marks through exact change notices (SQL: SQLite's
-    notice file, PostgreSQL LISTEN/NOTIFY; ``SQLStore.announced_kinds``), each worker keeps the
+    notice file, PostgreSQL LISTEN/NOTIFY; the ``AnnouncedKinds`` capability), each worker keeps the
     set of live marks in memory, reloaded on the next request after any announced change (and
     at least every minute): no database read per Bearer token, and a revocation is honoured
     by every worker on its next request all the same. Elsewhere (marks on Redis, notices that
@@ -176,18 +179,16 @@ def access_token_revoked(core: Core, jti: str) -> bool:
     return jti in marks.get(None)
 
 
-def _revoked_marks(core: Core) -> Any:
+def _revoked_marks(core: Core) -> _TTLCache[None, frozenset[str]] | None:
     """The worker's cache of revoked access-token jtis (see ``access_token_revoked``), made on
     first use and dropped with the other worker caches when a change is announced; None where
     the marks cannot be kept exactly in memory."""
     marks = core.revoked_marks
     if marks is None:
-        from tessera.core.context import EXACT_CACHE_SECONDS, _TTLCache
-
         store = core.store
-        if (not core.exact_notices  # no notices, or polled ones (Redis)
-                or REVOKED_TOKEN in getattr(getattr(store, "artifacts", None), "kinds", ())  # marks on Redis
-                or REVOKED_TOKEN not in getattr(store, "announced_kinds", ())):  # their writes not announced
+        # Exact notices, and the store announces the writes of the marks it holds (a store
+        # that keeps them elsewhere, on Redis, does not count them among its announced kinds).
+        if not core.exact_notices or REVOKED_TOKEN not in core.caps.announced_kinds:
             marks = False
         else:
             marks = _TTLCache(EXACT_CACHE_SECONDS, lambda _key: store.artifact_keys(REVOKED_TOKEN, core.now()))
@@ -203,7 +204,5 @@ def revoke_token(core: Core, jti: str, client_id: str, expires_at: int) -> None:
         pass
 
 
-def _dt(ts: int):
-    from datetime import datetime, timezone
-
+def _dt(ts: int) -> datetime:
     return datetime.fromtimestamp(ts, tz=timezone.utc)

@@ -2,7 +2,7 @@
 certificates and the enrollment data (terminals, grants, users, bindings) without a
 database read per request, and still honour a revocation on the next request.
 
-A store *announces* a change when it commits one of those writes (``SQLStore._announce``):
+A store *announces* a change when it commits one of those writes (``Database.announce``, tessera.storage.sql.database):
 creating or revoking a client, adding or revoking a certificate, adding a terminal, a user,
 a grant, or a new username binding. Other writes (single-use artefacts, refresh tokens,
 events) announce nothing, so a busy server keeps its caches.

@@ -28,8 +28,8 @@ import math
 import redis
 import structlog
 
-from tessera.storage.redis_store import _UNAVAILABLE as _RATE_UNAVAILABLE
-from tessera.storage.redis_store import connect, unavailable_as_store_error
+from tessera.storage.redis_store.client import UNAVAILABLE as _RATE_UNAVAILABLE
+from tessera.storage.redis_store.client import connect, unavailable_as_store_error
 
 log = structlog.get_logger("tessera.ratelimit")
 

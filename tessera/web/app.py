@@ -27,7 +27,9 @@ def create_app(settings: Settings, *, store=None, core: Core | None = None) -> S
             from tessera.home import open_store
 
             store = open_store(settings)
-        core = Core.from_settings(settings, store)
+        from tessera.home import build_core  # the composition root: the core and the store's capabilities
+
+        core = build_core(settings, store)
     configure_logging(settings.log_level)
     rt = Runtime(settings, core)
 

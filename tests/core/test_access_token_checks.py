@@ -11,6 +11,7 @@ import pytest
 from tessera.core import tokens
 from tessera.core.context import Core, CoreConfig
 from tessera.core.models import CertificateRecord, Client
+from tessera.core.ports import Capabilities
 from tessera.errors import InvalidToken
 
 
@@ -56,7 +57,8 @@ def _token(jti: str) -> str:
 def setup(monkeypatch):
     clock = [1000]
     store = Store()
-    core = Core(config=CoreConfig(issuer="https://as.example"), store=store, keys=Ring(), pepper=b"p", clock=lambda: clock[0])
+    core = Core(config=CoreConfig(issuer="https://as.example"), store=store, keys=Ring(), pepper=b"p", clock=lambda: clock[0],
+                capabilities=Capabilities())  # none: the stand-in store above answers every name
     verified = []
 
     def fake_verify(token, keys, *, typ, now):

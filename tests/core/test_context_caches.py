@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tessera.core.context import Core, CoreConfig
+from tessera.core.ports import Capabilities
 from tessera.core.models import Artifact, CertificateRecord, Client, Merchant, MerchantUser, Terminal
 from tessera.storage.migrate import upgrade
 from tessera.storage.sql import SQLStore
@@ -146,7 +147,8 @@ def test_revoked_access_tokens_are_read_per_token_without_exact_notices(tmp_path
             return lambda *a, **kw: None
 
     store = Store()
-    core = Core(config=CoreConfig(issuer="https://as.example"), store=store, keys=None, pepper=b"p")
+    core = Core(config=CoreConfig(issuer="https://as.example"), store=store, keys=None, pepper=b"p",
+                capabilities=Capabilities())  # no notices (the stand-in answers every name)
     assert tokens.access_token_revoked(core, "gone") and not tokens.access_token_revoked(core, "live")
     marks.add("live")
     assert tokens.access_token_revoked(core, "live")

@@ -42,16 +42,17 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from tessera.core import codes, par, refresh, tokens
 from tessera.core.client_auth import AuthenticatedClient
 from tessera.core.context import Core
+from tessera.core.kinds import Kind
 from tessera.core.models import Artifact, Client
 from tessera.core.profiles import NATIVE
 from tessera.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidToken, OAuthError, UnauthorizedClient
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import verify_own_jwt
 
-PAR_KIND = "native_request_uri"
-CODE_KIND = "native_code"
+PAR_KIND = Kind.NATIVE_REQUEST_URI
+CODE_KIND = Kind.NATIVE_CODE
 #: Native codes and their replay markers (see tessera.core.codes).
-NATIVE_CODES = codes.CodeKinds(CODE_KIND, "native_code_replay")
+NATIVE_CODES = codes.CodeKinds(CODE_KIND, Kind.NATIVE_CODE_REPLAY)
 #: RFC 9126 §2.2: a URN of this form names the pushed request.
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token")
