@@ -51,7 +51,7 @@ def run(settings: Settings, *, announce: Callable[[str], None] = print) -> None:
     # TESSERA_PORT/HOST/WORKERS of the environment that the flags overrode.
     os.environ.update(TESSERA_HOST=settings.host, TESSERA_PORT=str(settings.port), TESSERA_WORKERS=str(settings.workers))
     _exit_zero_on_sigterm()
-    from tessera.web.observability import configure_logging
+    from tessera.web.logging import configure_logging
 
     configure_logging(settings.log_level)  # JSON lines from here on, the supervisor of several workers included
     uvicorn.run("tessera.web.asgi:create", factory=True, workers=settings.workers, log_config=None, **uvicorn_kwargs(settings))

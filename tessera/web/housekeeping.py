@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator
 import structlog
 
 from tessera.core import purge
-from tessera.web.observability import count_purged
+from tessera.web.metrics import count_purged
 
 log = structlog.get_logger("tessera.housekeeping")
 JITTER = 0.2

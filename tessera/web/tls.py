@@ -222,7 +222,7 @@ def _refused(err: ssl.SSLError) -> None:
     reason = refusal_reason(err)
     detail = getattr(err, "verify_message", None) or getattr(err, "reason", None) or type(err).__name__
     try:
-        from tessera.web.observability import count_tls_failure
+        from tessera.web.metrics import count_tls_failure
 
         count_tls_failure(reason)
     finally:

@@ -29,12 +29,14 @@ with warnings.catch_warnings():  # "Using httpx with starlette.testclient is dep
     from starlette.testclient import TestClient
 
 from tessera.config import Settings
+from tessera.core.ports import StoreUnavailable
 from tessera.home import init_home, open_store
-from tessera.storage.base import StoreUnavailable
-from tessera.web import observability as obs
-from tessera.web.app import create_app
-from tessera.web.observability import ObservabilityMiddleware, ObservedStarlette, Readiness, valid_request_id
+from tessera.web.app import compose, create_app
+from tessera.web.health import Readiness
+from tessera.web.logging import configure_logging
+from tessera.web.middleware import RequestMiddleware, valid_request_id
 from tests.support.live import LiveServer
+from tests.support.redis_server import redis_server  # noqa: F401 - a fixture
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 SECRET_DSN = "postgresql+psycopg://tessera:hunter2-pw@db.internal.example:5432/tessera_prod"
@@ -74,6 +76,14 @@ class UnpingableStore:
     def __init__(self, store):
         self._store = store
 
+    @property
+    def database(self):  # the store's database (tessera.core.ports.SQLBacked): this one is gone
+        return self
+
+    @property
+    def remote(self) -> bool:
+        return self._store.database.remote
+
     def ping(self) -> None:
         raise StoreUnavailable(f'connection to "{SECRET_DSN}" failed: FATAL: database "tessera_prod" does not exist')
 
@@ -105,8 +115,7 @@ def tiny_app(**kw) -> Starlette:
     async def boom(request):
         raise RuntimeError("kaboom with a secret: s3cr3t")
 
-    app = ObservedStarlette(routes=[Route("/items/{id}", item), Route("/boom", boom)], **kw)
-    return app
+    return compose([Route("/items/{id}", item), Route("/boom", boom)], **kw)
 
 
 # --- request ids ---------------------------------------------------------------------------------------------
@@ -186,7 +195,7 @@ def test_tokens_issued_counter_follows_runtime_issued(app):
 
 
 def test_route_label_children_are_cached():
-    mw = ObservabilityMiddleware(tiny_app())
+    mw = RequestMiddleware(tiny_app())
     c = TestClient(mw, raise_server_exceptions=False)
     for _ in range(5):
         c.get("/items/1")
@@ -223,7 +232,7 @@ def test_logs_written_during_a_request_carry_its_id(capsys):
         structlog.get_logger("tessera.test").warning("something_odd", detail="x")
         return PlainTextResponse("ok")
 
-    app = ObservedStarlette(routes=[Route("/noisy", noisy)])
+    app = compose([Route("/noisy", noisy)])
     capsys.readouterr()
     TestClient(app).get("/noisy", headers={"X-Request-ID": "inner-1"})
     lines = json_lines(capsys.readouterr().err)
@@ -241,13 +250,13 @@ def test_unhandled_exception_logged_as_json_without_its_message(capsys):
 
 def test_log_level_warning_drops_access_lines(home, capsys):
     try:
-        obs.configure_logging("warning")
-        c = TestClient(ObservabilityMiddleware(tiny_app()))
+        configure_logging("warning")
+        c = TestClient(RequestMiddleware(tiny_app()))
         capsys.readouterr()
         c.get("/items/1")
         assert access_lines(capsys.readouterr().err) == []
     finally:
-        obs.configure_logging(Settings.load(home).log_level)
+        configure_logging(Settings.load(home).log_level)
 
 
 # --- readiness ----------------------------------------------------------------------------------------------------
@@ -276,21 +285,40 @@ def test_readyz_503_names_the_failing_check_and_leaks_nothing(home, capsys):
         store.close()
 
 
-def test_readyz_redis_hook(home):
+def test_readyz_asks_redis_and_names_it_when_it_is_gone(home, redis_server, capsys):  # noqa: F811
+    """A real Redis: ready while it answers; stopped, /readyz is 503 naming ``redis``."""
     settings = Settings.load(home)
-    app = create_app(settings)
-    rt = app.state.runtime
-    rt.settings.redis_url = "redis://:redis-pw@redis.internal.example:6379/0"
-    c = TestClient(app)
-    rt.redis_ping = lambda: True
-    assert c.get("/readyz").json() == {"status": "ready", "checks": {"database": "ok", "keys": "ok", "redis": "ok"}}
+    settings.redis_url = redis_server.url
+    store = open_store(settings)  # SQL with the short-lived artefacts on Redis
+    try:
+        c = TestClient(create_app(settings, store=store))
+        assert c.get("/readyz").json() == {"status": "ready", "checks": {"database": "ok", "keys": "ok", "redis": "ok"}}
+        redis_server.stop()
+        capsys.readouterr()
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["failing"] == ["redis"], r.text
+        assert r.json()["checks"] == {"database": "ok", "keys": "ok", "redis": "fail"}
+        assert any(d.get("event") == "readiness_check_failed" and d.get("check") == "redis"
+                   for d in json_lines(capsys.readouterr().err))
+    finally:
+        store.close()
 
-    def down():
-        raise ConnectionError("Error connecting to redis://:redis-pw@redis.internal.example:6379/0")
 
-    rt.redis_ping = down
-    r = c.get("/readyz")
-    assert r.status_code == 503 and r.json()["failing"] == ["redis"] and "redis-pw" not in r.text
+def test_readyz_redis_unreachable_leaks_nothing(home):
+    """Redis configured but unreachable (a closed port): 503 naming ``redis``, and neither the
+    password nor the address of the URL in the answer."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    settings = Settings.load(home)
+    settings.redis_url = f"redis://:redis-pw@127.0.0.1:{port}/0"
+    store = open_store(Settings.load(home))  # the SQL store alone: readiness pings Redis itself
+    try:
+        r = TestClient(create_app(settings, store=store)).get("/readyz")
+        assert r.status_code == 503 and r.json()["failing"] == ["redis"]
+        assert "redis-pw" not in r.text and str(port) not in r.text
+    finally:
+        store.close()
 
 
 def test_readyz_times_out_on_a_hanging_database_without_piling_up_threads(home):
@@ -307,9 +335,9 @@ def test_readyz_times_out_on_a_hanging_database_without_piling_up_threads(home):
             release.wait(10)
 
     try:
-        app = create_app(settings, store=Hanging(store))
-        ready = Readiness(app.state.runtime, timeout=0.3)
-        c = TestClient(ObservedStarlette(routes=[Route("/readyz", ready.handle)]))
+        hanging = Hanging(store)
+        ready = Readiness(hanging.database, create_app(settings, store=hanging).state.runtime.core.keys, timeout=0.3)
+        c = TestClient(compose([Route("/readyz", ready.handle)]))
         t0 = time.monotonic()
         r = c.get("/readyz")
         assert time.monotonic() - t0 < 3

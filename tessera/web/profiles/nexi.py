@@ -12,104 +12,118 @@ This module only parses the wire format, calls the core (the PAR use case is
 
 from __future__ import annotations
 
-import functools
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 from tessera.core import authorize, grants
+from tessera.core.clients import ClientCredentials, authenticate_secret, bound_certificate
 from tessera.core.flows import nexi as nexi_flow
-from tessera.core.clients import authenticate_secret, bound_certificate
+from tessera.core.models import Client
+from tessera.core.tokens import IssuedToken
 from tessera.errors import AccessDenied, OAuthError, UnsupportedGrantType
+from tessera.web.errors import oauth_error_response
 from tessera.web.forms import bearer_token, client_credentials, read_form
+from tessera.web.mtls import PeerCertificate
+from tessera.web.pages import login_page
 from tessera.web.responses import JSONResponse
-from tessera.web.runtime import Runtime, endpoint, no_store_json, only, user_key
+from tessera.web.routing import ProfileRoute
+from tessera.web.runtime import Runtime, no_store_json, user_key
 
 PROFILE = nexi_flow.PROFILE
 REQUEST_URI_PREFIX = nexi_flow.REQUEST_URI_PREFIX
+#: Nexi's errors are RFC 6749 JSON.
+render = oauth_error_response
 
 
-def routes(rt: Runtime) -> list[Route]:
+def routes(rt: Runtime) -> list[ProfileRoute]:
     p = rt.settings.nexi_prefix
+    core = rt.core
 
-    @endpoint(rt, PROFILE)
+    def authenticated(request: Request, creds: ClientCredentials, peer: PeerCertificate | None) -> tuple[Client, str]:
+        """The client (its secret checked under brute-force protection, its rate counted) and the
+        thumbprint of the certificate it is bound to."""
+        client: Client = rt.guarded(request, f"client:{creds.client_id or ''}", authenticate_secret, core, creds)
+        rt.limit_credential("client:" + client.client_id)
+        return client, bound_certificate(core, client, peer).thumbprint
+
     async def token(request: Request) -> Response:
-        only(request, "POST")
         rt.limit_address(request)
         form = await read_form(request, rt.settings.max_body_bytes)
         if form.get("grant_type") != "client_credentials":
             raise UnsupportedGrantType("grant_type must be client_credentials", reason="grant_type")
-        creds = client_credentials(request, form)
-        client = rt.guarded(request, f"client:{creds.client_id or ''}", authenticate_secret, rt.core, creds)
-        rt.limit_credential("client:" + client.client_id)
-        peer = rt.peer(request)
-        cert = bound_certificate(rt.core, client, peer)
-        issued = grants.client_credentials(rt.core, client, ttl=rt.core.config.nexi_token_ttl, thumbprint=cert.thumbprint)
+        creds, peer = client_credentials(request, form), rt.peer(request)
+
+        def flow() -> IssuedToken:
+            client, thumbprint = authenticated(request, creds, peer)
+            return grants.client_credentials(core, client, ttl=core.config.nexi_token_ttl, thumbprint=thumbprint)
+
+        issued = await rt.run_flow(flow)
         rt.issued(PROFILE)
         return no_store_json({"access_token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in})
 
-    @endpoint(rt, PROFILE)
     async def jwks(request: Request) -> Response:
-        only(request, "GET", "HEAD")
-        body = rt.core.keys.get().jwks("enc", rt.now_dt())
+        body = core.keys.get().jwks("enc", rt.now_dt())
         return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
 
-    @endpoint(rt, PROFILE)
     async def push(request: Request) -> Response:
-        only(request, "POST")
         rt.limit_address(request)
         peer = rt.peer(request)
         token = bearer_token(request)
         form = await read_form(request, rt.settings.max_body_bytes) if peer is not None and token is not None else {}
         req = nexi_flow.PushRequest(form=form, bearer_token=token, peer=peer)
-        # The per-credential limit applies once the client is known, before the costly decryption.
-        pushed = nexi_flow.push_authorization(rt.core, req, after_auth=lambda c: rt.limit_credential("client:" + c.client_id))
+
+        def after_auth(client: Client) -> None:
+            # The per-credential limit applies once the client is known, before the costly decryption.
+            rt.limit_credential("client:" + client.client_id)
+
+        pushed = await rt.run_flow(nexi_flow.push_authorization, core, req, after_auth=after_auth)
         return no_store_json({"request_uri": pushed.request_uri, "expires_in": pushed.expires_in}, status_code=201)
 
-    @endpoint(rt, PROFILE, html=True, writes=True)  # the login stores a code: limited per address first
     async def authorize_page(request: Request) -> Response:
-        only(request, "GET", "POST")
+        rt.limit_writes(request)  # the login stores a code: limited per address first
         if request.method == "GET":
             q = request.query_params
-            page = authorize.login_page(rt.core, q.get("client_id"), q.get("request_uri"))
-            return rt.render_login(request, page, action=f"{p}/as/authorize")
+            page = await rt.run_flow(authorize.login_page, core, q.get("client_id"), q.get("request_uri"))
+            return login_page(request, page, action=f"{p}/as/authorize")
         form = await read_form(request, rt.settings.max_body_bytes)
+
+        def sign_in() -> str:
+            location: str = rt.guarded(request, user_key(form), authorize.login, core, form.get("client_id"),
+                                       form.get("request_uri"), form.get("username", ""), form.get("password", ""),
+                                       failures=(AccessDenied,))
+            return location
+
         try:
-            location = await rt.in_thread(functools.partial(
-                rt.guarded, request, user_key(form), authorize.login, rt.core,
-                form.get("client_id"), form.get("request_uri"), form.get("username", ""), form.get("password", ""),
-                failures=(AccessDenied,)))
+            location = await rt.run_flow(sign_in, waits=True)  # argon2id: off the loop whatever the database
         except OAuthError as e:
             if e.reason != "login_failed":
                 raise
-            page = authorize.login_page(rt.core, form.get("client_id"), form.get("request_uri"))
-            return rt.render_login(request, page, action=f"{p}/as/authorize", error=e.description, status=401)
+            page = await rt.run_flow(authorize.login_page, core, form.get("client_id"), form.get("request_uri"))
+            return login_page(request, page, action=f"{p}/as/authorize", error=e.description, status=401)
         return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
 
-    @endpoint(rt, PROFILE)
     async def code_token(request: Request) -> Response:
-        only(request, "POST")
         rt.limit_address(request)
         form = await read_form(request, rt.settings.max_body_bytes)
         if form.get("grant_type") != "authorization_code":
             raise UnsupportedGrantType("grant_type must be authorization_code", reason="grant_type")
-        creds = client_credentials(request, form)
-        client = rt.guarded(request, f"client:{creds.client_id or ''}", authenticate_secret, rt.core, creds)
-        rt.limit_credential("client:" + client.client_id)
-        cert = bound_certificate(rt.core, client, rt.peer(request))
-        body = grants.authorization_code(
-            rt.core, client, code=form.get("code"), redirect_uri=form.get("redirect_uri"),
-            code_verifier=form.get("code_verifier"), thumbprint=cert.thumbprint,
-        )
+        creds, peer = client_credentials(request, form), rt.peer(request)
+
+        def flow() -> dict[str, Any]:
+            client, thumbprint = authenticated(request, creds, peer)
+            return grants.authorization_code(core, client, code=form.get("code"), redirect_uri=form.get("redirect_uri"),
+                                             code_verifier=form.get("code_verifier"), thumbprint=thumbprint)
+
+        body = await rt.run_flow(flow)
         rt.issued(PROFILE)
         return no_store_json(body)
 
-    any_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
     return [
-        Route(f"{p}/appenrollment/token", token, methods=any_method),
-        Route(f"{p}/par/jwks.json", jwks, methods=any_method),
-        Route(f"{p}/as/par", push, methods=any_method),
-        Route(f"{p}/as/authorize", authorize_page, methods=any_method),
-        Route(f"{p}/as/token", code_token, methods=any_method),
+        ProfileRoute(f"{p}/appenrollment/token", token, profile=PROFILE, methods=["POST"]),
+        ProfileRoute(f"{p}/par/jwks.json", jwks, profile=PROFILE, methods=["GET", "HEAD"]),
+        ProfileRoute(f"{p}/as/par", push, profile=PROFILE, methods=["POST"]),
+        ProfileRoute(f"{p}/as/authorize", authorize_page, profile=PROFILE, methods=["GET", "POST"], page=True),
+        ProfileRoute(f"{p}/as/token", code_token, profile=PROFILE, methods=["POST"]),
     ]
