@@ -25,12 +25,13 @@ import orjson
 from joserfc import jws
 from joserfc.util import json_b64encode, urlsafe_b64encode
 from joserfc.errors import JoseError as _LibJoseError
-from joserfc.errors import UnsupportedAlgorithmError
 from joserfc.jws import JWSAlgModel, JWSRegistry
 
 from .errors import JoseError
 from .keys import SIGNING_ALGS
 from .keyset import ManagedKey, ServerKeys
+from .registry import norm_typ as _norm_typ
+from .registry import single_alg_registry
 
 __all__ = ["sign_jwt", "verify_own_jwt", "MAX_OWN_TOKEN_BYTES"]
 
@@ -38,32 +39,8 @@ __all__ = ["sign_jwt", "verify_own_jwt", "MAX_OWN_TOKEN_BYTES"]
 MAX_OWN_TOKEN_BYTES = 16384
 
 
-class _SingleAlgRegistry(JWSRegistry):
-    """A joserfc JWS registry that allows exactly the algorithms given.
-
-    ``get_alg`` is overridden only to skip joserfc's per-call deprecation
-    warning for ``EdDSA`` (RFC 9864 deprecates the polymorphic name in favour
-    of ``Ed25519``; our allow-list keeps ``EdDSA`` for verifier compatibility),
-    which would otherwise run the warnings machinery on every signature.
-    """
-
-    def get_alg(self, name: str) -> JWSAlgModel:
-        if not self.allowed or name not in self.allowed or name not in self.algorithms:
-            raise UnsupportedAlgorithmError("Algorithm is not allowed")
-        return self.algorithms[name]
-
-
-_REGISTRIES: dict[str, JWSRegistry] = {alg: _SingleAlgRegistry(algorithms=(alg,)) for alg in SIGNING_ALGS}
+_REGISTRIES: dict[str, JWSRegistry] = {alg: single_alg_registry(alg) for alg in SIGNING_ALGS}
 _PARSE_REGISTRY = JWSRegistry(algorithms=SIGNING_ALGS)
-
-
-def _norm_typ(value: Any) -> str | None:
-    """RFC 7515 §4.1.9: typ is a media type, compared case-insensitively, and
-    the ``application/`` prefix may be omitted."""
-    if not isinstance(value, str):
-        return None
-    value = value.lower()
-    return value[len("application/") :] if value.startswith("application/") else value
 
 
 #: (id of the parsed key, kid, alg, typ) -> (protected-header segment + ".", joserfc algorithm).

@@ -12,6 +12,8 @@
 - :class:`TokenError`: a failed token/PAR/JWKS/code call.
 """
 
+from typing import Any
+
 from .assertion import build_nested_assertion, x5t_s256
 from .auth import TokenAuth
 from .axept import AxeptClient
@@ -23,8 +25,8 @@ from .mobilepay import MobilePayClient
 from .nexi import ClientAssertion, NexiSoftPOSClient
 from .pkce import make_pkce
 
-# The resource-server side needs Starlette (and tessera.web's mTLS extraction): it is
-# imported on first use, so that a token client does not pay for it.
+# The resource-server side is imported on first use, so that a token client does not pay
+# for it (and Starlette only with require_token / resource_error_handler).
 _RESOURCE = frozenset({
     "AuthContext", "InsufficientScope", "InvalidRequestError", "InvalidTokenError", "JWKSCache", "JWKSUnavailable",
     "MerchantMismatch", "MobilePayMerchantRule", "ResourceError", "TokenVerifier", "require_token",
@@ -32,7 +34,7 @@ _RESOURCE = frozenset({
 })
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _RESOURCE:
         from . import resource
 

@@ -11,7 +11,6 @@ the outer JWE header ``{"alg": "RSA-OAEP-256", "enc": "A128CBC-HS256"}``: no ``k
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from typing import Any
 
@@ -21,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc import jwe, jws
 from joserfc.jwk import ECKey, RSAKey
 
+from .mtls import thumbprint
+
 __all__ = ["build_nested_assertion", "x5t_s256", "signing_alg"]
 
 _JWE_ALGS = ("RSA-OAEP-256", "RSA-OAEP")
@@ -29,10 +30,10 @@ _MIN_RSA_BITS = 2048
 
 
 def x5t_s256(certificate_pem: bytes) -> str:
-    """``x5t#S256``: base64url SHA-256 of the certificate's DER, unpadded (RFC 7515 §4.1.8)."""
+    """``x5t#S256`` of a PEM certificate: base64url SHA-256 of its DER, unpadded (RFC 7515
+    §4.1.8; :func:`tessera.sdk.mtls.thumbprint`)."""
     cert = x509.load_pem_x509_certificate(certificate_pem)
-    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return thumbprint(cert.public_bytes(serialization.Encoding.DER))
 
 
 def signing_alg(private_key: Any) -> str:
