@@ -28,13 +28,17 @@ import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
+from joserfc.jwk import RSAKey
 
 from tessera.core.models import StoredKey
+from tessera.core.ports import KeyStore
 from tessera.jose.keys import (
+    AsymmetricKey,
     generate_encryption_key,
     generate_signing_key,
     open_private_key,
@@ -55,7 +59,7 @@ def ring_of(k: StoredKey) -> str | None:
     return ring if isinstance(ring, str) else None
 
 
-def _self_signed(key, ring: str, now: int) -> str:
+def _self_signed(key: RSAKey, ring: str, now: int) -> str:
     """A self-signed certificate for ``key`` (a joserfc RSA key), base64 DER (``x5c`` form)."""
     private = key.private_key
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tessera"),
@@ -89,7 +93,7 @@ def _new_stored_key(use: str, status: str, *, alg: str, bits: int, kek: bytes, n
     )
 
 
-def create_initial_keys(store, kek: bytes, *, signing_alg: str, enc_bits: int, now: int) -> list[StoredKey]:
+def create_initial_keys(store: KeyStore, kek: bytes, *, signing_alg: str, enc_bits: int, now: int) -> list[StoredKey]:
     """A current and a next key for each use, and for each profile ring (``tessera init``)."""
     keys = [
         _new_stored_key(use, status, alg=signing_alg, bits=enc_bits, kek=kek, now=now)
@@ -111,7 +115,7 @@ def _missing(stored: list[StoredKey]) -> list[tuple[str, str]]:
     return out
 
 
-def ensure_ring_keys(store, kek: bytes, *, now: int, stored: list[StoredKey] | None = None) -> list[StoredKey]:
+def ensure_ring_keys(store: KeyStore, kek: bytes, *, now: int, stored: list[StoredKey] | None = None) -> list[StoredKey]:
     """Create what a profile ring lacks (a home made before the ring existed): a current and a
     next key. Returns the keys created (none when nothing was missing)."""
     stored = store.list_server_keys() if stored is None else stored
@@ -122,7 +126,8 @@ def ensure_ring_keys(store, kek: bytes, *, now: int, stored: list[StoredKey] | N
     return created
 
 
-def rotate(store, kek: bytes, use: str, *, retain_seconds: int, signing_alg: str, enc_bits: int, now: int) -> dict:
+def rotate(store: KeyStore, kek: bytes, use: str, *, retain_seconds: int, signing_alg: str, enc_bits: int,
+           now: int) -> dict[str, Any]:
     """Promote the next key of ``use``, retire the current one for ``retain_seconds``, publish a new next.
 
     ``sig`` rotates every signing ring: the shared one and each profile's (``rings`` in the
@@ -147,7 +152,7 @@ def rotate(store, kek: bytes, use: str, *, retain_seconds: int, signing_alg: str
 
 
 def _rotate_ring(keys: list[StoredKey], changes: list[StoredKey], use: str, ring: str | None, *, retain_seconds: int,
-                 alg: str, bits: int, kek: bytes, now: int) -> dict:
+                 alg: str, bits: int, kek: bytes, now: int) -> dict[str, Any]:
     current = sorted((k for k in keys if k.status == "current"), key=lambda k: (k.created_at, k.kid))
     nxt = sorted((k for k in keys if k.status == "next"), key=lambda k: (k.created_at, k.kid))
     retired = None
@@ -177,13 +182,13 @@ class KeyRing:
     new key (an RSA private key costs tens of milliseconds to load).
     """
 
-    def __init__(self, store, kek: bytes, *, refresh_seconds: float = 10.0):
+    def __init__(self, store: KeyStore, kek: bytes, *, refresh_seconds: float = 10.0) -> None:
         self._store = store
         self._kek = kek
         self._refresh = refresh_seconds
-        self._parsed: dict[str, object] = {}
+        self._parsed: dict[str, AsymmetricKey] = {}
         self._keys: ServerKeys | None = None
-        self._fingerprint: tuple = ()
+        self._fingerprint: tuple[tuple[str, str, int | None], ...] = ()
         self._loaded_at = 0.0
         self._lock = threading.Lock()
 

@@ -35,7 +35,12 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger("tessera.storage")
 
@@ -186,15 +191,15 @@ class PostgresListener:
 
     exact = True
 
-    def __init__(self, dsn: str, *, retry_seconds: float = 1.0):
+    def __init__(self, dsn: str, *, retry_seconds: float = 1.0) -> None:
         self._dsn = dsn
         self._retry = retry_seconds
         self._lock = threading.Lock()
-        self._conn = None
+        self._conn: psycopg.Connection[Any] | None = None
         self._next_try = 0.0
         self._fresh = True  # the first check of a (re)connected listener counts as a change
 
-    def _connect(self):
+    def _connect(self) -> psycopg.Connection[Any]:
         import psycopg
 
         conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=2)
@@ -214,8 +219,9 @@ class PostgresListener:
                     self._next_try = now + self._retry
                     return True
                 self._fresh = True
+            conn = self._conn
             try:
-                pg = self._conn.pgconn
+                pg = conn.pgconn
                 pg.consume_input()
                 got = False
                 while pg.notifies() is not None:
@@ -242,7 +248,7 @@ class PostgresListener:
             self._drop()
 
 
-def for_engine(engine):
+def for_engine(engine: Engine) -> SQLiteNotices | PostgresListener | None:
     """The notice source for a SQLAlchemy engine, or None when there is none."""
     url = engine.url
     if url.get_backend_name() == "sqlite":

@@ -1,4 +1,4 @@
-"""The purge (tessera.core.purge over Store.purge), on SQLite and on a real PostgreSQL.
+"""The purge (tessera.core.purge over Store.purge), in memory, on SQLite and on a real PostgreSQL.
 
 What goes: every artefact past its expiry, old security events. What stays: anything a
 check still reads: a consumed refresh token until its own ``exp`` (reuse detection), a
@@ -15,14 +15,18 @@ from tessera.core import authorize, purge, refresh
 from tessera.core.flows import native
 from tessera.core.models import Artifact
 from tessera.storage import migrate
-from tessera.storage.base import PurgePolicy
+from tessera.core.ports import PurgePolicy
+from tessera.storage.memory import MemoryStore
 from tessera.storage.sql import SQLStore
 
 NOW = 1_700_000_000
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres])])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=[pytest.mark.postgres])])
 def store(request, tmp_path):
+    if request.param == "memory":
+        yield MemoryStore()
+        return
     url = f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     s = SQLStore(url)
     migrate.upgrade(s.engine)

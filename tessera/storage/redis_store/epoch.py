@@ -69,9 +69,9 @@ class RevocationNotices:
                 self._down, self._seen = True, None
                 return True
             self._down = False
-            value = value or ""
-            changed = value != self._seen  # the first read of a process (or after an outage) counts
-            self._seen = value
+            seen = str(value or "")
+            changed = seen != self._seen  # the first read of a process (or after an outage) counts
+            self._seen = seen
             return changed
 
     def close(self) -> None:

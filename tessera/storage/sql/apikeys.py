@@ -22,7 +22,8 @@ class ApiKeyRepo:
         with self.db.write() as c:  # the write lock (SQLite) / row locks (PostgreSQL) serialise creators
             if not self.db.is_sqlite:
                 c.execute(select(t.merchants.c.merchant_id).where(t.merchants.c.merchant_id == merchant_id).with_for_update())
-            enabled = c.execute(select(func.count()).select_from(k).where(k.c.merchant_id == merchant_id, k.c.enabled.is_(True))).scalar()
+            enabled = c.execute(select(func.count()).select_from(k).where(k.c.merchant_id == merchant_id,
+                                                                          k.c.enabled.is_(True))).scalar() or 0
             if enabled >= max_enabled:
                 raise Conflict(f"merchant {merchant_id} already has {max_enabled} enabled keys; disable one first")
             next_id = (c.execute(select(func.max(k.c.key_id)).where(k.c.merchant_id == merchant_id)).scalar() or 0) + 1
@@ -51,11 +52,12 @@ class ApiKeyRepo:
             if row is None:
                 raise Conflict(f"merchant {merchant_id} has no key {key_id}")
             if enabled and not row["enabled"]:
-                count = c.execute(select(func.count()).select_from(k).where(k.c.merchant_id == merchant_id, k.c.enabled.is_(True))).scalar()
+                count = c.execute(select(func.count()).select_from(k).where(k.c.merchant_id == merchant_id,
+                                                                            k.c.enabled.is_(True))).scalar() or 0
                 if count >= max_enabled:
                     raise Conflict(f"merchant {merchant_id} already has {max_enabled} enabled keys; disable one first")
             c.execute(update(k).where(k.c.merchant_id == merchant_id, k.c.key_id == key_id)
                       .values(enabled=enabled, disabled_at=None if enabled else now))
-            row = c.execute(select(k).where(k.c.merchant_id == merchant_id, k.c.key_id == key_id)).mappings().first()
+            row = c.execute(select(k).where(k.c.merchant_id == merchant_id, k.c.key_id == key_id)).mappings().one()
         return ApiKey(**row)
 

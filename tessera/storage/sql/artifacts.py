@@ -133,11 +133,11 @@ class Raw:
         statement left half-read keeps its transaction open."""
         try:
             fairy = self.engine.raw_connection()
-        except (*GONE, InvalidRequestError) as e:  # InvalidRequestError: "reconnection attempts exhausted"
+        except GONE + (InvalidRequestError,) as e:  # InvalidRequestError: "reconnection attempts exhausted"
             raise StoreUnavailable(_reason(e)) from e
         except self.unavailable as e:
             raise StoreUnavailable(str(e)) from e
-        conn = fairy.driver_connection
+        conn: Any = fairy.driver_connection
         begun = False
         try:
             cur = conn.cursor()
@@ -251,7 +251,7 @@ class SQLArtifacts:
         with raw.cursor(write=True, autocommit=True) as cur:
             cur.execute(raw.sql["claim"], {"kind": kind, "key": key, "client_id": client_id,
                                            "expires_at": int(expires_at), "now": int(now)})
-            return cur.rowcount == 1
+            return bool(cur.rowcount == 1)
 
     def claim_and_put(self, kind: str, key: str, client_id: str, expires_at: int, now: int, artifact: Artifact) -> bool:
         raw, a = self._raw, artifact
@@ -268,7 +268,7 @@ class SQLArtifacts:
                 return True
             with raw.cursor(write=True, autocommit=True) as cur:  # one statement, one round trip
                 cur.execute(raw.sql["claim_and_put"], {**params, **{f"p_{k}": v for k, v in put.items()}})
-                return cur.rowcount == 1
+                return bool(cur.rowcount == 1)
         except raw.integrity as e:
             raise Conflict(f"{a.kind} exists") from e
 

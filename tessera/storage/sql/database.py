@@ -81,7 +81,7 @@ class Tx:
     def __enter__(self) -> Connection:
         try:
             self.conn = self.engine.connect()
-        except (*GONE, InvalidRequestError) as e:  # InvalidRequestError: "reconnection attempts exhausted"
+        except GONE + (InvalidRequestError,) as e:  # InvalidRequestError: "reconnection attempts exhausted"
             raise StoreUnavailable(_reason(e)) from e
         try:
             self.conn.info["write"] = self.write

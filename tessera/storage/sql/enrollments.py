@@ -22,7 +22,7 @@ class EnrollmentRepo:
         with self.db.write() as c:
             row = c.execute(select(b.c.tid).where(b.c.username == username)).first()
             if row is not None:
-                return row[0] == tid
+                return bool(row[0] == tid)
             owner = c.execute(select(b.c.username).where(b.c.tid == tid)).first()
             if owner is not None:
                 return False

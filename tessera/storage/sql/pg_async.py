@@ -44,10 +44,10 @@ class AsyncPG:
 
         self._psycopg = psycopg
         u = engine.url
-        kw = {"host": u.host, "port": u.port, "user": u.username, "password": u.password, "dbname": u.database,
-              **{k: v for k, v in u.query.items() if isinstance(v, str)}}
+        kw: dict[str, object] = {"host": u.host, "port": u.port, "user": u.username, "password": u.password,
+                                 "dbname": u.database, **{k: v for k, v in u.query.items() if isinstance(v, str)}}
         kw.setdefault("connect_timeout", "5")
-        self._conninfo = psycopg.conninfo.make_conninfo(**{k: v for k, v in kw.items() if v is not None})
+        self._conninfo = psycopg.conninfo.make_conninfo("", **{k: str(v) for k, v in kw.items() if v is not None})
         self.size = size
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: list[Any] = []
@@ -85,11 +85,11 @@ class AsyncPG:
                 with contextlib.suppress(Exception):
                     conn.pgconn.finish()
         try:
-            conn = await self._psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            fresh: Any = await self._psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
         except self.unavailable as e:
             raise StoreUnavailable(str(e)) from e
-        conn.tessera_prepared = set()
-        return conn
+        fresh.tessera_prepared = set()  # the statements prepared on it (see ``row``)
+        return fresh
 
     async def row(self, name: str, sql: bytes, params: list[bytes | None]) -> list[bytes | None] | None:
         """The first row (text values) of the prepared statement ``name`` (``sql``, with ``$n``
