@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,9 +54,12 @@ def test_the_pieces_exist():
     for f in ("run.sh", "run.py", "report.py", "procacct.py", "par_pool.py", "sdk_bench.py"):
         assert (BENCH / f).is_file(), f
     assert os.access(BENCH / "run.sh", os.X_OK)
-    run_py = (BENCH / "run.py").read_text()
-    for script in SCRIPTS:  # every script is used, every used script exists
-        assert f'"{script}"' in run_py, script
+    assert (BENCH / "harness").is_dir() and (BENCH / "scenarios").is_dir()
+    scenarios = "".join(p.read_text() for p in sorted((BENCH / "scenarios").glob("*.py")))
+    for script in SCRIPTS:  # every script is used by a scenario module
+        assert f'"{script}"' in scenarios, script
+    used = set(re.findall(r'"([a-z0-9_]+\.lua)"', scenarios))
+    assert used <= set(SCRIPTS) and all((LUA / s).is_file() for s in used)  # every used script exists
     assert "@bench/run.sh" in (REPO / "Makefile").read_text()
 
 
@@ -369,3 +373,16 @@ def test_sdk_bench_runs_small():
     res = sdk_bench.run(threads=10, rounds=1, hits=1000)
     assert res["single_flight"]["fetches_max"] == 1
     assert res["hit_sync_ns"] > 0 and res["hit_async_ns"] > 0
+
+
+def test_scenarios_are_declared_as_data_in_their_group_module():
+    load("run")  # puts the repository on sys.path for the bench package
+    from bench import scenarios
+
+    assert list(scenarios.GROUPS) == ["peers", "s1", "s2", "s3", "s4", "s5", "s6", "s7"]
+    for module in scenarios._MODULES:
+        for s in module.SCENARIOS:
+            assert s.id.split(".")[0] in (module.GROUP, "peer"), (module.__name__, s.id)
+            assert s.title and (s.lua is None or (LUA / s.lua).is_file()), s
+    assert len(scenarios.ALL_IDS) == len(set(scenarios.ALL_IDS))
+    assert [name for name, _ in scenarios.STEPS] == ["s1/s4/s5", "s6", "s3", "s2", "s5-pg", "s7"]
