@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import structlog
 
@@ -56,7 +57,7 @@ async def _loop(rt: Any) -> None:
             log.warning("purge_failed", exc_type=type(e).__name__, error=str(e)[:200])
 
 
-def lifespan(rt: Any):
+def lifespan(rt: Any) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
     """A Starlette lifespan that runs the schedule while the app serves (none when disabled)."""
 
     @contextlib.asynccontextmanager

@@ -55,14 +55,14 @@ class _StderrLogger:
     log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
 
 
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(logging.StreamHandler[TextIO]):
     """A stdlib handler on the current ``sys.stderr`` (as ``logging.lastResort`` does)."""
 
     def __init__(self, level: int = logging.NOTSET) -> None:
         logging.Handler.__init__(self, level)
 
-    @property  # type: ignore[override]
-    def stream(self) -> TextIO:
+    @property
+    def stream(self) -> TextIO:  # type: ignore[override]
         return sys.stderr
 
 

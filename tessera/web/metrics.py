@@ -74,7 +74,7 @@ def metrics_endpoint() -> Callable[[Request], Awaitable[Response]]:
         from prometheus_client import multiprocess  # only in multiprocess mode: it reads the environment
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry = REGISTRY
     headers = {"Cache-Control": "no-store"}

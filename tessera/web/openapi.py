@@ -24,7 +24,7 @@ DEFAULT_PREFIXES = (("nexi_prefix", "/softpos"), ("axept_prefix", "/axept"),
 
 
 def document(settings: Settings) -> dict[str, Any]:
-    doc = json.loads(DOCUMENT.read_text(encoding="utf-8"))
+    doc: dict[str, Any] = json.loads(DOCUMENT.read_text(encoding="utf-8"))
     paths: dict[str, Any] = {}
     for path, item in doc["paths"].items():
         for name, default in DEFAULT_PREFIXES:

@@ -59,7 +59,7 @@ class ExactDispatch:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
             route = self.exact.get(scope["path"])
-            if route is not None and scope["method"] in route.methods:
+            if route is not None and scope["method"] in route.allow:
                 scope["starlette.exception_handlers"] = self._handlers
                 scope["route"] = route
                 scope["endpoint"] = route.endpoint

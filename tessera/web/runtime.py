@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tessera.config import Settings
+from tessera.core.clients import PeerCert
 from tessera.core.context import Core
 from tessera.core.ports import Capabilities, StoreUnavailable
 from tessera.core.ratelimit import (Attempt, FailureLimiter, FallbackFailureLimiter, MemoryFailureLimiter,
@@ -24,7 +25,7 @@ from tessera.errors import InvalidClient, SlowDown
 from tessera.web.dbcall import FlowRunner
 from tessera.web.errors import NO_STORE
 from tessera.web.metrics import count_token_issued
-from tessera.web.mtls import ClientAddress, MTLSConfig, MTLSExtractor, PeerCertificate
+from tessera.web.mtls import ClientAddress, MTLSConfig, MTLSExtractor
 from tessera.web.responses import JSONResponse
 
 #: The per-address budget of the endpoints that write for unauthenticated callers (``limit_writes``).
@@ -100,7 +101,9 @@ class Runtime:
             wait = limiter.hit(self.client_ip(request))
             if wait:
                 raise SlowDown(wait, reason="rate_limit_address")
-        endpoint_limiter = self.address_budgets.get(budget) if budget is not None else None
+        if budget is None:
+            return
+        endpoint_limiter = self.address_budgets.get(budget)
         if endpoint_limiter is not None:
             wait = endpoint_limiter.hit(self.client_ip(request))
             if wait:
@@ -151,7 +154,8 @@ class Runtime:
         except failures:
             self.fail_login(*keys)
             if attempt.watch and self.failures.failed(attempt.watch):  # locks nothing: an event only
-                self.core.event("credential_failures_spread", None, **describe(attempt.watch))
+                spread: dict[str, Any] = dict(describe(attempt.watch))
+                self.core.event("credential_failures_spread", None, **spread)
             raise
         if attempt.cleared:
             self.failures.succeeded(attempt.cleared)
@@ -165,10 +169,13 @@ class Runtime:
         """Count a failed credential check against each limiter key (``Attempt.keys``)."""
         for key in keys:
             if self.failures.failed(key):
-                self.core.event("brute_force_lockout", None, **describe(key))
+                detail: dict[str, Any] = dict(describe(key))
+                self.core.event("brute_force_lockout", None, **detail)
 
-    def peer(self, request: Request) -> PeerCertificate | None:
-        return self.extractor(request.scope)
+    def peer(self, request: Request) -> PeerCert | None:
+        """The verified client certificate (embedded mTLS, or from a trusted proxy), as core takes it."""
+        cert = self.extractor(request.scope)
+        return PeerCert(cert.thumbprint, cert.der) if cert is not None else None
 
     def now_dt(self) -> datetime:
         return datetime.fromtimestamp(self.core.now(), tz=timezone.utc)

@@ -73,7 +73,7 @@ _TLS_VERSIONS = {
 _CIPHER_IDS: dict[str, int] = {}
 
 
-def _cipher_suite(ssl_object: ssl.SSLObject) -> int | None:
+def _cipher_suite(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> int | None:
     cipher = ssl_object.cipher()
     if not cipher:
         return None
@@ -161,7 +161,7 @@ class TLSH11Protocol(_TLSExtensionMixin, H11Protocol):
 
 if HttpToolsProtocol is not None:
 
-    class TLSHttpToolsProtocol(_TLSExtensionMixin, HttpToolsProtocol):  # type: ignore[misc,valid-type]
+    class TLSHttpToolsProtocol(_TLSExtensionMixin, HttpToolsProtocol):  # type: ignore[misc,valid-type,unused-ignore]
         """uvicorn's httptools protocol, plus the ASGI TLS extension."""
 
 else:  # pragma: no cover

@@ -18,14 +18,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from tessera.core import authorize, grants
-from tessera.core.clients import ClientCredentials, authenticate_secret, bound_certificate
+from tessera.core.clients import ClientCredentials, PeerCert, authenticate_secret, bound_certificate
 from tessera.core.flows import nexi as nexi_flow
 from tessera.core.models import Client
 from tessera.core.tokens import IssuedToken
 from tessera.errors import AccessDenied, OAuthError, UnsupportedGrantType
 from tessera.web.errors import oauth_error_response
 from tessera.web.forms import bearer_token, client_credentials, read_form
-from tessera.web.mtls import PeerCertificate
 from tessera.web.pages import login_page
 from tessera.web.responses import JSONResponse
 from tessera.web.routing import ProfileRoute
@@ -41,7 +40,7 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
     p = rt.settings.nexi_prefix
     core = rt.core
 
-    def authenticated(request: Request, creds: ClientCredentials, peer: PeerCertificate | None) -> tuple[Client, str]:
+    def authenticated(request: Request, creds: ClientCredentials, peer: PeerCert | None) -> tuple[Client, str]:
         """The client (its secret checked under brute-force protection, its rate counted) and the
         thumbprint of the certificate it is bound to."""
         client: Client = rt.guarded(request, f"client:{creds.client_id or ''}", authenticate_secret, core, creds)
