@@ -1,0 +1,202 @@
+"""The in-process world of the core's unit tests: a real store (SQLite in a temporary directory,
+migrated), the server's key ring, a fixed clock that a test moves by hand, and helpers that
+register clients, merchants, certificates and make the assertions clients send.
+
+The migrated database with its keys is made once per worker (``_template_db``) and copied for
+each test: a test starts from the same state in a few milliseconds instead of running the
+migrations and generating an RSA key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tessera.core.context import Core, CoreConfig
+from tessera.core.keys import KeyRing, create_initial_keys
+from tessera.core.models import CertificateRecord, Client, Merchant, MerchantUser, Terminal
+from tessera.core.secrets import hash_password, hash_secret
+from tessera.sdk.assertion import build_nested_assertion
+from tessera.storage.migrate import upgrade
+from tessera.storage.sql import SQLStore
+
+ISSUER = "https://as.example"
+KEK = b"k" * 32
+PEPPER = b"p" * 32
+SECRET = "s3cret-s3cret-s3cret-s3cret-s3cret"
+PASSWORD = "correct horse battery"
+NOW = 1_800_000_000
+KEYS_MADE_AT = NOW - 10
+
+
+_password_hash: list[str] = []
+
+
+def password_hash() -> str:
+    """``hash_password(PASSWORD)``, made once: argon2id costs tens of milliseconds a hash."""
+    if not _password_hash:
+        _password_hash.append(hash_password(PASSWORD))
+    return _password_hash[0]
+
+
+class Clock:
+    """The core's clock: fixed, moved only by the test."""
+
+    def __init__(self, t: float = NOW) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@dataclass
+class Cert:
+    """A client certificate made in process (EC P-256, self-signed), and its key."""
+
+    pem: bytes
+    key_pem: bytes
+    thumbprint: str
+    serial: str
+    record: CertificateRecord
+
+
+@dataclass
+class Enrolled:
+    """A merchant with a SoftPOS and an mPOS terminal at one point of sale, and its user."""
+
+    merchant_id: int
+    pos: str
+    softpos: str
+    mpos: str
+    username: str
+    password: str = PASSWORD
+
+
+def make_cert(client_id: str, *, not_before: int = NOW - 3600, not_after: int = NOW + 86400 * 30,
+              revoked_at: int | None = None) -> Cert:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "NOMEAPP")])
+    nb = datetime.fromtimestamp(not_before, tz=timezone.utc)
+    na = datetime.fromtimestamp(not_after, tz=timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(nb).not_valid_after(max(na, nb + timedelta(seconds=1)))
+            .sign(key, hashes.SHA256()))
+    der = cert.public_bytes(serialization.Encoding.DER)
+    thumbprint = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    serial = format(cert.serial_number, "x")
+    record = CertificateRecord(serial=serial, client_id=client_id, thumbprint=thumbprint, subject="CN=NOMEAPP",
+                               not_before=not_before, not_after=not_after, pem=pem.decode(), revoked_at=revoked_at,
+                               created_at=NOW - 3600)
+    return Cert(pem, key_pem, thumbprint, serial, record)
+
+
+@dataclass
+class World:
+    store: Any
+    clock: Clock
+    core: Core
+    counter: list[int] = field(default_factory=lambda: [0])
+
+    # --- registrations --------------------------------------------------------------------------
+    def client(self, client_id: str | None = None, **kw: Any) -> Client:
+        """A registered client whose secret is ``SECRET`` (unless ``secret_hash`` is given)."""
+        kw.setdefault("secret_hash", hash_secret(SECRET, PEPPER))
+        kw.setdefault("name", "Test App")
+        kw.setdefault("created_at", NOW - 100)
+        client = Client(client_id=client_id or f"app-{uuid.uuid4().hex[:10]}", **kw)
+        self.store.create_client(client)
+        return client
+
+    def cert(self, client: Client, **kw: Any) -> Cert:
+        cert = make_cert(client.client_id, **kw)
+        self.store.add_certificate(cert.record)
+        return cert
+
+    def merchant(self, client: Client | None = None, *, grant: bool = True, pos: str | None = None) -> Enrolled:
+        self.counter[0] += 1
+        mid = 1000 + self.counter[0]
+        pos = pos or f"POS{mid}"
+        e = Enrolled(mid, pos, f"S{mid}", f"M{mid}", f"merchant{mid}@shop.example")
+        self.store.create_merchant(Merchant(mid, f"Shop {mid}", None, NOW - 100))
+        self.store.add_terminal(Terminal(e.softpos, mid, pos, "softpos"))
+        self.store.add_terminal(Terminal(e.mpos, mid, pos, "mpos"))
+        self.store.add_user(MerchantUser(e.username, mid, password_hash()))
+        if client is not None and grant:
+            self.store.grant(mid, client.client_id, NOW - 100)
+        return e
+
+    # --- what clients send ------------------------------------------------------------------------
+    def enc_jwk(self) -> dict[str, Any]:
+        """The server's current public encryption key, as its JWKS publishes it."""
+        jwks = self.core.keys.get().jwks("enc", datetime.fromtimestamp(self.core.now(), tz=timezone.utc))
+        return jwks["keys"][0]
+
+    def nested(self, cert: Cert, claims: dict[str, Any], **kw: Any) -> str:
+        """The Nexi PAR's client assertion: a JWS signed with ``cert``'s key inside a JWE to the server."""
+        return build_nested_assertion(claims, signing_key_pem=cert.key_pem, certificate_pem=cert.pem,
+                                      encryption_jwk=self.enc_jwk(), **kw)
+
+    def nexi_claims(self, client: Client, e: Enrolled | None = None, **over: Any) -> dict[str, Any]:
+        now = self.core.now()
+        claims: dict[str, Any] = {"iss": client.client_id, "sub": client.client_id, "aud": ISSUER, "iat": now,
+                                  "exp": now + 300, "jti": uuid.uuid4().hex, "appId": client.client_id}
+        if e is not None:
+            claims.update(pointOfSale=e.pos, terminal_ids=[e.softpos, e.mpos], username_merchant=e.username)
+        claims.update(over)
+        return {k: v for k, v in claims.items() if v is not None}
+
+
+def core_for(store: Any, clock: Clock, **config: Any) -> Core:
+    return Core(config=CoreConfig(issuer=ISSUER, **config), store=store, keys=KeyRing(store, KEK), pepper=PEPPER,
+                clock=clock)
+
+
+@pytest.fixture(scope="session")
+def _template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("core-template") / "core.db"
+    store = SQLStore(f"sqlite:///{path}")
+    upgrade(store.engine)
+    create_initial_keys(store, KEK, signing_alg="ES256", enc_bits=2048, now=KEYS_MADE_AT)
+    store.close()
+    return path
+
+
+@pytest.fixture
+def world(_template_db: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
+    """A fresh world per test. ``@pytest.mark.core_config(...)`` sets ``CoreConfig`` fields."""
+    db = tmp_path / "core.db"
+    shutil.copyfile(_template_db, db)
+    store = SQLStore(f"sqlite:///{db}")
+    clock = Clock(NOW)
+    marker = request.node.get_closest_marker("core_config")
+    w = World(store, clock, core_for(store, clock, **(marker.kwargs if marker else {})))
+    yield w
+    store.close()
+
+
+def b64json(segment: str) -> dict[str, Any]:
+    """The JSON of one base64url segment of a compact JWT (no verification)."""
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    return b64json(token.split(".")[1])
