@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -345,7 +346,7 @@ _FLAGS: ContextVar[dict[str, Any]] = ContextVar("tessera_flags", default={})
 class _FlagSource(PydanticBaseSettingsSource):
     """Values given on the command line (see ``Settings.load``)."""
 
-    def get_field_value(self, field, field_name):  # pragma: no cover - __call__ is used instead
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:

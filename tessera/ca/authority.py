@@ -22,6 +22,11 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificatePublicKeyTypes,
+    PublicKeyTypes,
+)
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .csr import check_csr
@@ -52,7 +57,7 @@ class IssuedCertificate:
 class CertificateAuthority:
     """A CA certificate together with its private key."""
 
-    def __init__(self, certificate: x509.Certificate, private_key) -> None:
+    def __init__(self, certificate: x509.Certificate, private_key: CertificateIssuerPrivateKeyTypes) -> None:
         if _public_der(private_key.public_key()) != _public_der(certificate.public_key()):
             raise ValueError("the private key does not belong to the CA certificate")
         self.certificate = certificate
@@ -102,6 +107,9 @@ class CertificateAuthority:
             bc = None
         if bc is None or not bc.ca:
             raise ValueError("the certificate is not a CA certificate (basicConstraints CA:TRUE)")
+        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey,
+                                ed448.Ed448PrivateKey)):
+            raise ValueError("the CA key must be an RSA, EC, Ed25519 or Ed448 key")
         return cls(cert, key)
 
     # -- export ---------------------------------------------------------------
@@ -219,7 +227,7 @@ class CertificateAuthority:
         self,
         *,
         subject: x509.Name,
-        public_key,
+        public_key: CertificatePublicKeyTypes,
         not_before: datetime,
         not_after: datetime,
         eku: x509.ObjectIdentifier,
@@ -342,7 +350,7 @@ def _utc(moment: datetime | None) -> datetime:
     return _aware_utc(moment).replace(microsecond=0)
 
 
-def _public_der(public_key) -> bytes:
+def _public_der(public_key: PublicKeyTypes) -> bytes:
     return public_key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )

@@ -52,7 +52,7 @@ def check_csr(csr_pem: bytes) -> x509.CertificateSigningRequest:
     return csr
 
 
-def _parse(data: bytes) -> x509.CertificateSigningRequest:
+def _parse(data: object) -> x509.CertificateSigningRequest:  # bytes; anything else is refused
     if isinstance(data, str):
         data = data.encode("ascii", "replace")
     if not isinstance(data, (bytes, bytearray, memoryview)):

@@ -25,7 +25,8 @@ import orjson
 from joserfc import jws
 from joserfc.util import json_b64encode, urlsafe_b64encode
 from joserfc.errors import JoseError as _LibJoseError
-from joserfc.jws import JWSAlgModel, JWSRegistry
+from joserfc.jwa import JWSAlgModel
+from joserfc.jws import JWSRegistry
 
 from .errors import JoseError
 from .keys import SIGNING_ALGS

@@ -20,7 +20,7 @@ from typing import Any, Union
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
+from joserfc.jwk import ECKey, JWKRegistry, KeyParameters, OKPKey, RSAKey
 from joserfc.util import urlsafe_b64decode, urlsafe_b64encode
 
 from .errors import JoseError
@@ -73,7 +73,7 @@ def generate_signing_key(alg: str = "ES256") -> AsymmetricKey:
     ES256 -> EC P-256, RS256 -> RSA 2048, EdDSA -> OKP Ed25519. The key
     carries ``alg``, ``use="sig"`` and ``kid`` = RFC 7638 thumbprint.
     """
-    params = {"alg": alg, "use": "sig"}
+    params: KeyParameters = {"alg": alg, "use": "sig"}
     key: AsymmetricKey
     if alg == "ES256":
         key = ECKey.generate_key("P-256", parameters=params)

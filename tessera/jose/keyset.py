@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from .errors import JoseError
 from .keys import ENCRYPTION_ALGS, SIGNING_ALGS, AsymmetricKey, check_key_for_alg, public_jwk
@@ -247,7 +248,8 @@ def _check_certificate(mk: ManagedKey) -> None:
     """``x5c[0]`` must be a certificate of ``mk``'s own public key (RFC 7517 §4.7)."""
     try:
         cert = x509.load_der_x509_certificate(base64.b64decode(mk.x5c[0], validate=True))
-        same = cert.public_key().public_numbers() == mk.key.public_key.public_numbers()
+        spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        same = cert.public_key().public_bytes(*spki) == mk.key.public_key.public_bytes(*spki)
     except (ValueError, TypeError, AttributeError) as exc:
         raise JoseError("key certificate (x5c) is malformed") from exc
     if not same:

@@ -124,11 +124,13 @@ class _UniformRSAKeyEncryption(JWEKeyEncryption):
         self.recommended = inner.recommended
 
     def encrypt_cek(self, cek: bytes, recipient: Any) -> bytes:
-        return self._inner.encrypt_cek(cek, recipient)
+        encrypted: bytes = self._inner.encrypt_cek(cek, recipient)
+        return encrypted
 
     def decrypt_cek(self, recipient: Any) -> bytes:
         try:
-            return self._inner.decrypt_cek(recipient)
+            cek: bytes = self._inner.decrypt_cek(recipient)
+            return cek
         except _LibJoseError:
             return secrets.token_bytes(32)
 
@@ -253,6 +255,8 @@ def decrypt_assertion(token: str, keys: ServerKeys, now: datetime) -> bytes:
     managed = keys.decryption_key(kid, now)
     if managed is None:
         raise JoseError("JWE kid does not name a decryption key")
+    if not isinstance(managed.key, RSAKey):  # enc keys are RSA (keys.ENCRYPTION_ALGS)
+        raise JoseError("JWE kid does not name a decryption key")
     plaintext = _try_decrypt(parts, managed.key, enc)
     if plaintext is None:
         raise JoseError(DECRYPT_FAILED)
@@ -262,7 +266,7 @@ def decrypt_assertion(token: str, keys: ServerKeys, now: datetime) -> bytes:
 def published_decryption_keys(keys: ServerKeys, now: datetime) -> list[RSAKey]:
     """The ``enc`` keys that ``keys.jwks("enc", now)`` publishes, in the same order
     (current, next, retired-but-unlapsed): the keys a kid-less JWE may be encrypted to."""
-    return [mk.key for mk in keys.keys if mk.use == "enc" and mk.live(now)]
+    return [mk.key for mk in keys.keys if mk.use == "enc" and mk.live(now) and isinstance(mk.key, RSAKey)]
 
 
 def _decrypt_without_kid(parts: list[str], enc: str, candidates: list[RSAKey]) -> bytes:

@@ -8,7 +8,8 @@ import functools
 from typing import Any
 
 from joserfc.errors import UnsupportedAlgorithmError
-from joserfc.jws import JWSAlgModel, JWSRegistry
+from joserfc.jwa import JWSAlgModel
+from joserfc.jws import JWSRegistry
 
 __all__ = ["SingleAlgRegistry", "norm_typ", "single_alg_registry"]
 
@@ -39,5 +40,5 @@ def norm_typ(value: Any) -> str | None:
     ``application/`` prefix may be omitted."""
     if not isinstance(value, str):
         return None
-    value = value.lower()
-    return value[len("application/"):] if value.startswith("application/") else value
+    lowered = value.lower()
+    return lowered[len("application/"):] if lowered.startswith("application/") else lowered

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ssl
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -65,7 +65,7 @@ class HTTPTokenClient(TokenAuth):
         """Close the connections (the token stays in the cache)."""
         self._http.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

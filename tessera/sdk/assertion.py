@@ -64,11 +64,16 @@ def build_nested_assertion(claims: dict[str, Any], *, signing_key_pem: bytes, ce
     header: dict[str, Any] = {"alg": sig_alg} if minimal_headers else {"alg": sig_alg, "typ": "JWT"}
     if certificate_pem is not None:
         cert = x509.load_pem_x509_certificate(certificate_pem)
-        if cert.public_key().public_numbers() != private_key.public_key().public_numbers():
+        if _spki(cert.public_key()) != _spki(private_key.public_key()):
             raise ValueError("the certificate does not match the signing key")
         if not minimal_headers:
             header["x5t#S256"] = x5t_s256(certificate_pem)
-    signer = RSAKey.import_key(private_key) if sig_alg == "RS256" else ECKey.import_key(private_key)
+    signer: RSAKey | ECKey
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        signer = RSAKey.import_key(private_key)
+    else:
+        assert isinstance(private_key, ec.EllipticCurvePrivateKey)  # signing_alg allows these two only
+        signer = ECKey.import_key(private_key)
     payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     signed = jws.serialize_compact(header, payload, signer, algorithms=[sig_alg])
 
@@ -78,6 +83,12 @@ def build_nested_assertion(claims: dict[str, Any], *, signing_key_pem: bytes, ce
     else:
         protected = {"alg": alg, "enc": enc, "kid": encryption_jwk["kid"], "cty": "JWT"}
     return jwe.encrypt_compact(protected, signed.encode("ascii"), recipient, algorithms=[alg, enc])
+
+
+def _spki(public_key: Any) -> bytes:
+    """A public key's SubjectPublicKeyInfo (DER): equal for the two halves of one key."""
+    der: bytes = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return der
 
 
 def _encryption_key(jwk: dict[str, Any], *, need_kid: bool = True) -> RSAKey:

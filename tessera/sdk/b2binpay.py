@@ -245,7 +245,8 @@ def _attributes(data: Any, status: int) -> dict[str, Any]:
     for name in ("access", "refresh"):
         if not isinstance(attrs.get(name), str) or not attrs[name]:
             raise TokenError(status, "invalid_response", f"the answer has no {name} token")
-    return attrs
+    checked: dict[str, Any] = attrs
+    return checked
 
 
 def _error(response: httpx.Response) -> TokenError:

@@ -59,17 +59,17 @@ class _Flight:
 
     __slots__ = ("thread", "task", "done", "result", "error", "retry", "waiters")
 
-    def __init__(self, task: asyncio.Task | None = None) -> None:
+    def __init__(self, task: asyncio.Task[Any] | None = None) -> None:
         self.thread = threading.get_ident()
         self.task = task  # the leading task, or None when a thread leads synchronously
         self.done = threading.Event()
         self.result: CachedToken | None = None
         self.error: BaseException | None = None
         self.retry = False  # the leader gave up (cancelled): waiters start a new flight
-        self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[CachedToken | None]]] = []
 
 
-def _resolve(fut: asyncio.Future) -> None:
+def _resolve(fut: asyncio.Future[CachedToken | None]) -> None:
     if not fut.done():
         fut.set_result(None)
 
@@ -121,7 +121,7 @@ class TokenCache:
                     return entry
                 flight = self._flights.get(key)
                 lead = flight is None
-                if lead:
+                if flight is None:
                     flight = self._flights[key] = _Flight()
                 elif flight.thread == me:
                     flight = None  # waiting would deadlock: fetch on our own
@@ -157,14 +157,14 @@ class TokenCache:
         loop = asyncio.get_running_loop()
         me = threading.get_ident()
         while True:
-            fut: asyncio.Future | None = None
+            fut: asyncio.Future[CachedToken | None] | None = None
             with self._lock:
                 entry = self._fresh(key, self.clock())
                 if entry is not None:
                     return entry
                 flight = self._flights.get(key)
                 lead = flight is None
-                if lead:
+                if flight is None:
                     flight = self._flights[key] = _Flight(asyncio.current_task())
                 elif _reentrant(flight, me):
                     flight = None  # awaiting our own flight would never end: fetch on our own

@@ -28,6 +28,7 @@ def make_csr(common_name: str = "NOMEAPP", *, organization: str = "NEXI",
     """A new key and its CSR: ``(csr_pem, key_pem)``. ``key_type`` is ``"rsa"`` (2048 bits)
     or ``"ec"`` (P-256). Use ``organizational_unit="API Security - PRODUCTION"``-style
     values as the platform asks for each environment."""
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     if key_type == "rsa":
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     elif key_type == "ec":

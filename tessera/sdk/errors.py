@@ -36,7 +36,7 @@ class TokenError(SDKError):
             msg += f": {description}"
         super().__init__(msg)
 
-    def __reduce__(self):  # picklable (e.g. across process pools)
+    def __reduce__(self) -> tuple[type[TokenError], tuple[int, str, str]]:  # picklable (e.g. across process pools)
         return (type(self), (self.status, self.error, self.description))
 
 

@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Self
 from urllib.parse import urlencode
 
 import httpx
@@ -117,7 +117,7 @@ class NexiSoftPOSClient(TokenAuth):
         """Close the connections (the token stays in the cache)."""
         self._http.close()
 
-    def __enter__(self) -> "NexiSoftPOSClient":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -27,10 +27,16 @@ __all__ = ["TokenDependency", "as_http_exception", "require_token", "resource_er
 _B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")  # RFC 6750 §2.1
 
 
-@functools.cache
+_HTTP_CLASSES: dict[type[ResourceError], type[ResourceError]] = {}
+
+
 def _http_exception_class(cls: type[ResourceError]) -> type[ResourceError]:
     """``cls`` that is also a Starlette ``HTTPException`` (one class per error class)."""
-    return type(cls.__name__, (cls, HTTPException), {"__module__": cls.__module__, "__qualname__": cls.__qualname__})
+    found = _HTTP_CLASSES.get(cls)
+    if found is None:
+        found = _HTTP_CLASSES.setdefault(cls, type(cls.__name__, (cls, HTTPException), {
+            "__module__": cls.__module__, "__qualname__": cls.__qualname__}))
+    return found
 
 
 def as_http_exception(error: ResourceError) -> ResourceError:
