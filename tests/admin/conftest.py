@@ -1,5 +1,5 @@
-"""The admin layer in process: a tmp SQLite store, settings with fixed secrets, a CA made
-in memory, and a clock the test moves."""
+"""The admin layer in process, on the in-memory store and on a tmp SQLite store: settings
+with fixed secrets, a CA made in memory, and a clock the test moves."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from tessera.ca import CertificateAuthority
 from tessera.config import Settings
 from tessera.core.keys import create_initial_keys
 from tessera.storage.migrate import upgrade
+from tessera.core.ports import Store
+from tessera.storage.memory import MemoryStore
 from tessera.storage.sql import SQLStore
 
 KEK = base64.urlsafe_b64encode(b"k" * 32).decode().rstrip("=")
@@ -41,13 +43,19 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def admin(tmp_path: Path, authority: CertificateAuthority, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Admin]:
+@pytest.fixture(params=["memory", "sqlite"])
+def admin(request: pytest.FixtureRequest, tmp_path: Path, authority: CertificateAuthority, clock: Clock,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[Admin]:
     for name in [n for n in os.environ if n.startswith("TESSERA_")]:
         monkeypatch.delenv(name)
     settings = Settings(home=tmp_path, kek=KEK, pepper=PEPPER, database_url=f"sqlite:///{tmp_path / 'admin.db'}")
-    store = SQLStore(settings.database_url)
-    upgrade(store.engine)
+    store: Store
+    if request.param == "memory":
+        store = MemoryStore()
+    else:
+        sql = SQLStore(settings.database_url)
+        upgrade(sql.engine)
+        store = sql
     try:
         yield Admin(store=store, settings=settings, ca=lambda: authority, clock=clock)
     finally:
