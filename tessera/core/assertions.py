@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeGuard
 
 from cryptography import x509
 
@@ -116,7 +116,7 @@ def check_assertion_claims(core: Core, client: Client, claims: dict[str, Any], *
     now = core.now()
     cid = client.client_id
 
-    def bad(msg: str, reason: str):
+    def bad(msg: str, reason: str) -> InvalidClient:
         return InvalidClient(f"client_assertion: {msg}", reason=reason)
 
     if claims.get("iss") != cid:
@@ -144,12 +144,13 @@ def check_assertion_claims(core: Core, client: Client, claims: dict[str, Any], *
                       "assertion_iat_future")
         raise bad("iat is in the future", "assertion_iat_future")
     nbf = claims.get("nbf")
-    if nbf is not None and not _is_num(nbf):
-        raise bad("nbf must be a NumericDate", "assertion_nbf")
-    if nbf is not None and nbf > now + rules.iat_tolerance:
-        if rules.clock_ahead_hint:
-            raise bad("nbf is in the future: the client's clock is ahead of the server's", "assertion_nbf_future")
-        raise bad("nbf is in the future", "assertion_nbf_future")
+    if nbf is not None:
+        if not _is_num(nbf):
+            raise bad("nbf must be a NumericDate", "assertion_nbf")
+        if nbf > now + rules.iat_tolerance:
+            if rules.clock_ahead_hint:
+                raise bad("nbf is in the future: the client's clock is ahead of the server's", "assertion_nbf_future")
+            raise bad("nbf is in the future", "assertion_nbf_future")
     if exp - iat > rules.max_lifetime:
         raise bad(f"exp may be at most {rules.max_lifetime} s after iat", "assertion_lifetime")
     jti = claims.get("jti")
@@ -174,7 +175,7 @@ def claim_jti(core: Core, client: Client, claims: dict[str, Any], *, then_put: A
         raise InvalidClient("client_assertion: jti has already been used", reason="assertion_replay")
 
 
-def _is_num(v: object) -> bool:
+def _is_num(v: object) -> TypeGuard[int | float]:
     """A NumericDate we can compare: an int or a finite float (never a bool, NaN or Infinity,
     which Python's JSON parser lets through), no larger than 2^53 in magnitude."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):

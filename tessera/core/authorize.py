@@ -30,7 +30,7 @@ class LoginPage:
 def login_page(core: Core, client_id: str | None, request_uri: str | None, *, par_kind: str = par.PAR_KIND) -> LoginPage:
     art = par.load(core, client_id, request_uri, kind=par_kind)
     client = core.client(art.client_id)
-    return LoginPage(art.client_id, client.name if client else art.client_id, request_uri,
+    return LoginPage(art.client_id, client.name if client else art.client_id, par.required_uri(request_uri),
                      art.data.get("enrollment", {}).get("username", ""), art.data["params"]["scope"])
 
 
@@ -48,7 +48,7 @@ def login(core: Core, client_id: str | None, request_uri: str | None, username: 
     ok = verify_password(password or "", user.password_hash if user else None)
     if not ok or user is None or (expected is not None and username != expected):
         raise AccessDenied("invalid username or password", reason="login_failed")
-    won = par.consume(core, art.client_id, request_uri, kind=par_kind)
+    won = par.consume(core, art.client_id, par.required_uri(request_uri), kind=par_kind)
     params = won.data["params"]
     code = secrets.token_urlsafe(32)
     data = {"params": params, "enrollment": won.data.get("enrollment"), "username": username}

@@ -130,10 +130,13 @@ class Authenticator:
 AUTHENTICATORS: dict[str, Authenticator] = {}
 
 
-def register(method: str, presented: Callable[[ClientAuthRequest], bool]):
+Run = Callable[[Core, ClientAuthRequest], Authenticated]
+
+
+def register(method: str, presented: Callable[[ClientAuthRequest], bool]) -> Callable[[Run], Run]:
     """Register ``method``'s authenticator (a decorator)."""
 
-    def wrap(run: Callable[[Core, ClientAuthRequest], Authenticated]) -> Callable[[Core, ClientAuthRequest], Authenticated]:
+    def wrap(run: Run) -> Run:
         AUTHENTICATORS[method] = Authenticator(presented, run)
         return run
 
@@ -170,8 +173,12 @@ def _secret(method: str) -> Callable[[Core, ClientAuthRequest], Authenticated]:
     return run
 
 
+def _secret_presented(method: str) -> Callable[[ClientAuthRequest], bool]:
+    return lambda req: not req.has_assertion and req.credentials.method == method
+
+
 for _method in SECRET_METHODS:
-    register(_method, lambda req, m=_method: not req.has_assertion and req.credentials.method == m)(_secret(_method))
+    register(_method, _secret_presented(_method))(_secret(_method))
 
 
 @register("tls_client_auth", lambda req: req.peer is not None and not req.has_assertion
@@ -287,7 +294,7 @@ def client_keys(core: Core, client: Client, *, preferred: str | None = None) -> 
 def _jwks_keys(jwks_json: str) -> tuple[Any, ...]:
     from joserfc.jwk import ECKey, RSAKey
 
-    out = []
+    out: list[RSAKey | ECKey] = []
     data = json.loads(jwks_json)
     for item in (data.get("keys") if isinstance(data, dict) else None) or ():
         if not isinstance(item, dict) or item.get("use", "sig") != "sig":
@@ -316,8 +323,7 @@ def validate_jwks(jwks: Any) -> dict[str, Any]:
             raise ValueError("the JWKS must hold public keys only")
         kty = item.get("kty")
         if kty == "RSA":
-            key = RSAKey.import_key(item)
-            if key.public_key.key_size < 2048:
+            if RSAKey.import_key(item).public_key.key_size < 2048:
                 raise ValueError("RSA keys must be at least 2048 bits")
         elif kty == "EC":
             key = ECKey.import_key(item)

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import re
+from typing import Any
 from dataclasses import dataclass
 
 from tessera.core import refresh, tokens
@@ -80,7 +81,7 @@ def redeem(core: Core, kinds: CodeKinds, client_id: str, *, code: str | None, re
 
 
 def record_issued(core: Core, kinds: CodeKinds, key: str, won: Artifact, *, jti: str, exp: int,
-                  family: str | None = None, extra: dict | None = None) -> bool:
+                  family: str | None = None, extra: dict[str, Any] | None = None) -> bool:
     """Record on the code what its exchange issued. False when a replay raced the exchange:
     what was issued has then been revoked here, as the replay would have."""
     record = {**won.data, **(extra or {}), "issued_jti": jti, "issued_exp": exp}

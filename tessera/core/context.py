@@ -44,21 +44,28 @@ class CoreConfig:
     audiences: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        defaults = dict(nexi_prefix="/softpos", mobilepay_prefix="/integrator-authentication",
-                        b2binpay_prefix="/b2binpay", axept_prefix="/axept")
+        defaults = dict(
+            nexi_prefix="/softpos",
+            mobilepay_prefix="/integrator-authentication",
+            b2binpay_prefix="/b2binpay",
+            axept_prefix="/axept",
+        )
         if not self.issuers:
-            object.__setattr__(self, "issuers", default_issuers(self.issuer, mobilepay_prefix=defaults["mobilepay_prefix"]))
+            object.__setattr__(
+                self, "issuers", default_issuers(self.issuer, mobilepay_prefix=defaults["mobilepay_prefix"])
+            )
         if not self.audiences:
             object.__setattr__(self, "audiences", default_audiences(self.issuer, **defaults))
-        seals = {name: ProfileSeal(name, self.issuers[name], self.audiences[name], self.environment)
-                 for name in self.audiences}
+        seals = {
+            name: ProfileSeal(name, self.issuers[name], self.audiences[name], self.environment)
+            for name in self.audiences
+        }
         object.__setattr__(self, "_seals", seals)
 
     def seal(self, profile: str) -> ProfileSeal:
         """What ``profile``'s tokens say of themselves (issuer, audience, profile, environment)."""
         seals: dict[str, ProfileSeal] = self.__dict__["_seals"]
         return seals[profile]
-
 
 
 #: At most this many repeatable events are remembered per worker (``Core.event(once_per=...)``).
@@ -137,14 +144,25 @@ class Core:
         self._clients = _TTLCache(ttl, store.get_client)
         self._certs = _TTLCache(ttl, store.get_certificate)
         self._client_certs: _TTLCache[str, tuple[CertificateRecord, ...]] = _TTLCache(
-            ttl, lambda cid: tuple(store.certificates_for_client(cid)))
-        self._terminals: _TTLCache[str, tuple[Terminal, ...]] = _TTLCache(ttl, lambda pos: tuple(store.terminals_at(pos)))
+            ttl, lambda cid: tuple(store.certificates_for_client(cid))
+        )
+        self._terminals: _TTLCache[str, tuple[Terminal, ...]] = _TTLCache(
+            ttl, lambda pos: tuple(store.terminals_at(pos))
+        )
         self._grants: _TTLCache[tuple[int, str], bool] = _TTLCache(ttl, lambda key: store.is_granted(*key))
         self._users: _TTLCache[str, MerchantUser | None] = _TTLCache(ttl, store.get_user)
         self._bindings: _TTLCache[tuple[str, str], tuple[str | None, str | None]] = _TTLCache(
-            ttl, lambda key: store.bindings(*key))
-        self._caches: tuple[_TTLCache[Any, Any], ...] = (self._clients, self._certs, self._client_certs,
-                                                          self._terminals, self._grants, self._users, self._bindings)
+            ttl, lambda key: store.bindings(*key)
+        )
+        self._caches: tuple[_TTLCache[Any, Any], ...] = (
+            self._clients,
+            self._certs,
+            self._client_certs,
+            self._terminals,
+            self._grants,
+            self._users,
+            self._bindings,
+        )
         self._notices: ChangeNotices | None = notices if ttl > 0 else None
 
     def now(self) -> int:

@@ -112,7 +112,7 @@ def _username(claims: dict[str, Any]) -> str:
     for name, value in sent:
         if not isinstance(value, str) or len(value) > 254 or not EMAIL.match(value):
             raise InvalidRequest(f"{name} must be an e-mail address", reason="username_format")
-    names = {value.lower() for _, value in sent}
+    names = {str(value).lower() for _, value in sent}
     if len(names) != 1:
         raise InvalidRequest("username_merchant and app_username_merchant name different users",
                              reason="username_disagree")

@@ -61,9 +61,11 @@ def ring_of(k: StoredKey) -> str | None:
 
 def _self_signed(key: RSAKey, ring: str, now: int) -> str:
     """A self-signed certificate for ``key`` (a joserfc RSA key), base64 DER (``x5c`` form)."""
-    private = key.private_key
+    private, kid = key.private_key, key.kid
+    if private is None or kid is None:
+        raise ValueError("a ring key is a private key with a kid")
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tessera"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, f"tessera {ring} token signing {key.kid[:16]}")])
+                      x509.NameAttribute(NameOID.COMMON_NAME, f"tessera {ring} token signing {kid[:16]}")])
     start = datetime.fromtimestamp(now, tz=timezone.utc) - timedelta(minutes=5)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(private.public_key())
             .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1 or 1)
@@ -85,6 +87,8 @@ def _new_stored_key(use: str, status: str, *, alg: str, bits: int, kek: bytes, n
     key = generate_signing_key(alg) if use == "sig" else generate_encryption_key(bits)
     jwk = public_jwk(key)
     if ring is not None:
+        if not isinstance(key, RSAKey):
+            raise ValueError(f"the {ring} ring signs with RSA")
         cert = _self_signed(key, ring, now)
         jwk.update(x5c=[cert], x5t=x5t_of(base64.b64decode(cert)), **{RING_MEMBER: ring})
     return StoredKey(

@@ -140,11 +140,16 @@ def push(core: Core, client: Client, params: AuthorizationParams, extra: dict[st
     return PushedRequest(request_uri, ttl)
 
 
-def load(core: Core, client_id: str | None, request_uri: str | None, *, kind: str = PAR_KIND) -> Artifact:
-    """The pushed request, if it is unexpired, unused, and was pushed by ``client_id``."""
+def required_uri(request_uri: str | None) -> str:
+    """``request_uri`` itself, or ``InvalidRequest`` when it is missing."""
     if not request_uri:
         raise InvalidRequest("request_uri is required", reason="request_uri_missing")
-    art = core.store.get_artifact(kind, sha256_key(request_uri))
+    return request_uri
+
+
+def load(core: Core, client_id: str | None, request_uri: str | None, *, kind: str = PAR_KIND) -> Artifact:
+    """The pushed request, if it is unexpired, unused, and was pushed by ``client_id``."""
+    art = core.store.get_artifact(kind, sha256_key(required_uri(request_uri)))
     if art is None or art.consumed_at is not None or art.expires_at <= core.now():
         raise InvalidRequestURI("request_uri is unknown, used or expired", reason="request_uri_invalid")
     if art.client_id != client_id:

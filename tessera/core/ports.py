@@ -149,8 +149,9 @@ class ApiKeyStore(Protocol):
 
     def get_api_key(self, merchant_id: int, key_id: int) -> ApiKey | None: ...
     def list_api_keys(self, merchant_id: int) -> list[ApiKey]: ...
-    def set_api_key_enabled(self, merchant_id: int, key_id: int, enabled: bool, now: int, *,
-                            max_enabled: int) -> ApiKey:
+    def set_api_key_enabled(
+        self, merchant_id: int, key_id: int, enabled: bool, now: int, *, max_enabled: int
+    ) -> ApiKey:
         """Enable or disable one key; ``Conflict`` when enabling would exceed ``max_enabled``."""
         ...
 
@@ -176,15 +177,15 @@ class ArtifactStore(Protocol):
         taken over)."""
         ...
 
-    def claim_and_put(self, kind: str, key: str, client_id: str, expires_at: int, now: int,
-                      artifact: Artifact) -> bool:
+    def claim_and_put(self, kind: str, key: str, client_id: str, expires_at: int, now: int, artifact: Artifact) -> bool:
         """``claim(kind, key, ...)`` and, if it was won, ``put_artifact(artifact)``, as one unit:
         False (and nothing stored) when the claim is lost; ``Conflict`` (and nothing claimed)
         when ``artifact`` exists. (A PAR: the assertion's jti and the pushed request.)"""
         ...
 
-    def rotate(self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str,
-               successor_expires_at: int) -> Rotation:
+    def rotate(
+        self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str, successor_expires_at: int
+    ) -> Rotation:
         """Strict rotation as one unit. If the artefact ``family_kind/family`` exists and its
         data is not ``revoked``, ``consume(kind, key, now)``; if that is won, store the
         successor ``kind/successor`` with the consumed artefact's client_id and data, expiring
@@ -221,8 +222,16 @@ class EnrollmentStore(Protocol):
         """(the TID ``username`` is bound to, the username ``tid`` is bound to); None where unbound."""
         ...
 
-    def add_enrollment(self, client_id: str, merchant_id: int, pos: str, tids: list[str], username: str, now: int,
-                       device_id: str | None = None) -> Enrollment: ...
+    def add_enrollment(
+        self,
+        client_id: str,
+        merchant_id: int,
+        pos: str,
+        tids: list[str],
+        username: str,
+        now: int,
+        device_id: str | None = None,
+    ) -> Enrollment: ...
     def list_enrollments(self) -> list[Enrollment]: ...
 
 
@@ -237,8 +246,17 @@ class EventLog(Protocol):
 
 
 @runtime_checkable
-class Store(ClientDirectory, CertificateDirectory, KeyStore, MerchantDirectory, ApiKeyStore, ArtifactStore,
-            EnrollmentStore, EventLog, Protocol):
+class Store(
+    ClientDirectory,
+    CertificateDirectory,
+    KeyStore,
+    MerchantDirectory,
+    ApiKeyStore,
+    ArtifactStore,
+    EnrollmentStore,
+    EventLog,
+    Protocol,
+):
     """Every role, plus a liveness check and the release of connections."""
 
     def ping(self) -> None:
@@ -255,8 +273,9 @@ class Store(ClientDirectory, CertificateDirectory, KeyStore, MerchantDirectory, 
 class AsyncRotation(Protocol):
     """``rotate`` awaited on the running event loop (PostgreSQL: one prepared statement)."""
 
-    async def rotate_async(self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str,
-                           successor_expires_at: int) -> Rotation | None:
+    async def rotate_async(
+        self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str, successor_expires_at: int
+    ) -> Rotation | None:
         """As ``ArtifactStore.rotate``; None where it cannot run on this loop (the caller then
         uses ``rotate``)."""
         ...

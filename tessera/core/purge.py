@@ -30,7 +30,7 @@ from tessera.config import Settings
 from tessera.core import authorize, refresh
 from tessera.core.flows import native
 from tessera.core.kinds import Kind
-from tessera.core.ports import PurgePolicy
+from tessera.core.ports import ArtifactStore, PurgePolicy
 
 #: The shortest time a consumed authorization code outlives its expiry (the Redis store's
 #: ``DEFAULT_REPLAY_MARGIN``).
@@ -60,13 +60,13 @@ def policy(settings: Settings, now: int) -> PurgePolicy:
     )
 
 
-def purge(store, settings: Settings, now: int) -> dict[str, int]:
+def purge(store: ArtifactStore, settings: Settings, now: int) -> dict[str, int]:
     """Delete what ``policy`` allows now: the rows deleted per artefact kind (and
     ``security_events``)."""
     return store.purge(int(now), policy(settings, int(now)))
 
 
-def take_turn(store, now: int, interval: float) -> bool:
+def take_turn(store: ArtifactStore, now: int, interval: float) -> bool:
     """True for exactly one caller (of every process on this database) per half ``interval``:
     the scheduled purges of several workers and instances do not all run at once."""
     return store.claim(TURN_KIND, "purge", "tessera", int(now) + max(1, int(interval / 2)), int(now))

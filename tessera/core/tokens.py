@@ -6,7 +6,7 @@ import base64
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from tessera.core.context import EXACT_CACHE_SECONDS, Core, _TTLCache
@@ -48,7 +48,11 @@ def issue_access_token(
     when mTLS was used. ``audience`` may widen the profile's audience into a list that holds it
     (MobilePay's two-entry ``aud``); it can never replace it."""
     seal = core.config.seal(profile)
-    if audience is not None and audience != seal.audience and not (isinstance(audience, list) and seal.audience in audience):
+    if (
+        audience is not None
+        and audience != seal.audience
+        and not (isinstance(audience, list) and seal.audience in audience)
+    ):
         raise ValueError(f"the audience of a {profile} token must hold {seal.audience}")
     now = core.now()
     jti = secrets.token_urlsafe(16)
@@ -76,16 +80,28 @@ def issue_access_token(
 def issue_id_token(core: Core, *, client_id: str, subject: str, ttl: int, extra: dict[str, Any] | None = None) -> str:
     now = core.now()
     claims: dict[str, Any] = {
-        "iss": core.config.issuer, "sub": subject, "aud": client_id, "azp": client_id,
-        "iat": now, "auth_time": now, "exp": now + ttl,
+        "iss": core.config.issuer,
+        "sub": subject,
+        "aud": client_id,
+        "azp": client_id,
+        "iat": now,
+        "auth_time": now,
+        "exp": now + ttl,
     }
     if extra:
         claims.update(extra)
     return sign_jwt(claims, core.keys.get().signing_key, typ="JWT")
 
 
-def verify_access_token(core: Core, token: str | None, *, thumbprint: str | None, profile: str, bound: bool = False,
-                        check_revoked: bool = True) -> dict[str, Any]:
+def verify_access_token(
+    core: Core,
+    token: str | None,
+    *,
+    thumbprint: str | None,
+    profile: str,
+    bound: bool = False,
+    check_revoked: bool = True,
+) -> dict[str, Any]:
     """Claims of one of ``profile``'s own access tokens, checked for signature, seal (issuer,
     audience, profile, environment), expiry, certificate binding and revocation. The one place
     where an access token is read: another profile's token is refused here, whatever endpoint
@@ -117,8 +133,14 @@ def verify_access_token(core: Core, token: str | None, *, thumbprint: str | None
         raise InvalidToken("a certificate-bound access token is required", reason="token_unbound")
     if bound_to is not None and bound_to != thumbprint:
         raise InvalidToken("the access token is bound to another certificate", reason="token_binding_mismatch")
-    if not check_revoked:
-        return claims
+    if check_revoked:
+        _check_revocations(core, claims, profile, bound_to, now)
+    return claims
+
+
+def _check_revocations(core: Core, claims: dict[str, Any], profile: str, bound_to: str | None, now: int) -> None:
+    """``InvalidToken`` for a token revoked by its jti or its refresh family, of a client no
+    longer active, or bound to a certificate that is revoked or expired."""
     if access_token_revoked(core, str(claims.get("jti"))):
         raise InvalidToken("the access token has been revoked", reason="token_revoked")
     if "fam" in claims:
@@ -134,7 +156,6 @@ def verify_access_token(core: Core, token: str | None, *, thumbprint: str | None
         cert = core.certificate(bound_to)
         if cert is None or not cert.usable(now):
             raise InvalidToken("the access token's certificate is revoked or expired", reason="token_cert_revoked")
-    return claims
 
 
 #: Access tokens whose signature a worker verified, kept for the next request that presents
@@ -205,4 +226,4 @@ def revoke_token(core: Core, jti: str, client_id: str, expires_at: int) -> None:
 
 
 def _dt(ts: int) -> datetime:
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
+    return datetime.fromtimestamp(ts, tz=UTC)

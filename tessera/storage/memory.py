@@ -165,7 +165,8 @@ class MemoryStore:
     def create_merchant(self, merchant: Merchant) -> None:
         with self._lock:
             if merchant.merchant_id in self._merchants or (
-                    merchant.vat is not None and any(m.vat == merchant.vat for m in self._merchants.values())):
+                merchant.vat is not None and any(m.vat == merchant.vat for m in self._merchants.values())
+            ):
                 raise Conflict(f"merchant {merchant.merchant_id} or VAT {merchant.vat} exists")
             self._merchants[merchant.merchant_id] = merchant
 
@@ -230,16 +231,18 @@ class MemoryStore:
         with self._lock:
             return sorted((k for k in self._api_keys.values() if k.merchant_id == merchant_id), key=lambda k: k.key_id)
 
-    def set_api_key_enabled(self, merchant_id: int, key_id: int, enabled: bool, now: int, *,
-                            max_enabled: int) -> ApiKey:
+    def set_api_key_enabled(
+        self, merchant_id: int, key_id: int, enabled: bool, now: int, *, max_enabled: int
+    ) -> ApiKey:
         with self._lock:
             key = self._api_keys.get((merchant_id, key_id))
             if key is None:
                 raise Conflict(f"merchant {merchant_id} has no key {key_id}")
             if enabled and not key.enabled and self._enabled(merchant_id) >= max_enabled:
                 raise Conflict(f"merchant {merchant_id} already has {max_enabled} enabled keys; disable one first")
-            key = self._api_keys[(merchant_id, key_id)] = replace(key, enabled=enabled,
-                                                                  disabled_at=None if enabled else now)
+            key = self._api_keys[(merchant_id, key_id)] = replace(
+                key, enabled=enabled, disabled_at=None if enabled else now
+            )
             return key
 
     # --- single-use artefacts ---------------------------------------------------------------------------
@@ -293,8 +296,9 @@ class MemoryStore:
             self._put(artifact)
             return True
 
-    def rotate(self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str,
-               successor_expires_at: int) -> Rotation:
+    def rotate(
+        self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str, successor_expires_at: int
+    ) -> Rotation:
         with self._lock:
             fam = self._artifacts.get((family_kind, family))
             if fam is None or fam.data.get("revoked"):
@@ -335,12 +339,22 @@ class MemoryStore:
         with self._lock:
             return self._bindings.get(username), next((u for u, t in self._bindings.items() if t == tid), None)
 
-    def add_enrollment(self, client_id: str, merchant_id: int, pos: str, tids: list[str], username: str, now: int,
-                       device_id: str | None = None) -> Enrollment:
+    def add_enrollment(
+        self,
+        client_id: str,
+        merchant_id: int,
+        pos: str,
+        tids: list[str],
+        username: str,
+        now: int,
+        device_id: str | None = None,
+    ) -> Enrollment:
         with self._lock:
             if client_id not in self._clients:
                 raise Conflict(f"unknown client {client_id}")
-            e = Enrollment(len(self._enrollments) + 1, client_id, merchant_id, pos, tuple(tids), username, now, device_id)
+            e = Enrollment(
+                len(self._enrollments) + 1, client_id, merchant_id, pos, tuple(tids), username, now, device_id
+            )
             self._enrollments.append(e)
             return e
 
@@ -365,14 +379,23 @@ class MemoryStore:
         now = int(now)
         counts: dict[str, int] = {}
         with self._lock:
-            live_families = frozenset(
-                str(a.data.get("fam")) for (kind, _), a in self._artifacts.items()
-                if kind == policy.token_kind and a.expires_at > now) if policy.token_kind else frozenset()
+            live_families = (
+                frozenset(
+                    str(a.data.get("fam"))
+                    for (kind, _), a in self._artifacts.items()
+                    if kind == policy.token_kind and a.expires_at > now
+                )
+                if policy.token_kind
+                else frozenset()
+            )
             for (kind, key), a in list(self._artifacts.items()):
                 if a.expires_at > now:
                     continue
-                if (kind in policy.replay_kinds and a.consumed_at is not None
-                        and a.expires_at > now - policy.replay_margin):
+                if (
+                    kind in policy.replay_kinds
+                    and a.consumed_at is not None
+                    and a.expires_at > now - policy.replay_margin
+                ):
                     continue
                 if kind == policy.family_kind and (a.expires_at > now - policy.family_margin or key in live_families):
                     continue

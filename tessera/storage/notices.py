@@ -25,7 +25,6 @@ worker that cannot hear notices does not trust its caches. Redis-backed deployme
 the epoch in ``tessera.storage.redis_store`` instead.
 """
 
-
 from __future__ import annotations
 
 import contextlib
@@ -35,7 +34,8 @@ import os
 import sqlite3
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
@@ -56,8 +56,9 @@ class SQLiteNotices:
 
     exact = True
 
-    def __init__(self, database: str, *, backstop_seconds: float = BACKSTOP_SECONDS,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, database: str, *, backstop_seconds: float = BACKSTOP_SECONDS, clock: Callable[[], float] = time.monotonic
+    ):
         self._database = database
         self.path = notice_path(database)
         self._backstop = backstop_seconds

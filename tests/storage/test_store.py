@@ -68,7 +68,9 @@ REDIS = [pytest.param("redis", marks=pytest.mark.slow), pytest.param("redis-all"
 
 
 def _sql(request, tmp_path) -> SQLStore:
-    url = f"sqlite:///{tmp_path / 'store.db'}" if request.param != "postgres" else request.getfixturevalue("postgres_url")
+    url = (
+        f"sqlite:///{tmp_path / 'store.db'}" if request.param != "postgres" else request.getfixturevalue("postgres_url")
+    )
     s = SQLStore(url)
     migrate.upgrade(s.engine)
     return s
@@ -134,32 +136,58 @@ def together(n: int, fn) -> list:
 
 
 def a_client(client_id: str = "app-1", **kw) -> Client:
-    base = dict(client_id=client_id, name="App One", secret_hash="ab" * 32, redirect_uris=("https://a.example/cb",),
-                scope="openid", auth_methods=("client_secret_post",), grant_types=("client_credentials", "authorization_code"),
-                require_par=True, jwks={"keys": [{"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}]}, created_at=NOW)
+    base = dict(
+        client_id=client_id,
+        name="App One",
+        secret_hash="ab" * 32,
+        redirect_uris=("https://a.example/cb",),
+        scope="openid",
+        auth_methods=("client_secret_post",),
+        grant_types=("client_credentials", "authorization_code"),
+        require_par=True,
+        jwks={"keys": [{"kty": "EC", "crv": "P-256", "x": "x", "y": "y"}]},
+        created_at=NOW,
+    )
     base.update(kw)
     return Client(**base)
 
 
 def a_cert(serial: str = "1a2b", client_id: str = "app-1", thumbprint: str = "tp-1", **kw) -> CertificateRecord:
-    base = dict(serial=serial, client_id=client_id, thumbprint=thumbprint, subject="CN=NOMEAPP", not_before=NOW - 10,
-                not_after=NOW + 86400, pem="-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n", created_at=NOW)
+    base = dict(
+        serial=serial,
+        client_id=client_id,
+        thumbprint=thumbprint,
+        subject="CN=NOMEAPP",
+        not_before=NOW - 10,
+        not_after=NOW + 86400,
+        pem="-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
+        created_at=NOW,
+    )
     base.update(kw)
     return CertificateRecord(**base)
 
 
 def test_is_a_store(store):
     assert isinstance(store, Store)
-    for role in (ClientDirectory, CertificateDirectory, KeyStore, MerchantDirectory, ApiKeyStore, ArtifactStore,
-                 EnrollmentStore, EventLog):
+    for role in (
+        ClientDirectory,
+        CertificateDirectory,
+        KeyStore,
+        MerchantDirectory,
+        ApiKeyStore,
+        ArtifactStore,
+        EnrollmentStore,
+        EventLog,
+    ):
         assert isinstance(store, role), role
     store.ping()
 
 
 def test_capabilities_are_found_once_and_typed(store):
     caps = Capabilities.of(store)
-    assert caps.announced_kinds == (frozenset({Kind.REVOKED_TOKEN}) if not isinstance(store, CompositeStore)
-                                    else frozenset())  # on Redis the marks are not announced
+    assert caps.announced_kinds == (
+        frozenset({Kind.REVOKED_TOKEN}) if not isinstance(store, CompositeStore) else frozenset()
+    )  # on Redis the marks are not announced
     assert caps.notices is not None and caps.notices.exact is (not isinstance(store, CompositeStore))
     assert (caps.rotation is not None) is isinstance(store, (SQLStore, CompositeStore))
     assert (caps.database is not None) is isinstance(store, (SQLStore, CompositeStore))
@@ -171,9 +199,11 @@ def test_capabilities_are_found_once_and_typed(store):
         assert caps.redis.redis.ping() is True
         caps.redis.ping_redis()
     for capability in (AsyncRotation, AnnouncesChanges, AnnouncedKinds, SQLBacked, RedisHandle):
-        assert isinstance(store, capability) is (capability in {AnnouncesChanges, AnnouncedKinds}
-                                                 or isinstance(store, (SQLStore, CompositeStore))
-                                                 and (capability is not RedisHandle or isinstance(store, CompositeStore)))
+        assert isinstance(store, capability) is (
+            capability in {AnnouncesChanges, AnnouncedKinds}
+            or isinstance(store, (SQLStore, CompositeStore))
+            and (capability is not RedisHandle or isinstance(store, CompositeStore))
+        )
 
 
 def test_announced_writes_reach_a_listener(store):
@@ -183,15 +213,22 @@ def test_announced_writes_reach_a_listener(store):
     assert notices is not None
     notices.changed()  # the first look counts as a change
     assert notices.changed() is False
-    writes = [("client", lambda: store.create_client(a_client())),
-              ("certificate", lambda: store.add_certificate(a_cert())),
-              ("revocation", lambda: store.revoke_certificate("1a2b", NOW)),
-              ("client status", lambda: store.set_client_status("app-1", "revoked")),
-              ("terminal", lambda: (store.create_merchant(Merchant(42, "Shop")),
-                                    store.add_terminal(Terminal("S1", 42, "POS1", "softpos")))),
-              ("user", lambda: store.add_user(MerchantUser("a@shop.example", 42, "h"))),
-              ("grant", lambda: store.grant(42, "app-1", NOW)),
-              ("binding", lambda: store.bind_username("a@shop.example", "S1", NOW))]
+    writes = [
+        ("client", lambda: store.create_client(a_client())),
+        ("certificate", lambda: store.add_certificate(a_cert())),
+        ("revocation", lambda: store.revoke_certificate("1a2b", NOW)),
+        ("client status", lambda: store.set_client_status("app-1", "revoked")),
+        (
+            "terminal",
+            lambda: (
+                store.create_merchant(Merchant(42, "Shop")),
+                store.add_terminal(Terminal("S1", 42, "POS1", "softpos")),
+            ),
+        ),
+        ("user", lambda: store.add_user(MerchantUser("a@shop.example", 42, "h"))),
+        ("grant", lambda: store.grant(42, "app-1", NOW)),
+        ("binding", lambda: store.bind_username("a@shop.example", "S1", NOW)),
+    ]
     for name, write in writes:
         write()
         deadline = time.monotonic() + 5  # the SQLite notice file and NOTIFY: at once; a fresh poll for Redis
@@ -524,13 +561,30 @@ def test_rotate_onto_an_existing_successor_consumes_nothing(durable):
     store.put_artifact(Artifact("refresh_token", "t1", "app-1", {"fam": "f1"}, NOW + 100))
     store.put_artifact(Artifact("refresh_token", "taken", "app-1", {"fam": "f1"}, NOW + 100))
     with pytest.raises(Conflict):
-        store.rotate("refresh_token", "t1", NOW, family_kind="refresh_family", family="f1", successor="taken",
-                     successor_expires_at=NOW + 100)
+        store.rotate(
+            "refresh_token",
+            "t1",
+            NOW,
+            family_kind="refresh_family",
+            family="f1",
+            successor="taken",
+            successor_expires_at=NOW + 100,
+        )
     assert store.get_artifact("refresh_token", "t1").consumed_at is None
     # a token that cannot be consumed is "lost" before the successor is looked at
     store.consume("refresh_token", "t1", NOW)
-    assert store.rotate("refresh_token", "t1", NOW, family_kind="refresh_family", family="f1", successor="taken",
-                        successor_expires_at=NOW + 100).status == "lost"
+    assert (
+        store.rotate(
+            "refresh_token",
+            "t1",
+            NOW,
+            family_kind="refresh_family",
+            family="f1",
+            successor="taken",
+            successor_expires_at=NOW + 100,
+        ).status
+        == "lost"
+    )
 
 
 @pytest.mark.parametrize("lapsed", [False, True], ids=["fresh", "lapsed"])
@@ -538,8 +592,17 @@ def test_claim_and_put_is_atomic_under_threads(store, lapsed):
     key = f"app-1:par-race-{lapsed}"
     if lapsed:
         assert store.claim("assertion_jti", key, "app-1", NOW - 1, NOW - 100) is True
-    results = together(N, lambda i: store.claim_and_put("assertion_jti", key, "app-1", NOW + 100, NOW,
-                                                        Artifact("request_uri", f"r{lapsed}{i}", "app-1", {"i": i}, NOW + 90)))
+    results = together(
+        N,
+        lambda i: store.claim_and_put(
+            "assertion_jti",
+            key,
+            "app-1",
+            NOW + 100,
+            NOW,
+            Artifact("request_uri", f"r{lapsed}{i}", "app-1", {"i": i}, NOW + 90),
+        ),
+    )
     assert results.count(True) == 1, results
     stored = [i for i in range(N) if store.get_artifact("request_uri", f"r{lapsed}{i}") is not None]
     assert stored == [results.index(True)]
@@ -562,8 +625,14 @@ def test_rotate(store):
     r = store.rotate("refresh_token", "t1", NOW + 1, **args, successor="t3", successor_expires_at=NOW + 100)
     assert r.status == "lost" and r.consumed is None and store.get_artifact("refresh_token", "t3") is None
     # unknown, and expired: lost
-    assert store.rotate("refresh_token", "nope", NOW, **args, successor="t4", successor_expires_at=NOW + 9).status == "lost"
-    assert store.rotate("refresh_token", "t2", NOW + 100, **args, successor="t4", successor_expires_at=NOW + 9).status == "lost"
+    assert (
+        store.rotate("refresh_token", "nope", NOW, **args, successor="t4", successor_expires_at=NOW + 9).status
+        == "lost"
+    )
+    assert (
+        store.rotate("refresh_token", "t2", NOW + 100, **args, successor="t4", successor_expires_at=NOW + 9).status
+        == "lost"
+    )
     # the successor never outlives its family
     r = store.rotate("refresh_token", "t2", NOW + 2, **args, successor="t5", successor_expires_at=NOW + 9999)
     assert r.status == "rotated" and r.successor_expires_at == NOW + 500
@@ -575,8 +644,15 @@ def test_rotate_refused_when_the_family_is_revoked_or_gone(store):
     store.put_artifact(Artifact("refresh_token", "u1", "app-1", {"fam": "f2"}, NOW + 100))
     store.put_artifact(Artifact("refresh_token", "u2", "app-1", {"fam": "gone"}, NOW + 100))
     for key, fam in (("u1", "f2"), ("u2", "gone")):
-        r = store.rotate("refresh_token", key, NOW, family_kind="refresh_family", family=fam, successor=key + "x",
-                         successor_expires_at=NOW + 50)
+        r = store.rotate(
+            "refresh_token",
+            key,
+            NOW,
+            family_kind="refresh_family",
+            family=fam,
+            successor=key + "x",
+            successor_expires_at=NOW + 50,
+        )
         assert r.status == "family_revoked"
         assert store.get_artifact("refresh_token", key).consumed_at is None  # nothing consumed
         assert store.get_artifact("refresh_token", key + "x") is None
@@ -586,8 +662,18 @@ def test_rotate_refused_when_the_family_is_revoked_or_gone(store):
 def test_rotate_is_atomic_under_threads(store, round_):
     _family(store, f"fr{round_}")
     store.put_artifact(Artifact("refresh_token", f"r{round_}", "app-1", {"fam": f"fr{round_}"}, NOW + 100))
-    results = together(N, lambda i: store.rotate("refresh_token", f"r{round_}", NOW, family_kind="refresh_family",
-                                                 family=f"fr{round_}", successor=f"r{round_}-{i}", successor_expires_at=NOW + 100))
+    results = together(
+        N,
+        lambda i: store.rotate(
+            "refresh_token",
+            f"r{round_}",
+            NOW,
+            family_kind="refresh_family",
+            family=f"fr{round_}",
+            successor=f"r{round_}-{i}",
+            successor_expires_at=NOW + 100,
+        ),
+    )
     assert [r.status for r in results].count("rotated") == 1, results
     assert sorted(r.status for r in results)[-1] == "rotated" and {r.status for r in results} == {"lost", "rotated"}
     winner = [i for i, r in enumerate(results) if r.status == "rotated"][0]
@@ -606,16 +692,32 @@ def test_rotate_async_on_the_event_loop(sql_store):
 
     async def main():
         if store.is_sqlite:
-            assert await store.rotate_async("refresh_token", "x", NOW, family="f", successor="y", **args,
-                                            successor_expires_at=NOW + 1) is None
+            assert (
+                await store.rotate_async(
+                    "refresh_token", "x", NOW, family="f", successor="y", **args, successor_expires_at=NOW + 1
+                )
+                is None
+            )
             return
         _family(store, "fa", expires_at=NOW + 500)
         _family(store, "fr", revoked=True)
         data = {"fam": "fa", "sub": "alice", "scope": "a b"}
         store.put_artifact(Artifact("refresh_token", "a1", "app-1", data, NOW + 100))
         store.put_artifact(Artifact("refresh_token", "b1", "app-1", {"fam": "fr"}, NOW + 100))
-        results = await asyncio.gather(*(store.rotate_async("refresh_token", "a1", NOW, family="fa", successor=f"a2-{i}",
-                                                             successor_expires_at=NOW + 9999, **args) for i in range(N)))
+        results = await asyncio.gather(
+            *(
+                store.rotate_async(
+                    "refresh_token",
+                    "a1",
+                    NOW,
+                    family="fa",
+                    successor=f"a2-{i}",
+                    successor_expires_at=NOW + 9999,
+                    **args,
+                )
+                for i in range(N)
+            )
+        )
         won = [i for i, r in enumerate(results) if r.status == "rotated"]
         assert len(won) == 1 and {r.status for r in results} == {"lost", "rotated"}
         r = results[won[0]]
@@ -623,23 +725,33 @@ def test_rotate_async_on_the_event_loop(sql_store):
         assert r.family_expires_at == NOW + 500 and r.successor_expires_at == NOW + 500  # never past the family
         assert store.get_artifact("refresh_token", f"a2-{won[0]}").data == data
         assert [i for i in range(N) if store.get_artifact("refresh_token", f"a2-{i}")] == won
-        lost = await store.rotate_async("refresh_token", "a1", NOW, family="fa", successor="a3", successor_expires_at=NOW + 9, **args)
+        lost = await store.rotate_async(
+            "refresh_token", "a1", NOW, family="fa", successor="a3", successor_expires_at=NOW + 9, **args
+        )
         assert lost.status == "lost" and lost.family_expires_at == NOW + 500
-        r = await store.rotate_async("refresh_token", "b1", NOW, family="fr", successor="b2", successor_expires_at=NOW + 9, **args)
+        r = await store.rotate_async(
+            "refresh_token", "b1", NOW, family="fr", successor="b2", successor_expires_at=NOW + 9, **args
+        )
         assert r.status == "family_revoked" and store.get_artifact("refresh_token", "b1").consumed_at is None
         store.put_artifact(Artifact("refresh_token", "c1", "app-1", {"fam": "fa"}, NOW + 100))
         with pytest.raises(Conflict):
-            await store.rotate_async("refresh_token", "c1", NOW, family="fa", successor=f"a2-{won[0]}",
-                                     successor_expires_at=NOW + 9, **args)
+            await store.rotate_async(
+                "refresh_token", "c1", NOW, family="fa", successor=f"a2-{won[0]}", successor_expires_at=NOW + 9, **args
+            )
         assert store.get_artifact("refresh_token", "c1").consumed_at is None  # one statement: all or nothing
-        r = await store.rotate_async("refresh_token", "c1", NOW, family="fa", successor="c2", successor_expires_at=NOW + 9, **args)
+        r = await store.rotate_async(
+            "refresh_token", "c1", NOW, family="fa", successor="c2", successor_expires_at=NOW + 9, **args
+        )
         assert r.status == "rotated"
 
     asyncio.run(main())
     if not store.is_sqlite:  # another event loop (the first one is closed): new connections, same answers
         store.put_artifact(Artifact("refresh_token", "d1", "app-1", {"fam": "fa"}, NOW + 100))
-        r = asyncio.run(store.rotate_async("refresh_token", "d1", NOW, family="fa", successor="d2", successor_expires_at=NOW + 9,
-                                           **args))
+        r = asyncio.run(
+            store.rotate_async(
+                "refresh_token", "d1", NOW, family="fa", successor="d2", successor_expires_at=NOW + 9, **args
+            )
+        )
         assert r.status == "rotated"
 
 
@@ -656,7 +768,16 @@ def test_rotate_async_outage_is_store_unavailable():
     store = SQLStore(f"postgresql+psycopg://nobody@127.0.0.1:{port}/none")
     try:
         with pytest.raises(StoreUnavailable):
-            asyncio.run(store.rotate_async("refresh_token", "k", NOW, family_kind="refresh_family", family="f", successor="s",
-                                           successor_expires_at=NOW + 1))
+            asyncio.run(
+                store.rotate_async(
+                    "refresh_token",
+                    "k",
+                    NOW,
+                    family_kind="refresh_family",
+                    family="f",
+                    successor="s",
+                    successor_expires_at=NOW + 1,
+                )
+            )
     finally:
         store.close()

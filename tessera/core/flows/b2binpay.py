@@ -97,8 +97,9 @@ def sign(login: str, password: str, time_str: str, refresh_token: str) -> str:
 
 def authenticate(core: Core, req: LoginRequest) -> AuthenticatedClient:
     """The client whose id and secret are the login and password, or ``InvalidClient`` (400 2006)."""
-    return authenticate_with(core, AUTH_METHODS, ClientAuthRequest(
+    auth: AuthenticatedClient = authenticate_with(core, AUTH_METHODS, ClientAuthRequest(
         credentials=ClientCredentials(req.login, req.password, "client_secret_post")))
+    return auth
 
 
 def login(core: Core, client_id: str, req: LoginRequest, lifetimes: Lifetimes) -> B2BTokens:

@@ -254,7 +254,8 @@ def _open(kek: bytes, jti: str, sealed: str) -> dict[str, Any]:
         raise ValueError("unknown sealed answer version")
     raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
     plain = _answer_key(kek).decrypt(raw[:12], raw[12:], f"refresh-answer:{jti}".encode())
-    return json.loads(plain)
+    answer: dict[str, Any] = json.loads(plain)
+    return answer
 
 
 # --- introspection, revocation, userinfo ----------------------------------------------------
@@ -307,7 +308,7 @@ def introspect(core: Core, client: Client, token: str | None, hint: str | None =
                                            thumbprint=cnf.get("x5t#S256") if isinstance(cnf, dict) else None)
             except InvalidToken:
                 return dict(INACTIVE)
-            out = {"active": True, "token_type": "Bearer"}
+            out: dict[str, Any] = {"active": True, "token_type": "Bearer"}
             for name in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "cnf"):
                 if name in claims:
                     out[name] = claims[name]

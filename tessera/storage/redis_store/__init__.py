@@ -12,5 +12,14 @@ from tessera.storage.redis_store.client import UNAVAILABLE, connect, unavailable
 from tessera.storage.redis_store.composite import CompositeStore, rotate_stepwise
 from tessera.storage.redis_store.epoch import RevocationNotices
 
-__all__ = ["DEFAULT_REPLAY_MARGIN", "SHORT_LIVED_KINDS", "UNAVAILABLE", "CompositeStore", "RedisArtifacts",
-           "RevocationNotices", "connect", "rotate_stepwise", "unavailable_as_store_error"]
+__all__ = [
+    "DEFAULT_REPLAY_MARGIN",
+    "SHORT_LIVED_KINDS",
+    "UNAVAILABLE",
+    "CompositeStore",
+    "RedisArtifacts",
+    "RevocationNotices",
+    "connect",
+    "rotate_stepwise",
+    "unavailable_as_store_error",
+]

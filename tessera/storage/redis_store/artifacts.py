@@ -30,8 +30,9 @@ from tessera.storage.redis_store.client import unavailable_as_store_error
 
 #: The artefact kinds kept in Redis. Refresh tokens and their families are *not* among
 #: them: they live for days and must survive any restart, so they stay in SQL.
-SHORT_LIVED_KINDS: frozenset[str] = frozenset({Kind.REQUEST_URI, Kind.CODE, Kind.ASSERTION_JTI, Kind.REVOKED_TOKEN,
-                                               Kind.NATIVE_REQUEST_URI, Kind.NATIVE_CODE})
+SHORT_LIVED_KINDS: frozenset[str] = frozenset(
+    {Kind.REQUEST_URI, Kind.CODE, Kind.ASSERTION_JTI, Kind.REVOKED_TOKEN, Kind.NATIVE_REQUEST_URI, Kind.NATIVE_CODE}
+)
 
 #: How long a record outlives its ``expires_at``: a replayed (consumed) code is still
 #: recognised as a replay for this long, and its tokens revoked.
@@ -81,8 +82,14 @@ _FIELDS = ("client_id", "data", "expires_at", "consumed_at")
 class RedisArtifacts:
     """The single-use artefacts of ``kinds`` on Redis (see the module docstring)."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "tessera:", replay_margin: int = DEFAULT_REPLAY_MARGIN,
-                 kinds: Iterable[str] = SHORT_LIVED_KINDS) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = "tessera:",
+        replay_margin: int = DEFAULT_REPLAY_MARGIN,
+        kinds: Iterable[str] = SHORT_LIVED_KINDS,
+    ) -> None:
         self.redis = client
         self.prefix = prefix
         self.replay_margin = replay_margin
@@ -102,8 +109,10 @@ class RedisArtifacts:
         a = artifact
         consumed = "" if a.consumed_at is None else str(int(a.consumed_at))
         with unavailable_as_store_error():
-            done = self._put(keys=[self._key(a.kind, a.key)],
-                             args=[a.client_id, _dumps(a.data), int(a.expires_at), consumed, self._expire_at(a.expires_at)])
+            done = self._put(
+                keys=[self._key(a.kind, a.key)],
+                args=[a.client_id, _dumps(a.data), int(a.expires_at), consumed, self._expire_at(a.expires_at)],
+            )
         if not done:
             raise Conflict(f"{a.kind} exists")
 
@@ -119,7 +128,9 @@ class RedisArtifacts:
 
     def claim(self, kind: str, key: str, client_id: str, expires_at: int, now: int) -> bool:
         with unavailable_as_store_error():
-            won = self._claim(keys=[self._key(kind, key)], args=[client_id, int(expires_at), int(now), self._expire_at(expires_at)])
+            won = self._claim(
+                keys=[self._key(kind, key)], args=[client_id, int(expires_at), int(now), self._expire_at(expires_at)]
+            )
         return bool(won)
 
     def update_artifact_data(self, kind: str, key: str, data: dict[str, Any]) -> None:
@@ -136,8 +147,9 @@ class RedisArtifacts:
             for name in names:
                 pipe.hget(name, "expires_at")
             expiries = pipe.execute()
-        return frozenset(name[start:] for name, e in zip(names, expiries, strict=True)
-                         if e is not None and int(e) > int(now))
+        return frozenset(
+            name[start:] for name, e in zip(names, expiries, strict=True) if e is not None and int(e) > int(now)
+        )
 
     def ping(self) -> None:
         with unavailable_as_store_error():
@@ -156,5 +168,11 @@ def _artifact(kind: str, key: str, row: Any) -> Artifact | None:
     if not row or row[0] is None:
         return None
     client_id, data, expires_at, consumed_at = row
-    return Artifact(kind=kind, key=key, client_id=client_id, data=json.loads(data), expires_at=int(expires_at),
-                    consumed_at=int(consumed_at) if consumed_at else None)
+    return Artifact(
+        kind=kind,
+        key=key,
+        client_id=client_id,
+        data=json.loads(data),
+        expires_at=int(expires_at),
+        consumed_at=int(consumed_at) if consumed_at else None,
+    )

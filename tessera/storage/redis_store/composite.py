@@ -40,8 +40,17 @@ if TYPE_CHECKING:
     from tessera.config import Settings
 
 
-def rotate_stepwise(store: ArtifactStore, kind: str, key: str, now: int, *, family_kind: str, family: str,
-                    successor: str, successor_expires_at: int) -> Rotation:
+def rotate_stepwise(
+    store: ArtifactStore,
+    kind: str,
+    key: str,
+    now: int,
+    *,
+    family_kind: str,
+    family: str,
+    successor: str,
+    successor_expires_at: int,
+) -> Rotation:
     """``rotate`` from the other operations, for a store whose kinds live apart: the family
     check, the atomic ``consume`` and the successor's ``put_artifact``, one after another."""
     fam = store.get_artifact(family_kind, family)
@@ -71,8 +80,9 @@ class CompositeStore:
     def from_settings(cls, settings: Settings, sql: SQLStore) -> CompositeStore:
         client = connect(settings.redis_url or "", timeout=settings.redis_timeout)
         artifacts = RedisArtifacts(client, prefix=settings.redis_prefix)
-        notices = RevocationNotices(client, f"{settings.redis_prefix}revocation-epoch",
-                                    poll_seconds=settings.revocation_poll_ms / 1000)
+        notices = RevocationNotices(
+            client, f"{settings.redis_prefix}revocation-epoch", poll_seconds=settings.revocation_poll_ms / 1000
+        )
         return cls(sql, artifacts, notices)
 
     # --- capabilities -----------------------------------------------------------------------
@@ -134,21 +144,45 @@ class CompositeStore:
         self.put_artifact(artifact)
         return True
 
-    def rotate(self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str,
-               successor_expires_at: int) -> Rotation:
+    def rotate(
+        self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str, successor_expires_at: int
+    ) -> Rotation:
         if not self._redis(kind) and not self._redis(family_kind):
-            return self.sql.rotate(kind, key, now, family_kind=family_kind, family=family, successor=successor,
-                                   successor_expires_at=successor_expires_at)
-        return rotate_stepwise(self, kind, key, now, family_kind=family_kind, family=family, successor=successor,
-                               successor_expires_at=successor_expires_at)
+            return self.sql.rotate(
+                kind,
+                key,
+                now,
+                family_kind=family_kind,
+                family=family,
+                successor=successor,
+                successor_expires_at=successor_expires_at,
+            )
+        return rotate_stepwise(
+            self,
+            kind,
+            key,
+            now,
+            family_kind=family_kind,
+            family=family,
+            successor=successor,
+            successor_expires_at=successor_expires_at,
+        )
 
-    async def rotate_async(self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str,
-                           successor_expires_at: int) -> Rotation | None:
+    async def rotate_async(
+        self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str, successor_expires_at: int
+    ) -> Rotation | None:
         """The SQL store's ``rotate_async`` for the kinds it holds; None (use ``rotate``) else."""
         if self._redis(kind) or self._redis(family_kind):
             return None
-        return await self.sql.rotate_async(kind, key, now, family_kind=family_kind, family=family, successor=successor,
-                                           successor_expires_at=successor_expires_at)
+        return await self.sql.rotate_async(
+            kind,
+            key,
+            now,
+            family_kind=family_kind,
+            family=family,
+            successor=successor,
+            successor_expires_at=successor_expires_at,
+        )
 
     # --- housekeeping ---------------------------------------------------------------------------
     def purge(self, now: int, policy: PurgePolicy) -> dict[str, int]:
@@ -204,8 +238,9 @@ class CompositeStore:
         self.sql.grant(merchant_id, client_id, now)
         self.notices.publish()
 
-    def set_api_key_enabled(self, merchant_id: int, key_id: int, enabled: bool, now: int, *,
-                            max_enabled: int) -> ApiKey:
+    def set_api_key_enabled(
+        self, merchant_id: int, key_id: int, enabled: bool, now: int, *, max_enabled: int
+    ) -> ApiKey:
         record = self.sql.set_api_key_enabled(merchant_id, key_id, enabled, now, max_enabled=max_enabled)
         self.notices.publish()
         return record
@@ -262,8 +297,16 @@ class CompositeStore:
     def bindings(self, username: str, tid: str) -> tuple[str | None, str | None]:
         return self.sql.bindings(username, tid)
 
-    def add_enrollment(self, client_id: str, merchant_id: int, pos: str, tids: list[str], username: str, now: int,
-                       device_id: str | None = None) -> Enrollment:
+    def add_enrollment(
+        self,
+        client_id: str,
+        merchant_id: int,
+        pos: str,
+        tids: list[str],
+        username: str,
+        now: int,
+        device_id: str | None = None,
+    ) -> Enrollment:
         return self.sql.add_enrollment(client_id, merchant_id, pos, tids, username, now, device_id)
 
     def list_enrollments(self) -> list[Enrollment]:

@@ -1,6 +1,6 @@
 """The revocation epoch: a value in Redis that changes with every announced change.
 
-    {prefix}revocation-epoch   STRING a fresh random value after every revocation
+{prefix}revocation-epoch   STRING a fresh random value after every revocation
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ class RevocationNotices:
     cannot hear notices does not trust its caches (it reads the database instead).
     """
 
-    def __init__(self, client: redis.Redis, key: str, *, poll_seconds: float = 0.1,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, client: redis.Redis, key: str, *, poll_seconds: float = 0.1, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.redis = client
         self.key = key
         self.poll_seconds = poll_seconds
@@ -52,8 +53,11 @@ class RevocationNotices:
             self.redis.set(self.key, f"{time.time_ns()}-{secrets.token_hex(8)}")
             return True
         except UNAVAILABLE as e:
-            log.warning("revocation notice not published (redis: %s); other instances honour it "
-                        "within revocation_cache_seconds", e)
+            log.warning(
+                "revocation notice not published (redis: %s); other instances honour it "
+                "within revocation_cache_seconds",
+                e,
+            )
             return False
 
     def changed(self) -> bool:

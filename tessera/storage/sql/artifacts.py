@@ -45,44 +45,43 @@ ANNOUNCED_KINDS: frozenset[str] = frozenset({Kind.REVOKED_TOKEN})
 
 # --- the hot path: SQL text per dialect on the pooled DBAPI connection -------------------------
 _A = "artifacts"
-_ART_COLS = 'client_id, data, expires_at, consumed_at'
+_ART_COLS = "client_id, data, expires_at, consumed_at"
 _SQL = {
     "get": f'SELECT {_ART_COLS} FROM {_A} WHERE kind = :kind AND "key" = :key',
     "put": f'INSERT INTO {_A} (kind, "key", client_id, data, expires_at, consumed_at) '
-           f'VALUES (:kind, :key, :client_id, :data, :expires_at, :consumed_at)',
+    f"VALUES (:kind, :key, :client_id, :data, :expires_at, :consumed_at)",
     "consume": f'UPDATE {_A} SET consumed_at = :now WHERE kind = :kind AND "key" = :key '
-               f'AND consumed_at IS NULL AND expires_at > :now RETURNING {_ART_COLS}',
+    f"AND consumed_at IS NULL AND expires_at > :now RETURNING {_ART_COLS}",
     # A new key is inserted; a lapsed record is taken over; a live one is left alone (0 rows).
     "claim": f'INSERT INTO {_A} (kind, "key", client_id, data, expires_at, consumed_at) '
-             f"VALUES (:kind, :key, :client_id, '{{}}', :expires_at, :now) "
-             f'ON CONFLICT (kind, "key") DO UPDATE SET client_id = excluded.client_id, data = excluded.data, '
-             f'expires_at = excluded.expires_at, consumed_at = excluded.consumed_at '
-             f'WHERE {_A}.expires_at <= :now',
+    f"VALUES (:kind, :key, :client_id, '{{}}', :expires_at, :now) "
+    f'ON CONFLICT (kind, "key") DO UPDATE SET client_id = excluded.client_id, data = excluded.data, '
+    f"expires_at = excluded.expires_at, consumed_at = excluded.consumed_at "
+    f"WHERE {_A}.expires_at <= :now",
     # rotate, step by step (SQLite): the family, the consumption, the successor
     "family": f'SELECT expires_at, data FROM {_A} WHERE kind = :family_kind AND "key" = :family',
     "successor": f'INSERT INTO {_A} (kind, "key", client_id, data, expires_at, consumed_at) '
-                 f'SELECT kind, :successor, client_id, data, :successor_expires_at, NULL FROM {_A} '
-                 f'WHERE kind = :kind AND "key" = :key',
+    f"SELECT kind, :successor, client_id, data, :successor_expires_at, NULL FROM {_A} "
+    f'WHERE kind = :kind AND "key" = :key',
 }
 # PostgreSQL: claim + put, and the whole rotation, as single statements (one round trip each).
 _PG_CLAIM_AND_PUT = (
-    f'WITH claimed AS ({_SQL["claim"]} RETURNING 1) '
+    f"WITH claimed AS ({_SQL['claim']} RETURNING 1) "
     f'INSERT INTO {_A} (kind, "key", client_id, data, expires_at, consumed_at) '
-    f'SELECT :p_kind, :p_key, :p_client_id, CAST(:p_data AS json), :p_expires_at, NULL FROM claimed'
+    f"SELECT :p_kind, :p_key, :p_client_id, CAST(:p_data AS json), :p_expires_at, NULL FROM claimed"
 )
 _PG_ROTATE = (
-    f"WITH fam AS (SELECT expires_at FROM {_A} WHERE kind = :family_kind AND \"key\" = :family "
+    f'WITH fam AS (SELECT expires_at FROM {_A} WHERE kind = :family_kind AND "key" = :family '
     f"AND COALESCE(data->>'revoked', 'false') NOT IN ('true', '1')), "
     f'won AS (UPDATE {_A} SET consumed_at = :now WHERE kind = :kind AND "key" = :key '
-    f'AND consumed_at IS NULL AND expires_at > :now AND EXISTS (SELECT 1 FROM fam) RETURNING {_ART_COLS}), '
+    f"AND consumed_at IS NULL AND expires_at > :now AND EXISTS (SELECT 1 FROM fam) RETURNING {_ART_COLS}), "
     f'next AS (INSERT INTO {_A} (kind, "key", client_id, data, expires_at, consumed_at) '
-    f'SELECT :kind, :successor, won.client_id, won.data, LEAST(CAST(:successor_expires_at AS bigint), fam.expires_at), NULL '
-    f'FROM won, fam RETURNING expires_at) '
-    f'SELECT (SELECT expires_at FROM fam), won.client_id, won.data, won.expires_at, won.consumed_at, '
-    f'(SELECT expires_at FROM next) FROM (SELECT 1) AS one LEFT JOIN won ON true'
+    f"SELECT :kind, :successor, won.client_id, won.data, "
+    f"LEAST(CAST(:successor_expires_at AS bigint), fam.expires_at), NULL "
+    f"FROM won, fam RETURNING expires_at) "
+    f"SELECT (SELECT expires_at FROM fam), won.client_id, won.data, won.expires_at, won.consumed_at, "
+    f"(SELECT expires_at FROM next) FROM (SELECT 1) AS one LEFT JOIN won ON true"
 )
-
-
 
 
 def _pg_params(sql: str) -> str:
@@ -97,7 +96,9 @@ def _pg_rotation(raw: Raw, kind: str, key: str, row: Any) -> Rotation:
         return Rotation("family_revoked")
     if client_id is None:
         return Rotation("lost", family_expires_at=int(fam_exp))
-    return Rotation("rotated", raw.artifact(kind, key, (client_id, data, exp, consumed_at)), int(fam_exp), int(next_exp))
+    return Rotation(
+        "rotated", raw.artifact(kind, key, (client_id, data, exp, consumed_at)), int(fam_exp), int(next_exp)
+    )
 
 
 #: PostgreSQL connections per worker for the statements awaited on the event loop
@@ -131,22 +132,12 @@ class Raw:
         success; or, with ``autocommit``, for one self-contained statement (SQLite: reads only,
         a write always takes the write lock up front). Fetch every row (``fetchall``): a
         statement left half-read keeps its transaction open."""
-        try:
-            fairy = self.engine.raw_connection()
-        except GONE + (InvalidRequestError,) as e:  # InvalidRequestError: "reconnection attempts exhausted"
-            raise StoreUnavailable(_reason(e)) from e
-        except self.unavailable as e:
-            raise StoreUnavailable(str(e)) from e
+        fairy = self._checkout()
         conn: Any = fairy.driver_connection
         begun = False
         try:
             cur = conn.cursor()
-            if self.sqlite:
-                if write or not autocommit:
-                    cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                    begun = True
-            elif autocommit:
-                conn.autocommit = True
+            begun = self._begin(conn, cur, write=write, autocommit=autocommit)
             yield cur
             if begun:
                 cur.execute("COMMIT")
@@ -172,6 +163,25 @@ class Raw:
             finally:
                 fairy.close()
 
+    def _checkout(self) -> Any:
+        """A pooled DBAPI connection (SQLAlchemy's wrapper); ``StoreUnavailable`` if none."""
+        try:
+            return self.engine.raw_connection()
+        except GONE + (InvalidRequestError,) as e:  # InvalidRequestError: "reconnection attempts exhausted"
+            raise StoreUnavailable(_reason(e)) from e
+        except self.unavailable as e:
+            raise StoreUnavailable(str(e)) from e
+
+    def _begin(self, conn: Any, cur: Any, *, write: bool, autocommit: bool) -> bool:
+        """Start what ``cursor`` promises; True when a transaction was begun explicitly (SQLite)."""
+        if self.sqlite:
+            if write or not autocommit:
+                cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                return True
+        elif autocommit:
+            conn.autocommit = True
+        return False
+
     def artifact(self, kind: str, key: str, row: Any) -> Artifact | None:
         if row is None:
             return None
@@ -184,12 +194,19 @@ class Raw:
         return json.dumps(data)
 
 
-def _rotate_params(kind: str, key: str, now: int, family_kind: str, family: str, successor: str,
-                   successor_expires_at: int) -> dict[str, Any]:
+def _rotate_params(
+    kind: str, key: str, now: int, family_kind: str, family: str, successor: str, successor_expires_at: int
+) -> dict[str, Any]:
     """The named parameters of the rotation statements (``rotate`` and ``rotate_async``)."""
-    return {"kind": kind, "key": key, "now": int(now), "family_kind": family_kind, "family": family,
-            "successor": successor, "successor_expires_at": int(successor_expires_at)}
-
+    return {
+        "kind": kind,
+        "key": key,
+        "now": int(now),
+        "family_kind": family_kind,
+        "family": family,
+        "successor": successor,
+        "successor_expires_at": int(successor_expires_at),
+    }
 
 
 _PG_ROTATE_NUMBERED = numbered(_PG_ROTATE)
@@ -211,16 +228,33 @@ class SQLArtifacts:
         if a.kind in ANNOUNCED_KINDS:  # workers keep these in memory: the change is announced
             with self.db.write() as c:
                 try:
-                    c.execute(insert(t.artifacts).values(kind=a.kind, key=a.key, client_id=a.client_id, data=a.data,
-                                                         expires_at=int(a.expires_at), consumed_at=a.consumed_at))
+                    c.execute(
+                        insert(t.artifacts).values(
+                            kind=a.kind,
+                            key=a.key,
+                            client_id=a.client_id,
+                            data=a.data,
+                            expires_at=int(a.expires_at),
+                            consumed_at=a.consumed_at,
+                        )
+                    )
                 except IntegrityError as e:
                     raise Conflict(f"{a.kind} exists") from e
                 self.db.announce(c)
             return
         try:
             with raw.cursor(write=True, autocommit=True) as cur:
-                cur.execute(raw.sql["put"], {"kind": a.kind, "key": a.key, "client_id": a.client_id, "data": raw.dumps(a.data),
-                                             "expires_at": int(a.expires_at), "consumed_at": a.consumed_at})
+                cur.execute(
+                    raw.sql["put"],
+                    {
+                        "kind": a.kind,
+                        "key": a.key,
+                        "client_id": a.client_id,
+                        "data": raw.dumps(a.data),
+                        "expires_at": int(a.expires_at),
+                        "consumed_at": a.consumed_at,
+                    },
+                )
         except raw.integrity as e:
             raise Conflict(f"{a.kind} exists") from e
 
@@ -249,15 +283,23 @@ class SQLArtifacts:
     def claim(self, kind: str, key: str, client_id: str, expires_at: int, now: int) -> bool:
         raw = self._raw
         with raw.cursor(write=True, autocommit=True) as cur:
-            cur.execute(raw.sql["claim"], {"kind": kind, "key": key, "client_id": client_id,
-                                           "expires_at": int(expires_at), "now": int(now)})
+            cur.execute(
+                raw.sql["claim"],
+                {"kind": kind, "key": key, "client_id": client_id, "expires_at": int(expires_at), "now": int(now)},
+            )
             return bool(cur.rowcount == 1)
 
     def claim_and_put(self, kind: str, key: str, client_id: str, expires_at: int, now: int, artifact: Artifact) -> bool:
         raw, a = self._raw, artifact
         params = {"kind": kind, "key": key, "client_id": client_id, "expires_at": int(expires_at), "now": int(now)}
-        put = {"kind": a.kind, "key": a.key, "client_id": a.client_id, "data": raw.dumps(a.data),
-               "expires_at": int(a.expires_at), "consumed_at": a.consumed_at}
+        put = {
+            "kind": a.kind,
+            "key": a.key,
+            "client_id": a.client_id,
+            "data": raw.dumps(a.data),
+            "expires_at": int(a.expires_at),
+            "consumed_at": a.consumed_at,
+        }
         try:
             if raw.sqlite:
                 with raw.cursor(write=True) as cur:
@@ -272,8 +314,9 @@ class SQLArtifacts:
         except raw.integrity as e:
             raise Conflict(f"{a.kind} exists") from e
 
-    def rotate(self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str,
-               successor_expires_at: int) -> Rotation:
+    def rotate(
+        self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str, successor_expires_at: int
+    ) -> Rotation:
         raw = self._raw
         params = _rotate_params(kind, key, now, family_kind, family, successor, successor_expires_at)
         try:
@@ -297,8 +340,9 @@ class SQLArtifacts:
         except raw.integrity as e:
             raise Conflict(f"{kind} {successor[:8]}... exists") from e
 
-    async def rotate_async(self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str,
-                           successor_expires_at: int) -> Rotation | None:
+    async def rotate_async(
+        self, kind: str, key: str, now: int, *, family_kind: str, family: str, successor: str, successor_expires_at: int
+    ) -> Rotation | None:
         """``rotate`` awaited on the running event loop (PostgreSQL: one prepared statement on
         one of the worker's ``AsyncPG`` connections); None where that is not available (SQLite,
         or another event loop than the worker's): the caller uses ``rotate`` instead."""
@@ -334,46 +378,54 @@ class SQLArtifacts:
         with self.db.read() as c:
             kinds = [r[0] for r in c.execute(select(a.c.kind).where(a.c.expires_at <= now).distinct()).all()]
         for kind in sorted(kinds):
-            cond = [a.c.kind == kind, a.c.expires_at <= now]
-            if kind in policy.replay_kinds:
-                cond.append(or_(a.c.consumed_at.is_(None), a.c.expires_at <= now - policy.replay_margin))
-            live_families: frozenset[str] = frozenset()
-            if kind == policy.family_kind:
-                cond.append(a.c.expires_at <= now - policy.family_margin)
-                if policy.token_kind:
-                    with self.db.read() as c:
-                        fam = a.c.data["fam"].as_string()
-                        live_families = frozenset(r[0] for r in c.execute(
-                            select(fam).where(a.c.kind == policy.token_kind, a.c.expires_at > now).distinct()).all())
-            after, deleted = "", 0
-            while True:
-                with self.db.write() as c:
-                    keys = [r[0] for r in c.execute(select(a.c.key).where(*cond, a.c.key > after)
-                                                    .order_by(a.c.key).limit(policy.batch)).all()]
-                    if not keys:
-                        break
-                    after = keys[-1]
-                    doomed = [k for k in keys if k not in live_families]
-                    if doomed:
-                        deleted += c.execute(delete(a).where(*cond, a.c.key.in_(doomed))).rowcount
+            deleted = self._purge_kind(kind, now, policy)
             if deleted:
                 counts[kind] = deleted
         if policy.events_before is not None:
-            e, deleted = t.security_events, 0
-            while True:
-                with self.db.write() as c:
-                    ids = [r[0] for r in c.execute(select(e.c.id).where(e.c.created_at < int(policy.events_before))
-                                                   .order_by(e.c.id).limit(policy.batch)).all()]
-                    if not ids:
-                        break
-                    deleted += c.execute(delete(e).where(e.c.id.in_(ids))).rowcount
+            deleted = self._purge_events(int(policy.events_before), policy.batch)
             if deleted:
                 counts["security_events"] = deleted
         return counts
 
+    def _purge_kind(self, kind: str, now: int, policy: PurgePolicy) -> int:
+        """The artefacts of ``kind`` that ``policy`` lets go at ``now``, a page at a time."""
+        a = t.artifacts
+        cond = [a.c.kind == kind, a.c.expires_at <= now]
+        if kind in policy.replay_kinds:
+            cond.append(or_(a.c.consumed_at.is_(None), a.c.expires_at <= now - policy.replay_margin))
+        live_families: frozenset[str] = frozenset()
+        if kind == policy.family_kind:
+            cond.append(a.c.expires_at <= now - policy.family_margin)
+            if policy.token_kind:
+                fam = a.c.data["fam"].as_string()
+                with self.db.read() as c:
+                    rows = c.execute(select(fam).where(a.c.kind == policy.token_kind, a.c.expires_at > now).distinct())
+                    live_families = frozenset(r[0] for r in rows.all())
+        after, deleted = "", 0
+        while True:
+            with self.db.write() as c:
+                page = select(a.c.key).where(*cond, a.c.key > after).order_by(a.c.key).limit(policy.batch)
+                keys = [r[0] for r in c.execute(page).all()]
+                if not keys:
+                    return deleted
+                after = keys[-1]
+                doomed = [k for k in keys if k not in live_families]
+                if doomed:
+                    deleted += c.execute(delete(a).where(*cond, a.c.key.in_(doomed))).rowcount
+
+    def _purge_events(self, before: int, batch: int) -> int:
+        """The security events created before ``before``, a page at a time."""
+        e, deleted = t.security_events, 0
+        while True:
+            with self.db.write() as c:
+                page = select(e.c.id).where(e.c.created_at < before).order_by(e.c.id).limit(batch)
+                ids = [r[0] for r in c.execute(page).all()]
+                if not ids:
+                    return deleted
+                deleted += c.execute(delete(e).where(e.c.id.in_(ids))).rowcount
+
     def purge_expired(self, now: int) -> int:
         return sum(self.purge(now, PurgePolicy()).values())
-
 
     def close(self) -> None:
         if self._apg is not None:

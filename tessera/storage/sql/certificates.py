@@ -32,9 +32,15 @@ class CertificateRepo:
 
     def certificates_for_client(self, client_id: str) -> list[CertificateRecord]:
         with self.db.read() as c:
-            rows = c.execute(
-                select(t.certificates).where(t.certificates.c.client_id == client_id).order_by(t.certificates.c.created_at)
-            ).mappings().all()
+            rows = (
+                c.execute(
+                    select(t.certificates)
+                    .where(t.certificates.c.client_id == client_id)
+                    .order_by(t.certificates.c.created_at)
+                )
+                .mappings()
+                .all()
+            )
         return [CertificateRecord(**r) for r in rows]
 
     def revoke_certificate(self, serial: str, now: int) -> CertificateRecord | None:
@@ -48,4 +54,3 @@ class CertificateRepo:
             self.db.announce(c)
             row = c.execute(select(t.certificates).where(t.certificates.c.serial == serial)).mappings().first()
         return CertificateRecord(**row) if row else None
-

@@ -20,13 +20,21 @@ class ClientRepo:
     def create_client(self, client: Client) -> None:
         with self.db.write() as c:
             try:
-                c.execute(insert(t.clients).values(
-                    client_id=client.client_id, name=client.name, secret_hash=client.secret_hash,
-                    redirect_uris=list(client.redirect_uris), scope=client.scope,
-                    auth_methods=list(client.auth_methods), grant_types=list(client.grant_types),
-                    require_par=client.require_par, jwks=client.jwks, status=client.status,
-                    created_at=client.created_at,
-                ))
+                c.execute(
+                    insert(t.clients).values(
+                        client_id=client.client_id,
+                        name=client.name,
+                        secret_hash=client.secret_hash,
+                        redirect_uris=list(client.redirect_uris),
+                        scope=client.scope,
+                        auth_methods=list(client.auth_methods),
+                        grant_types=list(client.grant_types),
+                        require_par=client.require_par,
+                        jwks=client.jwks,
+                        status=client.status,
+                        created_at=client.created_at,
+                    )
+                )
             except IntegrityError as e:
                 raise Conflict(f"client {client.client_id} exists") from e
             self.db.announce(c)
@@ -48,11 +56,17 @@ class ClientRepo:
         return res.rowcount == 1
 
 
-
 def _client(row: RowMapping) -> Client:
     return Client(
-        client_id=row["client_id"], name=row["name"], secret_hash=row["secret_hash"],
-        redirect_uris=tuple(row["redirect_uris"] or ()), scope=row["scope"],
-        auth_methods=tuple(row["auth_methods"] or ()), grant_types=tuple(row["grant_types"] or ()),
-        require_par=bool(row["require_par"]), jwks=row["jwks"], status=row["status"], created_at=row["created_at"],
+        client_id=row["client_id"],
+        name=row["name"],
+        secret_hash=row["secret_hash"],
+        redirect_uris=tuple(row["redirect_uris"] or ()),
+        scope=row["scope"],
+        auth_methods=tuple(row["auth_methods"] or ()),
+        grant_types=tuple(row["grant_types"] or ()),
+        require_par=bool(row["require_par"]),
+        jwks=row["jwks"],
+        status=row["status"],
+        created_at=row["created_at"],
     )

@@ -92,8 +92,9 @@ class Tx:
             raise StoreUnavailable(_reason(e)) from e
         return self.conn
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         # After a failed statement the connection may be invalidated (the server went away):
         # then even ``Connection.info`` raises (PendingRollbackError). Touch nothing but the
         # rollback and the close on that path, and let neither hide the outage.

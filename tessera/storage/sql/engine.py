@@ -23,16 +23,25 @@ from sqlalchemy.exc import TimeoutError as SATimeoutError
 UNAVAILABLE: tuple[type[Exception], ...] = (OperationalError, SAInterfaceError)
 #: What a connection that the server dropped raises besides (SQLAlchemy's own errors about an
 #: invalidated connection, a checkout whose reconnections all failed, a pool timeout).
-GONE: tuple[type[Exception], ...] = (OperationalError, SAInterfaceError, DisconnectionError, PendingRollbackError,
-                                     SATimeoutError)
+GONE: tuple[type[Exception], ...] = (
+    OperationalError,
+    SAInterfaceError,
+    DisconnectionError,
+    PendingRollbackError,
+    SATimeoutError,
+)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine with the settings each backend needs (SQLite: WAL, busy timeout, FKs)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, pool_size=pool_size,
-                               max_overflow=20,
-                               hide_parameters=True)  # a logged database error never carries a bound value
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            pool_size=pool_size,
+            max_overflow=20,
+            hide_parameters=True,
+        )  # a logged database error never carries a bound value
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - every sqlite test

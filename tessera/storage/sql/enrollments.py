@@ -41,14 +41,29 @@ class EnrollmentRepo:
             by_tid = c.execute(select(b.c.username).where(b.c.tid == tid)).scalar()
         return by_user, by_tid
 
-    def add_enrollment(self, client_id: str, merchant_id: int, pos: str, tids: list[str], username: str, now: int,
-                       device_id: str | None = None) -> Enrollment:
+    def add_enrollment(
+        self,
+        client_id: str,
+        merchant_id: int,
+        pos: str,
+        tids: list[str],
+        username: str,
+        now: int,
+        device_id: str | None = None,
+    ) -> Enrollment:
         with self.db.write() as c:
             try:
-                res = c.execute(insert(t.enrollments).values(
-                    client_id=client_id, merchant_id=merchant_id, pos=pos, tids=list(tids), username=username,
-                    created_at=now, device_id=device_id,
-                ))
+                res = c.execute(
+                    insert(t.enrollments).values(
+                        client_id=client_id,
+                        merchant_id=merchant_id,
+                        pos=pos,
+                        tids=list(tids),
+                        username=username,
+                        created_at=now,
+                        device_id=device_id,
+                    )
+                )
             except IntegrityError as e:
                 raise Conflict(f"unknown client {client_id}") from e
             key = res.inserted_primary_key
@@ -60,6 +75,16 @@ class EnrollmentRepo:
     def list_enrollments(self) -> list[Enrollment]:
         with self.db.read() as c:
             rows = c.execute(select(t.enrollments).order_by(t.enrollments.c.id)).mappings().all()
-        return [Enrollment(r["id"], r["client_id"], r["merchant_id"], r["pos"], tuple(r["tids"]), r["username"], r["created_at"],
-                           r["device_id"]) for r in rows]
-
+        return [
+            Enrollment(
+                r["id"],
+                r["client_id"],
+                r["merchant_id"],
+                r["pos"],
+                tuple(r["tids"]),
+                r["username"],
+                r["created_at"],
+                r["device_id"],
+            )
+            for r in rows
+        ]

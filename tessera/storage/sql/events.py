@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from tessera.core.models import SecurityEvent
-from tessera.core.ports import Conflict
 from tessera.storage import schema as t
 from tessera.storage.sql.database import Database
 
@@ -29,4 +28,3 @@ class EventRepo:
         with self.db.read() as c:
             rows = c.execute(query).mappings().all()
         return [SecurityEvent(**r) for r in reversed(rows)]
-

@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import insert, select, update
 
 from tessera.core.models import StoredKey
-from tessera.core.ports import Conflict
 from tessera.storage import schema as t
 from tessera.storage.sql.database import Database
 
@@ -28,4 +27,3 @@ class KeyRepo:
                 res = c.execute(update(t.server_keys).where(t.server_keys.c.kid == k.kid).values(**values))
                 if res.rowcount == 0:
                     c.execute(insert(t.server_keys).values(**values))
-

@@ -57,10 +57,15 @@ class MerchantRepo:
 
     def get_user(self, username: str) -> MerchantUser | None:
         with self.db.read() as c:
-            row = c.execute(
-                select(t.merchant_users.c.username, t.merchant_users.c.merchant_id, t.merchant_users.c.password_hash)
-                .where(t.merchant_users.c.username == username)
-            ).mappings().first()
+            row = (
+                c.execute(
+                    select(
+                        t.merchant_users.c.username, t.merchant_users.c.merchant_id, t.merchant_users.c.password_hash
+                    ).where(t.merchant_users.c.username == username)
+                )
+                .mappings()
+                .first()
+            )
         return MerchantUser(**row) if row else None
 
     def grant(self, merchant_id: int, client_id: str, now: int) -> None:
@@ -73,16 +78,20 @@ class MerchantRepo:
             if exists:
                 return
             try:
-                c.execute(insert(t.merchant_grants).values(merchant_id=merchant_id, client_id=client_id, created_at=now))
+                c.execute(
+                    insert(t.merchant_grants).values(merchant_id=merchant_id, client_id=client_id, created_at=now)
+                )
             except IntegrityError as e:
                 raise Conflict(f"unknown merchant {merchant_id} or client {client_id}") from e
             self.db.announce(c)
 
     def is_granted(self, merchant_id: int, client_id: str) -> bool:
         with self.db.read() as c:
-            return c.execute(
-                select(t.merchant_grants.c.client_id).where(
-                    t.merchant_grants.c.merchant_id == merchant_id, t.merchant_grants.c.client_id == client_id
-                )
-            ).first() is not None
-
+            return (
+                c.execute(
+                    select(t.merchant_grants.c.client_id).where(
+                        t.merchant_grants.c.merchant_id == merchant_id, t.merchant_grants.c.client_id == client_id
+                    )
+                ).first()
+                is not None
+            )

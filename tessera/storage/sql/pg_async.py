@@ -44,8 +44,14 @@ class AsyncPG:
 
         self._psycopg = psycopg
         u = engine.url
-        kw: dict[str, object] = {"host": u.host, "port": u.port, "user": u.username, "password": u.password,
-                                 "dbname": u.database, **{k: v for k, v in u.query.items() if isinstance(v, str)}}
+        kw: dict[str, object] = {
+            "host": u.host,
+            "port": u.port,
+            "user": u.username,
+            "password": u.password,
+            "dbname": u.database,
+            **{k: v for k, v in u.query.items() if isinstance(v, str)},
+        }
         kw.setdefault("connect_timeout", "5")
         self._conninfo = psycopg.conninfo.make_conninfo("", **{k: str(v) for k, v in kw.items() if v is not None})
         self.size = size
@@ -143,4 +149,3 @@ def numbered(sql: str) -> tuple[bytes, tuple[str, ...]]:
         return f"${names.index(m.group(1)) + 1}"
 
     return re.sub(r"(?<![:\w]):(\w+)", number, sql).encode(), tuple(names)
-
