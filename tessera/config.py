@@ -156,9 +156,10 @@ class Settings(BaseSettings):
     revocation_cache_seconds: float = Field(0.0, ge=0, le=300)
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024)
     log_level: str = "info"
-    #: The profile routes found by one dictionary look-up, past Starlette's router scan
-    #: (tessera.web.routing.ExactDispatch; the same answers, byte for byte).
-    fast_routing: bool = False
+    #: The profile routes found by one dictionary look-up instead of Starlette's scan of every
+    #: route's pattern (tessera.web.routing.ExactDispatch): the same answers, byte for byte,
+    #: for about 15 µs less CPU per request. false: every request takes Starlette's own router.
+    fast_routing: bool = True
 
     # --- native OAuth 2.0 surface (/oauth2/*, issue 4) -------------------------------------
     #: Lifetime of the refresh tokens the native token endpoint issues (rotated on every use).
