@@ -36,8 +36,14 @@ test-deps:
 	@scripts/install-test-deps.sh
 
 # Every test, the slow ones (real servers, PostgreSQL, the browser) included, on $(TEST_WORKERS) workers.
+# Two runs: everything on the workers, then the few tests that measure time or CPU alone (-m serial,
+# tests/conftest.py). pytest's "no tests collected" (5) of one run is not a failure if the other ran.
 test: $(STAMP) test-deps
-	$(BIN)/python -m pytest $(XDIST) $(PYTEST_ARGS)
+	@a=0; b=0; \
+	$(BIN)/python -m pytest $(XDIST) -m "not serial" $(PYTEST_ARGS) || a=$$?; \
+	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS) || b=$$?; \
+	if [ $$a -eq 5 ] && [ $$b -eq 5 ]; then exit 5; fi; \
+	for rc in $$a $$b; do if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi; done
 
 # The fast in-process tests only, under branch coverage; fails if tessera/core falls under
 # $(CORE_BRANCH_FLOOR) % of its branches.
@@ -52,7 +58,8 @@ test-fast: $(STAMP)
 # (coverage's `patch = ["subprocess"]`); fails under $(TOTAL_FLOOR) % (statements and branches).
 coverage: $(STAMP) test-deps
 	@rm -f .coverage .coverage.*
-	$(BIN)/python -m coverage run -m pytest $(XDIST) $(PYTEST_ARGS)
+	$(BIN)/python -m coverage run -m pytest $(XDIST) -m "not serial" $(PYTEST_ARGS)
+	$(BIN)/python -m coverage run -m pytest -m serial $(PYTEST_ARGS)
 	@$(BIN)/python -m coverage combine -q
 	@$(BIN)/python -m coverage json -q -o $(COV_JSON)
 	$(BIN)/python -m tests.support.coverage_floor $(COV_JSON) --total $(TOTAL_FLOOR)

@@ -10,6 +10,27 @@ from tests.support.live import LiveServer
 
 pytest_plugins = ["tests.support.postgres"]
 
+#: Tests that measure time or CPU (constant-time comparisons, rate windows, a CPU attribution, a
+#: fuzzing run with a hard time bound). ``make test`` runs them alone, after the parallel run of
+#: everything else (``-m serial``), so that the suite's own workers do not skew what they measure.
+SERIAL = (
+    "tests/jose/test_nested.py::test_kidless_failures_do_not_tell_which_key_was_right",
+    "tests/jose/test_nested.py::test_bad_padding_and_bad_tag_take_similar_time",
+    "tests/jose/test_jwt.py::test_sign_jwt_es256_timing",
+    "tests/security/test_credentials.py::test_row_31_compared_in_constant_time",
+    "tests/core/test_ratelimit.py::test_redis_rate_refills_on_redis_time",
+    "tests/web/test_observability.py::test_readyz_ready",
+    "tests/faults/test_rate_limits.py::test_limits_are_shared_through_redis_and_fall_back_to_each_process_without_it",
+    "tests/bench/test_harness.py::test_procacct_attributes_a_childs_cpu_to_its_group",
+    "tests/security/test_fuzz.py::test_schemathesis_finds_no_server_error_and_no_schema_break",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if item.nodeid.split("[", 1)[0] in SERIAL:
+            item.add_marker(pytest.mark.serial)
+
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory) -> LiveServer:

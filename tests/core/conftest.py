@@ -24,12 +24,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from joserfc import jwe, jws
+from joserfc.jwk import ECKey, RSAKey
 
 from tessera.core.context import Core, CoreConfig
 from tessera.core.keys import KeyRing, create_initial_keys
 from tessera.core.models import CertificateRecord, Client, Merchant, MerchantUser, Terminal
 from tessera.core.secrets import hash_password, hash_secret
-from tessera.sdk.assertion import build_nested_assertion
 from tessera.storage.migrate import upgrade
 from tessera.storage.sql import SQLStore
 
@@ -150,10 +151,22 @@ class World:
         jwks = self.core.keys.get().jwks("enc", datetime.fromtimestamp(self.core.now(), tz=timezone.utc))
         return jwks["keys"][0]
 
-    def nested(self, cert: Cert, claims: dict[str, Any], **kw: Any) -> str:
-        """The Nexi PAR's client assertion: a JWS signed with ``cert``'s key inside a JWE to the server."""
-        return build_nested_assertion(claims, signing_key_pem=cert.key_pem, certificate_pem=cert.pem,
-                                      encryption_jwk=self.enc_jwk(), **kw)
+    def nested(self, cert: Cert, claims: dict[str, Any], *, minimal_headers: bool = False) -> str:
+        """The Nexi PAR's client assertion: a JWS (ES256) signed with ``cert``'s key inside a JWE
+        (RSA-OAEP-256, A256GCM) to the server's current encryption key. ``minimal_headers``: only
+        ``alg`` (and ``enc``), as Nexi's reference backend sends them. Made here with joserfc,
+        so that the core's tests depend on no SDK module."""
+        header: dict[str, Any] = {"alg": "ES256"}
+        if not minimal_headers:
+            header.update(typ="JWT", **{"x5t#S256": cert.thumbprint})
+        signed = jws.serialize_compact(header, json.dumps(claims).encode(), ECKey.import_key(cert.key_pem),
+                                       algorithms=["ES256"])
+        enc = self.enc_jwk()
+        protected = {"alg": "RSA-OAEP-256", "enc": "A256GCM"}
+        if not minimal_headers:
+            protected.update(kid=enc["kid"], cty="JWT")
+        recipient = RSAKey.import_key({k: enc[k] for k in ("kty", "n", "e", "kid")})
+        return jwe.encrypt_compact(protected, signed.encode(), recipient, algorithms=["RSA-OAEP-256", "A256GCM"])
 
     def nexi_claims(self, client: Client, e: Enrolled | None = None, **over: Any) -> dict[str, Any]:
         now = self.core.now()

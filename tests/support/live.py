@@ -152,14 +152,28 @@ class LiveServer:
                 time.sleep(0.1)
         raise RuntimeError(f"tessera serve did not start:\n{self.log_tail()}")
 
+    #: How long ``stop`` lets uvicorn drain before it forces the exit. The server's own grace period
+    #: (``timeout_graceful_shutdown``, 10 s) is for production; a test's clients that keep idle
+    #: keep-alive connections open would make every teardown wait for all of it.
+    STOP_GRACE = 2.0
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(15)
+                self.proc.wait(self.STOP_GRACE)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+                # A second signal, SIGINT, is uvicorn's "force exit": it stops waiting for open
+                # connections and background tasks, and still runs the application's shutdown.
+                try:
+                    os.killpg(self.proc.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+                try:
+                    self.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait(5)
         if getattr(self, "store", None) is not None:
             self.store.close()
 
