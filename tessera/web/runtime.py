@@ -50,8 +50,7 @@ class Runtime:
         self.client_address = ClientAddress(self.extractor)
         caps = Capabilities.of(self.core.store)
         self.capabilities = caps
-        self.run_flow = FlowRunner(remote=caps.database.remote if caps.database is not None else False,
-                                   rotation=caps.rotation)
+        self.run_flow = FlowRunner(remote=caps.database.remote if caps.database is not None else False)
         redis = caps.redis.redis if caps.redis is not None else None
         per_credential: FailureLimiter
         per_address: FailureLimiter
