@@ -22,7 +22,7 @@ from tessera.errors import InvalidClient
 from tessera.jose.errors import JoseError
 from tessera.jose.nested import decrypt_assertion, verify_signed_assertion
 
-JTI_KIND = Kind.ASSERTION_JTI
+JTI_KIND: str = Kind.ASSERTION_JTI.value
 
 
 #: The largest NumericDate we compare: beyond 2^53 a JSON number is no longer exact.

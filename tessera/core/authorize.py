@@ -13,7 +13,7 @@ from tessera.core.models import Artifact
 from tessera.core.secrets import sha256_key, verify_password
 from tessera.errors import AccessDenied
 
-CODE_KIND = Kind.CODE
+CODE_KIND: str = Kind.CODE.value
 
 
 @dataclass(frozen=True)

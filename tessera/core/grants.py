@@ -15,7 +15,7 @@ from tessera.core.profiles import NEXI
 from tessera.errors import InvalidGrant
 
 #: Nexi codes and their replay markers (see tessera.core.codes).
-NEXI_CODES = codes.CodeKinds(CODE_KIND, Kind.CODE_REPLAY)
+NEXI_CODES = codes.CodeKinds(CODE_KIND, Kind.CODE_REPLAY.value)
 OIDC_SCOPES = ("openid", "oidc")
 
 

@@ -4,7 +4,10 @@ Every artefact the core stores (``tessera.core.models.Artifact``) has one of the
 The use cases name them through their own constants (``par.PAR_KIND``, ``refresh.FAMILY_KIND``,
 ...), and a storage adapter that treats some kinds apart (the Redis store keeps the short-lived
 ones; the SQL store announces the writes of revoked marks) imports this enum, never a use case.
-A ``StrEnum``: a member *is* its string, in SQL, in Redis keys and in JSON alike.
+A ``StrEnum``: a member *is* its string, in SQL, in Redis keys and in JSON alike. The use cases'
+constants are the members' plain ``.value`` strings: a driver binds an exact ``str`` faster than
+a subclass of it (SQLite: about half a microsecond per parameter), and these are bound on every
+token request.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from tessera.core.models import Artifact, Client
 from tessera.core.secrets import sha256_key
 from tessera.errors import InvalidRequest, InvalidRequestURI, InvalidScope
 
-PAR_KIND = Kind.REQUEST_URI
+PAR_KIND: str = Kind.REQUEST_URI.value
 #: The scopes the SoftPOS enrollment knows; ``oidc`` or ``openid`` must be among them.
 NEXI_SCOPES = frozenset({"openid", "oidc", "email", "profile", "phone", "address"})
 PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")

@@ -37,7 +37,7 @@ from tessera.core.ports import ArtifactStore, PurgePolicy
 #: ``DEFAULT_REPLAY_MARGIN``).
 REPLAY_MARGIN = 3600
 #: The artefact kind of the purge turn (one row, claimed atomically).
-TURN_KIND = Kind.PURGE_TURN
+TURN_KIND: str = Kind.PURGE_TURN.value
 DAY = 86400
 
 

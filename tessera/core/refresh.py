@@ -32,8 +32,8 @@ from tessera.errors import InvalidGrant
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import sign_jwt, verify_own_jwt
 
-REFRESH_KIND = Kind.REFRESH_TOKEN
-FAMILY_KIND = Kind.REFRESH_FAMILY
+REFRESH_KIND: str = Kind.REFRESH_TOKEN.value
+FAMILY_KIND: str = Kind.REFRESH_FAMILY.value
 TYP = "rt+jwt"
 
 

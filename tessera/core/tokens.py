@@ -19,7 +19,7 @@ from tessera.jose.errors import JoseError
 from tessera.jose.jwt import sign_jwt, verify_own_jwt
 from tessera.jose.keyset import ServerKeys
 
-REVOKED_TOKEN = Kind.REVOKED_TOKEN
+REVOKED_TOKEN: str = Kind.REVOKED_TOKEN.value
 
 
 @dataclass(frozen=True)

@@ -49,10 +49,10 @@ from tessera.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidTo
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import verify_own_jwt
 
-PAR_KIND = Kind.NATIVE_REQUEST_URI
-CODE_KIND = Kind.NATIVE_CODE
+PAR_KIND: str = Kind.NATIVE_REQUEST_URI.value
+CODE_KIND: str = Kind.NATIVE_CODE.value
 #: Native codes and their replay markers (see tessera.core.codes).
-NATIVE_CODES = codes.CodeKinds(CODE_KIND, Kind.NATIVE_CODE_REPLAY)
+NATIVE_CODES = codes.CodeKinds(CODE_KIND, Kind.NATIVE_CODE_REPLAY.value)
 #: RFC 9126 §2.2: a URN of this form names the pushed request.
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token")
