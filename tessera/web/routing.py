@@ -11,8 +11,8 @@ the error handlers answer in the profile's own shape, with ``Allow`` in the decl
 path, and Starlette's ``Router`` tries the routes' regular expressions one after another
 (some forty here). ``ExactDispatch`` sits where Starlette's ``ExceptionMiddleware`` sits and,
 for a profile route found by one dictionary look-up with a method it declares, sets the
-scope keys the router would set and calls the route's own ``handle`` with the same
-exception handlers, so the answer is the same, byte for byte
+scope keys the router would set and calls the route's own ``handle``, wrapped in the same
+exception handlers as ``ExceptionMiddleware`` wraps the router, so the answer is the same, byte for byte
 (``tests/web/test_routing.py`` checks it for every profile). Anything else (another path,
 a method the route lacks, a miss) goes the full way.
 """
@@ -22,6 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from starlette._exception_handler import wrap_app_handling_exceptions
+from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -31,12 +34,29 @@ class ProfileRoute(Route):
     pages (errors as an HTML page), ``allow`` is the declared methods, in order."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], *, profile: str, methods: Sequence[str],
-                 page: bool = False, name: str | None = None) -> None:
-        super().__init__(path, endpoint, methods=list(methods), name=name)
+                 page: bool = False, name: str | None = None, middleware: Sequence[Middleware] | None = None) -> None:
+        super().__init__(path, endpoint, methods=list(methods), name=name, middleware=middleware)
         self.allow: tuple[str, ...] = tuple(m.upper() for m in methods)
         self.methods = set(self.allow)  # exactly what is declared: a HEAD must be asked for
         self.profile = profile
         self.page = page
+
+
+class Before:
+    """Route middleware (``ProfileRoute(..., middleware=[Middleware(Before, check=...)])``):
+    ``check(request)`` runs before the endpoint, declared with the route, so that the handler
+    cannot forget it (a limit that raises ``SlowDown``, rendered like any error of the route)."""
+
+    __slots__ = ("app", "check")
+
+    def __init__(self, app: ASGIApp, *, check: Callable[[Request], None]) -> None:
+        self.app = app
+        self.check = check
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.check(Request(scope, receive))
+        await self.app(scope, receive, send)
 
 
 class ExactDispatch:
@@ -64,6 +84,8 @@ class ExactDispatch:
                 scope["route"] = route
                 scope["endpoint"] = route.endpoint
                 scope["path_params"] = {}
-                await route.handle(scope, receive, send)
+                # As ExceptionMiddleware does around the router: an error raised by the route's
+                # own middleware (``Before``) is rendered by the same handlers.
+                await wrap_app_handling_exceptions(route.handle, Request(scope, receive, send))(scope, receive, send)
                 return
         await self.app(scope, receive, send)

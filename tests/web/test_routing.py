@@ -193,3 +193,19 @@ def test_the_switch_is_a_setting(home, monkeypatch):
     settings = Settings.load(home[0])
     assert settings.fast_routing is False
     assert not any(m.cls is ExactDispatch for m in create_app(settings).user_middleware)
+
+
+def test_a_route_middleware_limit_is_rendered_alike_on_both_paths(home):
+    """The login endpoints' budget of unauthenticated writes is declared with the route
+    (``Before``): over it, both paths answer the same 429 page, before the handler runs."""
+    answers = []
+    for fast, address in ((False, "10.9.2.1"), (True, "10.9.2.2")):
+        c = client(home, fast=fast, address=address)
+        budget = c.app.state.runtime.settings.unauthenticated_writes_per_minute
+        statuses = [c.get("/oauth2/authorize", params={"client_id": "nobody"}).status_code for _ in range(budget)]
+        assert set(statuses) == {400}
+        r = c.get("/oauth2/authorize", params={"client_id": "nobody"})
+        assert r.status_code == 429 and r.headers["content-type"].startswith("text/html") and r.headers["retry-after"]
+        answers.append((r.status_code, [(k, v) for k, v in r.headers.multi_items() if k not in ("date", "x-request-id")],
+                        r.content))
+    assert answers[0] == answers[1]

@@ -22,6 +22,7 @@ import functools
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -33,7 +34,7 @@ from tessera.web.errors import NO_STORE, oauth_error_response
 from tessera.web.forms import bearer_token, client_credentials, parse_form, read_form
 from tessera.web.pages import login_page
 from tessera.web.responses import JSONResponse
-from tessera.web.routing import ProfileRoute
+from tessera.web.routing import Before, ProfileRoute
 from tessera.web.runtime import Runtime, no_store_json, user_key
 
 PROFILE = "native"
@@ -160,7 +161,6 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
         return no_store_json({"request_uri": pushed.request_uri, "expires_in": pushed.expires_in}, status_code=201)
 
     async def authorize_page(request: Request) -> Response:
-        rt.limit_writes(request)  # a plain request and the login store: limited per address first
         if request.method == "POST":
             return await login(request)
         q = parse_form(request.url.query.encode("latin-1"))
@@ -233,15 +233,17 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
                                  thumbprint=peer.thumbprint if peer else None)
         return no_store_json(body)
 
-    def route(path: str, endpoint: Any, methods: list[str], *, page: bool = False) -> ProfileRoute:
-        return ProfileRoute(path, endpoint, profile=PROFILE, methods=methods, page=page)
+    def route(path: str, endpoint: Any, methods: list[str], *, page: bool = False,
+              middleware: list[Middleware] | None = None) -> ProfileRoute:
+        return ProfileRoute(path, endpoint, profile=PROFILE, methods=methods, page=page, middleware=middleware)
 
     return [
         route("/.well-known/oauth-authorization-server", discovery, ["GET", "HEAD"]),
         route("/.well-known/openid-configuration", discovery, ["GET", "HEAD"]),
         route(TOKEN, token, ["POST"]),
         route(PAR, push, ["POST"]),
-        route(AUTHORIZE, authorize_page, ["GET", "POST"], page=True),
+        # A plain request and the login store: counted per address first (the unauthenticated-writes budget).
+        route(AUTHORIZE, authorize_page, ["GET", "POST"], page=True, middleware=[Middleware(Before, check=rt.limit_writes)]),
         route(INTROSPECT, introspect, ["POST"]),
         route(REVOKE, revoke, ["POST"]),
         route(JWKS, jwks, ["GET", "HEAD"]),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -27,7 +28,7 @@ from tessera.web.errors import oauth_error_response
 from tessera.web.forms import bearer_token, client_credentials, read_form
 from tessera.web.pages import login_page
 from tessera.web.responses import JSONResponse
-from tessera.web.routing import ProfileRoute
+from tessera.web.routing import Before, ProfileRoute
 from tessera.web.runtime import Runtime, no_store_json, user_key
 
 PROFILE = nexi_flow.PROFILE
@@ -81,7 +82,6 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
         return no_store_json({"request_uri": pushed.request_uri, "expires_in": pushed.expires_in}, status_code=201)
 
     async def authorize_page(request: Request) -> Response:
-        rt.limit_writes(request)  # the login stores a code: limited per address first
         if request.method == "GET":
             q = request.query_params
             page = await rt.run_flow(authorize.login_page, core, q.get("client_id"), q.get("request_uri"))
@@ -123,6 +123,8 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
         ProfileRoute(f"{p}/appenrollment/token", token, profile=PROFILE, methods=["POST"]),
         ProfileRoute(f"{p}/par/jwks.json", jwks, profile=PROFILE, methods=["GET", "HEAD"]),
         ProfileRoute(f"{p}/as/par", push, profile=PROFILE, methods=["POST"]),
-        ProfileRoute(f"{p}/as/authorize", authorize_page, profile=PROFILE, methods=["GET", "POST"], page=True),
+        # The login stores a code: counted per address first (the unauthenticated-writes budget).
+        ProfileRoute(f"{p}/as/authorize", authorize_page, profile=PROFILE, methods=["GET", "POST"], page=True,
+                     middleware=[Middleware(Before, check=rt.limit_writes)]),
         ProfileRoute(f"{p}/as/token", code_token, profile=PROFILE, methods=["POST"]),
     ]
