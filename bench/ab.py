@@ -57,8 +57,11 @@ def parse_wrk(text: str) -> tuple[int, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     p.add_argument("commits", nargs="+", metavar="COMMIT[=LABEL]")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=int, default=8, help="seconds per measured wrk run (default 8)")
@@ -71,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     specs = []
     for spec in args.commits:
         commit, _, label = spec.partition("=")
-        sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", commit + "^{commit}"],
-                             capture_output=True, text=True)
+        sha = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--verify", commit + "^{commit}"], capture_output=True, text=True
+        )
         if sha.returncode:
             raise SystemExit(f"not a commit: {commit!r}")
         specs.append((sha.stdout.strip(), label or commit))
@@ -87,14 +91,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for i, (sha, label) in enumerate(specs):
             wt = tmp / f"tree{i}"
-            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(wt), sha], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["git", "-C", str(REPO), "worktree", "add", "--detach", str(wt), sha], check=True, capture_output=True
+            )
             trees.append(wt)
             ready = tmp / f"ready{i}.json"
             code = SERVE.format(wt=str(wt), work=str(tmp / f"work{i}"), workers=args.workers, ready=str(ready))
             log = open(tmp / f"server{i}.log", "w")
-            proc = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(wt)), cwd=wt,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-c", code],
+                env=dict(os.environ, PYTHONPATH=str(wt)),
+                cwd=wt,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             servers.append((label, proc, ready))
         for label, proc, ready in servers:
             deadline = time.monotonic() + 180
@@ -108,10 +119,15 @@ def main(argv: list[str] | None = None) -> int:
                 fx = json.loads(ready.read_text())
                 url = fx["url"] + "/oauth2/token"
                 base = ["wrk", "-t2", "-c32", "-s", str(lua)]
-                subprocess.run(base + [f"-d{args.warmup}s", url, "--", fx["client_id"], fx["secret"]], capture_output=True)
+                subprocess.run(
+                    base + [f"-d{args.warmup}s", url, "--", fx["client_id"], fx["secret"]], capture_output=True
+                )
                 before = procacct.snapshot()
-                out = subprocess.run(base + [f"-d{args.duration}s", url, "--", fx["client_id"], fx["secret"]],
-                                     capture_output=True, text=True).stdout
+                out = subprocess.run(
+                    base + [f"-d{args.duration}s", url, "--", fx["client_id"], fx["secret"]],
+                    capture_output=True,
+                    text=True,
+                ).stdout
                 cpu = procacct.diff(before, procacct.snapshot(), {"server": [fx["pid"]]}).groups["server"]
                 requests, rps = parse_wrk(out)
                 row = {"rps": rps, "cpu_us_per_req": cpu / requests * 1e6}
@@ -126,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         for wt in trees:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(wt)], capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    medians = {label: {k: statistics.median(row[k] for row in rows) for k in ("rps", "cpu_us_per_req")}
-               for label, rows in results.items()}
+    medians = {
+        label: {k: statistics.median(row[k] for row in rows) for k in ("rps", "cpu_us_per_req")}
+        for label, rows in results.items()
+    }
     print(f"medians of {args.rounds} round(s), {args.duration} s each, {args.workers} worker(s):")
     for label, m in medians.items():
         print(f"  {label:>16}: {m['rps']:8.0f} req/s  {m['cpu_us_per_req']:7.1f} µs/req")

@@ -52,27 +52,39 @@ __all__ = ["ALL_IDS", "BENCH", "GROUPS", "LUA", "RESULTS", "Harness", "main", "p
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     p.add_argument("--scenarios", default="all", help="comma-separated groups or ids (default: all)")
     p.add_argument("--duration", type=seconds, default=15, help="recorded wrk run, e.g. 15s (default) or 3s")
     p.add_argument("--warmup", type=seconds, default=3, help="unrecorded warm-up run (default 3s)")
     p.add_argument("--threads", type=int, default=2, help="wrk -t (default 2)")
     p.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
     p.add_argument("--timeout", default="5s", help="wrk --timeout (default 5s)")
-    p.add_argument("--max-quiet-wait", type=float, default=180,
-                   help="seconds to wait for a quiet machine before each run (0: do not wait)")
+    p.add_argument(
+        "--max-quiet-wait",
+        type=float,
+        default=180,
+        help="seconds to wait for a quiet machine before each run (0: do not wait)",
+    )
     p.add_argument("--retries", type=int, default=2, help="extra runs when a run is DIRTY (default 2)")
     p.add_argument("--tls-time", type=seconds, default=0, help="openssl s_time duration (default: --duration)")
     p.add_argument("--growth-clients", type=int, default=10_000, help="registered clients in s6 (default 10000)")
     p.add_argument("--par-pool", type=int, default=0, help="assertions per PAR run (default: from the crypto bound)")
     p.add_argument("--sdk-rounds", type=int, default=20, help="single-flight rounds in s7 (default 20)")
-    p.add_argument("--tessera-log-level", default="",
-                   help="TESSERA_LOG_LEVEL of the servers (default: tessera's own, info, with its access log; "
-                        "'warning' turns the access log off, as the peers have none)")
+    p.add_argument(
+        "--tessera-log-level",
+        default="",
+        help="TESSERA_LOG_LEVEL of the servers (default: tessera's own, info, with its access log; "
+        "'warning' turns the access log off, as the peers have none)",
+    )
     p.add_argument("--no-peers", action="store_true", help="do not run the peers even if ../shared/peers exists")
     p.add_argument("--keep-work", action="store_true", help="keep bench/work (homes, logs, pools) afterwards")
-    p.add_argument("--out", default=str(RESULTS / "latest.json"), help="results JSON (default bench/results/latest.json)")
+    p.add_argument(
+        "--out", default=str(RESULTS / "latest.json"), help="results JSON (default bench/results/latest.json)"
+    )
     p.add_argument("--no-report", action="store_true", help="do not write docs/benchmarks.md and the chart")
     args = p.parse_args(argv)
     if not shutil.which("wrk"):

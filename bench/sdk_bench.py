@@ -81,8 +81,11 @@ def run(*, threads: int = 100, rounds: int = 20, hits: int = 200_000) -> dict[st
         "hit_sync_ns": round(hit_sync * 1e9),
         "hit_async_ns": round(hit_async * 1e9),
         "single_flight": {
-            "threads": threads, "rounds": rounds, "fetch_ms": FETCH_S * 1000,
-            "fetches_max": max(fetches), "fetches_total": sum(fetches),
+            "threads": threads,
+            "rounds": rounds,
+            "fetch_ms": FETCH_S * 1000,
+            "fetches_max": max(fetches),
+            "fetches_total": sum(fetches),
             "wall_ms_p50": round(statistics.median(totals) * 1000, 2),
             "overhead_ms_p50": round(statistics.median(overheads) * 1000, 2),
             "overhead_ms_max": round(max(overheads) * 1000, 2),

@@ -64,8 +64,10 @@ def run_demo(settings: Settings, url: str, *, say: Say = print) -> dict[str, Any
     result: dict[str, Any] = {"url": url}
     try:
         actors = _register(admin)
-        say(f"[bold]setup[/]  app {actors.client_id}, merchant {actors.merchant_id} (VAT {actors.vat}), "
-            f"POS {actors.pos}, TIDs {'/'.join(actors.tids)}")
+        say(
+            f"[bold]setup[/]  app {actors.client_id}, merchant {actors.merchant_id} (VAT {actors.vat}), "
+            f"POS {actors.pos}, TIDs {'/'.join(actors.tids)}"
+        )
         with tempfile.TemporaryDirectory(prefix="tessera-demo-") as tmp:
             result["nexi-softpos"] = _nexi(admin, url, verify, actors, Path(tmp), say)
         result["axept"] = _axept(admin, url, verify, actors.merchant_id, say)
@@ -80,8 +82,14 @@ def run_demo(settings: Settings, url: str, *, say: Say = print) -> dict[str, Any
 
 def _register(admin: ops.Admin) -> _Actors:
     """The demo's actors, registered through the admin layer as an operator would."""
-    app = ops.register_client(admin, ops.RegisterClient(
-        name="tessera demo app", redirect_uris=(REDIRECT_URI,), grant_types=("client_credentials", "authorization_code")))
+    app = ops.register_client(
+        admin,
+        ops.RegisterClient(
+            name="tessera demo app",
+            redirect_uris=(REDIRECT_URI,),
+            grant_types=("client_credentials", "authorization_code"),
+        ),
+    )
     assert app.client_secret is not None  # the default methods are the secret ones
     mid = secrets.randbelow(9 * 10**8) + 10**8
     pos, softpos_tid, mpos_tid = f"POS-{mid}", f"SP{mid}", f"MP{mid}"
@@ -107,8 +115,9 @@ def _nexi(admin: ops.Admin, url: str, verify: ssl.SSLContext, actors: _Actors, t
     key.write_bytes(key_pem)
     key.chmod(0o600)
     say(f"  2. certificate serial {issued.serial[:16]}…, x5t#S256 {issued.thumbprint}")
-    with NexiSoftPOSClient(url, client_id, actors.secret, cert, key, verify=verify, audience=settings.issuer,
-                           prefix=settings.nexi_prefix) as nexi:
+    with NexiSoftPOSClient(
+        url, client_id, actors.secret, cert, key, verify=verify, audience=settings.issuer, prefix=settings.nexi_prefix
+    ) as nexi:
         token = nexi.token()
         say(f"  3. token       {_short(token)} (mTLS, expires_in 3600, bound to the certificate)")
         jwks = nexi.jwks()
@@ -116,17 +125,28 @@ def _nexi(admin: ops.Admin, url: str, verify: ssl.SSLContext, actors: _Actors, t
         assertion = nexi.client_assertion(point_of_sale=pos, terminal_ids=tids, username_merchant=username)
         verifier, challenge = make_pkce()
         state = secrets.token_urlsafe(8)
-        pushed = nexi.par(scope="openid oidc email", redirect_uri=REDIRECT_URI, client_assertion=assertion,
-                          state=state, code_challenge=challenge)
+        pushed = nexi.par(
+            scope="openid oidc email",
+            redirect_uri=REDIRECT_URI,
+            client_assertion=assertion,
+            state=state,
+            code_challenge=challenge,
+        )
         say(f"  5. PAR         201 request_uri {pushed['request_uri']} expires_in {pushed['expires_in']}")
         authorize_url = nexi.authorize_url(pushed["request_uri"])
         with httpx.Client(verify=verify, timeout=10) as browser:
             page = browser.get(authorize_url)
             page.raise_for_status()
             say(f"  6. authorize   login page {page.status_code} for {username}")
-            login = browser.post(authorize_url.split("?")[0], data={
-                "client_id": client_id, "request_uri": pushed["request_uri"], "username": username,
-                "password": actors.password})
+            login = browser.post(
+                authorize_url.split("?")[0],
+                data={
+                    "client_id": client_id,
+                    "request_uri": pushed["request_uri"],
+                    "username": username,
+                    "password": actors.password,
+                },
+            )
         if login.status_code != 303:
             raise RuntimeError(f"login answered {login.status_code}, expected 303")
         query = parse_qs(urlsplit(login.headers["location"]).query)
@@ -135,7 +155,9 @@ def _nexi(admin: ops.Admin, url: str, verify: ssl.SSLContext, actors: _Actors, t
             raise RuntimeError("state did not round-trip")
         say(f"  7. code        {_short(code)} (state round-tripped, iss {query.get('iss', ['?'])[0]})")
         tokens = nexi.exchange_code(code=code, redirect_uri=REDIRECT_URI, code_verifier=verifier)
-        say(f"  8. token       access {_short(tokens['access_token'])}, id_token {'yes' if 'id_token' in tokens else 'no'}")
+        say(
+            f"  8. token       access {_short(tokens['access_token'])}, id_token {'yes' if 'id_token' in tokens else 'no'}"
+        )
     return {"request_uri": pushed["request_uri"], "id_token": "id_token" in tokens, "terminal_ids": tids}
 
 
@@ -143,9 +165,12 @@ def _axept(admin: ops.Admin, url: str, verify: ssl.SSLContext, mid: int, say: Sa
     say("[bold]axept[/]")
     created = ops.create_key(admin, mid)
     say(f"  1. key         merchant {mid}, keyId {created.key_id} (value shown once, stored as HMAC)")
-    r = httpx.post(f"{url}{admin.settings.axept_prefix}/v1/authenticate",
-                   json={"merchantId": mid, "keyId": created.key_id, "key": created.key},
-                   verify=verify, timeout=10)
+    r = httpx.post(
+        f"{url}{admin.settings.axept_prefix}/v1/authenticate",
+        json={"merchantId": mid, "keyId": created.key_id, "key": created.key},
+        verify=verify,
+        timeout=10,
+    )
     r.raise_for_status()
     body = r.json()
     say(f"  2. authenticate 200 token {_short(body['token'])} expiresAt {body['expiresAt']}")
@@ -154,11 +179,18 @@ def _axept(admin: ops.Admin, url: str, verify: ssl.SSLContext, mid: int, say: Sa
 
 def _mobilepay(url: str, verify: ssl.SSLContext, client_id: str, secret: str, vat: str, say: Say) -> dict[str, Any]:
     say("[bold]mobilepay[/]")
-    r = httpx.post(f"{url}/integrator-authentication/connect/token", auth=(client_id, secret),
-                   data={"grant_type": "client_credentials", "merchant_vat": vat}, verify=verify, timeout=10)
+    r = httpx.post(
+        f"{url}/integrator-authentication/connect/token",
+        auth=(client_id, secret),
+        data={"grant_type": "client_credentials", "merchant_vat": vat},
+        verify=verify,
+        timeout=10,
+    )
     r.raise_for_status()
     body = r.json()
-    say(f"  1. token       {_short(body['access_token'])} expires_in {body['expires_in']} scope {body['scope']} (merchant_vat {vat})")
+    say(
+        f"  1. token       {_short(body['access_token'])} expires_in {body['expires_in']} scope {body['scope']} (merchant_vat {vat})"
+    )
     return {"expires_in": body["expires_in"], "scope": body["scope"]}
 
 
@@ -174,9 +206,16 @@ def _b2binpay(url: str, verify: ssl.SSLContext, login: str, password: str, say: 
     expected = hmac.new(key, (meta["time"] + attrs["refresh"]).encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, meta["sign"]):
         raise RuntimeError("meta.sign did not verify")
-    say(f"  1. login       access until {attrs['access_expired_at']}, refresh until {attrs['refresh_expired_at']}, meta.sign verified")
-    r = httpx.post(f"{url}/b2binpay/token/refresh/", json={"data": {"type": "auth-token", "attributes": {"refresh": attrs["refresh"]}}},
-                   headers=headers, verify=verify, timeout=10)
+    say(
+        f"  1. login       access until {attrs['access_expired_at']}, refresh until {attrs['refresh_expired_at']}, meta.sign verified"
+    )
+    r = httpx.post(
+        f"{url}/b2binpay/token/refresh/",
+        json={"data": {"type": "auth-token", "attributes": {"refresh": attrs["refresh"]}}},
+        headers=headers,
+        verify=verify,
+        timeout=10,
+    )
     r.raise_for_status()
     say("  2. refresh     rotated: the previous refresh token is now dead")
     return {"rotated": True}

@@ -47,24 +47,46 @@ def populate(srv: Any, clients: int) -> Fixture:
     now = int(time.time())
     filler = []
     for i in range(clients - 1):  # the other registered clients, in one transaction
-        filler.append(dict(client_id=generate_client_id(), name=f"bench filler {i}",
-                           secret_hash=hash_secret(generate_secret(), pepper), redirect_uris=[],
-                           scope="", auth_methods=["client_secret_basic", "client_secret_post"],
-                           grant_types=["client_credentials"], require_par=False, jwks=None,
-                           status="active", created_at=now))
+        filler.append(
+            dict(
+                client_id=generate_client_id(),
+                name=f"bench filler {i}",
+                secret_hash=hash_secret(generate_secret(), pepper),
+                redirect_uris=[],
+                scope="",
+                auth_methods=["client_secret_basic", "client_secret_post"],
+                grant_types=["client_credentials"],
+                require_par=False,
+                jwks=None,
+                status="active",
+                created_at=now,
+            )
+        )
     for i in range(0, len(filler), 2000):
         with srv.store.engine.begin() as conn:
-            conn.execute(insert(schema.clients), filler[i:i + 2000])
+            conn.execute(insert(schema.clients), filler[i : i + 2000])
     merchant = srv.new_merchant(app)  # POS, SoftPOS + mPOS TIDs, a user; granted to the app
     vat = f"DK{secrets.randbelow(10**8):08d}"
     mp_id = merchant.merchant_id + 1
     srv.store.create_merchant(Merchant(mp_id, "MobilePay shop", vat, now))
     srv.store.grant(mp_id, app.client_id, now)
-    record, key = create_key(srv.store, pepper, merchant.merchant_id, now,
-                             max_enabled=srv.settings.axept_max_enabled_keys)
+    record, key = create_key(
+        srv.store, pepper, merchant.merchant_id, now, max_enabled=srv.settings.axept_max_enabled_keys
+    )
     pem = app.cert.read_bytes()
-    return Fixture(app.client_id, app.client_secret, pem, app.cert, app.key, app.redirect_uri,
-                   quote(pem.decode(), safe=""), merchant, vat, (record.merchant_id, record.key_id, key), clients)
+    return Fixture(
+        app.client_id,
+        app.client_secret,
+        pem,
+        app.cert,
+        app.key,
+        app.redirect_uri,
+        quote(pem.decode(), safe=""),
+        merchant,
+        vat,
+        (record.merchant_id, record.key_id, key),
+        clients,
+    )
 
 
 def probe(method: str, url: str, **kw: Any) -> httpx.Response:

@@ -42,8 +42,20 @@ def cpu_model() -> str:
 def versions(peers: bool) -> dict[str, str]:
     found = {
         "python": platform.python_version(),
-        **{p: _ver(p) for p in ("tessera-auth", "uvicorn", "starlette", "httptools", "uvloop", "joserfc",
-                               "cryptography", "sqlalchemy", "psycopg")},
+        **{
+            p: _ver(p)
+            for p in (
+                "tessera-auth",
+                "uvicorn",
+                "starlette",
+                "httptools",
+                "uvloop",
+                "joserfc",
+                "cryptography",
+                "sqlalchemy",
+                "psycopg",
+            )
+        },
         "wrk": " ".join(_cmd(["wrk", "-v"]).split()[1:2]),
         "nginx": _cmd(["nginx", "-v"]).rpartition("/")[2],
         "openssl": " ".join(_cmd(["openssl", "version"]).split()[1:2]),
@@ -68,11 +80,21 @@ def meta(args: argparse.Namespace, *, started: float, selected: list[str], peers
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "elapsed_s": round(time.time() - started, 1),
         "commit": commit + ("-dirty" if dirty else ""),
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "kernel": platform.release(),
-                    "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
-        "load": {"threads": a.threads, "connections": a.connections, "duration_s": a.duration,
-                 "warmup_s": a.warmup, "max_quiet_wait_s": a.max_quiet_wait, "retries": a.retries,
-                 "timeout": a.timeout},
+        "machine": {
+            "cpu": cpu_model(),
+            "cores": os.cpu_count(),
+            "kernel": platform.release(),
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        },
+        "load": {
+            "threads": a.threads,
+            "connections": a.connections,
+            "duration_s": a.duration,
+            "warmup_s": a.warmup,
+            "max_quiet_wait_s": a.max_quiet_wait,
+            "retries": a.retries,
+            "timeout": a.timeout,
+        },
         "smoke": a.duration < 15 or a.max_quiet_wait <= 0,
         "tessera_log_level": a.tessera_log_level or "info",
         "selected": selected,

@@ -63,8 +63,9 @@ class Processes:
     def start(self, name: str, args: list[str], *, log_path: Path, **kw: Any) -> subprocess.Popen[Any]:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as logf:
-            proc = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, **kw)
+            proc = subprocess.Popen(
+                args, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, **kw
+            )
         self._procs.append((name, proc))
         return proc
 

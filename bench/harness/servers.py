@@ -20,14 +20,27 @@ from bench.harness.procs import log
 #: The load's one client hammers one endpoint from one address: the request-rate limits are
 #: lifted far above the load (so the limiter still runs, and its cost is measured) instead of
 #: measuring 429s. The brute-force failure limits stay as they are.
-UNLIMITED = {"TESSERA_RATE_LIMIT_PER_CREDENTIAL": "1000000", "TESSERA_RATE_LIMIT_CREDENTIAL_BURST": "1000000",
-             "TESSERA_RATE_LIMIT_PER_ADDRESS": "1000000", "TESSERA_RATE_LIMIT_ADDRESS_BURST": "1000000",
-             "TESSERA_B2BINPAY_LOGIN_PER_MINUTE": "0"}
+UNLIMITED = {
+    "TESSERA_RATE_LIMIT_PER_CREDENTIAL": "1000000",
+    "TESSERA_RATE_LIMIT_CREDENTIAL_BURST": "1000000",
+    "TESSERA_RATE_LIMIT_PER_ADDRESS": "1000000",
+    "TESSERA_RATE_LIMIT_ADDRESS_BURST": "1000000",
+    "TESSERA_B2BINPAY_LOGIN_PER_MINUTE": "0",
+}
 
 
 @contextlib.contextmanager
-def tessera(work: Path, name: str, *, log_level: str = "", mode: str = "proxy", workers: int = 1, clients: int = 10,
-            database_url: str | None = None, env: dict[str, str] | None = None) -> Iterator[tuple[Any, Fixture]]:
+def tessera(
+    work: Path,
+    name: str,
+    *,
+    log_level: str = "",
+    mode: str = "proxy",
+    workers: int = 1,
+    clients: int = 10,
+    database_url: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[Any, Fixture]]:
     """A tessera home under ``work/name`` with its fixture, served until the block ends."""
     from tests.support.live import LiveServer
 
@@ -43,8 +56,10 @@ def tessera(work: Path, name: str, *, log_level: str = "", mode: str = "proxy", 
         srv.init()
         fixture = populate(srv, clients)
         srv.start(timeout=90)
-        log(f"   tessera {name}: pid {srv.proc.pid}, {srv.url}, {workers} worker(s), {clients} clients, "
-            f"{'PostgreSQL' if database_url else 'SQLite'}, mTLS {mode}")
+        log(
+            f"   tessera {name}: pid {srv.proc.pid}, {srv.url}, {workers} worker(s), {clients} clients, "
+            f"{'PostgreSQL' if database_url else 'SQLite'}, mTLS {mode}"
+        )
         yield srv, fixture
     finally:
         srv.stop()
@@ -120,8 +135,12 @@ def prepare_peers() -> None:
     lock = (node / "package-lock.json").read_bytes() if (node / "package-lock.json").exists() else b""
     if not stamp.exists() or stamp.read_bytes() != lock:
         log("   npm ci (node-oidc-provider)")
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"] if lock else ["npm", "install", "--no-audit", "--no-fund"],
-                       cwd=node, check=True, timeout=600)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"] if lock else ["npm", "install", "--no-audit", "--no-fund"],
+            cwd=node,
+            check=True,
+            timeout=600,
+        )
         stamp.write_bytes(lock)
     venv = PEERS_WORK / ".venv"
     req = (PEERS_WORK / "requirements.txt").read_bytes()
@@ -129,6 +148,9 @@ def prepare_peers() -> None:
     if not vstamp.exists() or vstamp.read_bytes() != req:
         log("   python venv (Authlib reference)")
         subprocess.run([shutil.which("python3") or sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r", str(PEERS_WORK / "requirements.txt")],
-                       check=True, timeout=900)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", "-r", str(PEERS_WORK / "requirements.txt")],
+            check=True,
+            timeout=900,
+        )
         vstamp.write_bytes(req)

@@ -47,8 +47,10 @@ class Harness:
             shutil.rmtree(self.work)
         self.work.mkdir(parents=True)
         RESULTS.mkdir(parents=True, exist_ok=True)
-        log(f"== tessera bench: {', '.join(self.selected)}; wrk -t{self.args.threads} -c{self.args.connections} "
-            f"-d{self.args.duration}s after a {self.args.warmup} s warm-up")
+        log(
+            f"== tessera bench: {', '.join(self.selected)}; wrk -t{self.args.threads} -c{self.args.connections} "
+            f"-d{self.args.duration}s after a {self.args.warmup} s warm-up"
+        )
         steps: list[tuple[str, Callable[[Harness], None]]] = []
         if self.peers:
             steps.append(scenarios.PEERS_STEP)
@@ -65,8 +67,14 @@ class Harness:
                 except Exception as e:  # one broken group must not lose the others' figures
                     log(f"!! {name} failed: {e!r}")
                     traceback.print_exc()
-                    self.results.append({"id": f"error.{name}", "group": name, "available": False,
-                                         "note": f"failed: {type(e).__name__}: {str(e)[:300]}"})
+                    self.results.append(
+                        {
+                            "id": f"error.{name}",
+                            "group": name,
+                            "available": False,
+                            "note": f"failed: {type(e).__name__}: {str(e)[:300]}",
+                        }
+                    )
             finished = True
         finally:
             self.procs.stop_all()
@@ -97,22 +105,73 @@ class Harness:
         return machine.meta(self.args, started=self.started, selected=self.selected, peers=self.peers)
 
     # ------------------------------------------------------------------ what the scenarios use
-    def wrk(self, url: str, lua: str, args: list[str], duration: int, *, latency: bool = True,
-            out: Path | None = None, mid: Callable[[], None] | None = None) -> tuple[str, float]:
+    def wrk(
+        self,
+        url: str,
+        lua: str,
+        args: list[str],
+        duration: int,
+        *,
+        latency: bool = True,
+        out: Path | None = None,
+        mid: Callable[[], None] | None = None,
+    ) -> tuple[str, float]:
         return wrk.run_wrk(self, url, lua, args, duration, latency=latency, out=out, mid=mid)
 
-    def measure(self, sid: str, title: str, url: str, lua: str, args: list[str] | Callable[[str], list[str]], *,
-                target: str, server: list[int], port: int, config: dict[str, Any],
-                extra_groups: dict[str, list[int]] | None = None, endpoint: str = "", note: str = "") -> dict[str, Any]:
-        return wrk.measure(self, sid, title, url, lua, args, target=target, server=server, port=port, config=config,
-                           extra_groups=extra_groups, endpoint=endpoint, note=note)
+    def measure(
+        self,
+        sid: str,
+        title: str,
+        url: str,
+        lua: str,
+        args: list[str] | Callable[[str], list[str]],
+        *,
+        target: str,
+        server: list[int],
+        port: int,
+        config: dict[str, Any],
+        extra_groups: dict[str, list[int]] | None = None,
+        endpoint: str = "",
+        note: str = "",
+    ) -> dict[str, Any]:
+        return wrk.measure(
+            self,
+            sid,
+            title,
+            url,
+            lua,
+            args,
+            target=target,
+            server=server,
+            port=port,
+            config=config,
+            extra_groups=extra_groups,
+            endpoint=endpoint,
+            note=note,
+        )
 
     def unavailable(self, sid: str, title: str, note: str, **kw: Any) -> None:
         wrk.unavailable(self, sid, title, note, **kw)
 
     @contextlib.contextmanager
-    def tessera(self, name: str, *, mode: str = "proxy", workers: int = 1, clients: int = 10,
-                database_url: str | None = None, env: dict[str, str] | None = None) -> Iterator[tuple[Any, Fixture]]:
-        with servers.tessera(self.work, name, log_level=self.args.tessera_log_level, mode=mode, workers=workers,
-                             clients=clients, database_url=database_url, env=env) as served:
+    def tessera(
+        self,
+        name: str,
+        *,
+        mode: str = "proxy",
+        workers: int = 1,
+        clients: int = 10,
+        database_url: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Iterator[tuple[Any, Fixture]]:
+        with servers.tessera(
+            self.work,
+            name,
+            log_level=self.args.tessera_log_level,
+            mode=mode,
+            workers=workers,
+            clients=clients,
+            database_url=database_url,
+            env=env,
+        ) as served:
             yield served

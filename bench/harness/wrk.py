@@ -47,8 +47,17 @@ def parse_summary(text: str) -> dict[str, Any]:
     return out
 
 
-def run_wrk(h: Runs, url: str, lua: str, args: list[str], duration: int, *, latency: bool = True,
-            out: Path | None = None, mid: Callable[[], None] | None = None) -> tuple[str, float]:
+def run_wrk(
+    h: Runs,
+    url: str,
+    lua: str,
+    args: list[str],
+    duration: int,
+    *,
+    latency: bool = True,
+    out: Path | None = None,
+    mid: Callable[[], None] | None = None,
+) -> tuple[str, float]:
     """Run wrk to the end; returns its output and its own CPU seconds."""
     assert url.startswith(("http://127.0.0.1:", "https://127.0.0.1:")), f"refusing non-loopback URL {url}"
     a = h.args
@@ -56,8 +65,9 @@ def run_wrk(h: Runs, url: str, lua: str, args: list[str], duration: int, *, late
     if latency:
         cmd.append("--latency")
     cmd += ["-s", str(LUA / lua), url, "--", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     h.procs.adopt("wrk", proc)
     chunks: list[bytes] = []
     stdout = proc.stdout
@@ -84,7 +94,7 @@ def run_wrk(h: Runs, url: str, lua: str, args: list[str], duration: int, *, late
     reader.join(10)
     text = b"".join(chunks).decode(errors="replace")
     if out is not None:
-        out.write_text(" ".join(cmd[:-len(args)] if args else cmd) + "\n" + text)
+        out.write_text(" ".join(cmd[: -len(args)] if args else cmd) + "\n" + text)
     if proc.returncode != 0 or "SUMMARY" not in text:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {text[-800:]}")
     if re.search(r"\.lua: ", text):
@@ -92,9 +102,22 @@ def run_wrk(h: Runs, url: str, lua: str, args: list[str], duration: int, *, late
     return text, rusage.ru_utime + rusage.ru_stime
 
 
-def measure(h: Runs, sid: str, title: str, url: str, lua: str, args: list[str] | Callable[[str], list[str]], *,
-            target: str, server: list[int], port: int, config: dict[str, Any],
-            extra_groups: dict[str, list[int]] | None = None, endpoint: str = "", note: str = "") -> dict[str, Any]:
+def measure(
+    h: Runs,
+    sid: str,
+    title: str,
+    url: str,
+    lua: str,
+    args: list[str] | Callable[[str], list[str]],
+    *,
+    target: str,
+    server: list[int],
+    port: int,
+    config: dict[str, Any],
+    extra_groups: dict[str, list[int]] | None = None,
+    endpoint: str = "",
+    note: str = "",
+) -> dict[str, Any]:
     """Warm up, wait for quiet, load, account; repeat a DIRTY run up to --retries times."""
     a = h.args
     argf: Callable[[str], list[str]] = args if callable(args) else (lambda phase, _a=args: _a)  # type: ignore[misc]
@@ -109,19 +132,35 @@ def measure(h: Runs, sid: str, title: str, url: str, lua: str, args: list[str] |
         conns: dict[str, int] = {}
         s0 = procacct.snapshot()
         with procacct.RssSampler(server) as rss:
-            text, wrk_cpu = run_wrk(h, url, lua, argf(f"run{tries}"), a.duration, out=RESULTS / f"{sid}.txt",
-                                    mid=lambda: conns.update(midrun=established(port)))
+            text, wrk_cpu = run_wrk(
+                h,
+                url,
+                lua,
+                argf(f"run{tries}"),
+                a.duration,
+                out=RESULTS / f"{sid}.txt",
+                mid=lambda: conns.update(midrun=established(port)),
+            )
         s1 = procacct.snapshot()
         cpu = procacct.diff(s0, s1, roots)
         s = parse_summary(text)
         requests = max(int(s.get("requests", 0)), 1)
         dirty = cpu.residual_cores > 0.1
         r = {
-            "id": sid, "group": sid.split(".")[0], "title": title, "target": target, "endpoint": endpoint,
-            "available": True, "config": config, "url": url,
-            "rps": round(float(s.get("rps", 0)), 1), "requests": int(s.get("requests", 0)),
-            "p50_ms": round(s.get("p50_us", 0) / 1000, 2), "p90_ms": round(s.get("p90_us", 0) / 1000, 2),
-            "p99_ms": round(s.get("p99_us", 0) / 1000, 2), "max_ms": round(s.get("max_us", 0) / 1000, 2),
+            "id": sid,
+            "group": sid.split(".")[0],
+            "title": title,
+            "target": target,
+            "endpoint": endpoint,
+            "available": True,
+            "config": config,
+            "url": url,
+            "rps": round(float(s.get("rps", 0)), 1),
+            "requests": int(s.get("requests", 0)),
+            "p50_ms": round(s.get("p50_us", 0) / 1000, 2),
+            "p90_ms": round(s.get("p90_us", 0) / 1000, 2),
+            "p99_ms": round(s.get("p99_us", 0) / 1000, 2),
+            "max_ms": round(s.get("max_us", 0) / 1000, 2),
             "non2xx": int(s.get("non2xx", 0)),
             "socket_errors": {k: int(s.get(f"err_{k}", 0)) for k in ("connect", "read", "write", "timeout")},
             "server_cpu_s": round(cpu.groups["server"], 3),
@@ -129,10 +168,12 @@ def measure(h: Runs, sid: str, title: str, url: str, lua: str, args: list[str] |
             "wrk_cpu_s": round(wrk_cpu, 3),
             **rss.summary(),
             "conns_midrun": conns.get("midrun"),
-            "cpu": cpu.as_dict(), "quiet_wait": quiet,
-            "state": "DIRTY" if dirty else "CLEAN", "tries": tries,
+            "cpu": cpu.as_dict(),
+            "quiet_wait": quiet,
+            "state": "DIRTY" if dirty else "CLEAN",
+            "tries": tries,
         }
-        for g in (extra_groups or {}):
+        for g in extra_groups or {}:
             r[f"{g}_cpu_us_per_req"] = round(cpu.groups[g] * 1e6 / requests, 1)
         for k in ("logins", "refreshes", "pool", "used", "exhausted", "bad"):
             if k in s:
@@ -141,10 +182,12 @@ def measure(h: Runs, sid: str, title: str, url: str, lua: str, args: list[str] |
             r["failure_sample"] = s["sample"]
         if note:
             r["note"] = note
-        log(f"   rps={r['rps']:.0f} p50={r['p50_ms']:.1f}ms p99={r['p99_ms']:.1f}ms non2xx={r['non2xx']} "
+        log(
+            f"   rps={r['rps']:.0f} p50={r['p50_ms']:.1f}ms p99={r['p99_ms']:.1f}ms non2xx={r['non2xx']} "
             f"cpu/req={r['cpu_us_per_req']:.0f}us rss/worker={r['rss_peak_mb_per_worker']}MB "
             f"residual={cpu.residual_cores:.2f} cores {r['state']}"
-            + (f"  [{s['sample'][:120]}]" if "sample" in s else ""))
+            + (f"  [{s['sample'][:120]}]" if "sample" in s else "")
+        )
         if best is None or (best["state"] == "DIRTY" and not dirty):
             best = r
         if not dirty:

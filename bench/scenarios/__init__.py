@@ -28,8 +28,12 @@ ALL_IDS = [i for ids in GROUPS.values() for i in ids]
 
 PEERS_STEP: tuple[str, Callable[[Harness], None]] = ("peers", peers.run)
 STEPS: list[tuple[str, Callable[[Harness], None]]] = [
-    ("s1/s4/s5", s1_tokens.run_base), ("s6", s6_growth.run), ("s3", s3_par.run),
-    ("s2", s2_mtls.run), ("s5-pg", s5_b2b.run_pg), ("s7", s7_sdk.run),
+    ("s1/s4/s5", s1_tokens.run_base),
+    ("s6", s6_growth.run),
+    ("s3", s3_par.run),
+    ("s2", s2_mtls.run),
+    ("s5-pg", s5_b2b.run_pg),
+    ("s7", s7_sdk.run),
 ]
 
 

@@ -16,13 +16,25 @@ if TYPE_CHECKING:
 
 GROUP = "s1"
 NATIVE = Scenario("s1.native", "native /oauth2/token, client_secret_basic", "token_basic.lua", "POST /oauth2/token")
-NEXI = Scenario("s1.nexi_proxy", "Nexi token, proxy mode (X-SSL-Client-Cert)", "token_basic.lua",
-                "POST /softpos/appenrollment/token")
+NEXI = Scenario(
+    "s1.nexi_proxy",
+    "Nexi token, proxy mode (X-SSL-Client-Cert)",
+    "token_basic.lua",
+    "POST /softpos/appenrollment/token",
+)
 SCENARIOS = (NATIVE, NEXI)
 
 
-def token_scenarios(h: Harness, srv: Any, fx: Fixture, *, native: str | None, nexi: str | None,
-                    config: dict[str, Any], title_suffix: str = "") -> None:
+def token_scenarios(
+    h: Harness,
+    srv: Any,
+    fx: Fixture,
+    *,
+    native: str | None,
+    nexi: str | None,
+    config: dict[str, Any],
+    title_suffix: str = "",
+) -> None:
     """The native and Nexi token loads (under the ids given: s1's, or s6's)."""
     server = [srv.proc.pid]
     if native:
@@ -30,20 +42,41 @@ def token_scenarios(h: Harness, srv: Any, fx: Fixture, *, native: str | None, ne
         if h.native_available is None:
             h.native_available = status == 200
         if status == 200:
-            h.measure(native, f"{NATIVE.title}{title_suffix}", f"{srv.url}/oauth2/token", NATIVE.lua or "",
-                      [fx.client_id, fx.secret], target="tessera", server=server, port=srv.port, config=config,
-                      endpoint=NATIVE.endpoint)
+            h.measure(
+                native,
+                f"{NATIVE.title}{title_suffix}",
+                f"{srv.url}/oauth2/token",
+                NATIVE.lua or "",
+                [fx.client_id, fx.secret],
+                target="tessera",
+                server=server,
+                port=srv.port,
+                config=config,
+                endpoint=NATIVE.endpoint,
+            )
         else:
-            h.unavailable(native, f"native /oauth2/token{title_suffix}",
-                          f"probe answered {status} {body[:120]!r}: the native token endpoint is not there yet")
+            h.unavailable(
+                native,
+                f"native /oauth2/token{title_suffix}",
+                f"probe answered {status} {body[:120]!r}: the native token endpoint is not there yet",
+            )
     if nexi:
         url = f"{srv.url}/softpos/appenrollment/token"
         status, body = check_token(url, fx, cert=True)
         if status != 200:
             raise RuntimeError(f"Nexi token probe answered {status}: {body}")
-        h.measure(nexi, f"{NEXI.title}{title_suffix}", url, NEXI.lua or "",
-                  [fx.client_id, fx.secret, fx.cert_header], target="tessera", server=server, port=srv.port,
-                  config=config, endpoint=NEXI.endpoint)
+        h.measure(
+            nexi,
+            f"{NEXI.title}{title_suffix}",
+            url,
+            NEXI.lua or "",
+            [fx.client_id, fx.secret, fx.cert_header],
+            target="tessera",
+            server=server,
+            port=srv.port,
+            config=config,
+            endpoint=NEXI.endpoint,
+        )
 
 
 def run_base(h: Harness) -> None:
@@ -54,8 +87,14 @@ def run_base(h: Harness) -> None:
     log("== s1/s4/s5: tessera, proxy mode, 1 worker, SQLite, 10 clients")
     config = {"workers": 1, "db": "sqlite", "clients": 10, "mtls": "proxy", "tls": False}
     with h.tessera("base") as (srv, fx):
-        token_scenarios(h, srv, fx, native=NATIVE.id if h.want(NATIVE.id) else None,
-                        nexi=NEXI.id if h.want(NEXI.id) else None, config=config)
+        token_scenarios(
+            h,
+            srv,
+            fx,
+            native=NATIVE.id if h.want(NATIVE.id) else None,
+            nexi=NEXI.id if h.want(NEXI.id) else None,
+            config=config,
+        )
         if h.want(s4_profiles.AXEPT.id):
             s4_profiles.axept(h, srv, fx, config)
         if h.want(s4_profiles.MOBILEPAY.id):

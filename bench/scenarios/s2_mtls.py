@@ -21,15 +21,21 @@ if TYPE_CHECKING:
     from bench.harness.session import Harness
 
 GROUP = "s2"
-NEXI_MTLS = Scenario("s2.nexi_mtls", "Nexi token over embedded mTLS (via a client-side nginx)", "token_basic.lua",
-                     "POST /softpos/appenrollment/token")
+NEXI_MTLS = Scenario(
+    "s2.nexi_mtls",
+    "Nexi token over embedded mTLS (via a client-side nginx)",
+    "token_basic.lua",
+    "POST /softpos/appenrollment/token",
+)
 TLS_NEW = Scenario("s2.tls_new", "new TLS connections/s, full mTLS handshake", None, "TLS + GET /healthz")
 TLS_RESUME = Scenario("s2.tls_resume", "TLS connections/s, session resumed", None, "TLS + GET /healthz")
 SCENARIOS = (NEXI_MTLS, TLS_NEW, TLS_RESUME)
-NGINX_NOTE = ("wrk cannot present a client certificate, so nginx on the client side originates the mutual TLS: "
-              "wrk -> nginx over plain HTTP, nginx -> tessera over mTLS with keep-alive upstream connections. "
-              "nginx shares the machine's cores; its CPU is reported apart (proxy_cpu_us_per_req) and is not "
-              "counted as the server's.")
+NGINX_NOTE = (
+    "wrk cannot present a client certificate, so nginx on the client side originates the mutual TLS: "
+    "wrk -> nginx over plain HTTP, nginx -> tessera over mTLS with keep-alive upstream connections. "
+    "nginx shares the machine's cores; its CPU is reported apart (proxy_cpu_us_per_req) and is not "
+    "counted as the server's."
+)
 
 
 def run(h: Harness) -> None:
@@ -48,7 +54,9 @@ def run(h: Harness) -> None:
 
 def nginx_mtls(h: Harness, srv: Any, fx: Fixture, config: dict[str, Any]) -> None:
     if not shutil.which("nginx"):
-        h.unavailable(NEXI_MTLS.id, "Nexi token over mTLS", "nginx is not installed (bench/run.sh installs nginx-light)")
+        h.unavailable(
+            NEXI_MTLS.id, "Nexi token over mTLS", "nginx is not installed (bench/run.sh installs nginx-light)"
+        )
         return
     d = h.work / "nginx"
     port = free_port()
@@ -60,9 +68,20 @@ def nginx_mtls(h: Harness, srv: Any, fx: Fixture, config: dict[str, Any]) -> Non
         status, body = check_token(url, fx, cert=False)
         if status != 200:
             raise RuntimeError(f"Nexi token through nginx answered {status}: {body}")
-        h.measure(NEXI_MTLS.id, NEXI_MTLS.title, url, NEXI_MTLS.lua or "", [fx.client_id, fx.secret],
-                  target="tessera", server=[srv.proc.pid], port=srv.port, config=config,
-                  extra_groups={"proxy": [proc.pid]}, endpoint=NEXI_MTLS.endpoint, note=NGINX_NOTE)
+        h.measure(
+            NEXI_MTLS.id,
+            NEXI_MTLS.title,
+            url,
+            NEXI_MTLS.lua or "",
+            [fx.client_id, fx.secret],
+            target="tessera",
+            server=[srv.proc.pid],
+            port=srv.port,
+            config=config,
+            extra_groups={"proxy": [proc.pid]},
+            endpoint=NEXI_MTLS.endpoint,
+            note=NGINX_NOTE,
+        )
     finally:
         h.procs.stop(proc)
 
@@ -70,8 +89,23 @@ def nginx_mtls(h: Harness, srv: Any, fx: Fixture, config: dict[str, Any]) -> Non
 def s_time(h: Harness, scenario: Scenario, flag: str, srv: Any, fx: Fixture, server: list[int]) -> None:
     sid, title = scenario.id, scenario.title
     secs = h.args.tls_time or h.args.duration
-    cmd = ["openssl", "s_time", "-connect", f"127.0.0.1:{srv.port}", "-CAfile", str(srv.ca), "-cert", str(fx.cert_path),
-           "-key", str(fx.key_path), flag, "-time", str(secs), "-www", "/healthz"]
+    cmd = [
+        "openssl",
+        "s_time",
+        "-connect",
+        f"127.0.0.1:{srv.port}",
+        "-CAfile",
+        str(srv.ca),
+        "-cert",
+        str(fx.cert_path),
+        "-key",
+        str(fx.key_path),
+        flag,
+        "-time",
+        str(secs),
+        "-www",
+        "/healthz",
+    ]
     log(f"-- {sid}: {title}")
     roots = {"server": server, "self": [os.getpid()]}
     quiet = procacct.quiet_wait(roots, max_wait=h.args.max_quiet_wait, log=log)
@@ -89,13 +123,25 @@ def s_time(h: Harness, scenario: Scenario, flag: str, srv: Any, fx: Fixture, ser
     marks = "".join(line for line in p.stdout.splitlines() if line and set(line) <= {"r", "*"})
     resumed = marks.count("r")
     r: dict[str, Any] = {
-        "id": sid, "group": "s2", "title": title, "target": "tessera", "available": True,
-        "endpoint": scenario.endpoint, "config": {"workers": 1, "mtls": "embedded", "tls": True},
-        "tool": "openssl s_time " + flag, "connections": n, "seconds": round(real, 2),
-        "conns_per_s": round(n / real, 1) if real > 0 else 0, "server_cpu_s": round(cpu.groups["server"], 3),
-        "cpu_us_per_conn": round(cpu.groups["server"] * 1e6 / max(n, 1), 1), "non2xx": 0,
-        "cpu": cpu.as_dict(), "quiet_wait": quiet, "state": "DIRTY" if cpu.residual_cores > 0.1 else "CLEAN",
-        "note": "one connection at a time (s_time is sequential), each making a GET /healthz"}
+        "id": sid,
+        "group": "s2",
+        "title": title,
+        "target": "tessera",
+        "available": True,
+        "endpoint": scenario.endpoint,
+        "config": {"workers": 1, "mtls": "embedded", "tls": True},
+        "tool": "openssl s_time " + flag,
+        "connections": n,
+        "seconds": round(real, 2),
+        "conns_per_s": round(n / real, 1) if real > 0 else 0,
+        "server_cpu_s": round(cpu.groups["server"], 3),
+        "cpu_us_per_conn": round(cpu.groups["server"] * 1e6 / max(n, 1), 1),
+        "non2xx": 0,
+        "cpu": cpu.as_dict(),
+        "quiet_wait": quiet,
+        "state": "DIRTY" if cpu.residual_cores > 0.1 else "CLEAN",
+        "note": "one connection at a time (s_time is sequential), each making a GET /healthz",
+    }
     if flag == "-reuse":
         r["resumed"] = resumed
     log(f"   {r['conns_per_s']} conn/s, server cpu {r['cpu_us_per_conn']} us/conn {r['state']}")

@@ -18,10 +18,18 @@ if TYPE_CHECKING:
     from bench.harness.session import Harness
 
 GROUP = "s3"
-PAR = Scenario("s3.par", "Nexi PAR, nested JWE (RSA-OAEP-256 + RS256), one assertion per request",
-               "par_pool.lua", "POST /softpos/as/par")
-PAR_NOKID = Scenario("s3.par_nokid", "Nexi PAR, nested JWE without kid to a random JWKS key (RSA-OAEP-256 + RS256), "
-                     "one assertion per request", "par_pool.lua", "POST /softpos/as/par")
+PAR = Scenario(
+    "s3.par",
+    "Nexi PAR, nested JWE (RSA-OAEP-256 + RS256), one assertion per request",
+    "par_pool.lua",
+    "POST /softpos/as/par",
+)
+PAR_NOKID = Scenario(
+    "s3.par_nokid",
+    "Nexi PAR, nested JWE without kid to a random JWKS key (RSA-OAEP-256 + RS256), one assertion per request",
+    "par_pool.lua",
+    "POST /softpos/as/par",
+)
 SCENARIOS = (PAR, PAR_NOKID)
 #: One worker per core, as the cryptographic bound counts every core.
 PAR_WORKERS = int(os.environ.get("TESSERA_BENCH_PAR_WORKERS", "2"))
@@ -40,9 +48,13 @@ def run(h: Harness) -> None:
     env = {"TESSERA_NEXI_TOKEN_TTL": str(86400), "TESSERA_NEXI_ASSERTION_MAX_LIFETIME": str(LIFETIME)}
     with h.tessera("par", workers=workers, env=env) as (srv, fx):
         headers = {"Content-Type": "application/x-www-form-urlencoded", "X-SSL-Client-Cert": fx.cert_header}
-        r = probe("POST", f"{srv.url}/softpos/appenrollment/token", headers=headers,
-                  content=f"grant_type=client_credentials&client_id={quote(fx.client_id)}&client_secret="
-                          f"{quote(fx.secret)}".encode())
+        r = probe(
+            "POST",
+            f"{srv.url}/softpos/appenrollment/token",
+            headers=headers,
+            content=f"grant_type=client_credentials&client_id={quote(fx.client_id)}&client_secret="
+            f"{quote(fx.secret)}".encode(),
+        )
         if r.status_code != 200:
             raise RuntimeError(f"Nexi token probe answered {r.status_code}: {r.text[:200]}")
         token = r.json()["access_token"]
@@ -50,8 +62,10 @@ def run(h: Harness) -> None:
         enc = jwks["keys"][0]
         key_pem = fx.key_path.read_bytes()
         bound = par_pool.crypto_bound(key_pem, enc_bits=srv.settings.encryption_key_bits)
-        log(f"   cryptographic bound: decrypt {bound['rsa_oaep256_decrypt_us']} us + verify {bound['rs256_verify_us']} us "
-            f"-> {bound['bound_rps']} req/s on {bound['cores']} cores ({bound['bound_rps_per_worker']} per worker)")
+        log(
+            f"   cryptographic bound: decrypt {bound['rsa_oaep256_decrypt_us']} us + verify {bound['rs256_verify_us']} us "
+            f"-> {bound['bound_rps']} req/s on {bound['cores']} cores ({bound['bound_rps_per_worker']} per worker)"
+        )
         h.extras["par_crypto_bound"] = bound
         url = f"{srv.url}/softpos/as/par"
         for scenario, kidless in ((PAR, False), (PAR_NOKID, True)):
@@ -59,15 +73,39 @@ def run(h: Harness) -> None:
                 variant(h, scenario, kidless, srv, fx, key_pem, jwks, enc, bound, token, headers, url, config)
 
 
-def variant(h: Harness, scenario: Scenario, kidless: bool, srv: Any, fx: Fixture, key_pem: bytes,
-            jwks: dict[str, Any], enc: dict[str, Any], bound: dict[str, Any], token: str, headers: dict[str, str],
-            url: str, config: dict[str, Any]) -> None:
+def variant(
+    h: Harness,
+    scenario: Scenario,
+    kidless: bool,
+    srv: Any,
+    fx: Fixture,
+    key_pem: bytes,
+    jwks: dict[str, Any],
+    enc: dict[str, Any],
+    bound: dict[str, Any],
+    token: str,
+    headers: dict[str, str],
+    url: str,
+    config: dict[str, Any],
+) -> None:
     sid = scenario.id
     m = fx.merchant
-    spec = par_pool.assertion_spec(client_id=fx.client_id, redirect_uri=fx.redirect_uri, audience=srv.settings.issuer,
-                                   app_key_pem=key_pem, enc_jwk=enc, pos=m.pos, tids=[m.softpos_tid, m.mpos_tid],
-                                   username=m.username, lifetime=LIFETIME, enc_jwks=jwks["keys"], kidless=kidless)
-    r = probe("POST", url, content=par_pool.one_body(spec).encode(), headers={**headers, "Authorization": f"Bearer {token}"})
+    spec = par_pool.assertion_spec(
+        client_id=fx.client_id,
+        redirect_uri=fx.redirect_uri,
+        audience=srv.settings.issuer,
+        app_key_pem=key_pem,
+        enc_jwk=enc,
+        pos=m.pos,
+        tids=[m.softpos_tid, m.mpos_tid],
+        username=m.username,
+        lifetime=LIFETIME,
+        enc_jwks=jwks["keys"],
+        kidless=kidless,
+    )
+    r = probe(
+        "POST", url, content=par_pool.one_body(spec).encode(), headers={**headers, "Authorization": f"Bearer {token}"}
+    )
     if r.status_code != 201:
         raise RuntimeError(f"PAR probe answered {r.status_code}: {r.text[:300]}")
 
@@ -88,8 +126,18 @@ def variant(h: Harness, scenario: Scenario, kidless: bool, srv: Any, fx: Fixture
         log(f"   pool {phase}: {n} assertions made in {took:.1f} s")
         return [str(path), str(h.args.threads), token, fx.cert_header]
 
-    res = h.measure(sid, scenario.title, url, scenario.lua or "", pool_for, target="tessera", server=[srv.proc.pid],
-                    port=srv.port, config=config, endpoint=scenario.endpoint)
+    res = h.measure(
+        sid,
+        scenario.title,
+        url,
+        scenario.lua or "",
+        pool_for,
+        target="tessera",
+        server=[srv.proc.pid],
+        port=srv.port,
+        config=config,
+        endpoint=scenario.endpoint,
+    )
     res["pool"] = made
     res["crypto_bound_rps"] = bound["bound_rps"]
     res["crypto_bound_rps_per_worker"] = bound["bound_rps_per_worker"]

@@ -13,8 +13,12 @@ if TYPE_CHECKING:
 
 GROUP = "s4"
 AXEPT = Scenario("s4.axept", "axept authenticate (API key, JSON)", "axept.lua", "POST /axept/v1/authenticate")
-MOBILEPAY = Scenario("s4.mobilepay_vat", "MobilePay token with merchant_vat", "mobilepay_vat.lua",
-                     "POST /integrator-authentication/connect/token")
+MOBILEPAY = Scenario(
+    "s4.mobilepay_vat",
+    "MobilePay token with merchant_vat",
+    "mobilepay_vat.lua",
+    "POST /integrator-authentication/connect/token",
+)
 SCENARIOS = (AXEPT, MOBILEPAY)
 
 
@@ -24,15 +28,40 @@ def axept(h: Harness, srv: Any, fx: Fixture, config: dict[str, Any]) -> None:
     r = probe("POST", url, json={"merchantId": mid, "keyId": kid, "key": key})
     if r.status_code != 200:
         raise RuntimeError(f"axept probe answered {r.status_code}: {r.text[:200]}")
-    h.measure(AXEPT.id, AXEPT.title, url, AXEPT.lua or "", [str(mid), str(kid), key], target="tessera",
-              server=[srv.proc.pid], port=srv.port, config=config, endpoint=AXEPT.endpoint)
+    h.measure(
+        AXEPT.id,
+        AXEPT.title,
+        url,
+        AXEPT.lua or "",
+        [str(mid), str(kid), key],
+        target="tessera",
+        server=[srv.proc.pid],
+        port=srv.port,
+        config=config,
+        endpoint=AXEPT.endpoint,
+    )
 
 
 def mobilepay_vat(h: Harness, srv: Any, fx: Fixture, config: dict[str, Any]) -> None:
     url = f"{srv.url}/integrator-authentication/connect/token"
-    r = probe("POST", url, content=f"grant_type=client_credentials&merchant_vat={fx.vat}".encode(),
-              headers={"Content-Type": "application/x-www-form-urlencoded"}, auth=(fx.client_id, fx.secret))
+    r = probe(
+        "POST",
+        url,
+        content=f"grant_type=client_credentials&merchant_vat={fx.vat}".encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        auth=(fx.client_id, fx.secret),
+    )
     if r.status_code != 200:
         raise RuntimeError(f"MobilePay probe answered {r.status_code}: {r.text[:200]}")
-    h.measure(MOBILEPAY.id, MOBILEPAY.title, url, MOBILEPAY.lua or "", [fx.client_id, fx.secret, fx.vat],
-              target="tessera", server=[srv.proc.pid], port=srv.port, config=config, endpoint=MOBILEPAY.endpoint)
+    h.measure(
+        MOBILEPAY.id,
+        MOBILEPAY.title,
+        url,
+        MOBILEPAY.lua or "",
+        [fx.client_id, fx.secret, fx.vat],
+        target="tessera",
+        server=[srv.proc.pid],
+        port=srv.port,
+        config=config,
+        endpoint=MOBILEPAY.endpoint,
+    )

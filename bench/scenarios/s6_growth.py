@@ -25,13 +25,25 @@ def run(h: Harness) -> None:
         log(f"== s6: tessera, proxy mode, 1 worker, SQLite, {n} clients")
         config = {"workers": 1, "db": "sqlite", "clients": n, "mtls": "proxy", "tls": False}
         with h.tessera("growth-clients", clients=n) as (srv, fx):
-            token_scenarios(h, srv, fx, native=NATIVE_10K.id if h.want(NATIVE_10K.id) else None,
-                            nexi=NEXI_10K.id if h.want(NEXI_10K.id) else None, config=config,
-                            title_suffix=f", {n} clients")
+            token_scenarios(
+                h,
+                srv,
+                fx,
+                native=NATIVE_10K.id if h.want(NATIVE_10K.id) else None,
+                nexi=NEXI_10K.id if h.want(NEXI_10K.id) else None,
+                config=config,
+                title_suffix=f", {n} clients",
+            )
     if h.want(NATIVE_W2.id, NEXI_W2.id):
         log("== s6: tessera, proxy mode, 2 workers, SQLite, 10 clients")
         config = {"workers": 2, "db": "sqlite", "clients": 10, "mtls": "proxy", "tls": False}
         with h.tessera("growth-workers", workers=2) as (srv, fx):
-            token_scenarios(h, srv, fx, native=NATIVE_W2.id if h.want(NATIVE_W2.id) else None,
-                            nexi=NEXI_W2.id if h.want(NEXI_W2.id) else None, config=config,
-                            title_suffix=", 2 workers")
+            token_scenarios(
+                h,
+                srv,
+                fx,
+                native=NATIVE_W2.id if h.want(NATIVE_W2.id) else None,
+                nexi=NEXI_W2.id if h.want(NEXI_W2.id) else None,
+                config=config,
+                title_suffix=", 2 workers",
+            )

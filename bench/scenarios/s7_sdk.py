@@ -26,8 +26,20 @@ def run(h: Harness) -> None:
 
     log("== s7: SDK token cache (in process)")
     res = sdk_bench.run(threads=100, rounds=h.args.sdk_rounds)
-    log(f"   hit {res['hit_sync_ns']} ns (sync), {res['hit_async_ns']} ns (asyncio); single flight x100 threads: "
-        f"{res['single_flight']['fetches_max']} fetch, overhead p50 {res['single_flight']['overhead_ms_p50']} ms")
+    log(
+        f"   hit {res['hit_sync_ns']} ns (sync), {res['hit_async_ns']} ns (asyncio); single flight x100 threads: "
+        f"{res['single_flight']['fetches_max']} fetch, overhead p50 {res['single_flight']['overhead_ms_p50']} ms"
+    )
     h.extras["sdk"] = res
-    h.results.append({"id": SDK.id, "group": "s7", "title": SDK.title, "target": "tessera-sdk",
-                      "available": True, "non2xx": 0, "state": "CLEAN", "sdk": res})
+    h.results.append(
+        {
+            "id": SDK.id,
+            "group": "s7",
+            "title": SDK.title,
+            "target": "tessera-sdk",
+            "available": True,
+            "non2xx": 0,
+            "state": "CLEAN",
+            "sdk": res,
+        }
+    )

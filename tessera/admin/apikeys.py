@@ -47,8 +47,13 @@ def _merchant_exists(admin: Admin, merchant_id: int) -> None:
 def create_key(admin: Admin, merchant_id: int) -> CreatedKey:
     _merchant_exists(admin, merchant_id)
     try:
-        record, value = apikeys.create_key(admin.store, admin.settings.pepper_bytes(), merchant_id, admin.now(),
-                                           max_enabled=admin.settings.axept_max_enabled_keys)
+        record, value = apikeys.create_key(
+            admin.store,
+            admin.settings.pepper_bytes(),
+            merchant_id,
+            admin.now(),
+            max_enabled=admin.settings.axept_max_enabled_keys,
+        )
     except StoreConflict as e:
         raise Conflict(str(e)) from None
     return CreatedKey(record.merchant_id, record.key_id, value)
@@ -58,7 +63,9 @@ def list_keys(admin: Admin, merchant_id: int) -> list[KeyInfo]:
     return [KeyInfo.of(k) for k in admin.store.list_api_keys(merchant_id)]
 
 
-def set_key_enabled(admin: Admin, merchant_id: int, key_id: int, enabled: bool, *, confirm_last: bool = False) -> KeyInfo:
+def set_key_enabled(
+    admin: Admin, merchant_id: int, key_id: int, enabled: bool, *, confirm_last: bool = False
+) -> KeyInfo:
     """Enable or disable one key. Disabling the last enabled key needs ``confirm_last``;
     enabling one beyond the limit is a ``Conflict``."""
     keys = admin.store.list_api_keys(merchant_id)
@@ -66,11 +73,13 @@ def set_key_enabled(admin: Admin, merchant_id: int, key_id: int, enabled: bool, 
         raise NotFound(f"merchant {merchant_id} has no key {key_id}")
     others_enabled = [k for k in keys if k.enabled and k.key_id != key_id]
     if not enabled and not others_enabled and not confirm_last:
-        raise ConfirmationRequired(f"key {key_id} is merchant {merchant_id}'s last enabled key: "
-                                   "disabling it locks the merchant out")
+        raise ConfirmationRequired(
+            f"key {key_id} is merchant {merchant_id}'s last enabled key: disabling it locks the merchant out"
+        )
     try:
-        record = admin.store.set_api_key_enabled(merchant_id, key_id, enabled, admin.now(),
-                                                 max_enabled=admin.settings.axept_max_enabled_keys)
+        record = admin.store.set_api_key_enabled(
+            merchant_id, key_id, enabled, admin.now(), max_enabled=admin.settings.axept_max_enabled_keys
+        )
     except StoreConflict as e:
         raise Conflict(str(e)) from None
     return KeyInfo.of(record)

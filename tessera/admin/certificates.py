@@ -69,15 +69,23 @@ def sign_certificate(admin: Admin, req: SignCertificate) -> SignedCertificate:
     except ValueError as e:  # the validity out of the CA's range
         raise Invalid(str(e)) from None
     try:
-        admin.store.add_certificate(CertificateRecord(
-            serial=issued.serial, client_id=req.client_id, thumbprint=issued.thumbprint, subject=issued.subject,
-            not_before=int(issued.not_before.timestamp()), not_after=int(issued.not_after.timestamp()),
-            pem=issued.pem.decode(), created_at=admin.now(),
-        ))
+        admin.store.add_certificate(
+            CertificateRecord(
+                serial=issued.serial,
+                client_id=req.client_id,
+                thumbprint=issued.thumbprint,
+                subject=issued.subject,
+                not_before=int(issued.not_before.timestamp()),
+                not_after=int(issued.not_after.timestamp()),
+                pem=issued.pem.decode(),
+                created_at=admin.now(),
+            )
+        )
     except StoreConflict as e:
         raise Conflict(str(e)) from None
-    return SignedCertificate(issued.serial, req.client_id, issued.thumbprint, issued.subject, issued.not_after,
-                             issued.pem, issued.p7b)
+    return SignedCertificate(
+        issued.serial, req.client_id, issued.thumbprint, issued.subject, issued.not_after, issued.pem, issued.p7b
+    )
 
 
 def revoke_certificate(admin: Admin, serial: str) -> CertificateInfo:

@@ -16,8 +16,8 @@ from tessera.core.client_auth import SECRET_METHODS, validate_jwks
 from tessera.core.flows.native import GRANT_TYPES
 from tessera.core.models import AUTH_METHODS, Client
 from tessera.core.par import validate_redirect_uri
-from tessera.core.secrets import generate_client_id, generate_secret, hash_secret
 from tessera.core.ports import Conflict as StoreConflict
+from tessera.core.secrets import generate_client_id, generate_secret, hash_secret
 
 DEFAULT_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 DEFAULT_GRANT_TYPES = ("client_credentials", "authorization_code")
@@ -59,8 +59,17 @@ class ClientInfo:
 
     @classmethod
     def of(cls, c: Client) -> ClientInfo:
-        return cls(c.client_id, c.name, c.status, c.redirect_uris, c.scope, c.auth_methods, c.grant_types,
-                   c.require_par, c.created_at)
+        return cls(
+            c.client_id,
+            c.name,
+            c.status,
+            c.redirect_uris,
+            c.scope,
+            c.auth_methods,
+            c.grant_types,
+            c.require_par,
+            c.created_at,
+        )
 
 
 def _one_of(values: tuple[str, ...], allowed: tuple[str, ...], field: str) -> tuple[str, ...]:
@@ -97,10 +106,16 @@ def register_client(admin: Admin, req: RegisterClient) -> RegisteredClient:
     methods, grants, keys = check_registration(req)
     secret = generate_secret() if any(m in SECRET_METHODS for m in methods) else None
     client = Client(
-        client_id=generate_client_id(), name=req.name,
+        client_id=generate_client_id(),
+        name=req.name,
         secret_hash=hash_secret(secret, admin.settings.pepper_bytes()) if secret else None,
-        redirect_uris=tuple(req.redirect_uris), scope=req.scope, auth_methods=methods, grant_types=grants,
-        require_par=req.require_par, jwks=keys, created_at=admin.now(),
+        redirect_uris=tuple(req.redirect_uris),
+        scope=req.scope,
+        auth_methods=methods,
+        grant_types=grants,
+        require_par=req.require_par,
+        jwks=keys,
+        created_at=admin.now(),
     )
     try:
         admin.store.create_client(client)

@@ -20,5 +20,6 @@ def open_admin(settings: Settings) -> Admin:
     The caller closes ``admin.store``."""
     require_home(settings)
     store = open_store(settings)
-    return Admin(store=store, settings=settings, ca=lambda: load_ca(settings),
-                 check_kek=lambda: check_kek(settings, store))
+    return Admin(
+        store=store, settings=settings, ca=lambda: load_ca(settings), check_kek=lambda: check_kek(settings, store)
+    )

@@ -13,8 +13,8 @@ from tessera.admin.context import Admin
 from tessera.admin.errors import Conflict, Invalid, NotFound
 from tessera.core.enrollment import EMAIL
 from tessera.core.models import Merchant, MerchantUser, Terminal
-from tessera.core.secrets import hash_password
 from tessera.core.ports import Conflict as StoreConflict
+from tessera.core.secrets import hash_password
 
 TERMINAL_KINDS = ("softpos", "mpos")
 MIN_PASSWORD = 8

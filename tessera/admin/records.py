@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from tessera.admin.errors import Invalid
 from tessera.admin.context import Admin
+from tessera.admin.errors import Invalid
 from tessera.core.models import Enrollment, SecurityEvent
 
 #: The kinds the server records today (``Core.event``); others may be added.
-EVENT_KINDS = ("refresh_family_revoked", "jti_replayed", "revoked_certificate_used", "brute_force_lockout",
-               "credential_failures_spread", "authorization_code_replayed")
+EVENT_KINDS = (
+    "refresh_family_revoked",
+    "jti_replayed",
+    "revoked_certificate_used",
+    "brute_force_lockout",
+    "credential_failures_spread",
+    "authorization_code_replayed",
+)
 MAX_EVENTS = 100_000
 
 

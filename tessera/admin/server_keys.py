@@ -26,8 +26,11 @@ def retention_seconds(settings: Settings, use: str) -> int:
     if use == "sig":
         return longest_access_token(settings) + settings.clock_skew
     if use == "enc":
-        return (max(settings.assertion_max_lifetime, settings.nexi_assertion_max_lifetime) + settings.clock_skew
-                + CLIENT_JWKS_CACHE)
+        return (
+            max(settings.assertion_max_lifetime, settings.nexi_assertion_max_lifetime)
+            + settings.clock_skew
+            + CLIENT_JWKS_CACHE
+        )
     raise Invalid(f"must be {' or '.join(USES)}", field="use")
 
 
@@ -44,8 +47,13 @@ class RingRotation:
         return cls(d["use"], d["retired"], d["retire_at"], d["current"], d["next"])
 
     def as_dict(self) -> dict[str, Any]:
-        return {"use": self.use, "retired": self.retired, "retire_at": self.retire_at, "current": self.current,
-                "next": self.next}
+        return {
+            "use": self.use,
+            "retired": self.retired,
+            "retire_at": self.retire_at,
+            "current": self.current,
+            "next": self.next,
+        }
 
 
 @dataclass(frozen=True)
@@ -75,8 +83,15 @@ def rotate_server_keys(admin: Admin, use: str) -> KeyRotation:
     retain = retention_seconds(admin.settings, use)
     admin.check_kek()
     s = admin.settings
-    result = keys.rotate(admin.store, s.kek_bytes(), use, retain_seconds=retain, signing_alg=s.signing_alg,
-                         enc_bits=s.encryption_key_bits, now=admin.now())
+    result = keys.rotate(
+        admin.store,
+        s.kek_bytes(),
+        use,
+        retain_seconds=retain,
+        signing_alg=s.signing_alg,
+        enc_bits=s.encryption_key_bits,
+        now=admin.now(),
+    )
     rings = {name: RingRotation.of(r) for name, r in result.get("rings", {}).items()}
     return KeyRotation(RingRotation.of(result), rings)
 

@@ -19,8 +19,9 @@ from tessera.cli.purge import purge
 from tessera.cli.server import init, serve
 from tessera.config import ConfigError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="tessera: authorization server for B2B payment channels")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="tessera: authorization server for B2B payment channels"
+)
 
 
 @app.callback()

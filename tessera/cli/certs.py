@@ -29,14 +29,26 @@ def sign(
     out_path.write_bytes(signed.pem)
     if p7b:
         p7b.write_bytes(signed.p7b)
-    emit(as_json, {"serial": signed.serial, "client_id": client, "x5t#S256": signed.thumbprint,
-                   "subject": signed.subject, "not_after": signed.not_after.isoformat(), "pem": str(out_path),
-                   "p7b": str(p7b) if p7b else None})
+    emit(
+        as_json,
+        {
+            "serial": signed.serial,
+            "client_id": client,
+            "x5t#S256": signed.thumbprint,
+            "subject": signed.subject,
+            "not_after": signed.not_after.isoformat(),
+            "pem": str(out_path),
+            "p7b": str(p7b) if p7b else None,
+        },
+    )
 
 
 @app.command("revoke")
-def revoke(serial: Annotated[str, typer.Option("--serial", help="certificate serial (hex)")], home: HomeOpt = None,
-           as_json: JsonOpt = False) -> None:
+def revoke(
+    serial: Annotated[str, typer.Option("--serial", help="certificate serial (hex)")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Revoke a developer certificate; it is refused from the next request on."""
     with admin(home) as a:
         rec = ops.revoke_certificate(a, serial)
@@ -44,11 +56,27 @@ def revoke(serial: Annotated[str, typer.Option("--serial", help="certificate ser
 
 
 @app.command("list")
-def list_(client: Annotated[str | None, typer.Option("--client")] = None, home: HomeOpt = None,
-          as_json: JsonOpt = False) -> None:
+def list_(
+    client: Annotated[str | None, typer.Option("--client")] = None, home: HomeOpt = None, as_json: JsonOpt = False
+) -> None:
     with admin(home) as a:
         certs = ops.list_certificates(a, client)
-    rows = [{"serial": r.serial, "client_id": r.client_id, "subject": r.subject, "not_after": r.not_after,
-             "revoked": r.revoked, "x5t#S256": r.thumbprint} for r in certs]
-    emit(as_json, {"certificates": rows}, None if as_json else "\n".join(
-        f"{r.serial}  {r.client_id}  {'REVOKED ' if r.revoked else ''}{r.subject}" for r in certs) or "no certificates")
+    rows = [
+        {
+            "serial": r.serial,
+            "client_id": r.client_id,
+            "subject": r.subject,
+            "not_after": r.not_after,
+            "revoked": r.revoked,
+            "x5t#S256": r.thumbprint,
+        }
+        for r in certs
+    ]
+    emit(
+        as_json,
+        {"certificates": rows},
+        None
+        if as_json
+        else "\n".join(f"{r.serial}  {r.client_id}  {'REVOKED ' if r.revoked else ''}{r.subject}" for r in certs)
+        or "no certificates",
+    )

@@ -28,9 +28,17 @@ _global_home: dict[str, Path | None] = {"home": None}
 
 #: How the admin layer's field names read on the command line.
 FLAGS = {
-    "auth_methods": "--auth-method", "grant_types": "--grant-type", "redirect_uris": "--redirect-uri",
-    "jwks": "--jwks", "kind": "--kind", "username": "--username", "password": "the password", "use": "--use",
-    "limit": "--limit", "name": "--name", "validity_days": "--validity-days",
+    "auth_methods": "--auth-method",
+    "grant_types": "--grant-type",
+    "redirect_uris": "--redirect-uri",
+    "jwks": "--jwks",
+    "kind": "--kind",
+    "username": "--username",
+    "password": "the password",
+    "use": "--use",
+    "limit": "--limit",
+    "name": "--name",
+    "validity_days": "--validity-days",
 }
 
 

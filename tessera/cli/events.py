@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -27,13 +27,28 @@ def list_(
     with admin(home) as a:
         events = ops.list_events(a, kind=kind, limit=limit)
     if as_json:
-        emit(True, {"events": [{"id": e.id, "kind": e.kind, "client_id": e.client_id, "detail": e.detail,
-                                "created_at": e.created_at} for e in events]})
+        emit(
+            True,
+            {
+                "events": [
+                    {
+                        "id": e.id,
+                        "kind": e.kind,
+                        "client_id": e.client_id,
+                        "detail": e.detail,
+                        "created_at": e.created_at,
+                    }
+                    for e in events
+                ]
+            },
+        )
         return
     if not events:
         out.print("no events")
         return
     for e in events:  # one line per event: easy to grep
-        when = datetime.fromtimestamp(e.created_at, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        out.print(escape(f"{e.id}  {when}  {e.kind}  {e.client_id or '-'}  {json.dumps(e.detail, sort_keys=True)}"),
-                  highlight=False)
+        when = datetime.fromtimestamp(e.created_at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        out.print(
+            escape(f"{e.id}  {when}  {e.kind}  {e.client_id or '-'}  {json.dumps(e.detail, sort_keys=True)}"),
+            highlight=False,
+        )

@@ -34,5 +34,8 @@ def list_(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     with admin(home) as a:
         keys = ops.list_server_keys(a)
     rows = [{"kid": k.kid, "use": k.use, "alg": k.alg, "status": k.status, "retire_at": k.retire_at} for k in keys]
-    emit(as_json, {"keys": rows}, None if as_json else "\n".join(
-        f"{k.use}  {k.status:8} {k.alg:13} {k.kid}" for k in keys))
+    emit(
+        as_json,
+        {"keys": rows},
+        None if as_json else "\n".join(f"{k.use}  {k.status:8} {k.alg:13} {k.kid}" for k in keys),
+    )

@@ -26,16 +26,27 @@ def create(merchant_id: MerchantOpt, home: HomeOpt = None, as_json: JsonOpt = Fa
 def list_(merchant_id: MerchantOpt, home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     with admin(home) as a:
         keys = ops.list_keys(a, merchant_id)
-    rows = [{"keyId": k.key_id, "enabled": k.enabled, "created_at": k.created_at, "disabled_at": k.disabled_at}
-            for k in keys]
-    emit(as_json, {"merchantId": merchant_id, "keys": rows}, None if as_json else "\n".join(
-        f"key {k.key_id}: {'enabled' if k.enabled else 'disabled'}" for k in keys) or "no keys")
+    rows = [
+        {"keyId": k.key_id, "enabled": k.enabled, "created_at": k.created_at, "disabled_at": k.disabled_at}
+        for k in keys
+    ]
+    emit(
+        as_json,
+        {"merchantId": merchant_id, "keys": rows},
+        None
+        if as_json
+        else "\n".join(f"key {k.key_id}: {'enabled' if k.enabled else 'disabled'}" for k in keys) or "no keys",
+    )
 
 
 @app.command("disable")
-def disable(merchant_id: MerchantOpt, key_id: KeyIdOpt,
-            yes: Annotated[bool, typer.Option("--yes", help="confirm disabling the last enabled key")] = False,
-            home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+def disable(
+    merchant_id: MerchantOpt,
+    key_id: KeyIdOpt,
+    yes: Annotated[bool, typer.Option("--yes", help="confirm disabling the last enabled key")] = False,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Disable a (compromised) key: refused from the next request on."""
     with admin(home) as a:
         try:

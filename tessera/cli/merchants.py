@@ -45,8 +45,9 @@ def add_terminal(
 def add_user(
     merchant_id: MerchantOpt,
     username: Annotated[str, typer.Option("--username", help="the user's e-mail address")],
-    password_stdin: Annotated[bool, typer.Option(
-        "--password-stdin", help="read the password from standard input")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from standard input")
+    ] = False,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

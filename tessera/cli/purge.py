@@ -13,6 +13,10 @@ def purge(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
     with admin(home) as a:
         counts = ops.purge(a)
     total = sum(counts.values())
-    emit(as_json, {"deleted": counts, "total": total},
-         None if as_json else ("\n".join(f"{k}: {v}" for k, v in sorted(counts.items())) + "\n" if counts else "")
-         + f"total: {total}")
+    emit(
+        as_json,
+        {"deleted": counts, "total": total},
+        None
+        if as_json
+        else ("\n".join(f"{k}: {v}" for k, v in sorted(counts.items())) + "\n" if counts else "") + f"total: {total}",
+    )

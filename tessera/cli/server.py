@@ -18,9 +18,14 @@ def init(
     issuer: Annotated[str | None, typer.Option(help="issuer URL (default https://HOSTNAME:PORT)")] = None,
     hostname: Annotated[str, typer.Option(help="name in the server's TLS certificate")] = "localhost",
     port: Annotated[int, typer.Option(help="port the issuer URL names")] = 8443,
-    database_url: Annotated[str | None, typer.Option(
-        "--database-url", help="SQLAlchemy URL of the database (default $TESSERA_DATABASE_URL, else SQLite in the home); "
-                               "recorded in tessera.toml without its password")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="SQLAlchemy URL of the database (default $TESSERA_DATABASE_URL, else SQLite in the home); "
+            "recorded in tessera.toml without its password",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a new home: CA, server TLS certificate, keys, database, tessera.toml."""
@@ -28,14 +33,30 @@ def init(
         fail("--environment must be staging or production")
     target = home or global_home() or Settings.load().home
     try:
-        s = init_home(target, environment=environment, issuer=issuer, hostname=hostname, port=port,
-                      now=int(time.time()), database_url=database_url)
+        s = init_home(
+            target,
+            environment=environment,
+            issuer=issuer,
+            hostname=hostname,
+            port=port,
+            now=int(time.time()),
+            database_url=database_url,
+        )
     except HomeExists as e:
         fail(str(e))
-    data = {"home": str(s.home.resolve()), "issuer": s.issuer, "environment": s.environment,
-            "ca": str(s.ca_cert_path.resolve()), "database_url": redact_url(s.database_url)}
-    emit(as_json, data, f"initialised {data['home']}\n  issuer: {s.issuer}\n  CA certificate: {data['ca']}\n"
-         f"  database: {data['database_url']}\nnext: tessera --home {s.home} serve")
+    data = {
+        "home": str(s.home.resolve()),
+        "issuer": s.issuer,
+        "environment": s.environment,
+        "ca": str(s.ca_cert_path.resolve()),
+        "database_url": redact_url(s.database_url),
+    }
+    emit(
+        as_json,
+        data,
+        f"initialised {data['home']}\n  issuer: {s.issuer}\n  CA certificate: {data['ca']}\n"
+        f"  database: {data['database_url']}\nnext: tessera --home {s.home} serve",
+    )
 
 
 def serve(

@@ -23,10 +23,10 @@ from typing import Any
 
 import orjson
 from joserfc import jws
-from joserfc.util import json_b64encode, urlsafe_b64encode
 from joserfc.errors import JoseError as _LibJoseError
 from joserfc.jwa import JWSAlgModel
 from joserfc.jws import JWSRegistry
+from joserfc.util import json_b64encode, urlsafe_b64encode
 
 from .errors import JoseError
 from .keys import SIGNING_ALGS

@@ -132,7 +132,9 @@ class ServerKeys:
                 _check_certificate(mk)
             if mk.status == "current":
                 if (mk.use, mk.ring) in current:
-                    raise JoseError(f"more than one current {mk.use} key" + (f" in the {mk.ring} ring" if mk.ring else ""))
+                    raise JoseError(
+                        f"more than one current {mk.use} key" + (f" in the {mk.ring} ring" if mk.ring else "")
+                    )
                 current[(mk.use, mk.ring)] = mk
             by_kid[mk.kid] = mk
 
@@ -145,14 +147,19 @@ class ServerKeys:
         # publication order: current, then next, then retired (input order kept within a status),
         # the shared ring before the profiles' rings
         self._ordered: dict[str, tuple[ManagedKey, ...]] = {
-            use: tuple(sorted((mk for mk in keys if mk.use == use),
-                              key=lambda m: (_STATUS_ORDER[m.status], m.ring is not None)))
+            use: tuple(
+                sorted(
+                    (mk for mk in keys if mk.use == use), key=lambda m: (_STATUS_ORDER[m.status], m.ring is not None)
+                )
+            )
             for use in USES
         }
         # public JWKs are derived once per key
         self._public: dict[str, dict[str, Any]] = {}
         # (use, ring filter) -> (valid_from, valid_until, keys list); see jwks()
-        self._jwks_cache: dict[tuple[str, str | None], tuple[datetime | None, datetime | None, tuple[dict[str, Any], ...]]] = {}
+        self._jwks_cache: dict[
+            tuple[str, str | None], tuple[datetime | None, datetime | None, tuple[dict[str, Any], ...]]
+        ] = {}
 
     # ------------------------------------------------------------------ #
 

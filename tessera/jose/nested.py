@@ -303,8 +303,13 @@ def _try_decrypt(parts: list[str], key: RSAKey, enc: str) -> bytes | None:
         ct, malformed = b"", True
     if malformed:
         value = b".".join(
-            [header_seg.encode("ascii"), urlsafe_b64encode(ek), urlsafe_b64encode(iv),
-             urlsafe_b64encode(ct), urlsafe_b64encode(tag)]
+            [
+                header_seg.encode("ascii"),
+                urlsafe_b64encode(ek),
+                urlsafe_b64encode(iv),
+                urlsafe_b64encode(ct),
+                urlsafe_b64encode(tag),
+            ]
         )
     else:
         value = ".".join(parts).encode("ascii")

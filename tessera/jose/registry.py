@@ -41,4 +41,4 @@ def norm_typ(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     lowered = value.lower()
-    return lowered[len("application/"):] if lowered.startswith("application/") else lowered
+    return lowered[len("application/") :] if lowered.startswith("application/") else lowered

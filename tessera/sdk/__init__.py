@@ -27,11 +27,22 @@ from .pkce import make_pkce
 
 # The resource-server side is imported on first use, so that a token client does not pay
 # for it (and Starlette only with require_token / resource_error_handler).
-_RESOURCE = frozenset({
-    "AuthContext", "InsufficientScope", "InvalidRequestError", "InvalidTokenError", "JWKSCache", "JWKSUnavailable",
-    "MerchantMismatch", "MobilePayMerchantRule", "ResourceError", "TokenVerifier", "require_token",
-    "resource_error_handler",
-})
+_RESOURCE = frozenset(
+    {
+        "AuthContext",
+        "InsufficientScope",
+        "InvalidRequestError",
+        "InvalidTokenError",
+        "JWKSCache",
+        "JWKSUnavailable",
+        "MerchantMismatch",
+        "MobilePayMerchantRule",
+        "ResourceError",
+        "TokenVerifier",
+        "require_token",
+        "resource_error_handler",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:

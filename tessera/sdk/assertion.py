@@ -47,9 +47,16 @@ def signing_alg(private_key: Any) -> str:
     raise ValueError("the signing key must be RSA (2048+ bits) or EC P-256")
 
 
-def build_nested_assertion(claims: dict[str, Any], *, signing_key_pem: bytes, certificate_pem: bytes | None,
-                           encryption_jwk: dict[str, Any], alg: str = "RSA-OAEP-256", enc: str = "A256GCM",
-                           minimal_headers: bool = False) -> str:
+def build_nested_assertion(
+    claims: dict[str, Any],
+    *,
+    signing_key_pem: bytes,
+    certificate_pem: bytes | None,
+    encryption_jwk: dict[str, Any],
+    alg: str = "RSA-OAEP-256",
+    enc: str = "A256GCM",
+    minimal_headers: bool = False,
+) -> str:
     """Sign ``claims`` with ``signing_key_pem`` (unencrypted PEM) and encrypt the JWS to
     ``encryption_jwk`` (a public RSA JWK). With ``certificate_pem``, the certificate must hold
     the signing key's public half, and (unless ``minimal_headers``) the JWS header names it by

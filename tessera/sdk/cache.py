@@ -26,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Hashable
+from typing import Any
 
 __all__ = ["CachedToken", "TokenCache", "default_cache"]
 
@@ -184,7 +185,9 @@ class TokenCache:
                 raise flight.error
             return flight.result  # type: ignore[return-value]
 
-    async def _lead_async(self, key: Hashable, flight: _Flight, fetch: Callable[[], Awaitable[CachedToken]]) -> CachedToken:
+    async def _lead_async(
+        self, key: Hashable, flight: _Flight, fetch: Callable[[], Awaitable[CachedToken]]
+    ) -> CachedToken:
         try:
             token = _checked(await fetch())
         except Exception as e:
@@ -197,8 +200,15 @@ class TokenCache:
         return token
 
     # ------------------------------------------------------------------ internals
-    def _finish(self, key: Hashable, flight: _Flight, *, result: CachedToken | None = None,
-                error: BaseException | None = None, retry: bool = False) -> None:
+    def _finish(
+        self,
+        key: Hashable,
+        flight: _Flight,
+        *,
+        result: CachedToken | None = None,
+        error: BaseException | None = None,
+        retry: bool = False,
+    ) -> None:
         with self._lock:
             if result is not None:
                 self._put(key, result)

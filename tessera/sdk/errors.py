@@ -72,4 +72,4 @@ def _challenge_error(header: str) -> str:
     if i < 0:
         return ""
     j = header.find('"', i + len(marker))
-    return _clean(header[i + len(marker):j if j > 0 else None])
+    return _clean(header[i + len(marker) : j if j > 0 else None])

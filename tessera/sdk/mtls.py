@@ -51,7 +51,6 @@ from typing import Any
 
 from cryptography import x509
 
-
 __all__ = ["CLIENT_CERT_DER_KEY", "MTLSConfig", "MTLSExtractor", "PeerCertificate", "thumbprint"]
 
 #: Private key in the ASGI TLS extension dict holding the leaf certificate as DER bytes

@@ -15,9 +15,9 @@ from tessera.admin import Admin
 from tessera.ca import CertificateAuthority
 from tessera.config import Settings
 from tessera.core.keys import create_initial_keys
-from tessera.storage.migrate import upgrade
 from tessera.core.ports import Store
 from tessera.storage.memory import MemoryStore
+from tessera.storage.migrate import upgrade
 from tessera.storage.sql import SQLStore
 
 KEK = base64.urlsafe_b64encode(b"k" * 32).decode().rstrip("=")
@@ -44,8 +44,13 @@ def clock() -> Clock:
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-def admin(request: pytest.FixtureRequest, tmp_path: Path, authority: CertificateAuthority, clock: Clock,
-          monkeypatch: pytest.MonkeyPatch) -> Iterator[Admin]:
+def admin(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    authority: CertificateAuthority,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Admin]:
     for name in [n for n in os.environ if n.startswith("TESSERA_")]:
         monkeypatch.delenv(name)
     settings = Settings(home=tmp_path, kek=KEK, pepper=PEPPER, database_url=f"sqlite:///{tmp_path / 'admin.db'}")
@@ -65,6 +70,11 @@ def admin(request: pytest.FixtureRequest, tmp_path: Path, authority: Certificate
 @pytest.fixture
 def keyed(admin: Admin) -> Admin:
     """The admin with the server keys ``tessera init`` makes."""
-    create_initial_keys(admin.store, admin.settings.kek_bytes(), signing_alg=admin.settings.signing_alg,
-                        enc_bits=admin.settings.encryption_key_bits, now=admin.now())
+    create_initial_keys(
+        admin.store,
+        admin.settings.kek_bytes(),
+        signing_alg=admin.settings.signing_alg,
+        enc_bits=admin.settings.encryption_key_bits,
+        now=admin.now(),
+    )
     return admin

@@ -20,7 +20,8 @@ from .conftest import Clock
 def _csr(*, ca: bool = False) -> bytes:
     key = ec.generate_private_key(ec.SECP256R1())
     builder = x509.CertificateSigningRequestBuilder().subject_name(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "NOMEAPP"), x509.NameAttribute(NameOID.COUNTRY_NAME, "IT")]))
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "NOMEAPP"), x509.NameAttribute(NameOID.COUNTRY_NAME, "IT")])
+    )
     if ca:
         builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)

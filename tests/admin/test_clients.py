@@ -16,8 +16,9 @@ from tessera.core.secrets import hash_secret, verify_secret
 
 
 def test_register_makes_a_secret_stored_only_as_its_hmac(admin: Admin) -> None:
-    reg = ops.register_client(admin, RegisterClient(name="pos app", redirect_uris=("https://app.example/cb",),
-                                                    scope="payments"))
+    reg = ops.register_client(
+        admin, RegisterClient(name="pos app", redirect_uris=("https://app.example/cb",), scope="payments")
+    )
     assert reg.client_secret is not None and len(reg.client_secret) >= 43  # 256 bits
     stored = admin.store.get_client(reg.client_id)
     assert stored is not None
@@ -40,28 +41,37 @@ def test_certificate_only_client_gets_no_secret(admin: Admin) -> None:
 
 
 def test_methods_and_grants_repeated_are_kept_once(admin: Admin) -> None:
-    reg = ops.register_client(admin, RegisterClient(
-        name="a", auth_methods=("client_secret_basic", "client_secret_basic"),
-        grant_types=("refresh_token", "authorization_code", "refresh_token")))
+    reg = ops.register_client(
+        admin,
+        RegisterClient(
+            name="a",
+            auth_methods=("client_secret_basic", "client_secret_basic"),
+            grant_types=("refresh_token", "authorization_code", "refresh_token"),
+        ),
+    )
     stored = admin.store.get_client(reg.client_id)
     assert stored is not None
     assert stored.auth_methods == ("client_secret_basic",)
     assert stored.grant_types == ("refresh_token", "authorization_code")
 
 
-@pytest.mark.parametrize(("req", "field", "words"), [
-    (RegisterClient(name="a", auth_methods=("client_secret_jwt",)), "auth_methods", "must be one of"),
-    (RegisterClient(name="a", auth_methods=()), "auth_methods", "at least one"),
-    (RegisterClient(name="a", grant_types=("password",)), "grant_types", "must be one of"),
-    (RegisterClient(name="a", redirect_uris=("javascript:alert(1)",)), "redirect_uris", "not allowed"),
-    (RegisterClient(name="a", redirect_uris=("http://app.example/cb",)), "redirect_uris", "loopback"),
-    (RegisterClient(name="a", redirect_uris=("https://app.example/cb#x",)), "redirect_uris", "fragment"),
-    (RegisterClient(name="a", redirect_uris=("/relative",)), "redirect_uris", "absolute"),
-    (RegisterClient(name="a", jwks={"keys": []}), "jwks", "at least one key"),
-    (RegisterClient(name=""), "name", "1 to 200"),
-])
-def test_invalid_registrations_name_their_field_and_store_nothing(admin: Admin, req: RegisterClient, field: str,
-                                                                  words: str) -> None:
+@pytest.mark.parametrize(
+    ("req", "field", "words"),
+    [
+        (RegisterClient(name="a", auth_methods=("client_secret_jwt",)), "auth_methods", "must be one of"),
+        (RegisterClient(name="a", auth_methods=()), "auth_methods", "at least one"),
+        (RegisterClient(name="a", grant_types=("password",)), "grant_types", "must be one of"),
+        (RegisterClient(name="a", redirect_uris=("javascript:alert(1)",)), "redirect_uris", "not allowed"),
+        (RegisterClient(name="a", redirect_uris=("http://app.example/cb",)), "redirect_uris", "loopback"),
+        (RegisterClient(name="a", redirect_uris=("https://app.example/cb#x",)), "redirect_uris", "fragment"),
+        (RegisterClient(name="a", redirect_uris=("/relative",)), "redirect_uris", "absolute"),
+        (RegisterClient(name="a", jwks={"keys": []}), "jwks", "at least one key"),
+        (RegisterClient(name=""), "name", "1 to 200"),
+    ],
+)
+def test_invalid_registrations_name_their_field_and_store_nothing(
+    admin: Admin, req: RegisterClient, field: str, words: str
+) -> None:
     with pytest.raises(Invalid) as e:
         ops.register_client(admin, req)
     assert e.value.field == field and words in e.value.message, e.value
@@ -82,8 +92,10 @@ def test_jwks_public_p256_accepted_private_refused(admin: Admin) -> None:
     stored = admin.store.get_client(reg.client_id)
     assert stored is not None and json.dumps(stored.jwks, sort_keys=True) == json.dumps(public, sort_keys=True)
     with pytest.raises(Invalid) as e:
-        ops.register_client(admin, RegisterClient(name="leak", auth_methods=("private_key_jwt",),
-                                                  jwks={"keys": [key.as_dict(private=True)]}))
+        ops.register_client(
+            admin,
+            RegisterClient(name="leak", auth_methods=("private_key_jwt",), jwks={"keys": [key.as_dict(private=True)]}),
+        )
     assert e.value.field == "jwks" and "public keys only" in e.value.message
 
 

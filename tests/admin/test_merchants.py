@@ -53,12 +53,15 @@ def test_user_password_is_argon2id_and_username_lower_case(admin: Admin, merchan
         ops.add_user(admin, AddUser(merchant, "anna@pizzeria.example", "another one"))
 
 
-@pytest.mark.parametrize(("username", "password", "field"), [
-    ("anna@pizzeria.example", "short77", "password"),
-    ("anna@pizzeria.example", "x" * 1025, "password"),
-    ("anna", "long enough", "username"),
-    ("anna@localhost", "long enough", "username"),
-])
+@pytest.mark.parametrize(
+    ("username", "password", "field"),
+    [
+        ("anna@pizzeria.example", "short77", "password"),
+        ("anna@pizzeria.example", "x" * 1025, "password"),
+        ("anna", "long enough", "username"),
+        ("anna@localhost", "long enough", "username"),
+    ],
+)
 def test_user_refusals(admin: Admin, merchant: int, username: str, password: str, field: str) -> None:
     with pytest.raises(Invalid) as e:
         ops.add_user(admin, AddUser(merchant, username, password))

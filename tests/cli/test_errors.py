@@ -13,15 +13,21 @@ from tessera.cli import app
 from tessera.cli.common import describe
 
 
-@pytest.mark.parametrize(("error", "line"), [
-    (Invalid("must be one of a, b (got 'c')", field="auth_methods"), "--auth-method must be one of a, b (got 'c')"),
-    (Invalid("a redirect URI has no fragment", field="redirect_uris"), "--redirect-uri: a redirect URI has no fragment"),
-    (Invalid("must have at least 8 characters", field="password"), "the password must have at least 8 characters"),
-    (Invalid("must be an e-mail address", field="username"), "--username must be an e-mail address"),
-    (Invalid("must be softpos or mpos", field="kind"), "--kind must be softpos or mpos"),
-    (NotFound("no merchant 7"), "no merchant 7"),
-    (ConfirmationRequired("key 1 is merchant 7's last enabled key"), "key 1 is merchant 7's last enabled key"),
-])
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (Invalid("must be one of a, b (got 'c')", field="auth_methods"), "--auth-method must be one of a, b (got 'c')"),
+        (
+            Invalid("a redirect URI has no fragment", field="redirect_uris"),
+            "--redirect-uri: a redirect URI has no fragment",
+        ),
+        (Invalid("must have at least 8 characters", field="password"), "the password must have at least 8 characters"),
+        (Invalid("must be an e-mail address", field="username"), "--username must be an e-mail address"),
+        (Invalid("must be softpos or mpos", field="kind"), "--kind must be softpos or mpos"),
+        (NotFound("no merchant 7"), "no merchant 7"),
+        (ConfirmationRequired("key 1 is merchant 7's last enabled key"), "key 1 is merchant 7's last enabled key"),
+    ],
+)
 def test_admin_errors_in_the_cli_words(error: Invalid, line: str) -> None:
     assert describe(error) == line
 

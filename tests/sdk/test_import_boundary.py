@@ -11,9 +11,23 @@ import sys
 
 import pytest
 
-SERVER = ("tessera.web", "tessera.storage", "tessera.core", "tessera.cli", "tessera.admin", "tessera.server",
-          "tessera.home", "tessera.config", "uvicorn", "sqlalchemy", "pydantic_settings", "alembic", "redis",
-          "psycopg", "typer")
+SERVER = (
+    "tessera.web",
+    "tessera.storage",
+    "tessera.core",
+    "tessera.cli",
+    "tessera.admin",
+    "tessera.server",
+    "tessera.home",
+    "tessera.config",
+    "uvicorn",
+    "sqlalchemy",
+    "pydantic_settings",
+    "alembic",
+    "redis",
+    "psycopg",
+    "typer",
+)
 
 
 def _loaded(code: str) -> list[str]:
@@ -28,16 +42,19 @@ def _matching(modules: list[str], prefixes: tuple[str, ...]) -> list[str]:
     return [m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes)]
 
 
-@pytest.mark.parametrize("code", [
-    "import tessera.sdk",
-    "import tessera.sdk.resource",
-    # every name the resource package exports without Starlette, used
-    "from tessera.sdk.resource import (AuthContext, InsufficientScope, InvalidTokenError, JWKSCache, "
-    "MobilePayMerchantRule, PosApiError, TokenVerifier)\n"
-    "from tessera.sdk import TokenVerifier as T, NexiSoftPOSClient, AxeptClient, MobilePayClient, B2BinPayClient\n"
-    "TokenVerifier({'keys': []}, issuer='https://as.example', audience='api').jwks.get_key(None)\n"
-    "MobilePayMerchantRule().merchant({'merchant_vat': 'DK12345678'}, [])",
-])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import tessera.sdk",
+        "import tessera.sdk.resource",
+        # every name the resource package exports without Starlette, used
+        "from tessera.sdk.resource import (AuthContext, InsufficientScope, InvalidTokenError, JWKSCache, "
+        "MobilePayMerchantRule, PosApiError, TokenVerifier)\n"
+        "from tessera.sdk import TokenVerifier as T, NexiSoftPOSClient, AxeptClient, MobilePayClient, B2BinPayClient\n"
+        "TokenVerifier({'keys': []}, issuer='https://as.example', audience='api').jwks.get_key(None)\n"
+        "MobilePayMerchantRule().merchant({'merchant_vat': 'DK12345678'}, [])",
+    ],
+)
 def test_sdk_loads_no_server_module_and_no_starlette(code: str) -> None:
     modules = _loaded(code)
     assert _matching(modules, (*SERVER, "starlette")) == []

@@ -13,8 +13,16 @@ from tessera.sdk.errors import SDKError
 if TYPE_CHECKING:
     from starlette.responses import Response
 
-__all__ = ["BearerError", "InsufficientScope", "InvalidRequestError", "InvalidTokenError", "JWKSUnavailable",
-           "MerchantMismatch", "PosApiError", "ResourceError"]
+__all__ = [
+    "BearerError",
+    "InsufficientScope",
+    "InvalidRequestError",
+    "InvalidTokenError",
+    "JWKSUnavailable",
+    "MerchantMismatch",
+    "PosApiError",
+    "ResourceError",
+]
 
 
 class ResourceError(SDKError):

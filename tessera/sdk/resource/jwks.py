@@ -80,9 +80,17 @@ class JWKSCache:
     ``verify``: as for the SDK clients (True, False, a CA file/directory, an SSLContext).
     ``fetches`` counts the fetch attempts."""
 
-    def __init__(self, jwks_uri: str, *, min_refetch_interval: float = 60.0, max_age: float = 300.0,
-                 verify: Verify = True, timeout: float = 5.0, transport: httpx.BaseTransport | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        jwks_uri: str,
+        *,
+        min_refetch_interval: float = 60.0,
+        max_age: float = 300.0,
+        verify: Verify = True,
+        timeout: float = 5.0,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if min_refetch_interval < 0 or max_age <= 0:
             raise ValueError("min_refetch_interval must be >= 0 and max_age > 0")
         self.jwks_uri = jwks_uri
@@ -166,8 +174,9 @@ class JWKSCache:
                 self._fetching = False
                 have_keys = self._fetched_at is not None
             if not have_keys:
-                raise JWKSUnavailable("the authorization server's keys are unavailable",
-                                      reason="jwks_unavailable") from e
+                raise JWKSUnavailable(
+                    "the authorization server's keys are unavailable", reason="jwks_unavailable"
+                ) from e
             return  # keep the keys we have
         except BaseException:
             with self._lock:

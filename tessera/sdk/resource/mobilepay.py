@@ -76,8 +76,9 @@ class MobilePayMerchantRule:
                 raise self.another_merchant()
             vat = bound
         elif named is None:
-            raise PosApiError(400, POS_1151, f"The {self.header} header is missing: the access token is not "
-                                             "bound to a merchant.")
+            raise PosApiError(
+                400, POS_1151, f"The {self.header} header is missing: the access token is not bound to a merchant."
+            )
         else:
             vat = named
         if self.allow is not None and not self.allow(vat, dict(claims)):
@@ -102,8 +103,9 @@ class MobilePayMerchantRule:
             return
         client_id = claims.get("client_id")
         if len(values) != 1 or not isinstance(client_id, str) or values[0].strip() != client_id:
-            raise InvalidTokenError(f"{self.client_id_header} is not the access token's client",
-                                    reason="client_id_mismatch")
+            raise InvalidTokenError(
+                f"{self.client_id_header} is not the access token's client", reason="client_id_mismatch"
+            )
 
     def check_request(self, claims: Mapping[str, Any], request: HasHeaders) -> str:
         if self.client_id_header is not None:

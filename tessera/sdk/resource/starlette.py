@@ -34,8 +34,10 @@ def _http_exception_class(cls: type[ResourceError]) -> type[ResourceError]:
     """``cls`` that is also a Starlette ``HTTPException`` (one class per error class)."""
     found = _HTTP_CLASSES.get(cls)
     if found is None:
-        found = _HTTP_CLASSES.setdefault(cls, type(cls.__name__, (cls, HTTPException), {
-            "__module__": cls.__module__, "__qualname__": cls.__qualname__}))
+        found = _HTTP_CLASSES.setdefault(
+            cls,
+            type(cls.__name__, (cls, HTTPException), {"__module__": cls.__module__, "__qualname__": cls.__qualname__}),
+        )
     return found
 
 
@@ -67,9 +69,14 @@ class TokenDependency:
       ``request.state.auth``, and errors are answered for it.
     """
 
-    def __init__(self, verifier: TokenVerifier, scopes: Iterable[str] = (),
-                 merchant_rule: MobilePayMerchantRule | None = None,
-                 mtls: MTLSExtractor | MTLSConfig | None = None, realm: str = "tessera") -> None:
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        scopes: Iterable[str] = (),
+        merchant_rule: MobilePayMerchantRule | None = None,
+        mtls: MTLSExtractor | MTLSConfig | None = None,
+        realm: str = "tessera",
+    ) -> None:
         self.verifier = verifier
         self.scopes = tuple(scopes)
         self.merchant_rule = merchant_rule
@@ -103,8 +110,14 @@ class TokenDependency:
         return protected
 
 
-def require_token(verifier: TokenVerifier, scopes: Iterable[str] = (), merchant_rule: MobilePayMerchantRule | None = None,
-                  *, mtls: MTLSExtractor | MTLSConfig | None = None, realm: str = "tessera") -> TokenDependency:
+def require_token(
+    verifier: TokenVerifier,
+    scopes: Iterable[str] = (),
+    merchant_rule: MobilePayMerchantRule | None = None,
+    *,
+    mtls: MTLSExtractor | MTLSConfig | None = None,
+    realm: str = "tessera",
+) -> TokenDependency:
     """A Starlette/FastAPI dependency checking the request's Bearer token with ``verifier``,
     requiring ``scopes``, and applying ``merchant_rule`` when given.
 

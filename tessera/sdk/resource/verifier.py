@@ -25,8 +25,19 @@ __all__ = ["DEFAULT_ALGORITHMS", "MAX_TOKEN_BYTES", "AuthContext", "TokenVerifie
 
 MAX_TOKEN_BYTES = 16 * 1024
 DEFAULT_ALGORITHMS = ("ES256", "RS256", "EdDSA")
-_ALG_KTY = {"ES256": "EC", "ES384": "EC", "ES512": "EC", "RS256": "RSA", "RS384": "RSA", "RS512": "RSA",
-            "PS256": "RSA", "PS384": "RSA", "PS512": "RSA", "EdDSA": "OKP", "Ed25519": "OKP"}
+_ALG_KTY = {
+    "ES256": "EC",
+    "ES384": "EC",
+    "ES512": "EC",
+    "RS256": "RSA",
+    "RS384": "RSA",
+    "RS512": "RSA",
+    "PS256": "RSA",
+    "PS384": "RSA",
+    "PS512": "RSA",
+    "EdDSA": "OKP",
+    "Ed25519": "OKP",
+}
 
 
 class TokenVerifier:
@@ -39,10 +50,18 @@ class TokenVerifier:
     ``algorithms``: the JWS algorithms accepted; ``none`` and HMAC are never accepted.
     """
 
-    def __init__(self, jwks: JWKSCache | Mapping[str, Any], *, issuer: str | Iterable[str], audience: str,
-                 required_scopes: Iterable[str] = (), leeway: float = 30,
-                 algorithms: Iterable[str] = DEFAULT_ALGORITHMS, clock: Callable[[], float] = time.time,
-                 profile: str | None = None) -> None:
+    def __init__(
+        self,
+        jwks: JWKSCache | Mapping[str, Any],
+        *,
+        issuer: str | Iterable[str],
+        audience: str,
+        required_scopes: Iterable[str] = (),
+        leeway: float = 30,
+        algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
+        clock: Callable[[], float] = time.time,
+        profile: str | None = None,
+    ) -> None:
         self.jwks: KeySource = jwks if isinstance(jwks, JWKSCache) else StaticKeys(jwks)
         self.issuers = frozenset([issuer] if isinstance(issuer, str) else issuer)
         if not self.issuers or not all(isinstance(i, str) and i for i in self.issuers):
@@ -70,8 +89,9 @@ class TokenVerifier:
         key = self.jwks.get_key(header.get("kid"))
         return self._check(signed, header, key, client_cert_der, scopes)
 
-    async def averify(self, token: str, *, client_cert_der: bytes | None = None,
-                      scopes: Iterable[str] = ()) -> dict[str, Any]:
+    async def averify(
+        self, token: str, *, client_cert_der: bytes | None = None, scopes: Iterable[str] = ()
+    ) -> dict[str, Any]:
         """:meth:`verify` for asyncio: a JWKS fetch runs in a worker thread."""
         header, signed = self._parse(token)
         kid = header.get("kid")
@@ -106,8 +126,14 @@ class TokenVerifier:
             raise InvalidTokenError("the access token is invalid", reason="token_malformed")
         return header, signed
 
-    def _check(self, signed: Any, header: dict[str, Any], key: VerificationKey | None, client_cert_der: bytes | None,
-               scopes: Iterable[str]) -> dict[str, Any]:
+    def _check(
+        self,
+        signed: Any,
+        header: dict[str, Any],
+        key: VerificationKey | None,
+        client_cert_der: bytes | None,
+        scopes: Iterable[str],
+    ) -> dict[str, Any]:
         alg = header["alg"]
         if key is None:
             raise InvalidTokenError("the access token is invalid", reason="unknown_kid")
@@ -170,8 +196,9 @@ def _check_binding(claims: dict[str, Any], client_cert_der: bytes | None) -> Non
     if not isinstance(bound, str):
         raise InvalidTokenError("the access token is invalid", reason="token_malformed")
     if client_cert_der is None:
-        raise InvalidTokenError("the access token is bound to a client certificate, and none was presented",
-                                reason="certificate_required")
+        raise InvalidTokenError(
+            "the access token is bound to a client certificate, and none was presented", reason="certificate_required"
+        )
     if not hmac.compare_digest(bound.encode("ascii", "replace"), thumbprint(client_cert_der).encode("ascii")):
         raise InvalidTokenError("the access token is bound to another certificate", reason="certificate_mismatch")
 
