@@ -1,4 +1,4 @@
-"""Per-request cost of ``ObservabilityMiddleware``, in-process, without a network.
+"""Per-request cost of ``RequestMiddleware`` (tessera.web.middleware), in-process, without a network.
 
     .venv/bin/python -m tests.web.bench_observability 2>/dev/null
 
@@ -17,7 +17,8 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from tessera.web.observability import ObservabilityMiddleware, configure_logging
+from tessera.web.logging import configure_logging
+from tessera.web.middleware import RequestMiddleware
 
 HEADERS = [(b"host", b"example"), (b"user-agent", b"bench"), (b"accept", b"*/*")]
 
@@ -55,8 +56,8 @@ async def main(rounds: int = 40, n: int = 5000) -> dict[str, float]:
     configure_logging("info")
     apps = {
         "bare": base(),
-        "metrics + request id": ObservabilityMiddleware(base(), access_log=False),
-        "metrics + request id + access log": ObservabilityMiddleware(base()),
+        "metrics + request id": RequestMiddleware(base(), access_log=False),
+        "metrics + request id + access log": RequestMiddleware(base()),
     }
     best = {k: float("inf") for k in apps}
     for _ in range(rounds):
