@@ -23,9 +23,9 @@ import sqlalchemy as sa
 
 from tessera.core import apikeys
 from tessera.core.models import Merchant
+from tessera.core.ports import Conflict
 from tessera.home import open_store
 from tessera.storage import schema
-from tessera.storage.base import Conflict
 from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.slow

@@ -21,9 +21,9 @@ import pytest
 from sqlalchemy import event
 
 from tessera.core.models import Artifact, Merchant
+from tessera.core.ports import StoreUnavailable
 from tessera.errors import ServiceUnavailable
 from tessera.storage import migrate
-from tessera.storage.base import StoreUnavailable
 from tessera.storage.sql import SQLStore
 from tessera.web.errors import as_oauth_error, database_gone
 

@@ -15,9 +15,9 @@ from tessera.core.assertions import JTI_KIND
 from tessera.core.authorize import CODE_KIND
 from tessera.core.models import Artifact, CertificateRecord, Client
 from tessera.core.par import PAR_KIND
+from tessera.core.ports import Conflict, Store, StoreUnavailable
 from tessera.core.refresh import FAMILY_KIND, REFRESH_KIND
 from tessera.core.tokens import REVOKED_TOKEN
-from tessera.storage.base import Conflict, Store, StoreUnavailable
 from tessera.storage.redis_limits import RedisFailureLimiter
 from tessera.storage.redis_store import (
     SHORT_LIVED_KINDS,
