@@ -51,7 +51,7 @@ def _write(path: Path, data: bytes | str, mode: int) -> None:
         f.write(data.encode() if isinstance(data, str) else data)
 
 
-def _toml_value(v) -> str:
+def _toml_value(v: object) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
