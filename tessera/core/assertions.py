@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
-from datetime import datetime, timezone
 from typing import Any, TypeGuard
 
 from cryptography import x509
@@ -42,12 +42,12 @@ class AssertionRules:
     clock_ahead_hint: bool = False
 
     @classmethod
-    def native(cls, cfg: Any) -> "AssertionRules":
+    def native(cls, cfg: Any) -> AssertionRules:
         """``private_key_jwt``: ``assertion_max_lifetime`` (300 s) and ``clock_skew``."""
         return cls(cfg.assertion_max_lifetime, cfg.clock_skew)
 
     @classmethod
-    def nexi(cls, cfg: Any) -> "AssertionRules":
+    def nexi(cls, cfg: Any) -> AssertionRules:
         """The Nexi PAR: up to 900 s of life, as the provider allows, and an ``iat`` at most
         ``nexi_iat_tolerance`` (2 s) ahead, as the provider refuses a future ``iat``."""
         return cls(cfg.nexi_assertion_max_lifetime, cfg.nexi_iat_tolerance, clock_ahead_hint=True)
@@ -66,7 +66,7 @@ def decrypt(core: Core, assertion: str) -> str:
     Every failure is one ``InvalidClient`` (``assertion_jwe``, uniform, tessera.jose.nested)."""
     now = core.now()
     try:
-        inner = decrypt_assertion(assertion, core.keys.get(), datetime.fromtimestamp(now, tz=timezone.utc))
+        inner = decrypt_assertion(assertion, core.keys.get(), datetime.fromtimestamp(now, tz=UTC))
         return inner.decode("ascii")
     except JoseError as e:
         raise InvalidClient(f"client_assertion: {e.reason}", reason="assertion_jwe") from None
@@ -74,7 +74,9 @@ def decrypt(core: Core, assertion: str) -> str:
         raise InvalidClient("client_assertion: the JWE does not hold a signed JWT", reason="assertion_jws") from None
 
 
-def open_nested_assertion(core: Core, client: Client, assertion: str | None, *, preferred_thumbprint: str | None = None) -> VerifiedAssertion:
+def open_nested_assertion(
+    core: Core, client: Client, assertion: str | None, *, preferred_thumbprint: str | None = None
+) -> VerifiedAssertion:
     """Decrypt the JWE (``decrypt``) and verify the inner JWS with a key of a certificate bound
     to ``client``."""
     if not assertion:
@@ -105,8 +107,9 @@ def _certificate_key(pem: str) -> Any:
     return x509.load_pem_x509_certificate(pem.encode()).public_key()
 
 
-def check_assertion_claims(core: Core, client: Client, claims: dict[str, Any], *, audience: str,
-                           rules: AssertionRules | None = None) -> None:
+def check_assertion_claims(
+    core: Core, client: Client, claims: dict[str, Any], *, audience: str, rules: AssertionRules | None = None
+) -> None:
     """RFC 7523 §3 rules, with our limits: iss = sub = client_id, aud = the issuer (a single
     string), exp present and in the future, exp - iat <= ``rules.max_lifetime``, iat/nbf at
     most ``rules.iat_tolerance`` seconds ahead, and a jti never seen before. NumericDates
@@ -139,9 +142,11 @@ def check_assertion_claims(core: Core, client: Client, claims: dict[str, Any], *
         raise bad("iat is required and must be a NumericDate", "assertion_iat")
     if iat > now + rules.iat_tolerance:
         if rules.clock_ahead_hint:
-            raise bad(f"iat is {math.ceil(iat - now)} s in the future: the client's clock is ahead of the "
-                      f"server's (at most {rules.iat_tolerance} s tolerated); use iat = now",
-                      "assertion_iat_future")
+            raise bad(
+                f"iat is {math.ceil(iat - now)} s in the future: the client's clock is ahead of the "
+                f"server's (at most {rules.iat_tolerance} s tolerated); use iat = now",
+                "assertion_iat_future",
+            )
         raise bad("iat is in the future", "assertion_iat_future")
     nbf = claims.get("nbf")
     if nbf is not None:

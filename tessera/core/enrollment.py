@@ -33,7 +33,9 @@ from tessera.core.context import Core
 from tessera.core.models import Client
 from tessera.errors import InvalidClient, InvalidRequest
 
-EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 KINDS = ("softpos", "mpos")
 #: The two names of the merchant-user claim: the document's and the reference backend's.
 USERNAME_CLAIMS = ("username_merchant", "app_username_merchant")
@@ -51,13 +53,18 @@ class EnrollmentRequest:
     device_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"merchant_id": self.merchant_id, "pos": self.pos, "tids": list(self.tids),
-                "username": self.username, "bound_tid": self.bound_tid, "device_id": self.device_id}
+        return {
+            "merchant_id": self.merchant_id,
+            "pos": self.pos,
+            "tids": list(self.tids),
+            "username": self.username,
+            "bound_tid": self.bound_tid,
+            "device_id": self.device_id,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EnrollmentRequest":
-        return cls(int(d["merchant_id"]), d["pos"], tuple(d["tids"]), d["username"], d["bound_tid"],
-                   d.get("device_id"))
+    def from_dict(cls, d: dict[str, Any]) -> EnrollmentRequest:
+        return cls(int(d["merchant_id"]), d["pos"], tuple(d["tids"]), d["username"], d["bound_tid"], d.get("device_id"))
 
 
 def check_enrollment_claims(core: Core, client: Client, claims: dict[str, Any]) -> EnrollmentRequest:
@@ -74,7 +81,9 @@ def check_enrollment_claims(core: Core, client: Client, claims: dict[str, Any]) 
     # granted this app, and only ever look at that merchant's terminals.
     granted = sorted(m for m in {t.merchant_id for t in at_pos} if core.is_granted(m, client.client_id))
     if not granted:
-        raise InvalidRequest("this app is not granted access to the merchant of pointOfSale", reason="merchant_not_granted")
+        raise InvalidRequest(
+            "this app is not granted access to the merchant of pointOfSale", reason="merchant_not_granted"
+        )
     if len(granted) > 1:
         raise InvalidRequest("pointOfSale names points of sale of several merchants", reason="pos_ambiguous")
     merchant_id = granted[0]
@@ -114,8 +123,9 @@ def _username(claims: dict[str, Any]) -> str:
             raise InvalidRequest(f"{name} must be an e-mail address", reason="username_format")
     names = {str(value).lower() for _, value in sent}
     if len(names) != 1:
-        raise InvalidRequest("username_merchant and app_username_merchant name different users",
-                             reason="username_disagree")
+        raise InvalidRequest(
+            "username_merchant and app_username_merchant name different users", reason="username_disagree"
+        )
     return names.pop()
 
 
@@ -123,10 +133,15 @@ def _device_id(claims: dict[str, Any]) -> str | None:
     if DEVICE_ID_CLAIM not in claims:
         return None
     value = claims[DEVICE_ID_CLAIM]
-    if (not isinstance(value, str) or not value or len(value) > MAX_DEVICE_ID
-            or any(unicodedata.category(c).startswith("C") for c in value)):
-        raise InvalidRequest(f"app_deviceid must be a printable string of at most {MAX_DEVICE_ID} characters",
-                             reason="deviceid_format")
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_DEVICE_ID
+        or any(unicodedata.category(c).startswith("C") for c in value)
+    ):
+        raise InvalidRequest(
+            f"app_deviceid must be a printable string of at most {MAX_DEVICE_ID} characters", reason="deviceid_format"
+        )
     return value
 
 

@@ -118,8 +118,16 @@ def check_pkce(code_challenge: str | None, method: str | None) -> tuple[str | No
     return code_challenge, method
 
 
-def push(core: Core, client: Client, params: AuthorizationParams, extra: dict[str, Any], *, prefix: str,
-         kind: str = PAR_KIND, claims: dict[str, Any] | None = None) -> PushedRequest:
+def push(
+    core: Core,
+    client: Client,
+    params: AuthorizationParams,
+    extra: dict[str, Any],
+    *,
+    prefix: str,
+    kind: str = PAR_KIND,
+    claims: dict[str, Any] | None = None,
+) -> PushedRequest:
     """Store the request for ``par_ttl`` seconds under a fresh ``request_uri``.
 
     ``kind`` keeps the requests of one surface (Nexi, native) apart from another's. With the
@@ -128,8 +136,11 @@ def push(core: Core, client: Client, params: AuthorizationParams, extra: dict[st
     request_uri = f"{prefix}{uuid.uuid4()}"
     ttl = core.config.par_ttl
     artifact = Artifact(
-        kind=kind, key=sha256_key(request_uri), client_id=client.client_id,
-        data={"params": params.as_dict(), **extra}, expires_at=core.now() + ttl,
+        kind=kind,
+        key=sha256_key(request_uri),
+        client_id=client.client_id,
+        data={"params": params.as_dict(), **extra},
+        expires_at=core.now() + ttl,
     )
     if claims is None:
         core.store.put_artifact(artifact)

@@ -65,8 +65,14 @@ class PurgeSettings(Protocol):
 
 def longest_access_token(settings: PurgeSettings) -> int:
     """The longest lifetime of any access (or ID) token a profile issues."""
-    return max(settings.access_token_ttl, settings.id_token_ttl, settings.nexi_token_ttl, settings.mobilepay_token_ttl,
-               settings.axept_token_ttl, settings.b2binpay_access_ttl)
+    return max(
+        settings.access_token_ttl,
+        settings.id_token_ttl,
+        settings.nexi_token_ttl,
+        settings.mobilepay_token_ttl,
+        settings.axept_token_ttl,
+        settings.b2binpay_access_ttl,
+    )
 
 
 def policy(settings: PurgeSettings, now: int) -> PurgePolicy:
