@@ -84,12 +84,10 @@ def _ratio(r: dict[str, Any], key: str) -> str:
     return "–" if v is None else f"{v:.2f}×"
 
 
-def render_markdown(data: dict[str, Any], *, image: str = "img/benchmarks.png") -> str:
-    meta = data.get("meta", {})
+def _intro(meta: dict[str, Any]) -> list[str]:
     load = meta.get("load", {})
     m = meta.get("machine", {})
     v = meta.get("versions", {})
-    rows = data.get("scenarios", [])
     out: list[str] = ["# Benchmarks", ""]
     if meta.get("smoke"):
         out += [
@@ -181,7 +179,11 @@ def render_markdown(data: dict[str, Any], *, image: str = "img/benchmarks.png") 
     ]
     if not meta.get("peers"):
         out += ["The peers were not measured in this run (no `../shared/peers/`, or `--no-peers`): no ratios.", ""]
+    return out
 
+
+def _results(rows: list[dict[str, Any]], image: str) -> list[str]:
+    out: list[str] = []
     loads = order([r for r in rows if is_load(r)])
     if loads:
         out += [
@@ -189,7 +191,8 @@ def render_markdown(data: dict[str, Any], *, image: str = "img/benchmarks.png") 
             "",
             f"![tessera against the peers]({image})",
             "",
-            "| scenario | server | rps | p50 ms | p99 ms | non-2xx | CPU µs/req | RSS/worker MB | rps vs node | CPU vs node | run |",
+            "| scenario | server | rps | p50 ms | p99 ms | non-2xx | CPU µs/req | RSS/worker MB | rps vs node "
+            "| CPU vs node | run |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for r in loads:
@@ -210,7 +213,8 @@ def render_markdown(data: dict[str, Any], *, image: str = "img/benchmarks.png") 
                 )
             out.append(
                 f"| `{r['id']}` {label(r)} | {server} | {_f(r.get('rps'))} | {_f(r.get('p50_ms'), '{:.1f}')} | "
-                f"{_f(r.get('p99_ms'), '{:.1f}')} | {errors} | {cpu} | {_f(r.get('rss_peak_mb_per_worker'), '{:.0f}')} | "
+                f"{_f(r.get('p99_ms'), '{:.1f}')} | {errors} | {cpu} | "
+                f"{_f(r.get('rss_peak_mb_per_worker'), '{:.0f}')} | "
                 f"{_ratio(r, 'rps')} | {_ratio(r, 'cpu_us_per_req')} | {r.get('state', '')} |"
             )
         out.append("")
@@ -226,7 +230,11 @@ def render_markdown(data: dict[str, Any], *, image: str = "img/benchmarks.png") 
         for r in loads:
             if r.get("failure_sample"):
                 out.append(f"- `{r['id']}` failing response: `{r['failure_sample'][:200]}`")
+    return out
 
+
+def _tls(rows: list[dict[str, Any]]) -> list[str]:
+    out: list[str] = []
     tls = [r for r in rows if r.get("available") and "conns_per_s" in r]
     if tls:
         out += [
@@ -243,10 +251,15 @@ def render_markdown(data: dict[str, Any], *, image: str = "img/benchmarks.png") 
         for r in tls:
             resumed = f"{r['resumed']}/{r['connections']}" if "resumed" in r else "–"
             out.append(
-                f"| `{r['id']}` {r['title']} | {r['conns_per_s']:.0f} | {r['cpu_us_per_conn']:.0f} | {resumed} | {r['state']} |"
+                f"| `{r['id']}` {r['title']} | {r['conns_per_s']:.0f} | {r['cpu_us_per_conn']:.0f} | {resumed} | "
+                f"{r['state']} |"
             )
         out.append("")
+    return out
 
+
+def _mtls(rows: list[dict[str, Any]]) -> list[str]:
+    out: list[str] = []
     mtls = next((r for r in rows if r["id"] == "s2.nexi_mtls" and r.get("available")), None)
     out += [
         "",
@@ -266,7 +279,11 @@ def render_markdown(data: dict[str, Any], *, image: str = "img/benchmarks.png") 
     if mtls and mtls.get("conns_midrun") is not None:
         out.append(f"In this run nginx held {mtls['conns_midrun']} TLS connections to tessera mid-run.")
     out.append("")
+    return out
 
+
+def _par(data: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    out: list[str] = []
     bound = data.get("par_crypto_bound")
     par = next((r for r in rows if r["id"] == "s3.par"), None)
     if bound or par:
@@ -306,7 +323,11 @@ def render_markdown(data: dict[str, Any], *, image: str = "img/benchmarks.png") 
                     + "."
                 )
         out.append("")
+    return out
 
+
+def _sdk(data: dict[str, Any]) -> list[str]:
+    out: list[str] = []
     sdk = data.get("sdk")
     if sdk:
         sf = sdk["single_flight"]
@@ -317,14 +338,17 @@ def render_markdown(data: dict[str, Any], *, image: str = "img/benchmarks.png") 
             "",
             f"- a cache hit costs {sdk['hit_sync_ns']} ns from a thread (`get`) and {sdk['hit_async_ns']} ns from "
             "an asyncio task (`aget`);",
-            f"- {sf['threads']} threads released together on an empty cache, with a fetch taking {sf['fetch_ms']:.0f} ms, "
+            f"- {sf['threads']} threads released together on an empty cache, with a fetch taking "
+            f"{sf['fetch_ms']:.0f} ms, "
             f"{sf['rounds']} rounds: at most {sf['fetches_max']} fetch per round; the last thread had its token "
             f"{sf['overhead_ms_p50']} ms (median; max {sf['overhead_ms_max']} ms) after the fetch returned.",
             "",
         ]
+    return out
 
-    out += targets(data)
 
+def _missing_and_notes(rows: list[dict[str, Any]]) -> list[str]:
+    out: list[str] = []
     missing = [r for r in rows if not r.get("available")]
     if missing:
         out += ["## Not measured in this run", ""]
@@ -336,6 +360,15 @@ def render_markdown(data: dict[str, Any], *, image: str = "img/benchmarks.png") 
     ]
     if notes:
         out += ["## Notes", ""] + [f"- `{r['id']}`: {r['note']}" for r in notes] + [""]
+    return out
+
+
+def render_markdown(data: dict[str, Any], *, image: str = "img/benchmarks.png") -> str:
+    meta = data.get("meta", {})
+    rows = data.get("scenarios", [])
+    out = _intro(meta) + _results(rows, image) + _tls(rows) + _mtls(rows) + _par(data, rows) + _sdk(data)
+    out += targets(data)
+    out += _missing_and_notes(rows)
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -16,8 +16,10 @@ import ipaddress
 import os
 import secrets
 import tomllib
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -346,7 +348,7 @@ class Settings(BaseSettings):
         return settings
 
 
-_FLAGS: ContextVar[dict[str, Any]] = ContextVar("tessera_flags", default={})
+_FLAGS: ContextVar[Mapping[str, Any]] = ContextVar("tessera_flags", default=MappingProxyType({}))
 
 
 class _FlagSource(PydanticBaseSettingsSource):

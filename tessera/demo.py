@@ -156,7 +156,8 @@ def _nexi(admin: ops.Admin, url: str, verify: ssl.SSLContext, actors: _Actors, t
         say(f"  7. code        {_short(code)} (state round-tripped, iss {query.get('iss', ['?'])[0]})")
         tokens = nexi.exchange_code(code=code, redirect_uri=REDIRECT_URI, code_verifier=verifier)
         say(
-            f"  8. token       access {_short(tokens['access_token'])}, id_token {'yes' if 'id_token' in tokens else 'no'}"
+            f"  8. token       access {_short(tokens['access_token'])}, "
+            f"id_token {'yes' if 'id_token' in tokens else 'no'}"
         )
     return {"request_uri": pushed["request_uri"], "id_token": "id_token" in tokens, "terminal_ids": tids}
 
@@ -189,7 +190,8 @@ def _mobilepay(url: str, verify: ssl.SSLContext, client_id: str, secret: str, va
     r.raise_for_status()
     body = r.json()
     say(
-        f"  1. token       {_short(body['access_token'])} expires_in {body['expires_in']} scope {body['scope']} (merchant_vat {vat})"
+        f"  1. token       {_short(body['access_token'])} expires_in {body['expires_in']} scope {body['scope']} "
+        f"(merchant_vat {vat})"
     )
     return {"expires_in": body["expires_in"], "scope": body["scope"]}
 
@@ -207,7 +209,8 @@ def _b2binpay(url: str, verify: ssl.SSLContext, login: str, password: str, say: 
     if not hmac.compare_digest(expected, meta["sign"]):
         raise RuntimeError("meta.sign did not verify")
     say(
-        f"  1. login       access until {attrs['access_expired_at']}, refresh until {attrs['refresh_expired_at']}, meta.sign verified"
+        f"  1. login       access until {attrs['access_expired_at']}, refresh until {attrs['refresh_expired_at']}, "
+        "meta.sign verified"
     )
     r = httpx.post(
         f"{url}/b2binpay/token/refresh/",

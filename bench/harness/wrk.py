@@ -139,7 +139,7 @@ def measure(
                 argf(f"run{tries}"),
                 a.duration,
                 out=RESULTS / f"{sid}.txt",
-                mid=lambda: conns.update(midrun=established(port)),
+                mid=lambda conns=conns: conns.update(midrun=established(port)),
             )
         s1 = procacct.snapshot()
         cpu = procacct.diff(s0, s1, roots)

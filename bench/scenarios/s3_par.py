@@ -63,7 +63,8 @@ def run(h: Harness) -> None:
         key_pem = fx.key_path.read_bytes()
         bound = par_pool.crypto_bound(key_pem, enc_bits=srv.settings.encryption_key_bits)
         log(
-            f"   cryptographic bound: decrypt {bound['rsa_oaep256_decrypt_us']} us + verify {bound['rs256_verify_us']} us "
+            f"   cryptographic bound: decrypt {bound['rsa_oaep256_decrypt_us']} us "
+            f"+ verify {bound['rs256_verify_us']} us "
             f"-> {bound['bound_rps']} req/s on {bound['cores']} cores ({bound['bound_rps_per_worker']} per worker)"
         )
         h.extras["par_crypto_bound"] = bound

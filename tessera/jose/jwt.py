@@ -110,20 +110,7 @@ def verify_own_jwt(token: str, keys: ServerKeys, *, typ: str | None, now: dateti
         obj = jws.extract_compact(token.encode("ascii"), registry=_PARSE_REGISTRY)
     except (_LibJoseError, ValueError, TypeError, UnicodeError):
         raise JoseError("malformed token") from None
-    header = obj.headers()
-    if not isinstance(header, dict):
-        raise JoseError("malformed token")
-    if "crit" in header or "b64" in header:
-        raise JoseError("unsupported token header")
-    mk = keys.verification_key(header.get("kid"), now)
-    if mk is None:
-        raise JoseError("unknown signing key")
-    if header.get("alg") != mk.alg:
-        raise JoseError("token alg does not match its key")
-    if "x5t" in header and header["x5t"] != mk.x5t:
-        raise JoseError("token x5t does not match its key")
-    if typ is not None and _norm_typ(header.get("typ")) != _norm_typ(typ):
-        raise JoseError("unexpected token type")
+    mk = _header_key(obj.headers(), keys, typ=typ, now=now)
     try:
         valid = jws.validate_compact(obj, mk.key, registry=_REGISTRIES[mk.alg])
     except (_LibJoseError, ValueError, TypeError):
@@ -137,3 +124,22 @@ def verify_own_jwt(token: str, keys: ServerKeys, *, typ: str | None, now: dateti
     if not isinstance(claims, dict):
         raise JoseError("token payload is not a JSON object")
     return claims
+
+
+def _header_key(header: Any, keys: ServerKeys, *, typ: str | None, now: datetime) -> ManagedKey:
+    """The live ``sig`` key the header names, once the header fits it (``alg``, ``x5t``,
+    ``typ``; no ``crit`` or ``b64``)."""
+    if not isinstance(header, dict):
+        raise JoseError("malformed token")
+    if "crit" in header or "b64" in header:
+        raise JoseError("unsupported token header")
+    mk = keys.verification_key(header.get("kid"), now)
+    if mk is None:
+        raise JoseError("unknown signing key")
+    if header.get("alg") != mk.alg:
+        raise JoseError("token alg does not match its key")
+    if "x5t" in header and header["x5t"] != mk.x5t:
+        raise JoseError("token x5t does not match its key")
+    if typ is not None and _norm_typ(header.get("typ")) != _norm_typ(typ):
+        raise JoseError("unexpected token type")
+    return mk

@@ -16,7 +16,7 @@ from __future__ import annotations
 import binascii
 import json
 import os
-from typing import Any, Union
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -46,7 +46,7 @@ ENCRYPTION_ALGS = ("RSA-OAEP-256", "RSA-OAEP")
 #: RFC 7518 §3.3 / §4.3: "A key of size 2048 bits or larger MUST be used".
 MIN_RSA_BITS = 2048
 
-AsymmetricKey = Union[RSAKey, ECKey, OKPKey]
+AsymmetricKey = RSAKey | ECKey | OKPKey
 
 _SEAL_VERSION = "v1"
 _NONCE_BYTES = 12  # 96-bit IV, NIST SP 800-38D §8.2

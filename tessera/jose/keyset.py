@@ -110,26 +110,7 @@ class ServerKeys:
                 raise JoseError("key has no kid")
             if mk.kid in by_kid:
                 raise JoseError("duplicate kid in key set")
-            if mk.use not in USES:
-                raise JoseError("key use must be 'sig' or 'enc'")
-            if mk.status not in STATUSES:
-                raise JoseError("key status must be next, current or retired")
-            if mk.alg not in _ALGS_BY_USE[mk.use]:
-                raise JoseError("key algorithm not allowed for its use")
-            check_key_for_alg(mk.key, mk.alg)
-            if not getattr(mk.key, "is_private", False):
-                raise JoseError("server keys must be private keys")
-            if mk.key.kid is not None and mk.key.kid != mk.kid:
-                raise JoseError("key kid does not match its record")
-            own_use, own_alg = mk.key.get("use"), mk.key.get("alg")
-            if (own_use is not None and own_use != mk.use) or (own_alg is not None and own_alg != mk.alg):
-                raise JoseError("key use/alg does not match its record")
-            if mk.retire_at is not None and mk.retire_at.tzinfo is None:
-                raise JoseError("retire_at must be timezone-aware")
-            if mk.ring is not None and (mk.use != "sig" or PROFILE_RINGS.get(mk.ring) != mk.alg):
-                raise JoseError("a profile's ring holds signing keys of its own algorithm only")
-            if mk.x5c:
-                _check_certificate(mk)
+            _check_managed_key(mk)
             if mk.status == "current":
                 if (mk.use, mk.ring) in current:
                     raise JoseError(
@@ -249,6 +230,32 @@ class ServerKeys:
     def verification_key(self, kid: str | None, now: datetime) -> ManagedKey | None:
         """The ``sig`` key named ``kid`` if current, next, or retired but not lapsed."""
         return self._live_key(kid, "sig", now)
+
+
+def _check_managed_key(mk: ManagedKey) -> None:
+    """One key's own rules (see :class:`ServerKeys`): use, status and alg from the fixed
+    lists, a private key of the alg's type, its kid/use/alg as recorded, an aware
+    ``retire_at``, a profile ring's algorithm, a certificate of this very key."""
+    if mk.use not in USES:
+        raise JoseError("key use must be 'sig' or 'enc'")
+    if mk.status not in STATUSES:
+        raise JoseError("key status must be next, current or retired")
+    if mk.alg not in _ALGS_BY_USE[mk.use]:
+        raise JoseError("key algorithm not allowed for its use")
+    check_key_for_alg(mk.key, mk.alg)
+    if not getattr(mk.key, "is_private", False):
+        raise JoseError("server keys must be private keys")
+    if mk.key.kid is not None and mk.key.kid != mk.kid:
+        raise JoseError("key kid does not match its record")
+    own_use, own_alg = mk.key.get("use"), mk.key.get("alg")
+    if (own_use is not None and own_use != mk.use) or (own_alg is not None and own_alg != mk.alg):
+        raise JoseError("key use/alg does not match its record")
+    if mk.retire_at is not None and mk.retire_at.tzinfo is None:
+        raise JoseError("retire_at must be timezone-aware")
+    if mk.ring is not None and (mk.use != "sig" or PROFILE_RINGS.get(mk.ring) != mk.alg):
+        raise JoseError("a profile's ring holds signing keys of its own algorithm only")
+    if mk.x5c:
+        _check_certificate(mk)
 
 
 def _check_certificate(mk: ManagedKey) -> None:

@@ -231,21 +231,7 @@ def decrypt_assertion(token: str, keys: ServerKeys, now: datetime) -> bytes:
     the module docstring). Every later failure raises ``JoseError(DECRYPT_FAILED)``.
     """
     parts = _compact_parts(token, 5, "client_assertion")
-    header = _decode_header(parts[0])
-    if header is None:
-        raise JoseError("JWE protected header is not a JSON object")
-    if header.get("alg") not in JWE_ALGS or not isinstance(header.get("alg"), str):
-        raise JoseError("JWE alg is not allowed")
-    if header.get("enc") not in JWE_ENCS or not isinstance(header.get("enc"), str):
-        raise JoseError("JWE enc is not allowed")
-    if "zip" in header:
-        raise JoseError("compressed JWE (zip) is not accepted")
-    for name in _FORBIDDEN_JWE_HEADERS:
-        if name in header:
-            raise JoseError(f"JWE header parameter {name} is not accepted")
-    if "crit" in header:
-        raise JoseError("JWE crit header is not accepted")
-    _check_string_headers(header, "JWE")
+    header = _checked_jwe_header(parts[0])
     enc = header["enc"]
     if "kid" not in header:
         return _decrypt_without_kid(parts, enc, published_decryption_keys(keys, now))
@@ -261,6 +247,28 @@ def decrypt_assertion(token: str, keys: ServerKeys, now: datetime) -> bytes:
     if plaintext is None:
         raise JoseError(DECRYPT_FAILED)
     return plaintext
+
+
+def _checked_jwe_header(segment: str) -> dict[str, Any]:
+    """The JWE protected header, refused before any decryption unless it is a JSON object
+    with an allowed ``alg`` and ``enc``, no ``zip``, ``jku``/``x5u``/``jwk``/``x5c`` or
+    ``crit``, and string values where strings are due."""
+    header = _decode_header(segment)
+    if header is None:
+        raise JoseError("JWE protected header is not a JSON object")
+    if header.get("alg") not in JWE_ALGS or not isinstance(header.get("alg"), str):
+        raise JoseError("JWE alg is not allowed")
+    if header.get("enc") not in JWE_ENCS or not isinstance(header.get("enc"), str):
+        raise JoseError("JWE enc is not allowed")
+    if "zip" in header:
+        raise JoseError("compressed JWE (zip) is not accepted")
+    for name in _FORBIDDEN_JWE_HEADERS:
+        if name in header:
+            raise JoseError(f"JWE header parameter {name} is not accepted")
+    if "crit" in header:
+        raise JoseError("JWE crit header is not accepted")
+    _check_string_headers(header, "JWE")
+    return header
 
 
 def published_decryption_keys(keys: ServerKeys, now: datetime) -> list[RSAKey]:
@@ -360,6 +368,22 @@ def _usable_keys(candidate_keys: list[Any], alg: str) -> tuple[list[Any], bool]:
     return usable, too_small
 
 
+def _checked_jws_header(segment: str) -> dict[str, Any]:
+    """The inner JWS header: a JSON object with an allowed ``alg``, none of the refused
+    parameters, and string values where strings are due."""
+    header = _decode_header(segment)
+    if header is None:
+        raise JoseError("JWS protected header is not a JSON object")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in JWS_ALGS:
+        raise JoseError("JWS alg is not allowed")
+    for name in _FORBIDDEN_JWS_HEADERS:
+        if name in header:
+            raise JoseError(f"JWS header parameter {name} is not accepted")
+    _check_string_headers(header, "JWS")
+    return header
+
+
 def verify_signed_assertion(jws: bytes | str, candidate_keys: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify the inner compact JWS against the client's candidate public keys.
 
@@ -371,16 +395,8 @@ def verify_signed_assertion(jws: bytes | str, candidate_keys: list[Any]) -> tupl
     validated here.
     """
     parts = _compact_parts(jws, 3, "signed assertion")
-    header = _decode_header(parts[0])
-    if header is None:
-        raise JoseError("JWS protected header is not a JSON object")
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in JWS_ALGS:
-        raise JoseError("JWS alg is not allowed")
-    for name in _FORBIDDEN_JWS_HEADERS:
-        if name in header:
-            raise JoseError(f"JWS header parameter {name} is not accepted")
-    _check_string_headers(header, "JWS")
+    header = _checked_jws_header(parts[0])
+    alg: str = header["alg"]
     if not parts[2]:
         raise JoseError("signed assertion has no signature")
 
