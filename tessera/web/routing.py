@@ -40,6 +40,9 @@ class ProfileRoute(Route):
         self.methods = set(self.allow)  # exactly what is declared: a HEAD must be asked for
         self.profile = profile
         self.page = page
+        #: The route has middleware of its own (``Before``): errors it raises are outside the
+        #: endpoint's exception wrapper.
+        self.wrapped = bool(middleware)
 
 
 class Before:
@@ -84,8 +87,12 @@ class ExactDispatch:
                 scope["route"] = route
                 scope["endpoint"] = route.endpoint
                 scope["path_params"] = {}
-                # As ExceptionMiddleware does around the router: an error raised by the route's
-                # own middleware (``Before``) is rendered by the same handlers.
-                await wrap_app_handling_exceptions(route.handle, Request(scope, receive, send))(scope, receive, send)
+                # ``route.app`` is what ``route.handle`` calls once the method is allowed: the
+                # endpoint inside Starlette's own exception wrapper. Around a route's own
+                # middleware (``Before``), the wrapper ExceptionMiddleware puts around the router.
+                if route.wrapped:
+                    await wrap_app_handling_exceptions(route.app, Request(scope, receive, send))(scope, receive, send)
+                else:
+                    await route.app(scope, receive, send)
                 return
         await self.app(scope, receive, send)
