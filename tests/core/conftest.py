@@ -1,10 +1,10 @@
-"""The in-process world of the core's unit tests: a real store (SQLite in a temporary directory,
-migrated), the server's key ring, a fixed clock that a test moves by hand, and helpers that
-register clients, merchants, certificates and make the assertions clients send.
+"""The in-process world of the core's unit tests: a real store (``MemoryStore``, held to the same
+contract tests as the SQL and Redis stores), the server's key ring, a fixed clock that a test
+moves by hand, and helpers that register clients, merchants, certificates and make the
+assertions clients send.
 
-The migrated database with its keys is made once per worker (``_template_db``) and copied for
-each test: a test starts from the same state in a few milliseconds instead of running the
-migrations and generating an RSA key.
+The server's keys are made once per worker (``_server_keys``) and saved into each test's fresh
+store: a test starts from the same state in microseconds instead of generating RSA keys.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import shutil
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -29,10 +28,9 @@ from joserfc.jwk import ECKey, RSAKey
 
 from tessera.core.context import Core, CoreConfig
 from tessera.core.keys import KeyRing, create_initial_keys
-from tessera.core.models import CertificateRecord, Client, Merchant, MerchantUser, Terminal
-from tessera.core.secrets import hash_password, hash_secret
-from tessera.storage.migrate import upgrade
-from tessera.storage.sql import SQLStore
+from tessera.core.models import CertificateRecord, Client, Merchant, MerchantUser, StoredKey, Terminal
+from tessera.core.secrets import hash_secret, verify_password
+from tessera.storage.memory import MemoryStore
 
 ISSUER = "https://as.example"
 KEK = b"k" * 32
@@ -47,9 +45,13 @@ _password_hash: list[str] = []
 
 
 def password_hash() -> str:
-    """``hash_password(PASSWORD)``, made once: argon2id costs tens of milliseconds a hash."""
+    """An argon2id hash of ``PASSWORD``, made once and with argon2's lowest cost: ``verify_password``
+    reads the cost from the hash, so each login the tests make costs a millisecond, not the
+    tens of milliseconds of production's parameters (tessera.core.secrets)."""
     if not _password_hash:
-        _password_hash.append(hash_password(PASSWORD))
+        cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        _password_hash.append(cheap.hash(PASSWORD))
+        assert _password_hash[0].startswith("$argon2id$") and verify_password(PASSWORD, _password_hash[0])
     return _password_hash[0]
 
 
@@ -184,24 +186,34 @@ def core_for(store: Any, clock: Clock, **config: Any) -> Core:
 
 
 @pytest.fixture(scope="session")
-def _template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("core-template") / "core.db"
-    store = SQLStore(f"sqlite:///{path}")
-    upgrade(store.engine)
-    create_initial_keys(store, KEK, signing_alg="ES256", enc_bits=2048, now=KEYS_MADE_AT)
-    store.close()
-    return path
+def _server_keys() -> list[StoredKey]:
+    """The server's keys (sealed under ``KEK``), made once per worker: RSA keys take a while."""
+    keys: list[StoredKey] = create_initial_keys(MemoryStore(), KEK, signing_alg="ES256", enc_bits=2048, now=KEYS_MADE_AT)
+    return keys
+
+
+@pytest.fixture(scope="session")
+def _opened_keys(_server_keys: list[StoredKey]) -> dict[str, object]:
+    """The same keys opened (unsealed and parsed) once per worker, by a ``KeyRing`` of their own:
+    each test's ring starts with them in its cache of parsed keys, as a long-running worker's does."""
+    store = MemoryStore()
+    store.save_server_keys(list(_server_keys))
+    ring = KeyRing(store, KEK)
+    ring.get()
+    return dict(ring._parsed)
 
 
 @pytest.fixture
-def world(_template_db: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
-    """A fresh world per test. ``@pytest.mark.core_config(...)`` sets ``CoreConfig`` fields."""
-    db = tmp_path / "core.db"
-    shutil.copyfile(_template_db, db)
-    store = SQLStore(f"sqlite:///{db}")
+def world(_server_keys: list[StoredKey], _opened_keys: dict[str, object], request: pytest.FixtureRequest) -> Any:
+    """A fresh world per test, on the in-memory store (tessera.storage.memory, which runs the
+    same contract tests as SQLite, PostgreSQL and Redis). ``@pytest.mark.core_config(...)`` sets
+    ``CoreConfig`` fields."""
+    store = MemoryStore()
+    store.save_server_keys(list(_server_keys))
     clock = Clock(NOW)
     marker = request.node.get_closest_marker("core_config")
     w = World(store, clock, core_for(store, clock, **(marker.kwargs if marker else {})))
+    w.core.keys._parsed.update(_opened_keys)
     yield w
     store.close()
 

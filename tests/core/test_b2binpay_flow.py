@@ -15,7 +15,7 @@ import pytest
 from tessera.core import refresh as core_refresh
 from tessera.core.context import Core, CoreConfig
 from tessera.core.flows import b2binpay as flow
-from tessera.core.keys import KeyRing, create_initial_keys
+from tessera.core.keys import KeyRing
 from tessera.core.models import Client
 from tessera.core.profiles import NATIVE
 from tessera.core.secrets import hash_secret
@@ -42,11 +42,11 @@ class Clock:
 
 
 @pytest.fixture
-def env(tmp_path):
+def env(tmp_path, _server_keys):
     store = SQLStore(f"sqlite:///{tmp_path / 'b2b.db'}")
     upgrade(store.engine)
     clock = Clock(T0)
-    create_initial_keys(store, KEK, signing_alg="ES256", enc_bits=2048, now=int(T0) - 10)
+    store.save_server_keys(list(_server_keys))  # made once per worker (tests/core/conftest.py)
     core = Core(config=CoreConfig(issuer=ISSUER), store=store, keys=KeyRing(store, KEK), pepper=PEPPER, clock=clock)
     store.create_client(Client(LOGIN, "B2B merchant", hash_secret(PASSWORD, PEPPER), created_at=int(T0) - 10))
     yield core, clock, store

@@ -26,7 +26,7 @@ from tessera.core.client_auth import (
 )
 from tessera.core.context import Core, CoreConfig
 from tessera.core.flows import b2binpay
-from tessera.core.keys import KeyRing, create_initial_keys
+from tessera.core.keys import KeyRing
 from tessera.core.models import Client, Merchant
 from tessera.core.secrets import hash_secret
 from tessera.errors import InvalidClient, InvalidRequest
@@ -41,10 +41,10 @@ NOW = 1_800_000_000
 
 
 @pytest.fixture
-def env(tmp_path):
+def env(tmp_path, _server_keys):
     store = SQLStore(f"sqlite:///{tmp_path / 'auth.db'}")
     upgrade(store.engine)
-    create_initial_keys(store, KEK, signing_alg="ES256", enc_bits=2048, now=NOW - 10)
+    store.save_server_keys(list(_server_keys))  # made once per worker (tests/core/conftest.py)
     core = Core(config=CoreConfig(issuer=ISSUER), store=store, keys=KeyRing(store, KEK), pepper=PEPPER, clock=lambda: NOW)
     store.create_client(Client("secret-app", "a", hash_secret(SECRET, PEPPER), created_at=NOW))
     key = jwk.JWK.generate(kty="EC", crv="P-256", kid="k1")
