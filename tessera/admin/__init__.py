@@ -26,7 +26,7 @@ from tessera.admin.clients import (
     register_client,
     revoke_client,
 )
-from tessera.admin.context import Admin
+from tessera.admin.context import ADMIN_CHANGE, Admin
 from tessera.admin.errors import AdminError, ConfirmationRequired, Conflict, Invalid, NoHome, NotFound
 from tessera.admin.housekeeping import purge
 from tessera.admin.merchants import (
@@ -55,6 +55,7 @@ from tessera.admin.server_keys import (
 )
 
 __all__ = [
+    "ADMIN_CHANGE",
     "EVENT_KINDS",
     "AddTerminal",
     "AddUser",

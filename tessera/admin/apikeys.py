@@ -56,6 +56,7 @@ def create_key(admin: Admin, merchant_id: int) -> CreatedKey:
         )
     except StoreConflict as e:
         raise Conflict(str(e)) from None
+    admin.record("api_key.create", merchant_id=record.merchant_id, key_id=record.key_id)
     return CreatedKey(record.merchant_id, record.key_id, value)
 
 
@@ -82,6 +83,7 @@ def set_key_enabled(
         )
     except StoreConflict as e:
         raise Conflict(str(e)) from None
+    admin.record("api_key.enable" if enabled else "api_key.disable", merchant_id=merchant_id, key_id=key_id)
     return KeyInfo.of(record)
 
 

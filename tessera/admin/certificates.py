@@ -83,6 +83,7 @@ def sign_certificate(admin: Admin, req: SignCertificate) -> SignedCertificate:
         )
     except StoreConflict as e:
         raise Conflict(str(e)) from None
+    admin.record("certificate.sign", client_id=req.client_id, serial=issued.serial)
     return SignedCertificate(
         issued.serial, req.client_id, issued.thumbprint, issued.subject, issued.not_after, issued.pem, issued.p7b
     )
@@ -93,6 +94,7 @@ def revoke_certificate(admin: Admin, serial: str) -> CertificateInfo:
     record = admin.store.revoke_certificate(serial, admin.now())
     if record is None:
         raise NotFound(f"no certificate with serial {serial}")
+    admin.record("certificate.revoke", client_id=record.client_id, serial=record.serial)
     return CertificateInfo.of(record)
 
 

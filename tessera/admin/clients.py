@@ -121,6 +121,7 @@ def register_client(admin: Admin, req: RegisterClient) -> RegisteredClient:
         admin.store.create_client(client)
     except StoreConflict as e:
         raise Conflict(str(e)) from None
+    admin.record("client.register", client_id=client.client_id, auth_methods=list(methods))
     return RegisteredClient(client.client_id, secret)
 
 
@@ -139,4 +140,5 @@ def revoke_client(admin: Admin, client_id: str) -> ClientInfo:
     """Revoke a client: its credentials stop working on the next request."""
     if not admin.store.set_client_status(client_id, "revoked"):
         raise NotFound(f"no client {client_id}")
+    admin.record("client.revoke", client_id=client_id)
     return get_client(admin, client_id)

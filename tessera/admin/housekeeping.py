@@ -9,4 +9,6 @@ from tessera.core import purge as core_purge
 
 def purge(admin: Admin) -> dict[str, int]:
     """Delete now what the policy allows: the rows deleted per kind (kinds with none left out)."""
-    return core_purge.purge(admin.store, admin.settings, admin.now())
+    counts = core_purge.purge(admin.store, admin.settings, admin.now())
+    admin.record("purge", deleted=counts)
+    return counts

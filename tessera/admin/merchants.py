@@ -77,6 +77,7 @@ def create_merchant(admin: Admin, req: CreateMerchant) -> MerchantInfo:
         admin.store.create_merchant(merchant)
     except StoreConflict as e:
         raise Conflict(str(e)) from None
+    admin.record("merchant.create", merchant_id=merchant.merchant_id)
     return MerchantInfo(merchant.merchant_id, merchant.name, merchant.vat, merchant.created_at)
 
 
@@ -96,6 +97,7 @@ def add_terminal(admin: Admin, req: AddTerminal) -> Terminal:
         admin.store.add_terminal(terminal)
     except StoreConflict as e:
         raise Conflict(str(e)) from None
+    admin.record("terminal.add", merchant_id=req.merchant_id, pos=req.pos, tid=req.tid, kind=req.kind)
     return terminal
 
 
@@ -126,6 +128,7 @@ def add_user(admin: Admin, req: AddUser) -> UserInfo:
         admin.store.add_user(MerchantUser(username, req.merchant_id, hash_password(req.password)))
     except StoreConflict as e:
         raise Conflict(str(e)) from None
+    admin.record("user.add", merchant_id=req.merchant_id, username=username)
     return UserInfo(req.merchant_id, username)
 
 
@@ -138,6 +141,7 @@ def grant(admin: Admin, merchant_id: int, client_id: str) -> GrantInfo:
         admin.store.grant(merchant_id, client_id, admin.now())
     except StoreConflict as e:
         raise Conflict(str(e)) from None
+    admin.record("merchant.grant", merchant_id=merchant_id, client_id=client_id)
     return GrantInfo(merchant_id, client_id, True)
 
 

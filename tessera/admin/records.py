@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from tessera.admin.context import Admin
+from tessera.admin.context import ADMIN_CHANGE, Admin
 from tessera.admin.errors import Invalid
 from tessera.core.models import Enrollment, SecurityEvent
 
 #: The kinds the server records today (``Core.event``); others may be added.
 EVENT_KINDS = (
+    ADMIN_CHANGE,
     "refresh_family_revoked",
     "jti_replayed",
     "revoked_certificate_used",

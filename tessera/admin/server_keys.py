@@ -93,6 +93,7 @@ def rotate_server_keys(admin: Admin, use: str) -> KeyRotation:
         now=admin.now(),
     )
     rings = {name: RingRotation.of(r) for name, r in result.get("rings", {}).items()}
+    admin.record("server_keys.rotate", use=use, current=result["current"], retired=result["retired"])
     return KeyRotation(RingRotation.of(result), rings)
 
 
