@@ -116,51 +116,56 @@ def check_assertion_claims(
     must be finite numbers (never NaN, Infinity, a bool, or beyond 2^53). ``rules``
     defaults to the native ones (:meth:`AssertionRules.native`)."""
     rules = rules or AssertionRules.native(core.config)
-    now = core.now()
     cid = client.client_id
-
-    def bad(msg: str, reason: str) -> InvalidClient:
-        return InvalidClient(f"client_assertion: {msg}", reason=reason)
-
     if claims.get("iss") != cid:
-        raise bad("iss must be the client_id", "assertion_iss")
+        raise _bad("iss must be the client_id", "assertion_iss")
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
-        raise bad("sub is required", "assertion_sub")
+        raise _bad("sub is required", "assertion_sub")
     if sub != cid:
-        raise bad("sub must be the client_id", "assertion_sub")
+        raise _bad("sub must be the client_id", "assertion_sub")
     aud = claims.get("aud")
     if not isinstance(aud, str) or aud.rstrip("/") != audience.rstrip("/"):
-        raise bad(f"aud must be {audience}", "assertion_aud")
+        raise _bad(f"aud must be {audience}", "assertion_aud")
+    _check_times(claims, core.now(), rules)
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > 128:
+        raise _bad("jti is required", "assertion_jti")
+
+
+def _bad(msg: str, reason: str) -> InvalidClient:
+    return InvalidClient(f"client_assertion: {msg}", reason=reason)
+
+
+def _check_times(claims: dict[str, Any], now: int, rules: AssertionRules) -> None:
+    """exp, iat and nbf: NumericDates, unexpired, not ahead of ``now`` beyond the tolerance,
+    and a lifetime within ``rules.max_lifetime``."""
     exp = claims.get("exp")
     if not _is_num(exp):
-        raise bad("exp is required and must be a NumericDate", "assertion_exp")
+        raise _bad("exp is required and must be a NumericDate", "assertion_exp")
     if exp <= now:
-        raise bad("the assertion has expired", "assertion_expired")
+        raise _bad("the assertion has expired", "assertion_expired")
     iat = claims.get("iat")
     if not _is_num(iat):
-        raise bad("iat is required and must be a NumericDate", "assertion_iat")
+        raise _bad("iat is required and must be a NumericDate", "assertion_iat")
     if iat > now + rules.iat_tolerance:
         if rules.clock_ahead_hint:
-            raise bad(
+            raise _bad(
                 f"iat is {math.ceil(iat - now)} s in the future: the client's clock is ahead of the "
                 f"server's (at most {rules.iat_tolerance} s tolerated); use iat = now",
                 "assertion_iat_future",
             )
-        raise bad("iat is in the future", "assertion_iat_future")
+        raise _bad("iat is in the future", "assertion_iat_future")
     nbf = claims.get("nbf")
     if nbf is not None:
         if not _is_num(nbf):
-            raise bad("nbf must be a NumericDate", "assertion_nbf")
+            raise _bad("nbf must be a NumericDate", "assertion_nbf")
         if nbf > now + rules.iat_tolerance:
             if rules.clock_ahead_hint:
-                raise bad("nbf is in the future: the client's clock is ahead of the server's", "assertion_nbf_future")
-            raise bad("nbf is in the future", "assertion_nbf_future")
+                raise _bad("nbf is in the future: the client's clock is ahead of the server's", "assertion_nbf_future")
+            raise _bad("nbf is in the future", "assertion_nbf_future")
     if exp - iat > rules.max_lifetime:
-        raise bad(f"exp may be at most {rules.max_lifetime} s after iat", "assertion_lifetime")
-    jti = claims.get("jti")
-    if not isinstance(jti, str) or not jti or len(jti) > 128:
-        raise bad("jti is required", "assertion_jti")
+        raise _bad(f"exp may be at most {rules.max_lifetime} s after iat", "assertion_lifetime")
 
 
 def claim_jti(core: Core, client: Client, claims: dict[str, Any], *, then_put: Artifact | None = None) -> None:

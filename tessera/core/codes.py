@@ -70,7 +70,27 @@ def redeem(
     params = art.data["params"]
     if redirect_uri != params["redirect_uri"]:
         raise InvalidGrant("redirect_uri does not match the authorization request", reason="code_redirect_uri")
-    challenge = params.get("code_challenge")
+    _check_pkce(core, kinds, key, now, params.get("code_challenge"), code_verifier, pkce_required)
+    won = core.store.consume(kinds.code, key, now)
+    if won is None:
+        fresh = core.store.get_artifact(kinds.code, key)
+        if fresh is not None and fresh.consumed_at is not None:
+            revoke_issued(core, kinds, fresh)
+        raise InvalidGrant("the authorization code has already been used", reason="code_replayed")
+    return key, won
+
+
+def _check_pkce(
+    core: Core,
+    kinds: CodeKinds,
+    key: str,
+    now: int,
+    challenge: str | None,
+    code_verifier: str | None,
+    pkce_required: bool,
+) -> None:
+    """RFC 7636 §4.6: the verifier matches the pushed challenge (a wrong one burns the code);
+    none is given when no challenge was pushed, unless ``pkce_required``."""
     if challenge or pkce_required:
         if not code_verifier:
             raise InvalidRequest("code_verifier is required", reason="pkce_verifier_missing")
@@ -79,13 +99,6 @@ def redeem(
             raise InvalidGrant("code_verifier does not match code_challenge", reason="pkce_mismatch")
     elif code_verifier:
         raise InvalidGrant("code_verifier given but no code_challenge was pushed", reason="pkce_unexpected")
-    won = core.store.consume(kinds.code, key, now)
-    if won is None:
-        fresh = core.store.get_artifact(kinds.code, key)
-        if fresh is not None and fresh.consumed_at is not None:
-            revoke_issued(core, kinds, fresh)
-        raise InvalidGrant("the authorization code has already been used", reason="code_replayed")
-    return key, won
 
 
 def record_issued(

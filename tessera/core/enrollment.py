@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tessera.core.context import Core
-from tessera.core.models import Client
+from tessera.core.models import Client, Terminal
 from tessera.errors import InvalidClient, InvalidRequest
 
 EMAIL = re.compile(
@@ -74,20 +74,7 @@ def check_enrollment_claims(core: Core, client: Client, claims: dict[str, Any]) 
     pos = claims.get("pointOfSale")
     if not isinstance(pos, str) or not pos or len(pos) > 64:
         raise InvalidRequest("pointOfSale is required", reason="pos_missing")
-    at_pos = core.terminals_at(pos)
-    if not at_pos:
-        raise InvalidRequest("pointOfSale is unknown", reason="pos_unknown")
-    # A point-of-sale id is not unique across merchants: resolve it among the merchants that
-    # granted this app, and only ever look at that merchant's terminals.
-    granted = sorted(m for m in {t.merchant_id for t in at_pos} if core.is_granted(m, client.client_id))
-    if not granted:
-        raise InvalidRequest(
-            "this app is not granted access to the merchant of pointOfSale", reason="merchant_not_granted"
-        )
-    if len(granted) > 1:
-        raise InvalidRequest("pointOfSale names points of sale of several merchants", reason="pos_ambiguous")
-    merchant_id = granted[0]
-    terminals = {t.tid: t for t in at_pos if t.merchant_id == merchant_id}
+    merchant_id, terminals = _point_of_sale(core, client, pos)
 
     tids = claims.get("terminal_ids")
     if not isinstance(tids, list) or not 1 <= len(tids) <= 2 or not all(isinstance(t, str) and t for t in tids):
@@ -111,6 +98,24 @@ def check_enrollment_claims(core: Core, client: Client, claims: dict[str, Any]) 
     if not _binding_allows(core, username, bound_tid):
         raise InvalidRequest("username_merchant is bound to another TID", reason="username_bound")
     return EnrollmentRequest(merchant_id, pos, tuple(tids), username, bound_tid, device_id)
+
+
+def _point_of_sale(core: Core, client: Client, pos: str) -> tuple[int, dict[str, Terminal]]:
+    """The merchant of ``pos`` and its terminals there. A point-of-sale id is not unique across
+    merchants: it is resolved among the merchants that granted this app, and only that
+    merchant's terminals are ever looked at."""
+    at_pos = core.terminals_at(pos)
+    if not at_pos:
+        raise InvalidRequest("pointOfSale is unknown", reason="pos_unknown")
+    granted = sorted(m for m in {t.merchant_id for t in at_pos} if core.is_granted(m, client.client_id))
+    if not granted:
+        raise InvalidRequest(
+            "this app is not granted access to the merchant of pointOfSale", reason="merchant_not_granted"
+        )
+    if len(granted) > 1:
+        raise InvalidRequest("pointOfSale names points of sale of several merchants", reason="pos_ambiguous")
+    merchant_id = granted[0]
+    return merchant_id, {t.tid: t for t in at_pos if t.merchant_id == merchant_id}
 
 
 def _username(claims: dict[str, Any]) -> str:

@@ -355,41 +355,52 @@ def introspect(
         if claims.get("client_id") != client.client_id or claims["exp"] <= now:
             return dict(INACTIVE)
         if typ == "at+jwt":
-            if core.store.get_artifact(tokens.REVOKED_TOKEN, str(claims.get("jti"))) is not None:
-                return dict(INACTIVE)
-            if "fam" in claims and refresh.family_revoked(core, str(claims["fam"])):
-                return dict(INACTIVE)
-            cnf = claims.get("cnf")
-            try:  # the one place that reads access tokens: its client, the certificate it is bound to (row 42)
-                tokens.verify_access_token(
-                    core, token, profile=profile, thumbprint=cnf.get("x5t#S256") if isinstance(cnf, dict) else None
-                )
-            except InvalidToken:
-                return dict(INACTIVE)
-            out: dict[str, Any] = {"active": True, "token_type": "Bearer"}
-            for name in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "cnf"):
-                if name in claims:
-                    out[name] = claims[name]
-            if isinstance(out.get("scope"), list):  # MobilePay's tokens carry a list; RFC 7662 §2.2: one string
-                out["scope"] = " ".join(str(s) for s in out["scope"])
-            return out
-        fam = core.store.get_artifact(refresh.FAMILY_KIND, str(claims.get("fam")))
-        row = core.store.get_artifact(refresh.REFRESH_KIND, str(claims.get("jti")))
-        if fam is None or fam.data.get("revoked") or row is None or row.consumed_at is not None:
-            return dict(INACTIVE)
-        out = {
-            "active": True,
-            "token_type": "refresh_token",
-            "client_id": client.client_id,
-            "sub": row.data.get("sub", client.client_id),
-            "exp": claims["exp"],
-            "iat": claims.get("iat"),
-            "iss": claims["iss"],
-        }
-        if row.data.get("scope"):
-            out["scope"] = row.data["scope"]
-        return out
+            return _introspect_access(core, token, claims, profile)
+        return _introspect_refresh(core, client, claims)
     return dict(INACTIVE)
+
+
+def _introspect_access(core: Core, token: str, claims: dict[str, Any], profile: str) -> dict[str, Any]:
+    """An access token of this client's: active unless revoked (its jti, its family, its
+    client, its certificate)."""
+    if core.store.get_artifact(tokens.REVOKED_TOKEN, str(claims.get("jti"))) is not None:
+        return dict(INACTIVE)
+    if "fam" in claims and refresh.family_revoked(core, str(claims["fam"])):
+        return dict(INACTIVE)
+    cnf = claims.get("cnf")
+    try:  # the one place that reads access tokens: its client, the certificate it is bound to (row 42)
+        tokens.verify_access_token(
+            core, token, profile=profile, thumbprint=cnf.get("x5t#S256") if isinstance(cnf, dict) else None
+        )
+    except InvalidToken:
+        return dict(INACTIVE)
+    out: dict[str, Any] = {"active": True, "token_type": "Bearer"}
+    for name in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "cnf"):
+        if name in claims:
+            out[name] = claims[name]
+    if isinstance(out.get("scope"), list):  # MobilePay's tokens carry a list; RFC 7662 §2.2: one string
+        out["scope"] = " ".join(str(s) for s in out["scope"])
+    return out
+
+
+def _introspect_refresh(core: Core, client: Client, claims: dict[str, Any]) -> dict[str, Any]:
+    """A refresh token of this client's: active while unused and its family stands."""
+    fam = core.store.get_artifact(refresh.FAMILY_KIND, str(claims.get("fam")))
+    row = core.store.get_artifact(refresh.REFRESH_KIND, str(claims.get("jti")))
+    if fam is None or fam.data.get("revoked") or row is None or row.consumed_at is not None:
+        return dict(INACTIVE)
+    out = {
+        "active": True,
+        "token_type": "refresh_token",
+        "client_id": client.client_id,
+        "sub": row.data.get("sub", client.client_id),
+        "exp": claims["exp"],
+        "iat": claims.get("iat"),
+        "iss": claims["iss"],
+    }
+    if row.data.get("scope"):
+        out["scope"] = row.data["scope"]
+    return out
 
 
 def revoke(core: Core, client: Client, token: str | None, hint: str | None = None, *, profile: str = NATIVE) -> None:
