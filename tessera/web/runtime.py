@@ -48,7 +48,7 @@ class Runtime:
         s = self.settings
         self.extractor = MTLSExtractor(MTLSConfig(mode=s.mtls_mode, header=s.mtls_header, trusted_proxies=tuple(s.trusted_proxies)))
         self.client_address = ClientAddress(self.extractor)
-        caps = Capabilities.of(self.core.store)
+        caps = self.core.caps  # found once, when the core was composed (tessera.home.build_core)
         self.capabilities = caps
         self.run_flow = FlowRunner(remote=caps.database.remote if caps.database is not None else False)
         redis = caps.redis.redis if caps.redis is not None else None
