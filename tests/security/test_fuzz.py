@@ -85,7 +85,7 @@ def test_openapi_document_describes_every_public_route(live_server, monkeypatch)
     assert doc["openapi"].startswith("3.1")
     assert doc["servers"] == [{"url": nx.base_url(live_server)}]
     monkeypatch.setattr(web_app, "configure_logging", lambda *a, **kw: None)  # leave this process's logging alone
-    app = web_app.create_app(live_server.settings, core=object())  # the routes only: nothing is called
+    app = web_app.create_app(live_server.settings, store=live_server.store)  # the routes only: nothing is called
     routes = {r.path for r in app.routes if isinstance(r, Route)}
     assert set(doc["paths"]) == routes - UNDOCUMENTED, (set(doc["paths"]) ^ (routes - UNDOCUMENTED))
     # every operation lists its error answers, and every $ref resolves
