@@ -54,7 +54,7 @@ def env(tmp_path, _server_keys):
 
 
 async def inline(fn, *args, **kwargs):
-    """What web.dbcall.run does on SQLite: the call, on the loop."""
+    """What Runtime.run_flow (tessera.web.dbcall) does on SQLite: the call, on the loop."""
     return fn(*args, **kwargs)
 
 
