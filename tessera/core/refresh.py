@@ -196,7 +196,8 @@ async def rotate_refresh_async(
     where the store can (the ``AsyncRotation`` capability: PostgreSQL), the rest of the database work
     (``rotate`` elsewhere; the rare revocations and the grace-window look-up) goes through
     ``offload(fn, *args, **kwargs)``, which awaits a synchronous call without blocking the
-    loop (the web layer passes ``Runtime.run_flow``, tessera.web.dbcall). The same rules, checks and answers as ``rotate_refresh``."""
+    loop (the web layer passes ``Runtime.run_flow``, tessera.web.dbcall). The same rules,
+    checks and answers as ``rotate_refresh``."""
     now, jti, family, owner, refused = _rotation_checks(core, token, client_id, profile)
     if refused is not None:
         await offload(refused)
