@@ -47,9 +47,14 @@ RENDERERS: dict[str, Renderer] = {
 }
 
 
-def compose(routes: Sequence[BaseRoute], *, renderers: Mapping[str, Renderer] = RENDERERS,
-            client_address: Callable[[Scope], str] = client_peer, fast_routing: bool = False,
-            lifespan: Lifespan[Any] | None = None) -> Starlette:
+def compose(
+    routes: Sequence[BaseRoute],
+    *,
+    renderers: Mapping[str, Renderer] = RENDERERS,
+    client_address: Callable[[Scope], str] = client_peer,
+    fast_routing: bool = False,
+    lifespan: Lifespan[Any] | None = None,
+) -> Starlette:
     """A Starlette app serving ``routes`` with tessera's request middleware and error handling."""
     errors = ErrorHandlers(renderers)
     handlers = errors.handlers()
@@ -59,8 +64,9 @@ def compose(routes: Sequence[BaseRoute], *, renderers: Mapping[str, Renderer] = 
     return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
 
 
-def create_app(settings: Settings, *, store: Store | None = None, core: Core | None = None,
-               fast_routing: bool | None = None) -> Starlette:
+def create_app(
+    settings: Settings, *, store: Store | None = None, core: Core | None = None, fast_routing: bool | None = None
+) -> Starlette:
     """Build the app for ``settings``. ``store``/``core`` may be given (tests, embedding);
     ``fast_routing`` overrides ``settings.fast_routing``."""
     if core is None:
@@ -79,11 +85,17 @@ def create_app(settings: Settings, *, store: Store | None = None, core: Core | N
 
     caps = rt.capabilities
     ready = Readiness(caps.database or core.store, core.keys, redis=caps.redis, redis_url=settings.redis_url)
-    routes: list[BaseRoute] = [Route("/healthz", healthz), *nexi.routes(rt), *axept.routes(rt), *mobilepay.routes(rt),
-                               *b2binpay.routes(rt), *native.routes(rt),
-                               Route("/readyz", ready.handle, methods=["GET", "HEAD"]),
-                               Route("/metrics", metrics_endpoint(), methods=["GET", "HEAD"]),
-                               Route("/openapi.json", openapi.endpoint(settings), methods=["GET", "HEAD"])]
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        *nexi.routes(rt),
+        *axept.routes(rt),
+        *mobilepay.routes(rt),
+        *b2binpay.routes(rt),
+        *native.routes(rt),
+        Route("/readyz", ready.handle, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics_endpoint(), methods=["GET", "HEAD"]),
+        Route("/openapi.json", openapi.endpoint(settings), methods=["GET", "HEAD"]),
+    ]
     fast = settings.fast_routing if fast_routing is None else fast_routing
     app = compose(routes, client_address=rt.client_address, fast_routing=fast, lifespan=housekeeping.lifespan(rt))
     app.state.runtime = rt

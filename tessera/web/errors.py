@@ -73,8 +73,13 @@ def oauth_error_response(err: OAuthError) -> Response:
 
 #: SQLAlchemy's errors of a database that went away (the store maps them to StoreUnavailable;
 #: these are the net under it, so that an outage is never a 500 whatever path raised it).
-_SA_GONE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.PendingRollbackError,
-            sa_exc.TimeoutError)
+_SA_GONE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.PendingRollbackError,
+    sa_exc.TimeoutError,
+)
 
 
 def database_gone(exc: BaseException) -> bool:
@@ -84,7 +89,8 @@ def database_gone(exc: BaseException) -> bool:
         return True
     cls = type(exc)
     return cls.__module__.split(".")[0] in ("psycopg", "sqlite3") and any(
-        c.__name__ in ("OperationalError", "InterfaceError") for c in cls.__mro__)
+        c.__name__ in ("OperationalError", "InterfaceError") for c in cls.__mro__
+    )
 
 
 def as_oauth_error(exc: BaseException) -> OAuthError:
@@ -96,8 +102,11 @@ def as_oauth_error(exc: BaseException) -> OAuthError:
         # SQLAlchemy's rendering of the statement.
         message = str(getattr(exc, "orig", None) or exc).splitlines()
         log.error("store_unavailable", error=(message[0] if message else "")[:200], exc_type=type(exc).__name__)
-        return ServiceUnavailable("the service is temporarily unavailable; retry shortly", reason="store_unavailable",
-                                  headers={"Retry-After": "1"})
+        return ServiceUnavailable(
+            "the service is temporarily unavailable; retry shortly",
+            reason="store_unavailable",
+            headers={"Retry-After": "1"},
+        )
     log_unexpected(exc)
     return ServerError("internal server error", reason="unhandled_exception")
 
@@ -112,7 +121,9 @@ def safe_traceback(exc: BaseException, *, limit: int = 40) -> str:
     while current is not None and id(current) not in seen and len(seen) < 5:
         seen.add(id(current))
         frames = "".join(traceback.format_list(traceback.extract_tb(current.__traceback__, limit=limit)))
-        parts.append(f"Traceback (most recent call last):\n{frames}{type(current).__module__}.{type(current).__qualname__}")
+        parts.append(
+            f"Traceback (most recent call last):\n{frames}{type(current).__module__}.{type(current).__qualname__}"
+        )
         current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
     return "\n\nwhile handling or caused by:\n".join(reversed(parts))
 
@@ -124,17 +135,25 @@ def log_unexpected(exc: BaseException) -> None:
 
 #: The answer to an unexpected exception: nothing about its cause.
 SERVER_ERROR_BODY = {"error": "server_error", "error_description": "internal server error"}
-_SERVER_ERROR_PAGE = (b"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Server error</title></head>"
-                      b"<body><main><h1>Something went wrong</h1><p>internal server error</p></main></body></html>")
-_PAGE_HEADERS = {**NO_STORE, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
-                 "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
-                 "Referrer-Policy": "no-referrer"}
+_SERVER_ERROR_PAGE = (
+    b'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Server error</title></head>'
+    b"<body><main><h1>Something went wrong</h1><p>internal server error</p></main></body></html>"
+)
+_PAGE_HEADERS = {
+    **NO_STORE,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 def server_error_response(*, html: bool = False) -> Response:
     """A generic 500: RFC 6749 JSON ``server_error``, or a plain HTML page for the login pages."""
     if html:
-        return Response(_SERVER_ERROR_PAGE, status_code=500, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS)
+        return Response(
+            _SERVER_ERROR_PAGE, status_code=500, media_type="text/html; charset=utf-8", headers=_PAGE_HEADERS
+        )
     return JSONResponse(SERVER_ERROR_BODY, status_code=500, headers=NO_STORE)
 
 
@@ -150,8 +169,11 @@ class ErrorHandlers:
 
     def handlers(self) -> dict[Any, ExceptionHandler]:
         """For ``Starlette(exception_handlers=...)``."""
-        out: dict[Any, ExceptionHandler] = {OAuthError: self.error, StoreUnavailable: self.error,
-                                            HTTPException: self.http_error}
+        out: dict[Any, ExceptionHandler] = {
+            OAuthError: self.error,
+            StoreUnavailable: self.error,
+            HTTPException: self.http_error,
+        }
         out.update({cls: self.error for cls in _SA_GONE})
         return out
 
@@ -175,14 +197,23 @@ class ErrorHandlers:
         route = request.scope.get("route")
         if exc.status_code == 405 and isinstance(route, ProfileRoute):  # in the profile's own shape
             allow = route.allow
-            return await self.error(request, MethodNotAllowed(f"use {' or '.join(allow)}", reason="method_not_allowed",
-                                                              headers={"Allow": ", ".join(allow)}))
+            return await self.error(
+                request,
+                MethodNotAllowed(
+                    f"use {' or '.join(allow)}", reason="method_not_allowed", headers={"Allow": ", ".join(allow)}
+                ),
+            )
         if exc.status_code == 405:  # RFC 9110 §15.5.6: say which methods the resource has
-            return JSONResponse({"error": "invalid_request",
-                                 "error_description": f"{request.method[:20]} is not allowed here"},
-                                status_code=405, headers={**NO_STORE, **(exc.headers or {})})
-        return JSONResponse({"error": "not_found", "error_description": f"no route for {request.url.path[:100]}"},
-                            status_code=exc.status_code, headers=NO_STORE)
+            return JSONResponse(
+                {"error": "invalid_request", "error_description": f"{request.method[:20]} is not allowed here"},
+                status_code=405,
+                headers={**NO_STORE, **(exc.headers or {})},
+            )
+        return JSONResponse(
+            {"error": "not_found", "error_description": f"no route for {request.url.path[:100]}"},
+            status_code=exc.status_code,
+            headers=NO_STORE,
+        )
 
 
 class LastResort:

@@ -1,8 +1,9 @@
 """Readiness: ``GET /readyz`` asks the store, the key ring and (if configured) Redis.
 
 200 when the database answers (``SQLDatabase.ping`` of the store's database, else the
-store's own ``ping``: ``tessera.core.ports``), the keys load and, with ``redis_url`` set, Redis answers (the store's Redis part,
-``RedisHandle.ping_redis``, else a client of its own); else 503 naming the failing check.
+store's own ``ping``: ``tessera.core.ports``), the keys load and, with ``redis_url`` set,
+Redis answers (the store's Redis part, ``RedisHandle.ping_redis``, else a client of its
+own); else 503 naming the failing check.
 The answer never carries error texts (they can hold connection strings); the failure's
 type is logged.
 
@@ -38,8 +39,15 @@ class Pingable(Protocol):
 class Readiness:
     """``handle`` is the ``/readyz`` endpoint; the checks are fixed at construction."""
 
-    def __init__(self, database: Pingable, keys: KeyRing, *, redis: RedisHandle | None = None, redis_url: str | None = None,
-                 timeout: float = READY_TIMEOUT) -> None:
+    def __init__(
+        self,
+        database: Pingable,
+        keys: KeyRing,
+        *,
+        redis: RedisHandle | None = None,
+        redis_url: str | None = None,
+        timeout: float = READY_TIMEOUT,
+    ) -> None:
         self.timeout = timeout
         self.checks: list[Check] = [("database", database.ping), ("keys", lambda: self._keys(keys))]
         if redis is not None:
@@ -66,7 +74,9 @@ class Readiness:
             except ImportError:
                 return "skipped"
             if not client:
-                client.append(redis.Redis.from_url(url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout))
+                client.append(
+                    redis.Redis.from_url(url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout)
+                )
             if not client[0].ping():
                 raise ConnectionError("redis did not answer PING")
             return None

@@ -24,7 +24,10 @@ log = structlog.get_logger("tessera.housekeeping")
 JITTER = 0.2
 
 
-def next_delay(interval: float, rng: random.Random = random.SystemRandom()) -> float:
+_RNG = random.SystemRandom()
+
+
+def next_delay(interval: float, rng: random.Random = _RNG) -> float:
     return interval * (1 + rng.uniform(-JITTER, JITTER))
 
 

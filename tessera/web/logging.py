@@ -21,8 +21,15 @@ import structlog
 #: The id of the request being handled (set by the request middleware), for every log line.
 REQUEST_ID: ContextVar[str | None] = ContextVar("tessera_request_id", default=None)
 
-_LEVELS = {"critical": logging.CRITICAL, "error": logging.ERROR, "warning": logging.WARNING, "warn": logging.WARNING,
-           "info": logging.INFO, "debug": logging.DEBUG, "trace": logging.DEBUG}
+_LEVELS = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": logging.DEBUG,
+}
 _configured: dict[str, int] = {}
 
 
@@ -82,19 +89,28 @@ def configure_logging(level: str = "info") -> None:
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     shared: list[Any] = [structlog.processors.add_log_level, timestamper, _add_request_id]
     structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, *shared, structlog.processors.format_exc_info,
-                    structlog.processors.JSONRenderer()],
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            *shared,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=lambda *args: _STDERR_LOGGER,
         cache_logger_on_first_use=False,
     )
     # uvicorn (and anything else on the stdlib logging module) → the same JSON lines.
     handler = _StderrHandler()
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.format_exc_info,
-                    structlog.processors.JSONRenderer()],
-    ))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
     setattr(handler, _MARK, True)
     for name in ("uvicorn", "uvicorn.error"):
         lg = logging.getLogger(name)

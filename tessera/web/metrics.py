@@ -25,17 +25,28 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: an argon2id login takes tens of ms.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-REQUESTS = Counter("tessera_http_requests", "HTTP requests, by route template, method and status.",
-                   ("route", "method", "status"))
-LATENCY = Histogram("tessera_http_request_duration_seconds", "HTTP request latency, by route template, method and status.",
-                    ("route", "method", "status"), buckets=LATENCY_BUCKETS)
+REQUESTS = Counter(
+    "tessera_http_requests", "HTTP requests, by route template, method and status.", ("route", "method", "status")
+)
+LATENCY = Histogram(
+    "tessera_http_request_duration_seconds",
+    "HTTP request latency, by route template, method and status.",
+    ("route", "method", "status"),
+    buckets=LATENCY_BUCKETS,
+)
 TOKENS_ISSUED = Counter("tessera_tokens_issued", "Access tokens issued, by profile.", ("profile",))
 REFUSALS = Counter("tessera_refusals", "Requests refused with an error, by profile and reason.", ("profile", "reason"))
-RATE_LIMITED = Counter("tessera_rate_limited", "Requests refused with 429 (brute-force lockout), by profile and reason.",
-                       ("profile", "reason"))
-PURGED = Counter("tessera_purged", "Rows deleted by the purge (scheduled or tessera purge), by artefact kind.", ("kind",))
-TLS_HANDSHAKE_FAILURES = Counter("tessera_tls_handshake_failures",
-                                 "TLS handshakes refused (embedded mTLS), by reason (OpenSSL's).", ("reason",))
+RATE_LIMITED = Counter(
+    "tessera_rate_limited",
+    "Requests refused with 429 (brute-force lockout), by profile and reason.",
+    ("profile", "reason"),
+)
+PURGED = Counter(
+    "tessera_purged", "Rows deleted by the purge (scheduled or tessera purge), by artefact kind.", ("kind",)
+)
+TLS_HANDSHAKE_FAILURES = Counter(
+    "tessera_tls_handshake_failures", "TLS handshakes refused (embedded mTLS), by reason (OpenSSL's).", ("reason",)
+)
 
 #: Route label of requests that matched no route (their raw path is never used as a label).
 UNMATCHED = "unmatched"

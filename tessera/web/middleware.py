@@ -91,8 +91,9 @@ class RequestMiddleware:
 
     __slots__ = ("app", "client_address", "_log_enabled", "_write", "_routes", "_entries", "_reasons", "_clients")
 
-    def __init__(self, app: ASGIApp, *, client_address: Callable[[Scope], str] = client_peer,
-                 access_log: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, *, client_address: Callable[[Scope], str] = client_peer, access_log: bool = True
+    ) -> None:
         self.app = app
         self.client_address = client_address
         self._log_enabled = access_log and weblog.configured_level() <= logging.INFO
@@ -180,8 +181,10 @@ class RequestMiddleware:
                 client = json.dumps(address)
                 if len(self._clients) < 10_000:
                     self._clients[address] = client
-            self._write(f'{{"event":"request","level":"info","timestamp":"{_iso_now()}","request_id":"{rid}"'
-                        f'{entry[3]},"duration_ms":{elapsed * 1000:.3f},"client":{client}{reason_fragment}}}')
+            self._write(
+                f'{{"event":"request","level":"info","timestamp":"{_iso_now()}","request_id":"{rid}"'
+                f'{entry[3]},"duration_ms":{elapsed * 1000:.3f},"client":{client}{reason_fragment}}}'
+            )
 
     def _new_entry(self, route: Any, method: str, status: int) -> _Entry:
         if route is None:
@@ -189,14 +192,24 @@ class RequestMiddleware:
         else:
             info = self._routes.get(id(route))
             if info is None:
-                info = self._routes[id(route)] = (getattr(route, "path", None) or UNMATCHED,
-                                                  getattr(route, "profile", None))
+                info = self._routes[id(route)] = (
+                    getattr(route, "path", None) or UNMATCHED,
+                    getattr(route, "profile", None),
+                )
             template, profile = info
         status_label = str(status)
-        fragment = "," + json.dumps({"method": method, "route": template, "status": status, "profile": profile},
-                                    separators=(",", ":"))[1:-1]
-        return (REQUESTS.labels(template, method, status_label), LATENCY.labels(template, method, status_label), profile,
-                fragment)
+        fragment = (
+            ","
+            + json.dumps(
+                {"method": method, "route": template, "status": status, "profile": profile}, separators=(",", ":")
+            )[1:-1]
+        )
+        return (
+            REQUESTS.labels(template, method, status_label),
+            LATENCY.labels(template, method, status_label),
+            profile,
+            fragment,
+        )
 
     @staticmethod
     def _new_refusal(profile: str | None, reason: Any, status: int) -> _Refusal:

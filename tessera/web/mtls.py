@@ -11,10 +11,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tessera.sdk.mtls import CLIENT_CERT_DER_KEY, MAX_HEADER_BYTES, MTLSConfig, MTLSExtractor, PeerCertificate, thumbprint
+from tessera.sdk.mtls import (
+    CLIENT_CERT_DER_KEY,
+    MAX_HEADER_BYTES,
+    MTLSConfig,
+    MTLSExtractor,
+    PeerCertificate,
+    thumbprint,
+)
 
-__all__ = ["CLIENT_CERT_DER_KEY", "MAX_HEADER_BYTES", "ClientAddress", "MTLSConfig", "MTLSExtractor", "PeerCertificate",
-           "thumbprint"]
+__all__ = [
+    "CLIENT_CERT_DER_KEY",
+    "MAX_HEADER_BYTES",
+    "ClientAddress",
+    "MTLSConfig",
+    "MTLSExtractor",
+    "PeerCertificate",
+    "thumbprint",
+]
 
 #: The longest forwarded address kept (an IPv6 address with a zone fits).
 MAX_ADDRESS = 64

@@ -24,13 +24,20 @@ PAGE_HEADERS = {
 def login_page(request: Request, page: Any, *, action: str, error: str | None = None, status: int = 200) -> Response:
     """The sign-in form for ``page`` (a ``tessera.core.authorize`` login page), posting to ``action``."""
     return TEMPLATES.TemplateResponse(
-        request, "login.html", {"page": page, "action": action, "error": error}, status_code=status, headers=PAGE_HEADERS,
+        request,
+        "login.html",
+        {"page": page, "action": action, "error": error},
+        status_code=status,
+        headers=PAGE_HEADERS,
     )
 
 
 def error_page(request: Request, err: OAuthError) -> Response:
     """A refusal on a login endpoint, as a page (with ``Retry-After`` on a 503 or 429)."""
     return TEMPLATES.TemplateResponse(
-        request, "error.html", {"error": err.error, "description": err.description}, status_code=err.status,
+        request,
+        "error.html",
+        {"error": err.error, "description": err.description},
+        status_code=err.status,
         headers={**PAGE_HEADERS, **err.headers},
     )

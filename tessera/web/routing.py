@@ -33,8 +33,17 @@ class ProfileRoute(Route):
     """A route of one profile: ``profile`` picks its error renderer, ``page`` marks the login
     pages (errors as an HTML page), ``allow`` is the declared methods, in order."""
 
-    def __init__(self, path: str, endpoint: Callable[..., Any], *, profile: str, methods: Sequence[str],
-                 page: bool = False, name: str | None = None, middleware: Sequence[Middleware] | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        profile: str,
+        methods: Sequence[str],
+        page: bool = False,
+        name: str | None = None,
+        middleware: Sequence[Middleware] | None = None,
+    ) -> None:
         super().__init__(path, endpoint, methods=list(methods), name=name, middleware=middleware)
         self.allow: tuple[str, ...] = tuple(m.upper() for m in methods)
         self.methods = set(self.allow)  # exactly what is declared: a HEAD must be asked for
@@ -68,7 +77,9 @@ class ExactDispatch:
 
     __slots__ = ("app", "exact", "_handlers")
 
-    def __init__(self, app: ASGIApp, *, routes: Sequence[BaseRoute], handlers: Mapping[Any, Callable[..., Any]]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, routes: Sequence[BaseRoute], handlers: Mapping[Any, Callable[..., Any]]
+    ) -> None:
         self.app = app
         # As ExceptionMiddleware keeps them: by exception class, and by HTTP status.
         by_class = {key: fn for key, fn in handlers.items() if not isinstance(key, int)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -19,8 +19,17 @@ from tessera.config import Settings
 from tessera.core.clients import PeerCert
 from tessera.core.context import Core
 from tessera.core.ports import Capabilities, StoreUnavailable
-from tessera.core.ratelimit import (Attempt, FailureLimiter, FallbackFailureLimiter, MemoryFailureLimiter,
-                                   MemoryRateLimiter, RateLimiter, SplitFailureLimiter, describe, guard)
+from tessera.core.ratelimit import (
+    Attempt,
+    FailureLimiter,
+    FallbackFailureLimiter,
+    MemoryFailureLimiter,
+    MemoryRateLimiter,
+    RateLimiter,
+    SplitFailureLimiter,
+    describe,
+    guard,
+)
 from tessera.errors import InvalidClient, SlowDown
 from tessera.web.dbcall import FlowRunner
 from tessera.web.errors import NO_STORE
@@ -46,7 +55,9 @@ class Runtime:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.extractor = MTLSExtractor(MTLSConfig(mode=s.mtls_mode, header=s.mtls_header, trusted_proxies=tuple(s.trusted_proxies)))
+        self.extractor = MTLSExtractor(
+            MTLSConfig(mode=s.mtls_mode, header=s.mtls_header, trusted_proxies=tuple(s.trusted_proxies))
+        )
         self.client_address = ClientAddress(self.extractor)
         caps = self.core.caps  # found once, when the core was composed (tessera.home.build_core)
         self.capabilities = caps
@@ -54,10 +65,12 @@ class Runtime:
         redis = caps.redis.redis if caps.redis is not None else None
         per_credential: FailureLimiter
         per_address: FailureLimiter
-        per_credential = MemoryFailureLimiter(max_failures=s.login_max_failures, window=s.login_failure_window,
-                                              lockout=s.login_lockout)
-        per_address = MemoryFailureLimiter(max_failures=s.login_max_failures_per_address, window=s.login_failure_window,
-                                           lockout=s.login_lockout)
+        per_credential = MemoryFailureLimiter(
+            max_failures=s.login_max_failures, window=s.login_failure_window, lockout=s.login_lockout
+        )
+        per_address = MemoryFailureLimiter(
+            max_failures=s.login_max_failures_per_address, window=s.login_failure_window, lockout=s.login_lockout
+        )
         if s.redis_url:  # several instances share the failure counters and locks (issue 5)
             from tessera.storage.redis_limits import RedisFailureLimiter  # only with Redis: the driver is optional
 
@@ -68,18 +81,23 @@ class Runtime:
             per_address = FallbackFailureLimiter(shared_address, per_address, unavailable=(StoreUnavailable,))
         self.failures = SplitFailureLimiter(per_credential, per_address)
         # Request rates (issue 5): per credential and per client address; None when disabled.
-        self.rate_credential = self._rate_limiter(s.rate_limit_per_credential, s.rate_limit_credential_burst, "rate-credential")
+        self.rate_credential = self._rate_limiter(
+            s.rate_limit_per_credential, s.rate_limit_credential_burst, "rate-credential"
+        )
         self.rate_address = self._rate_limiter(s.rate_limit_per_address, s.rate_limit_address_burst, "rate-address")
         # Per-endpoint address budgets: a provider's own limit on one endpoint, counted per client
         # address on top of the address rate (``limit_address(request, budget=name)``).
         self.address_budgets: dict[str, RateLimiter | None] = {}
         if s.b2binpay_login_per_minute > 0:  # the provider's 15 a minute: a burst of 15, then one per 4 s
             per_minute = s.b2binpay_login_per_minute
-            self.address_budgets["b2binpay-login"] = self._rate_limiter(per_minute / 60.0, per_minute, "rate-b2binpay-login")
+            self.address_budgets["b2binpay-login"] = self._rate_limiter(
+                per_minute / 60.0, per_minute, "rate-b2binpay-login"
+            )
         if s.unauthenticated_writes_per_minute > 0:  # storage bounded: see limit_writes
             per_minute = s.unauthenticated_writes_per_minute
-            self.address_budgets[UNAUTHENTICATED_WRITES] = self._rate_limiter(per_minute / 60.0, per_minute,
-                                                                              "rate-unauthenticated-writes")
+            self.address_budgets[UNAUTHENTICATED_WRITES] = self._rate_limiter(
+                per_minute / 60.0, per_minute, "rate-unauthenticated-writes"
+            )
 
     def _rate_limiter(self, rate: float, burst: int, name: str) -> RateLimiter | None:
         if rate <= 0:
@@ -88,8 +106,9 @@ class Runtime:
             from tessera.storage.redis_limits import RedisRateLimiter
 
             caps = self.capabilities
-            return RedisRateLimiter.from_settings(self.settings, caps.redis.redis if caps.redis is not None else None,
-                                                  rate=rate, burst=burst, name=name)
+            return RedisRateLimiter.from_settings(
+                self.settings, caps.redis.redis if caps.redis is not None else None, rate=rate, burst=burst, name=name
+            )
         return MemoryRateLimiter(rate, burst)
 
     def limit_address(self, request: Request, *, budget: str | None = None) -> None:
@@ -127,8 +146,14 @@ class Runtime:
         """The caller's address: the peer, or (from a trusted proxy in proxy mode) its ``X-Real-IP``."""
         return self.client_address(request.scope)
 
-    def guarded(self, request: Request, credential: str | PersonAccount | None, check: Callable[..., Any], *args: Any,
-                failures: tuple[type[Exception], ...] = (InvalidClient,)) -> Any:
+    def guarded(
+        self,
+        request: Request,
+        credential: str | PersonAccount | None,
+        check: Callable[..., Any],
+        *args: Any,
+        failures: tuple[type[Exception], ...] = (InvalidClient,),
+    ) -> Any:
         """Run a credential ``check`` under brute-force protection (checklist rows 30 and 43).
 
         ``credential`` is what could be guessed: a machine credential's key (``client:<id>``,
@@ -177,7 +202,7 @@ class Runtime:
         return PeerCert(cert.thumbprint, cert.der) if cert is not None else None
 
     def now_dt(self) -> datetime:
-        return datetime.fromtimestamp(self.core.now(), tz=timezone.utc)
+        return datetime.fromtimestamp(self.core.now(), tz=UTC)
 
     def issued(self, profile: str) -> None:
         count_token_issued(profile)  # the tessera_tokens_issued_total metric

@@ -32,9 +32,20 @@ def base():
 
 
 def scope() -> dict:
-    return {"type": "http", "method": "GET", "path": "/items/1", "raw_path": b"/items/1", "query_string": b"",
-            "headers": HEADERS, "client": ("127.0.0.1", 1234), "server": ("127.0.0.1", 80), "scheme": "http",
-            "root_path": "", "http_version": "1.1", "state": {}}
+    return {
+        "type": "http",
+        "method": "GET",
+        "path": "/items/1",
+        "raw_path": b"/items/1",
+        "query_string": b"",
+        "headers": HEADERS,
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 80),
+        "scheme": "http",
+        "root_path": "",
+        "http_version": "1.1",
+        "state": {},
+    }
 
 
 async def receive():

@@ -48,7 +48,11 @@ def test_errors_come_back_to_the_caller():
     def boom() -> None:
         raise ValueError("no")
 
-    for runner, kw in ((FlowRunner(remote=True), {}), (FlowRunner(remote=False), {}), (FlowRunner(remote=False), {"waits": True})):
+    for runner, kw in (
+        (FlowRunner(remote=True), {}),
+        (FlowRunner(remote=False), {}),
+        (FlowRunner(remote=False), {"waits": True}),
+    ):
         with pytest.raises(ValueError, match="no"):
             asyncio.run(runner(boom, **kw))
 

@@ -73,11 +73,14 @@ def build(home) -> object:
         except KeyError as e:
             raise RuntimeError(f"wrapped {SECRET}") from e
 
-    app.router.routes += [Route("/fault/starlette", starlette_route),
-                          ProfileRoute("/fault/profile-send", profile_send, profile="native", methods=["GET"]),
-                          ProfileRoute("/fault/page-send", page_send, profile="nexi-softpos", methods=["GET"], page=True),
-                          ProfileRoute("/fault/b2b-handler", b2b_handler, profile="b2binpay", methods=["GET"]),
-                          Route("/fault/streaming", streaming), Route("/fault/caused", caused)]
+    app.router.routes += [
+        Route("/fault/starlette", starlette_route),
+        ProfileRoute("/fault/profile-send", profile_send, profile="native", methods=["GET"]),
+        ProfileRoute("/fault/page-send", page_send, profile="nexi-softpos", methods=["GET"], page=True),
+        ProfileRoute("/fault/b2b-handler", b2b_handler, profile="b2binpay", methods=["GET"]),
+        Route("/fault/streaming", streaming),
+        Route("/fault/caused", caused),
+    ]
     return app
 
 
@@ -94,8 +97,9 @@ def served(home):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(build(home), host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(build(home), host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -132,11 +136,14 @@ def assert_logged_once(err: str, exc_type: str) -> dict:
     return d
 
 
-@pytest.mark.parametrize("path, exc_type", [
-    ("/fault/starlette", "KeyError"),  # through Starlette's router and ServerErrorMiddleware
-    ("/fault/profile-send", "RuntimeError"),  # a profile endpoint's response, failing while it is sent
-    ("/fault/caused", "RuntimeError"),
-])
+@pytest.mark.parametrize(
+    "path, exc_type",
+    [
+        ("/fault/starlette", "KeyError"),  # through Starlette's router and ServerErrorMiddleware
+        ("/fault/profile-send", "RuntimeError"),  # a profile endpoint's response, failing while it is sent
+        ("/fault/caused", "RuntimeError"),
+    ],
+)
 def test_generic_json_500_logged_once_without_the_message(served, capfd, path, exc_type):
     capfd.readouterr()
     r = httpx.get(served + path, timeout=10)
@@ -186,7 +193,9 @@ def test_access_line_and_metrics_say_500_unhandled(served, capfd):
     httpx.get(served + "/fault/starlette", timeout=10)
     time.sleep(0.1)
     (access,) = [d for d in logged(capfd.readouterr().err) if d.get("event") == "request"]
-    assert access["status"] == 500 and access["reason"] == "unhandled_exception" and access["route"] == "/fault/starlette"
+    assert (
+        access["status"] == 500 and access["reason"] == "unhandled_exception" and access["route"] == "/fault/starlette"
+    )
     text = httpx.get(served + "/metrics", timeout=10).text
     assert 'reason="unhandled_exception"' in text
 

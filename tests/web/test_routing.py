@@ -51,7 +51,7 @@ def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-# --- ProfileRoute: the methods declared, and 405 in the profile's shape ------------------------------------------------
+# --- ProfileRoute: the methods declared, and 405 in the profile's shape ---------------------------------------
 def test_a_profile_route_has_exactly_the_methods_it_declares():
     async def endpoint(request):  # pragma: no cover - never called
         raise AssertionError
@@ -61,17 +61,20 @@ def test_a_profile_route_has_exactly_the_methods_it_declares():
     assert route.profile == "native" and not route.page
 
 
-@pytest.mark.parametrize("method, path, allow, shape", [
-    ("GET", "/oauth2/token", "POST", "rfc6749"),
-    ("TRACE", "/oauth2/token", "POST", "rfc6749"),  # a method no route has: the same answer
-    ("PUT", "/oauth2/authorize", "GET, POST", "rfc6749"),  # a login page: JSON, not a page, for a wrong method
-    ("POST", "/oauth2/jwks", "GET, HEAD", "rfc6749"),
-    ("GET", "/softpos/as/par", "POST", "rfc6749"),
-    ("DELETE", "/integrator-authentication/connect/token", "POST", "rfc6749"),
-    ("GET", "/axept/v1/authenticate", "POST", "axept"),
-    ("OPTIONS", "/b2binpay/token/", "POST", "jsonapi"),
-    ("GET", "/b2binpay/token/refresh", "POST", "jsonapi"),
-])
+@pytest.mark.parametrize(
+    "method, path, allow, shape",
+    [
+        ("GET", "/oauth2/token", "POST", "rfc6749"),
+        ("TRACE", "/oauth2/token", "POST", "rfc6749"),  # a method no route has: the same answer
+        ("PUT", "/oauth2/authorize", "GET, POST", "rfc6749"),  # a login page: JSON, not a page, for a wrong method
+        ("POST", "/oauth2/jwks", "GET, HEAD", "rfc6749"),
+        ("GET", "/softpos/as/par", "POST", "rfc6749"),
+        ("DELETE", "/integrator-authentication/connect/token", "POST", "rfc6749"),
+        ("GET", "/axept/v1/authenticate", "POST", "axept"),
+        ("OPTIONS", "/b2binpay/token/", "POST", "jsonapi"),
+        ("GET", "/b2binpay/token/refresh", "POST", "jsonapi"),
+    ],
+)
 def test_wrong_method_is_405_in_the_profile_shape_with_allow(home, method, path, allow, shape):
     r = client(home, fast=False, address="10.9.0.1").request(method, path)
     assert r.status_code == 405 and r.headers["allow"] == allow
@@ -91,13 +94,21 @@ def test_other_routes_keep_starlettes_405_and_404(home):
     assert r.status_code == 405 and r.json()["error"] == "invalid_request"
     assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD"}
     r = c.get("/no/such/path")
-    assert r.status_code == 404 and r.json() == {"error": "not_found", "error_description": "no route for /no/such/path"}
+    assert r.status_code == 404 and r.json() == {
+        "error": "not_found",
+        "error_description": "no route for /no/such/path",
+    }
 
 
-# --- the fast path: one switch, the same bytes ---------------------------------------------------------------------------
+# --- the fast path: one switch, the same bytes ------------------------------------------------------------
 _JWT = re.compile(rb"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
-_RANDOM = [_JWT, re.compile(rb"urn:[a-z:_]+[0-9a-f-]{36}"), re.compile(rb'"refresh":"[^"]+"'),
-           re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"), re.compile(rb"[0-9a-f]{64}")]
+_RANDOM = [
+    _JWT,
+    re.compile(rb"urn:[a-z:_]+[0-9a-f-]{36}"),
+    re.compile(rb'"refresh":"[^"]+"'),
+    re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"),
+    re.compile(rb"[0-9a-f]{64}"),
+]
 
 
 def _normal(body: bytes) -> bytes:
@@ -118,7 +129,11 @@ def _requests(key_id: int, key: str) -> list[tuple[str, str, dict]]:
         ("POST", "/oauth2/token", {"data": form, "headers": basic(CLIENT_ID, SECRET)}),
         ("POST", "/oauth2/token", {"data": form, "headers": basic(CLIENT_ID, "wrong")}),
         ("POST", "/oauth2/token", {"data": {"grant_type": "magic"}, "headers": basic(CLIENT_ID, SECRET)}),
-        ("POST", "/oauth2/token", {"content": b"a=1&a=2", "headers": {"content-type": "application/x-www-form-urlencoded"}}),
+        (
+            "POST",
+            "/oauth2/token",
+            {"content": b"a=1&a=2", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+        ),
         ("GET", "/oauth2/token", {}),
         ("GET", "/oauth2/authorize", {"params": {"client_id": "nobody"}}),  # an HTML error page
         ("GET", "/oauth2/userinfo", {}),
@@ -129,8 +144,11 @@ def _requests(key_id: int, key: str) -> list[tuple[str, str, dict]]:
         ("PUT", "/softpos/as/par", {}),
         # mobilepay: a token, a bad VAT, discovery
         ("POST", "/integrator-authentication/connect/token", {"data": form, "headers": basic(CLIENT_ID, SECRET)}),
-        ("POST", "/integrator-authentication/connect/token",
-         {"data": {**form, "merchant_vat": "XX1"}, "headers": basic(CLIENT_ID, SECRET)}),
+        (
+            "POST",
+            "/integrator-authentication/connect/token",
+            {"data": {**form, "merchant_vat": "XX1"}, "headers": basic(CLIENT_ID, SECRET)},
+        ),
         ("GET", "/integrator-authentication/.well-known/openid-configuration", {}),
         # axept: a token, a syntax error, wrong key
         ("POST", "/axept/v1/authenticate", {"json": {"merchantId": 4242, "keyId": key_id, "key": key}}),
@@ -138,8 +156,14 @@ def _requests(key_id: int, key: str) -> list[tuple[str, str, dict]]:
         ("POST", "/axept/v1/authenticate", {"json": {"merchantId": 4242, "keyId": key_id, "key": "wrong"}}),
         # b2binpay: a login, a bad refresh, a wrong media type, 405
         ("POST", "/b2binpay/token/", {"json": b2b, "headers": {"content-type": "application/vnd.api+json"}}),
-        ("POST", "/b2binpay/token/refresh/", {"json": {"data": {"type": "auth-token", "attributes": {"refresh": "x.y.z"}}},
-                                              "headers": {"content-type": "application/vnd.api+json"}}),
+        (
+            "POST",
+            "/b2binpay/token/refresh/",
+            {
+                "json": {"data": {"type": "auth-token", "attributes": {"refresh": "x.y.z"}}},
+                "headers": {"content-type": "application/vnd.api+json"},
+            },
+        ),
         ("POST", "/b2binpay/token/", {"content": b"{}", "headers": {"content-type": "text/plain"}}),
         ("GET", "/b2binpay/token/", {}),
         # neither: health, 404
@@ -175,7 +199,6 @@ def test_fast_routing_takes_the_profile_routes_only(home):
     assert "/healthz" not in dispatch.exact and "/metrics" not in dispatch.exact
 
 
-
 def test_the_fast_path_does_not_go_through_the_router(home):
     """With the router emptied of profile routes, a profile route still answers on the fast
     path (and 404s on the full one): the look-up really is the dictionary's."""
@@ -206,6 +229,11 @@ def test_a_route_middleware_limit_is_rendered_alike_on_both_paths(home):
         assert set(statuses) == {400}
         r = c.get("/oauth2/authorize", params={"client_id": "nobody"})
         assert r.status_code == 429 and r.headers["content-type"].startswith("text/html") and r.headers["retry-after"]
-        answers.append((r.status_code, [(k, v) for k, v in r.headers.multi_items() if k not in ("date", "x-request-id")],
-                        r.content))
+        answers.append(
+            (
+                r.status_code,
+                [(k, v) for k, v in r.headers.multi_items() if k not in ("date", "x-request-id")],
+                r.content,
+            )
+        )
     assert answers[0] == answers[1]

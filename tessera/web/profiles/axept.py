@@ -25,8 +25,15 @@ from tessera.web.routing import ProfileRoute
 from tessera.web.runtime import Runtime
 
 PROFILE = "axept"
-TITLES = {400: "Bad Request", 401: "Unauthorized", 405: "Method Not Allowed", 413: "Payload Too Large",
-          429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 UNAUTHORIZED = "The supplied merchantId, keyId and key were not valid."
 
 
@@ -34,8 +41,11 @@ def render(err: OAuthError) -> Response:
     status = err.status if err.status != 415 else 400
     message = UNAUTHORIZED if status == 401 else (err.description or TITLES.get(status, "Error"))
     headers = {**NO_STORE, **err.headers}
-    return JSONResponse({"status": status, "error": TITLES.get(status, "Error"), "message": message},
-                        status_code=status, headers=headers)
+    return JSONResponse(
+        {"status": status, "error": TITLES.get(status, "Error"), "message": message},
+        status_code=status,
+        headers=headers,
+    )
 
 
 def _int_field(body: dict[str, Any], name: str) -> int:
@@ -68,13 +78,19 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
 
         def check_key(parsed: flow.AuthenticateRequest) -> ApiKey:
             cred_key = f"axept:{parsed.merchant_id}:{parsed.key_id}"
-            record: ApiKey = rt.guarded(request, cred_key, apikeys.authenticate, rt.core, parsed.merchant_id, parsed.key_id,
-                                parsed.key)
+            record: ApiKey = rt.guarded(
+                request, cred_key, apikeys.authenticate, rt.core, parsed.merchant_id, parsed.key_id, parsed.key
+            )
             rt.limit_credential(cred_key)
             return record
 
-        result = await rt.run_flow(flow.authenticate, rt.core, flow.AuthenticateRequest(merchant_id, key_id, key),
-                                   ttl=rt.settings.axept_token_ttl, check_key=check_key)
+        result = await rt.run_flow(
+            flow.authenticate,
+            rt.core,
+            flow.AuthenticateRequest(merchant_id, key_id, key),
+            ttl=rt.settings.axept_token_ttl,
+            check_key=check_key,
+        )
         rt.issued(PROFILE)
         return JSONResponse({"token": result.token, "expiresAt": result.expires_at}, headers=NO_STORE)
 

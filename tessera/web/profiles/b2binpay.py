@@ -46,7 +46,11 @@ LOGIN_BUDGET = "b2binpay-login"
 
 def render(err: OAuthError) -> Response:
     if isinstance(err, SlowDown):
-        status, code, detail = 429, "throttled", f"Request was throttled. Expected available in {err.retry_after} seconds."
+        status, code, detail = (
+            429,
+            "throttled",
+            f"Request was throttled. Expected available in {err.retry_after} seconds.",
+        )
     elif isinstance(err, InvalidClient):
         status, code, detail = 400, "2006", BAD_LOGIN
     elif isinstance(err, InvalidGrant):
@@ -66,7 +70,9 @@ def _attributes(body: Any, names: tuple[str, ...]) -> dict[str, str]:
         # plain JSON (axios's default): the resource object one level down, and nothing beside it.
         data = data["data"]
     if not isinstance(data, dict) or data.get("type") != "auth-token":
-        raise InvalidRequest('the body must be {"data": {"type": "auth-token", "attributes": {...}}}', reason="jsonapi_shape")
+        raise InvalidRequest(
+            'the body must be {"data": {"type": "auth-token", "attributes": {...}}}', reason="jsonapi_shape"
+        )
     attrs = data.get("attributes")
     if not isinstance(attrs, dict):
         raise InvalidRequest("data.attributes is required", reason="jsonapi_shape")

@@ -54,8 +54,14 @@ def discovery_document(rt: Runtime) -> dict[str, Any]:
         "introspection_endpoint": f"{iss}/connect/introspect",
         "revocation_endpoint": f"{iss}/connect/revocation",
         "scopes_supported": [SCOPE],
-        "claims_supported": ["client_id", "integrator_id", "integrator_name", "integratorclient_name", "merchant_vat",
-                             "scope"],
+        "claims_supported": [
+            "client_id",
+            "integrator_id",
+            "integrator_name",
+            "integratorclient_name",
+            "merchant_vat",
+            "scope",
+        ],
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": ["token"],
         "token_endpoint_auth_methods_supported": list(flow.AUTH_METHODS),
@@ -77,13 +83,28 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
     async def token(request: Request) -> Response:
         rt.limit_address(request)
         form = await read_form(request, rt.settings.max_body_bytes)
-        parsed = flow.TokenRequest(credentials=client_credentials(request, form), grant_type=form.get("grant_type"),
-                                   merchant_vat=form.get("merchant_vat"), scope=form.get("scope"))
-        result = await rt.run_flow(flow.token, rt.core, parsed, ttl=rt.settings.mobilepay_token_ttl,
-                                   authenticate=lambda creds: authenticate(request, creds))
+        parsed = flow.TokenRequest(
+            credentials=client_credentials(request, form),
+            grant_type=form.get("grant_type"),
+            merchant_vat=form.get("merchant_vat"),
+            scope=form.get("scope"),
+        )
+        result = await rt.run_flow(
+            flow.token,
+            rt.core,
+            parsed,
+            ttl=rt.settings.mobilepay_token_ttl,
+            authenticate=lambda creds: authenticate(request, creds),
+        )
         rt.issued(PROFILE)
-        return no_store_json({"access_token": result.access_token, "expires_in": result.expires_in,
-                              "token_type": result.token_type, "scope": result.scope})
+        return no_store_json(
+            {
+                "access_token": result.access_token,
+                "expires_in": result.expires_in,
+                "token_type": result.token_type,
+                "scope": result.scope,
+            }
+        )
 
     def introspect_flow(request: Request, form: dict[str, str]) -> dict[str, Any]:
         client = authenticate(request, flow.client_credentials_of(client_credentials(request, form)))
@@ -108,8 +129,9 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
         return JSONResponse(discovery_document(rt), headers={"Cache-Control": "public, max-age=300"})
 
     async def jwks(request: Request) -> Response:
-        return JSONResponse(rt.core.keys.get().jwks("sig", rt.now_dt(), ring=PROFILE),
-                            headers={"Cache-Control": "public, max-age=300"})
+        return JSONResponse(
+            rt.core.keys.get().jwks("sig", rt.now_dt(), ring=PROFILE), headers={"Cache-Control": "public, max-age=300"}
+        )
 
     return [
         ProfileRoute(f"{p}/connect/token", token, profile=PROFILE, methods=["POST"]),

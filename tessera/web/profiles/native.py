@@ -56,9 +56,16 @@ def metadata(rt: Runtime) -> dict[str, Any]:
     iss = rt.core.config.issuer
     methods = list(METHODS)
     algs = list(SIGNING_ALGS)
-    aliases = {name: iss + path for name, path in (
-        ("token_endpoint", TOKEN), ("pushed_authorization_request_endpoint", PAR),
-        ("introspection_endpoint", INTROSPECT), ("revocation_endpoint", REVOKE), ("userinfo_endpoint", USERINFO))}
+    aliases = {
+        name: iss + path
+        for name, path in (
+            ("token_endpoint", TOKEN),
+            ("pushed_authorization_request_endpoint", PAR),
+            ("introspection_endpoint", INTROSPECT),
+            ("revocation_endpoint", REVOKE),
+            ("userinfo_endpoint", USERINFO),
+        )
+    }
     return {
         "issuer": iss,
         "authorization_endpoint": iss + AUTHORIZE,
@@ -106,12 +113,18 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
         creds = client_credentials(request, form)
         # A secret can be guessed; a signed assertion cannot: those count per address only.
         who = f"client:{creds.client_id}" if creds.client_id and "client_assertion" not in form else None
-        auth: AuthenticatedClient = rt.guarded(request, who, authenticate, core, ClientAuthRequest(
-            credentials=creds,
-            assertion_type=form.get("client_assertion_type"),
-            assertion=form.get("client_assertion"),
-            peer=rt.peer(request),
-        ))
+        auth: AuthenticatedClient = rt.guarded(
+            request,
+            who,
+            authenticate,
+            core,
+            ClientAuthRequest(
+                credentials=creds,
+                assertion_type=form.get("client_assertion_type"),
+                assertion=form.get("client_assertion"),
+                peer=rt.peer(request),
+            ),
+        )
         return auth
 
     async def discovery(request: Request) -> Response:
@@ -128,9 +141,15 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
     def token_flow(request: Request, form: dict[str, str], grant: native.Grant, grant_type: str) -> dict[str, Any]:
         auth = client_auth(request, form)
         rt.limit_credential("client:" + auth.client.client_id)
-        req = native.TokenRequest(grant_type, auth, scope=form.get("scope"), code=form.get("code"),
-                                  redirect_uri=form.get("redirect_uri"), code_verifier=form.get("code_verifier"),
-                                  refresh_token=form.get("refresh_token"))
+        req = native.TokenRequest(
+            grant_type,
+            auth,
+            scope=form.get("scope"),
+            code=form.get("code"),
+            redirect_uri=form.get("redirect_uri"),
+            code_verifier=form.get("code_verifier"),
+            refresh_token=form.get("refresh_token"),
+        )
         return grant.handle(core, req, policy)
 
     async def token(request: Request) -> Response:
@@ -186,18 +205,28 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
             if q.get("state") is not None:
                 back["state"] = q["state"]
             back["iss"] = core.config.issuer
-            return RedirectResponse(_add_query(redirect_uri, back), status_code=303, headers={"Cache-Control": "no-store"})
+            return RedirectResponse(
+                _add_query(redirect_uri, back), status_code=303, headers={"Cache-Control": "no-store"}
+            )
         pushed = native.push(core, client, req)
         page = authorize.login_page(core, client.client_id, pushed.request_uri, par_kind=native.PAR_KIND)
         return login_page(request, page, action=AUTHORIZE)
 
     async def login(request: Request) -> Response:
         form = await read_form(request, s.max_body_bytes)
+
         def sign_in() -> str:
-            location: str = rt.guarded(request, user_key(form), functools.partial(
-                authorize.login, par_kind=native.PAR_KIND, code_kind=native.CODE_KIND),
-                core, form.get("client_id"), form.get("request_uri"), form.get("username", ""), form.get("password", ""),
-                failures=(AccessDenied,))
+            location: str = rt.guarded(
+                request,
+                user_key(form),
+                functools.partial(authorize.login, par_kind=native.PAR_KIND, code_kind=native.CODE_KIND),
+                core,
+                form.get("client_id"),
+                form.get("request_uri"),
+                form.get("username", ""),
+                form.get("password", ""),
+                failures=(AccessDenied,),
+            )
             return location
 
         try:
@@ -205,8 +234,9 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
         except OAuthError as e:
             if e.reason != "login_failed":
                 raise
-            page = await rt.run_flow(authorize.login_page, core, form.get("client_id"), form.get("request_uri"),
-                                     par_kind=native.PAR_KIND)
+            page = await rt.run_flow(
+                authorize.login_page, core, form.get("client_id"), form.get("request_uri"), par_kind=native.PAR_KIND
+            )
             return login_page(request, page, action=AUTHORIZE, error=e.description, status=401)
         return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
 
@@ -229,12 +259,14 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
 
     async def userinfo(request: Request) -> Response:
         peer = rt.peer(request)
-        body = await rt.run_flow(native.userinfo, core, bearer_token(request),
-                                 thumbprint=peer.thumbprint if peer else None)
+        body = await rt.run_flow(
+            native.userinfo, core, bearer_token(request), thumbprint=peer.thumbprint if peer else None
+        )
         return no_store_json(body)
 
-    def route(path: str, endpoint: Any, methods: list[str], *, page: bool = False,
-              middleware: list[Middleware] | None = None) -> ProfileRoute:
+    def route(
+        path: str, endpoint: Any, methods: list[str], *, page: bool = False, middleware: list[Middleware] | None = None
+    ) -> ProfileRoute:
         return ProfileRoute(path, endpoint, profile=PROFILE, methods=methods, page=page, middleware=middleware)
 
     return [
@@ -243,7 +275,13 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
         route(TOKEN, token, ["POST"]),
         route(PAR, push, ["POST"]),
         # A plain request and the login store: counted per address first (the unauthenticated-writes budget).
-        route(AUTHORIZE, authorize_page, ["GET", "POST"], page=True, middleware=[Middleware(Before, check=rt.limit_writes)]),
+        route(
+            AUTHORIZE,
+            authorize_page,
+            ["GET", "POST"],
+            page=True,
+            middleware=[Middleware(Before, check=rt.limit_writes)],
+        ),
         route(INTROSPECT, introspect, ["POST"]),
         route(REVOKE, revoke, ["POST"]),
         route(JWKS, jwks, ["GET", "HEAD"]),

@@ -89,9 +89,17 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
         form = await read_form(request, rt.settings.max_body_bytes)
 
         def sign_in() -> str:
-            location: str = rt.guarded(request, user_key(form), authorize.login, core, form.get("client_id"),
-                                       form.get("request_uri"), form.get("username", ""), form.get("password", ""),
-                                       failures=(AccessDenied,))
+            location: str = rt.guarded(
+                request,
+                user_key(form),
+                authorize.login,
+                core,
+                form.get("client_id"),
+                form.get("request_uri"),
+                form.get("username", ""),
+                form.get("password", ""),
+                failures=(AccessDenied,),
+            )
             return location
 
         try:
@@ -112,8 +120,14 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
 
         def flow() -> dict[str, Any]:
             client, thumbprint = authenticated(request, creds, peer)
-            return grants.authorization_code(core, client, code=form.get("code"), redirect_uri=form.get("redirect_uri"),
-                                             code_verifier=form.get("code_verifier"), thumbprint=thumbprint)
+            return grants.authorization_code(
+                core,
+                client,
+                code=form.get("code"),
+                redirect_uri=form.get("redirect_uri"),
+                code_verifier=form.get("code_verifier"),
+                thumbprint=thumbprint,
+            )
 
         body = await rt.run_flow(flow)
         rt.issued(PROFILE)
@@ -124,7 +138,13 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
         ProfileRoute(f"{p}/par/jwks.json", jwks, profile=PROFILE, methods=["GET", "HEAD"]),
         ProfileRoute(f"{p}/as/par", push, profile=PROFILE, methods=["POST"]),
         # The login stores a code: counted per address first (the unauthenticated-writes budget).
-        ProfileRoute(f"{p}/as/authorize", authorize_page, profile=PROFILE, methods=["GET", "POST"], page=True,
-                     middleware=[Middleware(Before, check=rt.limit_writes)]),
+        ProfileRoute(
+            f"{p}/as/authorize",
+            authorize_page,
+            profile=PROFILE,
+            methods=["GET", "POST"],
+            page=True,
+            middleware=[Middleware(Before, check=rt.limit_writes)],
+        ),
         ProfileRoute(f"{p}/as/token", code_token, profile=PROFILE, methods=["POST"]),
     ]
