@@ -22,7 +22,6 @@ from typing import Any
 
 from tessera.config import Settings
 from tessera.core.models import Merchant, MerchantUser, Terminal
-from tessera.core.secrets import hash_password
 from tessera.home import init_home, open_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,6 +45,21 @@ def make_csr(directory: Path, name: str = "NOMEAPP", *, key_type: str = "rsa", s
     openssl("req", "-nodes", *newkey, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject,
             "-addext", "extendedKeyUsage=clientAuth", cwd=directory)
     return directory / f"{name}.csr", directory / f"{name}.key"
+
+
+_cheap_hashes: dict[str, str] = {}
+
+
+def merchant_password_hash(password: str) -> str:
+    """An argon2id hash of a test merchant's password, made once per password and with argon2's
+    lowest cost. The server reads the cost from the hash when it verifies, so each of the suite's
+    logins costs a millisecond instead of production's tens (RFC 9106 defaults, which the CLI's
+    ``merchants add-user`` uses, and tests/security/test_credentials.py row 31 checks)."""
+    if password not in _cheap_hashes:
+        from argon2 import PasswordHasher
+
+        _cheap_hashes[password] = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(password)
+    return _cheap_hashes[password]
 
 
 @dataclass
@@ -241,7 +255,7 @@ class LiveServer:
         self.store.create_merchant(Merchant(mid, f"Shop {mid}", None, int(time.time())))
         self.store.add_terminal(Terminal(setup.softpos_tid, mid, pos, "softpos"))
         self.store.add_terminal(Terminal(setup.mpos_tid, mid, pos, "mpos"))
-        self.store.add_user(MerchantUser(setup.username, mid, hash_password(setup.password)))
+        self.store.add_user(MerchantUser(setup.username, mid, merchant_password_hash(setup.password)))
         if app is not None and grant:
             self.store.grant(mid, app.client_id, int(time.time()))
         return setup
