@@ -104,43 +104,49 @@ def _add_query(uri: str, extra: dict[str, str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
-def routes(rt: Runtime) -> list[ProfileRoute]:
-    core = rt.core
-    s = rt.settings
-    policy = native.TokenPolicy.from_settings(s)
+class Endpoints:
+    """The native endpoints, one method each (importable, and testable one by one)."""
 
-    def client_auth(request: Request, form: dict[str, str]) -> AuthenticatedClient:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.core = rt.core
+        self.settings = rt.settings
+        self.policy = native.TokenPolicy.from_settings(rt.settings)
+
+    def client_auth(self, request: Request, form: dict[str, str]) -> AuthenticatedClient:
         creds = client_credentials(request, form)
         # A secret can be guessed; a signed assertion cannot: those count per address only.
         who = f"client:{creds.client_id}" if creds.client_id and "client_assertion" not in form else None
-        auth: AuthenticatedClient = rt.guarded(
+        auth: AuthenticatedClient = self.rt.guarded(
             request,
             who,
             authenticate,
-            core,
+            self.core,
             ClientAuthRequest(
                 credentials=creds,
                 assertion_type=form.get("client_assertion_type"),
                 assertion=form.get("client_assertion"),
-                peer=rt.peer(request),
+                peer=self.rt.peer(request),
             ),
         )
         return auth
 
-    async def discovery(request: Request) -> Response:
-        return JSONResponse(metadata(rt), headers={"Cache-Control": "public, max-age=300"})
+    async def discovery(self, request: Request) -> Response:
+        return JSONResponse(metadata(self.rt), headers={"Cache-Control": "public, max-age=300"})
 
-    async def jwks(request: Request) -> Response:
-        keys = core.keys.get()
-        now = rt.now_dt()
+    async def jwks(self, request: Request) -> Response:
+        keys = self.core.keys.get()
+        now = self.rt.now_dt()
         # RFC 8414 §2: the jwks_uri may also hold the encryption keys (for JWE-wrapped
         # client assertions); every key then carries "use".
         body = {"keys": keys.jwks("sig", now)["keys"] + keys.jwks("enc", now)["keys"]}
         return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
 
-    def token_flow(request: Request, form: dict[str, str], grant: native.Grant, grant_type: str) -> dict[str, Any]:
-        auth = client_auth(request, form)
-        rt.limit_credential("client:" + auth.client.client_id)
+    def token_flow(
+        self, request: Request, form: dict[str, str], grant: native.Grant, grant_type: str
+    ) -> dict[str, Any]:
+        auth = self.client_auth(request, form)
+        self.rt.limit_credential("client:" + auth.client.client_id)
         req = native.TokenRequest(
             grant_type,
             auth,
@@ -150,11 +156,11 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
             code_verifier=form.get("code_verifier"),
             refresh_token=form.get("refresh_token"),
         )
-        return grant.handle(core, req, policy)
+        return grant.handle(self.core, req, self.policy)
 
-    async def token(request: Request) -> Response:
-        rt.limit_address(request)
-        form = await read_form(request, s.max_body_bytes)
+    async def token(self, request: Request) -> Response:
+        self.rt.limit_address(request)
+        form = await read_form(request, self.settings.max_body_bytes)
         grant_type = form.get("grant_type")
         if not grant_type:
             raise InvalidRequest("grant_type is required", reason="grant_type_missing")
@@ -162,65 +168,65 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
         if grant is None:
             raise UnsupportedGrantType(f"grant_type {grant_type[:60]!r} is not supported", reason="grant_type")
         # A grant that may wait (a refresh retried inside its grace window) leaves the loop whatever the database.
-        body = await rt.run_flow(token_flow, request, form, grant, grant_type, waits=grant.blocking)
-        rt.issued(PROFILE)
+        body = await self.rt.run_flow(self.token_flow, request, form, grant, grant_type, waits=grant.blocking)
+        self.rt.issued(PROFILE)
         return no_store_json(body)
 
-    def push_flow(request: Request, form: dict[str, str]) -> par.PushedRequest:
-        auth = client_auth(request, form)
-        rt.limit_credential("client:" + auth.client.client_id)
+    def push_flow(self, request: Request, form: dict[str, str]) -> par.PushedRequest:
+        auth = self.client_auth(request, form)
+        self.rt.limit_credential("client:" + auth.client.client_id)
         params = {k: v for k, v in form.items() if k not in AUTH_FIELDS}
-        req = native.check_authorization_request(core, auth.client, params)
-        return native.push(core, auth.client, req)
+        req = native.check_authorization_request(self.core, auth.client, params)
+        return native.push(self.core, auth.client, req)
 
-    async def push(request: Request) -> Response:
-        rt.limit_address(request)
-        form = await read_form(request, s.max_body_bytes)
-        pushed = await rt.run_flow(push_flow, request, form)
+    async def push(self, request: Request) -> Response:
+        self.rt.limit_address(request)
+        form = await read_form(request, self.settings.max_body_bytes)
+        pushed = await self.rt.run_flow(self.push_flow, request, form)
         return no_store_json({"request_uri": pushed.request_uri, "expires_in": pushed.expires_in}, status_code=201)
 
-    async def authorize_page(request: Request) -> Response:
+    async def authorize_page(self, request: Request) -> Response:
         if request.method == "POST":
-            return await login(request)
+            return await self.login(request)
         q = parse_form(request.url.query.encode("latin-1"))
-        return await rt.run_flow(authorization_request, request, q)
+        return await self.rt.run_flow(self.authorization_request, request, q)
 
-    def authorization_request(request: Request, q: dict[str, str]) -> Response:
+    def authorization_request(self, request: Request, q: dict[str, str]) -> Response:
         client_id = q.get("client_id")
         if "request_uri" in q:  # RFC 9126 §4: only client_id and request_uri count
-            page = authorize.login_page(core, client_id, q["request_uri"], par_kind=native.PAR_KIND)
+            page = authorize.login_page(self.core, client_id, q["request_uri"], par_kind=native.PAR_KIND)
             return login_page(request, page, action=AUTHORIZE)
-        client = core.client(client_id) if client_id else None
+        client = self.core.client(client_id) if client_id else None
         if client is None or not client.active:
             raise InvalidRequest("client_id is missing or unknown", reason="client_unknown")
         redirect_uri = par.check_redirect_uri(client, q.get("redirect_uri"))  # never redirect before this
         if client.require_par:
             raise InvalidRequest("this client must push its authorization requests (PAR)", reason="par_required")
         try:
-            req = native.check_authorization_request(core, client, q)
+            req = native.check_authorization_request(self.core, client, q)
         except OAuthError as e:  # RFC 6749 §4.1.2.1: tell the client at its redirect_uri
             back = {"error": e.error}
             if e.description:
                 back["error_description"] = e.description
             if q.get("state") is not None:
                 back["state"] = q["state"]
-            back["iss"] = core.config.issuer
+            back["iss"] = self.core.config.issuer
             return RedirectResponse(
                 _add_query(redirect_uri, back), status_code=303, headers={"Cache-Control": "no-store"}
             )
-        pushed = native.push(core, client, req)
-        page = authorize.login_page(core, client.client_id, pushed.request_uri, par_kind=native.PAR_KIND)
+        pushed = native.push(self.core, client, req)
+        page = authorize.login_page(self.core, client.client_id, pushed.request_uri, par_kind=native.PAR_KIND)
         return login_page(request, page, action=AUTHORIZE)
 
-    async def login(request: Request) -> Response:
-        form = await read_form(request, s.max_body_bytes)
+    async def login(self, request: Request) -> Response:
+        form = await read_form(request, self.settings.max_body_bytes)
 
         def sign_in() -> str:
-            location: str = rt.guarded(
+            location: str = self.rt.guarded(
                 request,
                 user_key(form),
                 functools.partial(authorize.login, par_kind=native.PAR_KIND, code_kind=native.CODE_KIND),
-                core,
+                self.core,
                 form.get("client_id"),
                 form.get("request_uri"),
                 form.get("username", ""),
@@ -230,39 +236,47 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
             return location
 
         try:
-            location = await rt.run_flow(sign_in, waits=True)  # argon2id: off the loop whatever the database
+            location = await self.rt.run_flow(sign_in, waits=True)  # argon2id: off the loop whatever the database
         except OAuthError as e:
             if e.reason != "login_failed":
                 raise
-            page = await rt.run_flow(
-                authorize.login_page, core, form.get("client_id"), form.get("request_uri"), par_kind=native.PAR_KIND
+            page = await self.rt.run_flow(
+                authorize.login_page,
+                self.core,
+                form.get("client_id"),
+                form.get("request_uri"),
+                par_kind=native.PAR_KIND,
             )
             return login_page(request, page, action=AUTHORIZE, error=e.description, status=401)
         return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
 
-    def introspect_flow(request: Request, form: dict[str, str]) -> dict[str, Any]:
-        auth = client_auth(request, form)
-        return native.introspect(core, auth.client, form.get("token"), form.get("token_type_hint"))
+    def introspect_flow(self, request: Request, form: dict[str, str]) -> dict[str, Any]:
+        auth = self.client_auth(request, form)
+        return native.introspect(self.core, auth.client, form.get("token"), form.get("token_type_hint"))
 
-    def revoke_flow(request: Request, form: dict[str, str]) -> None:
-        auth = client_auth(request, form)
-        native.revoke(core, auth.client, form.get("token"), form.get("token_type_hint"))
+    def revoke_flow(self, request: Request, form: dict[str, str]) -> None:
+        auth = self.client_auth(request, form)
+        native.revoke(self.core, auth.client, form.get("token"), form.get("token_type_hint"))
 
-    async def introspect(request: Request) -> Response:
-        form = await read_form(request, s.max_body_bytes)
-        return no_store_json(await rt.run_flow(introspect_flow, request, form))
+    async def introspect(self, request: Request) -> Response:
+        form = await read_form(request, self.settings.max_body_bytes)
+        return no_store_json(await self.rt.run_flow(self.introspect_flow, request, form))
 
-    async def revoke(request: Request) -> Response:
-        form = await read_form(request, s.max_body_bytes)
-        await rt.run_flow(revoke_flow, request, form)
+    async def revoke(self, request: Request) -> Response:
+        form = await read_form(request, self.settings.max_body_bytes)
+        await self.rt.run_flow(self.revoke_flow, request, form)
         return Response(status_code=200, headers=NO_STORE)
 
-    async def userinfo(request: Request) -> Response:
-        peer = rt.peer(request)
-        body = await rt.run_flow(
-            native.userinfo, core, bearer_token(request), thumbprint=peer.thumbprint if peer else None
+    async def userinfo(self, request: Request) -> Response:
+        peer = self.rt.peer(request)
+        body = await self.rt.run_flow(
+            native.userinfo, self.core, bearer_token(request), thumbprint=peer.thumbprint if peer else None
         )
         return no_store_json(body)
+
+
+def routes(rt: Runtime) -> list[ProfileRoute]:
+    e = Endpoints(rt)
 
     def route(
         path: str, endpoint: Any, methods: list[str], *, page: bool = False, middleware: list[Middleware] | None = None
@@ -270,20 +284,20 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
         return ProfileRoute(path, endpoint, profile=PROFILE, methods=methods, page=page, middleware=middleware)
 
     return [
-        route("/.well-known/oauth-authorization-server", discovery, ["GET", "HEAD"]),
-        route("/.well-known/openid-configuration", discovery, ["GET", "HEAD"]),
-        route(TOKEN, token, ["POST"]),
-        route(PAR, push, ["POST"]),
+        route("/.well-known/oauth-authorization-server", e.discovery, ["GET", "HEAD"]),
+        route("/.well-known/openid-configuration", e.discovery, ["GET", "HEAD"]),
+        route(TOKEN, e.token, ["POST"]),
+        route(PAR, e.push, ["POST"]),
         # A plain request and the login store: counted per address first (the unauthenticated-writes budget).
         route(
             AUTHORIZE,
-            authorize_page,
+            e.authorize_page,
             ["GET", "POST"],
             page=True,
             middleware=[Middleware(Before, check=rt.limit_writes)],
         ),
-        route(INTROSPECT, introspect, ["POST"]),
-        route(REVOKE, revoke, ["POST"]),
-        route(JWKS, jwks, ["GET", "HEAD"]),
-        route(USERINFO, userinfo, ["GET", "POST"]),
+        route(INTROSPECT, e.introspect, ["POST"]),
+        route(REVOKE, e.revoke, ["POST"]),
+        route(JWKS, e.jwks, ["GET", "HEAD"]),
+        route(USERINFO, e.userinfo, ["GET", "POST"]),
     ]

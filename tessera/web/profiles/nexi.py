@@ -37,63 +37,73 @@ REQUEST_URI_PREFIX = nexi_flow.REQUEST_URI_PREFIX
 render = oauth_error_response
 
 
-def routes(rt: Runtime) -> list[ProfileRoute]:
-    p = rt.settings.nexi_prefix
-    core = rt.core
+class Endpoints:
+    """The profile's endpoints, one method each (importable, and testable one by one)."""
 
-    def authenticated(request: Request, creds: ClientCredentials, peer: PeerCert | None) -> tuple[Client, str]:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.prefix = rt.settings.nexi_prefix
+        self.core = rt.core
+
+    def authenticated(self, request: Request, creds: ClientCredentials, peer: PeerCert | None) -> tuple[Client, str]:
         """The client (its secret checked under brute-force protection, its rate counted) and the
         thumbprint of the certificate it is bound to."""
-        client: Client = rt.guarded(request, f"client:{creds.client_id or ''}", authenticate_secret, core, creds)
-        rt.limit_credential("client:" + client.client_id)
-        return client, bound_certificate(core, client, peer).thumbprint
+        client: Client = self.rt.guarded(
+            request, f"client:{creds.client_id or ''}", authenticate_secret, self.core, creds
+        )
+        self.rt.limit_credential("client:" + client.client_id)
+        return client, bound_certificate(self.core, client, peer).thumbprint
 
-    async def token(request: Request) -> Response:
-        rt.limit_address(request)
-        form = await read_form(request, rt.settings.max_body_bytes)
+    async def token(self, request: Request) -> Response:
+        self.rt.limit_address(request)
+        form = await read_form(request, self.rt.settings.max_body_bytes)
         if form.get("grant_type") != "client_credentials":
             raise UnsupportedGrantType("grant_type must be client_credentials", reason="grant_type")
-        creds, peer = client_credentials(request, form), rt.peer(request)
+        creds, peer = client_credentials(request, form), self.rt.peer(request)
 
         def flow() -> IssuedToken:
-            client, thumbprint = authenticated(request, creds, peer)
-            return grants.client_credentials(core, client, ttl=core.config.nexi_token_ttl, thumbprint=thumbprint)
+            client, thumbprint = self.authenticated(request, creds, peer)
+            return grants.client_credentials(
+                self.core, client, ttl=self.core.config.nexi_token_ttl, thumbprint=thumbprint
+            )
 
-        issued = await rt.run_flow(flow)
-        rt.issued(PROFILE)
+        issued = await self.rt.run_flow(flow)
+        self.rt.issued(PROFILE)
         return no_store_json({"access_token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in})
 
-    async def jwks(request: Request) -> Response:
-        body = core.keys.get().jwks("enc", rt.now_dt())
+    async def jwks(self, request: Request) -> Response:
+        body = self.core.keys.get().jwks("enc", self.rt.now_dt())
         return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
 
-    async def push(request: Request) -> Response:
-        rt.limit_address(request)
-        peer = rt.peer(request)
+    async def push(self, request: Request) -> Response:
+        self.rt.limit_address(request)
+        peer = self.rt.peer(request)
         token = bearer_token(request)
-        form = await read_form(request, rt.settings.max_body_bytes) if peer is not None and token is not None else {}
+        form = (
+            await read_form(request, self.rt.settings.max_body_bytes) if peer is not None and token is not None else {}
+        )
         req = nexi_flow.PushRequest(form=form, bearer_token=token, peer=peer)
 
         def after_auth(client: Client) -> None:
             # The per-credential limit applies once the client is known, before the costly decryption.
-            rt.limit_credential("client:" + client.client_id)
+            self.rt.limit_credential("client:" + client.client_id)
 
-        pushed = await rt.run_flow(nexi_flow.push_authorization, core, req, after_auth=after_auth)
+        pushed = await self.rt.run_flow(nexi_flow.push_authorization, self.core, req, after_auth=after_auth)
         return no_store_json({"request_uri": pushed.request_uri, "expires_in": pushed.expires_in}, status_code=201)
 
-    async def authorize_page(request: Request) -> Response:
+    async def authorize_page(self, request: Request) -> Response:
         if request.method == "GET":
             q = request.query_params
-            page = await rt.run_flow(authorize.login_page, core, q.get("client_id"), q.get("request_uri"))
-            return login_page(request, page, action=f"{p}/as/authorize")
-        form = await read_form(request, rt.settings.max_body_bytes)
+            page = await self.rt.run_flow(authorize.login_page, self.core, q.get("client_id"), q.get("request_uri"))
+            return login_page(request, page, action=f"{self.prefix}/as/authorize")
+        form = await read_form(request, self.rt.settings.max_body_bytes)
 
         def sign_in() -> str:
-            location: str = rt.guarded(
+            location: str = self.rt.guarded(
                 request,
                 user_key(form),
                 authorize.login,
-                core,
+                self.core,
                 form.get("client_id"),
                 form.get("request_uri"),
                 form.get("username", ""),
@@ -103,25 +113,27 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
             return location
 
         try:
-            location = await rt.run_flow(sign_in, waits=True)  # argon2id: off the loop whatever the database
+            location = await self.rt.run_flow(sign_in, waits=True)  # argon2id: off the loop whatever the database
         except OAuthError as e:
             if e.reason != "login_failed":
                 raise
-            page = await rt.run_flow(authorize.login_page, core, form.get("client_id"), form.get("request_uri"))
-            return login_page(request, page, action=f"{p}/as/authorize", error=e.description, status=401)
+            page = await self.rt.run_flow(
+                authorize.login_page, self.core, form.get("client_id"), form.get("request_uri")
+            )
+            return login_page(request, page, action=f"{self.prefix}/as/authorize", error=e.description, status=401)
         return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
 
-    async def code_token(request: Request) -> Response:
-        rt.limit_address(request)
-        form = await read_form(request, rt.settings.max_body_bytes)
+    async def code_token(self, request: Request) -> Response:
+        self.rt.limit_address(request)
+        form = await read_form(request, self.rt.settings.max_body_bytes)
         if form.get("grant_type") != "authorization_code":
             raise UnsupportedGrantType("grant_type must be authorization_code", reason="grant_type")
-        creds, peer = client_credentials(request, form), rt.peer(request)
+        creds, peer = client_credentials(request, form), self.rt.peer(request)
 
         def flow() -> dict[str, Any]:
-            client, thumbprint = authenticated(request, creds, peer)
+            client, thumbprint = self.authenticated(request, creds, peer)
             return grants.authorization_code(
-                core,
+                self.core,
                 client,
                 code=form.get("code"),
                 redirect_uri=form.get("redirect_uri"),
@@ -129,22 +141,25 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
                 thumbprint=thumbprint,
             )
 
-        body = await rt.run_flow(flow)
-        rt.issued(PROFILE)
+        body = await self.rt.run_flow(flow)
+        self.rt.issued(PROFILE)
         return no_store_json(body)
 
+
+def routes(rt: Runtime) -> list[ProfileRoute]:
+    e = Endpoints(rt)
     return [
-        ProfileRoute(f"{p}/appenrollment/token", token, profile=PROFILE, methods=["POST"]),
-        ProfileRoute(f"{p}/par/jwks.json", jwks, profile=PROFILE, methods=["GET", "HEAD"]),
-        ProfileRoute(f"{p}/as/par", push, profile=PROFILE, methods=["POST"]),
+        ProfileRoute(f"{e.prefix}/appenrollment/token", e.token, profile=PROFILE, methods=["POST"]),
+        ProfileRoute(f"{e.prefix}/par/jwks.json", e.jwks, profile=PROFILE, methods=["GET", "HEAD"]),
+        ProfileRoute(f"{e.prefix}/as/par", e.push, profile=PROFILE, methods=["POST"]),
         # The login stores a code: counted per address first (the unauthenticated-writes budget).
         ProfileRoute(
-            f"{p}/as/authorize",
-            authorize_page,
+            f"{e.prefix}/as/authorize",
+            e.authorize_page,
             profile=PROFILE,
             methods=["GET", "POST"],
             page=True,
             middleware=[Middleware(Before, check=rt.limit_writes)],
         ),
-        ProfileRoute(f"{p}/as/token", code_token, profile=PROFILE, methods=["POST"]),
+        ProfileRoute(f"{e.prefix}/as/token", e.code_token, profile=PROFILE, methods=["POST"]),
     ]
