@@ -6,15 +6,17 @@ shape, and by the request middleware for its metrics and log line). Its methods 
 exactly those declared (no implicit ``HEAD``): any other method is Starlette's 405, which
 the error handlers answer in the profile's own shape, with ``Allow`` in the declared order.
 
-``ExactDispatch`` is the fast path, behind one switch (``Settings.fast_routing``, the
-``fast_routing`` argument of ``tessera.web.app.compose``). Every tessera route is a fixed
-path, and Starlette's ``Router`` tries the routes' regular expressions one after another
-(some forty here). ``ExactDispatch`` sits where Starlette's ``ExceptionMiddleware`` sits and,
-for a profile route found by one dictionary look-up with a method it declares, sets the
-scope keys the router would set and calls the route's own ``handle``, wrapped in the same
-exception handlers as ``ExceptionMiddleware`` wraps the router, so the answer is the same, byte for byte
-(``tests/web/test_routing.py`` checks it for every profile). Anything else (another path,
-a method the route lacks, a miss) goes the full way.
+``ExactDispatch`` is the fast path, behind one switch (``Settings.fast_routing``, on by
+default; the ``fast_routing`` argument of ``tessera.web.app.compose``). Every tessera route
+is a fixed path, and Starlette's ``Router`` tries the routes' regular expressions one after
+another (some forty here): measured in process, about 15 µs of CPU per request, some 12 %
+of a token request. ``ExactDispatch`` sits just outside Starlette's ``ExceptionMiddleware``
+and, for a profile route found by one dictionary look-up with a method it declares, sets
+the scope keys the router would set and calls what ``Route.handle`` calls once the method
+is allowed (the endpoint inside Starlette's own exception wrapper, with the same handlers),
+so the answer is the same, byte for byte (``tests/web/test_routing.py`` checks it for
+every profile). Anything else (another path, a method the route lacks, a miss) goes the
+full way.
 """
 
 from __future__ import annotations
