@@ -13,6 +13,8 @@ PYTEST_ARGS ?=
 # Modules stay whole on one worker (--dist loadscope): their module-scoped live servers start once.
 TEST_WORKERS ?= 4
 XDIST := -n $(TEST_WORKERS) --dist loadscope
+# The fast tests are CPU-bound: one worker per core.
+FAST_WORKERS ?= 2
 # Branch-coverage floors: core under `make test-fast`, the whole package under `make coverage`.
 CORE_BRANCH_FLOOR ?= 95
 TOTAL_FLOOR ?= 93
@@ -37,11 +39,12 @@ test-deps:
 
 # Every test, the slow ones (real servers, PostgreSQL, the browser) included, on $(TEST_WORKERS) workers.
 # Two runs: everything on the workers, then the few tests that measure time or CPU alone (-m serial,
-# tests/conftest.py). pytest's "no tests collected" (5) of one run is not a failure if the other ran.
+# tests/support/serial.py, which names the files the second run collects). pytest's "no tests
+# collected" (5) of one run is not a failure if the other ran.
 test: $(STAMP) test-deps
 	@a=0; b=0; \
 	$(BIN)/python -m pytest $(XDIST) -m "not serial" $(PYTEST_ARGS) || a=$$?; \
-	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS) || b=$$?; \
+	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS) $$($(BIN)/python -m tests.support.serial) || b=$$?; \
 	if [ $$a -eq 5 ] && [ $$b -eq 5 ]; then exit 5; fi; \
 	for rc in $$a $$b; do if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then exit $$rc; fi; done
 
@@ -49,7 +52,8 @@ test: $(STAMP) test-deps
 # $(CORE_BRANCH_FLOOR) % of its branches.
 test-fast: $(STAMP)
 	@rm -f .coverage .coverage.*
-	$(BIN)/python -m coverage run -m pytest -m "not slow" -q $(PYTEST_ARGS)
+	$(BIN)/python -m coverage run -m pytest -n $(FAST_WORKERS) -m "not slow and not serial" -q $(PYTEST_ARGS)
+	$(BIN)/python -m coverage run -m pytest -m "not slow and serial" -q $(PYTEST_ARGS) $$($(BIN)/python -m tests.support.serial)
 	@$(BIN)/python -m coverage combine -q
 	@$(BIN)/python -m coverage json -q -o $(COV_JSON)
 	$(BIN)/python -m tests.support.coverage_floor $(COV_JSON) --package tessera/core --branches $(CORE_BRANCH_FLOOR)
@@ -59,7 +63,7 @@ test-fast: $(STAMP)
 coverage: $(STAMP) test-deps
 	@rm -f .coverage .coverage.*
 	$(BIN)/python -m coverage run -m pytest $(XDIST) -m "not serial" $(PYTEST_ARGS)
-	$(BIN)/python -m coverage run -m pytest -m serial $(PYTEST_ARGS)
+	$(BIN)/python -m coverage run -m pytest -m serial $(PYTEST_ARGS) $$($(BIN)/python -m tests.support.serial)
 	@$(BIN)/python -m coverage combine -q
 	@$(BIN)/python -m coverage json -q -o $(COV_JSON)
 	$(BIN)/python -m tests.support.coverage_floor $(COV_JSON) --total $(TOTAL_FLOOR)

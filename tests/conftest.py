@@ -7,31 +7,25 @@ import secrets
 import pytest
 
 from tests.support.live import LiveServer
+from tests.support.serial import SERIAL
 
 pytest_plugins = ["tests.support.postgres"]
 
-#: Tests that measure time or CPU (constant-time comparisons, rate windows, a CPU attribution, a
-#: fuzzing run with a hard time bound). ``make test`` runs them alone, after the parallel run of
-#: everything else (``-m serial``), so that the suite's own workers do not skew what they measure.
-SERIAL = (
-    "tests/jose/test_nested.py::test_kidless_failures_do_not_tell_which_key_was_right",
-    "tests/jose/test_nested.py::test_bad_padding_and_bad_tag_take_similar_time",
-    "tests/storage/test_notices.py::test_sqlite_changed_is_cheap",
-    "tests/security/test_credentials.py::test_row_31_compared_in_constant_time",
-    "tests/core/test_ratelimit.py::test_redis_rate_refills_on_redis_time",
-    "tests/core/test_ratelimit.py::test_rate_hot_path_costs_a_few_microseconds",
-    "tests/web/test_observability.py::test_readyz_ready",
-    "tests/faults/test_rate_limits.py::test_limits_are_shared_through_redis_and_fall_back_to_each_process_without_it",
-    "tests/faults/test_rate_limits.py::test_per_address_limit",
-    "tests/bench/test_harness.py::test_procacct_attributes_a_childs_cpu_to_its_group",
-    "tests/security/test_fuzz.py::test_schemathesis_finds_no_server_error_and_no_schema_break",
-)
+#: Fixtures that start a process (tessera serve, PostgreSQL, Redis, nginx): a test that uses one is
+#: ``slow`` whether or not its module says so, and ``make test-fast`` stays in process.
+PROCESS_FIXTURES = frozenset({"live_server", "db_live_server", "address_lock_server", "postgres_server", "postgres_url",
+                              "redis_server", "redis_url"})
+#: Modules whose tests start processes by hand (the tessera CLI, tessera serve, openssl, mypy).
+PROCESS_MODULES = ("tests/security/test_configuration_errors.py", "tests/sdk/test_typing.py")
 
 
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if item.nodeid.split("[", 1)[0] in SERIAL:
             item.add_marker(pytest.mark.serial)
+        if (PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())) or item.nodeid.startswith(PROCESS_MODULES)
+                or item.get_closest_marker("postgres") is not None):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="module")
