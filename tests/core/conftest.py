@@ -14,7 +14,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -91,24 +91,41 @@ class Enrolled:
     password: str = PASSWORD
 
 
-def make_cert(client_id: str, *, not_before: int = NOW - 3600, not_after: int = NOW + 86400 * 30,
-              revoked_at: int | None = None) -> Cert:
+def make_cert(
+    client_id: str, *, not_before: int = NOW - 3600, not_after: int = NOW + 86400 * 30, revoked_at: int | None = None
+) -> Cert:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "NOMEAPP")])
-    nb = datetime.fromtimestamp(not_before, tz=timezone.utc)
-    na = datetime.fromtimestamp(not_after, tz=timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(nb).not_valid_after(max(na, nb + timedelta(seconds=1)))
-            .sign(key, hashes.SHA256()))
+    nb = datetime.fromtimestamp(not_before, tz=UTC)
+    na = datetime.fromtimestamp(not_after, tz=UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(nb)
+        .not_valid_after(max(na, nb + timedelta(seconds=1)))
+        .sign(key, hashes.SHA256())
+    )
     der = cert.public_bytes(serialization.Encoding.DER)
     thumbprint = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
     pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     serial = format(cert.serial_number, "x")
-    record = CertificateRecord(serial=serial, client_id=client_id, thumbprint=thumbprint, subject="CN=NOMEAPP",
-                               not_before=not_before, not_after=not_after, pem=pem.decode(), revoked_at=revoked_at,
-                               created_at=NOW - 3600)
+    record = CertificateRecord(
+        serial=serial,
+        client_id=client_id,
+        thumbprint=thumbprint,
+        subject="CN=NOMEAPP",
+        not_before=not_before,
+        not_after=not_after,
+        pem=pem.decode(),
+        revoked_at=revoked_at,
+        created_at=NOW - 3600,
+    )
     return Cert(pem, key_pem, thumbprint, serial, record)
 
 
@@ -150,7 +167,7 @@ class World:
     # --- what clients send ------------------------------------------------------------------------
     def enc_jwk(self) -> dict[str, Any]:
         """The server's current public encryption key, as its JWKS publishes it."""
-        jwks = self.core.keys.get().jwks("enc", datetime.fromtimestamp(self.core.now(), tz=timezone.utc))
+        jwks = self.core.keys.get().jwks("enc", datetime.fromtimestamp(self.core.now(), tz=UTC))
         return jwks["keys"][0]
 
     def nested(self, cert: Cert, claims: dict[str, Any], *, minimal_headers: bool = False) -> str:
@@ -161,8 +178,9 @@ class World:
         header: dict[str, Any] = {"alg": "ES256"}
         if not minimal_headers:
             header.update(typ="JWT", **{"x5t#S256": cert.thumbprint})
-        signed = jws.serialize_compact(header, json.dumps(claims).encode(), ECKey.import_key(cert.key_pem),
-                                       algorithms=["ES256"])
+        signed = jws.serialize_compact(
+            header, json.dumps(claims).encode(), ECKey.import_key(cert.key_pem), algorithms=["ES256"]
+        )
         enc = self.enc_jwk()
         protected = {"alg": "RSA-OAEP-256", "enc": "A256GCM"}
         if not minimal_headers:
@@ -172,8 +190,15 @@ class World:
 
     def nexi_claims(self, client: Client, e: Enrolled | None = None, **over: Any) -> dict[str, Any]:
         now = self.core.now()
-        claims: dict[str, Any] = {"iss": client.client_id, "sub": client.client_id, "aud": ISSUER, "iat": now,
-                                  "exp": now + 300, "jti": uuid.uuid4().hex, "appId": client.client_id}
+        claims: dict[str, Any] = {
+            "iss": client.client_id,
+            "sub": client.client_id,
+            "aud": ISSUER,
+            "iat": now,
+            "exp": now + 300,
+            "jti": uuid.uuid4().hex,
+            "appId": client.client_id,
+        }
         if e is not None:
             claims.update(pointOfSale=e.pos, terminal_ids=[e.softpos, e.mpos], username_merchant=e.username)
         claims.update(over)
@@ -181,14 +206,17 @@ class World:
 
 
 def core_for(store: Any, clock: Clock, **config: Any) -> Core:
-    return Core(config=CoreConfig(issuer=ISSUER, **config), store=store, keys=KeyRing(store, KEK), pepper=PEPPER,
-                clock=clock)
+    return Core(
+        config=CoreConfig(issuer=ISSUER, **config), store=store, keys=KeyRing(store, KEK), pepper=PEPPER, clock=clock
+    )
 
 
 @pytest.fixture(scope="session")
 def _server_keys() -> list[StoredKey]:
     """The server's keys (sealed under ``KEK``), made once per worker: RSA keys take a while."""
-    keys: list[StoredKey] = create_initial_keys(MemoryStore(), KEK, signing_alg="ES256", enc_bits=2048, now=KEYS_MADE_AT)
+    keys: list[StoredKey] = create_initial_keys(
+        MemoryStore(), KEK, signing_alg="ES256", enc_bits=2048, now=KEYS_MADE_AT
+    )
     return keys
 
 

@@ -39,8 +39,12 @@ def test_the_preferred_certificate_is_tried_first_and_any_bound_one_verifies(app
     world, client, cert = app
     second = world.cert(client)
     claims = world.nexi_claims(client)
-    assert open_nested_assertion(world.core, client, world.nested(cert, claims),
-                                 preferred_thumbprint=second.thumbprint).claims == claims
+    assert (
+        open_nested_assertion(
+            world.core, client, world.nested(cert, claims), preferred_thumbprint=second.thumbprint
+        ).claims
+        == claims
+    )
     keys = assertions.certificate_keys(world.core, client, preferred=second.thumbprint)
     assert len(keys) == 2 and keys[0].public_numbers() == make_pub(second)
 
@@ -58,8 +62,10 @@ def test_unusable_certificates_give_no_key(world):
     world.cert(client, not_after=NOW - 1, not_before=NOW - 7200)
     assert assertions.certificate_keys(world.core, client) == []
     signer = make_cert(client.client_id)
-    assert reason(open_nested_assertion, world.core, client, world.nested(signer, world.nexi_claims(client))) == \
-        "assertion_no_key"
+    assert (
+        reason(open_nested_assertion, world.core, client, world.nested(signer, world.nexi_claims(client)))
+        == "assertion_no_key"
+    )
 
 
 def test_decryption_refusals(app):
@@ -80,8 +86,10 @@ def test_a_jwe_that_holds_no_ascii_jws(app, monkeypatch):
 def test_a_signature_by_an_unbound_key_is_refused(app):
     world, client, _cert = app
     stranger = make_cert(client.client_id)
-    assert reason(open_nested_assertion, world.core, client, world.nested(stranger, world.nexi_claims(client))) == \
-        "assertion_jws"
+    assert (
+        reason(open_nested_assertion, world.core, client, world.nested(stranger, world.nexi_claims(client)))
+        == "assertion_jws"
+    )
 
 
 def claims(**kw):
@@ -90,18 +98,35 @@ def claims(**kw):
     return {k: v for k, v in base.items() if v is not None}
 
 
-@pytest.mark.parametrize("over,why", [
-    ({"iss": "other"}, "assertion_iss"), ({"sub": None}, "assertion_sub"), ({"sub": ""}, "assertion_sub"),
-    ({"sub": 7}, "assertion_sub"), ({"sub": "other"}, "assertion_sub"), ({"aud": None}, "assertion_aud"),
-    ({"aud": [ISSUER]}, "assertion_aud"), ({"aud": ISSUER + "/token"}, "assertion_aud"),
-    ({"exp": None}, "assertion_exp"), ({"exp": "soon"}, "assertion_exp"), ({"exp": True}, "assertion_exp"),
-    ({"exp": math.inf}, "assertion_exp"), ({"exp": 2**53 + 1}, "assertion_exp"), ({"exp": NOW}, "assertion_expired"),
-    ({"iat": None}, "assertion_iat"), ({"iat": math.nan}, "assertion_iat"), ({"iat": NOW + 31}, "assertion_iat_future"),
-    ({"nbf": "x"}, "assertion_nbf"), ({"nbf": NOW + 31}, "assertion_nbf_future"),
-    ({"iat": NOW - 300, "exp": NOW + 1}, "assertion_lifetime"),
-    ({"jti": None}, "assertion_jti"), ({"jti": ""}, "assertion_jti"), ({"jti": 5}, "assertion_jti"),
-    ({"jti": "j" * 129}, "assertion_jti"),
-])
+@pytest.mark.parametrize(
+    "over,why",
+    [
+        ({"iss": "other"}, "assertion_iss"),
+        ({"sub": None}, "assertion_sub"),
+        ({"sub": ""}, "assertion_sub"),
+        ({"sub": 7}, "assertion_sub"),
+        ({"sub": "other"}, "assertion_sub"),
+        ({"aud": None}, "assertion_aud"),
+        ({"aud": [ISSUER]}, "assertion_aud"),
+        ({"aud": ISSUER + "/token"}, "assertion_aud"),
+        ({"exp": None}, "assertion_exp"),
+        ({"exp": "soon"}, "assertion_exp"),
+        ({"exp": True}, "assertion_exp"),
+        ({"exp": math.inf}, "assertion_exp"),
+        ({"exp": 2**53 + 1}, "assertion_exp"),
+        ({"exp": NOW}, "assertion_expired"),
+        ({"iat": None}, "assertion_iat"),
+        ({"iat": math.nan}, "assertion_iat"),
+        ({"iat": NOW + 31}, "assertion_iat_future"),
+        ({"nbf": "x"}, "assertion_nbf"),
+        ({"nbf": NOW + 31}, "assertion_nbf_future"),
+        ({"iat": NOW - 300, "exp": NOW + 1}, "assertion_lifetime"),
+        ({"jti": None}, "assertion_jti"),
+        ({"jti": ""}, "assertion_jti"),
+        ({"jti": 5}, "assertion_jti"),
+        ({"jti": "j" * 129}, "assertion_jti"),
+    ],
+)
 def test_claim_refusals_native_rules(world, over, why):
     client = world.client("app-1")
     assert reason(check_assertion_claims, world.core, client, claims(**over), audience=ISSUER) == why
@@ -109,16 +134,18 @@ def test_claim_refusals_native_rules(world, over, why):
 
 def test_claims_accepted_at_the_edges(world):
     client = world.client("app-1")
-    check_assertion_claims(world.core, client, claims(aud=ISSUER + "/", iat=NOW + 30, nbf=NOW + 30, exp=NOW + 330),
-                           audience=ISSUER)
+    check_assertion_claims(
+        world.core, client, claims(aud=ISSUER + "/", iat=NOW + 30, nbf=NOW + 30, exp=NOW + 330), audience=ISSUER
+    )
     check_assertion_claims(world.core, client, claims(iat=NOW - 0.5, exp=NOW + 0.5), audience=ISSUER)
 
 
 def test_nexi_rules_say_the_clock_is_ahead_for_nbf_too(world):
     client = world.client("app-1")
     with pytest.raises(InvalidClient) as err:
-        check_assertion_claims(world.core, client, claims(nbf=NOW + 3), audience=ISSUER,
-                               rules=AssertionRules.nexi(world.core.config))
+        check_assertion_claims(
+            world.core, client, claims(nbf=NOW + 3), audience=ISSUER, rules=AssertionRules.nexi(world.core.config)
+        )
     assert err.value.reason == "assertion_nbf_future" and "clock is ahead" in err.value.description
 
 

@@ -27,4 +27,6 @@ def test_a_merchant_key_gets_a_token(world):
     claims = verify_access_token(world.core, out.token, thumbprint=None, profile=AXEPT)
     assert claims["nbf"] == NOW
     with pytest.raises(InvalidClient):
-        axept.authenticate(world.core, axept.AuthenticateRequest(42, record.key_id, value + "x"), ttl=1, check_key=check)
+        axept.authenticate(
+            world.core, axept.AuthenticateRequest(42, record.key_id, value + "x"), ttl=1, check_key=check
+        )

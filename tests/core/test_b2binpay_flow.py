@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -29,7 +29,7 @@ KEK = b"k" * 32
 PEPPER = b"p" * 32
 LOGIN, PASSWORD = "b2b-login-1", "p4ssw0rd-p4ssw0rd-p4ssw0rd-p4ssw0rd"
 T0 = 1_800_000_000.123456
-NOW_DT = datetime.fromtimestamp(T0, tz=timezone.utc)
+NOW_DT = datetime.fromtimestamp(T0, tz=UTC)
 LIFE = flow.Lifetimes(access_ttl=900, refresh_ttl=21600, family_max=30 * 86400)
 
 
@@ -65,7 +65,9 @@ def refresh_count(store) -> int:
 
     a = schema.artifacts
     with store.engine.connect() as c:
-        return c.execute(sa.select(sa.func.count()).select_from(a).where(a.c.kind == core_refresh.REFRESH_KIND)).scalar()
+        return c.execute(
+            sa.select(sa.func.count()).select_from(a).where(a.c.kind == core_refresh.REFRESH_KIND)
+        ).scalar()
 
 
 def do_login(core) -> flow.B2BTokens:
@@ -86,8 +88,13 @@ def test_login_answer_times_and_sign_come_from_the_core_clock(env):
     assert out.meta() == {"time": out.time, "sign": out.sign}
     attrs = out.data()["attributes"]
     assert out.data()["type"] == "auth-token" and out.data()["id"] == "0"
-    assert attrs == {"refresh": out.refresh, "access": out.access, "access_expired_at": out.access_expired_at,
-                     "refresh_expired_at": out.refresh_expired_at, "is_2fa_confirmed": False}
+    assert attrs == {
+        "refresh": out.refresh,
+        "access": out.access,
+        "access_expired_at": out.access_expired_at,
+        "refresh_expired_at": out.refresh_expired_at,
+        "is_2fa_confirmed": False,
+    }
     claims = verify_own_jwt(out.access, core.keys.get(), typ="at+jwt", now=NOW_DT)
     assert claims["exp"] == int(T0) + 900 and claims["iat"] == int(T0)
     assert claims["prf"] == "b2binpay" and claims["client_id"] == LOGIN and claims["aud"] == ISSUER + "/b2binpay"

@@ -70,9 +70,12 @@ def test_private_key_jwt_wrapped_in_a_jwe(jwt_app):
     world, client = jwt_app
     enc = world.enc_jwk()
     inner = signed(claims_for(client.client_id))
-    wrapped = jwe.encrypt_compact({"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": enc["kid"]}, inner.encode(),
-                                  RSAKey.import_key({k: enc[k] for k in ("kty", "n", "e", "kid")}),
-                                  algorithms=["RSA-OAEP-256", "A256GCM"])
+    wrapped = jwe.encrypt_compact(
+        {"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": enc["kid"]},
+        inner.encode(),
+        RSAKey.import_key({k: enc[k] for k in ("kty", "n", "e", "kid")}),
+        algorithms=["RSA-OAEP-256", "A256GCM"],
+    )
     assert authenticate(world.core, jwt_req(wrapped)).claims["iss"] == client.client_id
 
 
@@ -80,18 +83,29 @@ def test_private_key_jwt_with_a_bound_certificate_key(world):
     client = world.client(auth_methods=("private_key_jwt",), secret_hash=None)
     cert = world.cert(client)
     key = ECKey.import_key(cert.key_pem)
-    token = jws.serialize_compact({"alg": "ES256"}, json.dumps(claims_for(client.client_id)).encode(), key,
-                                  algorithms=["ES256"])
+    token = jws.serialize_compact(
+        {"alg": "ES256"}, json.dumps(claims_for(client.client_id)).encode(), key, algorithms=["ES256"]
+    )
     auth = authenticate(world.core, jwt_req(token, client.client_id, peer=PeerCert(cert.thumbprint)))
     assert auth.thumbprint == cert.thumbprint and auth.certificate.serial == cert.serial
 
 
-@pytest.mark.parametrize("case,why", [
-    ("type", "assertion_type"), ("missing", "assertion_missing"), ("huge", "assertion_too_large"),
-    ("parts", "assertion_jws"), ("payload", "assertion_jws"), ("list", "assertion_jws"),
-    ("mismatch", "assertion_client_id"), ("unknown", "client_unknown"), ("no_iss", "client_unknown"),
-    ("signature", "assertion_jws"), ("claims", "assertion_aud"),
-])
+@pytest.mark.parametrize(
+    "case,why",
+    [
+        ("type", "assertion_type"),
+        ("missing", "assertion_missing"),
+        ("huge", "assertion_too_large"),
+        ("parts", "assertion_jws"),
+        ("payload", "assertion_jws"),
+        ("list", "assertion_jws"),
+        ("mismatch", "assertion_client_id"),
+        ("unknown", "client_unknown"),
+        ("no_iss", "client_unknown"),
+        ("signature", "assertion_jws"),
+        ("claims", "assertion_aud"),
+    ],
+)
 def test_private_key_jwt_refusals(jwt_app, case, why):
     world, client = jwt_app
     good = signed(claims_for(client.client_id))
@@ -156,12 +170,14 @@ def test_secret_methods(world):
 def test_a_certificate_presented_with_a_secret_must_be_bound_and_then_binds(world):
     client = world.client()
     cert = world.cert(client)
-    req = ClientAuthRequest(ClientCredentials(client.client_id, SECRET, "client_secret_basic"),
-                            peer=PeerCert(cert.thumbprint))
+    req = ClientAuthRequest(
+        ClientCredentials(client.client_id, SECRET, "client_secret_basic"), peer=PeerCert(cert.thumbprint)
+    )
     assert authenticate(world.core, req).thumbprint == cert.thumbprint
     other = world.cert(world.client())
-    req = ClientAuthRequest(ClientCredentials(client.client_id, SECRET, "client_secret_basic"),
-                            peer=PeerCert(other.thumbprint))
+    req = ClientAuthRequest(
+        ClientCredentials(client.client_id, SECRET, "client_secret_basic"), peer=PeerCert(other.thumbprint)
+    )
     assert reason(authenticate, world.core, req) == "cert_not_bound"
 
 
@@ -196,8 +212,11 @@ def test_the_nexi_method_needs_a_known_client_and_a_bound_certificate(world):
     req = ClientAuthRequest(ClientCredentials(None, None, "none"), assertion="x")
     assert reason(authenticate_with, world.core, nexi, req) == "client_unknown"
     client = world.client()
-    req = ClientAuthRequest(ClientCredentials(client.client_id, None, "none"), assertion="x",
-                            peer=PeerCert(make_cert(client.client_id).thumbprint))
+    req = ClientAuthRequest(
+        ClientCredentials(client.client_id, None, "none"),
+        assertion="x",
+        peer=PeerCert(make_cert(client.client_id).thumbprint),
+    )
     assert reason(authenticate_with, world.core, nexi, req) == "cert_not_bound"
 
 
@@ -213,18 +232,32 @@ def test_client_keys_skip_what_cannot_sign():
     from tessera.core.models import Client
 
     rsa = RSAKey.generate_key(2048, parameters={"kid": "r1"})
-    jwks = {"keys": [{**rsa.as_dict(private=False)}, {**EC_KEY.as_dict(private=False), "use": "enc"},
-                     {"kty": "oct", "k": "c2VjcmV0"}, "not-a-key", {"kty": "EC", "crv": "P-256", "x": "bad", "y": "bad"}]}
+    jwks = {
+        "keys": [
+            {**rsa.as_dict(private=False)},
+            {**EC_KEY.as_dict(private=False), "use": "enc"},
+            {"kty": "oct", "k": "c2VjcmV0"},
+            "not-a-key",
+            {"kty": "EC", "crv": "P-256", "x": "bad", "y": "bad"},
+        ]
+    }
     client = Client("c", "c", None, jwks=jwks)
     keys = client_auth._jwks_keys(json.dumps(client.jwks, sort_keys=True))
     assert len(keys) == 1 and keys[0].kid == "r1"
     assert client_auth._jwks_keys(json.dumps([1])) == ()
 
 
-@pytest.mark.parametrize("jwks,words", [
-    (None, "keys"), ({"keys": []}, "keys"), ({"keys": "x"}, "keys"), ({"keys": ["x"]}, "JSON object"),
-    ({"keys": [{"kty": "EC", "d": "x"}]}, "public keys only"), ({"keys": [{"kty": "oct"}]}, "RSA or EC"),
-])
+@pytest.mark.parametrize(
+    "jwks,words",
+    [
+        (None, "keys"),
+        ({"keys": []}, "keys"),
+        ({"keys": "x"}, "keys"),
+        ({"keys": ["x"]}, "JSON object"),
+        ({"keys": [{"kty": "EC", "d": "x"}]}, "public keys only"),
+        ({"keys": [{"kty": "oct"}]}, "RSA or EC"),
+    ],
+)
 def test_validate_jwks_refusals(jwks, words):
     with pytest.raises(ValueError, match=words):
         validate_jwks(jwks)

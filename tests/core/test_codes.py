@@ -23,14 +23,22 @@ REDIRECT = "https://app.example/cb"
 
 def put_code(world, client_id: str, code: str = "the-code", *, challenge: str | None = CHALLENGE, ttl: int = 60) -> str:
     params = {"redirect_uri": REDIRECT, "scope": "openid", "code_challenge": challenge}
-    world.store.put_artifact(Artifact(KINDS.code, sha256_key(code), client_id, {"params": params, "username": "u"},
-                                      world.core.now() + ttl))
+    world.store.put_artifact(
+        Artifact(KINDS.code, sha256_key(code), client_id, {"params": params, "username": "u"}, world.core.now() + ttl)
+    )
     return code
 
 
 def redeem(world, client_id, code="the-code", *, redirect_uri=REDIRECT, verifier=VERIFIER, pkce_required=False):
-    return codes.redeem(world.core, KINDS, client_id, code=code, redirect_uri=redirect_uri, code_verifier=verifier,
-                        pkce_required=pkce_required)
+    return codes.redeem(
+        world.core,
+        KINDS,
+        client_id,
+        code=code,
+        redirect_uri=redirect_uri,
+        code_verifier=verifier,
+        pkce_required=pkce_required,
+    )
 
 
 def reason_of(fn, *args, **kw) -> str:
@@ -81,7 +89,9 @@ def test_a_wrong_verifier_burns_the_code(world, verifier):
 def test_pkce_required_without_a_challenge_and_an_unexpected_verifier(world):
     client = world.client()
     put_code(world, client.client_id, "c1", challenge=None)
-    assert reason_of(redeem, world, client.client_id, "c1", verifier=None, pkce_required=True) == "pkce_verifier_missing"
+    assert (
+        reason_of(redeem, world, client.client_id, "c1", verifier=None, pkce_required=True) == "pkce_verifier_missing"
+    )
     assert reason_of(redeem, world, client.client_id, "c1", pkce_required=True) == "pkce_mismatch"
     put_code(world, client.client_id, "c2", challenge=None)
     assert reason_of(redeem, world, client.client_id, "c2") == "pkce_unexpected"
@@ -90,8 +100,9 @@ def test_pkce_required_without_a_challenge_and_an_unexpected_verifier(world):
 
 
 def _issue(world, client_id, family=None):
-    return tokens.issue_access_token(world.core, profile=NATIVE, client_id=client_id, ttl=600,
-                                     extra={"fam": family} if family else None)
+    return tokens.issue_access_token(
+        world.core, profile=NATIVE, client_id=client_id, ttl=600, extra={"fam": family} if family else None
+    )
 
 
 def test_a_replay_after_the_exchange_revokes_the_token_and_the_family(world):
@@ -100,8 +111,9 @@ def test_a_replay_after_the_exchange_revokes_the_token_and_the_family(world):
     key, won = redeem(world, client.client_id)
     family, _ = refresh.start_family(world.core, client.client_id, lifetime=3600)
     issued = _issue(world, client.client_id, family)
-    assert codes.record_issued(world.core, KINDS, key, won, jti=issued.jti, exp=issued.claims["exp"], family=family,
-                               extra={"note": 1})
+    assert codes.record_issued(
+        world.core, KINDS, key, won, jti=issued.jti, exp=issued.claims["exp"], family=family, extra={"note": 1}
+    )
     tokens.verify_access_token(world.core, issued.token, thumbprint=None, profile=NATIVE)
     assert reason_of(redeem, world, client.client_id) == "code_replayed"
     with pytest.raises(InvalidToken) as e:

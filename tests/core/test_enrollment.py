@@ -37,23 +37,39 @@ def test_the_softpos_tid_is_the_one_bound(enrolled):
 
 def test_a_single_mpos_tid_is_bound_and_the_device_id_kept(enrolled):
     world, client, e = enrolled
-    got = check_enrollment_claims(world.core, client, claims(world, client, e, terminal_ids=[e.mpos],
-                                                             username_merchant=e.username.upper(), app_deviceid="dev-1"))
+    got = check_enrollment_claims(
+        world.core,
+        client,
+        claims(world, client, e, terminal_ids=[e.mpos], username_merchant=e.username.upper(), app_deviceid="dev-1"),
+    )
     assert (got.bound_tid, got.username, got.device_id) == (e.mpos, e.username, "dev-1")
 
 
-@pytest.mark.parametrize("over,why", [
-    ({"appId": "someone-else"}, "assertion_appid"),
-    ({"pointOfSale": None}, "pos_missing"), ({"pointOfSale": ""}, "pos_missing"), ({"pointOfSale": 7}, "pos_missing"),
-    ({"pointOfSale": "P" * 65}, "pos_missing"), ({"pointOfSale": "NOWHERE"}, "pos_unknown"),
-    ({"terminal_ids": "S1"}, "tids_count"), ({"terminal_ids": []}, "tids_count"), ({"terminal_ids": ["a", "b", "c"]}, "tids_count"),
-    ({"terminal_ids": [""]}, "tids_count"), ({"terminal_ids": [7]}, "tids_count"),
-    ({"username_merchant": None}, "username_missing"), ({"username_merchant": "not-an-email"}, "username_format"),
-    ({"username_merchant": 12}, "username_format"), ({"username_merchant": "a" * 250 + "@x.example"}, "username_format"),
-    ({"username_merchant": "nobody@shop.example"}, "username_unknown"),
-    ({"app_deviceid": ""}, "deviceid_format"), ({"app_deviceid": "a\nb"}, "deviceid_format"),
-    ({"app_deviceid": "x" * 257}, "deviceid_format"), ({"app_deviceid": 5}, "deviceid_format"),
-])
+@pytest.mark.parametrize(
+    "over,why",
+    [
+        ({"appId": "someone-else"}, "assertion_appid"),
+        ({"pointOfSale": None}, "pos_missing"),
+        ({"pointOfSale": ""}, "pos_missing"),
+        ({"pointOfSale": 7}, "pos_missing"),
+        ({"pointOfSale": "P" * 65}, "pos_missing"),
+        ({"pointOfSale": "NOWHERE"}, "pos_unknown"),
+        ({"terminal_ids": "S1"}, "tids_count"),
+        ({"terminal_ids": []}, "tids_count"),
+        ({"terminal_ids": ["a", "b", "c"]}, "tids_count"),
+        ({"terminal_ids": [""]}, "tids_count"),
+        ({"terminal_ids": [7]}, "tids_count"),
+        ({"username_merchant": None}, "username_missing"),
+        ({"username_merchant": "not-an-email"}, "username_format"),
+        ({"username_merchant": 12}, "username_format"),
+        ({"username_merchant": "a" * 250 + "@x.example"}, "username_format"),
+        ({"username_merchant": "nobody@shop.example"}, "username_unknown"),
+        ({"app_deviceid": ""}, "deviceid_format"),
+        ({"app_deviceid": "a\nb"}, "deviceid_format"),
+        ({"app_deviceid": "x" * 257}, "deviceid_format"),
+        ({"app_deviceid": 5}, "deviceid_format"),
+    ],
+)
 def test_claim_refusals(enrolled, over, why):
     world, client, e = enrolled
     assert reason(world, client, claims(world, client, e, **over)) == why

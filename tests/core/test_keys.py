@@ -85,8 +85,13 @@ def test_a_retired_key_past_its_time_is_dropped_and_a_raced_duplicate_never_sign
     nxt = next(k for k in _server_keys if k.use == "sig" and ring_of(k) is None and k.status == "next")
     store = MemoryStore()
     others = [k for k in _server_keys if k.kid not in (current.kid, nxt.kid)]
-    store.save_server_keys([*others, replace(current, status="retired", retire_at=now - 1),
-                            replace(nxt, status="current", created_at=current.created_at + 1)])
+    store.save_server_keys(
+        [
+            *others,
+            replace(current, status="retired", retire_at=now - 1),
+            replace(nxt, status="current", created_at=current.created_at + 1),
+        ]
+    )
     ring = KeyRing(store, KEK)
     kids = {k.kid: k.status for k in ring.get().keys}
     assert current.kid not in kids and kids[nxt.kid] == "current"

@@ -17,14 +17,19 @@ def req(client_id="c", *, method="client_secret_basic", grant="client_credential
     return mp.TokenRequest(ClientCredentials(client_id, SECRET, method), grant, vat, scope)
 
 
-@pytest.mark.parametrize("request_,kind,why", [
-    (req(method="none"), InvalidClient, "secret_required"),
-    (req(grant=None), InvalidRequest, "grant_type_missing"),
-    (req(grant="authorization_code"), UnsupportedGrantType, "grant_type"),
-    (req(vat="SE12345678"), InvalidRequest, "vat_format"), (req(vat="DK1234567"), InvalidRequest, "vat_format"),
-    (req(vat="DK١٢٣٤٥٦٧٨"), InvalidRequest, "vat_format"),
-    (req(scope="openid"), InvalidScope, "scope"), (req(scope="integrator_scope openid"), InvalidScope, "scope"),
-])
+@pytest.mark.parametrize(
+    "request_,kind,why",
+    [
+        (req(method="none"), InvalidClient, "secret_required"),
+        (req(grant=None), InvalidRequest, "grant_type_missing"),
+        (req(grant="authorization_code"), UnsupportedGrantType, "grant_type"),
+        (req(vat="SE12345678"), InvalidRequest, "vat_format"),
+        (req(vat="DK1234567"), InvalidRequest, "vat_format"),
+        (req(vat="DK١٢٣٤٥٦٧٨"), InvalidRequest, "vat_format"),
+        (req(scope="openid"), InvalidScope, "scope"),
+        (req(scope="integrator_scope openid"), InvalidScope, "scope"),
+    ],
+)
 def test_request_rules(request_, kind, why):
     with pytest.raises(kind) as err:
         mp.check(request_)

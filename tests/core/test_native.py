@@ -30,8 +30,16 @@ def app(world):
 
 
 def query(**over):
-    q = {"client_id": None, "redirect_uri": REDIRECT, "response_type": "code", "scope": "openid email",
-         "code_challenge": CHALLENGE, "code_challenge_method": "S256", "state": "s1", "nonce": "n1"}
+    q = {
+        "client_id": None,
+        "redirect_uri": REDIRECT,
+        "response_type": "code",
+        "scope": "openid email",
+        "code_challenge": CHALLENGE,
+        "code_challenge_method": "S256",
+        "state": "s1",
+        "nonce": "n1",
+    }
     q.update(over)
     return {k: v for k, v in q.items() if v is not None}
 
@@ -41,8 +49,15 @@ def code_for(world, client, **over) -> str:
     pushed = native.push(world.core, client, req)
     assert pushed.request_uri.startswith(native.REQUEST_URI_PREFIX)
     e = world.merchant(client)
-    redirect = authorize.login(world.core, client.client_id, pushed.request_uri, e.username, PASSWORD,
-                               par_kind=native.PAR_KIND, code_kind=native.CODE_KIND)
+    redirect = authorize.login(
+        world.core,
+        client.client_id,
+        pushed.request_uri,
+        e.username,
+        PASSWORD,
+        par_kind=native.PAR_KIND,
+        code_kind=native.CODE_KIND,
+    )
     return redirect.split("code=")[1].split("&")[0]
 
 
@@ -53,35 +68,46 @@ def exchange(world, auth, code, **kw):
 
 
 def do_refresh(world, auth, token, *, scope=None, grace=0):
-    return native.refresh_token(world.core, auth, token=token, scope=scope, refresh_ttl=3600, grace=grace, kek=KEK,
-                                retry_wait=0.2)
+    return native.refresh_token(
+        world.core, auth, token=token, scope=scope, refresh_ttl=3600, grace=grace, kek=KEK, retry_wait=0.2
+    )
 
 
 # --- scope and authorization requests ----------------------------------------------------------------
+
 
 def test_check_scope(app):
     _world, client, _auth = app
     assert native.check_scope(client, None) == "openid email payments"
     assert native.check_scope(client, "  ") == "openid email payments"
     assert native.check_scope(client, "payments openid") == "payments openid"
-    for scope, why in (("openid  email", "scope_syntax"), ("openid openid", "scope_syntax"), ('a"b', "scope_syntax"),
-                       ("admin", "scope_not_allowed")):
+    for scope, why in (
+        ("openid  email", "scope_syntax"),
+        ("openid openid", "scope_syntax"),
+        ('a"b', "scope_syntax"),
+        ("admin", "scope_not_allowed"),
+    ):
         with pytest.raises(InvalidScope) as err:
             native.check_scope(client, scope)
         assert err.value.reason == why
 
 
-@pytest.mark.parametrize("over,kind,why", [
-    ({"request_uri": "urn:x"}, InvalidRequest, "par_request_uri"), ({"request": "jwt"}, InvalidRequest, "request_object"),
-    ({"state": "s" * 2049}, InvalidRequest, "param_too_long"), ({"client_id": "other"}, InvalidRequest, "client_id_mismatch"),
-    ({"redirect_uri": "https://evil.example/cb"}, InvalidRequest, "redirect_uri_mismatch"),
-    ({"response_type": None}, InvalidRequest, "response_type_missing"),
-    ({"response_type": "token"}, native.UnsupportedResponseType, "response_type"),
-    ({"scope": "admin"}, InvalidScope, "scope_not_allowed"),
-    ({"code_challenge": None, "code_challenge_method": None}, InvalidRequest, "pkce_missing"),
-    ({"code_challenge_method": "plain"}, InvalidRequest, "pkce_plain"),
-    ({"response_mode": "fragment"}, InvalidRequest, "response_mode"),
-])
+@pytest.mark.parametrize(
+    "over,kind,why",
+    [
+        ({"request_uri": "urn:x"}, InvalidRequest, "par_request_uri"),
+        ({"request": "jwt"}, InvalidRequest, "request_object"),
+        ({"state": "s" * 2049}, InvalidRequest, "param_too_long"),
+        ({"client_id": "other"}, InvalidRequest, "client_id_mismatch"),
+        ({"redirect_uri": "https://evil.example/cb"}, InvalidRequest, "redirect_uri_mismatch"),
+        ({"response_type": None}, InvalidRequest, "response_type_missing"),
+        ({"response_type": "token"}, native.UnsupportedResponseType, "response_type"),
+        ({"scope": "admin"}, InvalidScope, "scope_not_allowed"),
+        ({"code_challenge": None, "code_challenge_method": None}, InvalidRequest, "pkce_missing"),
+        ({"code_challenge_method": "plain"}, InvalidRequest, "pkce_plain"),
+        ({"response_mode": "fragment"}, InvalidRequest, "response_mode"),
+    ],
+)
 def test_authorization_request_refusals(app, over, kind, why):
     world, client, _auth = app
     with pytest.raises(kind) as err:
@@ -97,11 +123,14 @@ def test_authorization_request_needs_the_grant(world):
 
 def test_an_authorization_request_keeps_the_nonce(app):
     world, client, _auth = app
-    req = native.check_authorization_request(world.core, client, query(client_id=client.client_id, response_mode="query"))
+    req = native.check_authorization_request(
+        world.core, client, query(client_id=client.client_id, response_mode="query")
+    )
     assert req.nonce == "n1" and req.extra() == {"native": {"nonce": "n1", "response_type": "code"}}
 
 
 # --- grants ------------------------------------------------------------------------------------------
+
 
 def test_client_credentials(app):
     world, client, auth = app
@@ -139,8 +168,12 @@ def test_code_exchange_refusals(app):
     code = code_for(world, client)
     for kw, why in (({"code": None}, "code_missing"), ({"redirect_uri": None}, "redirect_uri_missing")):
         with pytest.raises(InvalidRequest) as err:
-            native.authorization_code(world.core, auth, refresh_ttl=1, **{"code": code, "redirect_uri": REDIRECT,
-                                                                          "code_verifier": VERIFIER, **kw})
+            native.authorization_code(
+                world.core,
+                auth,
+                refresh_ttl=1,
+                **{"code": code, "redirect_uri": REDIRECT, "code_verifier": VERIFIER, **kw},
+            )
         assert err.value.reason == why
     body = exchange(world, auth, code)
     with pytest.raises(InvalidGrant) as err:
@@ -203,7 +236,9 @@ def test_refresh_refusals(app):
         do_refresh(world, auth, None)
     with pytest.raises(UnauthorizedClient):
         do_refresh(world, AuthenticatedClient(world.client(grant_types=("authorization_code",)), "x"), "t")
-    b2b = refresh.issue_refresh(world.core, profile=B2BINPAY, client_id=client.client_id, subject="s", scope="", ttl=600)
+    b2b = refresh.issue_refresh(
+        world.core, profile=B2BINPAY, client_id=client.client_id, subject="s", scope="", ttl=600
+    )
     with pytest.raises(InvalidGrant) as err:
         do_refresh(world, auth, b2b.token)
     assert err.value.reason == "refresh_foreign_profile"
@@ -242,20 +277,25 @@ def test_a_retry_whose_answer_never_comes_is_refused(app):
 def test_grants_registry_and_policy(app):
     world, client, auth = app
     assert native.GRANT_TYPES == tuple(native.GRANTS) and native.GRANTS["refresh_token"].blocking
-    policy = native.TokenPolicy.from_settings(SimpleNamespace(refresh_token_ttl=60, refresh_grace_seconds=0,
-                                                              kek_bytes=lambda: KEK))
+    policy = native.TokenPolicy.from_settings(
+        SimpleNamespace(refresh_token_ttl=60, refresh_grace_seconds=0, kek_bytes=lambda: KEK)
+    )
     code = code_for(world, client)
     body = native.GRANTS["authorization_code"].handle(
-        world.core, native.TokenRequest("authorization_code", auth, code=code, redirect_uri=REDIRECT,
-                                        code_verifier=VERIFIER), policy)
+        world.core,
+        native.TokenRequest("authorization_code", auth, code=code, redirect_uri=REDIRECT, code_verifier=VERIFIER),
+        policy,
+    )
     again = native.GRANTS["refresh_token"].handle(
-        world.core, native.TokenRequest("refresh_token", auth, refresh_token=body["refresh_token"]), policy)
+        world.core, native.TokenRequest("refresh_token", auth, refresh_token=body["refresh_token"]), policy
+    )
     assert "refresh_token" in again
     cc = native.GRANTS["client_credentials"].handle(world.core, native.TokenRequest("client_credentials", auth), policy)
     assert cc["expires_in"] == world.core.config.access_token_ttl
 
 
 # --- introspection, revocation, userinfo ----------------------------------------------------------------
+
 
 def test_introspection(app):
     world, client, auth = app
@@ -285,8 +325,9 @@ def test_introspection_of_revoked_and_unbound_tokens(app):
     assert native.introspect(world.core, client, body["access_token"]) == {"active": False}
     assert native.introspect(world.core, client, body["refresh_token"]) == {"active": False}
     cert = world.cert(client)
-    bound = tokens.issue_access_token(world.core, profile=NATIVE, client_id=client.client_id, ttl=600,
-                                      thumbprint=cert.thumbprint).token
+    bound = tokens.issue_access_token(
+        world.core, profile=NATIVE, client_id=client.client_id, ttl=600, thumbprint=cert.thumbprint
+    ).token
     assert native.introspect(world.core, client, bound)["cnf"] == {"x5t#S256": cert.thumbprint}
     world.store.revoke_certificate(cert.serial, world.core.now())
     assert native.introspect(world.core, client, bound) == {"active": False}
@@ -294,8 +335,9 @@ def test_introspection_of_revoked_and_unbound_tokens(app):
 
 def test_introspection_turns_a_scope_list_into_one_string(app):
     world, client, _auth = app
-    listed = tokens.issue_access_token(world.core, profile=NATIVE, client_id=client.client_id, ttl=600,
-                                       scope=["a", "b"]).token
+    listed = tokens.issue_access_token(
+        world.core, profile=NATIVE, client_id=client.client_id, ttl=600, scope=["a", "b"]
+    ).token
     assert native.introspect(world.core, client, listed)["scope"] == "a b"
 
 

@@ -19,30 +19,61 @@ def test_nexi_scopes_accepted(scope):
     assert par.check_nexi_scope(scope) == scope
 
 
-@pytest.mark.parametrize("scope,reason", [
-    (None, "scope_missing"), ("", "scope_missing"), ("openid  email", "scope_syntax"), (" openid", "scope_syntax"),
-    ("openid openid", "scope_syntax"), ("openid admin", "scope_unknown"), ("email profile", "scope_no_oidc"),
-])
+@pytest.mark.parametrize(
+    "scope,reason",
+    [
+        (None, "scope_missing"),
+        ("", "scope_missing"),
+        ("openid  email", "scope_syntax"),
+        (" openid", "scope_syntax"),
+        ("openid openid", "scope_syntax"),
+        ("openid admin", "scope_unknown"),
+        ("email profile", "scope_no_oidc"),
+    ],
+)
 def test_nexi_scope_refusals(scope, reason):
     with pytest.raises((InvalidRequest, InvalidScope)) as e:
         par.check_nexi_scope(scope)
     assert e.value.reason == reason
 
 
-@pytest.mark.parametrize("uri", ["https://app.example/cb", "https://app.example/cb?x=1", "http://localhost:8080/cb",
-                                 "http://127.0.0.1/cb", "http://[::1]/cb", "pizzapay://confirm-pay", "com.example.app:/cb"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "https://app.example/cb",
+        "https://app.example/cb?x=1",
+        "http://localhost:8080/cb",
+        "http://127.0.0.1/cb",
+        "http://[::1]/cb",
+        "pizzapay://confirm-pay",
+        "com.example.app:/cb",
+    ],
+)
 def test_redirect_uris_fit_to_register(uri):
     assert par.validate_redirect_uri(uri) == uri
 
 
-@pytest.mark.parametrize("uri,words", [
-    ("", "non-empty"), (None, "non-empty"), ("https://a.example/" + "x" * 2048, "2048"),
-    ("https://a.example/c b", "whitespace"), ("https://a.example/\x00", "control"), ("https://a.example/\x7f", "control"),
-    ("no-scheme", "absolute"), ("1http://x", "absolute"), ("https:", "absolute"),
-    ("javascript:alert(1)", "javascript"), ("DATA:text/html,x", "data"), ("file:///etc/passwd", "file"),
-    ("https://a.example/cb#frag", "fragment"), ("https:///path", "needs a host"),
-    ("http://app.example/cb", "loopback"), ("https://[::1/cb", "valid URI"),
-])
+@pytest.mark.parametrize(
+    "uri,words",
+    [
+        ("", "non-empty"),
+        (None, "non-empty"),
+        ("https://a.example/" + "x" * 2048, "2048"),
+        ("https://a.example/c b", "whitespace"),
+        ("https://a.example/\x00", "control"),
+        ("https://a.example/\x7f", "control"),
+        ("no-scheme", "absolute"),
+        ("1http://x", "absolute"),
+        ("https:", "absolute"),
+        ("javascript:alert(1)", "javascript"),
+        ("DATA:text/html,x", "data"),
+        ("file:///etc/passwd", "file"),
+        ("https://a.example/cb#frag", "fragment"),
+        ("https:///path", "needs a host"),
+        ("http://app.example/cb", "loopback"),
+        ("https://[::1/cb", "valid URI"),
+    ],
+)
 def test_redirect_uri_refusals(uri, words):
     with pytest.raises(ValueError, match=words):
         par.validate_redirect_uri(uri)
@@ -50,9 +81,12 @@ def test_redirect_uri_refusals(uri, words):
 
 def test_redirect_uri_matches_exactly():
     assert par.check_redirect_uri(CLIENT, "pizzapay://confirm-pay") == "pizzapay://confirm-pay"
-    for sent, reason in ((None, "redirect_uri_missing"), ("", "redirect_uri_missing"),
-                         ("https://app.example/cb/", "redirect_uri_mismatch"),
-                         ("https://APP.example/cb", "redirect_uri_mismatch")):
+    for sent, reason in (
+        (None, "redirect_uri_missing"),
+        ("", "redirect_uri_missing"),
+        ("https://app.example/cb/", "redirect_uri_mismatch"),
+        ("https://APP.example/cb", "redirect_uri_mismatch"),
+    ):
         with pytest.raises(InvalidRequest) as e:
             par.check_redirect_uri(CLIENT, sent)
         assert e.value.reason == reason
@@ -61,9 +95,13 @@ def test_redirect_uri_matches_exactly():
 def test_pkce_s256_only():
     assert par.check_pkce(None, None) == (None, None)
     assert par.check_pkce(CHALLENGE, "S256") == (CHALLENGE, "S256")
-    for challenge, method, reason in ((None, "S256", "pkce_method_alone"), (CHALLENGE, None, "pkce_method_missing"),
-                                      (CHALLENGE, "plain", "pkce_plain"), ("short", "S256", "pkce_challenge_syntax"),
-                                      (CHALLENGE + "=", "S256", "pkce_challenge_syntax")):
+    for challenge, method, reason in (
+        (None, "S256", "pkce_method_alone"),
+        (CHALLENGE, None, "pkce_method_missing"),
+        (CHALLENGE, "plain", "pkce_plain"),
+        ("short", "S256", "pkce_challenge_syntax"),
+        (CHALLENGE + "=", "S256", "pkce_challenge_syntax"),
+    ):
         with pytest.raises(InvalidRequest) as e:
             par.check_pkce(challenge, method)
         assert e.value.reason == reason
@@ -132,5 +170,11 @@ def test_push_with_claims_claims_the_jti_in_the_same_write(world):
 
 def test_authorization_params_as_dict():
     p = _params(CLIENT)
-    assert p.as_dict() == {"client_id": "app-1", "redirect_uri": "https://app.example/cb", "scope": "openid",
-                           "state": "st", "code_challenge": CHALLENGE, "code_challenge_method": "S256"}
+    assert p.as_dict() == {
+        "client_id": "app-1",
+        "redirect_uri": "https://app.example/cb",
+        "scope": "openid",
+        "state": "st",
+        "code_challenge": CHALLENGE,
+        "code_challenge_method": "S256",
+    }

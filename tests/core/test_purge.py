@@ -36,8 +36,18 @@ def test_the_longest_access_token_and_the_policy():
 
 
 def test_short_tokens_keep_the_hour_of_replay_margin_and_zero_days_keep_events():
-    p = purge.policy(Settings(access_token_ttl=60, id_token_ttl=60, nexi_token_ttl=60, mobilepay_token_ttl=60,
-                              axept_token_ttl=60, b2binpay_access_ttl=60, event_retention_days=0), NOW)
+    p = purge.policy(
+        Settings(
+            access_token_ttl=60,
+            id_token_ttl=60,
+            nexi_token_ttl=60,
+            mobilepay_token_ttl=60,
+            axept_token_ttl=60,
+            b2binpay_access_ttl=60,
+            event_retention_days=0,
+        ),
+        NOW,
+    )
     assert p.replay_margin == purge.REPLAY_MARGIN == 3600 and p.family_margin == 90 and p.events_before is None
 
 

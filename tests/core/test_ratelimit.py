@@ -516,7 +516,9 @@ def redis_rate(server, rate: float = 1, burst: int = 3, **kw):
     from tessera.storage.redis_limits import RedisRateLimiter
     from tessera.storage.redis_store import connect
 
-    return RedisRateLimiter(connect(server.url, timeout=0.5), rate=rate, burst=burst, prefix="t:", name="rate-test", **kw)
+    return RedisRateLimiter(
+        connect(server.url, timeout=0.5), rate=rate, burst=burst, prefix="t:", name="rate-test", **kw
+    )
 
 
 @pytest.mark.slow

@@ -16,8 +16,9 @@ from tests.core.conftest import jwt_claims
 
 def issue(world, client, **kw):
     kw.setdefault("ttl", 600)
-    return refresh.issue_refresh(world.core, profile=NATIVE, client_id=client.client_id, subject="u@x.example",
-                                 scope="openid", **kw)
+    return refresh.issue_refresh(
+        world.core, profile=NATIVE, client_id=client.client_id, subject="u@x.example", scope="openid", **kw
+    )
 
 
 def rotate(world, token, client_id, **kw):
@@ -34,10 +35,20 @@ def test_issue_and_rotate(world):
     client = world.client()
     first = issue(world, client, data={"extra": 1})
     claims = jwt_claims(first.token)
-    assert (claims["prf"], claims["fam"], claims["jti"], claims["exp"]) == (NATIVE, first.family, first.jti, first.expires_at)
+    assert (claims["prf"], claims["fam"], claims["jti"], claims["exp"]) == (
+        NATIVE,
+        first.family,
+        first.jti,
+        first.expires_at,
+    )
     grant, new = rotate(world, first.token, client.client_id)
     assert (grant.client_id, grant.subject, grant.scope, grant.family, grant.jti) == (
-        client.client_id, "u@x.example", "openid", first.family, first.jti)
+        client.client_id,
+        "u@x.example",
+        "openid",
+        first.family,
+        first.jti,
+    )
     assert grant.data["extra"] == 1 and new.family == first.family and new.jti != first.jti
     grant2, _ = rotate(world, new.token, None)  # the owner is the token's when no client is named
     assert grant2.jti == new.jti
@@ -103,7 +114,9 @@ def test_invalid_expired_and_foreign_profile_tokens(world):
     client = world.client()
     assert why(rotate, world, None, client.client_id) == "refresh_missing"
     assert why(rotate, world, "garbage", client.client_id) == "refresh_invalid"
-    b2b = refresh.issue_refresh(world.core, profile=B2BINPAY, client_id=client.client_id, subject="s", scope="", ttl=600)
+    b2b = refresh.issue_refresh(
+        world.core, profile=B2BINPAY, client_id=client.client_id, subject="s", scope="", ttl=600
+    )
     assert why(rotate, world, b2b.token, client.client_id) == "refresh_foreign_profile"
     assert not refresh.family_revoked(world.core, b2b.family)  # refused before anything is touched
     rt = issue(world, client, ttl=60)
@@ -122,7 +135,10 @@ def test_an_exp_that_is_not_an_integer_is_invalid(world, monkeypatch):
 def test_family_revoked_when_gone(world):
     assert refresh.family_revoked(world.core, "no-such-family")
     refresh.revoke_family(world.core, "no-such-family", None, cause="test")  # still recorded
-    assert world.store.list_events(kind="refresh_family_revoked")[0].detail == {"family": "no-such-fami", "cause": "test"}
+    assert world.store.list_events(kind="refresh_family_revoked")[0].detail == {
+        "family": "no-such-fami",
+        "cause": "test",
+    }
 
 
 def test_rotate_async_same_rules(world):
@@ -135,8 +151,9 @@ def test_rotate_async_same_rules(world):
         return fn(*a, **kw)
 
     async def go(token, client_id):
-        return await refresh.rotate_refresh_async(world.core, token, profile=NATIVE, client_id=client_id, ttl=600,
-                                                  offload=offload)
+        return await refresh.rotate_refresh_async(
+            world.core, token, profile=NATIVE, client_id=client_id, ttl=600, offload=offload
+        )
 
     grant, new = asyncio.run(go(first.token, client.client_id))
     assert grant.jti == first.jti

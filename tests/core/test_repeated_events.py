@@ -23,8 +23,14 @@ class Events:
 
 def _core(clock: list[int]) -> tuple[Core, Events]:
     store = Events()
-    core = Core(config=CoreConfig(issuer="https://as.example"), store=store, keys=None, pepper=b"p",  # type: ignore[arg-type]
-                clock=lambda: clock[0], capabilities=Capabilities())  # none: the stand-in answers every name
+    core = Core(
+        config=CoreConfig(issuer="https://as.example"),
+        store=store,
+        keys=None,
+        pepper=b"p",  # type: ignore[arg-type]
+        clock=lambda: clock[0],
+        capabilities=Capabilities(),
+    )  # none: the stand-in answers every name
     return core, store
 
 

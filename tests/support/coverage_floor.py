@@ -46,11 +46,15 @@ def table(files: dict[str, dict]) -> str:
     rows = [f"{'package':<28} {'lines':>8} {'branches':>9} {'combined':>9}"]
     for pkg in sorted({package_of(p) for p in files}):
         t = totals({p: d for p, d in files.items() if package_of(p) == pkg})
-        rows.append(f"{pkg:<28} {pct(t['covered_lines'], t['num_statements']):7.1f}% "
-                    f"{pct(t['covered_branches'], t['num_branches']):8.1f}% {combined(t):8.1f}%")
+        rows.append(
+            f"{pkg:<28} {pct(t['covered_lines'], t['num_statements']):7.1f}% "
+            f"{pct(t['covered_branches'], t['num_branches']):8.1f}% {combined(t):8.1f}%"
+        )
     t = totals(files)
-    rows.append(f"{'total':<28} {pct(t['covered_lines'], t['num_statements']):7.1f}% "
-                f"{pct(t['covered_branches'], t['num_branches']):8.1f}% {combined(t):8.1f}%")
+    rows.append(
+        f"{'total':<28} {pct(t['covered_lines'], t['num_statements']):7.1f}% "
+        f"{pct(t['covered_branches'], t['num_branches']):8.1f}% {combined(t):8.1f}%"
+    )
     return "\n".join(rows)
 
 
@@ -74,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             got = pct(t["covered_branches"], t["num_branches"])
             print(f"{args.package}: {got:.1f}% of {t['num_branches']} branches (floor {args.branches:g}%)")
             if got < args.branches:
-                failed.append(f"{args.package} covers {got:.1f}% of its branches, under the floor of {args.branches:g}%")
+                failed.append(
+                    f"{args.package} covers {got:.1f}% of its branches, under the floor of {args.branches:g}%"
+                )
     if args.total is not None:
         got = combined(totals(files))
         print(f"total: {got:.1f}% (floor {args.total:g}%)")
