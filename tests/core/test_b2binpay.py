@@ -1,4 +1,4 @@
-"""tessera.core.flows.b2binpay in-process: a real SQLite store and key ring, a fixed clock.
+"""tessera.core.flows.b2binpay in process: a real SQLite store and key ring, a fixed clock.
 
 Every time of the answer comes from the core's clock, the clock the tokens' ``exp`` come
 from; ``meta.sign`` is checked with an HMAC written here from the document's words."""
