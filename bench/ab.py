@@ -56,9 +56,89 @@ def parse_wrk(text: str) -> tuple[int, float]:
     return requests, rps
 
 
+def _resolve(commits: list[str]) -> list[tuple[str, str]]:
+    """(sha, label) of each ``COMMIT[=LABEL]``; labels must differ."""
+    specs = []
+    for spec in commits:
+        commit, _, label = spec.partition("=")
+        sha = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--verify", commit + "^{commit}"], capture_output=True, text=True
+        )
+        if sha.returncode:
+            raise SystemExit(f"not a commit: {commit!r}")
+        specs.append((sha.stdout.strip(), label or commit))
+    labels = [label for _, label in specs]
+    if len(set(labels)) != len(labels):
+        raise SystemExit("two commits with the same label: name them COMMIT=LABEL")
+    return specs
+
+
+def _start(
+    tmp: Path,
+    specs: list[tuple[str, str]],
+    workers: int,
+    servers: list[tuple[str, subprocess.Popen, Path]],
+    trees: list[Path],
+) -> None:
+    """A worktree per commit, and in each that commit's harness serving tessera."""
+    for i, (sha, label) in enumerate(specs):
+        wt = tmp / f"tree{i}"
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(wt), sha], check=True, capture_output=True
+        )
+        trees.append(wt)
+        ready = tmp / f"ready{i}.json"
+        code = SERVE.format(wt=str(wt), work=str(tmp / f"work{i}"), workers=workers, ready=str(ready))
+        log = open(tmp / f"server{i}.log", "w")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=dict(os.environ, PYTHONPATH=str(wt)),
+            cwd=wt,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        servers.append((label, proc, ready))
+    for label, proc, ready in servers:
+        deadline = time.monotonic() + 180
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{label}: the server did not start (log in {tmp})")
+            time.sleep(0.3)
+
+
+def _measure(ready: Path, warmup: int, duration: int) -> dict[str, float]:
+    """A warm-up, then a measured wrk run against one commit's server."""
+    fx = json.loads(ready.read_text())
+    url = fx["url"] + "/oauth2/token"
+    base = ["wrk", "-t2", "-c32", "-s", str(BENCH / "lua" / "token_basic.lua")]
+    subprocess.run(base + [f"-d{warmup}s", url, "--", fx["client_id"], fx["secret"]], capture_output=True)
+    before = procacct.snapshot()
+    out = subprocess.run(
+        base + [f"-d{duration}s", url, "--", fx["client_id"], fx["secret"]], capture_output=True, text=True
+    ).stdout
+    cpu = procacct.diff(before, procacct.snapshot(), {"server": [fx["pid"]]}).groups["server"]
+    requests, rps = parse_wrk(out)
+    return {"rps": rps, "cpu_us_per_req": cpu / requests * 1e6}
+
+
+def _stop(servers: list[tuple[str, subprocess.Popen, Path]], trees: list[Path], tmp: Path) -> None:
+    for _, proc, _ in servers:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(Exception):
+            proc.wait(20)
+    for wt in trees:
+        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(wt)], capture_output=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     p.add_argument("commits", nargs="+", metavar="COMMIT[=LABEL]")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=int, default=8, help="seconds per measured wrk run (default 8)")
@@ -68,66 +148,27 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: run bench/run.sh (or apt-get install wrk)")
-    specs = []
-    for spec in args.commits:
-        commit, _, label = spec.partition("=")
-        sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--verify", commit + "^{commit}"],
-                             capture_output=True, text=True)
-        if sha.returncode:
-            raise SystemExit(f"not a commit: {commit!r}")
-        specs.append((sha.stdout.strip(), label or commit))
-    labels = [label for _, label in specs]
-    if len(set(labels)) != len(labels):
-        raise SystemExit("two commits with the same label: name them COMMIT=LABEL")
-
+    specs = _resolve(args.commits)
     tmp = Path(tempfile.mkdtemp(prefix="tessera-ab-"))
     servers: list[tuple[str, subprocess.Popen, Path]] = []
     trees: list[Path] = []
-    results: dict[str, list[dict[str, float]]] = {label: [] for label in labels}
+    results: dict[str, list[dict[str, float]]] = {label: [] for _, label in specs}
     try:
-        for i, (sha, label) in enumerate(specs):
-            wt = tmp / f"tree{i}"
-            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(wt), sha], check=True,
-                           capture_output=True)
-            trees.append(wt)
-            ready = tmp / f"ready{i}.json"
-            code = SERVE.format(wt=str(wt), work=str(tmp / f"work{i}"), workers=args.workers, ready=str(ready))
-            log = open(tmp / f"server{i}.log", "w")
-            proc = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(wt)), cwd=wt,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            servers.append((label, proc, ready))
-        for label, proc, ready in servers:
-            deadline = time.monotonic() + 180
-            while not ready.exists():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"{label}: the server did not start (log in {tmp})")
-                time.sleep(0.3)
-        lua = BENCH / "lua" / "token_basic.lua"
+        _start(tmp, specs, args.workers, servers, trees)
         for r in range(args.rounds):
-            for label, proc, ready in servers:
-                fx = json.loads(ready.read_text())
-                url = fx["url"] + "/oauth2/token"
-                base = ["wrk", "-t2", "-c32", "-s", str(lua)]
-                subprocess.run(base + [f"-d{args.warmup}s", url, "--", fx["client_id"], fx["secret"]], capture_output=True)
-                before = procacct.snapshot()
-                out = subprocess.run(base + [f"-d{args.duration}s", url, "--", fx["client_id"], fx["secret"]],
-                                     capture_output=True, text=True).stdout
-                cpu = procacct.diff(before, procacct.snapshot(), {"server": [fx["pid"]]}).groups["server"]
-                requests, rps = parse_wrk(out)
-                row = {"rps": rps, "cpu_us_per_req": cpu / requests * 1e6}
+            for label, _proc, ready in servers:
+                row = _measure(ready, args.warmup, args.duration)
                 results[label].append(row)
-                print(f"round {r + 1}  {label:>16}: {rps:8.0f} req/s  {row['cpu_us_per_req']:7.1f} µs/req", flush=True)
+                print(
+                    f"round {r + 1}  {label:>16}: {row['rps']:8.0f} req/s  {row['cpu_us_per_req']:7.1f} µs/req",
+                    flush=True,
+                )
     finally:
-        for _, proc, _ in servers:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            with contextlib.suppress(Exception):
-                proc.wait(20)
-        for wt in trees:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(wt)], capture_output=True)
-        shutil.rmtree(tmp, ignore_errors=True)
-    medians = {label: {k: statistics.median(row[k] for row in rows) for k in ("rps", "cpu_us_per_req")}
-               for label, rows in results.items()}
+        _stop(servers, trees, tmp)
+    medians = {
+        label: {k: statistics.median(row[k] for row in rows) for k in ("rps", "cpu_us_per_req")}
+        for label, rows in results.items()
+    }
     print(f"medians of {args.rounds} round(s), {args.duration} s each, {args.workers} worker(s):")
     for label, m in medians.items():
         print(f"  {label:>16}: {m['rps']:8.0f} req/s  {m['cpu_us_per_req']:7.1f} µs/req")

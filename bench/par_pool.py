@@ -63,7 +63,9 @@ def encrypt_jwe(plaintext: bytes, public_key: rsa.RSAPublicKey, kid: str | None)
     protected = b64u(_json(header))
     cek, iv = os.urandom(32), os.urandom(12)
     sealed = AESGCM(cek).encrypt(iv, plaintext, protected.encode("ascii"))
-    return ".".join((protected, b64u(public_key.encrypt(cek, OAEP256)), b64u(iv), b64u(sealed[:-16]), b64u(sealed[-16:])))
+    return ".".join(
+        (protected, b64u(public_key.encrypt(cek, OAEP256)), b64u(iv), b64u(sealed[:-16]), b64u(sealed[-16:]))
+    )
 
 
 # --- the pool ------------------------------------------------------------------------------
@@ -86,8 +88,9 @@ def _make(count: int) -> list[str]:
     kidless = bool(spec.get("kidless"))
     now = int(time.time())
     out = []
-    tail = (f"&client_id={quote(spec['client_id'], safe='')}&scope=oidc"
-            f"&redirect_uri={quote(spec['redirect_uri'], safe='')}")
+    tail = (
+        f"&client_id={quote(spec['client_id'], safe='')}&scope=oidc&redirect_uri={quote(spec['redirect_uri'], safe='')}"
+    )
     for _ in range(count):
         claims = dict(spec["claims"], iat=now, exp=now + spec["lifetime"], jti=str(uuid.uuid4()))
         if kidless:  # as Nexi's reference: no kid, a key picked at random from the JWKS
@@ -98,15 +101,41 @@ def _make(count: int) -> list[str]:
     return out
 
 
-def assertion_spec(*, client_id: str, redirect_uri: str, audience: str, app_key_pem: bytes, enc_jwk: dict[str, Any],
-                   pos: str, tids: list[str], username: str, lifetime: int,
-                   enc_jwks: list[dict[str, Any]] | None = None, kidless: bool = False) -> dict[str, Any]:
+def assertion_spec(
+    *,
+    client_id: str,
+    redirect_uri: str,
+    audience: str,
+    app_key_pem: bytes,
+    enc_jwk: dict[str, Any],
+    pos: str,
+    tids: list[str],
+    username: str,
+    lifetime: int,
+    enc_jwks: list[dict[str, Any]] | None = None,
+    kidless: bool = False,
+) -> dict[str, Any]:
     """``kidless``: no ``kid`` in the JWE header, each assertion to a key of ``enc_jwks``
     picked at random (what Nexi's reference backend does; the server tries its keys)."""
-    claims = {"iss": client_id, "sub": client_id, "aud": audience, "appId": client_id,
-              "pointOfSale": pos, "terminal_ids": tids, "username_merchant": username}
-    return {"client_id": client_id, "redirect_uri": redirect_uri, "app_key_pem": app_key_pem, "enc_jwk": enc_jwk,
-            "claims": claims, "lifetime": lifetime, "enc_jwks": enc_jwks, "kidless": kidless}
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "appId": client_id,
+        "pointOfSale": pos,
+        "terminal_ids": tids,
+        "username_merchant": username,
+    }
+    return {
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "app_key_pem": app_key_pem,
+        "enc_jwk": enc_jwk,
+        "claims": claims,
+        "lifetime": lifetime,
+        "enc_jwks": enc_jwks,
+        "kidless": kidless,
+    }
 
 
 def write_pool(path: Path, spec: dict[str, Any], count: int, *, processes: int | None = None) -> float:
@@ -132,9 +161,12 @@ def write_pool(path: Path, spec: dict[str, Any], count: int, *, processes: int |
 
 
 def one_body(spec: dict[str, Any]) -> str:
-    _STATE.update(key=serialization.load_pem_private_key(spec["app_key_pem"], password=None),
-                  enc=rsa_public_from_jwk(spec["enc_jwk"]), spec=spec,
-                  encs=[rsa_public_from_jwk(k) for k in spec.get("enc_jwks") or [spec["enc_jwk"]]])
+    _STATE.update(
+        key=serialization.load_pem_private_key(spec["app_key_pem"], password=None),
+        enc=rsa_public_from_jwk(spec["enc_jwk"]),
+        spec=spec,
+        encs=[rsa_public_from_jwk(k) for k in spec.get("enc_jwks") or [spec["enc_jwk"]]],
+    )
     try:
         return _make(1)[0]
     finally:
@@ -142,6 +174,7 @@ def one_body(spec: dict[str, Any]) -> str:
 
 
 # --- the bound --------------------------------------------------------------------------------
+
 
 def _per_op(fn, number: int, repeat: int = 5) -> float:
     return statistics.median(t / number for t in timeit.repeat(fn, number=number, repeat=repeat))

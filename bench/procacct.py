@@ -66,9 +66,12 @@ class CpuDiff:
     def as_dict(self) -> dict:
         return {
             "groups": {k: round(v, 3) for k, v in self.groups.items()},
-            "foreign": round(self.foreign, 3), "kthreads": round(self.kthreads, 3),
-            "machine_busy": round(self.machine_busy, 3), "machine_total": round(self.machine_total, 3),
-            "residual": round(self.residual, 3), "residual_cores": round(self.residual_cores, 3),
+            "foreign": round(self.foreign, 3),
+            "kthreads": round(self.kthreads, 3),
+            "machine_busy": round(self.machine_busy, 3),
+            "machine_total": round(self.machine_total, 3),
+            "residual": round(self.residual, 3),
+            "residual_cores": round(self.residual_cores, 3),
             "wall": round(self.wall, 3),
             "top_foreign": [f"{pid}:{comm}:{s:.2f}" for pid, comm, s in self.top_foreign],
         }
@@ -80,8 +83,8 @@ def _read_stat(pid: str) -> tuple[Proc, int] | None:
             raw = f.read()
     except OSError:
         return None
-    comm = raw[raw.index("(") + 1: raw.rindex(")")]
-    rest = raw[raw.rindex(")") + 2:].split()
+    comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+    rest = raw[raw.rindex(")") + 2 :].split()
     # rest[0] is field 3 (state): ppid=4, flags=9, utime..cstime=14..17, starttime=22
     ppid = int(rest[1])
     flags = int(rest[6])
@@ -155,9 +158,14 @@ def diff(before: Snapshot, after: Snapshot, roots: dict[str, list[int]]) -> CpuD
     total = after.total_ticks - before.total_ticks
     residual = busy - sum(groups.values()) - kth
     return CpuDiff(
-        groups={g: t / HZ for g, t in groups.items()}, foreign=foreign / HZ, kthreads=kth / HZ,
-        machine_busy=busy / HZ, machine_total=total / HZ, residual=residual / HZ,
-        wall=after.at - before.at, top_foreign=[(pid, comm, d / HZ) for d, pid, comm in per[:4]],
+        groups={g: t / HZ for g, t in groups.items()},
+        foreign=foreign / HZ,
+        kthreads=kth / HZ,
+        machine_busy=busy / HZ,
+        machine_total=total / HZ,
+        residual=residual / HZ,
+        wall=after.at - before.at,
+        top_foreign=[(pid, comm, d / HZ) for d, pid, comm in per[:4]],
     )
 
 
@@ -172,7 +180,7 @@ def tree(roots: list[int]) -> list[int]:
                 raw = f.read()
         except OSError:
             continue
-        ppid = int(raw[raw.rindex(")") + 2:].split()[1])
+        ppid = int(raw[raw.rindex(")") + 2 :].split()[1])
         children.setdefault(ppid, []).append(int(name))
     out, todo = [], [r for r in roots if r]
     while todo:
@@ -215,7 +223,7 @@ def workers(roots: list[int]) -> list[int]:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 raw = f.read()
-            parents.add(int(raw[raw.rindex(")") + 2:].split()[1]))
+            parents.add(int(raw[raw.rindex(")") + 2 :].split()[1]))
         except OSError:
             pass
     leaves = [p for p in pids if p not in parents and p not in roots and "resource_tracker" not in cmdline(p)]
@@ -233,7 +241,7 @@ class RssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         self._workers = workers(self.roots)
         self._sample()
         self._thread.start()
@@ -267,8 +275,9 @@ class RssSampler:
         }
 
 
-def quiet_wait(roots: dict[str, list[int]], *, max_wait: float, threshold_cores: float = 0.05,
-               window: float = 2.0, log=print) -> dict:
+def quiet_wait(
+    roots: dict[str, list[int]], *, max_wait: float, threshold_cores: float = 0.05, window: float = 2.0, log=print
+) -> dict:
     """Wait (at most ``max_wait`` seconds) until the machine's CPU use that no group
     explains stays under ``threshold_cores`` for a ``window``. Returns what was seen."""
     if max_wait <= 0:
@@ -284,8 +293,10 @@ def quiet_wait(roots: dict[str, list[int]], *, max_wait: float, threshold_cores:
             return {"waited": round(time.monotonic() - t0, 1), "quiet": True, "residual_cores": round(last, 3)}
         waited = time.monotonic() - t0
         if waited >= max_wait:
-            log(f"   machine never went quiet in {max_wait:.0f} s (residual {last:.2f} cores, "
-                f"top {', '.join(f'{c}:{s:.1f}s' for _, c, s in d.top_foreign[:3])}); running anyway")
+            log(
+                f"   machine never went quiet in {max_wait:.0f} s (residual {last:.2f} cores, "
+                f"top {', '.join(f'{c}:{s:.1f}s' for _, c, s in d.top_foreign[:3])}); running anyway"
+            )
             return {"waited": round(waited, 1), "quiet": False, "residual_cores": round(last, 3)}
         if int(waited / window) % 10 == 1:
             log(f"   waiting for quiet: residual {last:.2f} cores")

@@ -47,47 +47,57 @@ def run(*, threads: int = 100, rounds: int = 20, hits: int = 200_000) -> dict[st
     overheads: list[float] = []
     totals: list[float] = []
     for _ in range(rounds):
-        c = cache_mod.TokenCache()
-        count = [0]
-        lock = threading.Lock()
-        fetched_at = [0.0]
-
-        def fetch():
-            with lock:
-                count[0] += 1
-            time.sleep(FETCH_S)
-            fetched_at[0] = time.perf_counter()
-            return _token(cache_mod)
-
-        barrier = threading.Barrier(threads + 1)
-        done_at = [0.0] * threads
-
-        def worker(i: int) -> None:
-            barrier.wait()
-            c.get("k", fetch)
-            done_at[i] = time.perf_counter()
-
-        ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-        for t in ts:
-            t.start()
-        barrier.wait()
-        t0 = time.perf_counter()
-        for t in ts:
-            t.join(30)
-        fetches.append(count[0])
-        totals.append(max(done_at) - t0)
-        overheads.append(max(done_at) - fetched_at[0])
+        n_fetches, total, overhead = _single_flight_round(cache_mod, threads)
+        fetches.append(n_fetches)
+        totals.append(total)
+        overheads.append(overhead)
     return {
         "hit_sync_ns": round(hit_sync * 1e9),
         "hit_async_ns": round(hit_async * 1e9),
         "single_flight": {
-            "threads": threads, "rounds": rounds, "fetch_ms": FETCH_S * 1000,
-            "fetches_max": max(fetches), "fetches_total": sum(fetches),
+            "threads": threads,
+            "rounds": rounds,
+            "fetch_ms": FETCH_S * 1000,
+            "fetches_max": max(fetches),
+            "fetches_total": sum(fetches),
             "wall_ms_p50": round(statistics.median(totals) * 1000, 2),
             "overhead_ms_p50": round(statistics.median(overheads) * 1000, 2),
             "overhead_ms_max": round(max(overheads) * 1000, 2),
         },
     }
+
+
+def _single_flight_round(cache_mod: Any, threads: int) -> tuple[int, float, float]:
+    """``threads`` threads ask a fresh cache for one key at once: (fetches made, wall time,
+    the last caller's wait past the fetch's end)."""
+    c = cache_mod.TokenCache()
+    count = [0]
+    lock = threading.Lock()
+    fetched_at = [0.0]
+
+    def fetch() -> Any:
+        with lock:
+            count[0] += 1
+        time.sleep(FETCH_S)
+        fetched_at[0] = time.perf_counter()
+        return _token(cache_mod)
+
+    barrier = threading.Barrier(threads + 1)
+    done_at = [0.0] * threads
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        c.get("k", fetch)
+        done_at[i] = time.perf_counter()
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in ts:
+        t.join(30)
+    return count[0], max(done_at) - t0, max(done_at) - fetched_at[0]
 
 
 if __name__ == "__main__":

@@ -16,11 +16,14 @@ import ipaddress
 import os
 import secrets
 import tomllib
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
@@ -155,6 +158,10 @@ class Settings(BaseSettings):
     revocation_cache_seconds: float = Field(0.0, ge=0, le=300)
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024)
     log_level: str = "info"
+    #: The profile routes found by one dictionary look-up instead of Starlette's scan of every
+    #: route's pattern (tessera.web.routing.ExactDispatch): the same answers, byte for byte,
+    #: for about 15 µs less CPU per request. false: every request takes Starlette's own router.
+    fast_routing: bool = True
 
     # --- native OAuth 2.0 surface (/oauth2/*, issue 4) -------------------------------------
     #: Lifetime of the refresh tokens the native token endpoint issues (rotated on every use).
@@ -225,7 +232,7 @@ class Settings(BaseSettings):
         return v or None
 
     @model_validator(mode="after")
-    def _derive(self) -> "Settings":
+    def _derive(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.home / 'tessera.db').resolve()}"
         if not self.issuer:
@@ -289,15 +296,17 @@ class Settings(BaseSettings):
         """A wrong pepper is refused when the home records a check value (``tessera init``)."""
         if self.pepper_check and not hmac.compare_digest(pepper_check_value(self.pepper_bytes()), self.pepper_check):
             source = "TESSERA_PEPPER" if self.pepper else str(self.home / SECRETS_DIR / "pepper")
-            raise ConfigError(f"the pepper ({source}) is not the one this home was created with "
-                              f"(its check value in {self.config_path} does not match)")
+            raise ConfigError(
+                f"the pepper ({source}) is not the one this home was created with "
+                f"(its check value in {self.config_path} does not match)"
+            )
 
     def secrets_from_files(self) -> list[str]:
         """The secrets read from files in the home: each is a development-only convenience."""
         return [n for n in ("kek", "pepper") if not getattr(self, n)]
 
     @classmethod
-    def load(cls, home: Path | str | None = None, **overrides: Any) -> "Settings":
+    def load(cls, home: Path | str | None = None, **overrides: Any) -> Settings:
         """Settings for ``home``: its ``tessera.toml``, under the environment, under ``overrides``."""
         home_path = Path(home) if home is not None else default_home()
         data: dict[str, Any] = {}
@@ -321,28 +330,31 @@ class Settings(BaseSettings):
             if chosen and not same_database(chosen, recorded):
                 raise ConfigError(
                     f"TESSERA_DATABASE_URL names another database ({redact_url(chosen)}) than the one this home "
-                    f"records in {cfg} ({redact_url(recorded)}); unset it, or use the home made for that database")
+                    f"records in {cfg} ({redact_url(recorded)}); unset it, or use the home made for that database"
+                )
         token = _FLAGS.set(flags)
         try:
             settings = cls(**data)
         except ValidationError as e:
             raise ConfigError(describe_validation_error(e)) from None
         except SettingsError as e:  # a list or number that pydantic-settings could not even parse
-            raise ConfigError(str(e).split(" from source", 1)[0].replace("error parsing value", "cannot parse the value")
-                              + " (TESSERA_* variable)") from None
+            raise ConfigError(
+                str(e).split(" from source", 1)[0].replace("error parsing value", "cannot parse the value")
+                + " (TESSERA_* variable)"
+            ) from None
         finally:
             _FLAGS.reset(token)
         settings.check_pepper()
         return settings
 
 
-_FLAGS: ContextVar[dict[str, Any]] = ContextVar("tessera_flags", default={})
+_FLAGS: ContextVar[Mapping[str, Any]] = ContextVar("tessera_flags", default=MappingProxyType({}))
 
 
 class _FlagSource(PydanticBaseSettingsSource):
     """Values given on the command line (see ``Settings.load``)."""
 
-    def get_field_value(self, field, field_name):  # pragma: no cover - __call__ is used instead
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
@@ -393,8 +405,14 @@ def database_url_parts(url: str) -> tuple[str, ...]:
     if backend == "sqlite":
         path = u.database or ""
         return ("sqlite", str(Path(path).resolve()) if path and path != ":memory:" else path)
-    return (backend, u.username or "", (u.host or "").lower(), str(u.port or ""), u.database or "",
-            repr(sorted(u.query.items())))
+    return (
+        backend,
+        u.username or "",
+        (u.host or "").lower(),
+        str(u.port or ""),
+        u.database or "",
+        repr(sorted(u.query.items())),
+    )
 
 
 def same_database(a: str, b: str) -> bool:
@@ -419,12 +437,14 @@ def url_without_password(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
-    return u._replace(password=None).render_as_string(hide_password=False) if u.password is not None else url  # URL is a NamedTuple; .set() keeps a None
+    return (
+        u._replace(password=None).render_as_string(hide_password=False) if u.password is not None else url
+    )  # URL is a NamedTuple; .set() keeps a None
 
 
 def _home_relative(url: str, home: Path) -> str:
     """A relative SQLite path recorded in tessera.toml is relative to the home."""
     prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and url[len(prefix):] not in ("", ":memory:"):
-        return prefix + str((home / url[len(prefix):]).resolve())
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url[len(prefix) :] not in ("", ":memory:"):
+        return prefix + str((home / url[len(prefix) :]).resolve())
     return url

@@ -45,7 +45,7 @@ class InvalidClientAssertion(InvalidClient):
     status = 400
 
     @classmethod
-    def of(cls, err: InvalidClient) -> "InvalidClientAssertion":
+    def of(cls, err: InvalidClient) -> InvalidClientAssertion:
         """The same refusal (description, reason, headers), answered with 400."""
         return cls(err.description, reason=err.reason, headers=err.headers)
 

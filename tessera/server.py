@@ -6,7 +6,8 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 
@@ -21,8 +22,14 @@ def uses_tls(settings: Settings) -> bool:
 
 def uvicorn_kwargs(settings: Settings) -> dict[str, Any]:
     kwargs: dict[str, Any] = dict(
-        host=settings.host, port=settings.port, http=protocol_class("auto"), loop="auto",
-        log_level=settings.log_level, proxy_headers=False, server_header=False, access_log=False,
+        host=settings.host,
+        port=settings.port,
+        http=protocol_class("auto"),
+        loop="auto",
+        log_level=settings.log_level,
+        proxy_headers=False,
+        server_header=False,
+        access_log=False,
         timeout_graceful_shutdown=10,
     )
     if uses_tls(settings):
@@ -38,10 +45,14 @@ def run(settings: Settings, *, announce: Callable[[str], None] = print) -> None:
         store.close()
     base = f"{'https' if uses_tls(settings) else 'http'}://{settings.host}:{settings.port}"
     for name in settings.secrets_from_files():
-        announce(f"[yellow]WARNING: the {name} is read from {settings.home / 'secrets' / name} (development only); "
-                 f"in production set TESSERA_{name.upper()} from your secret manager[/]")
-    announce(f"tessera {settings.environment}: serving {base}  (issuer {settings.issuer}, mTLS {settings.mtls_mode}, "
-             f"{settings.workers} worker(s), database {settings.database_url.split(':', 1)[0]})")
+        announce(
+            f"[yellow]WARNING: the {name} is read from {settings.home / 'secrets' / name} (development only); "
+            f"in production set TESSERA_{name.upper()} from your secret manager[/]"
+        )
+    announce(
+        f"tessera {settings.environment}: serving {base}  (issuer {settings.issuer}, mTLS {settings.mtls_mode}, "
+        f"{settings.workers} worker(s), database {settings.database_url.split(':', 1)[0]})"
+    )
     if uses_tls(settings):
         announce(f"  CA certificate for clients: {settings.ca_cert_path}")
         announce(f"  try it:  curl --cacert {settings.ca_cert_path} {base}{settings.nexi_prefix}/par/jwks.json")
@@ -49,12 +60,16 @@ def run(settings: Settings, *, announce: Callable[[str], None] = print) -> None:
     os.environ["TESSERA_HOME"] = str(settings.home.resolve())  # read by the worker factory
     # The workers load the settings again: they must see what the command line chose, not a
     # TESSERA_PORT/HOST/WORKERS of the environment that the flags overrode.
-    os.environ.update(TESSERA_HOST=settings.host, TESSERA_PORT=str(settings.port), TESSERA_WORKERS=str(settings.workers))
+    os.environ.update(
+        TESSERA_HOST=settings.host, TESSERA_PORT=str(settings.port), TESSERA_WORKERS=str(settings.workers)
+    )
     _exit_zero_on_sigterm()
-    from tessera.web.observability import configure_logging
+    from tessera.web.logging import configure_logging
 
     configure_logging(settings.log_level)  # JSON lines from here on, the supervisor of several workers included
-    uvicorn.run("tessera.web.asgi:create", factory=True, workers=settings.workers, log_config=None, **uvicorn_kwargs(settings))
+    uvicorn.run(
+        "tessera.web.asgi:create", factory=True, workers=settings.workers, log_config=None, **uvicorn_kwargs(settings)
+    )
 
 
 def _exit_zero_on_sigterm() -> None:

@@ -16,12 +16,17 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificatePublicKeyTypes,
+    PublicKeyTypes,
+)
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .csr import check_csr
@@ -52,7 +57,7 @@ class IssuedCertificate:
 class CertificateAuthority:
     """A CA certificate together with its private key."""
 
-    def __init__(self, certificate: x509.Certificate, private_key) -> None:
+    def __init__(self, certificate: x509.Certificate, private_key: CertificateIssuerPrivateKeyTypes) -> None:
         if _public_der(private_key.public_key()) != _public_der(certificate.public_key()):
             raise ValueError("the private key does not belong to the CA certificate")
         self.certificate = certificate
@@ -63,7 +68,7 @@ class CertificateAuthority:
     @classmethod
     def generate(
         cls, common_name: str = "tessera development CA", *, validity_days: int = 3650
-    ) -> "CertificateAuthority":
+    ) -> CertificateAuthority:
         """A new self-signed CA on an EC P-256 key, allowed to sign leaves only."""
         if validity_days < 1:
             raise ValueError("validity_days must be at least 1")
@@ -79,20 +84,14 @@ class CertificateAuthority:
             .not_valid_before(now - BACKDATE)
             .not_valid_after(now + timedelta(days=validity_days))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                _key_usage(key_cert_sign=True, crl_sign=True), critical=True
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
+            .add_extension(_key_usage(key_cert_sign=True, crl_sign=True), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256())
         )
         return cls(cert, key)
 
     @classmethod
-    def load(
-        cls, cert_pem: bytes, key_pem: bytes, password: bytes | None = None
-    ) -> "CertificateAuthority":
+    def load(cls, cert_pem: bytes, key_pem: bytes, password: bytes | None = None) -> CertificateAuthority:
         """Load a CA from its PEM certificate and PEM (PKCS#8 or traditional) key."""
         cert = x509.load_pem_x509_certificate(cert_pem)
         key = serialization.load_pem_private_key(key_pem, password=password)
@@ -102,6 +101,10 @@ class CertificateAuthority:
             bc = None
         if bc is None or not bc.ca:
             raise ValueError("the certificate is not a CA certificate (basicConstraints CA:TRUE)")
+        if not isinstance(
+            key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)
+        ):
+            raise ValueError("the CA key must be an RSA, EC, Ed25519 or Ed448 key")
         return cls(cert, key)
 
     # -- export ---------------------------------------------------------------
@@ -116,15 +119,11 @@ class CertificateAuthority:
             encryption = serialization.NoEncryption()
         else:
             encryption = serialization.BestAvailableEncryption(password)
-        return self.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-        )
+        return self.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
     # -- issuing --------------------------------------------------------------
 
-    def sign_csr(
-        self, csr_pem: bytes, *, validity_days: int = 365, now: datetime | None = None
-    ) -> IssuedCertificate:
+    def sign_csr(self, csr_pem: bytes, *, validity_days: int = 365, now: datetime | None = None) -> IssuedCertificate:
         """Issue a client certificate for a CSR that passes :func:`check_csr`.
 
         The subject is copied verbatim (same DER) from the CSR. Extensions are
@@ -169,9 +168,7 @@ class CertificateAuthority:
             not_before=start - BACKDATE,
             not_after=start + timedelta(days=validity_days),
             eku=ExtendedKeyUsageOID.SERVER_AUTH,
-        ).add_extension(
-            x509.SubjectAlternativeName(_server_names(hostname, extra_ips)), critical=False
-        )
+        ).add_extension(x509.SubjectAlternativeName(_server_names(hostname, extra_ips)), critical=False)
         cert = self._sign(builder)
         key_pem = key.private_bytes(
             serialization.Encoding.PEM,
@@ -219,7 +216,7 @@ class CertificateAuthority:
         self,
         *,
         subject: x509.Name,
-        public_key,
+        public_key: CertificatePublicKeyTypes,
         not_before: datetime,
         not_after: datetime,
         eku: x509.ObjectIdentifier,
@@ -234,9 +231,7 @@ class CertificateAuthority:
             .not_valid_before(not_before)
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                _key_usage(digital_signature=True, key_encipherment=is_rsa), critical=True
-            )
+            .add_extension(_key_usage(digital_signature=True, key_encipherment=is_rsa), critical=True)
             .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .add_extension(self._authority_key_identifier(), critical=False)
@@ -244,13 +239,9 @@ class CertificateAuthority:
 
     def _authority_key_identifier(self) -> x509.AuthorityKeyIdentifier:
         try:
-            ski = self.certificate.extensions.get_extension_for_class(
-                x509.SubjectKeyIdentifier
-            ).value
+            ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         except x509.ExtensionNotFound:
-            return x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                self.private_key.public_key()
-            )
+            return x509.AuthorityKeyIdentifier.from_issuer_public_key(self.private_key.public_key())
         return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
     def _sign(self, builder: x509.CertificateBuilder) -> x509.Certificate:
@@ -331,10 +322,10 @@ def _new_serial() -> int:
 def _aware_utc(moment: datetime | None) -> datetime:
     """``moment`` (or now) as an aware UTC datetime; naive means UTC."""
     if moment is None:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def _utc(moment: datetime | None) -> datetime:
@@ -342,7 +333,5 @@ def _utc(moment: datetime | None) -> datetime:
     return _aware_utc(moment).replace(microsecond=0)
 
 
-def _public_der(public_key) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+def _public_der(public_key: PublicKeyTypes) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -52,7 +52,7 @@ def check_csr(csr_pem: bytes) -> x509.CertificateSigningRequest:
     return csr
 
 
-def _parse(data: bytes) -> x509.CertificateSigningRequest:
+def _parse(data: object) -> x509.CertificateSigningRequest:  # bytes; anything else is refused
     if isinstance(data, str):
         data = data.encode("ascii", "replace")
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -84,15 +84,11 @@ def _check_key(csr: x509.CertificateSigningRequest) -> None:
         raise CSRRejected("the CSR's public key is of an unsupported or invalid type") from exc
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
-            raise CSRRejected(
-                f"RSA key is {key.key_size} bits; {MIN_RSA_BITS} is the minimum"
-            )
+            raise CSRRejected(f"RSA key is {key.key_size} bits; {MIN_RSA_BITS} is the minimum")
         return
     if isinstance(key, ec.EllipticCurvePublicKey):
         if type(key.curve) not in ALLOWED_EC_CURVES:
-            raise CSRRejected(
-                f"EC key is on curve {key.curve.name}; only P-256 and P-384 are accepted"
-            )
+            raise CSRRejected(f"EC key is on curve {key.curve.name}; only P-256 and P-384 are accepted")
         return
     raise CSRRejected(
         f"{type(key).__name__.removeprefix('_')} keys are not accepted; use RSA (2048+) or EC P-256/P-384"
@@ -115,9 +111,7 @@ def _check_extensions(csr: x509.CertificateSigningRequest) -> None:
             others = [oid for oid in value if oid != ExtendedKeyUsageOID.CLIENT_AUTH]
             if others:
                 names = ", ".join(_oid_name(oid) for oid in others)
-                raise CSRRejected(
-                    f"the CSR asks for extendedKeyUsage {names}; only clientAuth is allowed"
-                )
+                raise CSRRejected(f"the CSR asks for extendedKeyUsage {names}; only clientAuth is allowed")
 
 
 _EKU_NAMES = {

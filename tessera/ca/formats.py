@@ -5,26 +5,20 @@ Everything here is a pure function of a certificate: no keys, no I/O.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
+
+from tessera.sdk.mtls import thumbprint
 
 __all__ = ["cert_to_pem", "serial_hex", "to_pkcs7_pem", "x5t_s256"]
 
 
 def x5t_s256(cert_der: bytes) -> str:
-    """Certificate thumbprint as used in the RFC 8705 ``cnf`` claim (``x5t#S256``).
-
-    The SHA-256 digest of the DER encoding of the certificate, base64url
-    encoded without padding (RFC 8705 section 3.1, RFC 7515 section 2).
-    """
-    if not isinstance(cert_der, (bytes, bytearray, memoryview)):
-        raise TypeError("x5t_s256 takes the DER bytes of a certificate")
-    digest = hashlib.sha256(bytes(cert_der)).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    """Certificate thumbprint as used in the RFC 8705 ``cnf`` claim (``x5t#S256``): the
+    SHA-256 digest of the certificate's DER, base64url without padding. The one
+    implementation is :func:`tessera.sdk.mtls.thumbprint` (a leaf the SDK shares)."""
+    return thumbprint(cert_der)
 
 
 def to_pkcs7_pem(certs: list[x509.Certificate]) -> bytes:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from tessera.core.context import Core
 from tessera.core.models import ApiKey
+from tessera.core.ports import ApiKeyStore
 from tessera.core.secrets import generate_secret, hash_secret, verify_secret
 from tessera.errors import InvalidClient
 
 
-def create_key(store, pepper: bytes, merchant_id: int, now: int, *, max_enabled: int) -> tuple[ApiKey, str]:
+def create_key(
+    store: ApiKeyStore, pepper: bytes, merchant_id: int, now: int, *, max_enabled: int
+) -> tuple[ApiKey, str]:
     """A new key: (record, the value — shown to the caller once and never again)."""
     value = generate_secret()
     record = store.create_api_key(merchant_id, hash_secret(value, pepper), now, max_enabled=max_enabled)

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
-from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeGuard
 
 from cryptography import x509
 
 from tessera.core.context import REPEATED_EVENT_SECONDS, Core
+from tessera.core.kinds import Kind
 from tessera.core.models import Artifact, Client
 from tessera.errors import InvalidClient
 from tessera.jose.errors import JoseError
 from tessera.jose.nested import decrypt_assertion, verify_signed_assertion
 
-JTI_KIND = "assertion_jti"
+JTI_KIND: str = Kind.ASSERTION_JTI.value
 
 
 #: The largest NumericDate we compare: beyond 2^53 a JSON number is no longer exact.
@@ -41,12 +42,12 @@ class AssertionRules:
     clock_ahead_hint: bool = False
 
     @classmethod
-    def native(cls, cfg: Any) -> "AssertionRules":
+    def native(cls, cfg: Any) -> AssertionRules:
         """``private_key_jwt``: ``assertion_max_lifetime`` (300 s) and ``clock_skew``."""
         return cls(cfg.assertion_max_lifetime, cfg.clock_skew)
 
     @classmethod
-    def nexi(cls, cfg: Any) -> "AssertionRules":
+    def nexi(cls, cfg: Any) -> AssertionRules:
         """The Nexi PAR: up to 900 s of life, as the provider allows, and an ``iat`` at most
         ``nexi_iat_tolerance`` (2 s) ahead, as the provider refuses a future ``iat``."""
         return cls(cfg.nexi_assertion_max_lifetime, cfg.nexi_iat_tolerance, clock_ahead_hint=True)
@@ -65,7 +66,7 @@ def decrypt(core: Core, assertion: str) -> str:
     Every failure is one ``InvalidClient`` (``assertion_jwe``, uniform, tessera.jose.nested)."""
     now = core.now()
     try:
-        inner = decrypt_assertion(assertion, core.keys.get(), datetime.fromtimestamp(now, tz=timezone.utc))
+        inner = decrypt_assertion(assertion, core.keys.get(), datetime.fromtimestamp(now, tz=UTC))
         return inner.decode("ascii")
     except JoseError as e:
         raise InvalidClient(f"client_assertion: {e.reason}", reason="assertion_jwe") from None
@@ -73,7 +74,9 @@ def decrypt(core: Core, assertion: str) -> str:
         raise InvalidClient("client_assertion: the JWE does not hold a signed JWT", reason="assertion_jws") from None
 
 
-def open_nested_assertion(core: Core, client: Client, assertion: str | None, *, preferred_thumbprint: str | None = None) -> VerifiedAssertion:
+def open_nested_assertion(
+    core: Core, client: Client, assertion: str | None, *, preferred_thumbprint: str | None = None
+) -> VerifiedAssertion:
     """Decrypt the JWE (``decrypt``) and verify the inner JWS with a key of a certificate bound
     to ``client``."""
     if not assertion:
@@ -104,56 +107,65 @@ def _certificate_key(pem: str) -> Any:
     return x509.load_pem_x509_certificate(pem.encode()).public_key()
 
 
-def check_assertion_claims(core: Core, client: Client, claims: dict[str, Any], *, audience: str,
-                           rules: AssertionRules | None = None) -> None:
+def check_assertion_claims(
+    core: Core, client: Client, claims: dict[str, Any], *, audience: str, rules: AssertionRules | None = None
+) -> None:
     """RFC 7523 §3 rules, with our limits: iss = sub = client_id, aud = the issuer (a single
     string), exp present and in the future, exp - iat <= ``rules.max_lifetime``, iat/nbf at
     most ``rules.iat_tolerance`` seconds ahead, and a jti never seen before. NumericDates
     must be finite numbers (never NaN, Infinity, a bool, or beyond 2^53). ``rules``
     defaults to the native ones (:meth:`AssertionRules.native`)."""
     rules = rules or AssertionRules.native(core.config)
-    now = core.now()
     cid = client.client_id
-
-    def bad(msg: str, reason: str):
-        return InvalidClient(f"client_assertion: {msg}", reason=reason)
-
     if claims.get("iss") != cid:
-        raise bad("iss must be the client_id", "assertion_iss")
+        raise _bad("iss must be the client_id", "assertion_iss")
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
-        raise bad("sub is required", "assertion_sub")
+        raise _bad("sub is required", "assertion_sub")
     if sub != cid:
-        raise bad("sub must be the client_id", "assertion_sub")
+        raise _bad("sub must be the client_id", "assertion_sub")
     aud = claims.get("aud")
     if not isinstance(aud, str) or aud.rstrip("/") != audience.rstrip("/"):
-        raise bad(f"aud must be {audience}", "assertion_aud")
-    exp = claims.get("exp")
-    if not _is_num(exp):
-        raise bad("exp is required and must be a NumericDate", "assertion_exp")
-    if exp <= now:
-        raise bad("the assertion has expired", "assertion_expired")
-    iat = claims.get("iat")
-    if not _is_num(iat):
-        raise bad("iat is required and must be a NumericDate", "assertion_iat")
-    if iat > now + rules.iat_tolerance:
-        if rules.clock_ahead_hint:
-            raise bad(f"iat is {math.ceil(iat - now)} s in the future: the client's clock is ahead of the "
-                      f"server's (at most {rules.iat_tolerance} s tolerated); use iat = now",
-                      "assertion_iat_future")
-        raise bad("iat is in the future", "assertion_iat_future")
-    nbf = claims.get("nbf")
-    if nbf is not None and not _is_num(nbf):
-        raise bad("nbf must be a NumericDate", "assertion_nbf")
-    if nbf is not None and nbf > now + rules.iat_tolerance:
-        if rules.clock_ahead_hint:
-            raise bad("nbf is in the future: the client's clock is ahead of the server's", "assertion_nbf_future")
-        raise bad("nbf is in the future", "assertion_nbf_future")
-    if exp - iat > rules.max_lifetime:
-        raise bad(f"exp may be at most {rules.max_lifetime} s after iat", "assertion_lifetime")
+        raise _bad(f"aud must be {audience}", "assertion_aud")
+    _check_times(claims, core.now(), rules)
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > 128:
-        raise bad("jti is required", "assertion_jti")
+        raise _bad("jti is required", "assertion_jti")
+
+
+def _bad(msg: str, reason: str) -> InvalidClient:
+    return InvalidClient(f"client_assertion: {msg}", reason=reason)
+
+
+def _check_times(claims: dict[str, Any], now: int, rules: AssertionRules) -> None:
+    """exp, iat and nbf: NumericDates, unexpired, not ahead of ``now`` beyond the tolerance,
+    and a lifetime within ``rules.max_lifetime``."""
+    exp = claims.get("exp")
+    if not _is_num(exp):
+        raise _bad("exp is required and must be a NumericDate", "assertion_exp")
+    if exp <= now:
+        raise _bad("the assertion has expired", "assertion_expired")
+    iat = claims.get("iat")
+    if not _is_num(iat):
+        raise _bad("iat is required and must be a NumericDate", "assertion_iat")
+    if iat > now + rules.iat_tolerance:
+        if rules.clock_ahead_hint:
+            raise _bad(
+                f"iat is {math.ceil(iat - now)} s in the future: the client's clock is ahead of the "
+                f"server's (at most {rules.iat_tolerance} s tolerated); use iat = now",
+                "assertion_iat_future",
+            )
+        raise _bad("iat is in the future", "assertion_iat_future")
+    nbf = claims.get("nbf")
+    if nbf is not None:
+        if not _is_num(nbf):
+            raise _bad("nbf must be a NumericDate", "assertion_nbf")
+        if nbf > now + rules.iat_tolerance:
+            if rules.clock_ahead_hint:
+                raise _bad("nbf is in the future: the client's clock is ahead of the server's", "assertion_nbf_future")
+            raise _bad("nbf is in the future", "assertion_nbf_future")
+    if exp - iat > rules.max_lifetime:
+        raise _bad(f"exp may be at most {rules.max_lifetime} s after iat", "assertion_lifetime")
 
 
 def claim_jti(core: Core, client: Client, claims: dict[str, Any], *, then_put: Artifact | None = None) -> None:
@@ -173,7 +185,7 @@ def claim_jti(core: Core, client: Client, claims: dict[str, Any], *, then_put: A
         raise InvalidClient("client_assertion: jti has already been used", reason="assertion_replay")
 
 
-def _is_num(v: object) -> bool:
+def _is_num(v: object) -> TypeGuard[int | float]:
     """A NumericDate we can compare: an int or a finite float (never a bool, NaN or Infinity,
     which Python's JSON parser lets through), no larger than 2^53 in magnitude."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):

@@ -36,10 +36,10 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable
-
+from typing import Any
 
 from tessera.core import apikeys, assertions
 from tessera.core.clients import ClientCredentials, PeerCert, authenticate_secret, bound_certificate
@@ -50,9 +50,23 @@ from tessera.inputs import is_identifier, loads_json
 from tessera.jose.errors import JoseError
 from tessera.jose.nested import JWS_ALGS, verify_signed_assertion
 
-__all__ = ["AUTHENTICATORS", "AXEPT_METHODS", "ApiKeyCredentials", "AuthenticatedClient", "AuthenticatedKey",
-           "ClientAuthRequest", "ClientCredentials", "METHODS", "NEXI_PAR_METHODS", "PeerCert", "authenticate",
-           "authenticate_with", "client_keys", "register", "validate_jwks"]
+__all__ = [
+    "AUTHENTICATORS",
+    "AXEPT_METHODS",
+    "ApiKeyCredentials",
+    "AuthenticatedClient",
+    "AuthenticatedKey",
+    "ClientAuthRequest",
+    "ClientCredentials",
+    "METHODS",
+    "NEXI_PAR_METHODS",
+    "PeerCert",
+    "authenticate",
+    "authenticate_with",
+    "client_keys",
+    "register",
+    "validate_jwks",
+]
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
@@ -130,10 +144,13 @@ class Authenticator:
 AUTHENTICATORS: dict[str, Authenticator] = {}
 
 
-def register(method: str, presented: Callable[[ClientAuthRequest], bool]):
+Run = Callable[[Core, ClientAuthRequest], Authenticated]
+
+
+def register(method: str, presented: Callable[[ClientAuthRequest], bool]) -> Callable[[Run], Run]:
     """Register ``method``'s authenticator (a decorator)."""
 
-    def wrap(run: Callable[[Core, ClientAuthRequest], Authenticated]) -> Callable[[Core, ClientAuthRequest], Authenticated]:
+    def wrap(run: Run) -> Run:
         AUTHENTICATORS[method] = Authenticator(presented, run)
         return run
 
@@ -163,6 +180,7 @@ def authenticate(core: Core, req: ClientAuthRequest) -> AuthenticatedClient:
 
 # --- the authenticators ---------------------------------------------------------------------------
 
+
 def _secret(method: str) -> Callable[[Core, ClientAuthRequest], Authenticated]:
     def run(core: Core, req: ClientAuthRequest) -> Authenticated:
         return AuthenticatedClient(authenticate_secret(core, req.credentials), method)
@@ -170,12 +188,23 @@ def _secret(method: str) -> Callable[[Core, ClientAuthRequest], Authenticated]:
     return run
 
 
+def _secret_presented(method: str) -> Callable[[ClientAuthRequest], bool]:
+    return lambda req: not req.has_assertion and req.credentials.method == method
+
+
 for _method in SECRET_METHODS:
-    register(_method, lambda req, m=_method: not req.has_assertion and req.credentials.method == m)(_secret(_method))
+    register(_method, _secret_presented(_method))(_secret(_method))
 
 
-@register("tls_client_auth", lambda req: req.peer is not None and not req.has_assertion
-          and req.credentials.method not in SECRET_METHODS and req.api_key is None)
+@register(
+    "tls_client_auth",
+    lambda req: (
+        req.peer is not None
+        and not req.has_assertion
+        and req.credentials.method not in SECRET_METHODS
+        and req.api_key is None
+    ),
+)
 def _tls_client_auth(core: Core, req: ClientAuthRequest) -> Authenticated:
     return AuthenticatedClient(_tls_client(core, req.credentials.client_id), "tls_client_auth")
 
@@ -194,8 +223,9 @@ def _nexi_nested_jwe(core: Core, req: ClientAuthRequest) -> Authenticated:
     client = _active(core, req.credentials.client_id)
     cert = bound_certificate(core, client, req.peer)
     verified = assertions.open_nested_assertion(core, client, req.assertion, preferred_thumbprint=cert.thumbprint)
-    assertions.check_assertion_claims(core, client, verified.claims, audience=core.config.issuer,
-                                      rules=assertions.AssertionRules.nexi(core.config))
+    assertions.check_assertion_claims(
+        core, client, verified.claims, audience=core.config.issuer, rules=assertions.AssertionRules.nexi(core.config)
+    )
     return AuthenticatedClient(client, "nexi_nested_jwe", cert, verified.claims)
 
 
@@ -231,8 +261,10 @@ def _tls_client(core: Core, client_id: str | None) -> Client:
 
 # --- private_key_jwt -----------------------------------------------------------------------------
 
-def _private_key_jwt(core: Core, client_id: str | None, assertion_type: str | None, assertion: str | None,
-                     peer: PeerCert | None) -> tuple[Client, dict[str, Any]]:
+
+def _private_key_jwt(
+    core: Core, client_id: str | None, assertion_type: str | None, assertion: str | None, peer: PeerCert | None
+) -> tuple[Client, dict[str, Any]]:
     if assertion_type != JWT_BEARER:
         raise InvalidClient(f"client_assertion_type must be {JWT_BEARER}", reason="assertion_type")
     if not assertion:
@@ -267,7 +299,9 @@ def _unverified_issuer(token: str) -> str | None:
     if len(parts) != 3:
         raise InvalidClient("client_assertion must be a compact JWS or JWE", reason="assertion_jws")
     try:
-        payload = loads_json(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))  # strict: no NaN, surrogate, depth
+        payload = loads_json(
+            base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        )  # strict: no NaN, surrogate, depth
     except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
         raise InvalidClient("client_assertion is malformed", reason="assertion_jws") from None
     if not isinstance(payload, dict):
@@ -287,7 +321,7 @@ def client_keys(core: Core, client: Client, *, preferred: str | None = None) -> 
 def _jwks_keys(jwks_json: str) -> tuple[Any, ...]:
     from joserfc.jwk import ECKey, RSAKey
 
-    out = []
+    out: list[RSAKey | ECKey] = []
     data = json.loads(jwks_json)
     for item in (data.get("keys") if isinstance(data, dict) else None) or ():
         if not isinstance(item, dict) or item.get("use", "sig") != "sig":
@@ -316,8 +350,7 @@ def validate_jwks(jwks: Any) -> dict[str, Any]:
             raise ValueError("the JWKS must hold public keys only")
         kty = item.get("kty")
         if kty == "RSA":
-            key = RSAKey.import_key(item)
-            if key.public_key.key_size < 2048:
+            if RSAKey.import_key(item).public_key.key_size < 2048:
                 raise ValueError("RSA keys must be at least 2048 bits")
         elif kty == "EC":
             key = ECKey.import_key(item)

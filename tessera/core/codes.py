@@ -15,13 +15,14 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from tessera.core import refresh, tokens
 from tessera.core.context import Core
 from tessera.core.models import Artifact
+from tessera.core.ports import Conflict
 from tessera.core.secrets import sha256_key
 from tessera.errors import InvalidGrant, InvalidRequest
-from tessera.storage.base import Conflict
 
 VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 
@@ -40,8 +41,16 @@ def pkce_matches(verifier: str, challenge: str) -> bool:
     return hmac.compare_digest(computed, challenge)
 
 
-def redeem(core: Core, kinds: CodeKinds, client_id: str, *, code: str | None, redirect_uri: str | None,
-           code_verifier: str | None, pkce_required: bool) -> tuple[str, Artifact]:
+def redeem(
+    core: Core,
+    kinds: CodeKinds,
+    client_id: str,
+    *,
+    code: str | None,
+    redirect_uri: str | None,
+    code_verifier: str | None,
+    pkce_required: bool,
+) -> tuple[str, Artifact]:
     """Check and use up ``code``: (its storage key, the artefact). ``pkce_required``: a
     verifier is needed even when no challenge was pushed (the native endpoints)."""
     if not code:
@@ -61,15 +70,7 @@ def redeem(core: Core, kinds: CodeKinds, client_id: str, *, code: str | None, re
     params = art.data["params"]
     if redirect_uri != params["redirect_uri"]:
         raise InvalidGrant("redirect_uri does not match the authorization request", reason="code_redirect_uri")
-    challenge = params.get("code_challenge")
-    if challenge or pkce_required:
-        if not code_verifier:
-            raise InvalidRequest("code_verifier is required", reason="pkce_verifier_missing")
-        if not challenge or not VERIFIER.match(code_verifier) or not pkce_matches(code_verifier, challenge):
-            core.store.consume(kinds.code, key, now)  # a wrong verifier burns the code
-            raise InvalidGrant("code_verifier does not match code_challenge", reason="pkce_mismatch")
-    elif code_verifier:
-        raise InvalidGrant("code_verifier given but no code_challenge was pushed", reason="pkce_unexpected")
+    _check_pkce(core, kinds, key, now, params.get("code_challenge"), code_verifier, pkce_required)
     won = core.store.consume(kinds.code, key, now)
     if won is None:
         fresh = core.store.get_artifact(kinds.code, key)
@@ -79,8 +80,38 @@ def redeem(core: Core, kinds: CodeKinds, client_id: str, *, code: str | None, re
     return key, won
 
 
-def record_issued(core: Core, kinds: CodeKinds, key: str, won: Artifact, *, jti: str, exp: int,
-                  family: str | None = None, extra: dict | None = None) -> bool:
+def _check_pkce(
+    core: Core,
+    kinds: CodeKinds,
+    key: str,
+    now: int,
+    challenge: str | None,
+    code_verifier: str | None,
+    pkce_required: bool,
+) -> None:
+    """RFC 7636 §4.6: the verifier matches the pushed challenge (a wrong one burns the code);
+    none is given when no challenge was pushed, unless ``pkce_required``."""
+    if challenge or pkce_required:
+        if not code_verifier:
+            raise InvalidRequest("code_verifier is required", reason="pkce_verifier_missing")
+        if not challenge or not VERIFIER.match(code_verifier) or not pkce_matches(code_verifier, challenge):
+            core.store.consume(kinds.code, key, now)  # a wrong verifier burns the code
+            raise InvalidGrant("code_verifier does not match code_challenge", reason="pkce_mismatch")
+    elif code_verifier:
+        raise InvalidGrant("code_verifier given but no code_challenge was pushed", reason="pkce_unexpected")
+
+
+def record_issued(
+    core: Core,
+    kinds: CodeKinds,
+    key: str,
+    won: Artifact,
+    *,
+    jti: str,
+    exp: int,
+    family: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> bool:
     """Record on the code what its exchange issued. False when a replay raced the exchange:
     what was issued has then been revoked here, as the replay would have."""
     record = {**won.data, **(extra or {}), "issued_jti": jti, "issued_exp": exp}
@@ -96,14 +127,26 @@ def record_issued(core: Core, kinds: CodeKinds, key: str, won: Artifact, *, jti:
 def revoke_issued(core: Core, kinds: CodeKinds, art: Artifact) -> None:
     """A replay: leave the marker first, then revoke what the code issued (see the module doc)."""
     try:
-        core.store.put_artifact(Artifact(kinds.replay, art.key, art.client_id, {},
-                                         core.now() + max(core.config.access_token_ttl, core.config.code_ttl)))
+        core.store.put_artifact(
+            Artifact(
+                kinds.replay,
+                art.key,
+                art.client_id,
+                {},
+                core.now() + max(core.config.access_token_ttl, core.config.code_ttl),
+            )
+        )
     except Conflict:
         pass
     fresh = core.store.get_artifact(kinds.code, art.key) or art
     jti = fresh.data.get("issued_jti")
-    _revoke(core, fresh.client_id, jti, int(fresh.data.get("issued_exp") or core.now() + 3600),
-            fresh.data.get("issued_family"))
+    _revoke(
+        core,
+        fresh.client_id,
+        jti,
+        int(fresh.data.get("issued_exp") or core.now() + 3600),
+        fresh.data.get("issued_family"),
+    )
     core.event("authorization_code_replayed", art.client_id, revoked_jti=jti)
 
 

@@ -1,19 +1,25 @@
 """The core's dependencies in one place: configuration, store, keys, clock.
 
-``Core`` is built once per process (``Core.from_settings``) and handed to every use case.
-It holds no HTTP or SQL knowledge itself.
+``Core`` is built once per process by the composition root (``tessera.home.build_core``) and
+handed to every use case. It holds no HTTP or SQL knowledge itself, and reads no settings: its
+configuration is a ``CoreConfig``, its store any ``tessera.core.ports.Store``, whose optional
+capabilities are looked for once, here, when the core is made (``Capabilities``).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable, Hashable
+from dataclasses import InitVar, dataclass, field
+from typing import Any, Generic, Literal, TypeVar
 
-from tessera.config import Settings
 from tessera.core.keys import KeyRing
 from tessera.core.models import CertificateRecord, Client, MerchantUser, Terminal
+from tessera.core.ports import Capabilities, ChangeNotices, Store
 from tessera.core.profiles import ProfileSeal, default_audiences, default_issuers
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -38,39 +44,28 @@ class CoreConfig:
     audiences: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        defaults = dict(nexi_prefix="/softpos", mobilepay_prefix="/integrator-authentication",
-                        b2binpay_prefix="/b2binpay", axept_prefix="/axept")
+        defaults = dict(
+            nexi_prefix="/softpos",
+            mobilepay_prefix="/integrator-authentication",
+            b2binpay_prefix="/b2binpay",
+            axept_prefix="/axept",
+        )
         if not self.issuers:
-            object.__setattr__(self, "issuers", default_issuers(self.issuer, mobilepay_prefix=defaults["mobilepay_prefix"]))
+            object.__setattr__(
+                self, "issuers", default_issuers(self.issuer, mobilepay_prefix=defaults["mobilepay_prefix"])
+            )
         if not self.audiences:
             object.__setattr__(self, "audiences", default_audiences(self.issuer, **defaults))
-        seals = {name: ProfileSeal(name, self.issuers[name], self.audiences[name], self.environment)
-                 for name in self.audiences}
+        seals = {
+            name: ProfileSeal(name, self.issuers[name], self.audiences[name], self.environment)
+            for name in self.audiences
+        }
         object.__setattr__(self, "_seals", seals)
 
     def seal(self, profile: str) -> ProfileSeal:
         """What ``profile``'s tokens say of themselves (issuer, audience, profile, environment)."""
         seals: dict[str, ProfileSeal] = self.__dict__["_seals"]
         return seals[profile]
-
-    @classmethod
-    def from_settings(cls, s: Settings) -> "CoreConfig":
-        audiences = default_audiences(s.issuer, nexi_prefix=s.nexi_prefix, mobilepay_prefix=s.mobilepay_prefix,
-                                      b2binpay_prefix=s.b2binpay_prefix, axept_prefix=s.axept_prefix)
-        for name, value in (("native", s.native_audience), ("nexi-softpos", s.nexi_audience),
-                            ("mobilepay", s.mobilepay_audience), ("axept", s.axept_audience),
-                            ("b2binpay", s.b2binpay_audience)):
-            if value:
-                audiences[name] = value
-        return cls(
-            issuer=s.issuer, environment=s.environment, nexi_token_ttl=s.nexi_token_ttl,
-            access_token_ttl=s.access_token_ttl, id_token_ttl=s.id_token_ttl, par_ttl=s.par_ttl,
-            code_ttl=s.code_ttl, assertion_max_lifetime=s.assertion_max_lifetime,
-            clock_skew=s.clock_skew, cache_seconds=s.revocation_cache_seconds,
-            nexi_assertion_max_lifetime=s.nexi_assertion_max_lifetime, nexi_iat_tolerance=s.nexi_iat_tolerance,
-            refresh_family_max=s.refresh_family_max_seconds,
-            issuers=default_issuers(s.issuer, mobilepay_prefix=s.mobilepay_prefix), audiences=audiences,
-        )
 
 
 #: At most this many repeatable events are remembered per worker (``Core.event(once_per=...)``).
@@ -82,17 +77,17 @@ REPEATED_EVENT_SECONDS = 60
 EXACT_CACHE_SECONDS = 60.0
 
 
-class _TTLCache:
+class _TTLCache(Generic[K, V]):
     """A tiny read-through cache; with ``ttl == 0`` it always reads through."""
 
-    def __init__(self, ttl: float, loader: Callable, maxsize: int = 50_000):
+    def __init__(self, ttl: float, loader: Callable[[K], V], maxsize: int = 50_000) -> None:
         self.ttl = ttl
         self.loader = loader
         self.maxsize = maxsize
-        self._data: dict = {}
+        self._data: dict[K, tuple[float, V]] = {}
         self._generation = 0
 
-    def get(self, key):
+    def get(self, key: K) -> V:
         if self.ttl <= 0:
             return self.loader(key)
         hit = self._data.get(key)
@@ -107,7 +102,7 @@ class _TTLCache:
             self._data[key] = (now + self.ttl, value)
         return value
 
-    def invalidate(self, key=None) -> None:
+    def invalidate(self, key: K | None = None) -> None:
         self._generation += 1
         if key is None:
             self._data.clear()
@@ -118,49 +113,57 @@ class _TTLCache:
 @dataclass
 class Core:
     config: CoreConfig
-    store: object
+    store: Store
     keys: KeyRing
     pepper: bytes
     clock: Callable[[], float] = time.time
-    _clients: _TTLCache = field(init=False, repr=False)
-    _certs: _TTLCache = field(init=False, repr=False)
+    #: The store's optional capabilities; None: found from the store (``Capabilities.of``).
+    capabilities: InitVar[Capabilities | None] = None
+    caps: Capabilities = field(init=False, repr=False)
+    _clients: _TTLCache[str, Client | None] = field(init=False, repr=False)
+    _certs: _TTLCache[str, CertificateRecord | None] = field(init=False, repr=False)
     #: Access tokens whose signature this worker verified (tessera.core.tokens), and the
     #: worker's set of revoked access-token jtis (None: not made yet; False: not kept here).
-    verified_tokens: dict = field(init=False, repr=False, default_factory=dict)
-    revoked_marks: Any = field(init=False, repr=False, default=None)
+    verified_tokens: dict[str, Any] = field(init=False, repr=False, default_factory=dict)
+    revoked_marks: _TTLCache[None, frozenset[str]] | Literal[False] | None = field(init=False, repr=False, default=None)
     #: Events written with ``once_per`` and when (see ``event``); bounded by RECENT_EVENTS.
-    _recent_events: dict = field(init=False, repr=False, default_factory=dict)
+    _recent_events: dict[tuple[Any, ...], int] = field(init=False, repr=False, default_factory=dict)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, capabilities: Capabilities | None) -> None:
+        self.caps = capabilities if capabilities is not None else Capabilities.of(self.store)
         # Clients, certificates and the enrollment data (terminals, grants, users, username
         # bindings) are cached per worker when the store announces their changes: exactly
         # (SQLite's notice file, PostgreSQL LISTEN/NOTIFY: a revocation is honoured on the next
         # request, with no database read for them while nothing changes; see
         # tessera.storage.notices), or by polling a Redis epoch within
         # ``revocation_cache_seconds``. See heed_notices.
-        notices = getattr(self.store, "revocation_notices", None)
-        exact = bool(getattr(notices, "exact", False))
+        notices = self.caps.notices
+        exact = notices is not None and notices.exact
         ttl = self.config.cache_seconds if self.config.cache_seconds > 0 else (EXACT_CACHE_SECONDS if exact else 0)
         store = self.store
         self._clients = _TTLCache(ttl, store.get_client)
         self._certs = _TTLCache(ttl, store.get_certificate)
-        self._client_certs = _TTLCache(ttl, lambda cid: tuple(store.certificates_for_client(cid)))
-        self._terminals = _TTLCache(ttl, lambda pos: tuple(store.terminals_at(pos)))
-        self._grants = _TTLCache(ttl, lambda key: store.is_granted(*key))
-        self._users = _TTLCache(ttl, store.get_user)
-        self._bindings = _TTLCache(ttl, lambda key: store.bindings(*key))
-        self._caches = (self._clients, self._certs, self._client_certs, self._terminals, self._grants, self._users,
-                        self._bindings)
-        self._notices = notices if ttl > 0 else None
-
-    @classmethod
-    def from_settings(cls, settings: Settings, store) -> "Core":
-        return cls(
-            config=CoreConfig.from_settings(settings),
-            store=store,
-            keys=KeyRing(store, settings.kek_bytes()),
-            pepper=settings.pepper_bytes(),
+        self._client_certs: _TTLCache[str, tuple[CertificateRecord, ...]] = _TTLCache(
+            ttl, lambda cid: tuple(store.certificates_for_client(cid))
         )
+        self._terminals: _TTLCache[str, tuple[Terminal, ...]] = _TTLCache(
+            ttl, lambda pos: tuple(store.terminals_at(pos))
+        )
+        self._grants: _TTLCache[tuple[int, str], bool] = _TTLCache(ttl, lambda key: store.is_granted(*key))
+        self._users: _TTLCache[str, MerchantUser | None] = _TTLCache(ttl, store.get_user)
+        self._bindings: _TTLCache[tuple[str, str], tuple[str | None, str | None]] = _TTLCache(
+            ttl, lambda key: store.bindings(*key)
+        )
+        self._caches: tuple[_TTLCache[Any, Any], ...] = (
+            self._clients,
+            self._certs,
+            self._client_certs,
+            self._terminals,
+            self._grants,
+            self._users,
+            self._bindings,
+        )
+        self._notices: ChangeNotices | None = notices if ttl > 0 else None
 
     def now(self) -> int:
         return int(self.clock())
@@ -195,14 +198,14 @@ class Core:
         self.heed_notices()
         return self._bindings.get((username, tid))
 
-    def watch(self, cache: _TTLCache) -> None:
+    def watch(self, cache: _TTLCache[Any, Any]) -> None:
         """Drop ``cache`` with the others whenever a change is announced."""
         self._caches = (*self._caches, cache)
 
     @property
     def exact_notices(self) -> bool:
         """True when every announced change reaches this worker before its next request."""
-        return self._notices is not None and bool(getattr(self._notices, "exact", False))
+        return self._notices is not None and self._notices.exact
 
     def heed_notices(self) -> None:
         """Drop every cached entry when a change was announced (exact notices: checked on every
@@ -212,7 +215,7 @@ class Core:
             for cache in self._caches:
                 cache.invalidate()
 
-    def event(self, kind: str, client_id: str | None, *, once_per: int = 0, **detail) -> None:
+    def event(self, kind: str, client_id: str | None, *, once_per: int = 0, **detail: Any) -> None:
         """Record a security event (family revocation, replayed jti, revoked certificate used, ...).
 
         ``once_per``: the same event (kind, client and detail) is written at most once in that

@@ -30,10 +30,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from tessera.core.context import Core
-from tessera.core.models import Client
+from tessera.core.models import Client, Terminal
 from tessera.errors import InvalidClient, InvalidRequest
 
-EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 KINDS = ("softpos", "mpos")
 #: The two names of the merchant-user claim: the document's and the reference backend's.
 USERNAME_CLAIMS = ("username_merchant", "app_username_merchant")
@@ -51,13 +53,18 @@ class EnrollmentRequest:
     device_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"merchant_id": self.merchant_id, "pos": self.pos, "tids": list(self.tids),
-                "username": self.username, "bound_tid": self.bound_tid, "device_id": self.device_id}
+        return {
+            "merchant_id": self.merchant_id,
+            "pos": self.pos,
+            "tids": list(self.tids),
+            "username": self.username,
+            "bound_tid": self.bound_tid,
+            "device_id": self.device_id,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EnrollmentRequest":
-        return cls(int(d["merchant_id"]), d["pos"], tuple(d["tids"]), d["username"], d["bound_tid"],
-                   d.get("device_id"))
+    def from_dict(cls, d: dict[str, Any]) -> EnrollmentRequest:
+        return cls(int(d["merchant_id"]), d["pos"], tuple(d["tids"]), d["username"], d["bound_tid"], d.get("device_id"))
 
 
 def check_enrollment_claims(core: Core, client: Client, claims: dict[str, Any]) -> EnrollmentRequest:
@@ -67,18 +74,7 @@ def check_enrollment_claims(core: Core, client: Client, claims: dict[str, Any]) 
     pos = claims.get("pointOfSale")
     if not isinstance(pos, str) or not pos or len(pos) > 64:
         raise InvalidRequest("pointOfSale is required", reason="pos_missing")
-    at_pos = core.terminals_at(pos)
-    if not at_pos:
-        raise InvalidRequest("pointOfSale is unknown", reason="pos_unknown")
-    # A point-of-sale id is not unique across merchants: resolve it among the merchants that
-    # granted this app, and only ever look at that merchant's terminals.
-    granted = sorted(m for m in {t.merchant_id for t in at_pos} if core.is_granted(m, client.client_id))
-    if not granted:
-        raise InvalidRequest("this app is not granted access to the merchant of pointOfSale", reason="merchant_not_granted")
-    if len(granted) > 1:
-        raise InvalidRequest("pointOfSale names points of sale of several merchants", reason="pos_ambiguous")
-    merchant_id = granted[0]
-    terminals = {t.tid: t for t in at_pos if t.merchant_id == merchant_id}
+    merchant_id, terminals = _point_of_sale(core, client, pos)
 
     tids = claims.get("terminal_ids")
     if not isinstance(tids, list) or not 1 <= len(tids) <= 2 or not all(isinstance(t, str) and t for t in tids):
@@ -104,6 +100,24 @@ def check_enrollment_claims(core: Core, client: Client, claims: dict[str, Any]) 
     return EnrollmentRequest(merchant_id, pos, tuple(tids), username, bound_tid, device_id)
 
 
+def _point_of_sale(core: Core, client: Client, pos: str) -> tuple[int, dict[str, Terminal]]:
+    """The merchant of ``pos`` and its terminals there. A point-of-sale id is not unique across
+    merchants: it is resolved among the merchants that granted this app, and only that
+    merchant's terminals are ever looked at."""
+    at_pos = core.terminals_at(pos)
+    if not at_pos:
+        raise InvalidRequest("pointOfSale is unknown", reason="pos_unknown")
+    granted = sorted(m for m in {t.merchant_id for t in at_pos} if core.is_granted(m, client.client_id))
+    if not granted:
+        raise InvalidRequest(
+            "this app is not granted access to the merchant of pointOfSale", reason="merchant_not_granted"
+        )
+    if len(granted) > 1:
+        raise InvalidRequest("pointOfSale names points of sale of several merchants", reason="pos_ambiguous")
+    merchant_id = granted[0]
+    return merchant_id, {t.tid: t for t in at_pos if t.merchant_id == merchant_id}
+
+
 def _username(claims: dict[str, Any]) -> str:
     """The merchant user, lower-cased, from ``username_merchant`` and/or ``app_username_merchant``."""
     sent = [(name, claims[name]) for name in USERNAME_CLAIMS if name in claims]
@@ -112,10 +126,11 @@ def _username(claims: dict[str, Any]) -> str:
     for name, value in sent:
         if not isinstance(value, str) or len(value) > 254 or not EMAIL.match(value):
             raise InvalidRequest(f"{name} must be an e-mail address", reason="username_format")
-    names = {value.lower() for _, value in sent}
+    names = {str(value).lower() for _, value in sent}
     if len(names) != 1:
-        raise InvalidRequest("username_merchant and app_username_merchant name different users",
-                             reason="username_disagree")
+        raise InvalidRequest(
+            "username_merchant and app_username_merchant name different users", reason="username_disagree"
+        )
     return names.pop()
 
 
@@ -123,10 +138,15 @@ def _device_id(claims: dict[str, Any]) -> str | None:
     if DEVICE_ID_CLAIM not in claims:
         return None
     value = claims[DEVICE_ID_CLAIM]
-    if (not isinstance(value, str) or not value or len(value) > MAX_DEVICE_ID
-            or any(unicodedata.category(c).startswith("C") for c in value)):
-        raise InvalidRequest(f"app_deviceid must be a printable string of at most {MAX_DEVICE_ID} characters",
-                             reason="deviceid_format")
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_DEVICE_ID
+        or any(unicodedata.category(c).startswith("C") for c in value)
+    ):
+        raise InvalidRequest(
+            f"app_deviceid must be a printable string of at most {MAX_DEVICE_ID} characters", reason="deviceid_format"
+        )
     return value
 
 

@@ -27,14 +27,18 @@ import secrets
 import threading
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
+from joserfc.jwk import RSAKey
 
 from tessera.core.models import StoredKey
+from tessera.core.ports import KeyStore
 from tessera.jose.keys import (
+    AsymmetricKey,
     generate_encryption_key,
     generate_signing_key,
     open_private_key,
@@ -55,49 +59,83 @@ def ring_of(k: StoredKey) -> str | None:
     return ring if isinstance(ring, str) else None
 
 
-def _self_signed(key, ring: str, now: int) -> str:
+def _self_signed(key: RSAKey, ring: str, now: int) -> str:
     """A self-signed certificate for ``key`` (a joserfc RSA key), base64 DER (``x5c`` form)."""
-    private = key.private_key
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tessera"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, f"tessera {ring} token signing {key.kid[:16]}")])
-    start = datetime.fromtimestamp(now, tz=timezone.utc) - timedelta(minutes=5)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(private.public_key())
-            .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1 or 1)
-            .not_valid_before(start).not_valid_after(start + timedelta(days=CERT_DAYS))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .sign(private, hashes.SHA256()))
+    private, kid = key.private_key, key.kid
+    if private is None or kid is None:
+        raise ValueError("a ring key is a private key with a kid")
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tessera"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"tessera {ring} token signing {kid[:16]}"),
+        ]
+    )
+    start = datetime.fromtimestamp(now, tz=UTC) - timedelta(minutes=5)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1 or 1)
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=CERT_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(private, hashes.SHA256())
+    )
     from cryptography.hazmat.primitives.serialization import Encoding
 
     return base64.b64encode(cert.public_bytes(Encoding.DER)).decode("ascii")
 
 
-def _new_stored_key(use: str, status: str, *, alg: str, bits: int, kek: bytes, now: int,
-                    ring: str | None = None) -> StoredKey:
+def _new_stored_key(
+    use: str, status: str, *, alg: str, bits: int, kek: bytes, now: int, ring: str | None = None
+) -> StoredKey:
     if ring is not None:
         alg = PROFILE_RINGS[ring]
     key = generate_signing_key(alg) if use == "sig" else generate_encryption_key(bits)
     jwk = public_jwk(key)
     if ring is not None:
+        if not isinstance(key, RSAKey):
+            raise ValueError(f"the {ring} ring signs with RSA")
         cert = _self_signed(key, ring, now)
         jwk.update(x5c=[cert], x5t=x5t_of(base64.b64decode(cert)), **{RING_MEMBER: ring})
     return StoredKey(
-        kid=jwk["kid"], use=use, alg=jwk["alg"], status=status, public_jwk=jwk,
-        sealed_private=seal_private_key(key, kek), created_at=now,
+        kid=jwk["kid"],
+        use=use,
+        alg=jwk["alg"],
+        status=status,
+        public_jwk=jwk,
+        sealed_private=seal_private_key(key, kek),
+        created_at=now,
     )
 
 
-def create_initial_keys(store, kek: bytes, *, signing_alg: str, enc_bits: int, now: int) -> list[StoredKey]:
+def create_initial_keys(store: KeyStore, kek: bytes, *, signing_alg: str, enc_bits: int, now: int) -> list[StoredKey]:
     """A current and a next key for each use, and for each profile ring (``tessera init``)."""
     keys = [
         _new_stored_key(use, status, alg=signing_alg, bits=enc_bits, kek=kek, now=now)
         for use in USES
         for status in ("current", "next")
     ]
-    keys += [_new_stored_key("sig", status, alg=PROFILE_RINGS[ring], bits=enc_bits, kek=kek, now=now, ring=ring)
-             for ring in PROFILE_RINGS for status in ("current", "next")]
+    keys += [
+        _new_stored_key("sig", status, alg=PROFILE_RINGS[ring], bits=enc_bits, kek=kek, now=now, ring=ring)
+        for ring in PROFILE_RINGS
+        for status in ("current", "next")
+    ]
     store.save_server_keys(keys)
     return keys
 
@@ -111,18 +149,24 @@ def _missing(stored: list[StoredKey]) -> list[tuple[str, str]]:
     return out
 
 
-def ensure_ring_keys(store, kek: bytes, *, now: int, stored: list[StoredKey] | None = None) -> list[StoredKey]:
+def ensure_ring_keys(
+    store: KeyStore, kek: bytes, *, now: int, stored: list[StoredKey] | None = None
+) -> list[StoredKey]:
     """Create what a profile ring lacks (a home made before the ring existed): a current and a
     next key. Returns the keys created (none when nothing was missing)."""
     stored = store.list_server_keys() if stored is None else stored
-    created = [_new_stored_key("sig", status, alg=PROFILE_RINGS[ring], bits=2048, kek=kek, now=now, ring=ring)
-               for ring, status in _missing(stored)]
+    created = [
+        _new_stored_key("sig", status, alg=PROFILE_RINGS[ring], bits=2048, kek=kek, now=now, ring=ring)
+        for ring, status in _missing(stored)
+    ]
     if created:
         store.save_server_keys(created)
     return created
 
 
-def rotate(store, kek: bytes, use: str, *, retain_seconds: int, signing_alg: str, enc_bits: int, now: int) -> dict:
+def rotate(
+    store: KeyStore, kek: bytes, use: str, *, retain_seconds: int, signing_alg: str, enc_bits: int, now: int
+) -> dict[str, Any]:
     """Promote the next key of ``use``, retire the current one for ``retain_seconds``, publish a new next.
 
     ``sig`` rotates every signing ring: the shared one and each profile's (``rings`` in the
@@ -134,20 +178,48 @@ def rotate(store, kek: bytes, use: str, *, retain_seconds: int, signing_alg: str
         raise ValueError("use must be 'sig' or 'enc'")
     stored = [k for k in store.list_server_keys() if k.use == use]
     changes: list[StoredKey] = []
-    result = _rotate_ring([k for k in stored if ring_of(k) is None], changes, use, None, retain_seconds=retain_seconds,
-                          alg=signing_alg, bits=enc_bits, kek=kek, now=now)
+    result = _rotate_ring(
+        [k for k in stored if ring_of(k) is None],
+        changes,
+        use,
+        None,
+        retain_seconds=retain_seconds,
+        alg=signing_alg,
+        bits=enc_bits,
+        kek=kek,
+        now=now,
+    )
     if use == "sig":
         result["rings"] = {
-            ring: _rotate_ring([k for k in stored if ring_of(k) == ring], changes, use, ring,
-                               retain_seconds=retain_seconds, alg=PROFILE_RINGS[ring], bits=enc_bits, kek=kek, now=now)
+            ring: _rotate_ring(
+                [k for k in stored if ring_of(k) == ring],
+                changes,
+                use,
+                ring,
+                retain_seconds=retain_seconds,
+                alg=PROFILE_RINGS[ring],
+                bits=enc_bits,
+                kek=kek,
+                now=now,
+            )
             for ring in PROFILE_RINGS
         }
     store.save_server_keys(changes)
     return result
 
 
-def _rotate_ring(keys: list[StoredKey], changes: list[StoredKey], use: str, ring: str | None, *, retain_seconds: int,
-                 alg: str, bits: int, kek: bytes, now: int) -> dict:
+def _rotate_ring(
+    keys: list[StoredKey],
+    changes: list[StoredKey],
+    use: str,
+    ring: str | None,
+    *,
+    retain_seconds: int,
+    alg: str,
+    bits: int,
+    kek: bytes,
+    now: int,
+) -> dict[str, Any]:
     current = sorted((k for k in keys if k.status == "current"), key=lambda k: (k.created_at, k.kid))
     nxt = sorted((k for k in keys if k.status == "next"), key=lambda k: (k.created_at, k.kid))
     retired = None
@@ -177,13 +249,13 @@ class KeyRing:
     new key (an RSA private key costs tens of milliseconds to load).
     """
 
-    def __init__(self, store, kek: bytes, *, refresh_seconds: float = 10.0):
+    def __init__(self, store: KeyStore, kek: bytes, *, refresh_seconds: float = 10.0) -> None:
         self._store = store
         self._kek = kek
         self._refresh = refresh_seconds
-        self._parsed: dict[str, object] = {}
+        self._parsed: dict[str, AsymmetricKey] = {}
         self._keys: ServerKeys | None = None
-        self._fingerprint: tuple = ()
+        self._fingerprint: tuple[tuple[str, str, int | None], ...] = ()
         self._loaded_at = 0.0
         self._lock = threading.Lock()
 
@@ -213,12 +285,22 @@ class KeyRing:
                     if key is None:
                         key = open_private_key(k.sealed_private, self._kek, k.kid)
                         self._parsed[k.kid] = key
-                    retire_at = datetime.fromtimestamp(k.retire_at, tz=timezone.utc) if k.retire_at else None
+                    retire_at = datetime.fromtimestamp(k.retire_at, tz=UTC) if k.retire_at else None
                     status = k.status
                     if status == "current" and winners[(k.use, ring_of(k))] is not k:
                         status = "next"  # a raced duplicate: published, never signing
-                    managed.append(ManagedKey(kid=k.kid, use=k.use, alg=k.alg, status=status, key=key, retire_at=retire_at,
-                                              ring=ring_of(k), x5c=tuple(k.public_jwk.get("x5c") or ())))
+                    managed.append(
+                        ManagedKey(
+                            kid=k.kid,
+                            use=k.use,
+                            alg=k.alg,
+                            status=status,
+                            key=key,
+                            retire_at=retire_at,
+                            ring=ring_of(k),
+                            x5c=tuple(k.public_jwk.get("x5c") or ()),
+                        )
+                    )
                 self._keys = ServerKeys(managed)
                 self._fingerprint = fingerprint
             self._loaded_at = time.monotonic()

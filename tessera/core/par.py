@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from tessera.core.context import Core
+from tessera.core.kinds import Kind
 from tessera.core.models import Artifact, Client
 from tessera.core.secrets import sha256_key
 from tessera.errors import InvalidRequest, InvalidRequestURI, InvalidScope
 
-PAR_KIND = "request_uri"
+PAR_KIND: str = Kind.REQUEST_URI.value
 #: The scopes the SoftPOS enrollment knows; ``oidc`` or ``openid`` must be among them.
 NEXI_SCOPES = frozenset({"openid", "oidc", "email", "profile", "phone", "address"})
 PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -117,8 +118,16 @@ def check_pkce(code_challenge: str | None, method: str | None) -> tuple[str | No
     return code_challenge, method
 
 
-def push(core: Core, client: Client, params: AuthorizationParams, extra: dict[str, Any], *, prefix: str,
-         kind: str = PAR_KIND, claims: dict[str, Any] | None = None) -> PushedRequest:
+def push(
+    core: Core,
+    client: Client,
+    params: AuthorizationParams,
+    extra: dict[str, Any],
+    *,
+    prefix: str,
+    kind: str = PAR_KIND,
+    claims: dict[str, Any] | None = None,
+) -> PushedRequest:
     """Store the request for ``par_ttl`` seconds under a fresh ``request_uri``.
 
     ``kind`` keeps the requests of one surface (Nexi, native) apart from another's. With the
@@ -127,8 +136,11 @@ def push(core: Core, client: Client, params: AuthorizationParams, extra: dict[st
     request_uri = f"{prefix}{uuid.uuid4()}"
     ttl = core.config.par_ttl
     artifact = Artifact(
-        kind=kind, key=sha256_key(request_uri), client_id=client.client_id,
-        data={"params": params.as_dict(), **extra}, expires_at=core.now() + ttl,
+        kind=kind,
+        key=sha256_key(request_uri),
+        client_id=client.client_id,
+        data={"params": params.as_dict(), **extra},
+        expires_at=core.now() + ttl,
     )
     if claims is None:
         core.store.put_artifact(artifact)
@@ -139,11 +151,16 @@ def push(core: Core, client: Client, params: AuthorizationParams, extra: dict[st
     return PushedRequest(request_uri, ttl)
 
 
-def load(core: Core, client_id: str | None, request_uri: str | None, *, kind: str = PAR_KIND) -> Artifact:
-    """The pushed request, if it is unexpired, unused, and was pushed by ``client_id``."""
+def required_uri(request_uri: str | None) -> str:
+    """``request_uri`` itself, or ``InvalidRequest`` when it is missing."""
     if not request_uri:
         raise InvalidRequest("request_uri is required", reason="request_uri_missing")
-    art = core.store.get_artifact(kind, sha256_key(request_uri))
+    return request_uri
+
+
+def load(core: Core, client_id: str | None, request_uri: str | None, *, kind: str = PAR_KIND) -> Artifact:
+    """The pushed request, if it is unexpired, unused, and was pushed by ``client_id``."""
+    art = core.store.get_artifact(kind, sha256_key(required_uri(request_uri)))
     if art is None or art.consumed_at is not None or art.expires_at <= core.now():
         raise InvalidRequestURI("request_uri is unknown, used or expired", reason="request_uri_invalid")
     if art.client_id != client_id:

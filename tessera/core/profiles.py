@@ -50,8 +50,11 @@ class ProfileSeal:
     def names(self, claims: dict[str, Any]) -> bool:
         """True when ``claims`` were issued by this profile's issuer, naming this profile and
         this environment (refresh tokens: they have no audience but the server itself)."""
-        return (claims.get("iss") == self.issuer and claims.get(PROFILE_CLAIM) == self.name
-                and claims.get(ENVIRONMENT_CLAIM) == self.environment)
+        return (
+            claims.get("iss") == self.issuer
+            and claims.get(PROFILE_CLAIM) == self.name
+            and claims.get(ENVIRONMENT_CLAIM) == self.environment
+        )
 
     def holds(self, claims: dict[str, Any]) -> bool:
         """True when ``claims`` (an access token's) were issued by this profile, in this
@@ -62,8 +65,9 @@ class ProfileSeal:
         return aud == self.audience or (isinstance(aud, list) and self.audience in aud)
 
 
-def default_audiences(issuer: str, *, nexi_prefix: str, mobilepay_prefix: str, b2binpay_prefix: str,
-                      axept_prefix: str) -> dict[str, str]:
+def default_audiences(
+    issuer: str, *, nexi_prefix: str, mobilepay_prefix: str, b2binpay_prefix: str, axept_prefix: str
+) -> dict[str, str]:
     """Each profile's own audience unless configured: the profile's base URL on this server
     (MobilePay: its issuer plus ``/resources``, as the provider's sample token names it;
     axept: the audience of the provider's sample token); the native surface keeps the issuer

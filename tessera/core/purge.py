@@ -26,26 +26,56 @@ so one of them purges per interval). ``tessera purge`` runs it at once.
 
 from __future__ import annotations
 
-from tessera.config import Settings
+from typing import Protocol
+
 from tessera.core import authorize, refresh
 from tessera.core.flows import native
-from tessera.storage.base import PurgePolicy
+from tessera.core.kinds import Kind
+from tessera.core.ports import ArtifactStore, PurgePolicy
 
 #: The shortest time a consumed authorization code outlives its expiry (the Redis store's
 #: ``DEFAULT_REPLAY_MARGIN``).
 REPLAY_MARGIN = 3600
 #: The artefact kind of the purge turn (one row, claimed atomically).
-TURN_KIND = "purge_turn"
+TURN_KIND: str = Kind.PURGE_TURN.value
 DAY = 86400
 
 
-def longest_access_token(settings: Settings) -> int:
+class PurgeSettings(Protocol):
+    """What the purge reads of the settings (``tessera.config.Settings`` has it; core imports no
+    configuration)."""
+
+    @property
+    def access_token_ttl(self) -> int: ...
+    @property
+    def id_token_ttl(self) -> int: ...
+    @property
+    def nexi_token_ttl(self) -> int: ...
+    @property
+    def mobilepay_token_ttl(self) -> int: ...
+    @property
+    def axept_token_ttl(self) -> int: ...
+    @property
+    def b2binpay_access_ttl(self) -> int: ...
+    @property
+    def clock_skew(self) -> int: ...
+    @property
+    def event_retention_days(self) -> int: ...
+
+
+def longest_access_token(settings: PurgeSettings) -> int:
     """The longest lifetime of any access (or ID) token a profile issues."""
-    return max(settings.access_token_ttl, settings.id_token_ttl, settings.nexi_token_ttl, settings.mobilepay_token_ttl,
-               settings.axept_token_ttl, settings.b2binpay_access_ttl)
+    return max(
+        settings.access_token_ttl,
+        settings.id_token_ttl,
+        settings.nexi_token_ttl,
+        settings.mobilepay_token_ttl,
+        settings.axept_token_ttl,
+        settings.b2binpay_access_ttl,
+    )
 
 
-def policy(settings: Settings, now: int) -> PurgePolicy:
+def policy(settings: PurgeSettings, now: int) -> PurgePolicy:
     """What may be deleted at ``now`` (see the module docstring)."""
     longest = longest_access_token(settings) + settings.clock_skew
     days = settings.event_retention_days
@@ -59,13 +89,13 @@ def policy(settings: Settings, now: int) -> PurgePolicy:
     )
 
 
-def purge(store, settings: Settings, now: int) -> dict[str, int]:
+def purge(store: ArtifactStore, settings: PurgeSettings, now: int) -> dict[str, int]:
     """Delete what ``policy`` allows now: the rows deleted per artefact kind (and
     ``security_events``)."""
     return store.purge(int(now), policy(settings, int(now)))
 
 
-def take_turn(store, now: int, interval: float) -> bool:
+def take_turn(store: ArtifactStore, now: int, interval: float) -> bool:
     """True for exactly one caller (of every process on this database) per half ``interval``:
     the scheduled purges of several workers and instances do not all run at once."""
     return store.claim(TURN_KIND, "purge", "tessera", int(now) + max(1, int(interval / 2)), int(now))

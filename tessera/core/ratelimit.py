@@ -34,8 +34,9 @@ import ipaddress
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 #: Prefixes of the limiter keys: a client address, a (credential, address) pair, and the
 #: watch on one machine credential's failures from every address (it never locks anything).
@@ -99,10 +100,10 @@ def describe(key: str) -> dict[str, str]:
     """A limiter key as the ``brute_force_lockout`` event records it: ``{"key": …}``, plus
     ``"address"`` for a (credential, address) pair."""
     if key.startswith(PAIR):
-        address, _, credential = key[len(PAIR):].partition(" ")
+        address, _, credential = key[len(PAIR) :].partition(" ")
         return {"key": credential[:80], "address": address[:64]}
     if key.startswith(SPREAD):
-        return {"key": key[len(SPREAD):][:80]}
+        return {"key": key[len(SPREAD) :][:80]}
     return {"key": key[:80]}
 
 
@@ -117,8 +118,15 @@ class FailureLimiter(Protocol):
 
 
 class MemoryFailureLimiter:
-    def __init__(self, *, max_failures: int = 5, window: int = 60, lockout: int = 60,
-                 clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000):
+    def __init__(
+        self,
+        *,
+        max_failures: int = 5,
+        window: int = 60,
+        lockout: int = 60,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ):
         self.max_failures, self.window, self.lockout = max_failures, window, lockout
         self.clock = clock
         self.max_keys = max_keys
@@ -257,7 +265,9 @@ class MemoryRateLimiter:
 
     __slots__ = ("rate", "burst", "interval", "tau", "clock", "max_keys", "_tat", "_lock")
 
-    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000):
+    def __init__(
+        self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000
+    ):
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
         self.rate, self.burst = float(rate), int(burst)

@@ -18,20 +18,22 @@ window*: a retry from the same client within ``grace`` seconds of the first use 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from tessera.core.context import Core
+from tessera.core.kinds import Kind
 from tessera.core.models import Artifact
+from tessera.core.ports import Rotation
 from tessera.core.profiles import PROFILE_CLAIM
 from tessera.errors import InvalidGrant
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import sign_jwt, verify_own_jwt
-from tessera.storage.base import Rotation
 
-REFRESH_KIND = "refresh_token"
-FAMILY_KIND = "refresh_family"
+REFRESH_KIND: str = Kind.REFRESH_TOKEN.value
+FAMILY_KIND: str = Kind.REFRESH_FAMILY.value
 TYP = "rt+jwt"
 
 
@@ -75,9 +77,19 @@ def start_family(core: Core, client_id: str, *, lifetime: int) -> tuple[str, int
     return family, expires_at
 
 
-def issue_refresh(core: Core, *, profile: str, client_id: str, subject: str, scope: str, ttl: int, family: str | None = None,
-                  family_ttl: int | None = None, family_expires_at: int | None = None,
-                  data: dict[str, Any] | None = None) -> IssuedRefresh:
+def issue_refresh(
+    core: Core,
+    *,
+    profile: str,
+    client_id: str,
+    subject: str,
+    scope: str,
+    ttl: int,
+    family: str | None = None,
+    family_ttl: int | None = None,
+    family_expires_at: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> IssuedRefresh:
     """A new refresh token; a new family unless ``family`` continues one. A token never
     outlives its family (``family_expires_at``)."""
     now = core.now()
@@ -86,9 +98,15 @@ def issue_refresh(core: Core, *, profile: str, client_id: str, subject: str, sco
     jti = secrets.token_urlsafe(16)
     exp = now + ttl if not family_expires_at else min(now + ttl, family_expires_at)
     token = _sign(core, profile, client_id, jti, family, now, exp)
-    core.store.put_artifact(Artifact(REFRESH_KIND, jti, client_id,
-                                     {"fam": family, "sub": subject, "scope": scope, PROFILE_CLAIM: profile,
-                                      **(data or {})}, exp))
+    core.store.put_artifact(
+        Artifact(
+            REFRESH_KIND,
+            jti,
+            client_id,
+            {"fam": family, "sub": subject, "scope": scope, PROFILE_CLAIM: profile, **(data or {})},
+            exp,
+        )
+    )
     return IssuedRefresh(token, jti, family, exp)
 
 
@@ -96,8 +114,11 @@ def _sign(core: Core, profile: str, client_id: str, jti: str, family: str, now: 
     """A refresh token: a JWT of ours (``rt+jwt``) naming its profile (and environment),
     client, family and expiry."""
     seal = core.config.seal(profile)
-    return sign_jwt({**seal.claims(), "client_id": client_id, "jti": jti, "fam": family, "iat": now, "exp": exp},
-                    core.keys.get().signing_key_for(profile), typ=TYP)
+    return sign_jwt(
+        {**seal.claims(), "client_id": client_id, "jti": jti, "fam": family, "iat": now, "exp": exp},
+        core.keys.get().signing_key_for(profile),
+        typ=TYP,
+    )
 
 
 def _verified(core: Core, token: str | None, now: int, profile: str) -> dict[str, Any]:
@@ -106,7 +127,7 @@ def _verified(core: Core, token: str | None, now: int, profile: str) -> dict[str
     if not token:
         raise InvalidGrant("refresh token is required", reason="refresh_missing")
     try:
-        claims = verify_own_jwt(token, core.keys.get(), typ=TYP, now=datetime.fromtimestamp(now, tz=timezone.utc))
+        claims = verify_own_jwt(token, core.keys.get(), typ=TYP, now=datetime.fromtimestamp(now, tz=UTC))
     except JoseError:
         raise InvalidGrant("the refresh token is invalid", reason="refresh_invalid") from None
     if not core.config.seal(profile).names(claims):
@@ -122,15 +143,21 @@ def _lost(core: Core, jti: str, family: str, owner: Any, now: int, grace: int) -
     """The token could not be consumed: a retry inside the grace window (``RefreshRetry``),
     else a reuse (or an unknown token of ours): the family is revoked (``InvalidGrant``)."""
     seen = core.store.get_artifact(REFRESH_KIND, jti)
-    if (grace > 0 and seen is not None and seen.consumed_at is not None and now - seen.consumed_at <= grace
-            and seen.client_id == owner):
+    if (
+        grace > 0
+        and seen is not None
+        and seen.consumed_at is not None
+        and now - seen.consumed_at <= grace
+        and seen.client_id == owner
+    ):
         raise RefreshRetry(seen)
     revoke_family(core, family, owner, cause="refresh_reused" if seen is not None else "refresh_unknown")
     raise InvalidGrant("the refresh token has already been used", reason="refresh_reused")
 
 
-def rotate_refresh(core: Core, token: str | None, *, profile: str, client_id: str | None, ttl: int,
-                   grace: int = 0) -> tuple[RefreshGrant, IssuedRefresh]:
+def rotate_refresh(
+    core: Core, token: str | None, *, profile: str, client_id: str | None, ttl: int, grace: int = 0
+) -> tuple[RefreshGrant, IssuedRefresh]:
     """Use ``token`` and issue its successor (same client, subject, scope and family, living
     ``ttl`` seconds but never past the family) in one unit of work: ``Store.rotate``, a single
     statement on PostgreSQL. A token issued to another client than ``client_id`` (when given)
@@ -141,38 +168,71 @@ def rotate_refresh(core: Core, token: str | None, *, profile: str, client_id: st
     if refused is not None:
         refused()
     successor = secrets.token_urlsafe(16)
-    done = core.store.rotate(REFRESH_KIND, jti, now, family_kind=FAMILY_KIND, family=family, successor=successor,
-                             successor_expires_at=now + ttl)
+    done = core.store.rotate(
+        REFRESH_KIND,
+        jti,
+        now,
+        family_kind=FAMILY_KIND,
+        family=family,
+        successor=successor,
+        successor_expires_at=now + ttl,
+    )
     if done.status == "lost":
         _lost(core, jti, family, owner, now, grace)
     return _rotated(core, profile, done, now, jti, family, successor)
 
 
-async def rotate_refresh_async(core: Core, token: str | None, *, profile: str, client_id: str | None, ttl: int,
-                               grace: int = 0,
-                               offload: Callable[..., Awaitable[Any]]) -> tuple[RefreshGrant, IssuedRefresh]:
+async def rotate_refresh_async(
+    core: Core,
+    token: str | None,
+    *,
+    profile: str,
+    client_id: str | None,
+    ttl: int,
+    grace: int = 0,
+    offload: Callable[..., Awaitable[Any]],
+) -> tuple[RefreshGrant, IssuedRefresh]:
     """``rotate_refresh`` for an event loop: the rotation's statement is awaited on the loop
-    where the store can (``Store.rotate_async``: PostgreSQL), the rest of the database work
+    where the store can (the ``AsyncRotation`` capability: PostgreSQL), the rest of the database work
     (``rotate`` elsewhere; the rare revocations and the grace-window look-up) goes through
     ``offload(fn, *args, **kwargs)``, which awaits a synchronous call without blocking the
-    loop (tessera.web.dbcall.run). The same rules, checks and answers as ``rotate_refresh``."""
+    loop (the web layer passes ``Runtime.run_flow``, tessera.web.dbcall). The same rules,
+    checks and answers as ``rotate_refresh``."""
     now, jti, family, owner, refused = _rotation_checks(core, token, client_id, profile)
     if refused is not None:
         await offload(refused)
     successor = secrets.token_urlsafe(16)
-    args = (REFRESH_KIND, jti, now)
-    kwargs = {"family_kind": FAMILY_KIND, "family": family, "successor": successor, "successor_expires_at": now + ttl}
-    rotate_async = getattr(core.store, "rotate_async", None)
-    done = await rotate_async(*args, **kwargs) if rotate_async is not None else None
+    rotation = core.caps.rotation
+    done = None
+    if rotation is not None:
+        done = await rotation.rotate_async(
+            REFRESH_KIND,
+            jti,
+            now,
+            family_kind=FAMILY_KIND,
+            family=family,
+            successor=successor,
+            successor_expires_at=now + ttl,
+        )
     if done is None:
-        done = await offload(core.store.rotate, *args, **kwargs)
+        done = await offload(
+            core.store.rotate,
+            REFRESH_KIND,
+            jti,
+            now,
+            family_kind=FAMILY_KIND,
+            family=family,
+            successor=successor,
+            successor_expires_at=now + ttl,
+        )
     if done.status == "lost":
         await offload(_lost, core, jti, family, owner, now, grace)
     return _rotated(core, profile, done, now, jti, family, successor)
 
 
-def _rotation_checks(core: Core, token: str | None, client_id: str | None,
-                     profile: str) -> tuple[int, str, str, Any, Callable[[], None] | None]:
+def _rotation_checks(
+    core: Core, token: str | None, client_id: str | None, profile: str
+) -> tuple[int, str, str, Any, Callable[[], None] | None]:
     """The token verified, its ``jti``, family and owner, and ``refused``: None, or (a foreign
     token, an inactive client) a callable that revokes the family and raises ``InvalidGrant``,
     for the caller to run (on the loop, or off it)."""
@@ -181,28 +241,44 @@ def _rotation_checks(core: Core, token: str | None, client_id: str | None,
     jti, family, owner = str(claims.get("jti")), str(claims.get("fam")), claims.get("client_id")
     refused: Callable[[], None] | None = None
     if client_id is not None and owner != client_id:
+
         def refused() -> None:
             revoke_family(core, family, owner, cause="refresh_foreign_client")
             raise InvalidGrant("the refresh token was issued to another client", reason="refresh_foreign")
     else:
         client = core.client(str(owner)) if isinstance(owner, str) else None
         if client is None or not client.active:
+
             def refused() -> None:
                 revoke_family(core, family, owner, cause="client_revoked")
                 raise InvalidGrant("the client is no longer active", reason="client_revoked")
+
     return now, jti, family, owner, refused
 
 
-def _rotated(core: Core, profile: str, done: Rotation, now: int, jti: str, family: str,
-             successor: str) -> tuple[RefreshGrant, IssuedRefresh]:
+def _rotated(
+    core: Core, profile: str, done: Rotation, now: int, jti: str, family: str, successor: str
+) -> tuple[RefreshGrant, IssuedRefresh]:
     """The grant and the signed successor of a ``rotated`` rotation; ``InvalidGrant`` when the
     family was revoked (``lost`` is handled by the caller, through ``_lost``)."""
     if done.status == "family_revoked":
         raise InvalidGrant("the refresh token has been revoked", reason="refresh_family_revoked")
-    won, exp = done.consumed, int(done.successor_expires_at)
-    grant = RefreshGrant(won.client_id, family, jti, won.data.get("sub", won.client_id), won.data.get("scope", ""), won.data,
-                         int(done.family_expires_at))
-    return grant, IssuedRefresh(_sign(core, profile, won.client_id, successor, family, now, exp), successor, family, exp)
+    won, exp, family_exp = done.consumed, done.successor_expires_at, done.family_expires_at
+    if won is None or exp is None or family_exp is None:  # not rotated: the caller saw "lost" first
+        raise InvalidGrant("the refresh token has already been used", reason="refresh_reused")
+    grant = RefreshGrant(
+        won.client_id,
+        family,
+        jti,
+        won.data.get("sub", won.client_id),
+        won.data.get("scope", ""),
+        won.data,
+        int(family_exp),
+    )
+    exp = int(exp)
+    return grant, IssuedRefresh(
+        _sign(core, profile, won.client_id, successor, family, now, exp), successor, family, exp
+    )
 
 
 def family_revoked(core: Core, family: str) -> bool:

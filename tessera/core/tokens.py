@@ -6,17 +6,20 @@ import base64
 import json
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from tessera.core.context import Core
+from tessera.core.context import EXACT_CACHE_SECONDS, Core, _TTLCache
+from tessera.core.kinds import Kind
 from tessera.core.models import Artifact
+from tessera.core.ports import Conflict
 from tessera.core.profiles import AXEPT
-from tessera.storage.base import Conflict
 from tessera.errors import InvalidToken
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import sign_jwt, verify_own_jwt
+from tessera.jose.keyset import ServerKeys
 
-REVOKED_TOKEN = "revoked_jti"
+REVOKED_TOKEN: str = Kind.REVOKED_TOKEN.value
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,11 @@ def issue_access_token(
     when mTLS was used. ``audience`` may widen the profile's audience into a list that holds it
     (MobilePay's two-entry ``aud``); it can never replace it."""
     seal = core.config.seal(profile)
-    if audience is not None and audience != seal.audience and not (isinstance(audience, list) and seal.audience in audience):
+    if (
+        audience is not None
+        and audience != seal.audience
+        and not (isinstance(audience, list) and seal.audience in audience)
+    ):
         raise ValueError(f"the audience of a {profile} token must hold {seal.audience}")
     now = core.now()
     jti = secrets.token_urlsafe(16)
@@ -73,16 +80,28 @@ def issue_access_token(
 def issue_id_token(core: Core, *, client_id: str, subject: str, ttl: int, extra: dict[str, Any] | None = None) -> str:
     now = core.now()
     claims: dict[str, Any] = {
-        "iss": core.config.issuer, "sub": subject, "aud": client_id, "azp": client_id,
-        "iat": now, "auth_time": now, "exp": now + ttl,
+        "iss": core.config.issuer,
+        "sub": subject,
+        "aud": client_id,
+        "azp": client_id,
+        "iat": now,
+        "auth_time": now,
+        "exp": now + ttl,
     }
     if extra:
         claims.update(extra)
     return sign_jwt(claims, core.keys.get().signing_key, typ="JWT")
 
 
-def verify_access_token(core: Core, token: str | None, *, thumbprint: str | None, profile: str, bound: bool = False,
-                        check_revoked: bool = True) -> dict[str, Any]:
+def verify_access_token(
+    core: Core,
+    token: str | None,
+    *,
+    thumbprint: str | None,
+    profile: str,
+    bound: bool = False,
+    check_revoked: bool = True,
+) -> dict[str, Any]:
     """Claims of one of ``profile``'s own access tokens, checked for signature, seal (issuer,
     audience, profile, environment), expiry, certificate binding and revocation. The one place
     where an access token is read: another profile's token is refused here, whatever endpoint
@@ -114,8 +133,14 @@ def verify_access_token(core: Core, token: str | None, *, thumbprint: str | None
         raise InvalidToken("a certificate-bound access token is required", reason="token_unbound")
     if bound_to is not None and bound_to != thumbprint:
         raise InvalidToken("the access token is bound to another certificate", reason="token_binding_mismatch")
-    if not check_revoked:
-        return claims
+    if check_revoked:
+        _check_revocations(core, claims, profile, bound_to, now)
+    return claims
+
+
+def _check_revocations(core: Core, claims: dict[str, Any], profile: str, bound_to: str | None, now: int) -> None:
+    """``InvalidToken`` for a token revoked by its jti or its refresh family, of a client no
+    longer active, or bound to a certificate that is revoked or expired."""
     if access_token_revoked(core, str(claims.get("jti"))):
         raise InvalidToken("the access token has been revoked", reason="token_revoked")
     if "fam" in claims:
@@ -131,7 +156,6 @@ def verify_access_token(core: Core, token: str | None, *, thumbprint: str | None
         cert = core.certificate(bound_to)
         if cert is None or not cert.usable(now):
             raise InvalidToken("the access token's certificate is revoked or expired", reason="token_cert_revoked")
-    return claims
 
 
 #: Access tokens whose signature a worker verified, kept for the next request that presents
@@ -139,7 +163,7 @@ def verify_access_token(core: Core, token: str | None, *, thumbprint: str | None
 VERIFIED_TOKENS = 4096
 
 
-def _verified_tokens(core: Core, keys: Any, token: str, now: int) -> dict[str, Any] | None:
+def _verified_tokens(core: Core, keys: ServerKeys, token: str, now: int) -> dict[str, Any] | None:
     """The claims of ``token`` if this worker verified exactly this token with the same key set
     and its key still verifies now (not lapsed); else None (verify it). Everything after the
     signature (issuer, expiry, binding, revocation) is checked on every request all the same."""
@@ -149,7 +173,7 @@ def _verified_tokens(core: Core, keys: Any, token: str, now: int) -> dict[str, A
     return dict(hit[2])
 
 
-def _remember(core: Core, keys: Any, token: str, claims: dict[str, Any]) -> None:
+def _remember(core: Core, keys: ServerKeys, token: str, claims: dict[str, Any]) -> None:
     seen = core.verified_tokens
     if len(seen) >= VERIFIED_TOKENS:
         seen.clear()
@@ -164,7 +188,7 @@ def access_token_revoked(core: Core, jti: str) -> bool:
     """True when the access token ``jti`` was revoked.
 
     Where the store announces its revoked marks through exact change notices (SQL: SQLite's
-    notice file, PostgreSQL LISTEN/NOTIFY; ``SQLStore.announced_kinds``), each worker keeps the
+    notice file, PostgreSQL LISTEN/NOTIFY; the ``AnnouncedKinds`` capability), each worker keeps the
     set of live marks in memory, reloaded on the next request after any announced change (and
     at least every minute): no database read per Bearer token, and a revocation is honoured
     by every worker on its next request all the same. Elsewhere (marks on Redis, notices that
@@ -176,18 +200,16 @@ def access_token_revoked(core: Core, jti: str) -> bool:
     return jti in marks.get(None)
 
 
-def _revoked_marks(core: Core) -> Any:
+def _revoked_marks(core: Core) -> _TTLCache[None, frozenset[str]] | None:
     """The worker's cache of revoked access-token jtis (see ``access_token_revoked``), made on
     first use and dropped with the other worker caches when a change is announced; None where
     the marks cannot be kept exactly in memory."""
     marks = core.revoked_marks
     if marks is None:
-        from tessera.core.context import EXACT_CACHE_SECONDS, _TTLCache
-
         store = core.store
-        if (not core.exact_notices  # no notices, or polled ones (Redis)
-                or REVOKED_TOKEN in getattr(getattr(store, "artifacts", None), "kinds", ())  # marks on Redis
-                or REVOKED_TOKEN not in getattr(store, "announced_kinds", ())):  # their writes not announced
+        # Exact notices, and the store announces the writes of the marks it holds (a store
+        # that keeps them elsewhere, on Redis, does not count them among its announced kinds).
+        if not core.exact_notices or REVOKED_TOKEN not in core.caps.announced_kinds:
             marks = False
         else:
             marks = _TTLCache(EXACT_CACHE_SECONDS, lambda _key: store.artifact_keys(REVOKED_TOKEN, core.now()))
@@ -203,7 +225,5 @@ def revoke_token(core: Core, jti: str, client_id: str, expires_at: int) -> None:
         pass
 
 
-def _dt(ts: int):
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
+def _dt(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)

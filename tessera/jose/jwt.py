@@ -23,14 +23,16 @@ from typing import Any
 
 import orjson
 from joserfc import jws
-from joserfc.util import json_b64encode, urlsafe_b64encode
 from joserfc.errors import JoseError as _LibJoseError
-from joserfc.errors import UnsupportedAlgorithmError
-from joserfc.jws import JWSAlgModel, JWSRegistry
+from joserfc.jwa import JWSAlgModel
+from joserfc.jws import JWSRegistry
+from joserfc.util import json_b64encode, urlsafe_b64encode
 
 from .errors import JoseError
 from .keys import SIGNING_ALGS
 from .keyset import ManagedKey, ServerKeys
+from .registry import norm_typ as _norm_typ
+from .registry import single_alg_registry
 
 __all__ = ["sign_jwt", "verify_own_jwt", "MAX_OWN_TOKEN_BYTES"]
 
@@ -38,32 +40,8 @@ __all__ = ["sign_jwt", "verify_own_jwt", "MAX_OWN_TOKEN_BYTES"]
 MAX_OWN_TOKEN_BYTES = 16384
 
 
-class _SingleAlgRegistry(JWSRegistry):
-    """A joserfc JWS registry that allows exactly the algorithms given.
-
-    ``get_alg`` is overridden only to skip joserfc's per-call deprecation
-    warning for ``EdDSA`` (RFC 9864 deprecates the polymorphic name in favour
-    of ``Ed25519``; our allow-list keeps ``EdDSA`` for verifier compatibility),
-    which would otherwise run the warnings machinery on every signature.
-    """
-
-    def get_alg(self, name: str) -> JWSAlgModel:
-        if not self.allowed or name not in self.allowed or name not in self.algorithms:
-            raise UnsupportedAlgorithmError("Algorithm is not allowed")
-        return self.algorithms[name]
-
-
-_REGISTRIES: dict[str, JWSRegistry] = {alg: _SingleAlgRegistry(algorithms=(alg,)) for alg in SIGNING_ALGS}
+_REGISTRIES: dict[str, JWSRegistry] = {alg: single_alg_registry(alg) for alg in SIGNING_ALGS}
 _PARSE_REGISTRY = JWSRegistry(algorithms=SIGNING_ALGS)
-
-
-def _norm_typ(value: Any) -> str | None:
-    """RFC 7515 §4.1.9: typ is a media type, compared case-insensitively, and
-    the ``application/`` prefix may be omitted."""
-    if not isinstance(value, str):
-        return None
-    value = value.lower()
-    return value[len("application/") :] if value.startswith("application/") else value
 
 
 #: (id of the parsed key, kid, alg, typ) -> (protected-header segment + ".", joserfc algorithm).
@@ -132,20 +110,7 @@ def verify_own_jwt(token: str, keys: ServerKeys, *, typ: str | None, now: dateti
         obj = jws.extract_compact(token.encode("ascii"), registry=_PARSE_REGISTRY)
     except (_LibJoseError, ValueError, TypeError, UnicodeError):
         raise JoseError("malformed token") from None
-    header = obj.headers()
-    if not isinstance(header, dict):
-        raise JoseError("malformed token")
-    if "crit" in header or "b64" in header:
-        raise JoseError("unsupported token header")
-    mk = keys.verification_key(header.get("kid"), now)
-    if mk is None:
-        raise JoseError("unknown signing key")
-    if header.get("alg") != mk.alg:
-        raise JoseError("token alg does not match its key")
-    if "x5t" in header and header["x5t"] != mk.x5t:
-        raise JoseError("token x5t does not match its key")
-    if typ is not None and _norm_typ(header.get("typ")) != _norm_typ(typ):
-        raise JoseError("unexpected token type")
+    mk = _header_key(obj.headers(), keys, typ=typ, now=now)
     try:
         valid = jws.validate_compact(obj, mk.key, registry=_REGISTRIES[mk.alg])
     except (_LibJoseError, ValueError, TypeError):
@@ -159,3 +124,22 @@ def verify_own_jwt(token: str, keys: ServerKeys, *, typ: str | None, now: dateti
     if not isinstance(claims, dict):
         raise JoseError("token payload is not a JSON object")
     return claims
+
+
+def _header_key(header: Any, keys: ServerKeys, *, typ: str | None, now: datetime) -> ManagedKey:
+    """The live ``sig`` key the header names, once the header fits it (``alg``, ``x5t``,
+    ``typ``; no ``crit`` or ``b64``)."""
+    if not isinstance(header, dict):
+        raise JoseError("malformed token")
+    if "crit" in header or "b64" in header:
+        raise JoseError("unsupported token header")
+    mk = keys.verification_key(header.get("kid"), now)
+    if mk is None:
+        raise JoseError("unknown signing key")
+    if header.get("alg") != mk.alg:
+        raise JoseError("token alg does not match its key")
+    if "x5t" in header and header["x5t"] != mk.x5t:
+        raise JoseError("token x5t does not match its key")
+    if typ is not None and _norm_typ(header.get("typ")) != _norm_typ(typ):
+        raise JoseError("unexpected token type")
+    return mk

@@ -16,11 +16,11 @@ from __future__ import annotations
 import binascii
 import json
 import os
-from typing import Any, Union
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
+from joserfc.jwk import ECKey, JWKRegistry, KeyParameters, OKPKey, RSAKey
 from joserfc.util import urlsafe_b64decode, urlsafe_b64encode
 
 from .errors import JoseError
@@ -46,7 +46,7 @@ ENCRYPTION_ALGS = ("RSA-OAEP-256", "RSA-OAEP")
 #: RFC 7518 §3.3 / §4.3: "A key of size 2048 bits or larger MUST be used".
 MIN_RSA_BITS = 2048
 
-AsymmetricKey = Union[RSAKey, ECKey, OKPKey]
+AsymmetricKey = RSAKey | ECKey | OKPKey
 
 _SEAL_VERSION = "v1"
 _NONCE_BYTES = 12  # 96-bit IV, NIST SP 800-38D §8.2
@@ -73,7 +73,7 @@ def generate_signing_key(alg: str = "ES256") -> AsymmetricKey:
     ES256 -> EC P-256, RS256 -> RSA 2048, EdDSA -> OKP Ed25519. The key
     carries ``alg``, ``use="sig"`` and ``kid`` = RFC 7638 thumbprint.
     """
-    params = {"alg": alg, "use": "sig"}
+    params: KeyParameters = {"alg": alg, "use": "sig"}
     key: AsymmetricKey
     if alg == "ES256":
         key = ECKey.generate_key("P-256", parameters=params)

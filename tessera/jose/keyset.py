@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from .errors import JoseError
 from .keys import ENCRYPTION_ALGS, SIGNING_ALGS, AsymmetricKey, check_key_for_alg, public_jwk
@@ -109,29 +110,12 @@ class ServerKeys:
                 raise JoseError("key has no kid")
             if mk.kid in by_kid:
                 raise JoseError("duplicate kid in key set")
-            if mk.use not in USES:
-                raise JoseError("key use must be 'sig' or 'enc'")
-            if mk.status not in STATUSES:
-                raise JoseError("key status must be next, current or retired")
-            if mk.alg not in _ALGS_BY_USE[mk.use]:
-                raise JoseError("key algorithm not allowed for its use")
-            check_key_for_alg(mk.key, mk.alg)
-            if not getattr(mk.key, "is_private", False):
-                raise JoseError("server keys must be private keys")
-            if mk.key.kid is not None and mk.key.kid != mk.kid:
-                raise JoseError("key kid does not match its record")
-            own_use, own_alg = mk.key.get("use"), mk.key.get("alg")
-            if (own_use is not None and own_use != mk.use) or (own_alg is not None and own_alg != mk.alg):
-                raise JoseError("key use/alg does not match its record")
-            if mk.retire_at is not None and mk.retire_at.tzinfo is None:
-                raise JoseError("retire_at must be timezone-aware")
-            if mk.ring is not None and (mk.use != "sig" or PROFILE_RINGS.get(mk.ring) != mk.alg):
-                raise JoseError("a profile's ring holds signing keys of its own algorithm only")
-            if mk.x5c:
-                _check_certificate(mk)
+            _check_managed_key(mk)
             if mk.status == "current":
                 if (mk.use, mk.ring) in current:
-                    raise JoseError(f"more than one current {mk.use} key" + (f" in the {mk.ring} ring" if mk.ring else ""))
+                    raise JoseError(
+                        f"more than one current {mk.use} key" + (f" in the {mk.ring} ring" if mk.ring else "")
+                    )
                 current[(mk.use, mk.ring)] = mk
             by_kid[mk.kid] = mk
 
@@ -144,14 +128,19 @@ class ServerKeys:
         # publication order: current, then next, then retired (input order kept within a status),
         # the shared ring before the profiles' rings
         self._ordered: dict[str, tuple[ManagedKey, ...]] = {
-            use: tuple(sorted((mk for mk in keys if mk.use == use),
-                              key=lambda m: (_STATUS_ORDER[m.status], m.ring is not None)))
+            use: tuple(
+                sorted(
+                    (mk for mk in keys if mk.use == use), key=lambda m: (_STATUS_ORDER[m.status], m.ring is not None)
+                )
+            )
             for use in USES
         }
         # public JWKs are derived once per key
         self._public: dict[str, dict[str, Any]] = {}
         # (use, ring filter) -> (valid_from, valid_until, keys list); see jwks()
-        self._jwks_cache: dict[tuple[str, str | None], tuple[datetime | None, datetime | None, tuple[dict[str, Any], ...]]] = {}
+        self._jwks_cache: dict[
+            tuple[str, str | None], tuple[datetime | None, datetime | None, tuple[dict[str, Any], ...]]
+        ] = {}
 
     # ------------------------------------------------------------------ #
 
@@ -243,11 +232,38 @@ class ServerKeys:
         return self._live_key(kid, "sig", now)
 
 
+def _check_managed_key(mk: ManagedKey) -> None:
+    """One key's own rules (see :class:`ServerKeys`): use, status and alg from the fixed
+    lists, a private key of the alg's type, its kid/use/alg as recorded, an aware
+    ``retire_at``, a profile ring's algorithm, a certificate of this very key."""
+    if mk.use not in USES:
+        raise JoseError("key use must be 'sig' or 'enc'")
+    if mk.status not in STATUSES:
+        raise JoseError("key status must be next, current or retired")
+    if mk.alg not in _ALGS_BY_USE[mk.use]:
+        raise JoseError("key algorithm not allowed for its use")
+    check_key_for_alg(mk.key, mk.alg)
+    if not getattr(mk.key, "is_private", False):
+        raise JoseError("server keys must be private keys")
+    if mk.key.kid is not None and mk.key.kid != mk.kid:
+        raise JoseError("key kid does not match its record")
+    own_use, own_alg = mk.key.get("use"), mk.key.get("alg")
+    if (own_use is not None and own_use != mk.use) or (own_alg is not None and own_alg != mk.alg):
+        raise JoseError("key use/alg does not match its record")
+    if mk.retire_at is not None and mk.retire_at.tzinfo is None:
+        raise JoseError("retire_at must be timezone-aware")
+    if mk.ring is not None and (mk.use != "sig" or PROFILE_RINGS.get(mk.ring) != mk.alg):
+        raise JoseError("a profile's ring holds signing keys of its own algorithm only")
+    if mk.x5c:
+        _check_certificate(mk)
+
+
 def _check_certificate(mk: ManagedKey) -> None:
     """``x5c[0]`` must be a certificate of ``mk``'s own public key (RFC 7517 §4.7)."""
     try:
         cert = x509.load_der_x509_certificate(base64.b64decode(mk.x5c[0], validate=True))
-        same = cert.public_key().public_numbers() == mk.key.public_key.public_numbers()
+        spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        same = cert.public_key().public_bytes(*spki) == mk.key.public_key.public_bytes(*spki)
     except (ValueError, TypeError, AttributeError) as exc:
         raise JoseError("key certificate (x5c) is malformed") from exc
     if not same:

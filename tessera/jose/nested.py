@@ -124,11 +124,13 @@ class _UniformRSAKeyEncryption(JWEKeyEncryption):
         self.recommended = inner.recommended
 
     def encrypt_cek(self, cek: bytes, recipient: Any) -> bytes:
-        return self._inner.encrypt_cek(cek, recipient)
+        encrypted: bytes = self._inner.encrypt_cek(cek, recipient)
+        return encrypted
 
     def decrypt_cek(self, recipient: Any) -> bytes:
         try:
-            return self._inner.decrypt_cek(recipient)
+            cek: bytes = self._inner.decrypt_cek(recipient)
+            return cek
         except _LibJoseError:
             return secrets.token_bytes(32)
 
@@ -229,7 +231,29 @@ def decrypt_assertion(token: str, keys: ServerKeys, now: datetime) -> bytes:
     the module docstring). Every later failure raises ``JoseError(DECRYPT_FAILED)``.
     """
     parts = _compact_parts(token, 5, "client_assertion")
-    header = _decode_header(parts[0])
+    header = _checked_jwe_header(parts[0])
+    enc = header["enc"]
+    if "kid" not in header:
+        return _decrypt_without_kid(parts, enc, published_decryption_keys(keys, now))
+    kid = header["kid"]
+    if not kid:
+        raise JoseError("JWE kid is empty")
+    managed = keys.decryption_key(kid, now)
+    if managed is None:
+        raise JoseError("JWE kid does not name a decryption key")
+    if not isinstance(managed.key, RSAKey):  # enc keys are RSA (keys.ENCRYPTION_ALGS)
+        raise JoseError("JWE kid does not name a decryption key")
+    plaintext = _try_decrypt(parts, managed.key, enc)
+    if plaintext is None:
+        raise JoseError(DECRYPT_FAILED)
+    return plaintext
+
+
+def _checked_jwe_header(segment: str) -> dict[str, Any]:
+    """The JWE protected header, refused before any decryption unless it is a JSON object
+    with an allowed ``alg`` and ``enc``, no ``zip``, ``jku``/``x5u``/``jwk``/``x5c`` or
+    ``crit``, and string values where strings are due."""
+    header = _decode_header(segment)
     if header is None:
         raise JoseError("JWE protected header is not a JSON object")
     if header.get("alg") not in JWE_ALGS or not isinstance(header.get("alg"), str):
@@ -244,25 +268,13 @@ def decrypt_assertion(token: str, keys: ServerKeys, now: datetime) -> bytes:
     if "crit" in header:
         raise JoseError("JWE crit header is not accepted")
     _check_string_headers(header, "JWE")
-    enc = header["enc"]
-    if "kid" not in header:
-        return _decrypt_without_kid(parts, enc, published_decryption_keys(keys, now))
-    kid = header["kid"]
-    if not kid:
-        raise JoseError("JWE kid is empty")
-    managed = keys.decryption_key(kid, now)
-    if managed is None:
-        raise JoseError("JWE kid does not name a decryption key")
-    plaintext = _try_decrypt(parts, managed.key, enc)
-    if plaintext is None:
-        raise JoseError(DECRYPT_FAILED)
-    return plaintext
+    return header
 
 
 def published_decryption_keys(keys: ServerKeys, now: datetime) -> list[RSAKey]:
     """The ``enc`` keys that ``keys.jwks("enc", now)`` publishes, in the same order
     (current, next, retired-but-unlapsed): the keys a kid-less JWE may be encrypted to."""
-    return [mk.key for mk in keys.keys if mk.use == "enc" and mk.live(now)]
+    return [mk.key for mk in keys.keys if mk.use == "enc" and mk.live(now) and isinstance(mk.key, RSAKey)]
 
 
 def _decrypt_without_kid(parts: list[str], enc: str, candidates: list[RSAKey]) -> bytes:
@@ -299,8 +311,13 @@ def _try_decrypt(parts: list[str], key: RSAKey, enc: str) -> bytes | None:
         ct, malformed = b"", True
     if malformed:
         value = b".".join(
-            [header_seg.encode("ascii"), urlsafe_b64encode(ek), urlsafe_b64encode(iv),
-             urlsafe_b64encode(ct), urlsafe_b64encode(tag)]
+            [
+                header_seg.encode("ascii"),
+                urlsafe_b64encode(ek),
+                urlsafe_b64encode(iv),
+                urlsafe_b64encode(ct),
+                urlsafe_b64encode(tag),
+            ]
         )
     else:
         value = ".".join(parts).encode("ascii")
@@ -351,6 +368,22 @@ def _usable_keys(candidate_keys: list[Any], alg: str) -> tuple[list[Any], bool]:
     return usable, too_small
 
 
+def _checked_jws_header(segment: str) -> dict[str, Any]:
+    """The inner JWS header: a JSON object with an allowed ``alg``, none of the refused
+    parameters, and string values where strings are due."""
+    header = _decode_header(segment)
+    if header is None:
+        raise JoseError("JWS protected header is not a JSON object")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in JWS_ALGS:
+        raise JoseError("JWS alg is not allowed")
+    for name in _FORBIDDEN_JWS_HEADERS:
+        if name in header:
+            raise JoseError(f"JWS header parameter {name} is not accepted")
+    _check_string_headers(header, "JWS")
+    return header
+
+
 def verify_signed_assertion(jws: bytes | str, candidate_keys: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Verify the inner compact JWS against the client's candidate public keys.
 
@@ -362,16 +395,8 @@ def verify_signed_assertion(jws: bytes | str, candidate_keys: list[Any]) -> tupl
     validated here.
     """
     parts = _compact_parts(jws, 3, "signed assertion")
-    header = _decode_header(parts[0])
-    if header is None:
-        raise JoseError("JWS protected header is not a JSON object")
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in JWS_ALGS:
-        raise JoseError("JWS alg is not allowed")
-    for name in _FORBIDDEN_JWS_HEADERS:
-        if name in header:
-            raise JoseError(f"JWS header parameter {name} is not accepted")
-    _check_string_headers(header, "JWS")
+    header = _checked_jws_header(parts[0])
+    alg: str = header["alg"]
     if not parts[2]:
         raise JoseError("signed assertion has no signature")
 

@@ -12,32 +12,83 @@
 - :class:`TokenError`: a failed token/PAR/JWKS/code call.
 """
 
-from .assertion import build_nested_assertion, x5t_s256
-from .auth import TokenAuth
-from .axept import AxeptClient
-from .b2binpay import B2BinPayClient
-from .cache import CachedToken, TokenCache, default_cache
-from .csr import make_csr
-from .errors import SDKError, TokenError
-from .mobilepay import MobilePayClient
-from .nexi import ClientAssertion, NexiSoftPOSClient
-from .pkce import make_pkce
+from __future__ import annotations
 
-# The resource-server side needs Starlette (and tessera.web's mTLS extraction): it is
-# imported on first use, so that a token client does not pay for it.
-_RESOURCE = frozenset({
-    "AuthContext", "InsufficientScope", "InvalidRequestError", "InvalidTokenError", "JWKSCache", "JWKSUnavailable",
-    "MerchantMismatch", "MobilePayMerchantRule", "ResourceError", "TokenVerifier", "require_token",
-    "resource_error_handler",
-})
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .assertion import build_nested_assertion, x5t_s256
+    from .auth import TokenAuth
+    from .axept import AxeptClient
+    from .b2binpay import B2BinPayClient
+    from .cache import CachedToken, TokenCache, default_cache
+    from .csr import make_csr
+    from .errors import SDKError, TokenError
+    from .mobilepay import MobilePayClient
+    from .nexi import ClientAssertion, NexiSoftPOSClient
+    from .pkce import make_pkce
+    from .resource import (
+        AuthContext,
+        InsufficientScope,
+        InvalidRequestError,
+        InvalidTokenError,
+        JWKSCache,
+        JWKSUnavailable,
+        MerchantMismatch,
+        MobilePayMerchantRule,
+        ResourceError,
+        TokenVerifier,
+        require_token,
+        resource_error_handler,
+    )
+
+# Every name is imported on first use (PEP 562): ``import tessera.sdk.mtls`` (which the
+# server and the CA use) costs that module alone, a token client does not pay for the
+# resource-server side, and Starlette comes only with require_token / resource_error_handler.
+_HOMES = {
+    "build_nested_assertion": "assertion",
+    "x5t_s256": "assertion",
+    "TokenAuth": "auth",
+    "AxeptClient": "axept",
+    "B2BinPayClient": "b2binpay",
+    "CachedToken": "cache",
+    "TokenCache": "cache",
+    "default_cache": "cache",
+    "make_csr": "csr",
+    "SDKError": "errors",
+    "TokenError": "errors",
+    "MobilePayClient": "mobilepay",
+    "ClientAssertion": "nexi",
+    "NexiSoftPOSClient": "nexi",
+    "make_pkce": "pkce",
+    **dict.fromkeys(
+        (
+            "AuthContext",
+            "InsufficientScope",
+            "InvalidRequestError",
+            "InvalidTokenError",
+            "JWKSCache",
+            "JWKSUnavailable",
+            "MerchantMismatch",
+            "MobilePayMerchantRule",
+            "ResourceError",
+            "TokenVerifier",
+            "require_token",
+            "resource_error_handler",
+        ),
+        "resource",
+    ),
+}
 
 
-def __getattr__(name: str):
-    if name in _RESOURCE:
-        from . import resource
-
-        return getattr(resource, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def __getattr__(name: str) -> Any:
+    module = _HOMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # once: the next look-up is a plain attribute
+    return value
 
 
 __all__ = [

@@ -5,9 +5,9 @@ asynchronous fetch, and the JSON helpers."""
 from __future__ import annotations
 
 import ssl
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -38,7 +38,9 @@ def ssl_context(verify: Verify) -> ssl.SSLContext:
         ctx.verify_mode = ssl.CERT_NONE
         return ctx
     path = Path(verify)
-    return ssl.create_default_context(capath=str(path)) if path.is_dir() else ssl.create_default_context(cafile=str(path))
+    return (
+        ssl.create_default_context(capath=str(path)) if path.is_dir() else ssl.create_default_context(cafile=str(path))
+    )
 
 
 class HTTPTokenClient(TokenAuth):
@@ -47,8 +49,16 @@ class HTTPTokenClient(TokenAuth):
     ``transport``/``async_transport``: httpx transports to use instead of the network
     (tests, ``httpx.MockTransport``)."""
 
-    def __init__(self, base_url: str, *, cache: TokenCache | None, verify: Verify, timeout: float,
-                 transport: httpx.BaseTransport | None, async_transport: httpx.AsyncBaseTransport | None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        cache: TokenCache | None,
+        verify: Verify,
+        timeout: float,
+        transport: httpx.BaseTransport | None,
+        async_transport: httpx.AsyncBaseTransport | None,
+    ) -> None:
         super().__init__(cache=cache)
         self.base_url = base_url.rstrip("/")
         self._ssl = ssl_context(verify)
@@ -65,7 +75,7 @@ class HTTPTokenClient(TokenAuth):
         """Close the connections (the token stays in the cache)."""
         self._http.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -125,5 +135,5 @@ def parse_utc(value: Any) -> float | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()

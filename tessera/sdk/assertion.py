@@ -11,7 +11,6 @@ the outer JWE header ``{"alg": "RSA-OAEP-256", "enc": "A128CBC-HS256"}``: no ``k
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from typing import Any
 
@@ -21,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc import jwe, jws
 from joserfc.jwk import ECKey, RSAKey
 
+from .mtls import thumbprint
+
 __all__ = ["build_nested_assertion", "x5t_s256", "signing_alg"]
 
 _JWE_ALGS = ("RSA-OAEP-256", "RSA-OAEP")
@@ -29,10 +30,10 @@ _MIN_RSA_BITS = 2048
 
 
 def x5t_s256(certificate_pem: bytes) -> str:
-    """``x5t#S256``: base64url SHA-256 of the certificate's DER, unpadded (RFC 7515 §4.1.8)."""
+    """``x5t#S256`` of a PEM certificate: base64url SHA-256 of its DER, unpadded (RFC 7515
+    §4.1.8; :func:`tessera.sdk.mtls.thumbprint`)."""
     cert = x509.load_pem_x509_certificate(certificate_pem)
-    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return thumbprint(cert.public_bytes(serialization.Encoding.DER))
 
 
 def signing_alg(private_key: Any) -> str:
@@ -46,9 +47,16 @@ def signing_alg(private_key: Any) -> str:
     raise ValueError("the signing key must be RSA (2048+ bits) or EC P-256")
 
 
-def build_nested_assertion(claims: dict[str, Any], *, signing_key_pem: bytes, certificate_pem: bytes | None,
-                           encryption_jwk: dict[str, Any], alg: str = "RSA-OAEP-256", enc: str = "A256GCM",
-                           minimal_headers: bool = False) -> str:
+def build_nested_assertion(
+    claims: dict[str, Any],
+    *,
+    signing_key_pem: bytes,
+    certificate_pem: bytes | None,
+    encryption_jwk: dict[str, Any],
+    alg: str = "RSA-OAEP-256",
+    enc: str = "A256GCM",
+    minimal_headers: bool = False,
+) -> str:
     """Sign ``claims`` with ``signing_key_pem`` (unencrypted PEM) and encrypt the JWS to
     ``encryption_jwk`` (a public RSA JWK). With ``certificate_pem``, the certificate must hold
     the signing key's public half, and (unless ``minimal_headers``) the JWS header names it by
@@ -63,11 +71,16 @@ def build_nested_assertion(claims: dict[str, Any], *, signing_key_pem: bytes, ce
     header: dict[str, Any] = {"alg": sig_alg} if minimal_headers else {"alg": sig_alg, "typ": "JWT"}
     if certificate_pem is not None:
         cert = x509.load_pem_x509_certificate(certificate_pem)
-        if cert.public_key().public_numbers() != private_key.public_key().public_numbers():
+        if _spki(cert.public_key()) != _spki(private_key.public_key()):
             raise ValueError("the certificate does not match the signing key")
         if not minimal_headers:
             header["x5t#S256"] = x5t_s256(certificate_pem)
-    signer = RSAKey.import_key(private_key) if sig_alg == "RS256" else ECKey.import_key(private_key)
+    signer: RSAKey | ECKey
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        signer = RSAKey.import_key(private_key)
+    else:
+        assert isinstance(private_key, ec.EllipticCurvePrivateKey)  # signing_alg allows these two only
+        signer = ECKey.import_key(private_key)
     payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     signed = jws.serialize_compact(header, payload, signer, algorithms=[sig_alg])
 
@@ -77,6 +90,12 @@ def build_nested_assertion(claims: dict[str, Any], *, signing_key_pem: bytes, ce
     else:
         protected = {"alg": alg, "enc": enc, "kid": encryption_jwk["kid"], "cty": "JWT"}
     return jwe.encrypt_compact(protected, signed.encode("ascii"), recipient, algorithms=[alg, enc])
+
+
+def _spki(public_key: Any) -> bytes:
+    """A public key's SubjectPublicKeyInfo (DER): equal for the two halves of one key."""
+    der: bytes = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return der
 
 
 def _encryption_key(jwk: dict[str, Any], *, need_kid: bool = True) -> RSAKey:

@@ -9,7 +9,7 @@ one that was refused) and the request is retried once with a fresh token.
 
 from __future__ import annotations
 
-from typing import AsyncGenerator, Generator, Hashable
+from collections.abc import AsyncGenerator, Generator, Hashable
 
 import httpx
 

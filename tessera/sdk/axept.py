@@ -16,8 +16,9 @@ payment API as ``Authorization: Bearer``, and fetches a new one when it is refus
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from email.utils import parsedate_to_datetime
-from typing import Any, Hashable
+from typing import Any
 
 import httpx
 
@@ -33,17 +34,28 @@ JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 class AxeptClient(HTTPTokenClient):
     """The bearer token of one merchant key (``merchantId``, ``keyId``, ``key``)."""
 
-    def __init__(self, base_url: str, merchant_id: int, key_id: int, key: str, *,
-                 path: str = "/axept/v1/authenticate", cache: TokenCache | None = None, verify: Verify = True,
-                 timeout: float = 10.0, transport: httpx.BaseTransport | None = None,
-                 async_transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        merchant_id: int,
+        key_id: int,
+        key: str,
+        *,
+        path: str = "/axept/v1/authenticate",
+        cache: TokenCache | None = None,
+        verify: Verify = True,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         for name, value in (("merchant_id", merchant_id), ("key_id", key_id)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer")
         if not isinstance(key, str) or not key:
             raise ValueError("key must be a non-empty string")
-        super().__init__(base_url, cache=cache, verify=verify, timeout=timeout, transport=transport,
-                         async_transport=async_transport)
+        super().__init__(
+            base_url, cache=cache, verify=verify, timeout=timeout, transport=transport, async_transport=async_transport
+        )
         self.merchant_id = merchant_id
         self.key_id = key_id
         self._key = key

@@ -33,8 +33,9 @@ import hmac
 import json
 import threading
 import weakref
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any, Hashable
+from typing import Any
 
 import httpx
 
@@ -66,7 +67,7 @@ class _Slot:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
-_slots: "weakref.WeakKeyDictionary[TokenCache, dict[Hashable, _Slot]]" = weakref.WeakKeyDictionary()
+_slots: weakref.WeakKeyDictionary[TokenCache, dict[Hashable, _Slot]] = weakref.WeakKeyDictionary()
 _slots_lock = threading.Lock()
 
 
@@ -82,14 +83,24 @@ class _Refused(Exception):
 class B2BinPayClient(HTTPTokenClient):
     """The access token of one API user (``login``/``password``)."""
 
-    def __init__(self, base_url: str, login: str, password: str, *, prefix: str = "/b2binpay",
-                 cache: TokenCache | None = None, verify: Verify = True, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None,
-                 async_transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        login: str,
+        password: str,
+        *,
+        prefix: str = "/b2binpay",
+        cache: TokenCache | None = None,
+        verify: Verify = True,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         if not isinstance(login, str) or not login or not isinstance(password, str) or not password:
             raise ValueError("login and password must be non-empty strings")
-        super().__init__(base_url, cache=cache, verify=verify, timeout=timeout, transport=transport,
-                         async_transport=async_transport)
+        super().__init__(
+            base_url, cache=cache, verify=verify, timeout=timeout, transport=transport, async_transport=async_transport
+        )
         self.login = login
         self._password = password
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
@@ -184,8 +195,9 @@ class B2BinPayClient(HTTPTokenClient):
 
     # ------------------------------------------------------------------ answers
     def _login_body(self) -> bytes:
-        return json.dumps({"data": {"type": "auth-token",
-                                    "attributes": {"login": self.login, "password": self._password}}}).encode("utf-8")
+        return json.dumps(
+            {"data": {"type": "auth-token", "attributes": {"login": self.login, "password": self._password}}}
+        ).encode("utf-8")
 
     def _after_login(self, response: httpx.Response, started: float, finished: float) -> CachedToken:
         if response.status_code != 200:
@@ -194,10 +206,14 @@ class B2BinPayClient(HTTPTokenClient):
         attrs = _attributes(body.get("data"), response.status_code)
         meta = body.get("meta")
         if not isinstance(meta, dict) or not isinstance(meta.get("time"), str) or not isinstance(meta.get("sign"), str):
-            raise TokenError(response.status_code, "invalid_signature", "the login answer has no meta.time and meta.sign")
+            raise TokenError(
+                response.status_code, "invalid_signature", "the login answer has no meta.time and meta.sign"
+            )
         expected = response_sign(self.login, self._password, meta["time"], attrs["refresh"])
         if not hmac.compare_digest(expected.encode("ascii"), meta["sign"].strip().lower().encode("utf-8")):
-            raise TokenError(response.status_code, "invalid_signature", "meta.sign does not verify: the answer is refused")
+            raise TokenError(
+                response.status_code, "invalid_signature", "meta.sign does not verify: the answer is refused"
+            )
         server_time = parse_utc(meta["time"])
         if server_time is None:
             raise TokenError(response.status_code, "invalid_response", "meta.time is not a UTC date and time")
@@ -245,7 +261,8 @@ def _attributes(data: Any, status: int) -> dict[str, Any]:
     for name in ("access", "refresh"):
         if not isinstance(attrs.get(name), str) or not attrs[name]:
             raise TokenError(status, "invalid_response", f"the answer has no {name} token")
-    return attrs
+    checked: dict[str, Any] = attrs
+    return checked
 
 
 def _error(response: httpx.Response) -> TokenError:

@@ -26,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Hashable
+from typing import Any
 
 __all__ = ["CachedToken", "TokenCache", "default_cache"]
 
@@ -59,17 +60,17 @@ class _Flight:
 
     __slots__ = ("thread", "task", "done", "result", "error", "retry", "waiters")
 
-    def __init__(self, task: asyncio.Task | None = None) -> None:
+    def __init__(self, task: asyncio.Task[Any] | None = None) -> None:
         self.thread = threading.get_ident()
         self.task = task  # the leading task, or None when a thread leads synchronously
         self.done = threading.Event()
         self.result: CachedToken | None = None
         self.error: BaseException | None = None
         self.retry = False  # the leader gave up (cancelled): waiters start a new flight
-        self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self.waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[CachedToken | None]]] = []
 
 
-def _resolve(fut: asyncio.Future) -> None:
+def _resolve(fut: asyncio.Future[CachedToken | None]) -> None:
     if not fut.done():
         fut.set_result(None)
 
@@ -121,7 +122,7 @@ class TokenCache:
                     return entry
                 flight = self._flights.get(key)
                 lead = flight is None
-                if lead:
+                if flight is None:
                     flight = self._flights[key] = _Flight()
                 elif flight.thread == me:
                     flight = None  # waiting would deadlock: fetch on our own
@@ -157,14 +158,14 @@ class TokenCache:
         loop = asyncio.get_running_loop()
         me = threading.get_ident()
         while True:
-            fut: asyncio.Future | None = None
+            fut: asyncio.Future[CachedToken | None] | None = None
             with self._lock:
                 entry = self._fresh(key, self.clock())
                 if entry is not None:
                     return entry
                 flight = self._flights.get(key)
                 lead = flight is None
-                if lead:
+                if flight is None:
                     flight = self._flights[key] = _Flight(asyncio.current_task())
                 elif _reentrant(flight, me):
                     flight = None  # awaiting our own flight would never end: fetch on our own
@@ -184,7 +185,9 @@ class TokenCache:
                 raise flight.error
             return flight.result  # type: ignore[return-value]
 
-    async def _lead_async(self, key: Hashable, flight: _Flight, fetch: Callable[[], Awaitable[CachedToken]]) -> CachedToken:
+    async def _lead_async(
+        self, key: Hashable, flight: _Flight, fetch: Callable[[], Awaitable[CachedToken]]
+    ) -> CachedToken:
         try:
             token = _checked(await fetch())
         except Exception as e:
@@ -197,8 +200,15 @@ class TokenCache:
         return token
 
     # ------------------------------------------------------------------ internals
-    def _finish(self, key: Hashable, flight: _Flight, *, result: CachedToken | None = None,
-                error: BaseException | None = None, retry: bool = False) -> None:
+    def _finish(
+        self,
+        key: Hashable,
+        flight: _Flight,
+        *,
+        result: CachedToken | None = None,
+        error: BaseException | None = None,
+        retry: bool = False,
+    ) -> None:
         with self._lock:
             if result is not None:
                 self._put(key, result)

@@ -36,7 +36,7 @@ class TokenError(SDKError):
             msg += f": {description}"
         super().__init__(msg)
 
-    def __reduce__(self):  # picklable (e.g. across process pools)
+    def __reduce__(self) -> tuple[type[TokenError], tuple[int, str, str]]:  # picklable (e.g. across process pools)
         return (type(self), (self.status, self.error, self.description))
 
 
@@ -72,4 +72,4 @@ def _challenge_error(header: str) -> str:
     if i < 0:
         return ""
     j = header.find('"', i + len(marker))
-    return _clean(header[i + len(marker):j if j > 0 else None])
+    return _clean(header[i + len(marker) : j if j > 0 else None])

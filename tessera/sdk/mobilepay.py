@@ -21,7 +21,7 @@ profile issues the same): only ``expires_in`` is read, never the token's claims.
 from __future__ import annotations
 
 import re
-from typing import AsyncGenerator, Callable, Generator, Hashable
+from collections.abc import AsyncGenerator, Callable, Generator, Hashable
 
 import httpx
 
@@ -48,11 +48,22 @@ class MobilePayClient(HTTPTokenClient):
     ``(httpx.Request) -> str | None``. ``vat_header`` renames the header.
     """
 
-    def __init__(self, base_url: str, client_id: str, client_secret: str, *, merchant_vat: str | None = None,
-                 vat_for_request: VatForRequest | None = None, vat_header: str = VAT_HEADER,
-                 path: str = "/integrator-authentication/connect/token", cache: TokenCache | None = None,
-                 verify: Verify = True, timeout: float = 10.0, transport: httpx.BaseTransport | None = None,
-                 async_transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        merchant_vat: str | None = None,
+        vat_for_request: VatForRequest | None = None,
+        vat_header: str = VAT_HEADER,
+        path: str = "/integrator-authentication/connect/token",
+        cache: TokenCache | None = None,
+        verify: Verify = True,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         if not isinstance(client_id, str) or not client_id or not isinstance(client_secret, str) or not client_secret:
             raise ValueError("client_id and client_secret must be non-empty strings")
         if ":" in client_id:
@@ -61,8 +72,9 @@ class MobilePayClient(HTTPTokenClient):
             raise ValueError("merchant_vat must be DK or FI followed by 8 digits")
         if isinstance(vat_for_request, str) and not VAT_PATTERN.fullmatch(vat_for_request):
             raise ValueError("vat_for_request must be DK or FI followed by 8 digits")
-        super().__init__(base_url, cache=cache, verify=verify, timeout=timeout, transport=transport,
-                         async_transport=async_transport)
+        super().__init__(
+            base_url, cache=cache, verify=verify, timeout=timeout, transport=transport, async_transport=async_transport
+        )
         self.client_id = client_id
         self._client_secret = client_secret
         self.merchant_vat = merchant_vat

@@ -1,7 +1,8 @@
 """Where the application gets the client's (mutual-TLS) certificate.
 
 Shared by tessera's server (``tessera.web.mtls`` re-exports it) and by resource servers
-(``tessera.sdk.resource``), so it lives in the SDK and imports nothing of the server.
+(``tessera.sdk.resource``), so it lives in the SDK and imports nothing of the server; it also
+holds tessera's one ``x5t#S256`` (:func:`thumbprint`).
 
 Two deployments:
 
@@ -50,7 +51,6 @@ from typing import Any
 
 from cryptography import x509
 
-
 __all__ = ["CLIENT_CERT_DER_KEY", "MTLSConfig", "MTLSExtractor", "PeerCertificate", "thumbprint"]
 
 #: Private key in the ASGI TLS extension dict holding the leaf certificate as DER bytes
@@ -66,7 +66,11 @@ _PEM_RE = re.compile(
 
 
 def thumbprint(der: bytes) -> str:
-    """RFC 8705 ``x5t#S256``: base64url (no padding) of the SHA-256 of the DER certificate."""
+    """RFC 8705 ``x5t#S256``: base64url (no padding) of the SHA-256 of the DER certificate
+    (RFC 8705 §3.1, RFC 7515 §2). tessera's one implementation: the CA (``tessera.ca``),
+    the server and the SDK all use it."""
+    if not isinstance(der, (bytes, bytearray, memoryview)):
+        raise TypeError("x5t#S256 takes the DER bytes of a certificate")
     return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode("ascii")
 
 

@@ -32,8 +32,9 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Any, Callable, Hashable
+from typing import Any, Self
 from urllib.parse import urlencode
 
 import httpx
@@ -60,9 +61,9 @@ class ClientAssertion(str):
     """A client assertion (the compact JWE) that can build a fresh copy of itself, with a
     new ``jti`` and new times: :meth:`NexiSoftPOSClient.par` uses it to retry."""
 
-    renew: Callable[[], "ClientAssertion"]
+    renew: Callable[[], ClientAssertion]
 
-    def __new__(cls, value: str, renew: Callable[[], "ClientAssertion"]) -> "ClientAssertion":
+    def __new__(cls, value: str, renew: Callable[[], ClientAssertion]) -> ClientAssertion:
         obj = super().__new__(cls, value)
         obj.renew = renew
         return obj
@@ -79,11 +80,22 @@ class NexiSoftPOSClient(TokenAuth):
     (tests, ``httpx.MockTransport``).
     """
 
-    def __init__(self, base_url: str, client_id: str, client_secret: str, cert: str | Path, key: str | Path, *,
-                 verify: str | Path | bool | ssl.SSLContext = True, cache: TokenCache | None = None,
-                 prefix: str = "/softpos", audience: str | None = None, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None,
-                 async_transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        cert: str | Path,
+        key: str | Path,
+        *,
+        verify: str | Path | bool | ssl.SSLContext = True,
+        cache: TokenCache | None = None,
+        prefix: str = "/softpos",
+        audience: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         super().__init__(cache=cache)
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
@@ -117,7 +129,7 @@ class NexiSoftPOSClient(TokenAuth):
         """Close the connections (the token stays in the cache)."""
         self._http.close()
 
-    def __enter__(self) -> "NexiSoftPOSClient":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -169,18 +181,30 @@ class NexiSoftPOSClient(TokenAuth):
         demo backend does)."""
         if choice not in ("random", "first"):
             raise ValueError('choice must be "random" or "first"')
-        keys = [jwk for jwk in self.jwks(refresh=refresh)["keys"]
-                if isinstance(jwk, dict) and jwk.get("use", "enc") == "enc" and jwk.get("kty") == "RSA"]
+        keys = [
+            jwk
+            for jwk in self.jwks(refresh=refresh)["keys"]
+            if isinstance(jwk, dict) and jwk.get("use", "enc") == "enc" and jwk.get("kty") == "RSA"
+        ]
         if not keys:
             raise TokenError(200, "invalid_response", "the JWKS has no use=enc key")
         return secrets.choice(keys) if choice == "random" else keys[0]
 
     # ------------------------------------------------------------------ PAR
-    def client_assertion(self, *, point_of_sale: str, terminal_ids: list[str], username_merchant: str,
-                         device_id: str | None = None, lifetime: int = DEFAULT_ASSERTION_LIFETIME,
-                         username_claim: str = "app_username_merchant", alg: str = "RSA-OAEP-256",
-                         enc: str = "A128CBC-HS256", minimal_headers: bool = True,
-                         key_choice: str = "random") -> str:
+    def client_assertion(
+        self,
+        *,
+        point_of_sale: str,
+        terminal_ids: list[str],
+        username_merchant: str,
+        device_id: str | None = None,
+        lifetime: int = DEFAULT_ASSERTION_LIFETIME,
+        username_claim: str = "app_username_merchant",
+        alg: str = "RSA-OAEP-256",
+        enc: str = "A128CBC-HS256",
+        minimal_headers: bool = True,
+        key_choice: str = "random",
+    ) -> str:
         """A fresh client assertion for the PAR call, signed with the developer certificate's
         key and encrypted to a key of the platform's JWKS. By default exactly what Nexi's
         reference backend sends (see the module docstring); ``device_id`` is the
@@ -208,28 +232,51 @@ class NexiSoftPOSClient(TokenAuth):
         }
         if device_id is not None:
             claims["app_deviceid"] = device_id
-        claims.update({
-            "iss": self.client_id,
-            "sub": self.client_id,
-            "aud": self.audience,
-            "iat": now,
-            "exp": now + lifetime,
-            "jti": str(uuid.uuid4()),
-        })
-        value = build_nested_assertion(claims, signing_key_pem=self._key_pem, certificate_pem=self._cert_pem,
-                                       encryption_jwk=self.encryption_key(choice=key_choice), alg=alg, enc=enc,
-                                       minimal_headers=minimal_headers)
+        claims.update(
+            {
+                "iss": self.client_id,
+                "sub": self.client_id,
+                "aud": self.audience,
+                "iat": now,
+                "exp": now + lifetime,
+                "jti": str(uuid.uuid4()),
+            }
+        )
+        value = build_nested_assertion(
+            claims,
+            signing_key_pem=self._key_pem,
+            certificate_pem=self._cert_pem,
+            encryption_jwk=self.encryption_key(choice=key_choice),
+            alg=alg,
+            enc=enc,
+            minimal_headers=minimal_headers,
+        )
 
         def renew() -> ClientAssertion:
-            return self.client_assertion(point_of_sale=point_of_sale, terminal_ids=tids,  # type: ignore[return-value]
-                                         username_merchant=username_merchant, device_id=device_id, lifetime=lifetime,
-                                         username_claim=username_claim, alg=alg, enc=enc,
-                                         minimal_headers=minimal_headers, key_choice=key_choice)
+            return self.client_assertion(
+                point_of_sale=point_of_sale,
+                terminal_ids=tids,  # type: ignore[return-value]
+                username_merchant=username_merchant,
+                device_id=device_id,
+                lifetime=lifetime,
+                username_claim=username_claim,
+                alg=alg,
+                enc=enc,
+                minimal_headers=minimal_headers,
+                key_choice=key_choice,
+            )
 
         return ClientAssertion(value, renew)
 
-    def par(self, *, scope: str, redirect_uri: str, client_assertion: str, state: str | None = None,
-            code_challenge: str | None = None) -> dict[str, Any]:
+    def par(
+        self,
+        *,
+        scope: str,
+        redirect_uri: str,
+        client_assertion: str,
+        state: str | None = None,
+        code_challenge: str | None = None,
+    ) -> dict[str, Any]:
         """The pushed authorization request → ``{"request_uri", "expires_in"}``.
 
         If the platform refuses the B2B token (401 ``invalid_token``), the token is
@@ -238,19 +285,26 @@ class NexiSoftPOSClient(TokenAuth):
         assertion = client_assertion
         for attempt in (1, 2):
             token = self.token()
-            form = {"client_assertion": str(assertion), "client_id": self.client_id, "scope": scope,
-                    "redirect_uri": redirect_uri}
+            form = {
+                "client_assertion": str(assertion),
+                "client_id": self.client_id,
+                "scope": scope,
+                "redirect_uri": redirect_uri,
+            }
             if state is not None:
                 form["state"] = state
             if code_challenge is not None:
                 form["code_challenge"] = code_challenge
                 form["code_challenge_method"] = "S256"
-            response = self._http.post(self.url("/as/par"), data=form,
-                                       headers={**FORM, "Authorization": f"Bearer {token}"})
+            response = self._http.post(
+                self.url("/as/par"), data=form, headers={**FORM, "Authorization": f"Bearer {token}"}
+            )
             if response.status_code in (200, 201):
                 body = json_object(response)
                 if not isinstance(body.get("request_uri"), str) or not _is_int(body.get("expires_in")):
-                    raise TokenError(response.status_code, "invalid_response", "the PAR answer lacks request_uri or expires_in")
+                    raise TokenError(
+                        response.status_code, "invalid_response", "the PAR answer lacks request_uri or expires_in"
+                    )
                 return body
             error = error_from_response(response)
             if attempt == 1 and response.status_code == 401 and error.error == "invalid_token":
@@ -268,8 +322,13 @@ class NexiSoftPOSClient(TokenAuth):
     def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str | None = None) -> dict[str, Any]:
         """Exchange the authorization code from the redirect → ``{access_token, token_type,
         expires_in, scope, id_token?}`` (the merchant's enrollment tokens; not cached)."""
-        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-                "client_id": self.client_id, "client_secret": self._client_secret}
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "client_id": self.client_id,
+            "client_secret": self._client_secret,
+        }
         if code_verifier is not None:
             form["code_verifier"] = code_verifier
         response = self._http.post(self.url("/as/token"), data=form, headers=FORM)
@@ -299,7 +358,11 @@ def _ssl_context(verify: str | Path | bool | ssl.SSLContext, cert: str | Path, k
         ctx.verify_mode = ssl.CERT_NONE
     else:
         path = Path(verify)
-        ctx = ssl.create_default_context(capath=str(path)) if path.is_dir() else ssl.create_default_context(cafile=str(path))
+        ctx = (
+            ssl.create_default_context(capath=str(path))
+            if path.is_dir()
+            else ssl.create_default_context(cafile=str(path))
+        )
     ctx.load_cert_chain(str(cert), str(key))
     return ctx
 

@@ -2,7 +2,7 @@
 certificates and the enrollment data (terminals, grants, users, bindings) without a
 database read per request, and still honour a revocation on the next request.
 
-A store *announces* a change when it commits one of those writes (``SQLStore._announce``):
+A store *announces* a change when it commits one of those writes (``Database.announce``, tessera.storage.sql.database):
 creating or revoking a client, adding or revoking a certificate, adding a terminal, a user,
 a grant, or a new username binding. Other writes (single-use artefacts, refresh tokens,
 events) announce nothing, so a busy server keeps its caches.
@@ -25,7 +25,6 @@ worker that cannot hear notices does not trust its caches. Redis-backed deployme
 the epoch in ``tessera.storage.redis_store`` instead.
 """
 
-
 from __future__ import annotations
 
 import contextlib
@@ -35,7 +34,13 @@ import os
 import sqlite3
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger("tessera.storage")
 
@@ -51,8 +56,9 @@ class SQLiteNotices:
 
     exact = True
 
-    def __init__(self, database: str, *, backstop_seconds: float = BACKSTOP_SECONDS,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, database: str, *, backstop_seconds: float = BACKSTOP_SECONDS, clock: Callable[[], float] = time.monotonic
+    ):
         self._database = database
         self.path = notice_path(database)
         self._backstop = backstop_seconds
@@ -186,15 +192,15 @@ class PostgresListener:
 
     exact = True
 
-    def __init__(self, dsn: str, *, retry_seconds: float = 1.0):
+    def __init__(self, dsn: str, *, retry_seconds: float = 1.0) -> None:
         self._dsn = dsn
         self._retry = retry_seconds
         self._lock = threading.Lock()
-        self._conn = None
+        self._conn: psycopg.Connection[Any] | None = None
         self._next_try = 0.0
         self._fresh = True  # the first check of a (re)connected listener counts as a change
 
-    def _connect(self):
+    def _connect(self) -> psycopg.Connection[Any]:
         import psycopg
 
         conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=2)
@@ -214,8 +220,9 @@ class PostgresListener:
                     self._next_try = now + self._retry
                     return True
                 self._fresh = True
+            conn = self._conn
             try:
-                pg = self._conn.pgconn
+                pg = conn.pgconn
                 pg.consume_input()
                 got = False
                 while pg.notifies() is not None:
@@ -242,7 +249,7 @@ class PostgresListener:
             self._drop()
 
 
-def for_engine(engine):
+def for_engine(engine: Engine) -> SQLiteNotices | PostgresListener | None:
     """The notice source for a SQLAlchemy engine, or None when there is none."""
     url = engine.url
     if url.get_backend_name() == "sqlite":

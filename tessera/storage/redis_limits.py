@@ -24,12 +24,17 @@ fails open to a per-process limit (see its docstring).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import redis
 import structlog
 
-from tessera.storage.redis_store import _UNAVAILABLE as _RATE_UNAVAILABLE
-from tessera.storage.redis_store import connect, unavailable_as_store_error
+from tessera.storage.redis_store.client import UNAVAILABLE as _RATE_UNAVAILABLE
+from tessera.storage.redis_store.client import connect, unavailable_as_store_error
+
+if TYPE_CHECKING:
+    from tessera.config import Settings
 
 log = structlog.get_logger("tessera.ratelimit")
 
@@ -48,19 +53,31 @@ return 0
 class RedisFailureLimiter:
     """``tessera.core.ratelimit.FailureLimiter`` on Redis, shared by every instance."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "tessera:", max_failures: int = 5, window: int = 60,
-                 lockout: int = 60):
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = "tessera:",
+        max_failures: int = 5,
+        window: int = 60,
+        lockout: int = 60,
+    ) -> None:
         self.redis = client
         self.prefix = prefix
         self.max_failures, self.window, self.lockout = max_failures, window, lockout
         self._failed = client.register_script(_FAILED)
 
     @classmethod
-    def from_settings(cls, settings, client: redis.Redis | None = None) -> "RedisFailureLimiter":
+    def from_settings(cls, settings: Settings, client: redis.Redis | None = None) -> RedisFailureLimiter:
         """With ``client`` (the store's) the connection pool is shared."""
-        client = client or connect(settings.redis_url, timeout=settings.redis_timeout)
-        return cls(client, prefix=settings.redis_prefix, max_failures=settings.login_max_failures,
-                   window=settings.login_failure_window, lockout=settings.login_lockout)
+        client = client or connect(settings.redis_url or "", timeout=settings.redis_timeout)
+        return cls(
+            client,
+            prefix=settings.redis_prefix,
+            max_failures=settings.login_max_failures,
+            window=settings.login_failure_window,
+            lockout=settings.login_lockout,
+        )
 
     def _keys(self, key: str) -> tuple[str, str]:
         tag = key.replace("{", "(").replace("}", ")")
@@ -118,8 +135,17 @@ class RedisRateLimiter:
     again at most every ``retry_seconds`` (so an outage costs no timeout per request).
     """
 
-    def __init__(self, client: redis.Redis, *, rate: float, burst: int, prefix: str = "tessera:",
-                 name: str = "rate", retry_seconds: float = 1.0, clock=None):
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        rate: float,
+        burst: int,
+        prefix: str = "tessera:",
+        name: str = "rate",
+        retry_seconds: float = 1.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         import time
 
         from tessera.core.ratelimit import MemoryRateLimiter
@@ -135,8 +161,10 @@ class RedisRateLimiter:
         self._script = client.register_script(_RATE)
 
     @classmethod
-    def from_settings(cls, settings, client: redis.Redis | None, *, rate: float, burst: int, name: str) -> "RedisRateLimiter":
-        client = client or connect(settings.redis_url, timeout=settings.redis_timeout)
+    def from_settings(
+        cls, settings: Settings, client: redis.Redis | None, *, rate: float, burst: int, name: str
+    ) -> RedisRateLimiter:
+        client = client or connect(settings.redis_url or "", timeout=settings.redis_timeout)
         return cls(client, rate=rate, burst=burst, prefix=settings.redis_prefix, name=name)
 
     def _run(self, key: str, mode: int) -> int | None:

@@ -1,59 +1,102 @@
-"""The ASGI application: native health routes plus one route group per profile."""
+"""The ASGI application: health and metrics routes plus one route group per profile.
+
+Composed with Starlette's own mechanisms, outermost first:
+
+- ``tessera.web.middleware.RequestMiddleware``: request id, metrics, the access-log line
+  (just inside Starlette's ``ServerErrorMiddleware``, which has nothing left to do: every
+  exception is answered below);
+- ``tessera.web.errors.LastResort``: the generic 500 for whatever no handler took;
+- with ``fast_routing``, ``tessera.web.routing.ExactDispatch`` (the profile routes by one
+  dictionary look-up);
+- Starlette's ``ExceptionMiddleware`` with the handlers of ``tessera.web.errors.ErrorHandlers``
+  (each profile's own error shape), and the router.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
+from starlette.types import Lifespan, Scope
 
 from tessera.config import Settings
 from tessera.core.context import Core
-from tessera.web.errors import NO_STORE, server_error_response
+from tessera.core.ports import Store
 from tessera.web import housekeeping, openapi
-from tessera.web.observability import ObservedStarlette, Readiness, client_address_for, configure_logging, metrics_endpoint
-from tessera.web.profiles import axept, b2binpay, mobilepay, nexi
-from tessera.web.profiles import native  # the native OAuth 2.0 surface (issue 4)
-from tessera.web.responses import JSONResponse
-from tessera.web.routing import ExactRouter
+from tessera.web.errors import ErrorHandlers, LastResort, Renderer
+from tessera.web.health import Readiness
+from tessera.web.logging import configure_logging
+from tessera.web.metrics import metrics_endpoint
+from tessera.web.middleware import RequestMiddleware, client_peer
+from tessera.web.profiles import axept, b2binpay, mobilepay, native, nexi
+from tessera.web.routing import ExactDispatch
 from tessera.web.runtime import Runtime
 
+#: Each profile's error shape, by profile name (the routes name their profile: ``ProfileRoute``).
+RENDERERS: dict[str, Renderer] = {
+    nexi.PROFILE: nexi.render,
+    axept.PROFILE: axept.render,
+    mobilepay.PROFILE: mobilepay.render,
+    b2binpay.PROFILE: b2binpay.render,
+    native.PROFILE: native.render,
+}
 
-def create_app(settings: Settings, *, store=None, core: Core | None = None) -> Starlette:
-    """Build the app for ``settings``. ``store``/``core`` may be given (tests, embedding)."""
+
+def compose(
+    routes: Sequence[BaseRoute],
+    *,
+    renderers: Mapping[str, Renderer] = RENDERERS,
+    client_address: Callable[[Scope], str] = client_peer,
+    fast_routing: bool = False,
+    lifespan: Lifespan[Any] | None = None,
+) -> Starlette:
+    """A Starlette app serving ``routes`` with tessera's request middleware and error handling."""
+    errors = ErrorHandlers(renderers)
+    handlers = errors.handlers()
+    middleware = [Middleware(RequestMiddleware, client_address=client_address), Middleware(LastResort, errors=errors)]
+    if fast_routing:
+        middleware.append(Middleware(ExactDispatch, routes=routes, handlers=handlers))
+    return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan)
+
+
+def create_app(
+    settings: Settings, *, store: Store | None = None, core: Core | None = None, fast_routing: bool | None = None
+) -> Starlette:
+    """Build the app for ``settings``. ``store``/``core`` may be given (tests, embedding);
+    ``fast_routing`` overrides ``settings.fast_routing``."""
     if core is None:
         if store is None:
-            from tessera.home import open_store
+            from tessera.home import open_store  # the composition root opens the store only when none is given
 
             store = open_store(settings)
-        core = Core.from_settings(settings, store)
+        from tessera.home import build_core  # the composition root: the core and the store's capabilities
+
+        core = build_core(settings, store)
     configure_logging(settings.log_level)
     rt = Runtime(settings, core)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
-    async def not_found(request: Request, exc: HTTPException) -> Response:
-        if exc.status_code == 405:  # RFC 9110 §15.5.6: say which methods the resource has
-            return JSONResponse({"error": "invalid_request", "error_description": f"{request.method[:20]} is not allowed here"},
-                                status_code=405, headers={**NO_STORE, **(exc.headers or {})})
-        return JSONResponse({"error": "not_found", "error_description": f"no route for {request.url.path[:100]}"},
-                            status_code=exc.status_code, headers=NO_STORE)
-
-    async def server_error(request: Request, exc: Exception) -> Response:
-        # Starlette's ServerErrorMiddleware: the same generic 500 as everywhere (nothing about
-        # the cause); it re-raises, and tessera.web.routing.ProfileDispatch logs it once.
-        return server_error_response(html=getattr(request.scope.get("endpoint"), "html", False))
-
-    routes = [Route("/healthz", healthz), *nexi.routes(rt), *axept.routes(rt), *mobilepay.routes(rt), *b2binpay.routes(rt)]
-    routes += native.routes(rt)
-    routes += [Route("/readyz", Readiness(rt).handle, methods=["GET", "HEAD"]), Route("/metrics", metrics_endpoint(), methods=["GET", "HEAD"])]
-    routes.append(Route("/openapi.json", openapi.endpoint(settings), methods=["GET", "HEAD"]))
-    # Observability (request ids, metrics, access log) wraps everything: see tessera.web.observability.
-    app = ObservedStarlette(routes=routes, exception_handlers={404: not_found, 405: not_found, Exception: server_error})
-    # Fixed paths by one dict look-up (tessera.web.routing); the scheduled purge runs while the app serves.
-    app.router = ExactRouter(routes=routes, lifespan=housekeeping.lifespan(rt))
-    app.client_address = client_address_for(rt)
+    caps = rt.capabilities
+    ready = Readiness(caps.database or core.store, core.keys, redis=caps.redis, redis_url=settings.redis_url)
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        *nexi.routes(rt),
+        *axept.routes(rt),
+        *mobilepay.routes(rt),
+        *b2binpay.routes(rt),
+        *native.routes(rt),
+        Route("/readyz", ready.handle, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics_endpoint(), methods=["GET", "HEAD"]),
+        Route("/openapi.json", openapi.endpoint(settings), methods=["GET", "HEAD"]),
+    ]
+    fast = settings.fast_routing if fast_routing is None else fast_routing
+    app = compose(routes, client_address=rt.client_address, fast_routing=fast, lifespan=housekeeping.lifespan(rt))
     app.state.runtime = rt
     return app

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 
+from starlette.applications import Starlette
+
 from tessera.config import Settings
 from tessera.web.app import create_app
 
 
-def create():
+def create() -> Starlette:
     return create_app(Settings.load(os.environ.get("TESSERA_HOME")))

@@ -1,15 +1,27 @@
-"""Run a handler's database work where it costs least.
+"""The one rule for leaving the event loop: ``FlowRunner`` (``Runtime.run_flow``).
 
-On SQLite a call is a few tens of microseconds of local work: a thread hop would cost
-more than it saves, so it runs on the event loop. On PostgreSQL a call waits for a round
-trip to the server, during which psycopg releases the GIL: run on the event loop, that
-wait would stall every other request of the worker, so it runs in a small per-process
-thread pool (``THREADS`` threads) and the loop serves other requests meanwhile.
+Every handler hands its use case (a ``tessera.core.flows`` function, with the database
+work it does) to ``await rt.run_flow(fn, *args)``, which runs it where it costs least:
 
-Used for the database work of a handler that is not awaited on the loop itself (the
-B2BINPAY login's writes, the rare revocations of a refresh; the rotation proper awaits
-``SQLStore.rotate_async``, which costs less than this hop); ``run`` takes the function and
-its arguments, and is awaited.
+- on SQLite a call is a few tens of microseconds of local work: a thread hop would cost
+  more than it saves, so the flow runs on the event loop;
+- on PostgreSQL a call waits for a round trip to the server, during which psycopg releases
+  the GIL: run on the event loop, that wait would stall every other request of the worker,
+  so the flow runs in a small per-process thread pool (``THREADS`` threads) and the loop
+  serves other requests meanwhile;
+- a flow that may *wait* whatever the database (``waits=True``: an argon2id password check,
+  tens of milliseconds of CPU without the GIL; a refresh retry inside its grace window,
+  which waits for the first answer) always leaves the loop, for Starlette's larger pool
+  (waiting threads must not hold up the database pool).
+
+Which database it is (``SQLDatabase.remote``, a ``tessera.core.ports`` capability) is read
+once, when the runtime is composed.
+
+One flow awaits part of its database work on the loop itself: the B2BINPAY refresh
+(``tessera.core.refresh.rotate_refresh_async``) awaits the rotation's statement where the
+store can (``AsyncRotation``, PostgreSQL: one prepared statement, cheaper than a thread
+hop; measured, a whole refresh in the pool costs about 15 % more CPU per request) and
+hands the rest of its database work to this runner.
 """
 
 from __future__ import annotations
@@ -17,21 +29,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
 
 #: Threads per worker process for PostgreSQL calls: enough to keep a few round trips in
 #: flight while the event loop parses and signs; more only adds contention for the GIL.
 THREADS = 4
 
+T = TypeVar("T")
+
 _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
-
-
-def remote(store: Any) -> bool:
-    """True when ``store`` talks to a database server (PostgreSQL), not a local file."""
-    engine = getattr(store, "engine", None)
-    return engine is not None and engine.dialect.name != "sqlite"
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -43,9 +54,18 @@ def _executor() -> ThreadPoolExecutor:
     return _pool
 
 
-async def run(core: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)``: on the loop with SQLite, in the pool with PostgreSQL."""
-    if not remote(core.store):
-        return fn(*args, **kwargs)
-    call = functools.partial(fn, *args, **kwargs) if kwargs else (lambda: fn(*args))
-    return await asyncio.get_running_loop().run_in_executor(_executor(), call)
+class FlowRunner:
+    """``await run_flow(fn, *args, **kwargs)``: the call on the loop (a local database), in the
+    database pool (a database server), or in Starlette's pool (``waits=True``)."""
+
+    __slots__ = ("remote",)
+
+    def __init__(self, *, remote: bool) -> None:
+        self.remote = remote
+
+    async def __call__(self, fn: Callable[..., T], /, *args: Any, waits: bool = False, **kwargs: Any) -> T:
+        if waits:
+            return await run_in_threadpool(fn, *args, **kwargs)
+        if not self.remote:
+            return fn(*args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(_executor(), functools.partial(fn, *args, **kwargs))

@@ -12,18 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import structlog
 
 from tessera.core import purge
-from tessera.web.observability import count_purged
+from tessera.web.metrics import count_purged
 
 log = structlog.get_logger("tessera.housekeeping")
 JITTER = 0.2
 
 
-def next_delay(interval: float, rng: random.Random = random.SystemRandom()) -> float:
+_RNG = random.SystemRandom()
+
+
+def next_delay(interval: float, rng: random.Random = _RNG) -> float:
     return interval * (1 + rng.uniform(-JITTER, JITTER))
 
 
@@ -56,7 +60,7 @@ async def _loop(rt: Any) -> None:
             log.warning("purge_failed", exc_type=type(e).__name__, error=str(e)[:200])
 
 
-def lifespan(rt: Any):
+def lifespan(rt: Any) -> Callable[[Any], contextlib.AbstractAsyncContextManager[None]]:
     """A Starlette lifespan that runs the schedule while the app serves (none when disabled)."""
 
     @contextlib.asynccontextmanager

@@ -9,8 +9,9 @@ this very server. tests/security/test_fuzz.py runs schemathesis against it.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,17 +20,21 @@ from tessera.config import Settings
 
 DOCUMENT = Path(__file__).with_name("openapi.json")
 #: The prefixes the document is written with, and the setting that may move each.
-DEFAULT_PREFIXES = (("nexi_prefix", "/softpos"), ("axept_prefix", "/axept"),
-                    ("mobilepay_prefix", "/integrator-authentication"), ("b2binpay_prefix", "/b2binpay"))
+DEFAULT_PREFIXES = (
+    ("nexi_prefix", "/softpos"),
+    ("axept_prefix", "/axept"),
+    ("mobilepay_prefix", "/integrator-authentication"),
+    ("b2binpay_prefix", "/b2binpay"),
+)
 
 
 def document(settings: Settings) -> dict[str, Any]:
-    doc = json.loads(DOCUMENT.read_text(encoding="utf-8"))
+    doc: dict[str, Any] = json.loads(DOCUMENT.read_text(encoding="utf-8"))
     paths: dict[str, Any] = {}
     for path, item in doc["paths"].items():
         for name, default in DEFAULT_PREFIXES:
             if path.startswith(default + "/"):
-                path = getattr(settings, name) + path[len(default):]
+                path = getattr(settings, name) + path[len(default) :]
                 break
         paths[path] = item
     doc["paths"] = paths

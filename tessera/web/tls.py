@@ -34,9 +34,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from uvicorn.config import Config
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from tessera.web.transport import CoalescingTransport
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 try:  # httptools is optional for uvicorn; h11 is always there.
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -73,7 +73,7 @@ _TLS_VERSIONS = {
 _CIPHER_IDS: dict[str, int] = {}
 
 
-def _cipher_suite(ssl_object: ssl.SSLObject) -> int | None:
+def _cipher_suite(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> int | None:
     cipher = ssl_object.cipher()
     if not cipher:
         return None
@@ -161,7 +161,7 @@ class TLSH11Protocol(_TLSExtensionMixin, H11Protocol):
 
 if HttpToolsProtocol is not None:
 
-    class TLSHttpToolsProtocol(_TLSExtensionMixin, HttpToolsProtocol):  # type: ignore[misc,valid-type]
+    class TLSHttpToolsProtocol(_TLSExtensionMixin, HttpToolsProtocol):  # type: ignore[misc,valid-type,unused-ignore]
         """uvicorn's httptools protocol, plus the ASGI TLS extension."""
 
 else:  # pragma: no cover
@@ -187,8 +187,13 @@ def protocol_class(kind: str = "auto") -> type:
 # --- refused handshakes: a TLS alert, one log line, a metric ---------------------------------------
 #: OpenSSL's X.509 verification codes (``X509_V_ERR_*``) as the reasons a handshake was refused.
 _VERIFY_REASONS = {
-    2: "unknown_ca", 18: "unknown_ca", 19: "unknown_ca", 20: "unknown_ca", 21: "unknown_ca",  # no path to our CA
-    9: "not_yet_valid", 10: "expired",
+    2: "unknown_ca",
+    18: "unknown_ca",
+    19: "unknown_ca",
+    20: "unknown_ca",
+    21: "unknown_ca",  # no path to our CA
+    9: "not_yet_valid",
+    10: "expired",
     23: "revoked",
     26: "wrong_purpose",  # no clientAuth in the extended key usage
     7: "bad_signature",
@@ -222,7 +227,7 @@ def _refused(err: ssl.SSLError) -> None:
     reason = refusal_reason(err)
     detail = getattr(err, "verify_message", None) or getattr(err, "reason", None) or type(err).__name__
     try:
-        from tessera.web.observability import count_tls_failure
+        from tessera.web.metrics import count_tls_failure
 
         count_tls_failure(reason)
     finally:

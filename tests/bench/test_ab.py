@@ -15,14 +15,33 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-test-deps.sh installs it)")
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (scripts/install-test-deps.sh installs it)"
+)
 def test_ab_measures_two_commits_and_cleans_up(tmp_path):
     if subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True).returncode:
         pytest.skip("not a git checkout")
     before = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
     out = tmp_path / "ab.json"
-    p = subprocess.run([sys.executable, str(REPO / "bench" / "ab.py"), "--rounds", "2", "--duration", "1", "--warmup", "1",
-                        "HEAD=one", "HEAD=two", "--json", str(out)], capture_output=True, text=True, timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "ab.py"),
+            "--rounds",
+            "2",
+            "--duration",
+            "1",
+            "--warmup",
+            "1",
+            "HEAD=one",
+            "HEAD=two",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     data = json.loads(out.read_text())
     assert set(data["medians"]) == {"one", "two"}
@@ -35,7 +54,9 @@ def test_ab_measures_two_commits_and_cleans_up(tmp_path):
 
 
 def test_ab_refuses_what_is_not_a_commit():
-    p = subprocess.run([sys.executable, str(REPO / "bench" / "ab.py"), "no-such-commit-xyz"], capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "ab.py"), "no-such-commit-xyz"], capture_output=True, text=True
+    )
     assert p.returncode != 0 and "not a commit" in (p.stdout + p.stderr)
 
 

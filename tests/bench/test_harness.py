@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -53,9 +54,12 @@ def test_the_pieces_exist():
     for f in ("run.sh", "run.py", "report.py", "procacct.py", "par_pool.py", "sdk_bench.py"):
         assert (BENCH / f).is_file(), f
     assert os.access(BENCH / "run.sh", os.X_OK)
-    run_py = (BENCH / "run.py").read_text()
-    for script in SCRIPTS:  # every script is used, every used script exists
-        assert f'"{script}"' in run_py, script
+    assert (BENCH / "harness").is_dir() and (BENCH / "scenarios").is_dir()
+    scenarios = "".join(p.read_text() for p in sorted((BENCH / "scenarios").glob("*.py")))
+    for script in SCRIPTS:  # every script is used by a scenario module
+        assert f'"{script}"' in scenarios, script
+    used = set(re.findall(r'"([a-z0-9_]+\.lua)"', scenarios))
+    assert used <= set(SCRIPTS) and all((LUA / s).is_file() for s in used)  # every used script exists
     assert "@bench/run.sh" in (REPO / "Makefile").read_text()
 
 
@@ -127,8 +131,13 @@ def test_every_lua_script_runs_under_wrk(canned, tmp_path):
     # One after another: five wrk processes at once can starve the small canned server.
     outputs, codes = {}, {}
     for name, (path, args) in jobs.items():
-        p = subprocess.run(["wrk", "-t2", "-c4", "-d1s", "--latency", "-s", str(LUA / name), canned + path, "--", *args],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+        p = subprocess.run(
+            ["wrk", "-t2", "-c4", "-d1s", "--latency", "-s", str(LUA / name), canned + path, "--", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=30,
+        )
         outputs[name], codes[name] = p.stdout, p.returncode
     for name, text in outputs.items():
         assert codes[name] == 0, (name, text)
@@ -163,8 +172,12 @@ def test_par_script_stops_when_the_pool_runs_out(canned, tmp_path):
     run = load("run")
     pool = tmp_path / "pool.txt"
     pool.write_text("".join(f"a={i}\n" for i in range(20)))
-    p = subprocess.run(["wrk", "-t2", "-c2", "-d1s", "-s", str(LUA / "par_pool.lua"), canned + "/par", "--", str(pool), "2", "t", ""],
-                       capture_output=True, text=True, timeout=30)
+    p = subprocess.run(
+        ["wrk", "-t2", "-c2", "-d1s", "-s", str(LUA / "par_pool.lua"), canned + "/par", "--", str(pool), "2", "t", ""],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     s = run.parse_summary(p.stdout)
     assert s["exhausted"] >= 1 and s["used"] <= 20
     par = [b for path, _, b in Canned.bodies if path == "/par"]
@@ -176,42 +189,122 @@ def test_par_script_stops_when_the_pool_runs_out(canned, tmp_path):
 
 def sample_results() -> dict:
     def load_row(sid, target, rps, cpu, **kw):
-        return {"id": sid, "group": sid.split(".")[0], "title": sid, "target": target, "available": True,
-                "config": {"workers": 1, "db": "sqlite", "clients": 10}, "rps": rps, "requests": int(rps * 15),
-                "p50_ms": 5.0, "p90_ms": 8.0, "p99_ms": 20.0, "max_ms": 40.0, "non2xx": 0,
-                "socket_errors": {"connect": 0, "read": 0, "write": 0, "timeout": 0}, "cpu_us_per_req": cpu,
-                "rss_peak_mb_per_worker": 90.0, "state": "CLEAN", **kw}
+        return {
+            "id": sid,
+            "group": sid.split(".")[0],
+            "title": sid,
+            "target": target,
+            "available": True,
+            "config": {"workers": 1, "db": "sqlite", "clients": 10},
+            "rps": rps,
+            "requests": int(rps * 15),
+            "p50_ms": 5.0,
+            "p90_ms": 8.0,
+            "p99_ms": 20.0,
+            "max_ms": 40.0,
+            "non2xx": 0,
+            "socket_errors": {"connect": 0, "read": 0, "write": 0, "timeout": 0},
+            "cpu_us_per_req": cpu,
+            "rss_peak_mb_per_worker": 90.0,
+            "state": "CLEAN",
+            **kw,
+        }
 
     return {
-        "meta": {"date": "2026-11-21T12:00:00Z", "commit": "abc1234", "smoke": True, "peers": True,
-                 "machine": {"cpu": "Test CPU", "cores": 2, "kernel": "6.1", "memory_gb": 24},
-                 "load": {"threads": 2, "connections": 32, "duration_s": 3, "warmup_s": 3, "retries": 0,
-                          "max_quiet_wait_s": 0},
-                 "versions": {"python": "3.11.7", "wrk": "wrk 4.1.0"}},
+        "meta": {
+            "date": "2026-11-21T12:00:00Z",
+            "commit": "abc1234",
+            "smoke": True,
+            "peers": True,
+            "machine": {"cpu": "Test CPU", "cores": 2, "kernel": "6.1", "memory_gb": 24},
+            "load": {
+                "threads": 2,
+                "connections": 32,
+                "duration_s": 3,
+                "warmup_s": 3,
+                "retries": 0,
+                "max_quiet_wait_s": 0,
+            },
+            "versions": {"python": "3.11.7", "wrk": "wrk 4.1.0"},
+        },
         "scenarios": [
             load_row("peer.node_jwt", "node-oidc-provider", 4000.0, 300.0),
             load_row("peer.authlib_w1", "authlib", 1300.0, 800.0),
             load_row("s1.native", "tessera", 2000.0, 450.0),
-            load_row("s5.b2b_pg", "tessera", 500.0, 1500.0, db_cpu_us_per_req=700.0,
-                     counters={"logins": 32, "refreshes": 7000, "bad": 0}),
+            load_row(
+                "s5.b2b_pg",
+                "tessera",
+                500.0,
+                1500.0,
+                db_cpu_us_per_req=700.0,
+                counters={"logins": 32, "refreshes": 7000, "bad": 0},
+            ),
             load_row("s2.nexi_mtls", "tessera", 1500.0, 600.0, proxy_cpu_us_per_req=200.0, conns_midrun=32),
-            {"id": "s2.tls_new", "group": "s2", "title": "new TLS connections/s", "available": True, "target": "tessera",
-             "connections": 900, "conns_per_s": 300.0, "cpu_us_per_conn": 2000.0, "non2xx": 0, "state": "CLEAN"},
-            {"id": "s2.tls_resume", "group": "s2", "title": "resumed", "available": True, "target": "tessera",
-             "connections": 1800, "conns_per_s": 600.0, "cpu_us_per_conn": 900.0, "resumed": 1799, "non2xx": 0,
-             "state": "CLEAN"},
-            load_row("s3.par", "tessera", 400.0, 2400.0, pool={"run1": {"assertions": 30000, "seconds": 20.0}},
-                     config={"workers": 2, "db": "sqlite", "clients": 10}),
-            {"id": "s6.native_w2", "group": "s6", "title": "native token, 2 workers", "available": False,
-             "note": "probe answered 404"},
+            {
+                "id": "s2.tls_new",
+                "group": "s2",
+                "title": "new TLS connections/s",
+                "available": True,
+                "target": "tessera",
+                "connections": 900,
+                "conns_per_s": 300.0,
+                "cpu_us_per_conn": 2000.0,
+                "non2xx": 0,
+                "state": "CLEAN",
+            },
+            {
+                "id": "s2.tls_resume",
+                "group": "s2",
+                "title": "resumed",
+                "available": True,
+                "target": "tessera",
+                "connections": 1800,
+                "conns_per_s": 600.0,
+                "cpu_us_per_conn": 900.0,
+                "resumed": 1799,
+                "non2xx": 0,
+                "state": "CLEAN",
+            },
+            load_row(
+                "s3.par",
+                "tessera",
+                400.0,
+                2400.0,
+                pool={"run1": {"assertions": 30000, "seconds": 20.0}},
+                config={"workers": 2, "db": "sqlite", "clients": 10},
+            ),
+            {
+                "id": "s6.native_w2",
+                "group": "s6",
+                "title": "native token, 2 workers",
+                "available": False,
+                "note": "probe answered 404",
+            },
         ],
-        "par_crypto_bound": {"rsa_oaep256_decrypt_us": 650.0, "rs256_verify_us": 60.0, "a256gcm_decrypt_us": 3.0,
-                             "per_request_us": 713.0, "cores": 2, "bound_rps": 2805, "bound_rps_per_worker": 1402,
-                             "enc_key_bits": 2048},
-        "sdk": {"hit_sync_ns": 1000, "hit_async_ns": 1500,
-                "single_flight": {"threads": 100, "rounds": 20, "fetch_ms": 50.0, "fetches_max": 1,
-                                  "fetches_total": 20, "wall_ms_p50": 55.0, "overhead_ms_p50": 4.5,
-                                  "overhead_ms_max": 9.0}},
+        "par_crypto_bound": {
+            "rsa_oaep256_decrypt_us": 650.0,
+            "rs256_verify_us": 60.0,
+            "a256gcm_decrypt_us": 3.0,
+            "per_request_us": 713.0,
+            "cores": 2,
+            "bound_rps": 2805,
+            "bound_rps_per_worker": 1402,
+            "enc_key_bits": 2048,
+        },
+        "sdk": {
+            "hit_sync_ns": 1000,
+            "hit_async_ns": 1500,
+            "single_flight": {
+                "threads": 100,
+                "rounds": 20,
+                "fetch_ms": 50.0,
+                "fetches_max": 1,
+                "fetches_total": 20,
+                "wall_ms_p50": 55.0,
+                "overhead_ms_p50": 4.5,
+                "overhead_ms_max": 9.0,
+            },
+        },
     }
 
 
@@ -223,7 +316,10 @@ def test_report_renders_a_table_with_ratios(tmp_path):
     assert native["vs_node"] == {"rps": 0.5, "cpu_us_per_req": 1.5}
     text = report.render_markdown(data)
     assert "smoke run" in text and "noise" in text
-    assert "| scenario | server | rps | p50 ms | p99 ms | non-2xx | CPU µs/req | RSS/worker MB | rps vs node | CPU vs node | run |" in text
+    assert (
+        "| scenario | server | rps | p50 ms | p99 ms | non-2xx | CPU µs/req | RSS/worker MB | rps vs node "
+        "| CPU vs node | run |" in text
+    )
     row = next(line for line in text.splitlines() if line.startswith("| `s1.native`"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[2:] == ["2000", "5.0", "20.0", "0", "450", "90", "0.50×", "1.50×", "CLEAN"]
@@ -231,8 +327,10 @@ def test_report_renders_a_table_with_ratios(tmp_path):
     assert "32 logins and 7000 refreshes" in text
     assert "| `s2.tls_resume` resumed | 600 | 900 | 1799/1800 | CLEAN |" in text
     assert "2805 req/s" in text and "with 2 worker(s): 14 % of the bound for 2 core(s) (2804 req/s)" in text
-    targets = text[text.index("## Targets"):]
-    assert "| s3: PAR ≥ 50 % of the cryptographic bound (all cores) | 14 % (2 workers" in targets.replace("worker(s)", "workers")
+    targets = text[text.index("## Targets") :]
+    assert "| s3: PAR ≥ 50 % of the cryptographic bound (all cores) | 14 % (2 workers" in targets.replace(
+        "worker(s)", "workers"
+    )
     assert "| s1: ≥ 2.0× node-oidc-provider's req/s (tessera 1 worker) | 0.50× | missed |" in targets
     assert "`s6.native_w2` native token, 2 workers: probe answered 404" in text
     assert "1000 ns" in text and "at most 1 fetch" in text
@@ -254,7 +352,11 @@ def test_report_writes_json_doc_and_chart(tmp_path):
     pytest.importorskip("matplotlib")
     report = load("report")
     data = sample_results()
-    out_json, doc, img = tmp_path / "latest.json", tmp_path / "docs" / "benchmarks.md", tmp_path / "docs" / "img" / "benchmarks.png"
+    out_json, doc, img = (
+        tmp_path / "latest.json",
+        tmp_path / "docs" / "benchmarks.md",
+        tmp_path / "docs" / "img" / "benchmarks.png",
+    )
     report.write_all(data, results_json=out_json, doc=doc, image=img)
     assert img.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "![tessera against the peers](img/benchmarks.png)" in doc.read_text()
@@ -269,8 +371,13 @@ def test_report_writes_json_doc_and_chart(tmp_path):
 
 def test_procacct_attributes_a_childs_cpu_to_its_group():
     procacct = load("procacct")
-    child = subprocess.Popen([sys.executable, "-c", "import time\nt=time.process_time()\nwhile time.process_time()-t<0.4: pass\n"
-                              "time.sleep(30)"])
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nt=time.process_time()\nwhile time.process_time()-t<0.4: pass\ntime.sleep(30)",
+        ]
+    )
     try:
         s0 = procacct.snapshot()
         with procacct.RssSampler([child.pid], interval=0.05) as rss:
@@ -297,7 +404,7 @@ def test_quiet_wait_can_be_switched_off():
 
 
 def test_par_pool_assertions_open_with_an_independent_library(tmp_path):
-    jwcrypto = pytest.importorskip("jwcrypto")
+    pytest.importorskip("jwcrypto")
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
     from jwcrypto import jwe, jwk, jws
@@ -308,10 +415,20 @@ def test_par_pool_assertions_open_with_an_independent_library(tmp_path):
     enc_jwk = jwk.JWK.from_pyca(enc_key)
     public = json.loads(enc_jwk.export_public())
     public["kid"] = "enc-1"
-    pem = app_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    spec = par_pool.assertion_spec(client_id="app-1", redirect_uri="https://app.example/cb", audience="https://localhost:8443",
-                                   app_key_pem=pem, enc_jwk=public, pos="POS1", tids=["S1", "M1"],
-                                   username="m@shop.example", lifetime=3600)
+    pem = app_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    spec = par_pool.assertion_spec(
+        client_id="app-1",
+        redirect_uri="https://app.example/cb",
+        audience="https://localhost:8443",
+        app_key_pem=pem,
+        enc_jwk=public,
+        pos="POS1",
+        tids=["S1", "M1"],
+        username="m@shop.example",
+        lifetime=3600,
+    )
     path = tmp_path / "pool.txt"
     par_pool.write_pool(path, spec, 6, processes=2)
     lines = path.read_text().splitlines()
@@ -319,7 +436,11 @@ def test_par_pool_assertions_open_with_an_independent_library(tmp_path):
     jtis = set()
     for line in lines:
         form = {k: v[0] for k, v in parse_qs(line).items()}
-        assert form["client_id"] == "app-1" and form["scope"] == "oidc" and form["redirect_uri"] == "https://app.example/cb"
+        assert (
+            form["client_id"] == "app-1"
+            and form["scope"] == "oidc"
+            and form["redirect_uri"] == "https://app.example/cb"
+        )
         outer = jwe.JWE()
         outer.deserialize(form["client_assertion"], key=enc_jwk)
         header = json.loads(outer.objects["protected"])
@@ -359,8 +480,18 @@ def test_scenario_selection_and_durations():
     with pytest.raises(SystemExit):
         run.Harness._select("s9")
     assert run.seconds("15s") == 15 and run.seconds("3") == 3 and run.seconds("1m") == 60
-    s = run.parse_summary("junk\nSUMMARY requests=10 secs=1.000 rps=10.0 p50_us=5 non2xx=0 logins=2\nSAMPLE 401 {\"e\":1}\n")
-    assert s == {"requests": 10, "secs": 1.0, "rps": 10.0, "p50_us": 5, "non2xx": 0, "logins": 2, "sample": '401 {"e":1}'}
+    s = run.parse_summary(
+        'junk\nSUMMARY requests=10 secs=1.000 rps=10.0 p50_us=5 non2xx=0 logins=2\nSAMPLE 401 {"e":1}\n'
+    )
+    assert s == {
+        "requests": 10,
+        "secs": 1.0,
+        "rps": 10.0,
+        "p50_us": 5,
+        "non2xx": 0,
+        "logins": 2,
+        "sample": '401 {"e":1}',
+    }
 
 
 def test_sdk_bench_runs_small():
@@ -369,3 +500,16 @@ def test_sdk_bench_runs_small():
     res = sdk_bench.run(threads=10, rounds=1, hits=1000)
     assert res["single_flight"]["fetches_max"] == 1
     assert res["hit_sync_ns"] > 0 and res["hit_async_ns"] > 0
+
+
+def test_scenarios_are_declared_as_data_in_their_group_module():
+    load("run")  # puts the repository on sys.path for the bench package
+    from bench import scenarios
+
+    assert list(scenarios.GROUPS) == ["peers", "s1", "s2", "s3", "s4", "s5", "s6", "s7"]
+    for module in scenarios._MODULES:
+        for s in module.SCENARIOS:
+            assert s.id.split(".")[0] in (module.GROUP, "peer"), (module.__name__, s.id)
+            assert s.title and (s.lua is None or (LUA / s.lua).is_file()), s
+    assert len(scenarios.ALL_IDS) == len(set(scenarios.ALL_IDS))
+    assert [name for name, _ in scenarios.STEPS] == ["s1/s4/s5", "s6", "s3", "s2", "s5-pg", "s7"]

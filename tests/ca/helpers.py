@@ -17,12 +17,15 @@ from cryptography.x509.oid import NameOID
 PROVIDER_SUBJ = "/CN=NOMEAPP/O=NEXI/OU=API Security - STAGING/L=Milano/C=IT/"
 
 
+SHA256 = hashes.SHA256()
+
+
 def build_csr(
     key,
     *,
     cn: str = "client-app",
     extensions: list[tuple[x509.ExtensionType, bool]] = (),
-    algorithm=hashes.SHA256(),
+    algorithm: hashes.HashAlgorithm = SHA256,
 ) -> bytes:
     """A PEM CSR built in-process (for the tests that don't need openssl)."""
     builder = x509.CertificateSigningRequestBuilder().subject_name(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from cryptography import x509
@@ -15,7 +15,7 @@ from tessera.ca import CertificateAuthority, CSRRejected, IssuedCertificate, ser
 
 from .helpers import build_csr
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def ext(cert: x509.Certificate, cls):
@@ -108,9 +108,7 @@ def test_sign_csr_rsa_extensions(ca, rsa_key):
     assert ku.critical
     assert ku.value.digital_signature and ku.value.key_encipherment
     assert not (ku.value.key_cert_sign or ku.value.crl_sign or ku.value.key_agreement)
-    assert ext(cert, x509.SubjectKeyIdentifier).value == x509.SubjectKeyIdentifier.from_public_key(
-        rsa_key.public_key()
-    )
+    assert ext(cert, x509.SubjectKeyIdentifier).value == x509.SubjectKeyIdentifier.from_public_key(rsa_key.public_key())
     aki = ext(cert, x509.AuthorityKeyIdentifier).value
     assert aki.key_identifier == ext(ca.certificate, x509.SubjectKeyIdentifier).value.digest
 
@@ -142,7 +140,7 @@ def test_only_the_cas_extensions_are_issued(ca, ec_key):
 
 
 def test_subject_is_copied_byte_for_byte(ca, ec_key):
-    pem = build_csr(ec_key, cn="Zürich app, \"quoted\" + plus")
+    pem = build_csr(ec_key, cn='Zürich app, "quoted" + plus')
     csr = x509.load_pem_x509_csr(pem)
     cert = ca.sign_csr(pem).certificate
     assert cert.subject.public_bytes() == csr.subject.public_bytes()

@@ -18,8 +18,15 @@ from .helpers import build_csr, der_to_pem, pem_to_der
 def _ku(**on: bool) -> x509.KeyUsage:
     flags = dict.fromkeys(
         [
-            "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
-            "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only",
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "key_cert_sign",
+            "crl_sign",
+            "encipher_only",
+            "decipher_only",
         ],
         False,
     )
@@ -73,7 +80,11 @@ def test_rsa_1024_is_refused(openssl):
 @pytest.mark.slow
 def test_ca_true_is_refused(openssl):
     pem = openssl.req(
-        "ca", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "ca",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
         addext=("basicConstraints=critical,CA:TRUE",),
     )
     with pytest.raises(CSRRejected, match="CA:TRUE"):
@@ -83,7 +94,11 @@ def test_ca_true_is_refused(openssl):
 @pytest.mark.slow
 def test_extra_eku_is_refused(openssl):
     pem = openssl.req(
-        "extra", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "extra",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
         addext=("extendedKeyUsage=clientAuth,serverAuth",),
     )
     with pytest.raises(CSRRejected) as err:
@@ -94,7 +109,11 @@ def test_extra_eku_is_refused(openssl):
 @pytest.mark.slow
 def test_server_auth_only_is_refused(openssl):
     pem = openssl.req(
-        "srv", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "srv",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
         addext=("extendedKeyUsage=serverAuth",),
     )
     with pytest.raises(CSRRejected) as err:
@@ -105,7 +124,11 @@ def test_server_auth_only_is_refused(openssl):
 @pytest.mark.slow
 def test_key_cert_sign_is_refused(openssl):
     pem = openssl.req(
-        "kcs", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "kcs",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
         addext=("keyUsage=digitalSignature,keyCertSign",),
     )
     with pytest.raises(CSRRejected, match="keyCertSign"):

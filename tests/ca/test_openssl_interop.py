@@ -60,8 +60,10 @@ def test_openssl_sees_ca_false_and_client_auth_only(openssl, provider_cert):
 def test_openssl_sees_subject_preserved(openssl, provider_cert):
     csr_subject = openssl.ok("req", "-in", "NOMEAPP.csr", "-noout", "-subject", "-nameopt", "RFC2253")
     cert_subject = openssl.ok("x509", "-in", "cert.pem", "-noout", "-subject", "-nameopt", "RFC2253")
-    assert csr_subject.strip() == cert_subject.strip() == (
-        "subject=C=IT,L=Milano,OU=API Security - STAGING,O=NEXI,CN=NOMEAPP"
+    assert (
+        csr_subject.strip()
+        == cert_subject.strip()
+        == ("subject=C=IT,L=Milano,OU=API Security - STAGING,O=NEXI,CN=NOMEAPP")
     )
     assert provider_cert.subject == "C=IT,L=Milano,OU=API Security - STAGING,O=NEXI,CN=NOMEAPP"
 
@@ -102,8 +104,9 @@ def test_x5t_s256_matches_openssl(openssl, provider_cert):
 
 
 def test_openssl_ec_csr_is_signed_and_verifies(openssl, ca):
-    csr = openssl.req("ecapp", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                      addext=("extendedKeyUsage=clientAuth",))
+    csr = openssl.req(
+        "ecapp", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", addext=("extendedKeyUsage=clientAuth",)
+    )
     openssl.write("ca.pem", ca.certificate_pem())
     openssl.write("ec.pem", ca.sign_csr(csr).pem)
     assert openssl.ok("verify", "-CAfile", "ca.pem", "-purpose", "sslclient", "ec.pem").strip() == "ec.pem: OK"
@@ -123,8 +126,9 @@ def test_server_certificate_verifies_for_ssl_server(openssl, ca):
         assert out.strip() == "server.pem: OK", check
     wrong = openssl.run("verify", "-CAfile", "ca.pem", "-verify_hostname", "other.test", "server.pem")
     assert wrong.returncode != 0
-    san = _ext_block(openssl.ok("x509", "-in", "server.pem", "-noout", "-ext", "subjectAltName"),
-                     "X509v3 Subject Alternative Name")
+    san = _ext_block(
+        openssl.ok("x509", "-in", "server.pem", "-noout", "-ext", "subjectAltName"), "X509v3 Subject Alternative Name"
+    )
     assert san == ["DNS:tessera.test, DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1"]
     # The key file is the certificate's key, unencrypted.
     assert openssl.ok("pkey", "-in", "server.key", "-pubout") == openssl.ok(
@@ -144,4 +148,3 @@ def test_ca_certificate_as_openssl_sees_it(openssl, ca):
 def test_openssl_refuses_a_certificate_from_another_ca(openssl, ca, provider_cert):
     openssl.write("other.pem", CertificateAuthority.generate().certificate_pem())
     assert openssl.run("verify", "-CAfile", "other.pem", "cert.pem").returncode != 0
-

@@ -11,6 +11,7 @@ import pytest
 from tessera.core import tokens
 from tessera.core.context import Core, CoreConfig
 from tessera.core.models import CertificateRecord, Client
+from tessera.core.ports import Capabilities
 from tessera.errors import InvalidToken
 
 
@@ -48,7 +49,11 @@ class Store:
 
 
 def _token(jti: str) -> str:
-    head = base64.urlsafe_b64encode(json.dumps({"kid": "k1", "alg": "ES256", "typ": "at+jwt"}).encode()).decode().rstrip("=")
+    head = (
+        base64.urlsafe_b64encode(json.dumps({"kid": "k1", "alg": "ES256", "typ": "at+jwt"}).encode())
+        .decode()
+        .rstrip("=")
+    )
     return f"{head}.{jti}.sig"
 
 
@@ -56,13 +61,28 @@ def _token(jti: str) -> str:
 def setup(monkeypatch):
     clock = [1000]
     store = Store()
-    core = Core(config=CoreConfig(issuer="https://as.example"), store=store, keys=Ring(), pepper=b"p", clock=lambda: clock[0])
+    core = Core(
+        config=CoreConfig(issuer="https://as.example"),
+        store=store,
+        keys=Ring(),
+        pepper=b"p",
+        clock=lambda: clock[0],
+        capabilities=Capabilities(),
+    )  # none: the stand-in store above answers every name
     verified = []
 
     def fake_verify(token, keys, *, typ, now):
         verified.append(token)
-        return {"iss": "https://as.example", "aud": "https://as.example", "prf": "native", "env": "staging",
-                "exp": 2000, "jti": token.split(".")[1], "client_id": "app", "cnf": {"x5t#S256": "T"}}
+        return {
+            "iss": "https://as.example",
+            "aud": "https://as.example",
+            "prf": "native",
+            "env": "staging",
+            "exp": 2000,
+            "jti": token.split(".")[1],
+            "client_id": "app",
+            "cnf": {"x5t#S256": "T"},
+        }
 
     monkeypatch.setattr(tokens, "verify_own_jwt", fake_verify)
     return core, store, clock, verified

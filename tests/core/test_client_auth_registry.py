@@ -26,7 +26,7 @@ from tessera.core.client_auth import (
 )
 from tessera.core.context import Core, CoreConfig
 from tessera.core.flows import b2binpay
-from tessera.core.keys import KeyRing, create_initial_keys
+from tessera.core.keys import KeyRing
 from tessera.core.models import Client, Merchant
 from tessera.core.secrets import hash_secret
 from tessera.errors import InvalidClient, InvalidRequest
@@ -41,15 +41,25 @@ NOW = 1_800_000_000
 
 
 @pytest.fixture
-def env(tmp_path):
+def env(tmp_path, _server_keys):
     store = SQLStore(f"sqlite:///{tmp_path / 'auth.db'}")
     upgrade(store.engine)
-    create_initial_keys(store, KEK, signing_alg="ES256", enc_bits=2048, now=NOW - 10)
-    core = Core(config=CoreConfig(issuer=ISSUER), store=store, keys=KeyRing(store, KEK), pepper=PEPPER, clock=lambda: NOW)
+    store.save_server_keys(list(_server_keys))  # made once per worker (tests/core/conftest.py)
+    core = Core(
+        config=CoreConfig(issuer=ISSUER), store=store, keys=KeyRing(store, KEK), pepper=PEPPER, clock=lambda: NOW
+    )
     store.create_client(Client("secret-app", "a", hash_secret(SECRET, PEPPER), created_at=NOW))
     key = jwk.JWK.generate(kty="EC", crv="P-256", kid="k1")
-    store.create_client(Client("jwt-app", "b", None, auth_methods=("private_key_jwt",),
-                               jwks={"keys": [{**json.loads(key.export_public()), "use": "sig"}]}, created_at=NOW))
+    store.create_client(
+        Client(
+            "jwt-app",
+            "b",
+            None,
+            auth_methods=("private_key_jwt",),
+            jwks={"keys": [{**json.loads(key.export_public()), "use": "sig"}]},
+            created_at=NOW,
+        )
+    )
     yield core, store, key
     store.close()
 
@@ -66,8 +76,14 @@ def assertion(key: jwk.JWK, jti: str = "j-1", **over) -> str:
 
 
 def test_the_registry_holds_every_method_and_each_surface_names_its_own():
-    assert set(AUTHENTICATORS) == {"client_secret_basic", "client_secret_post", "tls_client_auth", "private_key_jwt",
-                                   "nexi_nested_jwe", "axept_api_key"}
+    assert set(AUTHENTICATORS) == {
+        "client_secret_basic",
+        "client_secret_post",
+        "tls_client_auth",
+        "private_key_jwt",
+        "nexi_nested_jwe",
+        "axept_api_key",
+    }
     for accepted in (METHODS, NEXI_PAR_METHODS, AXEPT_METHODS, b2binpay.AUTH_METHODS):
         assert set(accepted) <= set(AUTHENTICATORS)
 
@@ -98,8 +114,14 @@ def test_nothing_presented_and_two_methods_at_once(env):
         authenticate(core, ClientAuthRequest(credentials=ClientCredentials("secret-app", None, "none")))
     assert e.value.reason == "no_client_auth"
     with pytest.raises(InvalidRequest) as e:
-        authenticate(core, ClientAuthRequest(credentials=ClientCredentials("secret-app", SECRET, "client_secret_post"),
-                                             assertion_type=JWT_BEARER, assertion=assertion(key)))
+        authenticate(
+            core,
+            ClientAuthRequest(
+                credentials=ClientCredentials("secret-app", SECRET, "client_secret_post"),
+                assertion_type=JWT_BEARER,
+                assertion=assertion(key),
+            ),
+        )
     assert e.value.reason == "two_auth_methods"
 
 
@@ -113,8 +135,14 @@ def test_private_key_jwt_with_the_registered_jwks_single_use(env):
         authenticate(core, req)
     assert e.value.reason == "assertion_replay"
     with pytest.raises(InvalidClient) as e:  # a secret client may not use private_key_jwt
-        authenticate(core, ClientAuthRequest(credentials=ClientCredentials("secret-app", None, "none"),
-                                             assertion_type=JWT_BEARER, assertion=assertion(key, iss="secret-app")))
+        authenticate(
+            core,
+            ClientAuthRequest(
+                credentials=ClientCredentials("secret-app", None, "none"),
+                assertion_type=JWT_BEARER,
+                assertion=assertion(key, iss="secret-app"),
+            ),
+        )
     assert e.value.reason == "auth_method_not_allowed"
 
 
@@ -122,20 +150,31 @@ def test_tls_client_auth_needs_a_bound_certificate(env):
     core, store, _key = env
     store.create_client(Client("tls-app", "c", None, auth_methods=("tls_client_auth",), created_at=NOW))
     with pytest.raises(InvalidClient) as e:
-        authenticate(core, ClientAuthRequest(credentials=ClientCredentials("tls-app", None, "none"),
-                                             peer=PeerCert("not-a-bound-thumbprint")))
+        authenticate(
+            core,
+            ClientAuthRequest(
+                credentials=ClientCredentials("tls-app", None, "none"), peer=PeerCert("not-a-bound-thumbprint")
+            ),
+        )
     assert e.value.reason == "cert_not_bound"
     with pytest.raises(InvalidClient) as e:  # the secret app is not registered for tls_client_auth
-        authenticate(core, ClientAuthRequest(credentials=ClientCredentials("secret-app", None, "none"),
-                                             peer=PeerCert("not-a-bound-thumbprint")))
+        authenticate(
+            core,
+            ClientAuthRequest(
+                credentials=ClientCredentials("secret-app", None, "none"), peer=PeerCert("not-a-bound-thumbprint")
+            ),
+        )
     assert e.value.reason == "auth_method_not_allowed"
 
 
 def test_nexi_nested_jwe_needs_mutual_tls(env):
     core, _store, _key = env
     with pytest.raises(InvalidClient) as e:
-        authenticate_with(core, NEXI_PAR_METHODS, ClientAuthRequest(
-            credentials=ClientCredentials("secret-app", None, "none"), assertion="a.b.c.d.e"))
+        authenticate_with(
+            core,
+            NEXI_PAR_METHODS,
+            ClientAuthRequest(credentials=ClientCredentials("secret-app", None, "none"), assertion="a.b.c.d.e"),
+        )
     assert e.value.reason == "mtls_missing"
 
 
@@ -143,10 +182,14 @@ def test_axept_api_key(env):
     core, store, _key = env
     store.create_merchant(Merchant(42, "Shop", None, NOW))
     record, value = apikeys.create_key(store, PEPPER, 42, NOW, max_enabled=3)
-    auth = authenticate_with(core, AXEPT_METHODS, ClientAuthRequest(api_key=ApiKeyCredentials(42, record.key_id, value)))
+    auth = authenticate_with(
+        core, AXEPT_METHODS, ClientAuthRequest(api_key=ApiKeyCredentials(42, record.key_id, value))
+    )
     assert isinstance(auth, AuthenticatedKey) and auth.key.key_id == record.key_id and auth.method == "axept_api_key"
     with pytest.raises(InvalidClient) as e:
-        authenticate_with(core, AXEPT_METHODS, ClientAuthRequest(api_key=ApiKeyCredentials(42, record.key_id, value + "x")))
+        authenticate_with(
+            core, AXEPT_METHODS, ClientAuthRequest(api_key=ApiKeyCredentials(42, record.key_id, value + "x"))
+        )
     assert e.value.reason == "bad_api_key"
     # The native surface does not take an API key.
     with pytest.raises(InvalidClient) as e:

@@ -11,6 +11,7 @@ import pytest
 
 from tessera.core.context import Core, CoreConfig
 from tessera.core.models import Artifact, CertificateRecord, Client, Merchant, MerchantUser, Terminal
+from tessera.core.ports import Capabilities
 from tessera.storage.migrate import upgrade
 from tessera.storage.sql import SQLStore
 
@@ -60,8 +61,14 @@ def test_enrollment_data_is_cached_and_changes_are_seen_at_once(stores):
     core = _core(worker)
 
     def look():
-        return (core.client("app").active, len(core.certificates_for("app")), len(core.terminals_at("POS")),
-                core.is_granted(1, "app"), core.user("u@shop.example"), core.bindings("u@shop.example", "S1"))
+        return (
+            core.client("app").active,
+            len(core.certificates_for("app")),
+            len(core.terminals_at("POS")),
+            core.is_granted(1, "app"),
+            core.user("u@shop.example"),
+            core.bindings("u@shop.example", "S1"),
+        )
 
     first = look()
     assert first == (True, 0, 1, False, None, (None, None))
@@ -146,7 +153,9 @@ def test_revoked_access_tokens_are_read_per_token_without_exact_notices(tmp_path
             return lambda *a, **kw: None
 
     store = Store()
-    core = Core(config=CoreConfig(issuer="https://as.example"), store=store, keys=None, pepper=b"p")
+    core = Core(
+        config=CoreConfig(issuer="https://as.example"), store=store, keys=None, pepper=b"p", capabilities=Capabilities()
+    )  # no notices (the stand-in answers every name)
     assert tokens.access_token_revoked(core, "gone") and not tokens.access_token_revoked(core, "live")
     marks.add("live")
     assert tokens.access_token_revoked(core, "live")

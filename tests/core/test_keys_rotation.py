@@ -59,9 +59,19 @@ def rotated(live_server):
         assert time.monotonic() < deadline, "the server did not pick up the rotated keys in time"
         time.sleep(0.5)
 
-    return dict(server=server, app=app, merchant=merchant, jwks_before=jwks_before, jwks_after=jwks_after,
-                enc_before=enc_before, sig_before=sig_before, enc=enc, sig=sig,
-                token_before=token_before, token_after=token_after)
+    return dict(
+        server=server,
+        app=app,
+        merchant=merchant,
+        jwks_before=jwks_before,
+        jwks_after=jwks_after,
+        enc_before=enc_before,
+        sig_before=sig_before,
+        enc=enc,
+        sig=sig,
+        token_before=token_before,
+        token_after=token_after,
+    )
 
 
 def test_next_key_was_published_before_rotation(rotated):
@@ -144,7 +154,9 @@ def test_mobilepay_ring_rotation(rotated):
     server = rotated["server"]
     ring = rotated["sig"]["rings"]["mobilepay"]
     stored = {k.kid: k.status for k in server.store.list_server_keys() if ring_of(k) == "mobilepay"}
-    assert stored[ring["current"]] == "current" and stored[ring["retired"]] == "retired" and stored[ring["next"]] == "next"
+    assert (
+        stored[ring["current"]] == "current" and stored[ring["retired"]] == "retired" and stored[ring["next"]] == "next"
+    )
     url = f"https://localhost:{server.port}/integrator-authentication/.well-known/openid-configuration/jwks"
     deadline = time.monotonic() + RELOAD_DEADLINE
     while True:

@@ -106,26 +106,45 @@ def test_invalid_client_assertion_is_400_invalid_client():
     assert isinstance(e, InvalidClient) and InvalidClient("y").status == 401
 
 
-@pytest.mark.parametrize("c,expected", [
-    ({"username_merchant": "A@shop.example"}, "a@shop.example"),
-    ({"app_username_merchant": "a@shop.example"}, "a@shop.example"),
-    ({"username_merchant": "a@shop.example", "app_username_merchant": "A@Shop.example"}, "a@shop.example"),
-])
+@pytest.mark.parametrize(
+    "c,expected",
+    [
+        ({"username_merchant": "A@shop.example"}, "a@shop.example"),
+        ({"app_username_merchant": "a@shop.example"}, "a@shop.example"),
+        ({"username_merchant": "a@shop.example", "app_username_merchant": "A@Shop.example"}, "a@shop.example"),
+    ],
+)
 def test_both_username_claims(c, expected):
     assert enrollment._username(c) == expected
 
 
-@pytest.mark.parametrize("c", [
-    {}, {"username_merchant": "a@shop.example", "app_username_merchant": "b@shop.example"},
-    {"app_username_merchant": "not-an-email"}, {"app_username_merchant": 7},
-])
+@pytest.mark.parametrize(
+    "c",
+    [
+        {},
+        {"username_merchant": "a@shop.example", "app_username_merchant": "b@shop.example"},
+        {"app_username_merchant": "not-an-email"},
+        {"app_username_merchant": 7},
+    ],
+)
 def test_username_claim_refusals(c):
     with pytest.raises(InvalidRequest):
         enrollment._username(c)
 
 
-@pytest.mark.parametrize("value,ok", [("A1B2-C3D4", True), ("x" * 256, True), ("x" * 257, False), ("", False),
-                                      ("a\x00b", False), ("a\nb", False), ("a\u202eb", False), (12, False)])
+@pytest.mark.parametrize(
+    "value,ok",
+    [
+        ("A1B2-C3D4", True),
+        ("x" * 256, True),
+        ("x" * 257, False),
+        ("", False),
+        ("a\x00b", False),
+        ("a\nb", False),
+        ("a\u202eb", False),
+        (12, False),
+    ],
+)
 def test_app_deviceid(value, ok):
     if ok:
         assert enrollment._device_id({"app_deviceid": value}) == value

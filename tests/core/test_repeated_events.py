@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tessera.core.context import RECENT_EVENTS, Core, CoreConfig
+from tessera.core.ports import Capabilities
 
 
 class Events:
@@ -22,8 +23,14 @@ class Events:
 
 def _core(clock: list[int]) -> tuple[Core, Events]:
     store = Events()
-    core = Core(config=CoreConfig(issuer="https://as.example"), store=store, keys=None, pepper=b"p",  # type: ignore[arg-type]
-                clock=lambda: clock[0])
+    core = Core(
+        config=CoreConfig(issuer="https://as.example"),
+        store=store,
+        keys=None,
+        pepper=b"p",  # type: ignore[arg-type]
+        clock=lambda: clock[0],
+        capabilities=Capabilities(),
+    )  # none: the stand-in answers every name
     return core, store
 
 

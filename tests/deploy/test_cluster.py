@@ -30,10 +30,11 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
@@ -81,7 +82,9 @@ class Cluster:
     def upstream_addresses(self) -> set[str]:
         return {f"127.0.0.1:{self.a.port}", f"127.0.0.1:{self.b.port}"}
 
-    def via_nginx(self, app: AppIdentity | None = None, *, cert: Path | None = None, key: Path | None = None) -> httpx.Client:
+    def via_nginx(
+        self, app: AppIdentity | None = None, *, cert: Path | None = None, key: Path | None = None
+    ) -> httpx.Client:
         """Real mutual TLS to nginx, with ``app``'s certificate (or ``cert``) if given."""
         ctx = ssl.create_default_context(cafile=str(self.ca))
         cert = cert or (app.cert if app else None)
@@ -89,7 +92,9 @@ class Cluster:
             ctx.load_cert_chain(str(cert), str(key or app.key))
         return httpx.Client(base_url=self.issuer, verify=ctx, timeout=30)
 
-    def direct(self, instance: SharedHomeServer, app: AppIdentity | None = None, *, real_ip: str | None = None) -> httpx.Client:
+    def direct(
+        self, instance: SharedHomeServer, app: AppIdentity | None = None, *, real_ip: str | None = None
+    ) -> httpx.Client:
         """Plain HTTP straight to one instance from 127.0.0.1 (a trusted proxy address),
         with the certificate header nginx would send."""
         headers = {}
@@ -185,13 +190,26 @@ def build_assertion(cl: Cluster, app: AppIdentity, merchant: MerchantSetup) -> s
     with cl.via_nginx() as c:
         keys = c.get(JWKS).json()["keys"]
     now = int(time.time())
-    claims = {"iss": app.client_id, "sub": app.client_id, "aud": cl.issuer, "iat": now, "exp": now + 120,
-              "jti": str(uuid.uuid4()), "appId": app.client_id, "pointOfSale": merchant.pos,
-              "terminal_ids": [merchant.softpos_tid, merchant.mpos_tid], "username_merchant": merchant.username}
+    claims = {
+        "iss": app.client_id,
+        "sub": app.client_id,
+        "aud": cl.issuer,
+        "iat": now,
+        "exp": now + 120,
+        "jti": str(uuid.uuid4()),
+        "appId": app.client_id,
+        "pointOfSale": merchant.pos,
+        "terminal_ids": [merchant.softpos_tid, merchant.mpos_tid],
+        "username_merchant": merchant.username,
+    }
     signed = jws.JWS(json.dumps(claims).encode())
-    signed.add_signature(jwk.JWK.from_pem(app.key.read_bytes()), alg="RS256", protected=json.dumps({"alg": "RS256", "typ": "JWT"}))
-    enc = jwe.JWE(signed.serialize(compact=True).encode(),
-                  protected=json.dumps({"alg": "RSA-OAEP-256", "enc": "A256GCM", "cty": "JWT", "kid": keys[0]["kid"]}))
+    signed.add_signature(
+        jwk.JWK.from_pem(app.key.read_bytes()), alg="RS256", protected=json.dumps({"alg": "RS256", "typ": "JWT"})
+    )
+    enc = jwe.JWE(
+        signed.serialize(compact=True).encode(),
+        protected=json.dumps({"alg": "RSA-OAEP-256", "enc": "A256GCM", "cty": "JWT", "kid": keys[0]["kid"]}),
+    )
     enc.add_recipient(jwk.JWK(**keys[0]))
     return enc.serialize(compact=True)
 
@@ -202,21 +220,43 @@ def pkce() -> tuple[str, str]:
 
 
 def par(c: httpx.Client, token: str, app: AppIdentity, assertion: str, challenge: str | None = None) -> httpx.Response:
-    form = {"client_assertion": assertion, "client_id": app.client_id, "scope": "oidc", "redirect_uri": app.redirect_uri}
+    form = {
+        "client_assertion": assertion,
+        "client_id": app.client_id,
+        "scope": "oidc",
+        "redirect_uri": app.redirect_uri,
+    }
     if challenge:
         form.update(code_challenge=challenge, code_challenge_method="S256")
     return c.post(PAR, data=form, headers={**FORM, "Authorization": f"Bearer {token}"})
 
 
 def login(c: httpx.Client, app: AppIdentity, request_uri: str, merchant: MerchantSetup) -> httpx.Response:
-    return c.post(AUTHORIZE, data={"client_id": app.client_id, "request_uri": request_uri, "username": merchant.username,
-                                   "password": merchant.password}, headers=FORM)
+    return c.post(
+        AUTHORIZE,
+        data={
+            "client_id": app.client_id,
+            "request_uri": request_uri,
+            "username": merchant.username,
+            "password": merchant.password,
+        },
+        headers=FORM,
+    )
 
 
 def exchange(c: httpx.Client, app: AppIdentity, code: str, verifier: str) -> httpx.Response:
-    return c.post(CODE_TOKEN, headers=FORM, data={
-        "grant_type": "authorization_code", "client_id": app.client_id, "client_secret": app.client_secret,
-        "code": code, "redirect_uri": app.redirect_uri, "code_verifier": verifier})
+    return c.post(
+        CODE_TOKEN,
+        headers=FORM,
+        data={
+            "grant_type": "authorization_code",
+            "client_id": app.client_id,
+            "client_secret": app.client_secret,
+            "code": code,
+            "redirect_uri": app.redirect_uri,
+            "code_verifier": verifier,
+        },
+    )
 
 
 def code_of(resp: httpx.Response) -> str:
@@ -224,7 +264,9 @@ def code_of(resp: httpx.Response) -> str:
     return parse_qs(urlsplit(resp.headers["location"]).query)["code"][0]
 
 
-def race(make_client: Callable[[int], httpx.Client], fire: Callable[[httpx.Client], httpx.Response]) -> list[httpx.Response]:
+def race(
+    make_client: Callable[[int], httpx.Client], fire: Callable[[httpx.Client], httpx.Response]
+) -> list[httpx.Response]:
     """``N`` threads, each with its own connection (opened and warmed first), released together."""
     barrier = threading.Barrier(N)
     results: list[Any] = [None] * N
@@ -311,7 +353,9 @@ def test_client_supplied_certificate_header_is_not_honoured(cluster, nexi):
     other = AppIdentity(app.client_id, app.client_secret, app.redirect_uri)
     cluster.a.add_cert(other)
     with cluster.via_nginx(app) as c:
-        r = c.post(TOKEN, data=token_form(app), headers={**FORM, "X-SSL-Client-Cert": quote(other.cert.read_text(), safe="")})
+        r = c.post(
+            TOKEN, data=token_form(app), headers={**FORM, "X-SSL-Client-Cert": quote(other.cert.read_text(), safe="")}
+        )
     assert r.status_code == 200, r.text
     assert claims_of(r.json()["access_token"])["cnf"]["x5t#S256"] == app.thumbprint != other.thumbprint
     # Control: the very same header sent straight to an instance from a trusted address is
@@ -383,7 +427,9 @@ def test_assertion_jti_is_claimed_once_across_instances(cluster, nexi, via):
 def test_certificate_revoked_with_the_cli_is_refused_by_both_instances_within_the_bound(cluster, capsys):
     kept, revoked = cluster.a.new_app(), cluster.a.new_app()
 
-    clients = {(inst.port, app.client_id): cluster.direct(inst, app) for inst in cluster.instances for app in (kept, revoked)}
+    clients = {
+        (inst.port, app.client_id): cluster.direct(inst, app) for inst in cluster.instances for app in (kept, revoked)
+    }
 
     def status(inst: SharedHomeServer, app: AppIdentity) -> int:
         return clients[inst.port, app.client_id].post(TOKEN, data=token_form(app), headers=FORM).status_code
@@ -402,16 +448,18 @@ def test_certificate_revoked_with_the_cli_is_refused_by_both_instances_within_th
     done = time.monotonic()
     refused_after: dict[str, float] = {}
     while len(refused_after) < 2 and time.monotonic() - done < CACHE_SECONDS:
-        for name, inst in zip("ab", cluster.instances):
+        for name, inst in zip("ab", cluster.instances, strict=True):
             if name not in refused_after and status(inst, revoked) == 401:
                 refused_after[name] = time.monotonic() - done
         time.sleep(0.01)
     assert set(refused_after) == {"a", "b"}, f"not refused within {CACHE_SECONDS} s: {refused_after}"
     slowest = max(refused_after.values())
     with capsys.disabled():
-        print(f"\n  revocation honoured by both instances {slowest * 1000:.0f} ms after `tessera certs revoke` "
-              f"returned (a: {refused_after['a'] * 1000:.0f} ms, b: {refused_after['b'] * 1000:.0f} ms; "
-              f"poll {POLL_MS} ms, cache {CACHE_SECONDS} s)")
+        print(
+            f"\n  revocation honoured by both instances {slowest * 1000:.0f} ms after `tessera certs revoke` "
+            f"returned (a: {refused_after['a'] * 1000:.0f} ms, b: {refused_after['b'] * 1000:.0f} ms; "
+            f"poll {POLL_MS} ms, cache {CACHE_SECONDS} s)"
+        )
     assert slowest <= BOUND, refused_after
     # The notice dropped every cached certificate, so the silently revoked one is refused too.
     assert [status(inst, kept) for inst in cluster.instances] == [401, 401]

@@ -18,8 +18,18 @@ def directives(text: str) -> list[str]:
 
 
 def test_deployment_page_names_the_settings_that_matter():
-    for name in ("MTLS_MODE", "TRUSTED_PROXIES", "MTLS_HEADER", "WORKERS", "DATABASE_URL", "REDIS_URL",
-                 "REVOCATION_CACHE_SECONDS", "REVOCATION_POLL_MS", "KEK", "PEPPER"):
+    for name in (
+        "MTLS_MODE",
+        "TRUSTED_PROXIES",
+        "MTLS_HEADER",
+        "WORKERS",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "REVOCATION_CACHE_SECONDS",
+        "REVOCATION_POLL_MS",
+        "KEK",
+        "PEPPER",
+    ):
         assert f"TESSERA_{name}" in DOC, name
         assert name.lower() in Settings.model_fields
     assert "deploy/nginx/tessera.conf" in DOC

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import ssl
+import subprocess
 import time
 
 import httpx
@@ -23,15 +23,25 @@ def test_make_serve_initialises_and_serves(tmp_path):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}, "TESSERA_PORT": str(port)}
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(["make", "--no-print-directory", "serve", f"HOME_DIR={home}"], cwd=REPO, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            ["make", "--no-print-directory", "serve", f"HOME_DIR={home}"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 pytest.fail(f"make serve exited: {log.read_text()}")
             try:
-                r = httpx.get(f"https://127.0.0.1:{port}/softpos/par/jwks.json", verify=ssl.create_default_context(cafile=str(home / "ca.pem")), timeout=2)
+                r = httpx.get(
+                    f"https://127.0.0.1:{port}/softpos/par/jwks.json",
+                    verify=ssl.create_default_context(cafile=str(home / "ca.pem")),
+                    timeout=2,
+                )
                 break
             except (httpx.HTTPError, OSError):
                 time.sleep(0.3)

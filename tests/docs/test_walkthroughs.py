@@ -29,8 +29,17 @@ def walkthrough(path: Path) -> str:
     return "\n".join(block for part in parts for block in BLOCK.findall(part))
 
 
-PAGES = [p for p in ["README.md", "docs/profiles/nexi-softpos.md", "docs/profiles/axept.md", "docs/profiles/mobilepay.md",
-                     "docs/profiles/b2binpay.md", "docs/oauth.md"]]
+PAGES = [
+    p
+    for p in [
+        "README.md",
+        "docs/profiles/nexi-softpos.md",
+        "docs/profiles/axept.md",
+        "docs/profiles/mobilepay.md",
+        "docs/profiles/b2binpay.md",
+        "docs/oauth.md",
+    ]
+]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -47,8 +56,11 @@ def test_walkthrough_runs(page, tmp_path):
         (work / ".tessera").symlink_to(server.home)
         script = script.replace("8443", str(server.port))
         env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=work, env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, f"{page} walkthrough failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}\n{server.log_tail()}"
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, (
+            f"{page} walkthrough failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}\n{server.log_tail()}"
+        )
     finally:
         server.stop()

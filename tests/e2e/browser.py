@@ -19,10 +19,11 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -33,13 +34,22 @@ CERTUTIL = "certutil"
 INSTALL_HINT = "run scripts/install-test-deps.sh (Debian packages chromium, chromium-driver, libnss3-tools)"
 
 CHROMIUM_FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--window-size=1024,768", "--lang=en-US",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1024,768",
+    "--lang=en-US",
 )
 
 
 # --- availability ------------------------------------------------------------------------------
+
 
 def missing_tools() -> list[str]:
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
@@ -61,6 +71,7 @@ def require_browser() -> None:
 
 # --- Chromium ------------------------------------------------------------------------------------
 
+
 def make_profile(root: Path, ca_pem: Path) -> tuple[Path, Path]:
     """A fresh HOME whose NSS database (``$HOME/.pki/nssdb``, where Chromium on Linux looks)
     trusts ``ca_pem`` for TLS servers, and a fresh ``--user-data-dir``."""
@@ -69,8 +80,11 @@ def make_profile(root: Path, ca_pem: Path) -> tuple[Path, Path]:
     nssdb.mkdir(parents=True)
     db = f"sql:{nssdb}"
     subprocess.run([CERTUTIL, "-N", "-d", db, "--empty-password"], check=True, capture_output=True)
-    subprocess.run([CERTUTIL, "-A", "-d", db, "-n", "tessera test CA", "-t", "C,,", "-i", str(ca_pem)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [CERTUTIL, "-A", "-d", db, "-n", "tessera test CA", "-t", "C,,", "-i", str(ca_pem)],
+        check=True,
+        capture_output=True,
+    )
     listed = subprocess.run([CERTUTIL, "-L", "-d", db], check=True, capture_output=True, text=True).stdout
     assert "tessera test CA" in listed, listed
     data = root / "user-data"
@@ -123,7 +137,7 @@ def _processes() -> dict[int, tuple[int, str, bytes]]:
             cmd = (d / "cmdline").read_bytes()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         procs[int(d.name)] = (int(fields[1]), fields[19], cmd)
     return procs
 
@@ -137,8 +151,11 @@ def _session_processes(session_dir: Path, driver_pid: int | None) -> dict[int, s
     """
     procs = _processes()
     marker = f"{session_dir}/".encode()
-    roots = {pid for pid, (_, _, cmd) in procs.items()
-             if any(arg.split(b"=", 1)[-1].startswith(marker) for arg in cmd.split(b"\0")[1:])}
+    roots = {
+        pid
+        for pid, (_, _, cmd) in procs.items()
+        if any(arg.split(b"=", 1)[-1].startswith(marker) for arg in cmd.split(b"\0")[1:])
+    }
     if driver_pid in procs:
         roots.add(driver_pid)
     tree, todo = set(), list(roots)
@@ -197,6 +214,7 @@ def start_browser(root: Path, ca_pem: Path) -> Browser:
 
 # --- the app's redirect target ------------------------------------------------------------------
 
+
 class RedirectTarget:
     """``http://127.0.0.1:<port>/callback`` on a thread: records each query string and
     answers with a small HTML page."""
@@ -230,7 +248,7 @@ class RedirectTarget:
         self.url = f"http://127.0.0.1:{self.port}/callback"
         self._thread = threading.Thread(target=self.server.serve_forever, name="redirect-target", daemon=True)
 
-    def __enter__(self) -> "RedirectTarget":
+    def __enter__(self) -> RedirectTarget:
         self._thread.start()
         return self
 
@@ -242,6 +260,7 @@ class RedirectTarget:
 
 # --- the Nexi client side -----------------------------------------------------------------------
 
+
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -251,25 +270,46 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, b64url(hashlib.sha256(verifier.encode("ascii")).digest())
 
 
-def client_assertion(*, jwks: dict[str, Any], key_pem: bytes, client_id: str, audience: str, point_of_sale: str,
-                     terminal_ids: list[str], username: str, now: int | None = None) -> str:
+def client_assertion(
+    *,
+    jwks: dict[str, Any],
+    key_pem: bytes,
+    client_id: str,
+    audience: str,
+    point_of_sale: str,
+    terminal_ids: list[str],
+    username: str,
+    now: int | None = None,
+) -> str:
     """The Nexi nested assertion, built with jwcrypto (independent of tessera's own JOSE):
     a JWT signed RS256 with the app's certificate key, encrypted RSA-OAEP-256/A256GCM to
     the server's first ``enc`` key."""
     from jwcrypto import jwe, jwk, jwt
 
     iat = int(now if now is not None else time.time())
-    claims = {"appId": client_id, "pointOfSale": point_of_sale, "terminal_ids": terminal_ids,
-              "username_merchant": username, "iss": client_id, "sub": client_id, "aud": audience,
-              "iat": iat, "exp": iat + 120, "jti": str(uuid.uuid4())}
+    claims = {
+        "appId": client_id,
+        "pointOfSale": point_of_sale,
+        "terminal_ids": terminal_ids,
+        "username_merchant": username,
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "iat": iat,
+        "exp": iat + 120,
+        "jti": str(uuid.uuid4()),
+    }
     signer = jwk.JWK.from_pem(key_pem)
     inner = jwt.JWT(header={"alg": "RS256", "typ": "JWT"}, claims=claims)
     inner.make_signed_token(signer)
     enc_keys = [k for k in jwks["keys"] if k.get("use", "enc") == "enc" and k.get("kty") == "RSA"]
     assert enc_keys, f"no RSA enc key in {jwks}"
     recipient = jwk.JWK(**enc_keys[0])
-    outer = jwe.JWE(inner.serialize().encode("ascii"), recipient=recipient, protected=json.dumps(
-        {"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": enc_keys[0]["kid"], "cty": "JWT"}))
+    outer = jwe.JWE(
+        inner.serialize().encode("ascii"),
+        recipient=recipient,
+        protected=json.dumps({"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": enc_keys[0]["kid"], "cty": "JWT"}),
+    )
     return outer.serialize(compact=True)
 
 

@@ -42,8 +42,15 @@ def issuer(server: LiveServer) -> str:
     return f"https://localhost:{server.port}"
 
 
-def http(server: LiveServer, client: "NativeClient | None" = None, *, mtls: bool = True,
-         cert: Path | None = None, key: Path | None = None, **kw: Any) -> httpx.Client:
+def http(
+    server: LiveServer,
+    client: NativeClient | None = None,
+    *,
+    mtls: bool = True,
+    cert: Path | None = None,
+    key: Path | None = None,
+    **kw: Any,
+) -> httpx.Client:
     """httpx against the issuer URL; presents ``client``'s certificate when it has one (unless mtls=False)."""
     import ssl
 
@@ -69,15 +76,29 @@ class NativeClient:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def identity(self) -> AppIdentity:
-        return AppIdentity(self.client_id, self.client_secret or "", self.redirect_uri, self.cert, self.key,
-                           self.serial, self.thumbprint)
+        return AppIdentity(
+            self.client_id,
+            self.client_secret or "",
+            self.redirect_uri,
+            self.cert,
+            self.key,
+            self.serial,
+            self.thumbprint,
+        )
 
 
-def register(server: LiveServer, *, methods: tuple[str, ...] = ("client_secret_basic", "client_secret_post"),
-             grant_types: tuple[str, ...] = ("client_credentials", "authorization_code", "refresh_token"),
-             scope: str = "openid email payments:read payments:write", with_cert: bool = False,
-             with_jwks: bool = False, key_type: str = "EC", require_par: bool = False,
-             redirect_uri: str = REDIRECT) -> NativeClient:
+def register(
+    server: LiveServer,
+    *,
+    methods: tuple[str, ...] = ("client_secret_basic", "client_secret_post"),
+    grant_types: tuple[str, ...] = ("client_credentials", "authorization_code", "refresh_token"),
+    scope: str = "openid email payments:read payments:write",
+    with_cert: bool = False,
+    with_jwks: bool = False,
+    key_type: str = "EC",
+    require_par: bool = False,
+    redirect_uri: str = REDIRECT,
+) -> NativeClient:
     from tessera.core.models import Client
     from tessera.core.secrets import generate_client_id, generate_secret, hash_secret
 
@@ -88,10 +109,18 @@ def register(server: LiveServer, *, methods: tuple[str, ...] = ("client_secret_b
         key = jwk.JWK.generate(kty="EC", crv="P-256") if key_type == "EC" else jwk.JWK.generate(kty="RSA", size=2048)
         key = jwk.JWK(**{**json.loads(key.export_private()), "kid": key.thumbprint()})
         jwks = {"keys": [{**json.loads(key.export_public()), "use": "sig"}]}
-    client = Client(client_id=generate_client_id(), name="Platform App",
-                    secret_hash=hash_secret(secret, server.settings.pepper_bytes()) if secret else None,
-                    redirect_uris=(redirect_uri,), scope=scope, auth_methods=tuple(methods),
-                    grant_types=tuple(grant_types), require_par=require_par, jwks=jwks, created_at=int(time.time()))
+    client = Client(
+        client_id=generate_client_id(),
+        name="Platform App",
+        secret_hash=hash_secret(secret, server.settings.pepper_bytes()) if secret else None,
+        redirect_uris=(redirect_uri,),
+        scope=scope,
+        auth_methods=tuple(methods),
+        grant_types=tuple(grant_types),
+        require_par=require_par,
+        jwks=jwks,
+        created_at=int(time.time()),
+    )
     server.store.create_client(client)
     nc = NativeClient(client.client_id, secret, tuple(methods), jwk=key, redirect_uri=redirect_uri)
     if with_cert:
@@ -112,10 +141,17 @@ def cert_jwk(nc: NativeClient) -> jwk.JWK:
 
 # --- assertions ---------------------------------------------------------------------------------
 
+
 def claims_for(server: LiveServer, nc: NativeClient, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims: dict[str, Any] = {"iss": nc.client_id, "sub": nc.client_id, "aud": issuer(server),
-                              "iat": now, "exp": now + 120, "jti": secrets.token_urlsafe(16)}
+    claims: dict[str, Any] = {
+        "iss": nc.client_id,
+        "sub": nc.client_id,
+        "aud": issuer(server),
+        "iat": now,
+        "exp": now + 120,
+        "jti": secrets.token_urlsafe(16),
+    }
     for k, v in overrides.items():
         if v is DROP:
             claims.pop(k, None)
@@ -158,8 +194,15 @@ def server_enc_key(server: LiveServer) -> jwk.JWK:
     return jwk.JWK(**enc[0])
 
 
-def encrypt(plaintext: str | bytes, key: jwk.JWK, *, alg: str = "RSA-OAEP-256", enc: str = "A256GCM",
-            header: dict[str, Any] | None = None, kid: Any = "default") -> str:
+def encrypt(
+    plaintext: str | bytes,
+    key: jwk.JWK,
+    *,
+    alg: str = "RSA-OAEP-256",
+    enc: str = "A256GCM",
+    header: dict[str, Any] | None = None,
+    kid: Any = "default",
+) -> str:
     from jwcrypto.common import json_encode
 
     h = {"alg": alg, "enc": enc, "cty": "JWT"}
@@ -177,13 +220,15 @@ def assertion_form(assertion: str, **extra: str) -> dict[str, str]:
     return {"client_assertion_type": JWT_BEARER, "client_assertion": assertion, **extra}
 
 
-def cc_with_assertion(server: LiveServer, nc: NativeClient, assertion: str, *, mtls: bool = False,
-                      **extra: str) -> httpx.Response:
+def cc_with_assertion(
+    server: LiveServer, nc: NativeClient, assertion: str, *, mtls: bool = False, **extra: str
+) -> httpx.Response:
     with http(server, nc, mtls=mtls) as c:
         return c.post(TOKEN, data={"grant_type": "client_credentials", **assertion_form(assertion, **extra)})
 
 
 # --- secrets, tokens ----------------------------------------------------------------------------
+
 
 def basic(nc: NativeClient) -> httpx.BasicAuth:
     return httpx.BasicAuth(nc.client_id, nc.client_secret)
@@ -208,6 +253,7 @@ def claims_of(token: str) -> dict[str, Any]:
 
 # --- PKCE, PAR, login ---------------------------------------------------------------------------
 
+
 def pkce() -> tuple[str, str]:
     verifier = b64u(secrets.token_bytes(32))
     challenge = b64u(hashlib.sha256(verifier.encode()).digest())
@@ -216,9 +262,15 @@ def pkce() -> tuple[str, str]:
 
 def push(server: LiveServer, nc: NativeClient, **params: Any) -> httpx.Response:
     verifier, challenge = pkce()
-    data = {"response_type": "code", "client_id": nc.client_id, "redirect_uri": nc.redirect_uri,
-            "scope": "openid payments:read", "state": "st-" + secrets.token_hex(4),
-            "code_challenge": challenge, "code_challenge_method": "S256"}
+    data = {
+        "response_type": "code",
+        "client_id": nc.client_id,
+        "redirect_uri": nc.redirect_uri,
+        "scope": "openid payments:read",
+        "state": "st-" + secrets.token_hex(4),
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
     for k, v in params.items():
         if v is DROP:
             data.pop(k, None)
@@ -235,8 +287,10 @@ def login(server: LiveServer, nc: NativeClient, request_uri: str, username: str,
     with http(server, mtls=False) as c:
         page = c.get(AUTHORIZE, params={"client_id": nc.client_id, "request_uri": request_uri})
         assert page.status_code == 200, page.text[:300]
-        return c.post(AUTHORIZE, data={"client_id": nc.client_id, "request_uri": request_uri,
-                                       "username": username, "password": password})
+        return c.post(
+            AUTHORIZE,
+            data={"client_id": nc.client_id, "request_uri": request_uri, "username": username, "password": password},
+        )
 
 
 def code_from(resp: httpx.Response) -> dict[str, str]:
@@ -245,14 +299,24 @@ def code_from(resp: httpx.Response) -> dict[str, str]:
     return {k: v[0] for k, v in q.items()}
 
 
-def authorization_code_flow(server: LiveServer, nc: NativeClient, merchant, **params: Any) -> tuple[dict[str, Any], str]:
+def authorization_code_flow(
+    server: LiveServer, nc: NativeClient, merchant, **params: Any
+) -> tuple[dict[str, Any], str]:
     """PAR → login → code → token (client_secret_basic). Returns (token response, code)."""
     pushed = push(server, nc, **params)
     assert pushed.status_code == 201, pushed.text
     back = code_from(login(server, nc, pushed.json()["request_uri"], merchant.username, merchant.password))
     with http(server, nc) as c:
-        r = c.post(TOKEN, data={"grant_type": "authorization_code", "code": back["code"], "redirect_uri": nc.redirect_uri,
-                                "code_verifier": pushed.verifier}, auth=basic(nc))
+        r = c.post(
+            TOKEN,
+            data={
+                "grant_type": "authorization_code",
+                "code": back["code"],
+                "redirect_uri": nc.redirect_uri,
+                "code_verifier": pushed.verifier,
+            },
+            auth=basic(nc),
+        )
     assert r.status_code == 200, r.text
     return r.json(), back["code"]
 

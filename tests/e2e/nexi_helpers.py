@@ -19,9 +19,10 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -72,8 +73,15 @@ def ssl_ctx(server: LiveServer, cert: Path | None = None, key: Path | None = Non
     return ctx
 
 
-def http(server: LiveServer, app: AppIdentity | None = None, *, cert: Path | None = DEFAULT,
-         key: Path | None = DEFAULT, timeout: float = 30.0, **kw: Any) -> httpx.Client:
+def http(
+    server: LiveServer,
+    app: AppIdentity | None = None,
+    *,
+    cert: Path | None = DEFAULT,
+    key: Path | None = DEFAULT,
+    timeout: float = 30.0,
+    **kw: Any,
+) -> httpx.Client:
     """An httpx client for ``server``: with ``app``'s certificate unless ``cert=None``."""
     if cert is DEFAULT:
         cert = app.cert if app is not None else None
@@ -155,7 +163,9 @@ def app_private_jwk(app: AppIdentity, key_path: Path | None = None) -> jwk.JWK:
     return jwk.JWK.from_pem(Path(key_path or app.key).read_bytes())
 
 
-def default_claims(server: LiveServer, app: AppIdentity, merchant: MerchantSetup | None, *, now: int | None = None) -> dict[str, Any]:
+def default_claims(
+    server: LiveServer, app: AppIdentity, merchant: MerchantSetup | None, *, now: int | None = None
+) -> dict[str, Any]:
     now = int(time.time()) if now is None else now
     claims: dict[str, Any] = {
         "iss": app.client_id,
@@ -167,11 +177,13 @@ def default_claims(server: LiveServer, app: AppIdentity, merchant: MerchantSetup
         "appId": app.client_id,
     }
     if merchant is not None:
-        claims.update({
-            "pointOfSale": merchant.pos,
-            "terminal_ids": [merchant.softpos_tid, merchant.mpos_tid],
-            "username_merchant": merchant.username,
-        })
+        claims.update(
+            {
+                "pointOfSale": merchant.pos,
+                "terminal_ids": [merchant.softpos_tid, merchant.mpos_tid],
+                "username_merchant": merchant.username,
+            }
+        )
     return claims
 
 
@@ -186,8 +198,9 @@ class Assertion:
         return self.claims.get("jti")
 
 
-def _sign_inner(payload: bytes, app: AppIdentity, *, inner: str, sign_alg: str, sign_key: Path | None,
-                jws_header: dict[str, Any]) -> bytes:
+def _sign_inner(
+    payload: bytes, app: AppIdentity, *, inner: str, sign_alg: str, sign_key: Path | None, jws_header: dict[str, Any]
+) -> bytes:
     if inner == "plain-json":
         return payload
     if inner == "none":
@@ -254,7 +267,9 @@ def build_assertion(
     if pad_bytes:
         body["pad"] = "x" * pad_bytes
     payload = json.dumps(body).encode()
-    plaintext = _sign_inner(payload, app, inner=inner, sign_alg=sign_alg, sign_key=sign_key, jws_header=jws_header or {})
+    plaintext = _sign_inner(
+        payload, app, inner=inner, sign_alg=sign_alg, sign_key=sign_key, jws_header=jws_header or {}
+    )
 
     jwks = jwks if jwks is not None else fetch_jwks(server)
     recipient = _recipient_key(jwks, jwe_alg, jwe_enc, enc_kid)
@@ -310,8 +325,12 @@ def pkce_pair() -> tuple[str, str]:
 
 
 def par_form(app: AppIdentity, assertion: str | None, **overrides: Any) -> dict[str, str]:
-    form = {"client_assertion": assertion, "client_id": app.client_id, "scope": "oidc",
-            "redirect_uri": app.redirect_uri}
+    form = {
+        "client_assertion": assertion,
+        "client_id": app.client_id,
+        "scope": "oidc",
+        "redirect_uri": app.redirect_uri,
+    }
     form.update(overrides)
     return {k: v for k, v in form.items() if v is not None}
 
@@ -335,9 +354,19 @@ def assert_par_created(resp: httpx.Response, expires_in: int = 90) -> str:
     return uri
 
 
-def push(server: LiveServer, app: AppIdentity, merchant: MerchantSetup, *, token: str | None = None,
-         jwks: dict[str, Any] | None = None, scope: str = "oidc", state: str | None = None,
-         code_challenge: str | None = None, expires_in: int = 90, **assertion_kw: Any) -> str:
+def push(
+    server: LiveServer,
+    app: AppIdentity,
+    merchant: MerchantSetup,
+    *,
+    token: str | None = None,
+    jwks: dict[str, Any] | None = None,
+    scope: str = "oidc",
+    state: str | None = None,
+    code_challenge: str | None = None,
+    expires_in: int = 90,
+    **assertion_kw: Any,
+) -> str:
     """A successful PAR; returns the request_uri."""
     token = token or get_token(server, app)
     a = build_assertion(server, app, merchant, jwks=jwks, **assertion_kw)
@@ -352,8 +381,11 @@ def push(server: LiveServer, app: AppIdentity, merchant: MerchantSetup, *, token
 
 
 def login(c: httpx.Client, app: AppIdentity, request_uri: str, username: str, password: str) -> httpx.Response:
-    return c.post(AUTHORIZE_PATH, data={"client_id": app.client_id, "request_uri": request_uri,
-                                        "username": username, "password": password}, headers=FORM)
+    return c.post(
+        AUTHORIZE_PATH,
+        data={"client_id": app.client_id, "request_uri": request_uri, "username": username, "password": password},
+        headers=FORM,
+    )
 
 
 def code_from(resp: httpx.Response, app: AppIdentity) -> dict[str, str]:
@@ -371,11 +403,24 @@ def login_for_code(server: LiveServer, app: AppIdentity, merchant: MerchantSetup
     return code_from(r, app)["code"]
 
 
-def exchange(c: httpx.Client, app: AppIdentity, code: str | None, *, redirect_uri: Any = DEFAULT,
-             code_verifier: str | None = None, **extra: Any) -> httpx.Response:
-    data = {"grant_type": "authorization_code", "client_id": app.client_id, "client_secret": app.client_secret,
-            "code": code, "redirect_uri": app.redirect_uri if redirect_uri is DEFAULT else redirect_uri,
-            "code_verifier": code_verifier, **extra}
+def exchange(
+    c: httpx.Client,
+    app: AppIdentity,
+    code: str | None,
+    *,
+    redirect_uri: Any = DEFAULT,
+    code_verifier: str | None = None,
+    **extra: Any,
+) -> httpx.Response:
+    data = {
+        "grant_type": "authorization_code",
+        "client_id": app.client_id,
+        "client_secret": app.client_secret,
+        "code": code,
+        "redirect_uri": app.redirect_uri if redirect_uri is DEFAULT else redirect_uri,
+        "code_verifier": code_verifier,
+        **extra,
+    }
     return c.post(CODE_TOKEN_PATH, data={k: v for k, v in data.items() if v is not None}, headers=FORM)
 
 
@@ -414,8 +459,12 @@ def enrollments_of(server: LiveServer, client_id: str) -> list[Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def race(n: int, make_client: Callable[[], httpx.Client], fire: Callable[[httpx.Client], httpx.Response],
-         warmup: str = "/healthz") -> list[httpx.Response]:
+def race(
+    n: int,
+    make_client: Callable[[], httpx.Client],
+    fire: Callable[[httpx.Client], httpx.Response],
+    warmup: str = "/healthz",
+) -> list[httpx.Response]:
     """``n`` threads, each with its own TLS connection (opened and warmed before the start),
     released together by a barrier; returns every response."""
     barrier = threading.Barrier(n)

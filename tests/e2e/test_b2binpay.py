@@ -20,7 +20,7 @@ import re
 import secrets
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -49,7 +49,9 @@ def client(server: LiveServer, address: str | None = None) -> httpx.Client:
     return httpx.Client(base_url=f"https://localhost:{server.port}", transport=transport, timeout=15)
 
 
-def send(server: LiveServer, path: str, body, *, address: str | None = None, media: str | None = MEDIA) -> httpx.Response:
+def send(
+    server: LiveServer, path: str, body, *, address: str | None = None, media: str | None = MEDIA
+) -> httpx.Response:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {"Content-Type": media} if media else {}
     with client(server, address) as c:
@@ -80,7 +82,7 @@ def expected_sign(login_: str, password: str, time_: str, refresh_: str) -> str:
 
 def parse_time(s: str) -> datetime:
     assert TIME.match(s), s
-    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def claims_of(token: str) -> dict:
@@ -111,7 +113,9 @@ def assert_data(server: LiveServer, data: dict, app: AppIdentity) -> dict:
     attrs = data["attributes"]
     assert set(attrs) == {"access", "refresh", "access_expired_at", "refresh_expired_at", "is_2fa_confirmed"}, attrs
     assert attrs["is_2fa_confirmed"] is False
-    assert isinstance(attrs["access"], str) and isinstance(attrs["refresh"], str) and attrs["access"] != attrs["refresh"]
+    assert (
+        isinstance(attrs["access"], str) and isinstance(attrs["refresh"], str) and attrs["access"] != attrs["refresh"]
+    )
     access_at, refresh_at = parse_time(attrs["access_expired_at"]), parse_time(attrs["refresh_expired_at"])
     assert refresh_at - access_at == timedelta(seconds=21600 - 900)
     claims = verify_access(server, attrs["access"])
@@ -167,15 +171,33 @@ def app(live_server) -> AppIdentity:
     return live_server.new_app(with_cert=False)
 
 
-# --- login ----------------------------------------------------------------------------------------------------
+# --- login ------------------------------------------------------------------------------------------------------------
 def test_login_with_curl_as_documented(live_server, app):
-    data = ('{\n"data": {\n"type": "auth-token",\n"attributes": {\n"login": "%s",\n"password": "%s"\n}\n}\n}'
-            % (app.client_id, app.client_secret))
+    data = (
+        '{\n"data": {\n"type": "auth-token",\n"attributes": {\n'
+        f'"login": "{app.client_id}",\n"password": "{app.client_secret}"\n}}\n}}\n}}'
+    )
     out = subprocess.run(
-        ["curl", "-sS", "--cacert", str(live_server.ca), "--dump-header", "-",
-         "--request", "POST", "--url", f"https://localhost:{live_server.port}/b2binpay/token/",
-         "--header", "Content-Type: application/vnd.api+json", "--data", data],
-        capture_output=True, text=True, check=True, timeout=30,
+        [
+            "curl",
+            "-sS",
+            "--cacert",
+            str(live_server.ca),
+            "--dump-header",
+            "-",
+            "--request",
+            "POST",
+            "--url",
+            f"https://localhost:{live_server.port}/b2binpay/token/",
+            "--header",
+            "Content-Type: application/vnd.api+json",
+            "--data",
+            data,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     head, _, payload = out.stdout.replace("\r\n", "\n").partition("\n\n")
     assert head.split()[1] == "200", head
@@ -183,7 +205,9 @@ def test_login_with_curl_as_documented(live_server, app):
     body = json.loads(payload)
     assert set(body) == {"data", "meta"}
     attrs = body["data"]["attributes"]
-    assert body["meta"]["sign"] == expected_sign(app.client_id, app.client_secret, body["meta"]["time"], attrs["refresh"])
+    assert body["meta"]["sign"] == expected_sign(
+        app.client_id, app.client_secret, body["meta"]["time"], attrs["refresh"]
+    )
     assert parse_time(attrs["access_expired_at"]) - parse_time(body["meta"]["time"]) == timedelta(seconds=900)
 
 
@@ -206,15 +230,31 @@ def test_sign_checker_is_real(live_server, app):
     assert s != expected_sign(app.client_id, app.client_secret, t, rt + "x")
 
 
-# --- refresh ----------------------------------------------------------------------------------------------------
+# --- refresh ----------------------------------------------------------------------------------------------------------
 def test_refresh_with_curl_as_documented(live_server, app):
     first = assert_login(live_server, login(live_server, app), app)
-    data = '{\n"data": {\n"type": "auth-token",\n"attributes": {\n"refresh": "%s"\n}\n}\n}' % first["refresh"]
+    data = f'{{\n"data": {{\n"type": "auth-token",\n"attributes": {{\n"refresh": "{first["refresh"]}"\n}}\n}}\n}}'
     out = subprocess.run(
-        ["curl", "-sS", "--cacert", str(live_server.ca), "--dump-header", "-",
-         "--request", "POST", "--url", f"https://localhost:{live_server.port}/b2binpay/token/refresh/",
-         "--header", "Content-Type: application/vnd.api+json", "--data", data],
-        capture_output=True, text=True, check=True, timeout=30,
+        [
+            "curl",
+            "-sS",
+            "--cacert",
+            str(live_server.ca),
+            "--dump-header",
+            "-",
+            "--request",
+            "POST",
+            "--url",
+            f"https://localhost:{live_server.port}/b2binpay/token/refresh/",
+            "--header",
+            "Content-Type: application/vnd.api+json",
+            "--data",
+            data,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     head, _, payload = out.stdout.replace("\r\n", "\n").partition("\n\n")
     assert head.split()[1] == "200", head
@@ -248,8 +288,11 @@ def test_rotation_chain(live_server, app):
 
 
 def family_events(server: LiveServer, app: AppIdentity, fam: str) -> list:
-    return [e for e in server.store.list_events() if e.kind == "refresh_family_revoked" and e.client_id == app.client_id
-            and e.detail.get("family") == fam[:12]]
+    return [
+        e
+        for e in server.store.list_events()
+        if e.kind == "refresh_family_revoked" and e.client_id == app.client_id and e.detail.get("family") == fam[:12]
+    ]
 
 
 def test_used_refresh_is_dead_and_reuse_revokes_the_whole_family(live_server):
@@ -303,7 +346,9 @@ def test_bad_refresh_is_2007_and_revokes_nothing(live_server, kind):
         "access_token": attrs["access"],
         "forged": forged_refresh(real),
         "unsigned": base64.urlsafe_b64encode(b'{"alg":"none","typ":"rt+jwt"}').rstrip(b"=").decode()
-                    + "." + real.split(".")[1] + ".",
+        + "."
+        + real.split(".")[1]
+        + ".",
     }[kind]
     err = assert_errors(refresh(live_server, bad), 401, "2007")
     assert err["detail"] == BAD_CREDENTIALS
@@ -321,7 +366,7 @@ def test_refresh_after_the_client_was_revoked(live_server):
     assert_errors(login(live_server, app), 400, "2006")
 
 
-# --- bad login ------------------------------------------------------------------------------------------------------
+# --- bad login --------------------------------------------------------------------------------------------------------
 def test_wrong_password_and_unknown_login_are_2006_and_look_the_same(live_server, app):
     before = refresh_rows(live_server)
     wrong = send(live_server, LOGIN, login_body(app.client_id, app.client_secret[:-1] + "x"))
@@ -332,7 +377,7 @@ def test_wrong_password_and_unknown_login_are_2006_and_look_the_same(live_server
     assert refresh_rows(live_server) == before
 
 
-# --- 400: syntax -----------------------------------------------------------------------------------------------------
+# --- 400: syntax ------------------------------------------------------------------------------------------------------
 def _syntax_cases(app_id: str, secret: str) -> dict:
     good = login_body(app_id, secret)
     return {
@@ -351,7 +396,10 @@ def _syntax_cases(app_id: str, secret: str) -> dict:
         "attributes not an object": ({"data": {"type": "auth-token", "attributes": [app_id, secret]}}, MEDIA),
         "no password": ({"data": {"type": "auth-token", "attributes": {"login": app_id}}}, MEDIA),
         "no login": ({"data": {"type": "auth-token", "attributes": {"password": secret}}}, MEDIA),
-        "password not a string": ({"data": {"type": "auth-token", "attributes": {"login": app_id, "password": 1234}}}, MEDIA),
+        "password not a string": (
+            {"data": {"type": "auth-token", "attributes": {"login": app_id, "password": 1234}}},
+            MEDIA,
+        ),
         "login null": ({"data": {"type": "auth-token", "attributes": {"login": None, "password": secret}}}, MEDIA),
     }
 
@@ -368,8 +416,15 @@ def test_login_syntax_error_is_400(live_server, app, case):
     assert refresh_rows(live_server) == before
 
 
-REFRESH_SYNTAX = ["text/plain", "malformed json", "wrong type", "no attributes", "no refresh", "refresh not a string",
-                  "empty refresh"]
+REFRESH_SYNTAX = [
+    "text/plain",
+    "malformed json",
+    "wrong type",
+    "no attributes",
+    "no refresh",
+    "refresh not a string",
+    "empty refresh",
+]
 
 
 @pytest.mark.parametrize("case", REFRESH_SYNTAX)
@@ -402,7 +457,7 @@ def test_get_is_not_allowed(live_server):
     assert "POST" in r.headers["allow"]
 
 
-# --- 429: throttled ------------------------------------------------------------------------------------------------------
+# --- 429: throttled ---------------------------------------------------------------------------------------------------
 def assert_throttled(r: httpx.Response) -> None:
     err = assert_errors(r, 429, "throttled")
     retry = int(r.headers["retry-after"])
@@ -415,8 +470,11 @@ def test_failed_logins_for_one_login_from_one_address_are_throttled_there_only(l
     app = live_server.new_app(with_cert=False)
     stranger = fresh_address()
     for _ in range(5):  # a stranger who knows the login (a client id)
-        assert_errors(send(live_server, LOGIN, login_body(app.client_id, secrets.token_urlsafe(32)), address=stranger),
-                      400, "2006")
+        assert_errors(
+            send(live_server, LOGIN, login_body(app.client_id, secrets.token_urlsafe(32)), address=stranger),
+            400,
+            "2006",
+        )
     before = refresh_rows(live_server)
     assert_throttled(login(live_server, app, address=stranger))  # even with the right password
     assert refresh_rows(live_server) == before
@@ -438,8 +496,14 @@ def test_failed_logins_from_one_address_are_throttled(address_lock_server):
     live_server = address_lock_server
     app = live_server.new_app(with_cert=False)
     address, elsewhere = fresh_address(), fresh_address()
-    for i in range(live_server.settings.login_max_failures_per_address):  # five different logins: only the address counter can lock
-        assert_errors(send(live_server, LOGIN, login_body(f"guess-{i}-{secrets.token_hex(4)}", "pw"), address=address), 400, "2006")
+    for i in range(
+        live_server.settings.login_max_failures_per_address
+    ):  # five different logins: only the address counter can lock
+        assert_errors(
+            send(live_server, LOGIN, login_body(f"guess-{i}-{secrets.token_hex(4)}", "pw"), address=address),
+            400,
+            "2006",
+        )
     assert_throttled(login(live_server, app, address=address))
     assert_login(live_server, login(live_server, app, address=elsewhere), app)
 
@@ -463,16 +527,25 @@ def test_failures_through_another_profile_count_for_the_same_secret(live_server)
     stranger = fresh_address()
     for _ in range(3):
         with client(live_server, stranger) as c:
-            r = c.post("/integrator-authentication/connect/token", data={"grant_type": "client_credentials"},
-                       auth=(app.client_id, secrets.token_urlsafe(32)))
+            r = c.post(
+                "/integrator-authentication/connect/token",
+                data={"grant_type": "client_credentials"},
+                auth=(app.client_id, secrets.token_urlsafe(32)),
+            )
         assert r.status_code == 401
     for _ in range(2):
-        assert_errors(send(live_server, LOGIN, login_body(app.client_id, secrets.token_urlsafe(32)), address=stranger),
-                      400, "2006")
+        assert_errors(
+            send(live_server, LOGIN, login_body(app.client_id, secrets.token_urlsafe(32)), address=stranger),
+            400,
+            "2006",
+        )
     assert_throttled(login(live_server, app, address=stranger))
     with client(live_server, stranger) as c:
-        r = c.post("/integrator-authentication/connect/token", data={"grant_type": "client_credentials"},
-                   auth=(app.client_id, app.client_secret))
+        r = c.post(
+            "/integrator-authentication/connect/token",
+            data={"grant_type": "client_credentials"},
+            auth=(app.client_id, app.client_secret),
+        )
     assert r.status_code == 429, r.text
     assert_login(live_server, login(live_server, app), app)
 

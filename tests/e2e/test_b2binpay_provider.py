@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import json
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -58,11 +58,16 @@ def refresh_rows(server: LiveServer) -> int:
 def openssl_sign(login: str, password: str, time_: str, refresh: str) -> str:
     """The third-party clients' check, done by openssl: key = the raw SHA-256 digest of
     login + password (given to openssl as hex bytes), message = meta.time + refresh."""
-    digest = subprocess.run(["openssl", "dgst", "-sha256", "-binary"], input=(login + password).encode(),
-                            capture_output=True, check=True).stdout
+    digest = subprocess.run(
+        ["openssl", "dgst", "-sha256", "-binary"], input=(login + password).encode(), capture_output=True, check=True
+    ).stdout
     assert len(digest) == 32
-    out = subprocess.run(["openssl", "dgst", "-sha256", "-mac", "HMAC", "-macopt", f"hexkey:{digest.hex()}"],
-                         input=(time_ + refresh).encode(), capture_output=True, check=True).stdout.decode()
+    out = subprocess.run(
+        ["openssl", "dgst", "-sha256", "-mac", "HMAC", "-macopt", f"hexkey:{digest.hex()}"],
+        input=(time_ + refresh).encode(),
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
     return out.strip().rsplit(" ", 1)[-1].lower()
 
 
@@ -79,6 +84,7 @@ def assert_throttled(r: httpx.Response) -> None:
 
 
 # --- the provider's login budget -------------------------------------------------------------------------------
+
 
 def test_login_takes_15_a_minute_per_address_then_throttled(limited_server):
     app = limited_server.new_app(with_cert=False)
@@ -128,6 +134,7 @@ def test_the_default_budget_is_the_providers(tmp_path):
 
 # --- the public clients --------------------------------------------------------------------------------------
 
+
 def test_sign_as_the_public_clients_compute_it(live_server):
     app = live_server.new_app(with_cert=False)
     r = send(live_server, LOGIN, login_body(app.client_id, app.client_secret))
@@ -137,8 +144,11 @@ def test_sign_as_the_public_clients_compute_it(live_server):
     expected = openssl_sign(app.client_id, app.client_secret, message_time, refresh)
     assert data["meta"]["sign"] == expected
     # The raw digest is the key: the hex text of the digest (the Python client's mistake) is not.
-    hex_keyed = hmac.new(hashlib.sha256((app.client_id + app.client_secret).encode()).hexdigest().encode(),
-                         (message_time + refresh).encode(), hashlib.sha256).hexdigest()
+    hex_keyed = hmac.new(
+        hashlib.sha256((app.client_id + app.client_secret).encode()).hexdigest().encode(),
+        (message_time + refresh).encode(),
+        hashlib.sha256,
+    ).hexdigest()
     assert data["meta"]["sign"] != hex_keyed
     # A refresh answered after the login: the clients keep the new refresh token; a second
     # login signs its own pair again, which they check the same way.
@@ -146,8 +156,9 @@ def test_sign_as_the_public_clients_compute_it(live_server):
     assert r2.status_code == 200, r2.text
     r3 = send(live_server, LOGIN, login_body(app.client_id, app.client_secret))
     body3 = r3.json()
-    assert body3["meta"]["sign"] == openssl_sign(app.client_id, app.client_secret, body3["meta"]["time"],
-                                                 body3["data"]["attributes"]["refresh"])
+    assert body3["meta"]["sign"] == openssl_sign(
+        app.client_id, app.client_secret, body3["meta"]["time"], body3["data"]["attributes"]["refresh"]
+    )
 
 
 def test_refresh_answer_read_as_the_typescript_client_reads_it(live_server):
@@ -164,7 +175,7 @@ def test_refresh_answer_read_as_the_typescript_client_reads_it(live_server):
     assert isinstance(refresh_token, str) and refresh_token != first["data"]["attributes"]["refresh"]
     access_at = datetime.fromisoformat(attributes["access_expired_at"].replace("Z", "+00:00"))  # moment(...) parses it
     refresh_at = datetime.fromisoformat(attributes["refresh_expired_at"].replace("Z", "+00:00"))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert now < access_at < refresh_at
     assert attributes["is_2fa_confirmed"] is False
     # The next refresh, with the token just read, works: the client's loop goes on.
@@ -197,6 +208,7 @@ def test_the_typescript_clients_requests_as_it_sends_them(live_server):
 
 
 # --- the seal between B2BINPAY and the native surface --------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def merchant(live_server):
@@ -251,8 +263,11 @@ def test_native_refresh_token_needs_its_own_clients_authentication(live_server, 
     assert refresh_rows(live_server) == before
     # A presented with B's secret under A's id is a failed client authentication, not a grant.
     with nh.http(live_server, a) as c:
-        wrong = c.post(nh.TOKEN, data={"grant_type": "refresh_token", "refresh_token": token},
-                       auth=httpx.BasicAuth(a.client_id, b.client_secret))
+        wrong = c.post(
+            nh.TOKEN,
+            data={"grant_type": "refresh_token", "refresh_token": token},
+            auth=httpx.BasicAuth(a.client_id, b.client_secret),
+        )
     nh.assert_error(wrong, 401, "invalid_client")
     assert refresh_rows(live_server) == before
 
@@ -265,9 +280,13 @@ def test_the_php_clients_idempotency_key_and_login_after_a_refused_refresh(live_
 
     app = live_server.new_app(with_cert=False)
     with client(live_server) as c:
+
         def post(path: str, body: dict) -> httpx.Response:
-            return c.post(path, content=json.dumps(body).encode(),
-                          headers={"Content-Type": MEDIA, "Idempotency-Key": str(uuid.uuid4())})
+            return c.post(
+                path,
+                content=json.dumps(body).encode(),
+                headers={"Content-Type": MEDIA, "Idempotency-Key": str(uuid.uuid4())},
+            )
 
         first = post(LOGIN, login_body(app.client_id, app.client_secret))
         assert first.status_code == 200, first.text

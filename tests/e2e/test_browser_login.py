@@ -61,8 +61,9 @@ class Pushed:
 
 
 def _mtls(live_server, app) -> httpx.Client:
-    return httpx.Client(base_url=f"https://localhost:{live_server.port}", verify=live_server.ssl_context(app.cert, app.key),
-                        timeout=30)
+    return httpx.Client(
+        base_url=f"https://localhost:{live_server.port}", verify=live_server.ssl_context(app.cert, app.key), timeout=30
+    )
 
 
 def push_authorization(live_server, redirect_uri: str) -> Pushed:
@@ -71,23 +72,43 @@ def push_authorization(live_server, redirect_uri: str) -> Pushed:
     merchant = live_server.new_merchant(app)
     issuer = f"https://localhost:{live_server.port}"
     with _mtls(live_server, app) as http:
-        r = http.post("/softpos/appenrollment/token", data={
-            "grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret})
+        r = http.post(
+            "/softpos/appenrollment/token",
+            data={"grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret},
+        )
         assert r.status_code == 200, r.text
         token = r.json()["access_token"]
         jwks = http.get("/softpos/par/jwks.json")
         assert jwks.status_code == 200, jwks.text
         assertion = kit.client_assertion(
-            jwks=jwks.json(), key_pem=app.key.read_bytes(), client_id=app.client_id, audience=issuer,
-            point_of_sale=merchant.pos, terminal_ids=[merchant.softpos_tid], username=merchant.username)
+            jwks=jwks.json(),
+            key_pem=app.key.read_bytes(),
+            client_id=app.client_id,
+            audience=issuer,
+            point_of_sale=merchant.pos,
+            terminal_ids=[merchant.softpos_tid],
+            username=merchant.username,
+        )
         state = secrets.token_urlsafe(16)
         verifier, challenge = kit.pkce_pair()
-        r = http.post("/softpos/as/par", headers={"Authorization": f"Bearer {token}"}, data={
-            "client_assertion": assertion, "client_id": app.client_id, "scope": "openid oidc email",
-            "redirect_uri": redirect_uri, "state": state, "code_challenge": challenge, "code_challenge_method": "S256"})
+        r = http.post(
+            "/softpos/as/par",
+            headers={"Authorization": f"Bearer {token}"},
+            data={
+                "client_assertion": assertion,
+                "client_id": app.client_id,
+                "scope": "openid oidc email",
+                "redirect_uri": redirect_uri,
+                "state": state,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            },
+        )
         assert r.status_code == 201, r.text
         request_uri = r.json()["request_uri"]
-    url = str(httpx.URL(f"{issuer}/softpos/as/authorize", params={"client_id": app.client_id, "request_uri": request_uri}))
+    url = str(
+        httpx.URL(f"{issuer}/softpos/as/authorize", params={"client_id": app.client_id, "request_uri": request_uri})
+    )
     return Pushed(app, merchant, request_uri, state, verifier, url)
 
 
@@ -163,10 +184,17 @@ def test_merchant_signs_in_and_the_app_gets_a_code(live_server, chromium, redire
 
     # 4. The app's back end exchanges the code.
     with _mtls(live_server, pushed.app) as http:
-        r = http.post("/softpos/as/token", data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect_target.url,
-            "client_id": pushed.app.client_id, "client_secret": pushed.app.client_secret,
-            "code_verifier": pushed.verifier})
+        r = http.post(
+            "/softpos/as/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_target.url,
+                "client_id": pushed.app.client_id,
+                "client_secret": pushed.app.client_secret,
+                "code_verifier": pushed.verifier,
+            },
+        )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["access_token"] and body["id_token"] and body["token_type"] == "Bearer"
@@ -187,8 +215,11 @@ def test_login_and_error_pages_send_strict_headers(live_server, redirect_target)
         page = http.get(pushed.authorize_url)
         assert page.status_code == 200
         _assert_strict_page_headers(page)
-        form = {"client_id": pushed.app.client_id, "request_uri": pushed.request_uri,
-                "username": pushed.merchant.username}
+        form = {
+            "client_id": pushed.app.client_id,
+            "request_uri": pushed.request_uri,
+            "username": pushed.merchant.username,
+        }
         wrong = http.post(pushed.authorize_url.split("?")[0], data={**form, "password": "nope"})
         assert wrong.status_code == 401
         assert 'id="error"' in wrong.text

@@ -21,6 +21,17 @@ def test_demo_runs_every_flow(db_live_server):
 
 def test_demo_prints_each_step(live_server):
     out = live_server.cli("demo", "--url", f"https://127.0.0.1:{live_server.port}").stdout
-    for step in ("CSR", "certificate", "token", "JWKS", "PAR", "authorize", "code", "axept", "mobilepay", "b2binpay",
-                 "all flows completed"):
+    for step in (
+        "CSR",
+        "certificate",
+        "token",
+        "JWKS",
+        "PAR",
+        "authorize",
+        "code",
+        "axept",
+        "mobilepay",
+        "b2binpay",
+        "all flows completed",
+    ):
         assert step in out, step

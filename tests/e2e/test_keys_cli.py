@@ -23,9 +23,9 @@ import sqlalchemy as sa
 
 from tessera.core import apikeys
 from tessera.core.models import Merchant
+from tessera.core.ports import Conflict
 from tessera.home import open_store
 from tessera.storage import schema
-from tessera.storage.base import Conflict
 from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -74,7 +74,9 @@ def store_merchant(server: LiveServer) -> int:
 
 
 def store_key(server: LiveServer, mid: int) -> tuple[int, str]:
-    record, value = apikeys.create_key(server.store, server.settings.pepper_bytes(), mid, int(time.time()), max_enabled=3)
+    record, value = apikeys.create_key(
+        server.store, server.settings.pepper_bytes(), mid, int(time.time()), max_enabled=3
+    )
     return record.key_id, value
 
 
@@ -136,7 +138,7 @@ def test_database_holds_no_clear_key(live_server, three):
     with live_server.store.engine.connect() as c:
         rows = c.execute(sa.select(schema.api_keys).where(schema.api_keys.c.merchant_id == mid)).mappings().all()
     assert len(rows) == 3
-    for out, row in zip(three["keys"], rows):
+    for out, row in zip(three["keys"], rows, strict=True):
         text = json.dumps({k: str(v) for k, v in row.items()})
         assert out["key"] not in text
         assert re.fullmatch(r"[0-9a-f]{64}", row["key_hash"]), row["key_hash"]  # HMAC-SHA256, hex
@@ -191,14 +193,20 @@ def test_disabling_the_last_key_needs_yes_and_takes_effect_on_the_next_request(l
     assert enabled(live_server, mid) == {kid: True}
     assert_works(live_server, mid, kid, key)  # it keeps working
 
-    assert live_server.cli_json("keys", "disable", "--merchant-id", str(mid), "--key-id", str(kid), "--yes") == \
-        {"merchantId": mid, "keyId": kid, "enabled": False}
+    assert live_server.cli_json("keys", "disable", "--merchant-id", str(mid), "--key-id", str(kid), "--yes") == {
+        "merchantId": mid,
+        "keyId": kid,
+        "enabled": False,
+    }
     assert_refused(live_server, mid, kid, key)  # the very next request
     (row,) = live_server.store.list_api_keys(mid)
     assert row.enabled is False and row.disabled_at is not None
 
-    assert live_server.cli_json("keys", "enable", "--merchant-id", str(mid), "--key-id", str(kid)) == \
-        {"merchantId": mid, "keyId": kid, "enabled": True}
+    assert live_server.cli_json("keys", "enable", "--merchant-id", str(mid), "--key-id", str(kid)) == {
+        "merchantId": mid,
+        "keyId": kid,
+        "enabled": True,
+    }
     assert_works(live_server, mid, kid, key)
     (row,) = live_server.store.list_api_keys(mid)
     assert row.enabled is True and row.disabled_at is None

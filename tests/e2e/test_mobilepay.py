@@ -44,8 +44,15 @@ def client(server: LiveServer, address: str | None = None) -> httpx.Client:
     return httpx.Client(base_url=f"https://localhost:{server.port}", transport=transport, timeout=15)
 
 
-def token(server: LiveServer, app: AppIdentity | None, data: dict | None = None, *, address: str | None = None,
-          auth: tuple[str, str] | None = None, **kw) -> httpx.Response:
+def token(
+    server: LiveServer,
+    app: AppIdentity | None,
+    data: dict | None = None,
+    *,
+    address: str | None = None,
+    auth: tuple[str, str] | None = None,
+    **kw,
+) -> httpx.Response:
     data = {"grant_type": "client_credentials"} if data is None else data
     if auth is None and app is not None:
         auth = (app.client_id, app.client_secret)
@@ -127,7 +134,7 @@ def app(live_server) -> AppIdentity:
     return live_server.new_app(with_cert=False)
 
 
-# --- 200 ------------------------------------------------------------------------------------------------
+# --- 200 --------------------------------------------------------------------------------------------------------------
 def test_token_without_merchant_vat(live_server, app):
     claims = assert_token(live_server, token(live_server, app), app)
     assert "merchant_vat" not in claims
@@ -137,16 +144,36 @@ def test_token_for_a_granted_merchant_with_curl_as_documented(live_server, app):
     vat = new_vat()
     mid = secrets.randbelow(10**9) + 1
     assert live_server.cli_json("merchants", "create", "--merchant-id", str(mid), "--vat", vat)["vat"] == vat
-    assert live_server.cli_json("merchants", "grant", "--merchant-id", str(mid), "--client", app.client_id)["granted"] is True
+    assert (
+        live_server.cli_json("merchants", "grant", "--merchant-id", str(mid), "--client", app.client_id)["granted"]
+        is True
+    )
     basic = base64.b64encode(f"{app.client_id}:{app.client_secret}".encode()).decode()
     out = subprocess.run(
-        ["curl", "-sS", "--cacert", str(live_server.ca), "--dump-header", "-",
-         "--location", "--request", "POST", f"https://localhost:{live_server.port}{TOKEN}",
-         "--header", "Content-Type: application/x-www-form-urlencoded",
-         "--header", f"Authorization: Basic {basic}",
-         "--data-urlencode", "grant_type=client_credentials",
-         "--data-urlencode", f"merchant_vat={vat}"],
-        capture_output=True, text=True, check=True, timeout=30,
+        [
+            "curl",
+            "-sS",
+            "--cacert",
+            str(live_server.ca),
+            "--dump-header",
+            "-",
+            "--location",
+            "--request",
+            "POST",
+            f"https://localhost:{live_server.port}{TOKEN}",
+            "--header",
+            "Content-Type: application/x-www-form-urlencoded",
+            "--header",
+            f"Authorization: Basic {basic}",
+            "--data-urlencode",
+            "grant_type=client_credentials",
+            "--data-urlencode",
+            f"merchant_vat={vat}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     head, _, payload = out.stdout.replace("\r\n", "\n").partition("\n\n")
     assert head.split()[1] == "200", head
@@ -162,11 +189,13 @@ def test_token_for_a_granted_merchant(live_server, app):
     vat = new_vat()
     mid = store_merchant(live_server, vat)
     live_server.store.grant(mid, app.client_id, int(time.time()))
-    claims = assert_token(live_server, token(live_server, app, {"grant_type": "client_credentials", "merchant_vat": vat}), app)
+    claims = assert_token(
+        live_server, token(live_server, app, {"grant_type": "client_credentials", "merchant_vat": vat}), app
+    )
     assert claims["merchant_vat"] == vat
 
 
-# --- merchant_vat ----------------------------------------------------------------------------------------------
+# --- merchant_vat -----------------------------------------------------------------------------------------------------
 def test_merchant_that_did_not_grant_is_refused(live_server, app):
     vat = new_vat()
     mid = secrets.randbelow(10**9) + 1
@@ -190,13 +219,29 @@ def test_merchant_granted_to_another_integrator_is_refused(live_server, app):
     vat = new_vat()
     mid = store_merchant(live_server, vat)
     live_server.store.grant(mid, other.client_id, int(time.time()))
-    assert_error(token(live_server, app, {"grant_type": "client_credentials", "merchant_vat": vat}), 400, "unauthorized_client")
-    assert_token(live_server, token(live_server, other, {"grant_type": "client_credentials", "merchant_vat": vat}), other)
+    assert_error(
+        token(live_server, app, {"grant_type": "client_credentials", "merchant_vat": vat}), 400, "unauthorized_client"
+    )
+    assert_token(
+        live_server, token(live_server, other, {"grant_type": "client_credentials", "merchant_vat": vat}), other
+    )
 
 
-BAD_VATS = ["DK1234567", "SE12345678", "dk12345678", "DK123456789", "", "DK1234567a", "DK 12345678", " DK12345678",
-            "FI12345678\n", "DKDK12345678", "12345678", "DK\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668",
-            "FI\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18"]
+BAD_VATS = [
+    "DK1234567",
+    "SE12345678",
+    "dk12345678",
+    "DK123456789",
+    "",
+    "DK1234567a",
+    "DK 12345678",
+    " DK12345678",
+    "FI12345678\n",
+    "DKDK12345678",
+    "12345678",
+    "DK\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668",
+    "FI\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18",
+]
 
 
 @pytest.mark.parametrize("vat", BAD_VATS, ids=[repr(v) for v in BAD_VATS])
@@ -205,12 +250,16 @@ def test_malformed_merchant_vat(live_server, app, vat):
     assert_error(r, 400, "invalid_request")
 
 
-# --- client authentication ---------------------------------------------------------------------------------------
+# --- client authentication --------------------------------------------------------------------------------------------
 def test_client_secret_post_is_accepted_as_advertised(live_server, app):
     vat = new_vat()
     live_server.store.grant(store_merchant(live_server, vat), app.client_id, int(time.time()))
-    data = {"grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret,
-            "merchant_vat": vat}
+    data = {
+        "grant_type": "client_credentials",
+        "client_id": app.client_id,
+        "client_secret": app.client_secret,
+        "merchant_vat": vat,
+    }
     assert assert_token(live_server, token(live_server, None, data), app)["merchant_vat"] == vat
     wrong = dict(data, client_secret=app.client_secret[:-2] + "xx")
     assert_error(token(live_server, None, wrong), 401, "invalid_client")
@@ -254,8 +303,10 @@ def test_basic_and_client_secret_together_is_refused(live_server, app):
     assert_error(r, 400, "invalid_request")
 
 
-# --- grant_type and syntax ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("grant", ["authorization_code", "password", "refresh_token", "CLIENT_CREDENTIALS", "client_credentials "])
+# --- grant_type and syntax --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "grant", ["authorization_code", "password", "refresh_token", "CLIENT_CREDENTIALS", "client_credentials "]
+)
 def test_wrong_grant_type(live_server, app, grant):
     assert_error(token(live_server, app, {"grant_type": grant}), 400, "unsupported_grant_type")
 
@@ -266,16 +317,24 @@ def test_missing_grant_type(live_server, app):
     body = assert_error(r, 400, "invalid_request")
     assert "grant_type" in body.get("error_description", "grant_type")
     with client(live_server) as c:  # an empty form
-        r = c.post(TOKEN, content=b"", auth=(app.client_id, app.client_secret),
-                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = c.post(
+            TOKEN,
+            content=b"",
+            auth=(app.client_id, app.client_secret),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
     assert_error(r, 400, "invalid_request")
 
 
 def test_repeated_parameter(live_server, app):
     content = b"grant_type=client_credentials&grant_type=client_credentials"
     with client(live_server) as c:
-        r = c.post(TOKEN, content=content, auth=(app.client_id, app.client_secret),
-                   headers={"Content-Type": "application/x-www-form-urlencoded"})
+        r = c.post(
+            TOKEN,
+            content=content,
+            auth=(app.client_id, app.client_secret),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
     assert_error(r, 400, "invalid_request")
 
 
@@ -292,7 +351,7 @@ def test_get_is_not_allowed(live_server, app):
     assert "POST" in r.headers["allow"]
 
 
-# --- discovery ---------------------------------------------------------------------------------------------------------
+# --- discovery --------------------------------------------------------------------------------------------------------
 def test_discovery_describes_the_token_endpoint_and_its_keys(live_server, app):
     base = f"https://localhost:{live_server.port}"
     with client(live_server) as c:
@@ -324,14 +383,16 @@ def test_discovery_describes_the_token_endpoint_and_its_keys(live_server, app):
             assert k["kty"] == "RSA" and k["alg"] == "RS256" and k["use"] == "sig" and k["x5c"] and k["x5t"], k
         assert len({k["kid"] for k in jwks["keys"]}) == len(jwks["keys"])
 
-        issued = c.post(doc["token_endpoint"], data={"grant_type": "client_credentials"}, auth=(app.client_id, app.client_secret))
+        issued = c.post(
+            doc["token_endpoint"], data={"grant_type": "client_credentials"}, auth=(app.client_id, app.client_secret)
+        )
     assert_token(live_server, issued, app)
     header, claims = verify_jwt(jwks, issued.json()["access_token"])
     assert header["kid"] in {k["kid"] for k in jwks["keys"]}
     assert claims["iss"] == doc["issuer"]
 
 
-# --- brute force -----------------------------------------------------------------------------------------------------------
+# --- brute force ------------------------------------------------------------------------------------------------------
 def assert_429(r: httpx.Response) -> None:
     assert r.status_code == 429, r.text
     assert r.headers["cache-control"] == "no-store"
@@ -344,7 +405,9 @@ def test_five_wrong_secrets_from_one_address_lock_the_client_there_only(live_ser
     app = live_server.new_app(with_cert=False)
     stranger, home = fresh_address(), fresh_address()
     for _ in range(5):  # a stranger who knows the (public) client id
-        assert_invalid_client(token(live_server, None, auth=(app.client_id, secrets.token_urlsafe(32)), address=stranger))
+        assert_invalid_client(
+            token(live_server, None, auth=(app.client_id, secrets.token_urlsafe(32)), address=stranger)
+        )
     assert_429(token(live_server, app, address=stranger))  # locked there, even with the right secret
     # The client keeps working from its own addresses (checklist row 43) ...
     assert_token(live_server, token(live_server, app, address=home), app)

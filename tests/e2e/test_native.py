@@ -52,8 +52,10 @@ def merchant(live_server):
 @pytest.fixture(scope="module")
 def short_server(tmp_path_factory):
     """Lifetimes of 2 s, to see things expire."""
-    server = LiveServer(tmp_path_factory.mktemp("native-short"), env={
-        "TESSERA_ACCESS_TOKEN_TTL": "2", "TESSERA_PAR_TTL": "2", "TESSERA_CODE_TTL": "2"}).start()
+    server = LiveServer(
+        tmp_path_factory.mktemp("native-short"),
+        env={"TESSERA_ACCESS_TOKEN_TTL": "2", "TESSERA_PAR_TTL": "2", "TESSERA_CODE_TTL": "2"},
+    ).start()
     yield server
     server.stop()
 
@@ -66,6 +68,7 @@ def grace_server(tmp_path_factory):
 
 
 # --- metadata -------------------------------------------------------------------------------------
+
 
 def test_metadata_has_rfc8414_required_fields_and_every_endpoint_answers(live_server):
     iss = issuer(live_server)
@@ -86,7 +89,11 @@ def test_metadata_has_rfc8414_required_fields_and_every_endpoint_answers(live_se
     assert md["code_challenge_methods_supported"] == ["S256"]
     assert set(md["grant_types_supported"]) == {"authorization_code", "client_credentials", "refresh_token"}
     assert set(md["token_endpoint_auth_methods_supported"]) == {
-        "client_secret_basic", "client_secret_post", "tls_client_auth", "private_key_jwt"}
+        "client_secret_basic",
+        "client_secret_post",
+        "tls_client_auth",
+        "private_key_jwt",
+    }
     assert "none" not in md["token_endpoint_auth_signing_alg_values_supported"]
     assert not any(a.startswith("HS") for a in md["token_endpoint_auth_signing_alg_values_supported"])
     assert md["tls_client_certificate_bound_access_tokens"] is True
@@ -115,6 +122,7 @@ def test_jwks_holds_public_keys_only_each_with_use(live_server):
 
 # --- client_credentials with each authentication method ----------------------------------------
 
+
 def test_client_credentials_with_client_secret_basic_gives_an_rfc9068_token(live_server):
     nc = register(live_server)
     body = client_credentials(live_server, nc)
@@ -123,7 +131,9 @@ def test_client_credentials_with_client_secret_basic_gives_an_rfc9068_token(live
     header = json.loads(__import__("base64").urlsafe_b64decode(body["access_token"].split(".")[0] + "=="))
     assert header["typ"] == "at+jwt"
     claims = claims_of(body["access_token"])
-    assert claims["iss"] == issuer(live_server) and claims["client_id"] == nc.client_id and claims["sub"] == nc.client_id
+    assert (
+        claims["iss"] == issuer(live_server) and claims["client_id"] == nc.client_id and claims["sub"] == nc.client_id
+    )
     assert claims["scope"] == "openid email payments:read payments:write"  # the registered scope by default
     assert "cnf" not in claims
 
@@ -131,8 +141,15 @@ def test_client_credentials_with_client_secret_basic_gives_an_rfc9068_token(live
 def test_client_credentials_with_client_secret_post_and_a_narrower_scope(live_server):
     nc = register(live_server)
     with http(live_server) as c:
-        r = c.post(TOKEN, data={"grant_type": "client_credentials", "client_id": nc.client_id,
-                                "client_secret": nc.client_secret, "scope": "payments:read"})
+        r = c.post(
+            TOKEN,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": nc.client_id,
+                "client_secret": nc.client_secret,
+                "scope": "payments:read",
+            },
+        )
     assert r.status_code == 200, r.text
     assert r.json()["scope"] == "payments:read"
     assert r.headers["cache-control"] == "no-store"
@@ -168,7 +185,9 @@ def test_private_key_jwt_with_the_registered_jwks(live_server):
 
 def test_private_key_jwt_with_an_rsa_jwks_key_and_client_id_in_the_form(live_server):
     nc = register(live_server, methods=("private_key_jwt",), with_jwks=True, key_type="RSA")
-    r = cc_with_assertion(live_server, nc, sign(claims_for(live_server, nc), nc.jwk, alg="PS256"), client_id=nc.client_id)
+    r = cc_with_assertion(
+        live_server, nc, sign(claims_for(live_server, nc), nc.jwk, alg="PS256"), client_id=nc.client_id
+    )
     assert r.status_code == 200, r.text
 
 
@@ -189,8 +208,10 @@ def test_private_key_jwt_wrapped_in_a_jwe(live_server):
 def test_a_method_the_client_was_not_registered_with_is_refused(live_server):
     nc = register(live_server, methods=("client_secret_basic",))
     with http(live_server) as c:
-        r = c.post(TOKEN, data={"grant_type": "client_credentials", "client_id": nc.client_id,
-                                "client_secret": nc.client_secret})
+        r = c.post(
+            TOKEN,
+            data={"grant_type": "client_credentials", "client_id": nc.client_id, "client_secret": nc.client_secret},
+        )
     assert_error(r, 401, "invalid_client")
     only_jwt = register(live_server, methods=("private_key_jwt",), with_jwks=True, with_cert=True)
     with http(live_server, only_jwt) as c:  # a bound certificate alone is not tls_client_auth for it
@@ -211,6 +232,7 @@ def test_a_grant_type_the_client_was_not_registered_with_is_refused(live_server)
 
 # --- PAR, login, authorization_code ----------------------------------------------------------------
 
+
 def test_par_then_login_then_code_exchange(live_server, merchant):
     nc = register(live_server)
     pushed = push(live_server, nc, nonce="n-123")
@@ -221,8 +243,16 @@ def test_par_then_login_then_code_exchange(live_server, merchant):
     back = code_from(login(live_server, nc, body["request_uri"], merchant.username, merchant.password))
     assert back["state"] == pushed.sent["state"] and back["iss"] == issuer(live_server)  # RFC 9207
     with http(live_server) as c:
-        r = c.post(TOKEN, data={"grant_type": "authorization_code", "code": back["code"], "redirect_uri": nc.redirect_uri,
-                                "code_verifier": pushed.verifier}, auth=basic(nc))
+        r = c.post(
+            TOKEN,
+            data={
+                "grant_type": "authorization_code",
+                "code": back["code"],
+                "redirect_uri": nc.redirect_uri,
+                "code_verifier": pushed.verifier,
+            },
+            auth=basic(nc),
+        )
     assert r.status_code == 200, r.text
     tokens = r.json()
     assert set(tokens) == {"access_token", "token_type", "expires_in", "scope", "refresh_token", "id_token"}
@@ -248,17 +278,43 @@ def test_plain_authorization_request_when_the_client_allows_it(live_server, merc
     nc = register(live_server)
     verifier, challenge = pkce()
     with http(live_server, mtls=False) as c:
-        page = c.get(AUTHORIZE, params={"response_type": "code", "client_id": nc.client_id, "redirect_uri": nc.redirect_uri,
-                                        "scope": "payments:read", "state": "xyz", "code_challenge": challenge,
-                                        "code_challenge_method": "S256"})
+        page = c.get(
+            AUTHORIZE,
+            params={
+                "response_type": "code",
+                "client_id": nc.client_id,
+                "redirect_uri": nc.redirect_uri,
+                "scope": "payments:read",
+                "state": "xyz",
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            },
+        )
         assert page.status_code == 200, page.text[:300]
         request_uri = page.text.split('name="request_uri" value="')[1].split('"')[0]
-        back = code_from(c.post(AUTHORIZE, data={"client_id": nc.client_id, "request_uri": request_uri,
-                                                 "username": merchant.username, "password": merchant.password}))
+        back = code_from(
+            c.post(
+                AUTHORIZE,
+                data={
+                    "client_id": nc.client_id,
+                    "request_uri": request_uri,
+                    "username": merchant.username,
+                    "password": merchant.password,
+                },
+            )
+        )
     assert back["state"] == "xyz"
     with http(live_server) as c:
-        r = c.post(TOKEN, data={"grant_type": "authorization_code", "code": back["code"], "redirect_uri": nc.redirect_uri,
-                                "code_verifier": verifier}, auth=basic(nc))
+        r = c.post(
+            TOKEN,
+            data={
+                "grant_type": "authorization_code",
+                "code": back["code"],
+                "redirect_uri": nc.redirect_uri,
+                "code_verifier": verifier,
+            },
+            auth=basic(nc),
+        )
     assert r.status_code == 200 and "id_token" not in r.json()
 
 
@@ -266,8 +322,17 @@ def test_plain_authorization_request_errors_go_back_to_the_redirect_uri(live_ser
     nc = register(live_server)
     _, challenge = pkce()
     with http(live_server, mtls=False) as c:
-        r = c.get(AUTHORIZE, params={"response_type": "token", "client_id": nc.client_id, "redirect_uri": nc.redirect_uri,
-                                     "state": "s1", "code_challenge": challenge, "code_challenge_method": "S256"})
+        r = c.get(
+            AUTHORIZE,
+            params={
+                "response_type": "token",
+                "client_id": nc.client_id,
+                "redirect_uri": nc.redirect_uri,
+                "state": "s1",
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            },
+        )
     assert r.status_code == 303
     q = parse_qs(urlsplit(r.headers["location"]).query)
     assert r.headers["location"].startswith(nc.redirect_uri)
@@ -278,8 +343,16 @@ def test_a_client_that_requires_par_cannot_send_a_plain_request(live_server):
     nc = register(live_server, require_par=True)
     _, challenge = pkce()
     with http(live_server, mtls=False) as c:
-        r = c.get(AUTHORIZE, params={"response_type": "code", "client_id": nc.client_id, "redirect_uri": nc.redirect_uri,
-                                     "code_challenge": challenge, "code_challenge_method": "S256"})
+        r = c.get(
+            AUTHORIZE,
+            params={
+                "response_type": "code",
+                "client_id": nc.client_id,
+                "redirect_uri": nc.redirect_uri,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            },
+        )
     assert r.status_code == 400 and "invalid_request" in r.text and "location" not in r.headers
     assert push(live_server, nc).status_code == 201
 
@@ -303,17 +376,22 @@ def test_nexi_and_native_artefacts_do_not_mix(live_server, merchant):
     nc = register(live_server)
     request_uri = push(live_server, nc).json()["request_uri"]
     with http(live_server, mtls=False) as c:
-        r = c.get(f"{live_server.settings.nexi_prefix}/as/authorize", params={"client_id": nc.client_id,
-                                                                             "request_uri": request_uri})
+        r = c.get(
+            f"{live_server.settings.nexi_prefix}/as/authorize",
+            params={"client_id": nc.client_id, "request_uri": request_uri},
+        )
     assert r.status_code == 400
     _, code = authorization_code_flow(live_server, register(live_server), merchant)
     with http(live_server) as c:
-        r = c.post(f"{live_server.settings.nexi_prefix}/as/token", data={
-            "grant_type": "authorization_code", "code": code, "redirect_uri": nc.redirect_uri})
+        r = c.post(
+            f"{live_server.settings.nexi_prefix}/as/token",
+            data={"grant_type": "authorization_code", "code": code, "redirect_uri": nc.redirect_uri},
+        )
     assert r.status_code in (400, 401) and r.status_code < 500
 
 
 # --- introspection ------------------------------------------------------------------------------
+
 
 def test_introspection_of_an_active_token_lists_its_claims(live_server):
     nc = register(live_server, with_cert=True)
@@ -376,15 +454,23 @@ def test_introspection_needs_client_authentication(live_server):
 
 # --- revocation ---------------------------------------------------------------------------------
 
+
 def test_revoking_a_refresh_token_revokes_its_family(live_server, merchant):
     nc = register(live_server)
     tokens, _ = authorization_code_flow(live_server, nc, merchant)
     with http(live_server) as c:
-        rotated = c.post(TOKEN, data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
-                         auth=basic(nc)).json()
-        assert c.post(REVOKE, data={"token": rotated["refresh_token"], "token_type_hint": "refresh_token"},
-                      auth=basic(nc)).status_code == 200
-        r = c.post(TOKEN, data={"grant_type": "refresh_token", "refresh_token": rotated["refresh_token"]}, auth=basic(nc))
+        rotated = c.post(
+            TOKEN, data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}, auth=basic(nc)
+        ).json()
+        assert (
+            c.post(
+                REVOKE, data={"token": rotated["refresh_token"], "token_type_hint": "refresh_token"}, auth=basic(nc)
+            ).status_code
+            == 200
+        )
+        r = c.post(
+            TOKEN, data={"grant_type": "refresh_token", "refresh_token": rotated["refresh_token"]}, auth=basic(nc)
+        )
     assert_error(r, 400, "invalid_grant")
 
 
@@ -400,19 +486,26 @@ def test_revoking_an_unknown_token_is_200_and_a_foreign_one_is_refused(live_serv
 
 # --- refresh tokens -----------------------------------------------------------------------------
 
+
 def test_refresh_rotates_and_may_narrow_the_scope(live_server, merchant):
     nc = register(live_server)
     tokens, _ = authorization_code_flow(live_server, nc, merchant)
     with http(live_server) as c:
-        r = c.post(TOKEN, data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-                                "scope": "payments:read"}, auth=basic(nc))
+        r = c.post(
+            TOKEN,
+            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "scope": "payments:read"},
+            auth=basic(nc),
+        )
         assert r.status_code == 200, r.text
         new = r.json()
         assert new["scope"] == "payments:read" and new["refresh_token"] != tokens["refresh_token"]
         r = c.post(TOKEN, data={"grant_type": "refresh_token", "refresh_token": new["refresh_token"]}, auth=basic(nc))
         assert r.json()["scope"] == "openid payments:read"  # the refresh token keeps the original scope
-        r = c.post(TOKEN, data={"grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"],
-                                "scope": "payments:write"}, auth=basic(nc))
+        r = c.post(
+            TOKEN,
+            data={"grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"], "scope": "payments:write"},
+            auth=basic(nc),
+        )
         assert_error(r, 400, "invalid_scope")
 
 
@@ -434,8 +527,9 @@ def test_refresh_replayed_inside_the_grace_window_gets_the_same_answer(grace_ser
     assert first.json()["access_token"] not in stored and first.json()["refresh_token"] not in stored
     # the rotated token still works: the family lives on
     with http(grace_server) as c:
-        r = c.post(TOKEN, data={"grant_type": "refresh_token", "refresh_token": first.json()["refresh_token"]},
-                   auth=basic(nc))
+        r = c.post(
+            TOKEN, data={"grant_type": "refresh_token", "refresh_token": first.json()["refresh_token"]}, auth=basic(nc)
+        )
     assert r.status_code == 200
 
 
@@ -450,8 +544,9 @@ def test_refresh_replayed_after_the_grace_window_revokes_the_family(grace_server
         time.sleep(3.5)
         late = c.post(TOKEN, data=data, auth=basic(nc))
         assert_error(late, 400, "invalid_grant")
-        newest = c.post(TOKEN, data={"grant_type": "refresh_token", "refresh_token": first.json()["refresh_token"]},
-                        auth=basic(nc))
+        newest = c.post(
+            TOKEN, data={"grant_type": "refresh_token", "refresh_token": first.json()["refresh_token"]}, auth=basic(nc)
+        )
         assert_error(newest, 400, "invalid_grant")
     assert any(e.kind == "refresh_family_revoked" for e in grace_server.store.list_events())
 
@@ -468,6 +563,7 @@ def test_a_retry_from_another_client_inside_the_window_is_refused(grace_server):
 
 # --- userinfo, CLI --------------------------------------------------------------------------------
 
+
 def test_userinfo_needs_a_valid_token(live_server):
     with http(live_server) as c:
         assert_error(c.get(USERINFO), 401, "invalid_token")
@@ -480,12 +576,28 @@ def test_cli_registers_a_private_key_jwt_client_without_a_secret(live_server, tm
     key = jwk.JWK.generate(kty="EC", crv="P-256", kid="k1")
     path = tmp_path / "jwks.json"
     path.write_text(json.dumps({"keys": [json.loads(key.export_public())]}))
-    out = live_server.cli_json("clients", "create", "--name", "Platform", "--auth-method", "private_key_jwt",
-                               "--jwks", str(path), "--grant-type", "client_credentials", "--scope", "payments:read",
-                               "--require-par")
+    out = live_server.cli_json(
+        "clients",
+        "create",
+        "--name",
+        "Platform",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks",
+        str(path),
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "payments:read",
+        "--require-par",
+    )
     assert set(out) == {"client_id"}
     client = live_server.store.get_client(out["client_id"])
-    assert client.auth_methods == ("private_key_jwt",) and client.require_par and client.grant_types == ("client_credentials",)
+    assert (
+        client.auth_methods == ("private_key_jwt",)
+        and client.require_par
+        and client.grant_types == ("client_credentials",)
+    )
     from tests.e2e.native_helpers import NativeClient
 
     nc = NativeClient(out["client_id"], None, ("private_key_jwt",), jwk=key)
@@ -505,11 +617,11 @@ def test_cli_refuses_a_private_jwks_and_unknown_methods(live_server, tmp_path):
 
     path = tmp_path / "private.json"
     path.write_text(json.dumps({"keys": [json.loads(jwk.JWK.generate(kty="EC", crv="P-256").export_private())]}))
-    r = live_server.cli("clients", "create", "--name", "x", "--auth-method", "private_key_jwt", "--jwks", str(path),
-                        check=False)
+    r = live_server.cli(
+        "clients", "create", "--name", "x", "--auth-method", "private_key_jwt", "--jwks", str(path), check=False
+    )
     assert r.returncode != 0 and "public keys only" in r.stderr
     r = live_server.cli("clients", "create", "--name", "x", "--auth-method", "client_secret_jwt", check=False)
     assert r.returncode != 0
     r = live_server.cli("clients", "create", "--name", "x", "--grant-type", "password", check=False)
     assert r.returncode != 0
-

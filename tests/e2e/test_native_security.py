@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -70,8 +70,9 @@ def enc_key(live_server) -> jwk.JWK:
 
 @pytest.fixture(scope="module")
 def short_server(tmp_path_factory):
-    server = LiveServer(tmp_path_factory.mktemp("native-sec-short"), env={
-        "TESSERA_PAR_TTL": "2", "TESSERA_CODE_TTL": "2"}).start()
+    server = LiveServer(
+        tmp_path_factory.mktemp("native-sec-short"), env={"TESSERA_PAR_TTL": "2", "TESSERA_CODE_TTL": "2"}
+    ).start()
     yield server
     server.stop()
 
@@ -85,8 +86,11 @@ def pars_stored(server: LiveServer, client_id: str) -> int:
     from tessera.storage import schema as t
 
     with server.store.engine.connect() as c:
-        return c.execute(select(func.count()).select_from(t.artifacts).where(
-            t.artifacts.c.kind == core_native.PAR_KIND, t.artifacts.c.client_id == client_id)).scalar()
+        return c.execute(
+            select(func.count())
+            .select_from(t.artifacts)
+            .where(t.artifacts.c.kind == core_native.PAR_KIND, t.artifacts.c.client_id == client_id)
+        ).scalar()
 
 
 def jwt_cc(server, nc, assertion, **extra):
@@ -94,6 +98,7 @@ def jwt_cc(server, nc, assertion, **extra):
 
 
 # === 1: alg none; a JWE holding plain JSON ===========================================================
+
 
 def test_row1_unsigned_assertion_is_refused(live_server, jwt_client):
     refused(jwt_cc(live_server, jwt_client, unsigned(claims_for(live_server, jwt_client))))
@@ -110,6 +115,7 @@ def test_row1_jwe_holding_an_unsigned_jwt_is_refused(live_server, jwt_client, en
 
 # === 2: HS256 with the client's public key as the secret ===========================================
 
+
 def test_row2_key_confusion_hs256_with_the_public_key_is_refused(live_server):
     nc = register(live_server, methods=("private_key_jwt",), with_jwks=True, key_type="RSA")
     for pem in (nc.jwk.export_to_pem(), json.dumps(json.loads(nc.jwk.export_public())).encode()):
@@ -118,10 +124,16 @@ def test_row2_key_confusion_hs256_with_the_public_key_is_refused(live_server):
 
 # === 3: a key not bound to this client ==============================================================
 
+
 def test_row3_signature_by_an_unbound_key_is_refused(live_server, jwt_client):
     stranger = jwk.JWK.generate(kty="EC", crv="P-256")
-    refused(jwt_cc(live_server, jwt_client, sign(claims_for(live_server, jwt_client), stranger,
-                                                 header={"kid": jwt_client.jwk.get("kid")})))
+    refused(
+        jwt_cc(
+            live_server,
+            jwt_client,
+            sign(claims_for(live_server, jwt_client), stranger, header={"kid": jwt_client.jwk.get("kid")}),
+        )
+    )
 
 
 def test_row3_another_clients_key_is_refused(live_server, jwt_client):
@@ -138,20 +150,28 @@ def test_row3_another_clients_certificate_key_is_refused(live_server):
 
 # === 4: exp missing, past, or too far from iat ======================================================
 
+
 @pytest.mark.parametrize("case", ["missing", "past", "too_long"])
 def test_row4_bad_exp_is_refused(live_server, jwt_client, case):
     now = int(time.time())
-    over = {"missing": {"exp": DROP}, "past": {"exp": now - 5, "iat": now - 60},
-            "too_long": {"iat": now, "exp": now + 301}}[case]
+    over = {
+        "missing": {"exp": DROP},
+        "past": {"exp": now - 5, "iat": now - 60},
+        "too_long": {"iat": now, "exp": now + 301},
+    }[case]
     refused(jwt_cc(live_server, jwt_client, sign(claims_for(live_server, jwt_client, **over), jwt_client.jwk)))
 
 
 # === 5: iat/nbf a little in the future is fine, far in the future is not ===========================
 
+
 def test_row5_iat_8s_in_the_future_is_accepted(live_server, jwt_client):
     now = int(time.time())
-    r = jwt_cc(live_server, jwt_client, sign(claims_for(live_server, jwt_client, iat=now + 8, nbf=now + 8,
-                                                        exp=now + 120), jwt_client.jwk))
+    r = jwt_cc(
+        live_server,
+        jwt_client,
+        sign(claims_for(live_server, jwt_client, iat=now + 8, nbf=now + 8, exp=now + 120), jwt_client.jwk),
+    )
     assert r.status_code == 200, r.text
 
 
@@ -164,6 +184,7 @@ def test_row5_iat_or_nbf_over_60s_in_the_future_is_refused(live_server, jwt_clie
 
 # === 6: jti replay ===================================================================================
 
+
 def test_row6_the_same_jti_twice_is_refused(live_server, jwt_client):
     assertion = sign(claims_for(live_server, jwt_client), jwt_client.jwk)
     assert jwt_cc(live_server, jwt_client, assertion).status_code == 200
@@ -174,48 +195,69 @@ def test_row6_the_same_jti_twice_is_refused(live_server, jwt_client):
 
 # === 7: aud ==========================================================================================
 
+
 @pytest.mark.parametrize("case", ["other_server", "array", "token_endpoint", "par_endpoint"])
 def test_row7_wrong_aud_is_refused(live_server, jwt_client, case):
     iss = issuer(live_server)
-    aud = {"other_server": "https://as.example.org", "array": [iss], "token_endpoint": iss + TOKEN,
-           "par_endpoint": iss + PAR}[case]
+    aud = {
+        "other_server": "https://as.example.org",
+        "array": [iss],
+        "token_endpoint": iss + TOKEN,
+        "par_endpoint": iss + PAR,
+    }[case]
     refused(jwt_cc(live_server, jwt_client, sign(claims_for(live_server, jwt_client, aud=aud), jwt_client.jwk)))
 
 
 # === 8: iss/sub/jti ===================================================================================
 
+
 @pytest.mark.parametrize("case", ["iss_other", "sub_other", "sub_missing", "jti_missing"])
 def test_row8_iss_sub_jti_rules(live_server, jwt_client, case):
     other = register(live_server, methods=("private_key_jwt",), with_jwks=True)
-    over = {"iss_other": {"iss": other.client_id}, "sub_other": {"sub": other.client_id},
-            "sub_missing": {"sub": DROP}, "jti_missing": {"jti": DROP}}[case]
+    over = {
+        "iss_other": {"iss": other.client_id},
+        "sub_other": {"sub": other.client_id},
+        "sub_missing": {"sub": DROP},
+        "jti_missing": {"jti": DROP},
+    }[case]
     extra = {"client_id": jwt_client.client_id} if case == "iss_other" else {}
     refused(jwt_cc(live_server, jwt_client, sign(claims_for(live_server, jwt_client, **over), jwt_client.jwk), **extra))
 
 
 def test_row8_form_client_id_must_match_the_assertion(live_server, jwt_client):
     other = register(live_server, methods=("private_key_jwt",), with_jwks=True)
-    refused(jwt_cc(live_server, jwt_client, sign(claims_for(live_server, jwt_client), jwt_client.jwk),
-                   client_id=other.client_id))
+    refused(
+        jwt_cc(
+            live_server,
+            jwt_client,
+            sign(claims_for(live_server, jwt_client), jwt_client.jwk),
+            client_id=other.client_id,
+        )
+    )
 
 
 # === 9: JWE algorithms ================================================================================
 
-@pytest.mark.parametrize("alg,enc", [("RSA1_5", "A256GCM"), ("RSA-OAEP-256", "A192CBC-HS384"),
-                                     ("RSA-OAEP-256", "A192GCM"), ("A256KW", "A256GCM")])
+
+@pytest.mark.parametrize(
+    "alg,enc",
+    [("RSA1_5", "A256GCM"), ("RSA-OAEP-256", "A192CBC-HS384"), ("RSA-OAEP-256", "A192GCM"), ("A256KW", "A256GCM")],
+)
 def test_row9_jwe_outside_the_allow_list_is_refused(live_server, jwt_client, enc_key, alg, enc):
     inner = sign(claims_for(live_server, jwt_client), jwt_client.jwk)
     if alg == "A256KW":
         key = jwk.JWK.generate(kty="oct", size=256, kid=enc_key.get("kid"))
     else:
         key = enc_key
-    token = jwe.JWE(inner.encode(), protected=json_encode({"alg": alg, "enc": enc, "kid": enc_key.get("kid")}),
-                    algs=[alg, enc])
+    token = jwe.JWE(
+        inner.encode(), protected=json_encode({"alg": alg, "enc": enc, "kid": enc_key.get("kid")}), algs=[alg, enc]
+    )
     token.add_recipient(key)
     refused(jwt_cc(live_server, jwt_client, token.serialize(compact=True)))
 
 
 # === 11: JWE kid; header-supplied keys ================================================================
+
 
 @pytest.mark.parametrize("case", ["unknown", "signing_key"])
 def test_row11_jwe_kid_must_name_an_encryption_key(live_server, jwt_client, enc_key, case):
@@ -227,7 +269,9 @@ def test_row11_jwe_kid_must_name_an_encryption_key(live_server, jwt_client, enc_
 
 
 @pytest.mark.parametrize("enc", ["A128CBC-HS256", "A256CBC-HS512", "A128GCM", "A256GCM"])
-def test_row9_row11_a_kidless_jwe_in_any_allowed_enc_is_opened_by_the_published_key(live_server, jwt_client, enc_key, enc):
+def test_row9_row11_a_kidless_jwe_in_any_allowed_enc_is_opened_by_the_published_key(
+    live_server, jwt_client, enc_key, enc
+):
     """The one decryption path of the Nexi PAR serves private_key_jwt too: a JWE with no kid
     (as Nexi's reference sends) is tried against each published encryption key, and the
     CBC-HMAC encs that the reference uses are allowed (security checklist rows 9 and 11)."""
@@ -257,8 +301,10 @@ def test_row11_key_headers_are_never_fetched_nor_trusted(live_server, jwt_client
 
 # === 12: tampering; JSON serialization ==================================================================
 
-@pytest.mark.parametrize("part,how", [(4, "flip"), (4, "truncate"), (2, "truncate"), (2, "flip"), (3, "flip"),
-                                      (3, "truncate"), (1, "flip")])
+
+@pytest.mark.parametrize(
+    "part,how", [(4, "flip"), (4, "truncate"), (2, "truncate"), (2, "flip"), (3, "flip"), (3, "truncate"), (1, "flip")]
+)
 def test_row12_tampered_jwe_is_refused(live_server, jwt_client, enc_key, part, how):
     inner = sign(claims_for(live_server, jwt_client), jwt_client.jwk)
     parts = encrypt(inner, enc_key).split(".")
@@ -270,8 +316,9 @@ def test_row12_tampered_jwe_is_refused(live_server, jwt_client, enc_key, part, h
 
 def test_row12_json_serialization_is_refused(live_server, jwt_client, enc_key):
     inner = sign(claims_for(live_server, jwt_client), jwt_client.jwk)
-    token = jwe.JWE(inner.encode(), protected=json_encode({"alg": "RSA-OAEP-256", "enc": "A256GCM",
-                                                           "kid": enc_key.get("kid")}))
+    token = jwe.JWE(
+        inner.encode(), protected=json_encode({"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": enc_key.get("kid")})
+    )
     token.add_recipient(enc_key)
     refused(jwt_cc(live_server, jwt_client, token.serialize(compact=False)))
     from jwcrypto import jws as jcjws
@@ -283,12 +330,21 @@ def test_row12_json_serialization_is_refused(live_server, jwt_client, enc_key):
 
 # === 14–16: the PAR endpoint ============================================================================
 
+
 def test_row14_par_without_client_authentication_is_401(live_server):
     nc = register(live_server)
     _, challenge = pkce()
     with http(live_server, mtls=False) as c:
-        r = c.post(PAR, data={"response_type": "code", "client_id": nc.client_id, "redirect_uri": nc.redirect_uri,
-                              "code_challenge": challenge, "code_challenge_method": "S256"})
+        r = c.post(
+            PAR,
+            data={
+                "response_type": "code",
+                "client_id": nc.client_id,
+                "redirect_uri": nc.redirect_uri,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            },
+        )
     assert_error(r, 401, "invalid_client")
     assert pars_stored(live_server, nc.client_id) == 0
 
@@ -318,6 +374,7 @@ def test_row16_other_methods_on_par_are_405(live_server, method):
 
 # === 17–18: request_uri reuse, expiry, another client =====================================================
 
+
 def test_row17_request_uri_after_the_authorization_finished_is_refused(live_server, merchant):
     nc = register(live_server)
     request_uri = push(live_server, nc).json()["request_uri"]
@@ -346,14 +403,22 @@ def test_row18_another_clients_request_uri_is_refused(live_server, merchant):
     with http(live_server, mtls=False) as c:
         r = c.get(AUTHORIZE, params={"client_id": b.client_id, "request_uri": request_uri})
         assert r.status_code == 400 and "<code>invalid_request_uri</code>" in r.text
-        r = c.post(AUTHORIZE, data={"client_id": b.client_id, "request_uri": request_uri,
-                                    "username": merchant.username, "password": merchant.password})
+        r = c.post(
+            AUTHORIZE,
+            data={
+                "client_id": b.client_id,
+                "request_uri": request_uri,
+                "username": merchant.username,
+                "password": merchant.password,
+            },
+        )
         assert r.status_code == 400 and "location" not in r.headers
     # still usable by its own client
     assert login(live_server, a, request_uri, merchant.username, merchant.password).status_code == 303
 
 
 # === 19: PKCE ================================================================================================
+
 
 def test_row19_pkce_plain_is_refused(live_server):
     nc = register(live_server)
@@ -378,8 +443,11 @@ def test_row19_missing_verifier_is_invalid_request(live_server, merchant):
     nc = register(live_server)
     code, _ = _code(live_server, nc, merchant)
     with http(live_server) as c:
-        r = c.post(TOKEN, data={"grant_type": "authorization_code", "code": code, "redirect_uri": nc.redirect_uri},
-                   auth=basic(nc))
+        r = c.post(
+            TOKEN,
+            data={"grant_type": "authorization_code", "code": code, "redirect_uri": nc.redirect_uri},
+            auth=basic(nc),
+        )
     assert_error(r, 400, "invalid_request")
 
 
@@ -395,19 +463,26 @@ def test_row19_wrong_verifier_is_invalid_grant_and_burns_the_code(live_server, m
 
 # === 20: code replay, expiry, another client ==============================================================
 
+
 def test_row20_replayed_code_is_refused_and_revokes_what_it_issued(live_server, merchant):
     nc = register(live_server)
     pushed = push(live_server, nc)
     back = code_from(login(live_server, nc, pushed.json()["request_uri"], merchant.username, merchant.password))
-    data = {"grant_type": "authorization_code", "code": back["code"], "redirect_uri": nc.redirect_uri,
-            "code_verifier": pushed.verifier}
+    data = {
+        "grant_type": "authorization_code",
+        "code": back["code"],
+        "redirect_uri": nc.redirect_uri,
+        "code_verifier": pushed.verifier,
+    }
     with http(live_server) as c:
         first = c.post(TOKEN, data=data, auth=basic(nc))
         assert first.status_code == 200
         assert_error(c.post(TOKEN, data=data, auth=basic(nc)), 400, "invalid_grant")
         tokens = first.json()
         assert introspect(live_server, nc, tokens["access_token"]).json() == {"active": False}
-        r = c.post(TOKEN, data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}, auth=basic(nc))
+        r = c.post(
+            TOKEN, data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}, auth=basic(nc)
+        )
         assert_error(r, 400, "invalid_grant")
 
 
@@ -417,8 +492,16 @@ def test_row20_expired_code_is_refused(short_server):
     code, verifier = _code(short_server, nc, m)
     time.sleep(3)
     with http(short_server) as c:
-        r = c.post(TOKEN, data={"grant_type": "authorization_code", "code": code, "redirect_uri": nc.redirect_uri,
-                                "code_verifier": verifier}, auth=basic(nc))
+        r = c.post(
+            TOKEN,
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": nc.redirect_uri,
+                "code_verifier": verifier,
+            },
+            auth=basic(nc),
+        )
     assert_error(r, 400, "invalid_grant")
 
 
@@ -426,19 +509,43 @@ def test_row20_code_used_by_another_client_is_refused(live_server, merchant):
     a, b = register(live_server), register(live_server)
     code, verifier = _code(live_server, a, merchant)
     with http(live_server) as c:
-        r = c.post(TOKEN, data={"grant_type": "authorization_code", "code": code, "redirect_uri": a.redirect_uri,
-                                "code_verifier": verifier}, auth=basic(b))
+        r = c.post(
+            TOKEN,
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": a.redirect_uri,
+                "code_verifier": verifier,
+            },
+            auth=basic(b),
+        )
         assert_error(r, 400, "invalid_grant")
-        ok = c.post(TOKEN, data={"grant_type": "authorization_code", "code": code, "redirect_uri": a.redirect_uri,
-                                 "code_verifier": verifier}, auth=basic(a))
+        ok = c.post(
+            TOKEN,
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": a.redirect_uri,
+                "code_verifier": verifier,
+            },
+            auth=basic(a),
+        )
     assert ok.status_code == 200
 
 
 # === 21: redirect_uri ====================================================================================
 
-@pytest.mark.parametrize("variant", ["https://platform.example.test/cb/", "https://PLATFORM.example.test/cb",
-                                     "https://platform.example.test/cb?x=1", "https://evil.example/cb",
-                                     "http://platform.example.test/cb"])
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "https://platform.example.test/cb/",
+        "https://PLATFORM.example.test/cb",
+        "https://platform.example.test/cb?x=1",
+        "https://evil.example/cb",
+        "http://platform.example.test/cb",
+    ],
+)
 def test_row21_redirect_uri_must_be_exactly_the_registered_one(live_server, variant):
     nc = register(live_server)
     r = push(live_server, nc, redirect_uri=variant)
@@ -450,9 +557,16 @@ def test_row21_plain_request_with_a_foreign_redirect_uri_never_redirects(live_se
     nc = register(live_server)
     _, challenge = pkce()
     with http(live_server, mtls=False) as c:
-        r = c.get(AUTHORIZE, params={"response_type": "code", "client_id": nc.client_id,
-                                     "redirect_uri": "https://evil.example/cb", "code_challenge": challenge,
-                                     "code_challenge_method": "S256"})
+        r = c.get(
+            AUTHORIZE,
+            params={
+                "response_type": "code",
+                "client_id": nc.client_id,
+                "redirect_uri": "https://evil.example/cb",
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            },
+        )
     assert r.status_code == 400 and "<code>invalid_request</code>" in r.text and "location" not in r.headers
 
 
@@ -460,12 +574,21 @@ def test_row21_token_request_with_another_redirect_uri_is_invalid_grant(live_ser
     nc = register(live_server)
     code, verifier = _code(live_server, nc, merchant)
     with http(live_server) as c:
-        r = c.post(TOKEN, data={"grant_type": "authorization_code", "code": code,
-                                "redirect_uri": nc.redirect_uri + "/", "code_verifier": verifier}, auth=basic(nc))
+        r = c.post(
+            TOKEN,
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": nc.redirect_uri + "/",
+                "code_verifier": verifier,
+            },
+            auth=basic(nc),
+        )
     assert_error(r, 400, "invalid_grant")
 
 
 # === 23–26: mTLS ===========================================================================================
+
 
 def test_row23_tls_client_auth_without_a_certificate_is_401(live_server):
     nc = register(live_server, methods=("tls_client_auth",), with_cert=True)
@@ -485,8 +608,9 @@ def test_row24_certificate_of_app_a_with_credentials_of_app_b_is_401(live_server
     b = register(live_server, methods=("tls_client_auth", "client_secret_basic"), with_cert=True)
     with http(live_server, cert=a.cert, key=a.key) as c:
         assert_error(c.post(TOKEN, data={"grant_type": "client_credentials"}, auth=basic(b)), 401, "invalid_client")
-        assert_error(c.post(TOKEN, data={"grant_type": "client_credentials", "client_id": b.client_id}), 401,
-                     "invalid_client")
+        assert_error(
+            c.post(TOKEN, data={"grant_type": "client_credentials", "client_id": b.client_id}), 401, "invalid_client"
+        )
         r = c.post(TOKEN, data={"grant_type": "client_credentials", "client_id": a.client_id})
     assert r.status_code == 200
 
@@ -515,12 +639,21 @@ def test_row25_expired_certificate_is_refused(live_server, tmp_path):
 
     nc = register(live_server, methods=("tls_client_auth",))
     csr, key = make_csr(tmp_path / "expired")
-    issued = load_ca(live_server.settings).sign_csr(csr.read_bytes(), validity_days=1,
-                                                    now=datetime.now(timezone.utc) - timedelta(days=5))
-    live_server.store.add_certificate(CertificateRecord(
-        serial=issued.serial, client_id=nc.client_id, thumbprint=issued.thumbprint, subject=issued.subject,
-        not_before=int(issued.not_before.timestamp()), not_after=int(issued.not_after.timestamp()),
-        pem=issued.pem.decode(), created_at=int(time.time())))
+    issued = load_ca(live_server.settings).sign_csr(
+        csr.read_bytes(), validity_days=1, now=datetime.now(UTC) - timedelta(days=5)
+    )
+    live_server.store.add_certificate(
+        CertificateRecord(
+            serial=issued.serial,
+            client_id=nc.client_id,
+            thumbprint=issued.thumbprint,
+            subject=issued.subject,
+            not_before=int(issued.not_before.timestamp()),
+            not_after=int(issued.not_after.timestamp()),
+            pem=issued.pem.decode(),
+            created_at=int(time.time()),
+        )
+    )
     cert = tmp_path / "expired.pem"
     cert.write_bytes(issued.pem)
     assert _refused_at_tls_or_401(live_server, nc, cert, key) == "tls"  # refused in the handshake
@@ -550,15 +683,30 @@ def test_row25_certificate_without_the_clientauth_eku_is_refused(live_server, tm
     csr_path, key = make_csr(tmp_path / "server-eku")
     csr = x509.load_pem_x509_csr(csr_path.read_bytes())
     ca = load_ca(live_server.settings)
-    now = datetime.now(timezone.utc)
-    cert = ca._sign(ca._leaf_builder(subject=csr.subject, public_key=csr.public_key(), not_before=now - timedelta(minutes=5),
-                                     not_after=now + timedelta(days=5), eku=ExtendedKeyUsageOID.SERVER_AUTH))
+    now = datetime.now(UTC)
+    cert = ca._sign(
+        ca._leaf_builder(
+            subject=csr.subject,
+            public_key=csr.public_key(),
+            not_before=now - timedelta(minutes=5),
+            not_after=now + timedelta(days=5),
+            eku=ExtendedKeyUsageOID.SERVER_AUTH,
+        )
+    )
     der = cert.public_bytes(serialization.Encoding.DER)
     pem = cert.public_bytes(serialization.Encoding.PEM)
-    live_server.store.add_certificate(CertificateRecord(
-        serial=format(cert.serial_number, "x"), client_id=nc.client_id, thumbprint=thumbprint(der),
-        subject=cert.subject.rfc4514_string(), not_before=int(now.timestamp()) - 300,
-        not_after=int(now.timestamp()) + 86400 * 5, pem=pem.decode(), created_at=int(now.timestamp())))
+    live_server.store.add_certificate(
+        CertificateRecord(
+            serial=format(cert.serial_number, "x"),
+            client_id=nc.client_id,
+            thumbprint=thumbprint(der),
+            subject=cert.subject.rfc4514_string(),
+            not_before=int(now.timestamp()) - 300,
+            not_after=int(now.timestamp()) + 86400 * 5,
+            pem=pem.decode(),
+            created_at=int(now.timestamp()),
+        )
+    )
     path = tmp_path / "server-eku.pem"
     path.write_bytes(pem)
     assert _refused_at_tls_or_401(live_server, nc, path, key) == "tls"  # OpenSSL checks the ssl_client purpose
@@ -580,6 +728,7 @@ def test_row26_bound_token_with_another_certificate_or_none_is_invalid_token(liv
 
 # === 29: refresh reuse ========================================================================================
 
+
 def test_row29_refresh_reused_after_rotation_revokes_the_family(live_server, merchant):
     nc = register(live_server)
     tokens, _ = authorization_code_flow(live_server, nc, merchant)
@@ -588,8 +737,11 @@ def test_row29_refresh_reused_after_rotation_revokes_the_family(live_server, mer
         rotated = c.post(TOKEN, data=data, auth=basic(nc))
         assert rotated.status_code == 200
         assert_error(c.post(TOKEN, data=data, auth=basic(nc)), 400, "invalid_grant")
-        newest = c.post(TOKEN, data={"grant_type": "refresh_token", "refresh_token": rotated.json()["refresh_token"]},
-                        auth=basic(nc))
+        newest = c.post(
+            TOKEN,
+            data={"grant_type": "refresh_token", "refresh_token": rotated.json()["refresh_token"]},
+            auth=basic(nc),
+        )
         assert_error(newest, 400, "invalid_grant")
     assert introspect(live_server, nc, rotated.json()["refresh_token"]).json() == {"active": False}
 
@@ -604,10 +756,12 @@ def test_row29_another_clients_refresh_token_is_refused(live_server, merchant):
 
 # === 33: revoked client / certificate ==========================================================================
 
+
 @pytest.mark.parametrize("method", ["client_secret_basic", "tls_client_auth", "private_key_jwt"])
 def test_row33_revoked_client_is_refused_at_once(live_server, method):
-    nc = register(live_server, methods=(method,), with_cert=(method == "tls_client_auth"),
-                  with_jwks=(method == "private_key_jwt"))
+    nc = register(
+        live_server, methods=(method,), with_cert=(method == "tls_client_auth"), with_jwks=(method == "private_key_jwt")
+    )
 
     def call():
         with http(live_server, nc) as c:
@@ -625,15 +779,21 @@ def test_row33_revoked_client_is_refused_at_once(live_server, method):
 def test_row33_revoked_certificate_is_refused_at_once_on_every_endpoint(live_server):
     nc = register(live_server, methods=("tls_client_auth",), with_cert=True)
     with http(live_server, nc) as c:
-        token = c.post(TOKEN, data={"grant_type": "client_credentials", "client_id": nc.client_id}).json()["access_token"]
+        token = c.post(TOKEN, data={"grant_type": "client_credentials", "client_id": nc.client_id}).json()[
+            "access_token"
+        ]
     live_server.store.revoke_certificate(nc.serial, int(time.time()))
     with http(live_server, nc) as c:
-        for path, data in ((TOKEN, {"grant_type": "client_credentials"}), (INTROSPECT, {"token": token}),
-                           (REVOKE, {"token": token})):
+        for path, data in (
+            (TOKEN, {"grant_type": "client_credentials"}),
+            (INTROSPECT, {"token": token}),
+            (REVOKE, {"token": token}),
+        ):
             refused(c.post(path, data={**data, "client_id": nc.client_id}))
 
 
 # === 34: malformed input =========================================================================================
+
 
 @pytest.mark.parametrize("case", ["json_body", "no_content_type", "not_utf8", "repeated", "form_as_text"])
 @pytest.mark.parametrize("path", [TOKEN, PAR, INTROSPECT, REVOKE])
@@ -641,11 +801,16 @@ def test_row34_malformed_input_is_400_never_500(live_server, case, path):
     nc = register(live_server)
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     kw = {
-        "json_body": {"content": json.dumps({"grant_type": "client_credentials"}), "headers": {"Content-Type": "application/json"}},
+        "json_body": {
+            "content": json.dumps({"grant_type": "client_credentials"}),
+            "headers": {"Content-Type": "application/json"},
+        },
         "no_content_type": {"content": b"grant_type=client_credentials"},
         "not_utf8": {"content": b"grant_type=client_credentials&scope=\xff\xfe", "headers": form},
-        "repeated": {"content": b"grant_type=client_credentials&grant_type=client_credentials&token=a&token=b",
-                     "headers": form},
+        "repeated": {
+            "content": b"grant_type=client_credentials&grant_type=client_credentials&token=a&token=b",
+            "headers": form,
+        },
         "form_as_text": {"content": b"grant_type=client_credentials", "headers": {"Content-Type": "text/plain"}},
     }[case]
     with http(live_server) as c:
@@ -661,8 +826,13 @@ def test_row34_garbage_assertions_are_invalid_client_never_500(live_server, jwt_
 
 def test_row34_secret_and_assertion_together_are_refused(live_server):
     nc = register(live_server, methods=("client_secret_post", "private_key_jwt"), with_jwks=True)
-    r = jwt_cc(live_server, nc, sign(claims_for(live_server, nc), nc.jwk), client_id=nc.client_id,
-               client_secret=nc.client_secret)
+    r = jwt_cc(
+        live_server,
+        nc,
+        sign(claims_for(live_server, nc), nc.jwk),
+        client_id=nc.client_id,
+        client_secret=nc.client_secret,
+    )
     assert_error(r, 400, "invalid_request")
 
 
@@ -681,10 +851,14 @@ def test_row20_concurrent_exchanges_of_one_code_leave_no_live_token(live_server,
     for _ in range(3):
         nc = register(live_server)
         code, verifier = _code(live_server, nc, merchant)
-        data = {"grant_type": "authorization_code", "code": code, "redirect_uri": nc.redirect_uri,
-                "code_verifier": verifier}
+        data = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": nc.redirect_uri,
+            "code_verifier": verifier,
+        }
 
-        def exchange(_):
+        def exchange(_, data=data, nc=nc):
             with http(live_server) as c:
                 return c.post(TOKEN, data=data, auth=basic(nc))
 

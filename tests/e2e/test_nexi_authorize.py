@@ -14,6 +14,7 @@ from tests.e2e.nexi_helpers import (
     AUTHORIZE_PATH,
     assert_error,
     base_url,
+    build_assertion,
     code_from,
     count_artifacts,
     enrollments_of,
@@ -24,7 +25,6 @@ from tests.e2e.nexi_helpers import (
     login_for_code,
     par_form,
     par_request,
-    build_assertion,
     pkce_pair,
     push,
     verify_server_jwt,
@@ -98,8 +98,11 @@ def test_login_page_without_request_uri(app, browser):
 
 
 def test_login_page_unknown_request_uri(app, browser):
-    assert_page(authorize_get(browser, app.client_id, "urn:softpos_00000000-0000-4000-8000-000000000000"), 400,
-                "invalid_request_uri")
+    assert_page(
+        authorize_get(browser, app.client_id, "urn:softpos_00000000-0000-4000-8000-000000000000"),
+        400,
+        "invalid_request_uri",
+    )
 
 
 def test_wrong_password_keeps_request_uri_usable(live_server, app, merchant, browser):
@@ -180,8 +183,11 @@ def test_code_exchange_success(live_server, app, merchant, backend):
     assert idt["exp"] > time.time()
     assert idt["email"] == merchant.username
 
-    rows = [e for e in live_server.cli_json("enrollments", "list")["enrollments"] if e["client_id"] == app.client_id
-            and e["username_merchant"] == merchant.username]
+    rows = [
+        e
+        for e in live_server.cli_json("enrollments", "list")["enrollments"]
+        if e["client_id"] == app.client_id and e["username_merchant"] == merchant.username
+    ]
     assert len(rows) == 1
     e = rows[0]
     assert e["merchantId"] == merchant.merchant_id
@@ -235,22 +241,26 @@ def test_code_replay_revokes_the_first_token(live_server, app, merchant, backend
     b = build_assertion(live_server, app, merchant)
     body = assert_error(par_request(backend, token, par_form(app, b.token)), 401, "invalid_token")
     assert "revoked" in body.get("error_description", "")
-    assert any(ev.kind == "authorization_code_replayed" and ev.client_id == app.client_id
-               for ev in live_server.store.list_events())
+    assert any(
+        ev.kind == "authorization_code_replayed" and ev.client_id == app.client_id
+        for ev in live_server.store.list_events()
+    )
 
 
 def test_code_used_by_another_client(live_server, app, other, merchant):
     code, verifier = fresh_code(live_server, app, merchant)
     with http(live_server, other) as c:
-        assert_error(exchange(c, other, code, code_verifier=verifier, redirect_uri=app.redirect_uri), 400,
-                     "invalid_grant")
+        assert_error(
+            exchange(c, other, code, code_verifier=verifier, redirect_uri=app.redirect_uri), 400, "invalid_grant"
+        )
     assert not [e for e in live_server.store.list_enrollments() if e.username == merchant.username]
 
 
 def test_code_redirect_uri_mismatch(live_server, app, merchant, backend):
     code, verifier = fresh_code(live_server, app, merchant)
-    assert_error(exchange(backend, app, code, code_verifier=verifier, redirect_uri=app.redirect_uri + "/"), 400,
-                 "invalid_grant")
+    assert_error(
+        exchange(backend, app, code, code_verifier=verifier, redirect_uri=app.redirect_uri + "/"), 400, "invalid_grant"
+    )
     assert_error(exchange(backend, app, code, code_verifier=verifier, redirect_uri=None), 400, "invalid_grant")
 
 
@@ -275,8 +285,11 @@ def test_code_exchange_needs_client_authentication(live_server, app, merchant, b
     assert_error(exchange(backend, app, code, code_verifier=verifier, client_secret="wrong"), 401, "invalid_client")
     with http(live_server, cert=None) as c:
         assert_error(exchange(c, app, code, code_verifier=verifier), 401, "invalid_client")
-    assert_error(exchange(backend, app, code, code_verifier=verifier, grant_type="client_credentials"), 400,
-                 "unsupported_grant_type")
+    assert_error(
+        exchange(backend, app, code, code_verifier=verifier, grant_type="client_credentials"),
+        400,
+        "unsupported_grant_type",
+    )
     # none of that used the code up
     assert exchange(backend, app, code, code_verifier=verifier).status_code == 200
 
@@ -286,7 +299,9 @@ def test_tid_bound_at_exchange_time(live_server, app, merchant, backend):
     the second exchange is refused and enrolls nothing."""
     user2 = f"other{merchant.merchant_id}@shop.example"
     live_server.store.add_user(MerchantUser(user2, merchant.merchant_id, hash_password("pw two")))
-    second = type(merchant)(merchant.merchant_id, merchant.pos, merchant.softpos_tid, merchant.mpos_tid, user2, "pw two")
+    second = type(merchant)(
+        merchant.merchant_id, merchant.pos, merchant.softpos_tid, merchant.mpos_tid, user2, "pw two"
+    )
     code1, v1 = fresh_code(live_server, app, merchant)
     code2, v2 = fresh_code(live_server, app, second)
     assert exchange(backend, app, code1, code_verifier=v1).status_code == 200
@@ -303,8 +318,10 @@ def test_tid_bound_at_exchange_time(live_server, app, merchant, backend):
 def expired(tmp_path_factory):
     """A server with short lifetimes. Everything is set up at once, then one wait lets the
     Nexi token (3 s), the request_uri (2 s) and the code (1 s) all expire."""
-    server = LiveServer(tmp_path_factory.mktemp("short-ttl"), env={
-        "TESSERA_PAR_TTL": "2", "TESSERA_CODE_TTL": "1", "TESSERA_NEXI_TOKEN_TTL": "3"}).start()
+    server = LiveServer(
+        tmp_path_factory.mktemp("short-ttl"),
+        env={"TESSERA_PAR_TTL": "2", "TESSERA_CODE_TTL": "1", "TESSERA_NEXI_TOKEN_TTL": "3"},
+    ).start()
     try:
         app = server.new_app()
         m1, m2, m3 = (server.new_merchant(app) for _ in range(3))
@@ -312,7 +329,9 @@ def expired(tmp_path_factory):
         issued = time.time()
         uri = push(server, app, m1, token=token, expires_in=2)
         verifier, challenge = pkce_pair()
-        code = login_for_code(server, app, m2, push(server, app, m2, token=token, code_challenge=challenge, expires_in=2))
+        code = login_for_code(
+            server, app, m2, push(server, app, m2, token=token, code_challenge=challenge, expires_in=2)
+        )
         time.sleep(max(0.0, issued + 4.1 - time.time()))
         yield dict(server=server, app=app, m1=m1, m2=m2, m3=m3, token=token, uri=uri, code=code, verifier=verifier)
     finally:

@@ -53,21 +53,28 @@ class Nexi:
     other_app: object
 
     def assertion(self, merchant=DEFAULT, **kw):
-        return build_assertion(self.server, self.app, self.merchant if merchant is DEFAULT else merchant,
-                               jwks=self.jwks, **kw)
+        return build_assertion(
+            self.server, self.app, self.merchant if merchant is DEFAULT else merchant, jwks=self.jwks, **kw
+        )
 
     def par(self, assertion=None, *, token=DEFAULT, client=None, **form_overrides):
         if assertion is None:
             assertion = self.assertion().token
         elif not isinstance(assertion, str):
             assertion = assertion.token
-        return par_request(client or self.client, self.token if token is DEFAULT else token,
-                           par_form(self.app, assertion, **form_overrides))
+        return par_request(
+            client or self.client,
+            self.token if token is DEFAULT else token,
+            par_form(self.app, assertion, **form_overrides),
+        )
 
     def counts(self) -> tuple[int, int, int]:
         cid = self.app.client_id
-        return (count_artifacts(self.server, "request_uri", cid), count_artifacts(self.server, "assertion_jti", cid),
-                len(enrollments_of(self.server, cid)))
+        return (
+            count_artifacts(self.server, "request_uri", cid),
+            count_artifacts(self.server, "assertion_jti", cid),
+            len(enrollments_of(self.server, cid)),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -248,34 +255,47 @@ def test_par_missing_parameter(nx, missing):
 
 
 def test_par_json_body(nx):
-    r = nx.client.post(PAR_PATH, json=par_form(nx.app, nx.assertion().token),
-                       headers={"Authorization": f"Bearer {nx.token}"})
+    r = nx.client.post(
+        PAR_PATH, json=par_form(nx.app, nx.assertion().token), headers={"Authorization": f"Bearer {nx.token}"}
+    )
     nx.refused(r, 400, "invalid_request")
 
 
 def test_par_repeated_parameter(nx):
     a = nx.assertion().token
-    body = httpx.QueryParams([("client_assertion", a), ("client_id", nx.app.client_id), ("scope", "oidc"),
-                              ("scope", "openid"), ("redirect_uri", nx.app.redirect_uri)])
+    body = httpx.QueryParams(
+        [
+            ("client_assertion", a),
+            ("client_id", nx.app.client_id),
+            ("scope", "oidc"),
+            ("scope", "openid"),
+            ("redirect_uri", nx.app.redirect_uri),
+        ]
+    )
     r = nx.client.post(PAR_PATH, content=str(body), headers={**FORM, "Authorization": f"Bearer {nx.token}"})
     nx.refused(r, 400, "invalid_request")
 
 
-@pytest.mark.parametrize("scope", ["email", "profile phone", "oidc payments", "openid admin", "oidc oidc", "oidc  email",
-                                   "OIDC"])
+@pytest.mark.parametrize(
+    "scope", ["email", "profile phone", "oidc payments", "openid admin", "oidc oidc", "oidc  email", "OIDC"]
+)
 def test_par_bad_scope(nx, scope):
     nx.refused(nx.par(scope=scope), 400, "invalid_scope")
 
 
-@pytest.mark.parametrize("variant", [
-    lambda u: u + "/",
-    lambda u: u.upper(),
-    lambda u: u.replace("app.example.test", "APP.example.test"),
-    lambda u: u + "?x=1",
-    lambda u: u + "#frag",
-    lambda u: u.replace("https://", "http://"),
-    lambda u: "https://evil.example/callback",
-], ids=["trailing-slash", "upper-case", "host-case", "extra-query", "fragment", "http", "other-host"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        lambda u: u + "/",
+        lambda u: u.upper(),
+        lambda u: u.replace("app.example.test", "APP.example.test"),
+        lambda u: u + "?x=1",
+        lambda u: u + "#frag",
+        lambda u: u.replace("https://", "http://"),
+        lambda u: "https://evil.example/callback",
+    ],
+    ids=["trailing-slash", "upper-case", "host-case", "extra-query", "fragment", "http", "other-host"],
+)
 def test_par_redirect_uri_not_exactly_registered(nx, variant):
     nx.refused(nx.par(redirect_uri=variant(nx.app.redirect_uri)), 400, "invalid_request")
 
@@ -345,10 +365,18 @@ def test_assertion_jwe_rsa1_5(nx):
     nx.refused(nx.par(nx.assertion(jwe_alg="RSA1_5")), 400, "invalid_client")
 
 
-@pytest.mark.parametrize("alg,enc", [
-    ("dir", "A256GCM"), ("A256KW", "A256GCM"), ("A128KW", "A128GCM"), ("dir", "A128CBC-HS256"),
-    ("A128KW", "A128CBC-HS256"), ("RSA-OAEP", "A192GCM"), ("RSA-OAEP-256", "A192CBC-HS384"),
-])
+@pytest.mark.parametrize(
+    "alg,enc",
+    [
+        ("dir", "A256GCM"),
+        ("A256KW", "A256GCM"),
+        ("A128KW", "A128GCM"),
+        ("dir", "A128CBC-HS256"),
+        ("A128KW", "A128CBC-HS256"),
+        ("RSA-OAEP", "A192GCM"),
+        ("RSA-OAEP-256", "A192CBC-HS384"),
+    ],
+)
 def test_assertion_jwe_alg_enc_outside_allow_list(nx, alg, enc):
     nx.refused(nx.par(nx.assertion(jwe_alg=alg, jwe_enc=enc)), 400, "invalid_client")
 
@@ -534,8 +562,9 @@ def test_assertion_iat_1s_in_future_accepted(nx):
 def test_assertion_iat_in_future_refused_the_clock_is_ahead(nx, seconds):
     """The provider refuses an iat even a few seconds ahead, with 400 (reference-facts.md)."""
     now = NOW()
-    body = nx.refused(nx.par(nx.assertion(claims={"iat": now + seconds, "exp": now + seconds + 120})),
-                      400, "invalid_client")
+    body = nx.refused(
+        nx.par(nx.assertion(claims={"iat": now + seconds, "exp": now + seconds + 120})), 400, "invalid_client"
+    )
     assert "client's clock is ahead" in body["error_description"], body
 
 
@@ -559,8 +588,11 @@ def test_assertion_jti_reused(nx):
     assert_error(nx.par(again), 400, "invalid_client")
     assert_error(nx.par(a), 400, "invalid_client")  # the very same assertion
     assert nx.counts() == after_first
-    replays = [e for e in nx.server.store.list_events() if e.kind == "jti_replayed" and e.client_id == nx.app.client_id
-               and e.detail.get("jti") == a.jti]
+    replays = [
+        e
+        for e in nx.server.store.list_events()
+        if e.kind == "jti_replayed" and e.client_id == nx.app.client_id and e.detail.get("jti") == a.jti
+    ]
     # Recorded, once: the same replay again within a minute is refused but not written again
     # (a captured assertion replayed at will must not become a stream of writes).
     assert len(replays) == 1
@@ -579,7 +611,9 @@ def test_assertion_wrong_audience(nx, aud):
     nx.refused(nx.par(nx.assertion(claims={"aud": value})), 400, "invalid_client")
 
 
-@pytest.mark.parametrize("case", ["iss", "appId", "sub-missing", "sub-other", "jti-missing", "iss-missing", "appId-missing"])
+@pytest.mark.parametrize(
+    "case", ["iss", "appId", "sub-missing", "sub-other", "jti-missing", "iss-missing", "appId-missing"]
+)
 def test_assertion_identity_claims(nx, case):
     other = nx.other_app.client_id
     kw = {
@@ -633,8 +667,10 @@ def two_softpos(nexi_env):
     return m, extra
 
 
-@pytest.mark.parametrize("case", ["empty", "three", "two-softpos", "two-mpos", "foreign-tid", "not-a-list",
-                                  "duplicate", "missing", "non-string"])
+@pytest.mark.parametrize(
+    "case",
+    ["empty", "three", "two-softpos", "two-mpos", "foreign-tid", "not-a-list", "duplicate", "missing", "non-string"],
+)
 def test_enrollment_terminal_ids(nx, two_softpos, case):
     m, extra = two_softpos
     other = nx.server.new_merchant(nx.app)
@@ -662,8 +698,9 @@ def test_enrollment_tid_of_another_point_of_sale_only(nx):
     nx.refused(nx.par(nx.assertion(claims={"terminal_ids": [other.softpos_tid]})), 400, "invalid_request")
 
 
-@pytest.mark.parametrize("username", ["merchant", "merchant@", "@shop.example", "merchant@shop", "a b@shop.example",
-                                      "", 42])
+@pytest.mark.parametrize(
+    "username", ["merchant", "merchant@", "@shop.example", "merchant@shop", "a b@shop.example", "", 42]
+)
 def test_enrollment_username_not_an_email(nx, username):
     nx.refused(nx.par(nx.assertion(claims={"username_merchant": username})), 400, "invalid_request")
 
@@ -693,8 +730,9 @@ def enrolled(nexi_env):
 
 def test_enrollment_username_bound_to_another_tid(nx, enrolled):
     m, pos2, s2, m2, _ = enrolled
-    nx.refused(nx.par(nx.assertion(merchant=m, claims={"pointOfSale": pos2, "terminal_ids": [s2, m2]})),
-               400, "invalid_request")
+    nx.refused(
+        nx.par(nx.assertion(merchant=m, claims={"pointOfSale": pos2, "terminal_ids": [s2, m2]})), 400, "invalid_request"
+    )
 
 
 def test_enrollment_username_bound_to_another_tid_same_pos(nx, enrolled):
@@ -720,8 +758,15 @@ def test_enrollment_same_username_same_tid_again_accepted(nx, enrolled):
 
 def test_enrollment_username_is_case_insensitive_for_binding(nx, enrolled):
     m, pos2, s2, m2, _ = enrolled
-    nx.refused(nx.par(nx.assertion(merchant=m, claims={"username_merchant": m.username.upper(), "pointOfSale": pos2,
-                                                       "terminal_ids": [s2]})), 400, "invalid_request")
+    nx.refused(
+        nx.par(
+            nx.assertion(
+                merchant=m, claims={"username_merchant": m.username.upper(), "pointOfSale": pos2, "terminal_ids": [s2]}
+            )
+        ),
+        400,
+        "invalid_request",
+    )
 
 
 def test_enrollment_pos_id_shared_by_two_merchants(nx):
@@ -733,14 +778,30 @@ def test_enrollment_pos_id_shared_by_two_merchants(nx):
     nx.server.store.add_terminal(Terminal(f"SA{mine.merchant_id}", mine.merchant_id, shared, "softpos"))
     nx.server.store.add_terminal(Terminal(f"SB{stranger.merchant_id}", stranger.merchant_id, shared, "mpos"))
     for tids in ([f"SB{stranger.merchant_id}"], [f"SA{mine.merchant_id}", f"SB{stranger.merchant_id}"]):
-        nx.refused(nx.par(nx.assertion(merchant=mine, claims={"pointOfSale": shared, "terminal_ids": tids})),
-                   400, "invalid_request")
+        nx.refused(
+            nx.par(nx.assertion(merchant=mine, claims={"pointOfSale": shared, "terminal_ids": tids})),
+            400,
+            "invalid_request",
+        )
     # and the stranger's user cannot be enrolled through the granting merchant's terminals
-    nx.refused(nx.par(nx.assertion(merchant=mine, claims={"pointOfSale": shared, "terminal_ids": [f"SA{mine.merchant_id}"],
-                                                          "username_merchant": stranger.username})),
-               400, "invalid_request")
+    nx.refused(
+        nx.par(
+            nx.assertion(
+                merchant=mine,
+                claims={
+                    "pointOfSale": shared,
+                    "terminal_ids": [f"SA{mine.merchant_id}"],
+                    "username_merchant": stranger.username,
+                },
+            )
+        ),
+        400,
+        "invalid_request",
+    )
     # its own terminal at that point of sale still works
-    nx.created(nx.par(nx.assertion(merchant=mine, claims={"pointOfSale": shared, "terminal_ids": [f"SA{mine.merchant_id}"]})))
+    nx.created(
+        nx.par(nx.assertion(merchant=mine, claims={"pointOfSale": shared, "terminal_ids": [f"SA{mine.merchant_id}"]}))
+    )
 
 
 def test_enrollment_pos_id_shared_by_two_granting_merchants(nx):
@@ -749,5 +810,8 @@ def test_enrollment_pos_id_shared_by_two_granting_merchants(nx):
     shared = f"SHARED2-{a.merchant_id}"
     nx.server.store.add_terminal(Terminal(f"SA{a.merchant_id}", a.merchant_id, shared, "softpos"))
     nx.server.store.add_terminal(Terminal(f"SB{b.merchant_id}", b.merchant_id, shared, "softpos"))
-    nx.refused(nx.par(nx.assertion(merchant=a, claims={"pointOfSale": shared, "terminal_ids": [f"SA{a.merchant_id}"]})),
-               400, "invalid_request")
+    nx.refused(
+        nx.par(nx.assertion(merchant=a, claims={"pointOfSale": shared, "terminal_ids": [f"SA{a.merchant_id}"]})),
+        400,
+        "invalid_request",
+    )

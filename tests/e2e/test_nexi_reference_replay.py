@@ -47,9 +47,19 @@ REDIRECT = "pizzapay://confirm-pay"
 RELOAD_DEADLINE = 30.0  # the server re-reads its keys every ~10 s
 
 
-def reference_assertion(server, app, merchant, enc_jwk: dict, *, device_id: str, now: int | None = None,
-                        lifetime: int = 500, alg: str = "RSA-OAEP-256", enc: str = "A128CBC-HS256",
-                        **overrides) -> str:
+def reference_assertion(
+    server,
+    app,
+    merchant,
+    enc_jwk: dict,
+    *,
+    device_id: str,
+    now: int | None = None,
+    lifetime: int = 500,
+    alg: str = "RSA-OAEP-256",
+    enc: str = "A128CBC-HS256",
+    **overrides,
+) -> str:
     now = int(time.time()) if now is None else now
     claims = {
         "appId": app.client_id,
@@ -88,9 +98,15 @@ class Reference:
         self.c = http(server, app)
 
     def token(self) -> str:
-        r = self.c.post(TOKEN_PATH, data={"grant_type": "client_credentials", "client_id": self.app.client_id,
-                                          "client_secret": self.app.client_secret},
-                        headers={**FORM, "Accept": "application/json"})
+        r = self.c.post(
+            TOKEN_PATH,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.app.client_id,
+                "client_secret": self.app.client_secret,
+            },
+            headers={**FORM, "Accept": "application/json"},
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["expires_in"] == 3600
@@ -102,9 +118,16 @@ class Reference:
         return r.json()
 
     def par(self, token: str, assertion: str):
-        return self.c.post(PAR_PATH, data={"client_assertion": assertion, "client_id": self.app.client_id,
-                                           "scope": "oidc", "redirect_uri": REDIRECT},
-                           headers={**FORM, "Authorization": f"Bearer {token}"})
+        return self.c.post(
+            PAR_PATH,
+            data={
+                "client_assertion": assertion,
+                "client_id": self.app.client_id,
+                "scope": "oidc",
+                "redirect_uri": REDIRECT,
+            },
+            headers={**FORM, "Authorization": f"Bearer {token}"},
+        )
 
 
 @pytest.fixture(scope="module")
@@ -166,8 +189,9 @@ def test_the_enrollment_keeps_app_deviceid(ref):
 
 def test_iat_5s_ahead_is_400_and_says_the_clock_is_ahead(ref):
     before = count_artifacts(ref.server, "request_uri", ref.app.client_id)
-    a = reference_assertion(ref.server, ref.app, ref.merchant, ref.jwks()["keys"][0], device_id="d",
-                            now=int(time.time()) + 5)
+    a = reference_assertion(
+        ref.server, ref.app, ref.merchant, ref.jwks()["keys"][0], device_id="d", now=int(time.time()) + 5
+    )
     body = assert_error(ref.par(ref.token(), a), 400, "invalid_client")
     assert "client's clock is ahead" in body["error_description"], body
     assert count_artifacts(ref.server, "request_uri", ref.app.client_id) == before
@@ -177,20 +201,42 @@ def test_lifetime_900_accepted_901_refused(ref):
     token = ref.token()
     keys = ref.jwks()["keys"]
     now = int(time.time()) - 1
-    assert_par_created(ref.par(token, reference_assertion(ref.server, ref.app, ref.merchant, random.choice(keys),
-                                                          device_id="d", now=now, lifetime=900)))
+    assert_par_created(
+        ref.par(
+            token,
+            reference_assertion(
+                ref.server, ref.app, ref.merchant, random.choice(keys), device_id="d", now=now, lifetime=900
+            ),
+        )
+    )
     before = count_artifacts(ref.server, "request_uri", ref.app.client_id)
-    body = assert_error(ref.par(token, reference_assertion(ref.server, ref.app, ref.merchant, random.choice(keys),
-                                                           device_id="d", now=now, lifetime=901)), 400, "invalid_client")
+    body = assert_error(
+        ref.par(
+            token,
+            reference_assertion(
+                ref.server, ref.app, ref.merchant, random.choice(keys), device_id="d", now=now, lifetime=901
+            ),
+        ),
+        400,
+        "invalid_client",
+    )
     assert "900" in body["error_description"], body
     assert count_artifacts(ref.server, "request_uri", ref.app.client_id) == before
 
 
-@pytest.mark.parametrize("alg,enc", [("RSA-OAEP-256", "A128CBC-HS256"), ("RSA-OAEP-256", "A256CBC-HS512"),
-                                     ("RSA-OAEP", "A128GCM"), ("RSA-OAEP", "A256GCM")])
+@pytest.mark.parametrize(
+    "alg,enc",
+    [
+        ("RSA-OAEP-256", "A128CBC-HS256"),
+        ("RSA-OAEP-256", "A256CBC-HS512"),
+        ("RSA-OAEP", "A128GCM"),
+        ("RSA-OAEP", "A256GCM"),
+    ],
+)
 def test_the_allowed_alg_enc_pairs(ref, alg, enc):
-    a = reference_assertion(ref.server, ref.app, ref.merchant, random.choice(ref.jwks()["keys"]), device_id="d",
-                            alg=alg, enc=enc)
+    a = reference_assertion(
+        ref.server, ref.app, ref.merchant, random.choice(ref.jwks()["keys"]), device_id="d", alg=alg, enc=enc
+    )
     assert_par_created(ref.par(ref.token(), a))
 
 
@@ -215,12 +261,21 @@ def _other_jwe(ref, alg: str, enc: str, *, zip_def: bool = False) -> str:
     return obj.serialize(compact=True)
 
 
-@pytest.mark.parametrize("alg,enc,zip_def", [
-    ("RSA1_5", "A128CBC-HS256", False), ("dir", "A256GCM", False), ("A128KW", "A128CBC-HS256", False),
-    ("A256GCMKW", "A256GCM", False), ("ECDH-ES", "A128CBC-HS256", False), ("ECDH-ES+A128KW", "A256GCM", False),
-    ("PBES2-HS256+A128KW", "A128CBC-HS256", False), ("RSA-OAEP-256", "A192GCM", False),
-    ("RSA-OAEP-256", "A192CBC-HS384", False), ("RSA-OAEP-256", "A128CBC-HS256", True),
-])
+@pytest.mark.parametrize(
+    "alg,enc,zip_def",
+    [
+        ("RSA1_5", "A128CBC-HS256", False),
+        ("dir", "A256GCM", False),
+        ("A128KW", "A128CBC-HS256", False),
+        ("A256GCMKW", "A256GCM", False),
+        ("ECDH-ES", "A128CBC-HS256", False),
+        ("ECDH-ES+A128KW", "A256GCM", False),
+        ("PBES2-HS256+A128KW", "A128CBC-HS256", False),
+        ("RSA-OAEP-256", "A192GCM", False),
+        ("RSA-OAEP-256", "A192CBC-HS384", False),
+        ("RSA-OAEP-256", "A128CBC-HS256", True),
+    ],
+)
 def test_refused_alg_enc_and_zip(ref, alg, enc, zip_def):
     before = count_artifacts(ref.server, "request_uri", ref.app.client_id)
     assert_error(ref.par(ref.token(), _other_jwe(ref, alg, enc, zip_def=zip_def)), 400, "invalid_client")
@@ -233,14 +288,22 @@ def test_custom_scheme_redirect_uri_registers_and_matches_exactly(ref):
     listed = server.cli_json("clients", "list")
     entry = next(c for c in (listed.get("clients") or listed) if c["client_id"] == created["client_id"])
     assert entry["redirect_uris"] == [REDIRECT]
-    for bad in ("javascript:alert(1)", "data:text/html,x", "file:///etc/passwd", "http://evil.example/cb",
-                "pizzapay://confirm-pay#frag"):
+    for bad in (
+        "javascript:alert(1)",
+        "data:text/html,x",
+        "file:///etc/passwd",
+        "http://evil.example/cb",
+        "pizzapay://confirm-pay#frag",
+    ):
         proc = server.cli("clients", "create", "--name", "Bad", "--redirect-uri", bad, check=False)
         assert proc.returncode != 0 and "redirect-uri" in (proc.stderr + proc.stdout), (bad, proc.stdout, proc.stderr)
     # exact match at the PAR: a near miss is refused
     token = ref.token()
     for near in ("pizzapay://confirm-pay/", "PIZZAPAY://confirm-pay", "pizzapay://confirm-pay?x=1"):
         a = reference_assertion(server, ref.app, ref.merchant, ref.jwks()["keys"][0], device_id="d")
-        r = ref.c.post(PAR_PATH, data={"client_assertion": a, "client_id": ref.app.client_id, "scope": "oidc",
-                                       "redirect_uri": near}, headers={**FORM, "Authorization": f"Bearer {token}"})
+        r = ref.c.post(
+            PAR_PATH,
+            data={"client_assertion": a, "client_id": ref.app.client_id, "scope": "oidc", "redirect_uri": near},
+            headers={**FORM, "Authorization": f"Bearer {token}"},
+        )
         assert_error(r, 400, "invalid_request")

@@ -71,14 +71,20 @@ def test_token_client_secret_post(live_server, app, c):
 
 
 def test_token_client_secret_basic(live_server, app, c):
-    r = c.post(TOKEN_PATH, data={"grant_type": "client_credentials"},
-               headers={**FORM, "Authorization": basic(app.client_id, app.client_secret)})
+    r = c.post(
+        TOKEN_PATH,
+        data={"grant_type": "client_credentials"},
+        headers={**FORM, "Authorization": basic(app.client_id, app.client_secret)},
+    )
     assert_token_ok(live_server, r, app)
 
 
 def test_token_basic_with_matching_client_id_in_form(live_server, app, c):
-    r = c.post(TOKEN_PATH, data={"grant_type": "client_credentials", "client_id": app.client_id},
-               headers={**FORM, "Authorization": basic(app.client_id, app.client_secret)})
+    r = c.post(
+        TOKEN_PATH,
+        data={"grant_type": "client_credentials", "client_id": app.client_id},
+        headers={**FORM, "Authorization": basic(app.client_id, app.client_secret)},
+    )
     assert_token_ok(live_server, r, app)
 
 
@@ -97,9 +103,11 @@ def test_token_bound_to_the_certificate_presented(live_server, app):
 
 
 def test_token_both_basic_and_post_credentials(app, c):
-    r = c.post(TOKEN_PATH, data={"grant_type": "client_credentials", "client_id": app.client_id,
-                                 "client_secret": app.client_secret},
-               headers={**FORM, "Authorization": basic(app.client_id, app.client_secret)})
+    r = c.post(
+        TOKEN_PATH,
+        data={"grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret},
+        headers={**FORM, "Authorization": basic(app.client_id, app.client_secret)},
+    )
     assert_error(r, 400, "invalid_request")
 
 
@@ -136,14 +144,58 @@ def test_token_certificate_from_another_ca(live_server, app, tmp_path):
     """A client certificate made by openssl under a CA of our own: a TLS alert or 401, never a token."""
     from tests.support.live import openssl
 
-    openssl("req", "-x509", "-nodes", "-newkey", "rsa:2048", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-            "-subj", "/CN=Rogue CA", "-addext", "basicConstraints=critical,CA:true",
-            "-addext", "keyUsage=critical,keyCertSign", cwd=tmp_path)
-    openssl("req", "-nodes", "-newkey", "rsa:2048", "-keyout", "app.key", "-out", "app.csr", "-subj", "/CN=NOMEAPP",
-            cwd=tmp_path)
+    openssl(
+        "req",
+        "-x509",
+        "-nodes",
+        "-newkey",
+        "rsa:2048",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Rogue CA",
+        "-addext",
+        "basicConstraints=critical,CA:true",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+        cwd=tmp_path,
+    )
+    openssl(
+        "req",
+        "-nodes",
+        "-newkey",
+        "rsa:2048",
+        "-keyout",
+        "app.key",
+        "-out",
+        "app.csr",
+        "-subj",
+        "/CN=NOMEAPP",
+        cwd=tmp_path,
+    )
     (tmp_path / "ext.cnf").write_text("extendedKeyUsage=clientAuth\nbasicConstraints=CA:false\n")
-    openssl("x509", "-req", "-in", "app.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-            "-extfile", "ext.cnf", "-out", "app.pem", cwd=tmp_path)
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "app.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "app.pem",
+        cwd=tmp_path,
+    )
     try:
         with http(live_server, cert=tmp_path / "app.pem", key=tmp_path / "app.key") as c:
             r = token_request(c, app)
@@ -153,8 +205,11 @@ def test_token_certificate_from_another_ca(live_server, app, tmp_path):
 
 
 def test_token_basic_client_id_differs_from_form(app, other, c):
-    r = c.post(TOKEN_PATH, data={"grant_type": "client_credentials", "client_id": other.client_id},
-               headers={**FORM, "Authorization": basic(app.client_id, app.client_secret)})
+    r = c.post(
+        TOKEN_PATH,
+        data={"grant_type": "client_credentials", "client_id": other.client_id},
+        headers={**FORM, "Authorization": basic(app.client_id, app.client_secret)},
+    )
     assert_error(r, 401, "invalid_client")
 
 
@@ -163,8 +218,11 @@ def test_token_wrong_secret(app, c):
 
 
 def test_token_wrong_secret_basic(app, c):
-    r = c.post(TOKEN_PATH, data={"grant_type": "client_credentials"},
-               headers={**FORM, "Authorization": basic(app.client_id, "nope")})
+    r = c.post(
+        TOKEN_PATH,
+        data={"grant_type": "client_credentials"},
+        headers={**FORM, "Authorization": basic(app.client_id, "nope")},
+    )
     assert_error(r, 401, "invalid_client")
 
 
@@ -192,14 +250,17 @@ def test_token_missing_grant_type(app, c):
 
 
 def test_token_json_body(app, c):
-    r = c.post(TOKEN_PATH, json={"grant_type": "client_credentials", "client_id": app.client_id,
-                                 "client_secret": app.client_secret})
+    r = c.post(
+        TOKEN_PATH,
+        json={"grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret},
+    )
     assert_error(r, 400, "invalid_request")
 
 
 def test_token_no_content_type(app, c):
-    r = c.post(TOKEN_PATH, content=f"grant_type=client_credentials&client_id={app.client_id}"
-                                   f"&client_secret={app.client_secret}")
+    r = c.post(
+        TOKEN_PATH, content=f"grant_type=client_credentials&client_id={app.client_id}&client_secret={app.client_secret}"
+    )
     assert_error(r, 400, "invalid_request")
 
 
@@ -209,8 +270,10 @@ def test_token_non_utf8_body(app, c):
 
 
 def test_token_repeated_parameter(app, c):
-    body = (f"grant_type=client_credentials&client_id={app.client_id}&client_secret={app.client_secret}"
-            f"&client_secret={app.client_secret}")
+    body = (
+        f"grant_type=client_credentials&client_id={app.client_id}&client_secret={app.client_secret}"
+        f"&client_secret={app.client_secret}"
+    )
     assert_error(c.post(TOKEN_PATH, content=body, headers=FORM), 400, "invalid_request")
 
 

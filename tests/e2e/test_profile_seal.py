@@ -33,9 +33,17 @@ B2B_LOGIN, B2B_REFRESH = "/b2binpay/token/", "/b2binpay/token/refresh/"
 #: The access tokens, by the profile that issued them (the Nexi code exchange's is Nexi's too).
 ACCESS = ("nexi", "nexi_code", "native_unbound", "native_bound", "mobilepay", "axept", "b2binpay")
 REFRESH = ("native_refresh", "b2binpay_refresh")
-PROFILE_OF = {"nexi": "nexi-softpos", "nexi_code": "nexi-softpos", "native_unbound": "native", "native_bound": "native",
-              "mobilepay": "mobilepay", "axept": "axept", "b2binpay": "b2binpay", "native_refresh": "native",
-              "b2binpay_refresh": "b2binpay"}
+PROFILE_OF = {
+    "nexi": "nexi-softpos",
+    "nexi_code": "nexi-softpos",
+    "native_unbound": "native",
+    "native_bound": "native",
+    "mobilepay": "mobilepay",
+    "axept": "axept",
+    "b2binpay": "b2binpay",
+    "native_refresh": "native",
+    "b2binpay_refresh": "b2binpay",
+}
 
 
 @dataclass
@@ -54,15 +62,19 @@ class World:
 
 def _b2b(server: LiveServer, path: str, attributes: dict[str, str]) -> httpx.Response:
     with nh.http(server, mtls=False) as c:
-        return c.post(path, content=json.dumps({"data": {"type": "auth-token", "attributes": attributes}}),
-                      headers={"Content-Type": B2B_MEDIA})
+        return c.post(
+            path,
+            content=json.dumps({"data": {"type": "auth-token", "attributes": attributes}}),
+            headers={"Content-Type": B2B_MEDIA},
+        )
 
 
 @pytest.fixture(scope="module")
 def world(live_server: LiveServer) -> World:
     server = live_server
-    nc = nh.register(server, with_cert=True, scope="openid email payments:read",
-                     redirect_uri="https://app.example.test/callback")
+    nc = nh.register(
+        server, with_cert=True, scope="openid email payments:read", redirect_uri="https://app.example.test/callback"
+    )
     merchant = server.new_merchant(nc.identity())
     w = World(server, nc, merchant)
     app = w.app
@@ -133,6 +145,7 @@ def _no_token_in(resp: httpx.Response) -> None:
 
 # --- every token carries its seal -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ACCESS + REFRESH)
 def test_every_token_names_its_profile_and_environment(world, kind):
     claims = nh.claims_of(world.tokens[kind])
@@ -152,6 +165,7 @@ def test_each_profile_has_its_own_audience(world):
 
 # --- the Nexi PAR: a Nexi, certificate-bound token only ----------------------------------------
 
+
 @pytest.mark.parametrize("kind", ACCESS + REFRESH)
 def test_nexi_par_takes_only_nexi_tokens(world, kind):
     server, app = world.server, world.app
@@ -167,6 +181,7 @@ def test_nexi_par_takes_only_nexi_tokens(world, kind):
 
 
 # --- the native userinfo, introspection and revocation ------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ACCESS + REFRESH)
 def test_userinfo_takes_only_native_access_tokens(world, kind):
@@ -204,11 +219,13 @@ def test_revocation_ignores_other_profiles_tokens(world, kind):
 
 # --- refresh tokens: each redeemed only at its own endpoint, never used up elsewhere ---------------
 
+
 @pytest.mark.parametrize("kind", [k for k in ACCESS + REFRESH if k != "native_refresh"])
 def test_native_refresh_grant_takes_only_native_refresh_tokens(world, kind):
     with nh.http(world.server, world.nc) as c:
-        r = c.post(nh.TOKEN, data={"grant_type": "refresh_token", "refresh_token": world.tokens[kind]},
-                   auth=nh.basic(world.nc))
+        r = c.post(
+            nh.TOKEN, data={"grant_type": "refresh_token", "refresh_token": world.tokens[kind]}, auth=nh.basic(world.nc)
+        )
     nh.assert_error(r, 400, "invalid_grant")
     _no_token_in(r)
 
@@ -229,8 +246,11 @@ def test_refresh_tokens_still_work_at_their_own_endpoints(world):
     r = _b2b(world.server, B2B_REFRESH, {"refresh": world.tokens["b2binpay_refresh"]})
     assert r.status_code == 200, r.text
     with nh.http(world.server, world.nc) as c:
-        r = c.post(nh.TOKEN, data={"grant_type": "refresh_token", "refresh_token": world.tokens["native_refresh"]},
-                   auth=nh.basic(world.nc))
+        r = c.post(
+            nh.TOKEN,
+            data={"grant_type": "refresh_token", "refresh_token": world.tokens["native_refresh"]},
+            auth=nh.basic(world.nc),
+        )
     assert r.status_code == 200, r.text
     assert nh.claims_of(r.json()["access_token"])["prf"] == "native"
 
@@ -240,17 +260,25 @@ def test_a_native_refresh_token_needs_its_own_clients_authentication(world):
     other = nh.register(server)
     body, _ = nh.authorization_code_flow(server, world.nc, world.merchant, scope="openid")
     with nh.http(server, other) as c:
-        r = c.post(nh.TOKEN, data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
-                   auth=nh.basic(other))
+        r = c.post(
+            nh.TOKEN, data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}, auth=nh.basic(other)
+        )
     nh.assert_error(r, 400, "invalid_grant")
     with nh.http(server, mtls=False) as c:  # and no authentication at all
-        r = c.post(nh.TOKEN, data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"],
-                                   "client_id": world.nc.client_id})
+        r = c.post(
+            nh.TOKEN,
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": body["refresh_token"],
+                "client_id": world.nc.client_id,
+            },
+        )
     assert r.status_code == 401, r.text
     _no_token_in(r)
 
 
 # --- request_uris and codes: each profile's own ----------------------------------------------------
+
 
 def test_request_uris_are_sealed(world):
     server, nc = world.server, world.nc
@@ -260,10 +288,18 @@ def test_request_uris_are_sealed(world):
         r = c.get(nh.AUTHORIZE, params={"client_id": nc.client_id, "request_uri": world.request_uris["nexi"]})
         assert r.status_code == 400, r.text[:300]
         # The diagonal: each page opens with its own request_uri.
-        assert c.get(xh.AUTHORIZE_PATH, params={"client_id": nc.client_id,
-                                                "request_uri": world.request_uris["nexi"]}).status_code == 200
-        assert c.get(nh.AUTHORIZE, params={"client_id": nc.client_id,
-                                           "request_uri": world.request_uris["native"]}).status_code == 200
+        assert (
+            c.get(
+                xh.AUTHORIZE_PATH, params={"client_id": nc.client_id, "request_uri": world.request_uris["nexi"]}
+            ).status_code
+            == 200
+        )
+        assert (
+            c.get(
+                nh.AUTHORIZE, params={"client_id": nc.client_id, "request_uri": world.request_uris["native"]}
+            ).status_code
+            == 200
+        )
 
 
 def test_codes_are_sealed(world):
@@ -274,8 +310,16 @@ def test_codes_are_sealed(world):
         r = xh.exchange(c, app, native_code, redirect_uri=nc.redirect_uri, code_verifier=native_verifier)
     xh.assert_error(r, 400, "invalid_grant")
     with nh.http(server, nc) as c:
-        r = c.post(nh.TOKEN, data={"grant_type": "authorization_code", "code": nexi_code, "redirect_uri": nc.redirect_uri,
-                                   "code_verifier": nexi_verifier}, auth=nh.basic(nc))
+        r = c.post(
+            nh.TOKEN,
+            data={
+                "grant_type": "authorization_code",
+                "code": nexi_code,
+                "redirect_uri": nc.redirect_uri,
+                "code_verifier": nexi_verifier,
+            },
+            auth=nh.basic(nc),
+        )
     nh.assert_error(r, 400, "invalid_grant")
     _no_token_in(r)
     # Neither refusal used the code up (nor revoked anything): each is still good at its own endpoint.
@@ -283,12 +327,21 @@ def test_codes_are_sealed(world):
         r = xh.exchange(c, app, nexi_code, code_verifier=nexi_verifier)
     assert r.status_code == 200, r.text
     with nh.http(server, nc) as c:
-        r = c.post(nh.TOKEN, data={"grant_type": "authorization_code", "code": native_code,
-                                   "redirect_uri": nc.redirect_uri, "code_verifier": native_verifier}, auth=nh.basic(nc))
+        r = c.post(
+            nh.TOKEN,
+            data={
+                "grant_type": "authorization_code",
+                "code": native_code,
+                "redirect_uri": nc.redirect_uri,
+                "code_verifier": native_verifier,
+            },
+            auth=nh.basic(nc),
+        )
     assert r.status_code == 200, r.text
 
 
 # --- the resource side: each profile's audience refuses the others' tokens ------------------------
+
 
 def test_resource_verifiers_take_only_their_profiles_tokens(world):
     from tessera.sdk.resource import InvalidTokenError, TokenVerifier
@@ -324,10 +377,13 @@ def test_an_unbound_token_never_opens_a_certificate_bound_endpoint(world):
     with xh.http(server, app) as c:
         r = xh.par_request(c, world.tokens["native_unbound"], xh.par_form(app, a.token))
     body = xh.assert_error(r, 401, "invalid_token")
-    assert "certificate-bound" in body["error_description"] or "not issued for this endpoint" in body["error_description"]
+    assert (
+        "certificate-bound" in body["error_description"] or "not issued for this endpoint" in body["error_description"]
+    )
 
 
 # --- MobilePay's own introspection and revocation (its discovery document lists them) -------------
+
 
 def test_mobilepay_introspection_and_revocation_know_only_mobilepay_tokens(world):
     server, nc = world.server, world.nc
@@ -335,10 +391,14 @@ def test_mobilepay_introspection_and_revocation_know_only_mobilepay_tokens(world
         doc = c.get("/integrator-authentication/.well-known/openid-configuration").json()
         introspection = doc["introspection_endpoint"].removeprefix(nh.issuer(server))
         revocation = doc["revocation_endpoint"].removeprefix(nh.issuer(server))
-        fresh = c.post(MOBILEPAY_TOKEN, data={"grant_type": "client_credentials"}, auth=nh.basic(nc)).json()["access_token"]
+        fresh = c.post(MOBILEPAY_TOKEN, data={"grant_type": "client_credentials"}, auth=nh.basic(nc)).json()[
+            "access_token"
+        ]
         for kind in ACCESS + REFRESH:  # only MobilePay's tokens are active here; post auth is accepted too
-            r = c.post(introspection, data={"token": world.tokens[kind], "client_id": nc.client_id,
-                                            "client_secret": nc.client_secret})
+            r = c.post(
+                introspection,
+                data={"token": world.tokens[kind], "client_id": nc.client_id, "client_secret": nc.client_secret},
+            )
             assert r.status_code == 200, r.text
             assert r.json()["active"] is (kind == "mobilepay"), (kind, r.json())
         body = c.post(introspection, data={"token": fresh}, auth=nh.basic(nc)).json()

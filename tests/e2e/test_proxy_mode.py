@@ -15,8 +15,12 @@ pytestmark = pytest.mark.slow
 
 def _token(server: LiveServer, app, header: str | None):
     headers = {"X-SSL-Client-Cert": header} if header is not None else {}
-    return httpx.post(f"http://127.0.0.1:{server.port}/softpos/appenrollment/token", headers=headers, timeout=10,
-                      data={"grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret})
+    return httpx.post(
+        f"http://127.0.0.1:{server.port}/softpos/appenrollment/token",
+        headers=headers,
+        timeout=10,
+        data={"grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret},
+    )
 
 
 @pytest.fixture(scope="module")

@@ -66,8 +66,9 @@ def request_uri_race(server: LiveServer, app) -> None:
     uri = push(server, app, merchant)
     codes_before = count_artifacts(server, "authorization_code", app.client_id)
 
-    results = race(N, lambda: http(server, cert=None),
-                   lambda c: login(c, app, uri, merchant.username, merchant.password))
+    results = race(
+        N, lambda: http(server, cert=None), lambda c: login(c, app, uri, merchant.username, merchant.password)
+    )
 
     won = [r for r in results if r.status_code == 303]
     assert len(won) == 1, sorted(r.status_code for r in results)
@@ -107,7 +108,11 @@ def code_replay_pair(server: LiveServer, app, token: str, rounds: int) -> None:
         merchant = race_merchant(server, app)
         verifier, challenge = pkce_pair()
         code = login_for_code(server, app, merchant, push(server, app, merchant, token=token, code_challenge=challenge))
-        results = race(2, lambda: http(server, app), lambda c: exchange(c, app, code, code_verifier=verifier))
+
+        def exchange_this(c, code=code, verifier=verifier):
+            return exchange(c, app, code, code_verifier=verifier)
+
+        results = race(2, lambda: http(server, app), exchange_this)
         won = [r for r in results if r.status_code == 200]
         assert len(won) == 1, [r.status_code for r in results]
         a = build_assertion(server, app, merchant)
@@ -148,7 +153,8 @@ def env(db_live_server):
 
 #: db_live_server's own parameters, with the PostgreSQL one marked (``-m "not postgres"`` works).
 on_both_databases = pytest.mark.parametrize(
-    "db_live_server", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True, scope="module")
+    "db_live_server", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True, scope="module"
+)
 
 
 @on_both_databases
@@ -195,8 +201,9 @@ def multi_env(request, tmp_path_factory):
     url = None
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_server").create_database(f"races_{secrets.token_hex(6)}")
-    server = LiveServer(tmp_path_factory.mktemp(f"races-{request.param}"), database_url=url,
-                        env={"TESSERA_WORKERS": "3"}).start()
+    server = LiveServer(
+        tmp_path_factory.mktemp(f"races-{request.param}"), database_url=url, env={"TESSERA_WORKERS": "3"}
+    ).start()
     try:
         deadline = time.monotonic() + 30
         while len(_children(server.proc.pid)) < 3 and time.monotonic() < deadline:

@@ -83,7 +83,9 @@ def _race(server: LiveServer, round_no: int, salt: int) -> None:
     with _client(server, f"127.27.{salt}.{round_no}") as c:
         after = _post(c, "/b2binpay/token/refresh/", {"refresh": winner["data"]["attributes"]["refresh"]})
     assert after.status_code == 401 and after.json()["errors"][0]["code"] == "2007", after.text
-    events = [e for e in server.store.list_events() if e.kind == "refresh_family_revoked" and e.client_id == app.client_id]
+    events = [
+        e for e in server.store.list_events() if e.kind == "refresh_family_revoked" and e.client_id == app.client_id
+    ]
     assert len(events) >= 1 and {e.detail.get("cause") for e in events} <= {"refresh_reused"}, events
 
 
@@ -98,8 +100,9 @@ def multi_worker_server(request, tmp_path_factory):
     url = None
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_server").create_database(f"race_{secrets.token_hex(6)}")
-    server = LiveServer(tmp_path_factory.mktemp(f"race-{request.param}"), database_url=url,
-                        env={"TESSERA_WORKERS": str(WORKERS)}).start()
+    server = LiveServer(
+        tmp_path_factory.mktemp(f"race-{request.param}"), database_url=url, env={"TESSERA_WORKERS": str(WORKERS)}
+    ).start()
     server.backend = request.param
     _warm_up(server)
     yield server
@@ -121,7 +124,9 @@ def _warm_up(server: LiveServer, workers: int = WORKERS) -> None:
 
     def login(i: int) -> None:
         with _client(server, f"127.28.{workers}.{i + 1}") as c:
-            assert _post(c, "/b2binpay/token/", {"login": app.client_id, "password": app.client_secret}).status_code == 200
+            assert (
+                _post(c, "/b2binpay/token/", {"login": app.client_id, "password": app.client_secret}).status_code == 200
+            )
 
     threads = [threading.Thread(target=login, args=(i,)) for i in range(RACERS)]
     for t in threads:

@@ -14,8 +14,12 @@ pytestmark = pytest.mark.slow
 def _token(server, app):
     ctx = ssl.create_default_context(cafile=str(server.ca))
     ctx.load_cert_chain(str(app.cert), str(app.key))
-    return httpx.post(f"https://localhost:{server.port}/softpos/appenrollment/token", verify=ctx, timeout=10,
-                      data={"grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret})
+    return httpx.post(
+        f"https://localhost:{server.port}/softpos/appenrollment/token",
+        verify=ctx,
+        timeout=10,
+        data={"grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret},
+    )
 
 
 def test_certificate_revocation_is_honoured_on_the_next_request(db_live_server):
@@ -48,9 +52,17 @@ def test_a_new_client_is_known_at_once(db_live_server):
     url = f"https://localhost:{db_live_server.port}/integrator-authentication/connect/token"
     verify = ssl.create_default_context(cafile=str(db_live_server.ca))
     for _ in range(2):
-        r = httpx.post(url, auth=(client_id, secret), data={"grant_type": "client_credentials"}, verify=verify, timeout=10)
+        r = httpx.post(
+            url, auth=(client_id, secret), data={"grant_type": "client_credentials"}, verify=verify, timeout=10
+        )
         assert r.status_code == 401
-    db_live_server.store.create_client(Client(client_id=client_id, name="late", created_at=int(time.time()),
-                                              secret_hash=hash_secret(secret, db_live_server.settings.pepper_bytes())))
+    db_live_server.store.create_client(
+        Client(
+            client_id=client_id,
+            name="late",
+            created_at=int(time.time()),
+            secret_hash=hash_secret(secret, db_live_server.settings.pepper_bytes()),
+        )
+    )
     r = httpx.post(url, auth=(client_id, secret), data={"grant_type": "client_credentials"}, verify=verify, timeout=10)
     assert r.status_code == 200, r.text

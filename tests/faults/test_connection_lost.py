@@ -21,9 +21,9 @@ import pytest
 from sqlalchemy import event
 
 from tessera.core.models import Artifact, Merchant
+from tessera.core.ports import StoreUnavailable
 from tessera.errors import ServiceUnavailable
 from tessera.storage import migrate
-from tessera.storage.base import StoreUnavailable
 from tessera.storage.sql import SQLStore
 from tessera.web.errors import as_oauth_error, database_gone
 
@@ -36,8 +36,9 @@ class KillNextStatement:
 
     def __init__(self, store: SQLStore, url: str):
         self.store, self.armed = store, False
-        self.admin = psycopg.connect(store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
-                                     autocommit=True)
+        self.admin = psycopg.connect(
+            store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False), autocommit=True
+        )
         event.listen(store.engine, "before_cursor_execute", self.before)
 
     def before(self, conn, cursor, statement, parameters, context, executemany) -> None:
@@ -103,13 +104,17 @@ def test_the_raw_hot_path_too(store, postgres_url):
     assert store.consume("request_uri", "k", NOW) is not None
 
 
-@pytest.mark.parametrize("exc", [
-    psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
-    psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly"),
-    __import__("sqlite3").OperationalError("database is locked"),
-    __import__("sqlalchemy").exc.PendingRollbackError("Can't reconnect until invalid transaction is rolled back"),
-    __import__("sqlalchemy").exc.TimeoutError("QueuePool limit reached"),
-], ids=["admin-shutdown", "server-closed", "sqlite-locked", "pending-rollback", "pool-timeout"])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        psycopg.errors.AdminShutdown("terminating connection due to administrator command"),
+        psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly"),
+        __import__("sqlite3").OperationalError("database is locked"),
+        __import__("sqlalchemy").exc.PendingRollbackError("Can't reconnect until invalid transaction is rolled back"),
+        __import__("sqlalchemy").exc.TimeoutError("QueuePool limit reached"),
+    ],
+    ids=["admin-shutdown", "server-closed", "sqlite-locked", "pending-rollback", "pool-timeout"],
+)
 def test_database_errors_that_escape_the_store_are_503_not_500(exc):
     assert database_gone(exc)
     err = as_oauth_error(exc)
@@ -125,8 +130,11 @@ def test_the_503_log_line_carries_the_drivers_message_not_the_statement():
     import sqlalchemy.exc
     from structlog.testing import capture_logs
 
-    exc = sqlalchemy.exc.OperationalError("SELECT key_hash FROM api_keys WHERE merchant_id = %(m)s", {"m": "4242-secret"},
-                                          psycopg.OperationalError("server closed the connection unexpectedly\n\tmore"))
+    exc = sqlalchemy.exc.OperationalError(
+        "SELECT key_hash FROM api_keys WHERE merchant_id = %(m)s",
+        {"m": "4242-secret"},
+        psycopg.OperationalError("server closed the connection unexpectedly\n\tmore"),
+    )
     with capture_logs() as logs:
         assert as_oauth_error(exc).status == 503
     (line,) = [entry for entry in logs if entry["event"] == "store_unavailable"]

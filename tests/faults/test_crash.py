@@ -36,7 +36,6 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-
 from jwcrypto import jwe, jwk, jws
 
 from tests.e2e.nexi_helpers import default_claims
@@ -105,19 +104,34 @@ class Client:
         self.http.close()
 
     def login(self, app: AppIdentity) -> httpx.Response:
-        return self.http.post("/b2binpay/token/", content=jsonapi({"login": app.client_id, "password": app.client_secret}),
-                              headers={"Content-Type": MEDIA})
+        return self.http.post(
+            "/b2binpay/token/",
+            content=jsonapi({"login": app.client_id, "password": app.client_secret}),
+            headers={"Content-Type": MEDIA},
+        )
 
     def refresh(self, token: str) -> httpx.Response:
-        return self.http.post("/b2binpay/token/refresh/", content=jsonapi({"refresh": token}), headers={"Content-Type": MEDIA})
+        return self.http.post(
+            "/b2binpay/token/refresh/", content=jsonapi({"refresh": token}), headers={"Content-Type": MEDIA}
+        )
 
     def token(self, app: AppIdentity) -> httpx.Response:
-        return self.http.post("/softpos/appenrollment/token", data={
-            "grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret})
+        return self.http.post(
+            "/softpos/appenrollment/token",
+            data={"grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret},
+        )
 
     def par(self, app: AppIdentity, bearer: str, assertion: str) -> httpx.Response:
-        return self.http.post("/softpos/as/par", headers={"Authorization": f"Bearer {bearer}"}, data={
-            "client_assertion": assertion, "client_id": app.client_id, "scope": "oidc", "redirect_uri": app.redirect_uri})
+        return self.http.post(
+            "/softpos/as/par",
+            headers={"Authorization": f"Bearer {bearer}"},
+            data={
+                "client_assertion": assertion,
+                "client_id": app.client_id,
+                "scope": "oidc",
+                "redirect_uri": app.redirect_uri,
+            },
+        )
 
     def login_page(self, app: AppIdentity, request_uri: str) -> httpx.Response:
         return self.http.get("/softpos/as/authorize", params={"client_id": app.client_id, "request_uri": request_uri})
@@ -148,7 +162,9 @@ def refresh_of(r: httpx.Response) -> str:
 def crash_server(request, tmp_path):
     url = None
     if request.param == "postgres":
-        url = request.getfixturevalue("postgres_server").create_database(f"crash_{os.getpid()}_{random.randrange(10**6)}")
+        url = request.getfixturevalue("postgres_server").create_database(
+            f"crash_{os.getpid()}_{random.randrange(10**6)}"
+        )
     server = LiveServer(tmp_path, database_url=url, env=ENV)
     server.backend = request.param
     try:
@@ -157,7 +173,7 @@ def crash_server(request, tmp_path):
         server.stop()
 
 
-def test_kill_9_mid_load_then_restart(crash_server, capsys):
+def test_kill_9_mid_load_then_restart(crash_server, capsys):  # noqa: C901 - one scenario read top to bottom: load, kill -9, restart, every check after
     server = crash_server
     t_setup = time.monotonic()
 
@@ -337,16 +353,18 @@ def test_kill_9_mid_load_then_restart(crash_server, capsys):
     acked = refresh_tally.acked + par_tally.acked
     in_flight = sum(1 for ch in chains if ch.uncertain) + (par_tally.sent - sum(par_tally.statuses.values()))
     with capsys.disabled():
-        print(f"\n  crash test ({server.backend}): setup {setup_seconds:.1f}s, load {load_seconds:.2f}s then kill -9, "
-              f"restart {restart_seconds:.2f}s\n"
-              f"    requests sent {sent} (refresh {refresh_tally.sent}, PAR {par_tally.sent}); "
-              f"acknowledged {acked} (refresh {refresh_tally.acked}, PAR {par_tally.acked}); "
-              f"unanswered at the kill {in_flight}\n"
-              f"    after restart: refresh tokens worked once {works_once}, used refused {used_refused}, "
-              f"in flight worked/refused {in_flight_worked}/{in_flight_refused}; request_uris known {known}, "
-              f"expired {expired}, at the edge {undecided}, all refused after expiry {len(pushed)}; "
-              f"fresh PARs {fresh_pars}\n"
-              f"    lost {len(lost)}, requests after restart {sum(after.values())}, 5xx after restart {fives}")
+        print(
+            f"\n  crash test ({server.backend}): setup {setup_seconds:.1f}s, load {load_seconds:.2f}s then kill -9, "
+            f"restart {restart_seconds:.2f}s\n"
+            f"    requests sent {sent} (refresh {refresh_tally.sent}, PAR {par_tally.sent}); "
+            f"acknowledged {acked} (refresh {refresh_tally.acked}, PAR {par_tally.acked}); "
+            f"unanswered at the kill {in_flight}\n"
+            f"    after restart: refresh tokens worked once {works_once}, used refused {used_refused}, "
+            f"in flight worked/refused {in_flight_worked}/{in_flight_refused}; request_uris known {known}, "
+            f"expired {expired}, at the edge {undecided}, all refused after expiry {len(pushed)}; "
+            f"fresh PARs {fresh_pars}\n"
+            f"    lost {len(lost)}, requests after restart {sum(after.values())}, 5xx after restart {fives}"
+        )
     assert not lost, lost[:10]
     assert fives == 0, after
     assert "Traceback" not in log_after, log_after[-3000:]

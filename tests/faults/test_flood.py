@@ -31,8 +31,11 @@ pytestmark = pytest.mark.slow
 FLOOD, THREADS, POSTS = 2000, 4, 200
 PAR_TTL = 5
 BUDGET = 60  # the default TESSERA_UNAUTHENTICATED_WRITES_PER_MINUTE
-ENV = {"TESSERA_UNAUTHENTICATED_WRITES_PER_MINUTE": str(BUDGET), "TESSERA_PAR_TTL": str(PAR_TTL),
-       "TESSERA_PURGE_INTERVAL_SECONDS": "0"}
+ENV = {
+    "TESSERA_UNAUTHENTICATED_WRITES_PER_MINUTE": str(BUDGET),
+    "TESSERA_PAR_TTL": str(PAR_TTL),
+    "TESSERA_PURGE_INTERVAL_SECONDS": "0",
+}
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -53,8 +56,15 @@ def rows(server: LiveServer, kind: str = native.PAR_KIND) -> int:
 
 def plain_request(nc) -> dict[str, str]:
     _, challenge = pkce()
-    return {"response_type": "code", "client_id": nc.client_id, "redirect_uri": nc.redirect_uri, "scope": "payments:read",
-            "state": secrets.token_hex(4), "code_challenge": challenge, "code_challenge_method": "S256"}
+    return {
+        "response_type": "code",
+        "client_id": nc.client_id,
+        "redirect_uri": nc.redirect_uri,
+        "scope": "payments:read",
+        "state": secrets.token_hex(4),
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
 
 
 def assert_429_page(r: httpx.Response) -> None:
@@ -102,8 +112,15 @@ def test_a_flood_of_plain_authorization_requests_and_login_posts_is_bounded_then
     with http(server, mtls=False) as c:
         for i in range(POSTS):
             path = AUTHORIZE if i % 2 else f"{server.settings.nexi_prefix}/as/authorize"
-            r = c.post(path, data={"client_id": nc.client_id, "request_uri": "urn:x", "username": "u@example.test",
-                                   "password": "wrong"})
+            r = c.post(
+                path,
+                data={
+                    "client_id": nc.client_id,
+                    "request_uri": "urn:x",
+                    "username": "u@example.test",
+                    "password": "wrong",
+                },
+            )
             if r.status_code == 429:
                 assert_429_page(r)
             else:  # the budget refills one a second: such a post is checked, and refused (nothing stored)
@@ -126,11 +143,16 @@ def test_a_flood_of_plain_authorization_requests_and_login_posts_is_bounded_then
     with http(server, mtls=False) as c:
         metrics = c.get("/metrics").text
     by_reason: collections.Counter = collections.Counter()
-    for reason, value in re.findall(r'tessera_rate_limited_total\{[^}]*reason="(rate_limit_[a-z_]+)"[^}]*\} (\S+)', metrics):
+    for reason, value in re.findall(
+        r'tessera_rate_limited_total\{[^}]*reason="(rate_limit_[a-z_]+)"[^}]*\} (\S+)', metrics
+    ):
         by_reason[reason] += float(value)
     # the budget of unauthenticated writes, and (4 threads are faster than 200/s) the address rate
     assert by_reason["rate_limit_unauthenticated_writes"] > 0
-    assert by_reason["rate_limit_unauthenticated_writes"] + by_reason["rate_limit_address"] == statuses[429] + statuses["post 429"], by_reason
+    assert (
+        by_reason["rate_limit_unauthenticated_writes"] + by_reason["rate_limit_address"]
+        == statuses[429] + statuses["post 429"]
+    ), by_reason
 
     # After expiry, tessera purge deletes every row the flood wrote.
     time.sleep(PAR_TTL + 1.5)
@@ -139,12 +161,16 @@ def test_a_flood_of_plain_authorization_requests_and_login_posts_is_bounded_then
     assert rows(server) == 0
     assert server.cli_json("purge")["total"] == 0
     with capsys.disabled():
-        print(f"\n  flood [{server.backend}]: {FLOOD} plain authorization requests in {elapsed:.1f}s from one address "
-              f"({THREADS} threads): {statuses[200]} answered 200, {statuses[429]} answered 429 ({dict(by_reason)}); "
-              f"{POSTS} login posts: {statuses['post 429']} answered 429, {statuses['post 400']} (the budget's refill) 400; "
-              f"pushed-request rows {before} before, {rows_at_first_429[0]} at the first 429, {after_flood} after the flood, "
-              f"{after_posts} after the posts; tessera purge after expiry deleted {result['deleted'].get(native.PAR_KIND)}: "
-              f"{rows(server)} left")
+        print(
+            f"\n  flood [{server.backend}]: {FLOOD} plain authorization requests in {elapsed:.1f}s from one address "
+            f"({THREADS} threads): {statuses[200]} answered 200, {statuses[429]} answered 429 ({dict(by_reason)}); "
+            f"{POSTS} login posts: {statuses['post 429']} answered 429, "
+            f"{statuses['post 400']} (the budget's refill) 400; "
+            f"pushed-request rows {before} before, {rows_at_first_429[0]} at the first 429, "
+            f"{after_flood} after the flood, {after_posts} after the posts; "
+            f"tessera purge after expiry deleted {result['deleted'].get(native.PAR_KIND)}: "
+            f"{rows(server)} left"
+        )
 
 
 def test_the_server_purges_on_its_own_schedule(tmp_path, capsys):

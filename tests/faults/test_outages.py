@@ -26,7 +26,7 @@ import pytest
 from tessera.core import apikeys
 from tessera.core.models import Merchant
 from tests.faults.test_crash import make_assertions
-from tests.support.live import AppIdentity, LiveServer
+from tests.support.live import LiveServer
 from tests.support.postgres import PostgresServer, require_pg_bin
 from tests.support.redis_server import RedisServer, require_binary
 
@@ -53,8 +53,9 @@ class Fixture:
         self.app = server.new_app(with_cert=False)  # MobilePay, B2BINPAY, native
         mid = secrets.randbelow(10**9) + 1
         server.store.create_merchant(Merchant(mid, f"Shop {mid}", None, int(time.time())))
-        record, self.axept_key = apikeys.create_key(server.store, server.settings.pepper_bytes(), mid, int(time.time()),
-                                                    max_enabled=3)
+        record, self.axept_key = apikeys.create_key(
+            server.store, server.settings.pepper_bytes(), mid, int(time.time()), max_enabled=3
+        )
         self.axept_ids = {"merchantId": record.merchant_id, "keyId": record.key_id}
         self.http = self.client()
         self.cert = {"X-SSL-Client-Cert": quote(self.nexi.cert.read_text(), safe="")}
@@ -66,36 +67,65 @@ class Fixture:
         return httpx.Client(base_url=f"http://127.0.0.1:{self.server.port}", timeout=15)
 
     def nexi_token(self, http: httpx.Client | None = None) -> httpx.Response:
-        return (http or self.http).post("/softpos/appenrollment/token", headers=self.cert, data={
-            "grant_type": "client_credentials", "client_id": self.nexi.client_id, "client_secret": self.nexi.client_secret})
+        return (http or self.http).post(
+            "/softpos/appenrollment/token",
+            headers=self.cert,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.nexi.client_id,
+                "client_secret": self.nexi.client_secret,
+            },
+        )
 
     def nexi_par(self) -> httpx.Response:
-        return self.http.post("/softpos/as/par", headers={**self.cert, "Authorization": f"Bearer {self.bearer}"}, data={
-            "client_assertion": self.assertions.pop(), "client_id": self.nexi.client_id, "scope": "oidc",
-            "redirect_uri": self.nexi.redirect_uri})
+        return self.http.post(
+            "/softpos/as/par",
+            headers={**self.cert, "Authorization": f"Bearer {self.bearer}"},
+            data={
+                "client_assertion": self.assertions.pop(),
+                "client_id": self.nexi.client_id,
+                "scope": "oidc",
+                "redirect_uri": self.nexi.redirect_uri,
+            },
+        )
 
     def login_page(self, request_uri: str) -> httpx.Response:
-        return self.http.get("/softpos/as/authorize", params={"client_id": self.nexi.client_id, "request_uri": request_uri})
+        return self.http.get(
+            "/softpos/as/authorize", params={"client_id": self.nexi.client_id, "request_uri": request_uri}
+        )
 
     def native_token(self) -> httpx.Response:
-        return self.http.post("/oauth2/token", auth=(self.app.client_id, self.app.client_secret),
-                              data={"grant_type": "client_credentials"})
+        return self.http.post(
+            "/oauth2/token",
+            auth=(self.app.client_id, self.app.client_secret),
+            data={"grant_type": "client_credentials"},
+        )
 
     def introspect(self, token: str) -> httpx.Response:
-        return self.http.post("/oauth2/introspect", auth=(self.app.client_id, self.app.client_secret), data={"token": token})
+        return self.http.post(
+            "/oauth2/introspect", auth=(self.app.client_id, self.app.client_secret), data={"token": token}
+        )
 
     def userinfo(self, token: str) -> httpx.Response:
         return self.http.get("/oauth2/userinfo", headers={"Authorization": f"Bearer {token}"})
 
     def mobilepay(self, http: httpx.Client | None = None) -> httpx.Response:
-        return (http or self.http).post("/integrator-authentication/connect/token",
-                                        auth=(self.app.client_id, self.app.client_secret), data={"grant_type": "client_credentials"})
+        return (http or self.http).post(
+            "/integrator-authentication/connect/token",
+            auth=(self.app.client_id, self.app.client_secret),
+            data={"grant_type": "client_credentials"},
+        )
 
     def axept(self, http: httpx.Client | None = None) -> httpx.Response:
         return (http or self.http).post("/axept/v1/authenticate", json={**self.axept_ids, "key": self.axept_key})
 
     def b2b_login(self) -> httpx.Response:
-        body = {"data": {"type": "auth-token", "attributes": {"login": self.app.client_id, "password": self.app.client_secret}}}
+        body = {
+            "data": {
+                "type": "auth-token",
+                "attributes": {"login": self.app.client_id, "password": self.app.client_secret},
+            }
+        }
         return self.http.post("/b2binpay/token/", content=json.dumps(body), headers={"Content-Type": JSONAPI})
 
     def b2b_refresh(self, token: str) -> httpx.Response:
@@ -123,9 +153,18 @@ def b2b_503(r: httpx.Response) -> None:
     assert err["status"] == "503" and err["code"] == "temporarily_unavailable" and err["detail"], err
 
 
-SHAPES = {"nexi-token": oauth_503, "nexi-par": oauth_503, "login-page": None, "native-token": oauth_503,
-          "mobilepay": oauth_503, "axept": axept_503, "b2binpay-login": b2b_503, "b2binpay-refresh": b2b_503,
-          "introspect": oauth_503, "userinfo": oauth_503}
+SHAPES = {
+    "nexi-token": oauth_503,
+    "nexi-par": oauth_503,
+    "login-page": None,
+    "native-token": oauth_503,
+    "mobilepay": oauth_503,
+    "axept": axept_503,
+    "b2binpay-login": b2b_503,
+    "b2binpay-refresh": b2b_503,
+    "introspect": oauth_503,
+    "userinfo": oauth_503,
+}
 
 
 def assert_503(name: str, r: httpx.Response) -> None:
@@ -261,9 +300,11 @@ def test_postgres_outage_is_503_and_recovers_without_restart(tmp_path, capsys):
         assert r.status_code == 200, r.text
         assert fx.b2b_refresh(refresh).status_code == 401
         with capsys.disabled():
-            print(f"\n  PostgreSQL outage {outage:.1f}s: every endpoint 503 (slowest {slowest_503 * 1000:.0f} ms), "
-                  f"/readyz 503; ready {recovered:.2f}s after PostgreSQL was back, no restart; prober answers "
-                  f"{dict(sorted((f'{n} {s}', c) for (n, s), c in prober.seen.items()))}")
+            print(
+                f"\n  PostgreSQL outage {outage:.1f}s: every endpoint 503 (slowest {slowest_503 * 1000:.0f} ms), "
+                f"/readyz 503; ready {recovered:.2f}s after PostgreSQL was back, no restart; prober answers "
+                f"{dict(sorted((f'{n} {s}', c) for (n, s), c in prober.seen.items()))}"
+            )
     finally:
         if server is not None:
             server.stop()
@@ -334,9 +375,11 @@ def test_redis_outage_is_503_where_needed_and_recovers_without_restart(tmp_path,
         r = fx.b2b_refresh(refresh)  # refresh tokens live in the database: the one refused with 503 works
         assert r.status_code == 200, r.text
         with capsys.disabled():
-            print(f"\n  Redis outage {outage:.1f}s: what needs Redis 503 (slowest {slowest_503 * 1000:.0f} ms), the "
-                  f"client-credentials tokens 200, /readyz 503; ready {recovered:.2f}s after Redis was back, no restart; "
-                  f"prober answers {dict(sorted((f'{n} {s}', c) for (n, s), c in prober.seen.items()))}")
+            print(
+                f"\n  Redis outage {outage:.1f}s: what needs Redis 503 (slowest {slowest_503 * 1000:.0f} ms), the "
+                f"client-credentials tokens 200, /readyz 503; ready {recovered:.2f}s after Redis was back, no restart; "
+                f"prober answers {dict(sorted((f'{n} {s}', c) for (n, s), c in prober.seen.items()))}"
+            )
     finally:
         if server is not None:
             server.stop()

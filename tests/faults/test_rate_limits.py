@@ -16,8 +16,8 @@ import itertools
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import quote
 
 import httpx
@@ -56,8 +56,15 @@ def server(tmp_path_factory) -> LiveServer:
     srv.stop()
 
 
-def post(srv: LiveServer, path: str, *, address: str | None = None, app: AppIdentity | None = None,
-         headers: dict[str, str] | None = None, **kw) -> httpx.Response:
+def post(
+    srv: LiveServer,
+    path: str,
+    *,
+    address: str | None = None,
+    app: AppIdentity | None = None,
+    headers: dict[str, str] | None = None,
+    **kw,
+) -> httpx.Response:
     h = {"X-Real-IP": address or fresh_address(), **(headers or {})}
     if app is not None and app.cert is not None:
         h["X-SSL-Client-Cert"] = quote(app.cert.read_text(), safe="")
@@ -70,53 +77,110 @@ def b64u(data: bytes) -> str:
 
 
 def nexi_token(srv, app, address=None, secret=None):
-    return post(srv, "/softpos/appenrollment/token", app=app, address=address, data={
-        "grant_type": "client_credentials", "client_id": app.client_id, "client_secret": secret or app.client_secret})
+    return post(
+        srv,
+        "/softpos/appenrollment/token",
+        app=app,
+        address=address,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": app.client_id,
+            "client_secret": secret or app.client_secret,
+        },
+    )
 
 
 def nexi_code_token(srv, app, address=None, secret=None):
-    return post(srv, "/softpos/as/token", app=app, address=address, data={
-        "grant_type": "authorization_code", "client_id": app.client_id, "client_secret": secret or app.client_secret,
-        "code": "no-such-code", "redirect_uri": app.redirect_uri, "code_verifier": "v" * 43})
+    return post(
+        srv,
+        "/softpos/as/token",
+        app=app,
+        address=address,
+        data={
+            "grant_type": "authorization_code",
+            "client_id": app.client_id,
+            "client_secret": secret or app.client_secret,
+            "code": "no-such-code",
+            "redirect_uri": app.redirect_uri,
+            "code_verifier": "v" * 43,
+        },
+    )
 
 
 def nexi_par(srv, app, address=None, secret=None):
     token = app.token if secret is None else "not-a-token"
-    return post(srv, "/softpos/as/par", app=app, address=address, headers={"Authorization": f"Bearer {token}"}, data={
-        "client_assertion": "e30.e30.e30.e30.e30", "client_id": app.client_id, "scope": "oidc",
-        "redirect_uri": app.redirect_uri})
+    return post(
+        srv,
+        "/softpos/as/par",
+        app=app,
+        address=address,
+        headers={"Authorization": f"Bearer {token}"},
+        data={
+            "client_assertion": "e30.e30.e30.e30.e30",
+            "client_id": app.client_id,
+            "scope": "oidc",
+            "redirect_uri": app.redirect_uri,
+        },
+    )
 
 
 def native_token(srv, app, address=None, secret=None):
-    return post(srv, "/oauth2/token", address=address, auth=(app.client_id, secret or app.client_secret),
-                data={"grant_type": "client_credentials"})
+    return post(
+        srv,
+        "/oauth2/token",
+        address=address,
+        auth=(app.client_id, secret or app.client_secret),
+        data={"grant_type": "client_credentials"},
+    )
 
 
 def native_par(srv, app, address=None, secret=None):
     challenge = b64u(hashlib.sha256(b"verifier" * 8).digest())
-    return post(srv, "/oauth2/par", address=address, auth=(app.client_id, secret or app.client_secret), data={
-        "response_type": "code", "redirect_uri": app.redirect_uri, "code_challenge": challenge,
-        "code_challenge_method": "S256"})
+    return post(
+        srv,
+        "/oauth2/par",
+        address=address,
+        auth=(app.client_id, secret or app.client_secret),
+        data={
+            "response_type": "code",
+            "redirect_uri": app.redirect_uri,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        },
+    )
 
 
 def axept(srv, app, address=None, secret=None):
-    return post(srv, "/axept/v1/authenticate", address=address,
-                json={"merchantId": app.merchant_id, "keyId": app.key_id, "key": secret or app.key})
+    return post(
+        srv,
+        "/axept/v1/authenticate",
+        address=address,
+        json={"merchantId": app.merchant_id, "keyId": app.key_id, "key": secret or app.key},
+    )
 
 
 def b2b_login(srv, app, address=None, secret=None):
-    body = {"data": {"type": "auth-token", "attributes": {"login": app.client_id, "password": secret or app.client_secret}}}
+    body = {
+        "data": {"type": "auth-token", "attributes": {"login": app.client_id, "password": secret or app.client_secret}}
+    }
     return post(srv, "/b2binpay/token/", address=address, content=json.dumps(body), headers={"Content-Type": JSONAPI})
 
 
 def b2b_refresh_with(srv, token: str, address=None):
     body = {"data": {"type": "auth-token", "attributes": {"refresh": token}}}
-    return post(srv, "/b2binpay/token/refresh/", address=address, content=json.dumps(body), headers={"Content-Type": JSONAPI})
+    return post(
+        srv, "/b2binpay/token/refresh/", address=address, content=json.dumps(body), headers={"Content-Type": JSONAPI}
+    )
 
 
 def mobilepay(srv, app, address=None, secret=None):
-    return post(srv, "/integrator-authentication/connect/token", address=address,
-                auth=(app.client_id, secret or app.client_secret), data={"grant_type": "client_credentials"})
+    return post(
+        srv,
+        "/integrator-authentication/connect/token",
+        address=address,
+        auth=(app.client_id, secret or app.client_secret),
+        data={"grant_type": "client_credentials"},
+    )
 
 
 # --- each profile's 429 --------------------------------------------------------------------------------
@@ -162,7 +226,9 @@ class Case:
 CASES = [
     Case("nexi-token", nexi_token, assert_oauth_429, 200),
     Case("nexi-code-token", nexi_code_token, assert_oauth_429, 400),  # no such code, but the client authenticated
-    Case("nexi-par", nexi_par, assert_oauth_429, 400),  # a genuine token; the assertion is refused (400, as Nexi) after the limit
+    Case(
+        "nexi-par", nexi_par, assert_oauth_429, 400
+    ),  # a genuine token; the assertion is refused (400, as Nexi) after the limit
     Case("native-token", native_token, assert_oauth_429, 200),
     Case("native-par", native_par, assert_oauth_429, 201),
     Case("axept", axept, assert_axept_429, 200),
@@ -206,8 +272,9 @@ def test_per_address_limit(server, case):
     app = credential(server, case)
     address = fresh_address()
     # Any request counts against its address, a failing one included (here: a wrong secret).
-    statuses = [case.send(server, app, address, secret="wrong-" + secrets.token_hex(8)).status_code
-                for _ in range(ADDR_BURST)]
+    statuses = [
+        case.send(server, app, address, secret="wrong-" + secrets.token_hex(8)).status_code for _ in range(ADDR_BURST)
+    ]
     assert 429 not in statuses and all(400 <= s < 500 for s in statuses), statuses
     assert_429(case.send(server, app, address, secret="wrong"), case.shape)
     assert_429(case.send(server, app, address), case.shape)  # the right credential too: the address is over
@@ -217,7 +284,9 @@ def test_per_address_limit(server, case):
 def forged_refresh(client_id: str) -> str:
     """Shaped like a refresh token of ``client_id``, but not signed by the server."""
     header = b64u(json.dumps({"alg": "ES256", "typ": "rt+jwt"}).encode())
-    claims = b64u(json.dumps({"client_id": client_id, "jti": secrets.token_hex(8), "exp": int(time.time()) + 600}).encode())
+    claims = b64u(
+        json.dumps({"client_id": client_id, "jti": secrets.token_hex(8), "exp": int(time.time()) + 600}).encode()
+    )
     return f"{header}.{claims}.{b64u(b'x' * 64)}"
 
 
@@ -279,12 +348,15 @@ def test_limits_are_shared_through_redis_and_fall_back_to_each_process_without_i
 
         # per credential: 3 requests spread over both instances, then both refuse
         app = a.new_app(with_cert=True)
-        assert [nexi_token(a, app).status_code, nexi_token(b, app).status_code, nexi_token(a, app).status_code] == [200] * 3
+        assert [nexi_token(a, app).status_code, nexi_token(b, app).status_code, nexi_token(a, app).status_code] == [
+            200
+        ] * 3
         assert_429(nexi_token(b, app), assert_oauth_429)
         assert_429(nexi_token(a, app), assert_oauth_429)
         # per address: 4 requests spread over both instances, then both refuse
         others, address = [a.new_app(with_cert=False) for _ in range(3)], fresh_address()
-        assert [mobilepay(s, o, address).status_code for s, o in zip((a, b, a, b), others * 2)] == [200] * 4
+        pairs = zip((a, b, a, b), others * 2, strict=False)  # the first four of the six
+        assert [mobilepay(s, o, address).status_code for s, o in pairs] == [200] * 4
         assert_429(mobilepay(a, others[2], address), assert_oauth_429)
         assert_429(mobilepay(b, others[1], address), assert_oauth_429)
         keys = redis.client().keys("tessera:rate-*")

@@ -20,7 +20,7 @@ import re
 import socket
 import ssl
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -44,17 +44,49 @@ def certs(server, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
     d = tmp_path_factory.mktemp("tls-certs")
     out: dict[str, tuple[Path, Path]] = {}
     # another CA, and a client certificate (clientAuth) it signed: all by the openssl CLI
-    openssl("req", "-x509", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", "other-ca.key",
-            "-out", "other-ca.pem", "-days", "30", "-subj", "/CN=Another CA", cwd=d)
+    openssl(
+        "req",
+        "-x509",
+        "-nodes",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-keyout",
+        "other-ca.key",
+        "-out",
+        "other-ca.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=Another CA",
+        cwd=d,
+    )
     csr, key = make_csr(d, "stranger", key_type="ec")
     (d / "ext.cnf").write_text("extendedKeyUsage=clientAuth\n")
-    openssl("x509", "-req", "-in", csr.name, "-CA", "other-ca.pem", "-CAkey", "other-ca.key", "-CAcreateserial",
-            "-days", "30", "-extfile", "ext.cnf", "-out", "stranger.pem", cwd=d)
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        csr.name,
+        "-CA",
+        "other-ca.pem",
+        "-CAkey",
+        "other-ca.key",
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "stranger.pem",
+        cwd=d,
+    )
     out["unknown_ca"] = (d / "stranger.pem", key)
     # tessera's own CA: expired (signed for one day, 40 days ago)
     ca = load_ca(server.settings)
     csr, key = make_csr(d, "expired", key_type="ec")
-    issued = ca.sign_csr(csr.read_bytes(), validity_days=1, now=datetime.now(timezone.utc) - timedelta(days=40))
+    issued = ca.sign_csr(csr.read_bytes(), validity_days=1, now=datetime.now(UTC) - timedelta(days=40))
     (d / "expired.pem").write_bytes(issued.pem)
     out["expired"] = (d / "expired.pem", key)
     return out
@@ -68,8 +100,11 @@ def metric(server: LiveServer, reason: str) -> float:
 
 
 def log_lines(server: LiveServer) -> list[str]:
-    return [line for line in (server.workdir / "server.log").read_text(errors="replace").splitlines()
-            if "tls_handshake_refused" in line]
+    return [
+        line
+        for line in (server.workdir / "server.log").read_text(errors="replace").splitlines()
+        if "tls_handshake_refused" in line
+    ]
 
 
 def python_client(server: LiveServer, cert: Path, key: Path) -> ssl.SSLError:
@@ -105,17 +140,25 @@ def test_a_certificate_for_another_purpose_is_refused_with_an_alert(server, cert
     key = tmp_path / "srv.key"
     openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(key), cwd=tmp_path)
     # a server certificate (serverAuth only) from tessera's CA, for this key: made with the CA's own CSR path
-    openssl("req", "-new", "-key", str(key), "-subj", "/CN=not-a-client", "-out", str(tmp_path / "srv.csr"), cwd=tmp_path)
+    openssl(
+        "req", "-new", "-key", str(key), "-subj", "/CN=not-a-client", "-out", str(tmp_path / "srv.csr"), cwd=tmp_path
+    )
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
     csr = x509.load_pem_x509_csr((tmp_path / "srv.csr").read_bytes())
-    now = datetime.now(timezone.utc)
-    builder = (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca.certificate.subject)
-               .public_key(csr.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(ca.certificate.subject)
+        .public_key(csr.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    )
     cert = builder.sign(ca.private_key, hashes.SHA256())
     (tmp_path / "srv.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     before = metric(server, "wrong_purpose")
@@ -127,9 +170,26 @@ def test_a_certificate_for_another_purpose_is_refused_with_an_alert(server, cert
 def test_openssl_s_client_sees_the_alert_in_a_tls12_handshake(server, certs):
     cert, key = certs["unknown_ca"]
     before = metric(server, "unknown_ca")
-    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{server.port}", "-servername", "localhost",
-                        "-tls1_2", "-CAfile", str(server.ca), "-cert", str(cert), "-key", str(key)],
-                       input=b"", capture_output=True, timeout=30)
+    r = subprocess.run(
+        [
+            "openssl",
+            "s_client",
+            "-connect",
+            f"127.0.0.1:{server.port}",
+            "-servername",
+            "localhost",
+            "-tls1_2",
+            "-CAfile",
+            str(server.ca),
+            "-cert",
+            str(cert),
+            "-key",
+            str(key),
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=30,
+    )
     out = (r.stdout + r.stderr).decode(errors="replace")
     assert "alert unknown ca" in out, out[-2000:]
     assert metric(server, "unknown_ca") == before + 1

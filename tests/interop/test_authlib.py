@@ -27,8 +27,14 @@ class ShortLivedPrivateKeyJWT(PrivateKeyJWT):
         key = auth.client_secret
         if not isinstance(key, (RSAKey, ECKey)):
             key = RSAKey.import_key(key)
-        return private_key_jwt_sign(key, client_id=auth.client_id, token_endpoint=token_endpoint,
-                                    header=self.headers, alg=self.alg, expires_in=60)
+        return private_key_jwt_sign(
+            key,
+            client_id=auth.client_id,
+            token_endpoint=token_endpoint,
+            header=self.headers,
+            alg=self.alg,
+            expires_in=60,
+        )
 
 
 def _ctx(server) -> ssl.SSLContext:
@@ -44,8 +50,13 @@ def _metadata(server) -> dict:
 def test_client_credentials_with_client_secret_basic(live_server):
     md = _metadata(live_server)
     nc = register(live_server, methods=("client_secret_basic",))
-    with OAuth2Client(nc.client_id, nc.client_secret, token_endpoint_auth_method="client_secret_basic",
-                      scope="payments:read", verify=_ctx(live_server)) as client:
+    with OAuth2Client(
+        nc.client_id,
+        nc.client_secret,
+        token_endpoint_auth_method="client_secret_basic",
+        scope="payments:read",
+        verify=_ctx(live_server),
+    ) as client:
         token = client.fetch_token(md["token_endpoint"], grant_type="client_credentials")
         assert token["token_type"] == "Bearer" and token["scope"] == "payments:read"
         assert claims_of(token["access_token"])["client_id"] == nc.client_id
@@ -63,7 +74,9 @@ def test_client_credentials_with_private_key_jwt_registered_ec_key(live_server):
     key = ECKey.import_key(json.loads(nc.jwk.export_private()))
     # RFC 7523bis / our rule: the assertion's aud is the issuer, not the token endpoint URL.
     auth = ShortLivedPrivateKeyJWT(token_endpoint=md["issuer"], alg="ES256", headers={"kid": nc.jwk.get("kid")})
-    with OAuth2Client(nc.client_id, key, token_endpoint_auth_method="private_key_jwt", verify=_ctx(live_server)) as client:
+    with OAuth2Client(
+        nc.client_id, key, token_endpoint_auth_method="private_key_jwt", verify=_ctx(live_server)
+    ) as client:
         client.register_client_auth_method(auth)
         token = client.fetch_token(md["token_endpoint"], grant_type="client_credentials")
         assert claims_of(token["access_token"])["client_id"] == nc.client_id
@@ -75,8 +88,9 @@ def test_client_credentials_with_private_key_jwt_registered_ec_key(live_server):
 def test_client_credentials_with_private_key_jwt_certificate_key(live_server):
     md = _metadata(live_server)
     nc = register(live_server, methods=("private_key_jwt",), with_cert=True)
-    with OAuth2Client(nc.client_id, nc.key.read_text(), token_endpoint_auth_method="private_key_jwt",
-                      verify=_ctx(live_server)) as client:
+    with OAuth2Client(
+        nc.client_id, nc.key.read_text(), token_endpoint_auth_method="private_key_jwt", verify=_ctx(live_server)
+    ) as client:
         client.register_client_auth_method(ShortLivedPrivateKeyJWT(token_endpoint=md["issuer"]))  # RS256
         token = client.fetch_token(md["token_endpoint"], grant_type="client_credentials")
     assert claims_of(token["access_token"])["client_id"] == nc.client_id
@@ -89,8 +103,9 @@ def test_authlib_defaults_that_we_refuse(live_server, auth):
     md = _metadata(live_server)
     nc = register(live_server, methods=("private_key_jwt",), with_cert=True)
     method = ShortLivedPrivateKeyJWT() if auth == "default_aud" else PrivateKeyJWT(token_endpoint=md["issuer"])
-    with OAuth2Client(nc.client_id, nc.key.read_text(), token_endpoint_auth_method="private_key_jwt",
-                      verify=_ctx(live_server)) as client:
+    with OAuth2Client(
+        nc.client_id, nc.key.read_text(), token_endpoint_auth_method="private_key_jwt", verify=_ctx(live_server)
+    ) as client:
         client.register_client_auth_method(method)
         with pytest.raises(Exception) as err:
             client.fetch_token(md["token_endpoint"], grant_type="client_credentials")

@@ -14,8 +14,18 @@ pytestmark = pytest.mark.slow
 
 
 def curl(server, nc, path: str, *form: str) -> dict:
-    args = ["curl", "-sS", "--fail-with-body", "--cacert", str(server.ca), "--cert", str(nc.cert), "--key", str(nc.key),
-            f"{issuer(server)}{path}"]
+    args = [
+        "curl",
+        "-sS",
+        "--fail-with-body",
+        "--cacert",
+        str(server.ca),
+        "--cert",
+        str(nc.cert),
+        "--key",
+        str(nc.key),
+        f"{issuer(server)}{path}",
+    ]
     for field in form:
         args += ["--data-urlencode", field]
     out = subprocess.run(args, capture_output=True, text=True, timeout=60)
@@ -25,8 +35,14 @@ def curl(server, nc, path: str, *form: str) -> dict:
 
 def test_tls_client_auth_then_introspection_with_curl(live_server):
     nc = register(live_server, methods=("tls_client_auth",), with_cert=True)
-    token = curl(live_server, nc, "/oauth2/token", "grant_type=client_credentials", f"client_id={nc.client_id}",
-                 "scope=payments:read")
+    token = curl(
+        live_server,
+        nc,
+        "/oauth2/token",
+        "grant_type=client_credentials",
+        f"client_id={nc.client_id}",
+        "scope=payments:read",
+    )
     assert token["token_type"] == "Bearer" and token["scope"] == "payments:read"
     assert claims_of(token["access_token"])["cnf"] == {"x5t#S256": nc.thumbprint}
 
@@ -41,8 +57,22 @@ def test_tls_client_auth_then_introspection_with_curl(live_server):
 
 def test_curl_client_secret_basic(live_server):
     nc = register(live_server)
-    out = subprocess.run(["curl", "-sS", "--fail-with-body", "--cacert", str(live_server.ca),
-                          "-u", f"{nc.client_id}:{nc.client_secret}", "-d", "grant_type=client_credentials",
-                          f"{issuer(live_server)}/oauth2/token"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--fail-with-body",
+            "--cacert",
+            str(live_server.ca),
+            "-u",
+            f"{nc.client_id}:{nc.client_secret}",
+            "-d",
+            "grant_type=client_credentials",
+            f"{issuer(live_server)}/oauth2/token",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert claims_of(json.loads(out.stdout)["access_token"])["client_id"] == nc.client_id

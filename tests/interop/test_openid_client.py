@@ -31,8 +31,13 @@ def _npm_install() -> None:
     if stamp.exists() and stamp.read_text() == wanted:
         return
     # npm ci: exactly the versions of package-lock.json (which records no download URLs)
-    proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"npm ci failed:\n{proc.stdout}\n{proc.stderr}"
     stamp.write_text(wanted)
 
@@ -40,20 +45,45 @@ def _npm_install() -> None:
 def test_openid_client_discovery_tls_client_auth_and_par_code_flow_with_private_key_jwt(live_server):
     _npm_install()
     merchant = live_server.new_merchant()
-    tls = register(live_server, methods=("tls_client_auth",), with_cert=True, grant_types=("client_credentials",),
-                   scope="payments:read")
-    pk = register(live_server, methods=("private_key_jwt",), with_jwks=True, scope="openid payments:read",
-                  grant_types=("authorization_code", "refresh_token"), require_par=True)
+    tls = register(
+        live_server,
+        methods=("tls_client_auth",),
+        with_cert=True,
+        grant_types=("client_credentials",),
+        scope="payments:read",
+    )
+    pk = register(
+        live_server,
+        methods=("private_key_jwt",),
+        with_jwks=True,
+        scope="openid payments:read",
+        grant_types=("authorization_code", "refresh_token"),
+        require_par=True,
+    )
     private_jwk = {**json.loads(pk.jwk.export_private()), "kid": pk.jwk.get("kid")}
     job = {
-        "issuer": issuer(live_server), "ca": str(live_server.ca),
+        "issuer": issuer(live_server),
+        "ca": str(live_server.ca),
         "tls": {"client_id": tls.client_id, "cert": str(tls.cert), "key": str(tls.key), "scope": "payments:read"},
-        "pkjwt": {"client_id": pk.client_id, "jwk": private_jwk, "redirect_uri": pk.redirect_uri,
-                  "scope": "openid payments:read", "username": merchant.username, "password": merchant.password},
+        "pkjwt": {
+            "client_id": pk.client_id,
+            "jwk": private_jwk,
+            "redirect_uri": pk.redirect_uri,
+            "scope": "openid payments:read",
+            "username": merchant.username,
+            "password": merchant.password,
+        },
     }
     env = {**os.environ, "NODE_EXTRA_CA_CERTS": str(live_server.ca)}
-    proc = subprocess.run(["node", str(HERE / "flows.mjs")], input=json.dumps(job), capture_output=True, text=True,
-                          env=env, cwd=HERE, timeout=120)
+    proc = subprocess.run(
+        ["node", str(HERE / "flows.mjs")],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=HERE,
+        timeout=120,
+    )
     assert proc.returncode == 0, f"openid-client failed:\n{proc.stdout}\n{proc.stderr}\n{live_server.log_tail()}"
     out = json.loads(proc.stdout)
 
@@ -81,4 +111,3 @@ def introspect_as(server, nc, token):
         r = c.post(INTROSPECT, data={"token": token, **assertion_form(sign(claims_for(server, nc), nc.jwk))})
     assert r.status_code == 200, r.text
     return r.json()
-

@@ -45,13 +45,24 @@ def sign_inner(claims: dict[str, Any] | bytes, key: Any, alg: str, **header: Any
     """A compact JWS signed by jwcrypto."""
     payload = claims if isinstance(claims, bytes) else json.dumps(claims).encode()
     token = jjws.JWS(payload)
-    token.add_signature(key if isinstance(key, jjwk.JWK) else jc_key(key), alg=alg,
-                        protected=json.dumps({"alg": alg, "typ": "JWT", **header}))
+    token.add_signature(
+        key if isinstance(key, jjwk.JWK) else jc_key(key),
+        alg=alg,
+        protected=json.dumps({"alg": alg, "typ": "JWT", **header}),
+    )
     return token.serialize(compact=True)
 
 
-def encrypt_outer(plaintext: str | bytes, enc_key: Any, *, kid: str | None, alg: str = "RSA-OAEP-256",
-                  enc: str = "A256GCM", compact: bool = True, **header: Any) -> str:
+def encrypt_outer(
+    plaintext: str | bytes,
+    enc_key: Any,
+    *,
+    kid: str | None,
+    alg: str = "RSA-OAEP-256",
+    enc: str = "A256GCM",
+    compact: bool = True,
+    **header: Any,
+) -> str:
     """A JWE (compact by default) made by jwcrypto to ``enc_key`` (the server's public key)."""
     protected: dict[str, Any] = {"alg": alg, "enc": enc, "cty": "JWT", **header}
     if kid is not None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from tessera.jose import ManagedKey, ServerKeys, generate_encryption_key, generate_signing_key
 
-NOW = datetime(2031, 3, 14, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2031, 3, 14, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 

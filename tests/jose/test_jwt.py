@@ -17,8 +17,16 @@ from tessera.jose.keys import public_jwk
 from ._build import b64u, b64u_json, flip_char, replace_part, sign_inner
 from .conftest import DAY, NOW
 
-CLAIMS = {"iss": "https://as.example.test", "sub": "client-1", "aud": "https://api.example.test",
-          "client_id": "client-1", "iat": 1_900_000_000, "exp": 1_900_000_300, "jti": "a1b2c3", "scope": "payments:read"}
+CLAIMS = {
+    "iss": "https://as.example.test",
+    "sub": "client-1",
+    "aud": "https://api.example.test",
+    "client_id": "client-1",
+    "iat": 1_900_000_000,
+    "exp": 1_900_000_300,
+    "jti": "a1b2c3",
+    "scope": "payments:read",
+}
 
 
 def _key_for(ring, alg):
@@ -48,8 +56,12 @@ def test_jwcrypto_verifies_our_tokens(ring, alg):
     token = sign_jwt(CLAIMS, mk, typ="JWT")
     verifier = jjws.JWS()
     verifier.deserialize(token)
-    verifier.verify(jjwk.JWK(**ring.keys.jwks("sig", NOW)["keys"][[k["kid"] for k in
-                    ring.keys.jwks("sig", NOW)["keys"]].index(mk.kid)]), alg=alg)
+    verifier.verify(
+        jjwk.JWK(
+            **ring.keys.jwks("sig", NOW)["keys"][[k["kid"] for k in ring.keys.jwks("sig", NOW)["keys"]].index(mk.kid)]
+        ),
+        alg=alg,
+    )
     assert json.loads(verifier.payload) == CLAIMS
     assert verifier.jose_header["typ"] == "JWT"
 
@@ -103,8 +115,9 @@ def test_missing_kid_refused(ring):
 
 
 def test_enc_kid_refused(ring):
-    token = replace_part(sign_jwt(CLAIMS, ring.sig_current), 0,
-                         b64u_json({"alg": "ES256", "typ": "at+jwt", "kid": ring.enc_current.kid}))
+    token = replace_part(
+        sign_jwt(CLAIMS, ring.sig_current), 0, b64u_json({"alg": "ES256", "typ": "at+jwt", "kid": ring.enc_current.kid})
+    )
     with pytest.raises(JoseError, match="unknown signing key"):
         verify_own_jwt(token, ring.keys, typ="at+jwt", now=NOW)
 
@@ -142,8 +155,7 @@ def test_alg_confusion_other_asymmetric_alg(ring):
 
 
 def test_alg_none_refused(ring):
-    token = ".".join([b64u_json({"alg": "none", "kid": ring.sig_current.kid, "typ": "at+jwt"}),
-                      b64u_json(CLAIMS), ""])
+    token = ".".join([b64u_json({"alg": "none", "kid": ring.sig_current.kid, "typ": "at+jwt"}), b64u_json(CLAIMS), ""])
     with pytest.raises(JoseError, match="alg does not match"):
         verify_own_jwt(token, ring.keys, typ="at+jwt", now=NOW)
 
@@ -175,8 +187,11 @@ def test_malformed_tokens_refused(ring, token):
 def test_crit_header_refused(ring):
     private = jjwk.JWK(**ring.sig_current.key.as_dict(private=True))
     token = jjws.JWS(json.dumps(CLAIMS).encode())
-    token.add_signature(private, alg="ES256", protected=json.dumps(
-        {"alg": "ES256", "kid": ring.sig_current.kid, "crit": ["b64"], "b64": True}))
+    token.add_signature(
+        private,
+        alg="ES256",
+        protected=json.dumps({"alg": "ES256", "kid": ring.sig_current.kid, "crit": ["b64"], "b64": True}),
+    )
     with pytest.raises(JoseError):
         verify_own_jwt(token.serialize(compact=True), ring.keys, typ=None, now=NOW)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from jwcrypto import jwk as jjwk
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
+from jwcrypto import jwk as jjwk
 
 from tessera.jose import (
     JoseError,
@@ -153,7 +153,9 @@ def test_open_with_other_kid_fails(all_keys):
         open_private_key(blob, KEK, other.kid)
 
 
-@pytest.mark.parametrize("blob", ["", "v1", "v1.a", "v2.AAAAAAAAAAAAAAAA.AAAA", "v1.AAAA.AAAA", "v1.!!!!.????", "v1.AAAAAAAAAAAAAAAA.AAAA.x"])
+@pytest.mark.parametrize(
+    "blob", ["", "v1", "v1.a", "v2.AAAAAAAAAAAAAAAA.AAAA", "v1.AAAA.AAAA", "v1.!!!!.????", "v1.AAAAAAAAAAAAAAAA.AAAA.x"]
+)
 def test_open_malformed_blob_fails(blob):
     with pytest.raises(JoseError):
         open_private_key(blob, KEK, "kid")

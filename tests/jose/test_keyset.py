@@ -121,7 +121,7 @@ def test_signing_key_is_the_current_sig_key(ring):
 def test_jwks_order_and_content_sig(ring):
     published = ring.keys.jwks("sig", NOW)["keys"]
     assert [k["kid"] for k in published] == [ring.sig_current.kid, ring.sig_next.kid, ring.sig_retired.kid]
-    for jwk, mk in zip(published, (ring.sig_current, ring.sig_next, ring.sig_retired)):
+    for jwk, mk in zip(published, (ring.sig_current, ring.sig_next, ring.sig_retired), strict=True):
         assert jwk == public_jwk(mk.key)
         assert jwk["use"] == "sig" and jwk["alg"] == mk.alg
         assert not PRIVATE_MEMBERS & set(jwk)
@@ -130,8 +130,10 @@ def test_jwks_order_and_content_sig(ring):
 def test_jwks_order_and_content_enc(ring):
     published = ring.keys.jwks("enc", NOW)["keys"]
     assert [k["kid"] for k in published] == [ring.enc_current.kid, ring.enc_next.kid, ring.enc_retired.kid]
-    assert all(k["use"] == "enc" and k["alg"] == "RSA-OAEP-256" and set(k) == {"kty", "n", "e", "kid", "use", "alg"}
-               for k in published)
+    assert all(
+        k["use"] == "enc" and k["alg"] == "RSA-OAEP-256" and set(k) == {"kty", "n", "e", "kid", "use", "alg"}
+        for k in published
+    )
 
 
 def test_jwks_retired_key_lapses_and_cache_follows_time(ring):

@@ -44,8 +44,15 @@ def assertion(ring, client_rsa):
 # ----------------------------------------------------------------- accepted
 
 
-@pytest.mark.parametrize(("jwe_alg", "enc"), [("RSA-OAEP-256", "A256GCM"), ("RSA-OAEP", "A128GCM"),
-                                             ("RSA-OAEP-256", "A128CBC-HS256"), ("RSA-OAEP", "A256CBC-HS512")])
+@pytest.mark.parametrize(
+    ("jwe_alg", "enc"),
+    [
+        ("RSA-OAEP-256", "A256GCM"),
+        ("RSA-OAEP", "A128GCM"),
+        ("RSA-OAEP-256", "A128CBC-HS256"),
+        ("RSA-OAEP", "A256CBC-HS512"),
+    ],
+)
 @pytest.mark.parametrize("jws_alg", ["RS256", "PS256", "ES256"])
 def test_assertions_from_jwcrypto_are_accepted(ring, client_rsa, client_ec, jwe_alg, enc, jws_alg):
     client = _client_key(jws_alg, client_rsa, client_ec)
@@ -69,7 +76,9 @@ def test_str_plaintext_and_joserfc_candidates_accepted(ring, client_rsa, client_
 
 def test_any_bound_certificate_key_may_sign(ring, client_rsa, other_rsa, client_ec):
     inner = sign_inner(CLAIMS, client_rsa, "PS256")
-    _, claims = verify_signed_assertion(inner, [client_ec.public_key(), other_rsa.public_key(), client_rsa.public_key()])
+    _, claims = verify_signed_assertion(
+        inner, [client_ec.public_key(), other_rsa.public_key(), client_rsa.public_key()]
+    )
     assert claims == CLAIMS
 
 
@@ -98,15 +107,21 @@ def test_unknown_header_parameters_are_ignored(ring, client_rsa):
 
 
 def test_rsa1_5_refused(ring, client_rsa):
-    token = encrypt_outer(sign_inner(CLAIMS, client_rsa, "RS256"), ring.enc_current.key,
-                          kid=ring.enc_current.kid, alg="RSA1_5", enc="A128GCM")
+    token = encrypt_outer(
+        sign_inner(CLAIMS, client_rsa, "RS256"),
+        ring.enc_current.key,
+        kid=ring.enc_current.kid,
+        alg="RSA1_5",
+        enc="A128GCM",
+    )
     assert _reason(decrypt_assertion, token, ring.keys, NOW) == "JWE alg is not allowed"
 
 
 @pytest.mark.parametrize("enc", ["A192GCM", "A192CBC-HS384"])
 def test_enc_outside_the_allow_list_refused(ring, client_rsa, enc):
-    token = encrypt_outer(sign_inner(CLAIMS, client_rsa, "RS256"), ring.enc_current.key,
-                          kid=ring.enc_current.kid, enc=enc)
+    token = encrypt_outer(
+        sign_inner(CLAIMS, client_rsa, "RS256"), ring.enc_current.key, kid=ring.enc_current.kid, enc=enc
+    )
     assert _reason(decrypt_assertion, token, ring.keys, NOW) == "JWE enc is not allowed"
 
 
@@ -115,7 +130,9 @@ def test_the_enc_allow_list_is_exactly_the_providers():
     assert set(nested.JWE_ALGS) == {"RSA-OAEP-256", "RSA-OAEP"}
 
 
-@pytest.mark.parametrize("alg", ["dir", "A256KW", "A128GCMKW", "ECDH-ES", "ECDH-ES+A128KW", "PBES2-HS256+A128KW", "none", None, 7])
+@pytest.mark.parametrize(
+    "alg", ["dir", "A256KW", "A128GCMKW", "ECDH-ES", "ECDH-ES+A128KW", "PBES2-HS256+A128KW", "none", None, 7]
+)
 def test_other_key_management_refused(ring, assertion, alg):
     header = {"alg": alg, "enc": "A256GCM", "kid": ring.enc_current.kid}
     token = replace_part(assertion, 0, b64u_json(header))
@@ -179,8 +196,7 @@ def test_kidless_jwe_opens_with_any_published_key(ring, client_rsa, name, enc, m
 
 
 def test_kidless_jwe_to_a_lapsed_key_is_refused_after_trying_every_published_key(ring, client_rsa, monkeypatch):
-    token = encrypt_outer(sign_inner(CLAIMS, client_rsa, "RS256"), ring.enc_lapsed.key, kid=None,
-                          enc="A128CBC-HS256")
+    token = encrypt_outer(sign_inner(CLAIMS, client_rsa, "RS256"), ring.enc_lapsed.key, kid=None, enc="A128CBC-HS256")
     seen = _count_decryptions(monkeypatch)
     assert _reason(decrypt_assertion, token, ring.keys, NOW) == DECRYPT_FAILED
     assert seen == [k["kid"] for k in ring.keys.jwks("enc", NOW)["keys"]]  # each once, none more
@@ -200,27 +216,35 @@ def test_kidless_failures_do_not_tell_which_key_was_right(ring, client_rsa, othe
     key: the same reason, and about the same time (every published key is tried each time)."""
     inner = sign_inner(CLAIMS, client_rsa, "RS256")
     cases = {}
-    for name, key in (("current", ring.enc_current.key), ("retired", ring.enc_retired.key),
-                      ("foreign", other_rsa.public_key())):
+    for name, key in (
+        ("current", ring.enc_current.key),
+        ("retired", ring.enc_retired.key),
+        ("foreign", other_rsa.public_key()),
+    ):
         token = encrypt_outer(inner, key, kid=None, enc="A128CBC-HS256")
         cases[name] = replace_part(token, 4, flip_char(token.split(".")[4]))
     times: dict[str, list[float]] = {name: [] for name in cases}
     names = list(cases)
     for i in range(25):
-        for name in names[i % 3:] + names[: i % 3]:
+        for name in names[i % 3 :] + names[: i % 3]:
             start = time.perf_counter()
             assert _reason(decrypt_assertion, cases[name], ring.keys, NOW) == DECRYPT_FAILED
             times[name].append(time.perf_counter() - start)
     means = {name: statistics.mean(sorted(v)[:20]) for name, v in times.items()}
     ratio = max(means.values()) / min(means.values())
     with capsys.disabled():
-        print("\n[jose] kid-less failure time: " + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in means.items())
-              + f" (ratio {ratio:.2f})")
+        print(
+            "\n[jose] kid-less failure time: "
+            + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in means.items())
+            + f" (ratio {ratio:.2f})"
+        )
     assert ratio < 2.0
 
 
 @pytest.mark.parametrize("enc", ["A128CBC-HS256", "A256CBC-HS512"])
-@pytest.mark.parametrize("how", ["truncated IV", "truncated tag", "tampered tag", "tampered ciphertext", "bad OAEP padding"])
+@pytest.mark.parametrize(
+    "how", ["truncated IV", "truncated tag", "tampered tag", "tampered ciphertext", "bad OAEP padding"]
+)
 def test_cbc_failures_share_one_reason(ring, client_rsa, enc, how):
     token = encrypt_outer(sign_inner(CLAIMS, client_rsa, "RS256"), ring.enc_current.key, kid=None, enc=enc)
     _, _, iv, ct, tag = token.split(".")
@@ -235,8 +259,12 @@ def test_cbc_failures_share_one_reason(ring, client_rsa, enc, how):
 
 
 def test_dummies_fit_the_enc_in_use():
-    assert nested._IV_TAG_BYTES == {"A128CBC-HS256": (16, 16), "A256CBC-HS512": (16, 32),
-                                    "A128GCM": (12, 16), "A256GCM": (12, 16)}
+    assert nested._IV_TAG_BYTES == {
+        "A128CBC-HS256": (16, 16),
+        "A256CBC-HS512": (16, 32),
+        "A128GCM": (12, 16),
+        "A256GCM": (12, 16),
+    }
 
 
 def test_kid_naming_a_sig_key_refused(ring, client_rsa):
@@ -252,21 +280,33 @@ def test_non_string_kid_refused(ring, assertion, kid):
 
 
 def test_jku_header_refused(ring, client_rsa):
-    token = encrypt_outer(sign_inner(CLAIMS, client_rsa, "RS256"), ring.enc_current.key, kid=ring.enc_current.kid,
-                          jku="https://attacker.example/jwks.json")
+    token = encrypt_outer(
+        sign_inner(CLAIMS, client_rsa, "RS256"),
+        ring.enc_current.key,
+        kid=ring.enc_current.kid,
+        jku="https://attacker.example/jwks.json",
+    )
     assert _reason(decrypt_assertion, token, ring.keys, NOW) == "JWE header parameter jku is not accepted"
 
 
 def test_x5u_header_refused(ring, client_rsa):
-    token = encrypt_outer(sign_inner(CLAIMS, client_rsa, "RS256"), ring.enc_current.key, kid=ring.enc_current.kid,
-                          x5u="https://attacker.example/cert.pem")
+    token = encrypt_outer(
+        sign_inner(CLAIMS, client_rsa, "RS256"),
+        ring.enc_current.key,
+        kid=ring.enc_current.kid,
+        x5u="https://attacker.example/cert.pem",
+    )
     assert _reason(decrypt_assertion, token, ring.keys, NOW) == "JWE header parameter x5u is not accepted"
 
 
 def test_jwk_header_refused(ring, client_rsa):
     attacker = jjwk.JWK.generate(kty="RSA", size=2048)
-    token = encrypt_outer(sign_inner(CLAIMS, client_rsa, "RS256"), ring.enc_current.key, kid=ring.enc_current.kid,
-                          jwk=json.loads(attacker.export_public()))
+    token = encrypt_outer(
+        sign_inner(CLAIMS, client_rsa, "RS256"),
+        ring.enc_current.key,
+        kid=ring.enc_current.kid,
+        jwk=json.loads(attacker.export_public()),
+    )
     assert _reason(decrypt_assertion, token, ring.keys, NOW) == "JWE header parameter jwk is not accepted"
 
 
@@ -283,8 +323,9 @@ def test_crit_header_refused(ring, assertion):
 
 
 def test_general_json_serialization_refused(ring, client_rsa):
-    token = encrypt_outer(sign_inner(CLAIMS, client_rsa, "RS256"), ring.enc_current.key,
-                          kid=ring.enc_current.kid, compact=False)
+    token = encrypt_outer(
+        sign_inner(CLAIMS, client_rsa, "RS256"), ring.enc_current.key, kid=ring.enc_current.kid, compact=False
+    )
     assert json.loads(token)  # it really is the JSON serialization
     assert _reason(decrypt_assertion, token, ring.keys, NOW) == "client_assertion must use the compact serialization"
 
@@ -292,19 +333,24 @@ def test_general_json_serialization_refused(ring, client_rsa):
 def test_flattened_json_serialization_refused(ring, assertion):
     h, ek, iv, ct, tag = assertion.split(".")
     flattened = json.dumps({"protected": h, "encrypted_key": ek, "iv": iv, "ciphertext": ct, "tag": tag})
-    assert _reason(decrypt_assertion, flattened, ring.keys, NOW) == "client_assertion must use the compact serialization"
+    assert (
+        _reason(decrypt_assertion, flattened, ring.keys, NOW) == "client_assertion must use the compact serialization"
+    )
     assert _reason(decrypt_assertion, "  \n" + flattened, ring.keys, NOW).endswith("compact serialization")
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda t: t.rsplit(".", 1)[0],  # 4 parts
-    lambda t: t + ".AAAA",  # 6 parts
-    lambda t: "." + t.split(".", 1)[1],  # empty protected header
-    lambda t: t.replace(".", "..", 1)[:-1],  # an empty extra part
-    lambda t: t[:10] + "+" + t[11:],  # not base64url
-    lambda t: t[:10] + "=" + t[11:],
-    lambda t: t + "\n",
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda t: t.rsplit(".", 1)[0],  # 4 parts
+        lambda t: t + ".AAAA",  # 6 parts
+        lambda t: "." + t.split(".", 1)[1],  # empty protected header
+        lambda t: t.replace(".", "..", 1)[:-1],  # an empty extra part
+        lambda t: t[:10] + "+" + t[11:],  # not base64url
+        lambda t: t[:10] + "=" + t[11:],
+        lambda t: t + "\n",
+    ],
+)
 def test_not_compact_refused(ring, assertion, mutate):
     assert _reason(decrypt_assertion, mutate(assertion), ring.keys, NOW).endswith("compact serialization")
 
@@ -315,8 +361,17 @@ def test_oversized_token_refused_before_parsing(ring, assertion, monkeypatch):
     assert _reason(decrypt_assertion, token, ring.keys, NOW) == "client_assertion is too large"
 
 
-@pytest.mark.parametrize("header", [b"[1,2]", b'"alg"', b"null", b"{not json", b"\xff\xfe{}",
-                                    b'{"alg":"RSA-OAEP-256","alg":"RSA-OAEP","enc":"A256GCM","kid":"x"}'])
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"[1,2]",
+        b'"alg"',
+        b"null",
+        b"{not json",
+        b"\xff\xfe{}",
+        b'{"alg":"RSA-OAEP-256","alg":"RSA-OAEP","enc":"A256GCM","kid":"x"}',
+    ],
+)
 def test_protected_header_must_be_a_json_object(ring, assertion, header):
     token = replace_part(assertion, 0, b64u(header))
     assert _reason(decrypt_assertion, token, ring.keys, NOW) == "JWE protected header is not a JSON object"
@@ -355,15 +410,31 @@ def _failures(assertion: str) -> dict[str, str]:
         "tampered ciphertext": replace_part(assertion, 3, flip_char(ct)),
         "truncated ciphertext": replace_part(assertion, 3, ct[:-4]),
         "swapped IV": replace_part(assertion, 2, b64u(os.urandom(12))),
-        "tampered protected header (AAD)": replace_part(assertion, 0, b64u_json(
-            {"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": json.loads(jjws.base64url_decode(h))["kid"]})),
+        "tampered protected header (AAD)": replace_part(
+            assertion,
+            0,
+            b64u_json({"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": json.loads(jjws.base64url_decode(h))["kid"]}),
+        ),
     }
 
 
 FAILURE_CASES = (
-    "bad OAEP padding", "encrypted key not below the modulus", "random encrypted key", "tampered encrypted key", "truncated encrypted key", "empty encrypted key",
-    "truncated IV", "truncated IV (undecodable)", "empty IV", "truncated tag", "truncated tag (undecodable)",
-    "empty tag", "tampered tag", "tampered ciphertext", "truncated ciphertext", "swapped IV",
+    "bad OAEP padding",
+    "encrypted key not below the modulus",
+    "random encrypted key",
+    "tampered encrypted key",
+    "truncated encrypted key",
+    "empty encrypted key",
+    "truncated IV",
+    "truncated IV (undecodable)",
+    "empty IV",
+    "truncated tag",
+    "truncated tag (undecodable)",
+    "empty tag",
+    "tampered tag",
+    "tampered ciphertext",
+    "truncated ciphertext",
+    "swapped IV",
     "tampered protected header (AAD)",
 )
 
@@ -418,13 +489,16 @@ def test_bad_padding_and_bad_tag_take_similar_time(ring, assertion, capsys):
             run(name)
     times = {name: [] for name in cases}
     for i in range(30):
-        for name in names[i % len(names):] + names[: i % len(names)]:  # rotate the order
+        for name in names[i % len(names) :] + names[: i % len(names)]:  # rotate the order
             run(name)
     means = {name: statistics.mean(sorted(v)[:27]) for name, v in times.items()}
     ratio = max(means.values()) / min(means.values())
     with capsys.disabled():
-        print("\n[jose] mean failure time: " + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in means.items())
-              + f" (ratio {ratio:.2f})")
+        print(
+            "\n[jose] mean failure time: "
+            + ", ".join(f"{k} {v * 1e3:.3f} ms" for k, v in means.items())
+            + f" (ratio {ratio:.2f})"
+        )
     assert ratio < 3.0
 
 
@@ -447,19 +521,26 @@ def test_plain_json_inside_jwe_refused(ring, client_rsa):
 
 
 def test_key_confusion_hs256_with_public_pem_refused(ring, client_rsa):
-    pem = client_rsa.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = client_rsa.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     forged = sign_inner(CLAIMS, jjwk.JWK(kty="oct", k=b64u(pem)), "HS256")
     token = encrypt_outer(forged, ring.enc_current.key, kid=ring.enc_current.kid)
     plaintext = decrypt_assertion(token, ring.keys, NOW)
     # Whatever form the candidates take, an HMAC is never verified.
-    for candidates in ([client_rsa.public_key()], [pem, client_rsa.public_key()],
-                       [OctKey.import_key(b"a-shared-secret-of-32-bytes-long"), RSAKey.import_key(client_rsa.public_key())]):
+    for candidates in (
+        [client_rsa.public_key()],
+        [pem, client_rsa.public_key()],
+        [OctKey.import_key(b"a-shared-secret-of-32-bytes-long"), RSAKey.import_key(client_rsa.public_key())],
+    ):
         assert _reason(verify_signed_assertion, plaintext, candidates) == "JWS alg is not allowed"
 
 
 def test_key_confusion_secret_keys_are_never_candidates(client_rsa):
     # Even with an allowed alg, a symmetric candidate is not used.
-    pem = client_rsa.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = client_rsa.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     inner = sign_inner(CLAIMS, client_rsa, "RS256")
     candidates = [pem, pem.decode(), OctKey.import_key(b"a-shared-secret-of-32-bytes-long")]
     assert _reason(verify_signed_assertion, inner, candidates) == "no client key fits the assertion's alg"
@@ -472,7 +553,9 @@ def test_signature_by_key_not_in_candidates_refused(client_rsa, other_rsa):
 
 def test_rsa_1024_signing_key_refused(weak_rsa):
     inner = sign_inner(CLAIMS, weak_rsa, "RS256")
-    assert _reason(verify_signed_assertion, inner, [weak_rsa.public_key()]) == "client RSA key is smaller than 2048 bits"
+    assert (
+        _reason(verify_signed_assertion, inner, [weak_rsa.public_key()]) == "client RSA key is smaller than 2048 bits"
+    )
     with pytest.warns(Warning):
         weak = RSAKey.import_key(weak_rsa.public_key())
     assert _reason(verify_signed_assertion, inner, [weak]) == "client RSA key is smaller than 2048 bits"
@@ -481,7 +564,9 @@ def test_rsa_1024_signing_key_refused(weak_rsa):
 @pytest.mark.parametrize(("alg", "curve"), [("ES384", ec.SECP384R1()), ("ES512", ec.SECP521R1())])
 def test_other_ec_algs_refused(alg, curve):
     key = ec.generate_private_key(curve)
-    assert _reason(verify_signed_assertion, sign_inner(CLAIMS, key, alg), [key.public_key()]) == "JWS alg is not allowed"
+    assert (
+        _reason(verify_signed_assertion, sign_inner(CLAIMS, key, alg), [key.public_key()]) == "JWS alg is not allowed"
+    )
 
 
 def test_es256_needs_a_p256_key(client_ec):
@@ -498,16 +583,22 @@ def test_alg_must_fit_key_type(client_rsa, client_ec):
 def test_rs256_header_over_ps256_signature_refused(client_rsa):
     ps = sign_inner(CLAIMS, client_rsa, "PS256")
     relabelled = replace_part(ps, 0, b64u_json({"alg": "RS256", "typ": "JWT"}))
-    assert _reason(verify_signed_assertion, relabelled, [client_rsa.public_key()]) == "client_assertion signature is invalid"
+    assert (
+        _reason(verify_signed_assertion, relabelled, [client_rsa.public_key()])
+        == "client_assertion signature is invalid"
+    )
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("jku", "https://attacker.example/jwks"),
-    ("x5u", "https://attacker.example/cert"),
-    ("jwk", {"kty": "RSA", "n": "AQAB", "e": "AQAB"}),
-    ("crit", ["exp"]),
-    ("b64", False),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("jku", "https://attacker.example/jwks"),
+        ("x5u", "https://attacker.example/cert"),
+        ("jwk", {"kty": "RSA", "n": "AQAB", "e": "AQAB"}),
+        ("crit", ["exp"]),
+        ("b64", False),
+    ],
+)
 def test_inner_key_hint_headers_refused(client_rsa, name, value):
     protected = {"alg": "RS256", name: value}
     if name == "b64":
@@ -521,20 +612,26 @@ def test_inner_key_hint_headers_refused(client_rsa, name, value):
 
 
 def test_nested_jwe_inside_jwe_refused(ring, assertion, client_rsa):
-    assert _reason(verify_signed_assertion, assertion, [client_rsa.public_key()]) == \
-        "signed assertion must use the compact serialization"
+    assert (
+        _reason(verify_signed_assertion, assertion, [client_rsa.public_key()])
+        == "signed assertion must use the compact serialization"
+    )
 
 
 def test_tampered_inner_payload_refused(client_rsa):
     inner = sign_inner(CLAIMS, client_rsa, "RS256")
     tampered = replace_part(inner, 1, b64u_json({**CLAIMS, "sub": "admin"}))
-    assert _reason(verify_signed_assertion, tampered, [client_rsa.public_key()]) == "client_assertion signature is invalid"
+    assert (
+        _reason(verify_signed_assertion, tampered, [client_rsa.public_key()]) == "client_assertion signature is invalid"
+    )
 
 
 def test_inner_payload_must_be_a_json_object(client_rsa):
     inner = sign_inner(b"[1, 2, 3]", client_rsa, "RS256")
-    assert _reason(verify_signed_assertion, inner, [client_rsa.public_key()]) == \
-        "signed assertion payload is not a JSON object"
+    assert (
+        _reason(verify_signed_assertion, inner, [client_rsa.public_key()])
+        == "signed assertion payload is not a JSON object"
+    )
 
 
 def test_no_candidates_refused(client_rsa):

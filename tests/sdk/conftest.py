@@ -24,14 +24,27 @@ class DevCert:
 
 
 def _self_signed(directory: Path, key_type: str) -> DevCert:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048) if key_type == "rsa" else ec.generate_private_key(ec.SECP256R1())
+    key = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if key_type == "rsa"
+        else ec.generate_private_key(ec.SECP256R1())
+    )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "NOMEAPP")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
-            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "NOMEAPP.pem").write_bytes(cert_pem)
     (directory / "NOMEAPP.key").write_bytes(key_pem)
@@ -63,5 +76,10 @@ def old_enc_key() -> jwk.JWK:
 def jwks_body(enc_key, old_enc_key) -> dict:
     """As the server publishes it: a sig key, then the current enc key, then an older one."""
     sig = jwk.JWK.generate(kty="EC", crv="P-256", kid="sig-1", use="sig")
-    return {"keys": [sig.export_public(as_dict=True), enc_key.export_public(as_dict=True),
-                     old_enc_key.export_public(as_dict=True)]}
+    return {
+        "keys": [
+            sig.export_public(as_dict=True),
+            enc_key.export_public(as_dict=True),
+            old_enc_key.export_public(as_dict=True),
+        ]
+    }

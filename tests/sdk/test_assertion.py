@@ -27,8 +27,9 @@ def open_with_jwcrypto(token: str, enc_key: jwk.JWK, cert_pem: bytes) -> tuple[d
     outer.deserialize(token, key=enc_key)  # raises unless it decrypts and the tag verifies
     jwe_header = json.loads(outer.objects["protected"])
     cert = x509.load_pem_x509_certificate(cert_pem)
-    public = jwk.JWK.from_pem(cert.public_key().public_bytes(serialization.Encoding.PEM,
-                                                             serialization.PublicFormat.SubjectPublicKeyInfo))
+    public = jwk.JWK.from_pem(
+        cert.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     inner = jws.JWS()
     inner.deserialize(outer.payload.decode("ascii"))
     inner.verify(public)  # raises on a bad signature
@@ -48,8 +49,12 @@ def dev(request, rsa_dev, ec_dev):
 
 def test_build_nested_assertion(dev, enc_key):
     claims = {"iss": "a", "sub": "a", "aud": BASE, "iat": 1, "exp": 2, "jti": "j", "naïve": "ü"}
-    token = build_nested_assertion(claims, signing_key_pem=dev.key_pem, certificate_pem=dev.cert_pem,
-                                   encryption_jwk=enc_key.export_public(as_dict=True))
+    token = build_nested_assertion(
+        claims,
+        signing_key_pem=dev.key_pem,
+        certificate_pem=dev.cert_pem,
+        encryption_jwk=enc_key.export_public(as_dict=True),
+    )
     assert token.count(".") == 4
     jwe_header, jws_header, got = open_with_jwcrypto(token, enc_key, dev.cert_pem)
     assert jwe_header == {"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": "enc-current", "cty": "JWT"}
@@ -66,15 +71,25 @@ def _is_rsa(key_pem: bytes) -> bool:
 
 
 def test_without_certificate_there_is_no_x5t(rsa_dev, enc_key):
-    token = build_nested_assertion({"x": 1}, signing_key_pem=rsa_dev.key_pem, certificate_pem=None,
-                                   encryption_jwk=enc_key.export_public(as_dict=True))
+    token = build_nested_assertion(
+        {"x": 1},
+        signing_key_pem=rsa_dev.key_pem,
+        certificate_pem=None,
+        encryption_jwk=enc_key.export_public(as_dict=True),
+    )
     _, jws_header, _ = open_with_jwcrypto(token, enc_key, rsa_dev.cert_pem)
     assert jws_header == {"alg": "RS256", "typ": "JWT"}
 
 
 def test_rsa_oaep_and_a128gcm_can_be_chosen(rsa_dev, enc_key):
-    token = build_nested_assertion({"x": 1}, signing_key_pem=rsa_dev.key_pem, certificate_pem=rsa_dev.cert_pem,
-                                   encryption_jwk=enc_key.export_public(as_dict=True), alg="RSA-OAEP", enc="A128GCM")
+    token = build_nested_assertion(
+        {"x": 1},
+        signing_key_pem=rsa_dev.key_pem,
+        certificate_pem=rsa_dev.cert_pem,
+        encryption_jwk=enc_key.export_public(as_dict=True),
+        alg="RSA-OAEP",
+        enc="A128GCM",
+    )
     jwe_header, _, _ = open_with_jwcrypto(token, enc_key, rsa_dev.cert_pem)
     assert (jwe_header["alg"], jwe_header["enc"]) == ("RSA-OAEP", "A128GCM")
 
@@ -83,8 +98,14 @@ def test_rsa_oaep_and_a128gcm_can_be_chosen(rsa_dev, enc_key):
 def test_minimal_headers_are_the_reference_backends(rsa_dev, enc_key, enc):
     """As NexiPayments/softpos-backend builds it: JWS {"alg": "RS256"}, JWE {"alg", "enc"}."""
     public = {k: v for k, v in enc_key.export_public(as_dict=True).items() if k != "kid"}  # no kid needed
-    token = build_nested_assertion({"x": 1}, signing_key_pem=rsa_dev.key_pem, certificate_pem=rsa_dev.cert_pem,
-                                   encryption_jwk=public, enc=enc, minimal_headers=True)
+    token = build_nested_assertion(
+        {"x": 1},
+        signing_key_pem=rsa_dev.key_pem,
+        certificate_pem=rsa_dev.cert_pem,
+        encryption_jwk=public,
+        enc=enc,
+        minimal_headers=True,
+    )
     jwe_header, jws_header, claims = open_with_jwcrypto(token, enc_key, rsa_dev.cert_pem)
     assert jwe_header == {"alg": "RSA-OAEP-256", "enc": enc}
     assert jws_header == {"alg": "RS256"}
@@ -95,7 +116,9 @@ def test_bad_inputs_are_refused(rsa_dev, ec_dev, enc_key):
     public = enc_key.export_public(as_dict=True)
     kw = dict(signing_key_pem=rsa_dev.key_pem, certificate_pem=rsa_dev.cert_pem)
     with pytest.raises(ValueError, match="certificate"):
-        build_nested_assertion({}, signing_key_pem=rsa_dev.key_pem, certificate_pem=ec_dev.cert_pem, encryption_jwk=public)
+        build_nested_assertion(
+            {}, signing_key_pem=rsa_dev.key_pem, certificate_pem=ec_dev.cert_pem, encryption_jwk=public
+        )
     with pytest.raises(ValueError):
         build_nested_assertion({}, **kw, encryption_jwk=public, alg="RSA1_5")
     with pytest.raises(ValueError):
@@ -114,8 +137,12 @@ def test_bad_inputs_are_refused(rsa_dev, ec_dev, enc_key):
 
 def test_private_members_of_the_jwk_are_ignored(rsa_dev, enc_key):
     """Given a full private JWK by mistake, only the public half is used."""
-    token = build_nested_assertion({"x": 1}, signing_key_pem=rsa_dev.key_pem, certificate_pem=rsa_dev.cert_pem,
-                                   encryption_jwk=enc_key.export_private(as_dict=True))
+    token = build_nested_assertion(
+        {"x": 1},
+        signing_key_pem=rsa_dev.key_pem,
+        certificate_pem=rsa_dev.cert_pem,
+        encryption_jwk=enc_key.export_private(as_dict=True),
+    )
     assert open_with_jwcrypto(token, enc_key, rsa_dev.cert_pem)[2] == {"x": 1}
 
 
@@ -131,21 +158,43 @@ def _open_with_either(token: str, keys: list[jwk.JWK], cert_pem: bytes) -> tuple
 def test_client_assertion_is_the_reference_backends(dev, enc_key, old_enc_key, jwks_body):
     """By default: exactly the reference's headers and claims, to a random enc key of the JWKS."""
     transport = httpx.MockTransport(lambda r: httpx.Response(200, json=jwks_body))
-    with NexiSoftPOSClient(BASE + "/", CLIENT_ID, "secret", dev.cert, dev.key, cache=TokenCache(), transport=transport) as c:
+    with NexiSoftPOSClient(
+        BASE + "/", CLIENT_ID, "secret", dev.cert, dev.key, cache=TokenCache(), transport=transport
+    ) as c:
         before = int(time.time())
-        token = c.client_assertion(point_of_sale="1000000000000", terminal_ids=["10000000", "10000001"],
-                                   username_merchant="shop@example.com", device_id="device-42")
+        token = c.client_assertion(
+            point_of_sale="1000000000000",
+            terminal_ids=["10000000", "10000001"],
+            username_merchant="shop@example.com",
+            device_id="device-42",
+        )
         after = int(time.time())
-        used = {_open_with_either(c.client_assertion(point_of_sale="P", terminal_ids=["S"],
-                                                     username_merchant="shop@example.com"),
-                                  [enc_key, old_enc_key], dev.cert_pem)[0] for _ in range(24)}
+        used = {
+            _open_with_either(
+                c.client_assertion(point_of_sale="P", terminal_ids=["S"], username_merchant="shop@example.com"),
+                [enc_key, old_enc_key],
+                dev.cert_pem,
+            )[0]
+            for _ in range(24)
+        }
     kid, jwe_header, jws_header, claims = _open_with_either(token, [enc_key, old_enc_key], dev.cert_pem)
     assert jwe_header == {"alg": "RSA-OAEP-256", "enc": "A128CBC-HS256"}  # no kid, no cty
     expected_alg = "RS256" if _is_rsa(dev.key_pem) else "ES256"
     assert jws_header == {"alg": expected_alg}  # no kid, no typ
     assert used == {"enc-current", "enc-old"}, used  # random among the enc keys (2^-23 to fail by chance)
-    assert list(claims) == ["appId", "pointOfSale", "terminal_ids", "app_username_merchant", "app_deviceid",
-                            "iss", "sub", "aud", "iat", "exp", "jti"]
+    assert list(claims) == [
+        "appId",
+        "pointOfSale",
+        "terminal_ids",
+        "app_username_merchant",
+        "app_deviceid",
+        "iss",
+        "sub",
+        "aud",
+        "iat",
+        "exp",
+        "jti",
+    ]
     assert claims["appId"] == claims["iss"] == claims["sub"] == CLIENT_ID
     assert claims["pointOfSale"] == "1000000000000"
     assert claims["terminal_ids"] == ["10000000", "10000001"]
@@ -158,17 +207,37 @@ def test_client_assertion_is_the_reference_backends(dev, enc_key, old_enc_key, j
 
 def test_client_assertion_older_shape_on_request(dev, enc_key, jwks_body):
     transport = httpx.MockTransport(lambda r: httpx.Response(200, json=jwks_body))
-    with NexiSoftPOSClient(BASE + "/", CLIENT_ID, "secret", dev.cert, dev.key, cache=TokenCache(), transport=transport) as c:
-        token = c.client_assertion(point_of_sale="POS42", terminal_ids=["S42", "M42"],
-                                   username_merchant="shop@example.com", lifetime=200,
-                                   username_claim="username_merchant", enc="A256GCM", minimal_headers=False,
-                                   key_choice="first")
+    with NexiSoftPOSClient(
+        BASE + "/", CLIENT_ID, "secret", dev.cert, dev.key, cache=TokenCache(), transport=transport
+    ) as c:
+        token = c.client_assertion(
+            point_of_sale="POS42",
+            terminal_ids=["S42", "M42"],
+            username_merchant="shop@example.com",
+            lifetime=200,
+            username_claim="username_merchant",
+            enc="A256GCM",
+            minimal_headers=False,
+            key_choice="first",
+        )
         with pytest.raises(ValueError, match="lifetime"):
             c.client_assertion(point_of_sale="P", terminal_ids=["S"], username_merchant="a@b.example", lifetime=901)
-        assert c.client_assertion(point_of_sale="P", terminal_ids=["S"], username_merchant="a@b.example",
-                                  lifetime=900, key_choice="first")
+        assert c.client_assertion(
+            point_of_sale="P", terminal_ids=["S"], username_merchant="a@b.example", lifetime=900, key_choice="first"
+        )
     jwe_header, jws_header, claims = open_with_jwcrypto(token, enc_key, dev.cert_pem)
     assert jwe_header == {"alg": "RSA-OAEP-256", "enc": "A256GCM", "kid": "enc-current", "cty": "JWT"}
     assert jws_header["typ"] == "JWT" and jws_header["x5t#S256"] == cert_thumbprint(dev.cert_pem)
-    assert set(claims) == {"appId", "pointOfSale", "terminal_ids", "username_merchant", "iss", "sub", "aud", "iat", "exp", "jti"}
+    assert set(claims) == {
+        "appId",
+        "pointOfSale",
+        "terminal_ids",
+        "username_merchant",
+        "iss",
+        "sub",
+        "aud",
+        "iat",
+        "exp",
+        "jti",
+    }
     assert claims["exp"] == claims["iat"] + 200

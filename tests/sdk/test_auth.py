@@ -52,7 +52,9 @@ class API:
             self.seen.append((auth, request.content))
         if auth.removeprefix("Bearer ") in self.valid:
             return httpx.Response(200, json={"ok": True})
-        return httpx.Response(401, json={"error": "invalid_token"}, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return httpx.Response(
+            401, json={"error": "invalid_token"}, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        )
 
 
 def test_bearer_from_cache_without_refetch():

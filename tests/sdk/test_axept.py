@@ -24,8 +24,9 @@ KEY = "R2lJMTMzZ1RCVy60T1h4V3FNshy="
 class FakeAxept:
     """Answers like the documented provider and records every request."""
 
-    def __init__(self, *, lifetime: int = 1800, date_offset: float | None = None, body: dict | None = None,
-                 status: int = 200) -> None:
+    def __init__(
+        self, *, lifetime: int = 1800, date_offset: float | None = None, body: dict | None = None, status: int = 200
+    ) -> None:
         self.requests: list[httpx.Request] = []
         self.lifetime = lifetime
         self.date_offset = date_offset
@@ -51,8 +52,9 @@ class FakeAxept:
 
 def client(fake, **kw) -> AxeptClient:
     kw.setdefault("cache", TokenCache())
-    return AxeptClient(BASE, 12345, 12, KEY, transport=httpx.MockTransport(fake),
-                       async_transport=httpx.MockTransport(fake), **kw)
+    return AxeptClient(
+        BASE, 12345, 12, KEY, transport=httpx.MockTransport(fake), async_transport=httpx.MockTransport(fake), **kw
+    )
 
 
 def test_request_is_exactly_the_documented_json():
@@ -68,8 +70,15 @@ def test_request_is_exactly_the_documented_json():
 
 def test_path_is_configurable_for_the_real_provider():
     fake = FakeAxept()
-    c = AxeptClient("https://provider.example/", 1, 2, "k", path="/v1/authenticate", cache=TokenCache(),
-                    transport=httpx.MockTransport(fake))
+    c = AxeptClient(
+        "https://provider.example/",
+        1,
+        2,
+        "k",
+        path="/v1/authenticate",
+        cache=TokenCache(),
+        transport=httpx.MockTransport(fake),
+    )
     c.token()
     assert str(fake.requests[0].url) == "https://provider.example/v1/authenticate"
 
@@ -113,7 +122,9 @@ def test_capitalised_field_names_are_accepted():
 
 @pytest.mark.parametrize("status, error", [(400, "Bad Request"), (401, "Unauthorized")])
 def test_errors_are_token_errors_without_the_key(status, error):
-    fake = FakeAxept(status=status, body={"status": status, "error": error, "message": "The supplied data was not valid."})
+    fake = FakeAxept(
+        status=status, body={"status": status, "error": error, "message": "The supplied data was not valid."}
+    )
     with pytest.raises(TokenError) as info:
         client(fake).token()
     assert info.value.status == status
@@ -122,13 +133,16 @@ def test_errors_are_token_errors_without_the_key(status, error):
     assert KEY not in str(info.value)
 
 
-@pytest.mark.parametrize("body", [
-    {"expiresAt": "2999-01-01T00:00:00Z"},
-    {"token": "", "expiresAt": "2999-01-01T00:00:00Z"},
-    {"token": "t"},
-    {"token": "t", "expiresAt": "tomorrow"},
-    {"token": "t", "expiresAt": 1234},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"expiresAt": "2999-01-01T00:00:00Z"},
+        {"token": "", "expiresAt": "2999-01-01T00:00:00Z"},
+        {"token": "t"},
+        {"token": "t", "expiresAt": "tomorrow"},
+        {"token": "t", "expiresAt": 1234},
+    ],
+)
 def test_malformed_answers_are_refused_and_not_cached(body):
     fake = FakeAxept(body=body)
     c = client(fake)
@@ -139,8 +153,14 @@ def test_malformed_answers_are_refused_and_not_cached(body):
 
 
 def test_non_json_error_answer():
-    c = AxeptClient(BASE, 1, 1, "k", cache=TokenCache(),
-                    transport=httpx.MockTransport(lambda r: httpx.Response(502, text="<html>bad gateway</html>")))
+    c = AxeptClient(
+        BASE,
+        1,
+        1,
+        "k",
+        cache=TokenCache(),
+        transport=httpx.MockTransport(lambda r: httpx.Response(502, text="<html>bad gateway</html>")),
+    )
     with pytest.raises(TokenError) as info:
         c.token()
     assert info.value.status == 502 and info.value.error == "invalid_response"
@@ -163,6 +183,7 @@ def payment_api(valid: set[str], seen: list[str]):
         if auth.removeprefix("Bearer ") not in valid:
             return httpx.Response(401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         return httpx.Response(200, json={"ok": True})
+
     return handler
 
 
@@ -173,7 +194,8 @@ def test_httpx_auth_sends_the_bearer_token_and_refreshes_on_401():
     valid = {"jwt-1"}
     with httpx.Client(auth=c, transport=httpx.MockTransport(payment_api(valid, seen))) as api:
         assert api.get("https://api.example/transactions").status_code == 200
-        valid.clear(); valid.add("jwt-2")  # the platform no longer accepts jwt-1
+        valid.clear()
+        valid.add("jwt-2")  # the platform no longer accepts jwt-1
         assert api.post("https://api.example/transactions", json={"amount": 1}).status_code == 200
     assert seen == ["Bearer jwt-1", "Bearer jwt-1", "Bearer jwt-2"]
     assert len(fake.requests) == 2
@@ -208,8 +230,9 @@ def test_live_authenticate(live_server):
     assert c.token() == token.access_token  # cached
 
     async def atoken():
-        return await AxeptClient(base, key["merchantId"], key["keyId"], key["key"], cache=TokenCache(),
-                                 verify=verify).atoken()
+        return await AxeptClient(
+            base, key["merchantId"], key["keyId"], key["key"], cache=TokenCache(), verify=verify
+        ).atoken()
 
     assert asyncio.run(atoken()).count(".") == 2
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import ssl
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -25,15 +24,22 @@ MEDIA = "application/vnd.api+json"
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class FakeB2BinPay:
     """The documented provider: signed login answers, strict refresh rotation (a reused
     refresh token revokes its family), JSON:API errors. ``clock`` is the server's clock."""
 
-    def __init__(self, *, access_ttl: float = 60, refresh_ttl: float = 3600, clock=time.time, bare_refresh: bool = False,
-                 delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        access_ttl: float = 60,
+        refresh_ttl: float = 3600,
+        clock=time.time,
+        bare_refresh: bool = False,
+        delay: float = 0.0,
+    ) -> None:
         self.access_ttl, self.refresh_ttl, self.clock = access_ttl, refresh_ttl, clock
         self.bare_refresh = bare_refresh
         self.delay = delay
@@ -52,17 +58,36 @@ class FakeB2BinPay:
         now = self.clock()
         refresh = f"R{self._n}"
         self.live_refresh[refresh] = family
-        return {"type": "auth-token", "id": "0", "attributes": {
-            "refresh": refresh, "access": f"A{self._n}", "access_expired_at": iso(now + self.access_ttl),
-            "refresh_expired_at": iso(now + self.refresh_ttl), "is_2fa_confirmed": False}}
+        return {
+            "type": "auth-token",
+            "id": "0",
+            "attributes": {
+                "refresh": refresh,
+                "access": f"A{self._n}",
+                "access_expired_at": iso(now + self.access_ttl),
+                "refresh_expired_at": iso(now + self.refresh_ttl),
+                "is_2fa_confirmed": False,
+            },
+        }
 
     def count(self, path: str) -> int:
         return sum(1 for p, _ in self.calls if p == path)
 
     @staticmethod
     def error(status: int, code: str) -> httpx.Response:
-        return httpx.Response(status, json={"errors": [{"status": str(status), "code": code, "detail": "No active account found with the given credentials"}]},
-                              headers={"Content-Type": MEDIA})
+        return httpx.Response(
+            status,
+            json={
+                "errors": [
+                    {
+                        "status": str(status),
+                        "code": code,
+                        "detail": "No active account found with the given credentials",
+                    }
+                ]
+            },
+            headers={"Content-Type": MEDIA},
+        )
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
@@ -77,8 +102,9 @@ class FakeB2BinPay:
                 sign = response_sign(LOGIN, PASSWORD, time_str, data["attributes"]["refresh"])
                 if self.tamper:
                     sign = sign[:-1] + ("0" if sign[-1] != "0" else "1")
-                return httpx.Response(200, json={"data": data, "meta": {"time": time_str, "sign": sign}},
-                                      headers={"Content-Type": MEDIA})
+                return httpx.Response(
+                    200, json={"data": data, "meta": {"time": time_str, "sign": sign}}, headers={"Content-Type": MEDIA}
+                )
             token = body["data"]["attributes"]["refresh"]
             self.presented.append(token)
             if self.refresh_status is not None:
@@ -90,7 +116,9 @@ class FakeB2BinPay:
                 return self.error(401, "2007")
             self.used[token] = family
             data = self._pair(family)
-            return httpx.Response(200, json=data if self.bare_refresh else {"data": data}, headers={"Content-Type": MEDIA})
+            return httpx.Response(
+                200, json=data if self.bare_refresh else {"data": data}, headers={"Content-Type": MEDIA}
+            )
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if self.delay:
@@ -112,8 +140,15 @@ class Clock:
 
 
 def make(fake: FakeB2BinPay, cache: TokenCache | None = None, **kw) -> B2BinPayClient:
-    return B2BinPayClient(BASE, LOGIN, PASSWORD, cache=cache if cache is not None else TokenCache(),
-                          transport=httpx.MockTransport(fake), async_transport=httpx.MockTransport(fake.ahandle), **kw)
+    return B2BinPayClient(
+        BASE,
+        LOGIN,
+        PASSWORD,
+        cache=cache if cache is not None else TokenCache(),
+        transport=httpx.MockTransport(fake),
+        async_transport=httpx.MockTransport(fake.ahandle),
+        **kw,
+    )
 
 
 def test_login_is_the_documented_json_api_call():
@@ -135,8 +170,14 @@ def test_request_headers_and_prefix():
         seen.append(request)
         return fake(request)
 
-    B2BinPayClient("https://provider.example/api/v2/", LOGIN, PASSWORD, prefix="", cache=TokenCache(),
-                   transport=httpx.MockTransport(handler)).token()
+    B2BinPayClient(
+        "https://provider.example/api/v2/",
+        LOGIN,
+        PASSWORD,
+        prefix="",
+        cache=TokenCache(),
+        transport=httpx.MockTransport(handler),
+    ).token()
     assert str(seen[0].url) == "https://provider.example/api/v2/token/"
     assert seen[0].headers["content-type"] == MEDIA
 
@@ -145,6 +186,7 @@ def test_document_example_signature():
     # sign = hex(HMAC-SHA256(SHA-256(login + password), meta.time + refresh)), as the profile docs compute it
     import hashlib
     import hmac
+
     key = hashlib.sha256(b"loginpassword").digest()
     expected = hmac.new(key, b"2020-12-29T05:27:11.925654ZeyJ0", hashlib.sha256).hexdigest()
     assert response_sign("login", "password", "2020-12-29T05:27:11.925654Z", "eyJ0") == expected
@@ -164,12 +206,24 @@ def test_tampered_sign_is_refused_and_nothing_is_kept():
     assert fake.count("/b2binpay/token/refresh/") == 0 and fake.count("/b2binpay/token/") == 2
 
 
-@pytest.mark.parametrize("meta", [None, {"time": "2020-12-29T05:27:11.925654Z"}, {"sign": "ab"}, {"time": 1, "sign": "ab"}])
+@pytest.mark.parametrize(
+    "meta", [None, {"time": "2020-12-29T05:27:11.925654Z"}, {"sign": "ab"}, {"time": 1, "sign": "ab"}]
+)
 def test_login_answer_without_a_signature_is_refused(meta):
     def handler(request):
-        body = {"data": {"type": "auth-token", "id": "0", "attributes": {
-            "refresh": "R", "access": "A", "access_expired_at": iso(time.time() + 60),
-            "refresh_expired_at": iso(time.time() + 600), "is_2fa_confirmed": False}}}
+        body = {
+            "data": {
+                "type": "auth-token",
+                "id": "0",
+                "attributes": {
+                    "refresh": "R",
+                    "access": "A",
+                    "access_expired_at": iso(time.time() + 60),
+                    "refresh_expired_at": iso(time.time() + 600),
+                    "is_2fa_confirmed": False,
+                },
+            }
+        }
         if meta is not None:
             body["meta"] = meta
         return httpx.Response(200, json=body)
@@ -379,9 +433,12 @@ def test_connect_error_keeps_the_refresh_token():
 
 # ---------------------------------------------------------------------- live
 def _post(server, verify, path: str, attrs: dict) -> httpx.Response:
-    return httpx.post(f"https://localhost:{server.port}/b2binpay{path}", verify=verify,
-                      content=json.dumps({"data": {"type": "auth-token", "attributes": attrs}}),
-                      headers={"Content-Type": MEDIA})
+    return httpx.post(
+        f"https://localhost:{server.port}/b2binpay{path}",
+        verify=verify,
+        content=json.dumps({"data": {"type": "auth-token", "attributes": attrs}}),
+        headers={"Content-Type": MEDIA},
+    )
 
 
 @pytest.mark.slow
@@ -389,8 +446,13 @@ def test_live_login_refresh_revoked_family_and_login_again(live_server):
     app = live_server.new_app(with_cert=False)
     verify = ssl.create_default_context(cafile=str(live_server.ca))
     clock = Clock()
-    c = B2BinPayClient(f"https://localhost:{live_server.port}", app.client_id, app.client_secret,
-                       cache=TokenCache(clock=clock), verify=verify)
+    c = B2BinPayClient(
+        f"https://localhost:{live_server.port}",
+        app.client_id,
+        app.client_secret,
+        cache=TokenCache(clock=clock),
+        verify=verify,
+    )
     paths: list[str] = []
     statuses: list[tuple[str, int]] = []
     c.http.event_hooks["request"].append(lambda r: paths.append(r.url.path))
@@ -449,8 +511,14 @@ def test_live_short_access_ttl_async(tmp_path):
 
         async def main():
             transport = Counting()
-            c = B2BinPayClient(f"https://localhost:{server.port}", app.client_id, app.client_secret,
-                               cache=TokenCache(skew=0.5), verify=verify, async_transport=transport)
+            c = B2BinPayClient(
+                f"https://localhost:{server.port}",
+                app.client_id,
+                app.client_secret,
+                cache=TokenCache(skew=0.5),
+                verify=verify,
+                async_transport=transport,
+            )
             a = await c.atoken()
             assert await c.atoken() == a
             await asyncio.sleep(2.1)  # TESSERA_B2BINPAY_ACCESS_TTL=2
@@ -468,8 +536,13 @@ def test_live_short_access_ttl_async(tmp_path):
 @pytest.mark.slow
 def test_live_wrong_password(live_server):
     app = live_server.new_app(with_cert=False)
-    c = B2BinPayClient(f"https://localhost:{live_server.port}", app.client_id, "not-the-password",
-                       cache=TokenCache(), verify=ssl.create_default_context(cafile=str(live_server.ca)))
+    c = B2BinPayClient(
+        f"https://localhost:{live_server.port}",
+        app.client_id,
+        "not-the-password",
+        cache=TokenCache(),
+        verify=ssl.create_default_context(cafile=str(live_server.ca)),
+    )
     with pytest.raises(TokenError) as info:
         c.token()
     assert (info.value.status, info.value.error) == (400, "2006")

@@ -16,9 +16,25 @@ SUBJECT = "/CN=NOMEAPP/O=NEXI/OU=API Security - STAGING/L=Milano/C=IT/"
 
 
 def openssl_csr(tmp_path, *newkey: str) -> x509.CertificateSigningRequest:
-    subprocess.run(["openssl", "req", "-nodes", *newkey, "-keyout", "NOMEAPP.key", "-out", "NOMEAPP.csr",
-                    "-subj", SUBJECT, "-addext", "extendedKeyUsage=clientAuth"],
-                   cwd=tmp_path, check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-nodes",
+            *newkey,
+            "-keyout",
+            "NOMEAPP.key",
+            "-out",
+            "NOMEAPP.csr",
+            "-subj",
+            SUBJECT,
+            "-addext",
+            "extendedKeyUsage=clientAuth",
+        ],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
     return x509.load_pem_x509_csr((tmp_path / "NOMEAPP.csr").read_bytes())
 
 
@@ -31,8 +47,13 @@ def test_same_subject_bytes_and_extensions_as_openssl(reference):
     csr_pem, key_pem = make_csr()
     ours = x509.load_pem_x509_csr(csr_pem)
     assert ours.subject.public_bytes() == reference.subject.public_bytes()
-    assert [a.oid for a in ours.subject] == [NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME,
-                                             NameOID.ORGANIZATIONAL_UNIT_NAME, NameOID.LOCALITY_NAME, NameOID.COUNTRY_NAME]
+    assert [a.oid for a in ours.subject] == [
+        NameOID.COMMON_NAME,
+        NameOID.ORGANIZATION_NAME,
+        NameOID.ORGANIZATIONAL_UNIT_NAME,
+        NameOID.LOCALITY_NAME,
+        NameOID.COUNTRY_NAME,
+    ]
     assert ours.subject.rfc4514_string() == reference.subject.rfc4514_string()
     ref_ext = {e.oid: e for e in reference.extensions}
     our_ext = {e.oid: e for e in ours.extensions}
@@ -70,8 +91,13 @@ def test_ec_p256(tmp_path):
 def test_other_names_and_openssl_can_read_it(tmp_path):
     csr_pem, _ = make_csr("SHOPAPP", organizational_unit="API Security - PRODUCTION")
     (tmp_path / "x.csr").write_bytes(csr_pem)
-    out = subprocess.run(["openssl", "req", "-in", "x.csr", "-noout", "-verify", "-subject"], cwd=tmp_path,
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        ["openssl", "req", "-in", "x.csr", "-noout", "-verify", "-subject"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert "CN = SHOPAPP, O = NEXI, OU = API Security - PRODUCTION, L = Milano, C = IT" in out.stdout
     with pytest.raises(ValueError):
         make_csr(key_type="dsa")

@@ -49,11 +49,14 @@ def env(live_server):
     app = load_example().create_app(base, verify=verify)
 
     def mobilepay(**kw) -> MobilePayClient:
-        return MobilePayClient(base, integrator.client_id, integrator.client_secret, cache=TokenCache(), verify=verify, **kw)
+        return MobilePayClient(
+            base, integrator.client_id, integrator.client_secret, cache=TokenCache(), verify=verify, **kw
+        )
 
     def axept() -> AxeptClient:
-        return AxeptClient(base, axept_key["merchantId"], axept_key["keyId"], axept_key["key"], cache=TokenCache(),
-                           verify=verify)
+        return AxeptClient(
+            base, axept_key["merchantId"], axept_key["keyId"], axept_key["key"], cache=TokenCache(), verify=verify
+        )
 
     return app, merchants, mobilepay, axept
 
@@ -69,8 +72,9 @@ def assert_pos(r: httpx.Response, status: int, code: str) -> dict:
 
 def call(app, method: str, path: str, *, auth=None, headers=None, json=None) -> httpx.Response:
     async def go():
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://payments.test",
-                                     auth=auth) as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://payments.test", auth=auth
+        ) as client:
             return await client.request(method, path, headers=headers, json=json)
 
     return asyncio.run(go())
@@ -96,8 +100,14 @@ def test_merchant_token_creates_and_reads_its_payment(env):
 
 def test_merchant_token_for_another_merchant_is_refused(env):
     app, (vat, other), mobilepay, _ = env
-    r = call(app, "POST", "/pos/v10/payments", auth=mobilepay(merchant_vat=vat), headers={VAT_HEADER: other},
-             json={"amount": 100})
+    r = call(
+        app,
+        "POST",
+        "/pos/v10/payments",
+        auth=mobilepay(merchant_vat=vat),
+        headers={VAT_HEADER: other},
+        json={"amount": 100},
+    )
     assert_pos(r, 403, "1411")
 
 
@@ -109,7 +119,9 @@ def test_unbound_token_with_the_header(env):
     pid = created.json()["paymentId"]
     # The same token acting for the first merchant cannot see the second's payment: 403/1411
     assert_pos(call(app, "GET", f"/pos/v10/payments/{pid}", auth=auth, headers={VAT_HEADER: vat}), 403, "1411")
-    assert call(app, "GET", "/pos/v10/payments/no-such-payment", auth=auth, headers={VAT_HEADER: vat}).status_code == 404
+    assert (
+        call(app, "GET", "/pos/v10/payments/no-such-payment", auth=auth, headers={VAT_HEADER: vat}).status_code == 404
+    )
 
 
 def test_unbound_token_without_the_header_is_refused(env):
@@ -126,8 +138,14 @@ def test_unbound_token_with_a_malformed_header_is_refused(env):
 
 def test_duplicated_header_is_1155(env):
     app, (vat, other), mobilepay, _ = env
-    r = call(app, "POST", "/pos/v10/payments", auth=mobilepay(), headers=[(VAT_HEADER, vat), (VAT_HEADER, other)],
-             json={"amount": 1})
+    r = call(
+        app,
+        "POST",
+        "/pos/v10/payments",
+        auth=mobilepay(),
+        headers=[(VAT_HEADER, vat), (VAT_HEADER, other)],
+        json={"amount": 1},
+    )
     assert_pos(r, 400, "1155")
 
 
@@ -135,7 +153,9 @@ def test_x_ibm_client_id_of_another_client_is_401(env):
     app, (vat, _), mobilepay, _ = env
     auth = mobilepay(merchant_vat=vat)  # the SDK sends its own client id
     assert call(app, "POST", "/pos/v10/payments", auth=auth, json={"amount": 1}).status_code == 201
-    r = call(app, "POST", "/pos/v10/payments", auth=auth, headers={"x-ibm-client-id": "another-client"}, json={"amount": 1})
+    r = call(
+        app, "POST", "/pos/v10/payments", auth=auth, headers={"x-ibm-client-id": "another-client"}, json={"amount": 1}
+    )
     assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"]
 
 

@@ -29,8 +29,15 @@ def base_url(live_server) -> str:
 
 
 def sdk_client(live_server, app, cache: TokenCache | None = None) -> NexiSoftPOSClient:
-    return NexiSoftPOSClient(base_url(live_server), app.client_id, app.client_secret, app.cert, app.key,
-                             verify=str(live_server.ca), cache=cache or TokenCache())
+    return NexiSoftPOSClient(
+        base_url(live_server),
+        app.client_id,
+        app.client_secret,
+        app.cert,
+        app.key,
+        verify=str(live_server.ca),
+        cache=cache or TokenCache(),
+    )
 
 
 class Recorder:
@@ -111,10 +118,18 @@ def test_full_enrollment_flow(live_server, key_type):
         # PAR with the nested assertion, state and PKCE
         verifier, challenge = make_pkce()
         state = secrets.token_urlsafe(16)
-        assertion = client.client_assertion(point_of_sale=merchant.pos, terminal_ids=[merchant.softpos_tid, merchant.mpos_tid],
-                                            username_merchant=merchant.username)
-        pushed = client.par(scope=SCOPE, redirect_uri=app.redirect_uri, client_assertion=assertion, state=state,
-                            code_challenge=challenge)
+        assertion = client.client_assertion(
+            point_of_sale=merchant.pos,
+            terminal_ids=[merchant.softpos_tid, merchant.mpos_tid],
+            username_merchant=merchant.username,
+        )
+        pushed = client.par(
+            scope=SCOPE,
+            redirect_uri=app.redirect_uri,
+            client_assertion=assertion,
+            state=state,
+            code_challenge=challenge,
+        )
         assert ("/softpos/as/par", 201) in rec.statuses
         assert set(pushed) == {"request_uri", "expires_in"}
         assert REQUEST_URI.match(pushed["request_uri"]), pushed["request_uri"]
@@ -127,7 +142,9 @@ def test_full_enrollment_flow(live_server, key_type):
         assert (info.value.status, info.value.error) == (400, "invalid_client")  # the provider's 400
 
         # the merchant signs in; the server redirects with code, state and iss
-        answer = merchant_login(live_server, client.authorize_url(pushed["request_uri"]), merchant.username, merchant.password)
+        answer = merchant_login(
+            live_server, client.authorize_url(pushed["request_uri"]), merchant.username, merchant.password
+        )
         assert answer.status_code == 303, answer.text[:300]
         location = answer.headers["location"]
         assert location.startswith(app.redirect_uri + "?")
@@ -210,37 +227,63 @@ def test_rejected_token_is_refreshed(live_server):
     with sdk_client(live_server, app) as client:
         rec = Recorder(client)
         client.cache.get(client.cache_key, lambda: CachedToken("not-a-token", time.time() + 3600))
-        assertion = client.client_assertion(point_of_sale=merchant.pos, terminal_ids=[merchant.softpos_tid],
-                                            username_merchant=merchant.username)
+        assertion = client.client_assertion(
+            point_of_sale=merchant.pos, terminal_ids=[merchant.softpos_tid], username_merchant=merchant.username
+        )
         pushed = client.par(scope="oidc", redirect_uri=app.redirect_uri, client_assertion=assertion)
         assert REQUEST_URI.match(pushed["request_uri"])
         assert [s for s in rec.statuses if s[0] != "/softpos/par/jwks.json"] == [
-            ("/softpos/as/par", 401), ("/softpos/appenrollment/token", 200), ("/softpos/as/par", 201)]
+            ("/softpos/as/par", 401),
+            ("/softpos/appenrollment/token", 200),
+            ("/softpos/as/par", 201),
+        ]
 
         # as an httpx.Auth on a Bearer-protected endpoint of the platform
         client.cache.invalidate(client.cache_key)
         client.cache.get(client.cache_key, lambda: CachedToken("not-a-token", time.time() + 3600))
-        fresh = client.client_assertion(point_of_sale=merchant.pos, terminal_ids=[merchant.softpos_tid],
-                                        username_merchant=merchant.username)
+        fresh = client.client_assertion(
+            point_of_sale=merchant.pos, terminal_ids=[merchant.softpos_tid], username_merchant=merchant.username
+        )
         with httpx.Client(auth=client, verify=live_server.ssl_context(app.cert, app.key)) as api:
-            r = api.post(client.url("/as/par"), data={"client_assertion": fresh, "client_id": app.client_id,
-                                                      "scope": "oidc", "redirect_uri": app.redirect_uri})
+            r = api.post(
+                client.url("/as/par"),
+                data={
+                    "client_assertion": fresh,
+                    "client_id": app.client_id,
+                    "scope": "oidc",
+                    "redirect_uri": app.redirect_uri,
+                },
+            )
         assert r.status_code == 201, r.text
         assert client.token() != "not-a-token"
 
 
 def test_wrong_secret_and_missing_certificate(live_server, tmp_path):
     app = live_server.new_app()
-    with NexiSoftPOSClient(base_url(live_server), app.client_id, "wrong-secret-value", app.cert, app.key,
-                           verify=str(live_server.ca), cache=TokenCache()) as client:
+    with NexiSoftPOSClient(
+        base_url(live_server),
+        app.client_id,
+        "wrong-secret-value",
+        app.cert,
+        app.key,
+        verify=str(live_server.ca),
+        cache=TokenCache(),
+    ) as client:
         with pytest.raises(TokenError) as info:
             client.token()
         assert (info.value.status, info.value.error) == (401, "invalid_client")
         assert "wrong-secret-value" not in str(info.value)
 
     other = live_server.new_app()  # a valid certificate, but bound to another client
-    with NexiSoftPOSClient(base_url(live_server), app.client_id, app.client_secret, other.cert, other.key,
-                           verify=str(live_server.ca), cache=TokenCache()) as client:
+    with NexiSoftPOSClient(
+        base_url(live_server),
+        app.client_id,
+        app.client_secret,
+        other.cert,
+        other.key,
+        verify=str(live_server.ca),
+        cache=TokenCache(),
+    ) as client:
         with pytest.raises(TokenError) as info:
             client.token()
         assert info.value.status in (400, 401)

@@ -35,13 +35,22 @@ class FakeMobilePay:
             n = len(self.requests)
         if self.status != 200 or self.body is not None:
             return httpx.Response(self.status, json=self.body)
-        return httpx.Response(200, json={"access_token": f"mp-{n}", "expires_in": 3700, "token_type": "Bearer",
-                                         "scope": "integrator_scope"})
+        return httpx.Response(
+            200,
+            json={"access_token": f"mp-{n}", "expires_in": 3700, "token_type": "Bearer", "scope": "integrator_scope"},
+        )
 
 
 def client(fake, cache=None, **kw) -> MobilePayClient:
-    return MobilePayClient(BASE, CLIENT_ID, SECRET, cache=cache if cache is not None else TokenCache(), transport=httpx.MockTransport(fake),
-                           async_transport=httpx.MockTransport(fake), **kw)
+    return MobilePayClient(
+        BASE,
+        CLIENT_ID,
+        SECRET,
+        cache=cache if cache is not None else TokenCache(),
+        transport=httpx.MockTransport(fake),
+        async_transport=httpx.MockTransport(fake),
+        **kw,
+    )
 
 
 def test_request_is_the_documents_curl():
@@ -67,7 +76,11 @@ def test_without_merchant_vat_only_the_grant_type_is_sent():
 def test_cache_key_includes_the_merchant_vat():
     fake = FakeMobilePay()
     cache = TokenCache()
-    plain, dk, fi = client(fake, cache), client(fake, cache, merchant_vat=VAT), client(fake, cache, merchant_vat="FI87654321")
+    plain, dk, fi = (
+        client(fake, cache),
+        client(fake, cache, merchant_vat=VAT),
+        client(fake, cache, merchant_vat="FI87654321"),
+    )
     tokens = {plain.token(), dk.token(), fi.token(), plain.token(), dk.token(), fi.token()}
     assert len(tokens) == 3 and len(fake.requests) == 3
     assert client(fake, cache, merchant_vat=VAT).token() == dk.token()  # another instance, same key
@@ -81,11 +94,14 @@ def test_errors_are_token_errors_without_the_secret():
     assert SECRET not in str(info.value) and SECRET not in repr(client(fake))
 
 
-@pytest.mark.parametrize("body", [
-    {"expires_in": 3700, "token_type": "Bearer"},
-    {"access_token": "t", "token_type": "mac"},
-    {"access_token": "t", "expires_in": "3700"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"expires_in": 3700, "token_type": "Bearer"},
+        {"access_token": "t", "token_type": "mac"},
+        {"access_token": "t", "expires_in": "3700"},
+    ],
+)
 def test_malformed_answers(body):
     with pytest.raises(TokenError) as info:
         client(FakeMobilePay(body=body)).token()
@@ -104,6 +120,7 @@ def pos_api(seen: list[httpx.Request]):
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return httpx.Response(200, json={})
+
     return handler
 
 
@@ -147,7 +164,9 @@ def test_async_auth_retries_once_on_401():
     seen: list[tuple[str, str, bytes]] = []  # the same request object is sent twice: copy what it held
 
     def api_handler(request: httpx.Request) -> httpx.Response:
-        seen.append((request.headers["authorization"], request.headers["x-mobilepay-merchant-vat-number"], request.content))
+        seen.append(
+            (request.headers["authorization"], request.headers["x-mobilepay-merchant-vat-number"], request.content)
+        )
         ok = request.headers["authorization"] == "Bearer mp-2"
         return httpx.Response(200 if ok else 401)
 
@@ -181,8 +200,14 @@ def live(live_server):
 @pytest.mark.slow
 def test_live_with_merchant_vat(live):
     server, app, vat, verify = live
-    c = MobilePayClient(f"https://localhost:{server.port}", app.client_id, app.client_secret, merchant_vat=vat,
-                        cache=TokenCache(), verify=verify)
+    c = MobilePayClient(
+        f"https://localhost:{server.port}",
+        app.client_id,
+        app.client_secret,
+        merchant_vat=vat,
+        cache=TokenCache(),
+        verify=verify,
+    )
     token = c.cached_token()
     assert token.data["scope"] == "integrator_scope" and token.data["expires_in"] == 3700
     assert token.expires_at == pytest.approx(time.time() + 3700, abs=5)
@@ -194,8 +219,9 @@ def test_live_with_merchant_vat(live):
 @pytest.mark.slow
 def test_live_without_merchant_vat(live):
     server, app, _, verify = live
-    c = MobilePayClient(f"https://localhost:{server.port}", app.client_id, app.client_secret, cache=TokenCache(),
-                        verify=verify)
+    c = MobilePayClient(
+        f"https://localhost:{server.port}", app.client_id, app.client_secret, cache=TokenCache(), verify=verify
+    )
     token = asyncio.run(c.atoken())
     assert "merchant_vat" not in _claims(token)
     assert c.token() == token
@@ -204,8 +230,14 @@ def test_live_without_merchant_vat(live):
 @pytest.mark.slow
 def test_live_merchant_that_has_not_granted(live):
     server, app, _, verify = live
-    c = MobilePayClient(f"https://localhost:{server.port}", app.client_id, app.client_secret, merchant_vat="FI00000001",
-                        cache=TokenCache(), verify=verify)
+    c = MobilePayClient(
+        f"https://localhost:{server.port}",
+        app.client_id,
+        app.client_secret,
+        merchant_vat="FI00000001",
+        cache=TokenCache(),
+        verify=verify,
+    )
     with pytest.raises(TokenError) as info:
         c.token()
     assert (info.value.status, info.value.error) == (400, "unauthorized_client")
@@ -214,8 +246,9 @@ def test_live_merchant_that_has_not_granted(live):
 @pytest.mark.slow
 def test_live_wrong_secret(live):
     server, app, _, verify = live
-    c = MobilePayClient(f"https://localhost:{server.port}", app.client_id, app.client_secret + "x", cache=TokenCache(),
-                        verify=verify)
+    c = MobilePayClient(
+        f"https://localhost:{server.port}", app.client_id, app.client_secret + "x", cache=TokenCache(), verify=verify
+    )
     with pytest.raises(TokenError) as info:
         c.token()
     assert (info.value.status, info.value.error) == (401, "invalid_client")

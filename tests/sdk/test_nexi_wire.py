@@ -47,18 +47,33 @@ class FakeNexi:
             with self._lock:
                 self.tokens += 1
                 n = self.tokens
-            return httpx.Response(200, json={"access_token": f"BE_MERCH_TOKEN_{n}", "token_type": "Bearer", "expires_in": 3600})
+            return httpx.Response(
+                200, json={"access_token": f"BE_MERCH_TOKEN_{n}", "token_type": "Bearer", "expires_in": 3600}
+            )
         if path == "/softpos/par/jwks.json":
             return httpx.Response(200, json=self.jwks_body)
         if path == "/softpos/as/par":
             token = request.headers.get("authorization", "").removeprefix("Bearer ")
             if self.valid_tokens is not None and token not in self.valid_tokens:
-                return httpx.Response(401, json={"error": "invalid_token", "error_description": "the access token has expired"},
-                                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-            return httpx.Response(201, json={"request_uri": "urn:softpos_a86dd649-3a0d-4c0c-ad9e-c0aa58058d18", "expires_in": 90})
+                return httpx.Response(
+                    401,
+                    json={"error": "invalid_token", "error_description": "the access token has expired"},
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
+            return httpx.Response(
+                201, json={"request_uri": "urn:softpos_a86dd649-3a0d-4c0c-ad9e-c0aa58058d18", "expires_in": 90}
+            )
         if path == "/softpos/as/token":
-            return httpx.Response(200, json={"access_token": "merchant-at", "token_type": "Bearer", "expires_in": 3600,
-                                             "scope": "openid oidc email", "id_token": "x.y.z"})
+            return httpx.Response(
+                200,
+                json={
+                    "access_token": "merchant-at",
+                    "token_type": "Bearer",
+                    "expires_in": 3600,
+                    "scope": "openid oidc email",
+                    "id_token": "x.y.z",
+                },
+            )
         return httpx.Response(404, json={"error": "not_found"})
 
     def open_assertion(self, token: str) -> dict:
@@ -85,8 +100,16 @@ def fake(jwks_body, enc_key, old_enc_key) -> FakeNexi:
 
 @pytest.fixture
 def client(fake, rsa_dev):
-    c = NexiSoftPOSClient(BASE + "/", CLIENT_ID, SECRET, rsa_dev.cert, rsa_dev.key, cache=TokenCache(),
-                          transport=httpx.MockTransport(fake), async_transport=httpx.MockTransport(fake))
+    c = NexiSoftPOSClient(
+        BASE + "/",
+        CLIENT_ID,
+        SECRET,
+        rsa_dev.cert,
+        rsa_dev.key,
+        cache=TokenCache(),
+        transport=httpx.MockTransport(fake),
+        async_transport=httpx.MockTransport(fake),
+    )
     yield c
     c.close()
 
@@ -119,8 +142,9 @@ def test_token_is_renewed_at_75_percent_of_its_life(fake, rsa_dev):
     """As the reference backend: a new token after 75 % of expires_in (3600 s: at 2700 s)."""
     now = [1_000_000.0]
     cache = TokenCache(clock=lambda: now[0])
-    with NexiSoftPOSClient(BASE, CLIENT_ID, SECRET, rsa_dev.cert, rsa_dev.key, cache=cache,
-                           transport=httpx.MockTransport(fake)) as c:
+    with NexiSoftPOSClient(
+        BASE, CLIENT_ID, SECRET, rsa_dev.cert, rsa_dev.key, cache=cache, transport=httpx.MockTransport(fake)
+    ) as c:
         assert c.token() == "BE_MERCH_TOKEN_1"
         now[0] += 2699
         assert c.token() == "BE_MERCH_TOKEN_1"
@@ -153,7 +177,8 @@ def test_atoken_uses_the_same_wire_and_cache(client, fake):
 
 def test_token_error_is_typed_and_leaks_no_secret(client, fake):
     fake.overrides["/softpos/appenrollment/token"] = httpx.Response(
-        401, json={"error": "invalid_client", "error_description": "client authentication failed"})
+        401, json={"error": "invalid_client", "error_description": "client authentication failed"}
+    )
     with pytest.raises(TokenError) as info:
         client.token()
     err = info.value
@@ -164,8 +189,9 @@ def test_token_error_is_typed_and_leaks_no_secret(client, fake):
 
 
 def test_non_json_error_and_malformed_success(client, fake):
-    fake.overrides["/softpos/appenrollment/token"] = httpx.Response(502, text="<html>Bad gateway</html>",
-                                                                    headers={"content-type": "text/html"})
+    fake.overrides["/softpos/appenrollment/token"] = httpx.Response(
+        502, text="<html>Bad gateway</html>", headers={"content-type": "text/html"}
+    )
     with pytest.raises(TokenError) as info:
         client.token()
     assert (info.value.status, info.value.error) == (502, "invalid_response")
@@ -173,7 +199,9 @@ def test_non_json_error_and_malformed_success(client, fake):
     with pytest.raises(TokenError) as info:
         client.token()
     assert info.value.error == "invalid_response"
-    fake.overrides["/softpos/appenrollment/token"] = httpx.Response(200, json={"access_token": "x", "token_type": "MAC"})
+    fake.overrides["/softpos/appenrollment/token"] = httpx.Response(
+        200, json={"access_token": "x", "token_type": "MAC"}
+    )
     with pytest.raises(TokenError):
         client.token()
 
@@ -218,19 +246,34 @@ def test_par_request_is_exactly_the_documented_one(client, fake):
     assert req.method == "POST" and str(req.url) == f"{BASE}/softpos/as/par"
     assert req.headers["authorization"] == "Bearer BE_MERCH_TOKEN_1"
     assert req.headers.get_list("content-type") == [FORM]
-    assert form_of(req) == [("client_assertion", str(a)), ("client_id", CLIENT_ID), ("scope", "oidc"),
-                            ("redirect_uri", "https://app.example/cb")]
+    assert form_of(req) == [
+        ("client_assertion", str(a)),
+        ("client_id", CLIENT_ID),
+        ("scope", "oidc"),
+        ("redirect_uri", "https://app.example/cb"),
+    ]
 
 
 def test_par_with_state_and_pkce(client, fake):
     verifier, challenge = make_pkce()
     a = make_assertion(client, fake)
-    client.par(scope="openid oidc email", redirect_uri="https://app.example/cb", client_assertion=a,
-               state="xyz", code_challenge=challenge)
+    client.par(
+        scope="openid oidc email",
+        redirect_uri="https://app.example/cb",
+        client_assertion=a,
+        state="xyz",
+        code_challenge=challenge,
+    )
     (req,) = fake.by_path("/softpos/as/par")
-    assert form_of(req) == [("client_assertion", str(a)), ("client_id", CLIENT_ID), ("scope", "openid oidc email"),
-                            ("redirect_uri", "https://app.example/cb"), ("state", "xyz"),
-                            ("code_challenge", challenge), ("code_challenge_method", "S256")]
+    assert form_of(req) == [
+        ("client_assertion", str(a)),
+        ("client_id", CLIENT_ID),
+        ("scope", "openid oidc email"),
+        ("redirect_uri", "https://app.example/cb"),
+        ("state", "xyz"),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+    ]
     assert SECRET not in req.content.decode()
 
 
@@ -266,7 +309,8 @@ def test_par_with_a_foreign_assertion_string_is_retried_as_is(client, fake):
 
 def test_par_other_errors_are_not_retried(client, fake):
     fake.overrides["/softpos/as/par"] = httpx.Response(
-        401, json={"error": "invalid_client", "error_description": "client_assertion: jti has already been used"})
+        401, json={"error": "invalid_client", "error_description": "client_assertion: jti has already been used"}
+    )
     with pytest.raises(TokenError) as info:
         client.par(scope="oidc", redirect_uri="https://app.example/cb", client_assertion=make_assertion(client, fake))
     assert info.value.error == "invalid_client" and "jti" in info.value.description
@@ -285,11 +329,19 @@ def test_client_assertion_is_renewable_str(client, fake):
     assert b != a and fake.open_assertion(b)["jti"] != fake.open_assertion(a)["jti"]
 
 
-@pytest.mark.parametrize("kwargs", [
-    dict(terminal_ids=[]), dict(terminal_ids=["A", "B", "C"]), dict(terminal_ids=[""]),
-    dict(lifetime=901), dict(lifetime=0), dict(username_merchant="not-an-email"),
-    dict(username_claim="user"), dict(device_id=""),
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(terminal_ids=[]),
+        dict(terminal_ids=["A", "B", "C"]),
+        dict(terminal_ids=[""]),
+        dict(lifetime=901),
+        dict(lifetime=0),
+        dict(username_merchant="not-an-email"),
+        dict(username_claim="user"),
+        dict(device_id=""),
+    ],
+)
 def test_client_assertion_arguments_are_checked(client, kwargs):
     args = {"point_of_sale": "POS1", "terminal_ids": ["S1"], "username_merchant": "m@shop.example", **kwargs}
     with pytest.raises(ValueError):
@@ -301,7 +353,10 @@ def test_authorize_url(client):
     url = client.authorize_url("urn:softpos_a86dd649-3a0d-4c0c-ad9e-c0aa58058d18")
     parts = urlsplit(url)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{BASE}/softpos/as/authorize"
-    assert parse_qs(parts.query) == {"client_id": [CLIENT_ID], "request_uri": ["urn:softpos_a86dd649-3a0d-4c0c-ad9e-c0aa58058d18"]}
+    assert parse_qs(parts.query) == {
+        "client_id": [CLIENT_ID],
+        "request_uri": ["urn:softpos_a86dd649-3a0d-4c0c-ad9e-c0aa58058d18"],
+    }
 
 
 def test_exchange_code_request(client, fake):
@@ -310,17 +365,23 @@ def test_exchange_code_request(client, fake):
     (req,) = fake.requests
     assert req.method == "POST" and str(req.url) == f"{BASE}/softpos/as/token"
     assert req.headers.get_list("content-type") == [FORM]
-    assert form_of(req) == [("grant_type", "authorization_code"), ("code", "the-code"),
-                            ("redirect_uri", "https://app.example/cb"), ("client_id", CLIENT_ID),
-                            ("client_secret", SECRET), ("code_verifier", "v" * 64)]
+    assert form_of(req) == [
+        ("grant_type", "authorization_code"),
+        ("code", "the-code"),
+        ("redirect_uri", "https://app.example/cb"),
+        ("client_id", CLIENT_ID),
+        ("client_secret", SECRET),
+        ("code_verifier", "v" * 64),
+    ]
     client.exchange_code(code="c2", redirect_uri="https://app.example/cb")
     assert "code_verifier" not in dict(form_of(fake.requests[-1]))
     assert client.cache.peek(client.cache_key) is None  # the merchant's token is not the B2B token
 
 
 def test_exchange_code_error(client, fake):
-    fake.overrides["/softpos/as/token"] = httpx.Response(400, json={"error": "invalid_grant",
-                                                                    "error_description": "the authorization code has expired"})
+    fake.overrides["/softpos/as/token"] = httpx.Response(
+        400, json={"error": "invalid_grant", "error_description": "the authorization code has expired"}
+    )
     with pytest.raises(TokenError) as info:
         client.exchange_code(code="c", redirect_uri="https://app.example/cb")
     assert (info.value.status, info.value.error) == (400, "invalid_grant")
@@ -343,9 +404,17 @@ def test_client_is_an_httpx_auth_for_the_payment_apis(client, fake):
 
 
 def test_prefix_and_audience(fake, rsa_dev):
-    c = NexiSoftPOSClient("https://sandbox.test", CLIENT_ID, SECRET, rsa_dev.cert, rsa_dev.key, prefix="/",
-                          audience="https://stgb2bsoftpos.nexigroup.com", cache=TokenCache(),
-                          transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"access_token": "t", "expires_in": 60})))
+    c = NexiSoftPOSClient(
+        "https://sandbox.test",
+        CLIENT_ID,
+        SECRET,
+        rsa_dev.cert,
+        rsa_dev.key,
+        prefix="/",
+        audience="https://stgb2bsoftpos.nexigroup.com",
+        cache=TokenCache(),
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"access_token": "t", "expires_in": 60})),
+    )
     assert c.url("/appenrollment/token") == "https://sandbox.test/appenrollment/token"
     assert c.audience == "https://stgb2bsoftpos.nexigroup.com"
     assert c.authorize_url("u").startswith("https://sandbox.test/as/authorize?")

@@ -24,14 +24,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tessera.sdk.mtls import MTLSConfig, thumbprint
 from tessera.sdk.resource import (
     AuthContext,
     InsufficientScope,
-    InvalidRequestError,
     InvalidTokenError,
     JWKSCache,
     JWKSUnavailable,
-    MerchantMismatch,
     MobilePayMerchantRule,
     PosApiError,
     ResourceError,
@@ -39,7 +38,6 @@ from tessera.sdk.resource import (
     require_token,
     resource_error_handler,
 )
-from tessera.sdk.mtls import MTLSConfig, thumbprint
 
 ISS = "https://auth.example"
 AUD = "https://payments.example"
@@ -69,6 +67,7 @@ def b64(data: bytes) -> str:
 def _eddsa_is_still_accepted():
     # joserfc warns that "EdDSA" is deprecated (RFC 9864) when the test signs with it
     import warnings
+
     from joserfc.errors import SecurityWarning
 
     with warnings.catch_warnings():
@@ -78,8 +77,16 @@ def _eddsa_is_still_accepted():
 
 def mint(key, *, alg: str = "ES256", header: dict | None = None, **claims) -> str:
     now = int(time.time())
-    body = {"iss": ISS, "aud": AUD, "sub": "client-1", "client_id": "client-1", "iat": now, "exp": now + 300,
-            "jti": "j1", "scope": "payments:write payments:read"}
+    body = {
+        "iss": ISS,
+        "aud": AUD,
+        "sub": "client-1",
+        "client_id": "client-1",
+        "iat": now,
+        "exp": now + 300,
+        "jti": "j1",
+        "scope": "payments:write payments:read",
+    }
     body.update(claims)
     body = {k: v for k, v in body.items() if v is not None}
     hdr = {"alg": alg, "typ": "at+jwt", "kid": key.kid}
@@ -486,9 +493,12 @@ def test_rule_header_is_configurable():
 
 
 def test_resource_module_imports_nothing_of_the_server():
-    code = ("import sys, tessera.sdk.resource; "
-            "bad = [m for m in sys.modules if m.split('.')[0] == 'uvicorn' or m.startswith(('tessera.web', 'tessera.core'))]; "
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, tessera.sdk.resource; "
+        "bad = [m for m in sys.modules "
+        "if m.split('.')[0] == 'uvicorn' or m.startswith(('tessera.web', 'tessera.core'))]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -529,8 +539,13 @@ def build_app(verifier, **kw):
     @plain.protect
     async def payments(request: Request):
         auth: AuthContext = request.state.auth
-        return JSONResponse({"client_id": auth.client_id, "scopes": sorted(auth.scopes),
-                             "bound": auth.certificate.thumbprint if auth.certificate else None})
+        return JSONResponse(
+            {
+                "client_id": auth.client_id,
+                "scopes": sorted(auth.scopes),
+                "bound": auth.certificate.thumbprint if auth.certificate else None,
+            }
+        )
 
     @mobilepay.protect
     async def pos(request: Request):
@@ -540,8 +555,10 @@ def build_app(verifier, **kw):
         auth = await require_token(verifier, scopes=["payments:refund"])(request)
         return JSONResponse({"client_id": auth.client_id})
 
-    app = Starlette(routes=[Route("/payments", payments), Route("/pos/payments", pos), Route("/refunds", handler_route)],
-                    exception_handlers={ResourceError: resource_error_handler})
+    app = Starlette(
+        routes=[Route("/payments", payments), Route("/pos/payments", pos), Route("/refunds", handler_route)],
+        exception_handlers={ResourceError: resource_error_handler},
+    )
     return WithTLS(app)
 
 
@@ -613,7 +630,9 @@ def test_dependency_certificate_from_a_trusted_proxy_only(verifier, keys, rsa_de
     cert = der(rsa_dev.cert_pem)
     token = mint(keys["ES256"], cnf={"x5t#S256": thumbprint(cert)})
     forwarded = urllib.parse.quote(rsa_dev.cert_pem.decode())
-    asgi = build_app(verifier, mtls=MTLSConfig(mode="proxy", header="x-ssl-client-cert", trusted_proxies=("10.0.0.0/8",)))
+    asgi = build_app(
+        verifier, mtls=MTLSConfig(mode="proxy", header="x-ssl-client-cert", trusted_proxies=("10.0.0.0/8",))
+    )
     client = ASGIClient(asgi)
     asgi.client = ("10.1.2.3", 40000)
     assert client.get("/payments", headers=bearer(token, **{"x-ssl-client-cert": forwarded})).status_code == 200

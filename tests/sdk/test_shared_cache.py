@@ -9,7 +9,7 @@ import json
 import random
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -21,7 +21,7 @@ DELAY = 0.05  # long enough for every caller to pile up behind the first
 
 
 def iso(ts: float, micros: bool = True) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micros else "%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micros else "%Y-%m-%dT%H:%M:%SZ")
 
 
 class Provider:
@@ -42,15 +42,29 @@ class Provider:
         if self.name == "axept":
             return httpx.Response(200, json={"token": f"axept-{n}", "expiresAt": iso(now + 1800, micros=False)})
         if self.name == "mobilepay":
-            return httpx.Response(200, json={"access_token": f"mp-{n}", "expires_in": 3700, "token_type": "Bearer",
-                                             "scope": "integrator_scope"})
-        attrs = {"access": f"b2b-{n}", "refresh": f"R{n}", "access_expired_at": iso(now + 900),
-                 "refresh_expired_at": iso(now + 21600), "is_2fa_confirmed": False}
+            return httpx.Response(
+                200,
+                json={
+                    "access_token": f"mp-{n}",
+                    "expires_in": 3700,
+                    "token_type": "Bearer",
+                    "scope": "integrator_scope",
+                },
+            )
+        attrs = {
+            "access": f"b2b-{n}",
+            "refresh": f"R{n}",
+            "access_expired_at": iso(now + 900),
+            "refresh_expired_at": iso(now + 21600),
+            "is_2fa_confirmed": False,
+        }
         data = {"type": "auth-token", "id": "0", "attributes": attrs}
         if request.url.path.endswith("/refresh/"):
             return httpx.Response(200, json={"data": data})
         t = iso(now)
-        return httpx.Response(200, json={"data": data, "meta": {"time": t, "sign": response_sign("login", "password", t, f"R{n}")}})
+        return httpx.Response(
+            200, json={"data": data, "meta": {"time": t, "sign": response_sign("login", "password", t, f"R{n}")}}
+        )
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         time.sleep(DELAY)
@@ -80,12 +94,21 @@ def world(rsa_dev):
         return {"transport": httpx.MockTransport(p), "async_transport": httpx.MockTransport(p.handle_async)}
 
     clients = {
-        "nexi": NexiSoftPOSClient("https://nexi.example", "app-1", "secret", rsa_dev.cert, rsa_dev.key, cache=cache,
-                                  **transports("nexi")),
+        "nexi": NexiSoftPOSClient(
+            "https://nexi.example", "app-1", "secret", rsa_dev.cert, rsa_dev.key, cache=cache, **transports("nexi")
+        ),
         "axept": AxeptClient("https://axept.example", 12345, 1, "key", cache=cache, **transports("axept")),
-        "mobilepay": MobilePayClient("https://mobilepay.example", "integrator", "secret", merchant_vat="DK12345678",
-                                     cache=cache, **transports("mobilepay")),
-        "b2binpay": B2BinPayClient("https://b2binpay.example", "login", "password", cache=cache, **transports("b2binpay")),
+        "mobilepay": MobilePayClient(
+            "https://mobilepay.example",
+            "integrator",
+            "secret",
+            merchant_vat="DK12345678",
+            cache=cache,
+            **transports("mobilepay"),
+        ),
+        "b2binpay": B2BinPayClient(
+            "https://b2binpay.example", "login", "password", cache=cache, **transports("b2binpay")
+        ),
     }
     return clock, cache, providers, clients
 
@@ -93,7 +116,9 @@ def world(rsa_dev):
 def assert_one_call_each(providers, results):
     for name, p in providers.items():
         assert len(p.paths) == 1, (name, p.paths)
-        assert {r[name] for r in results} == {f"{'mp' if name == 'mobilepay' else 'b2b' if name == 'b2binpay' else name}-1"}
+        assert {r[name] for r in results} == {
+            f"{'mp' if name == 'mobilepay' else 'b2b' if name == 'b2binpay' else name}-1"
+        }
 
 
 def _all_sync(clients) -> dict[str, str]:
@@ -106,7 +131,7 @@ async def _all_async(clients) -> dict[str, str]:
     names = list(clients)
     random.shuffle(names)
     tokens = await asyncio.gather(*(clients[name].atoken() for name in names))
-    return dict(zip(names, tokens))
+    return dict(zip(names, tokens, strict=True))
 
 
 def test_100_threads_over_all_four_clients(world):

@@ -32,5 +32,9 @@ def pytest_collection_modifyitems(config, items):
     """The PostgreSQL runs of ``db_live_server`` also carry the ``postgres`` marker."""
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if HERE in Path(item.path).parents and callspec is not None and callspec.params.get("db_live_server") == "postgres":
+        if (
+            HERE in Path(item.path).parents
+            and callspec is not None
+            and callspec.params.get("db_live_server") == "postgres"
+        ):
             item.add_marker(pytest.mark.postgres)

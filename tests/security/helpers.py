@@ -24,10 +24,11 @@ from __future__ import annotations
 import itertools
 import re
 import ssl
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
@@ -53,8 +54,14 @@ def fresh_address() -> str:
     return f"127.45.{n // 250}.{n % 250 + 1}"
 
 
-def client(server: LiveServer, *, cert: Path | None = None, key: Path | None = None, address: str | None = None,
-           timeout: float = 30.0) -> httpx.Client:
+def client(
+    server: LiveServer,
+    *,
+    cert: Path | None = None,
+    key: Path | None = None,
+    address: str | None = None,
+    timeout: float = 30.0,
+) -> httpx.Client:
     """httpx over TLS to ``https://localhost:{port}`` (the issuer), trusting the home's CA."""
     ctx = ssl.create_default_context(cafile=str(server.ca))
     if cert is not None:
@@ -92,8 +99,13 @@ def ledger(server: LiveServer) -> dict[str, float]:
         used = select(t.artifacts.c.kind, func.count()).where(t.artifacts.c.consumed_at.is_not(None))
         for kind, n in c.execute(used.group_by(t.artifacts.c.kind)):
             out[f"consumed[{kind}]"] = n
-        for name, table in (("enrollments", t.enrollments), ("certificates", t.certificates), ("clients", t.clients),
-                            ("api_keys", t.api_keys), ("username_bindings", t.username_bindings)):
+        for name, table in (
+            ("enrollments", t.enrollments),
+            ("certificates", t.certificates),
+            ("clients", t.clients),
+            ("api_keys", t.api_keys),
+            ("username_bindings", t.username_bindings),
+        ):
             out[name] = c.execute(select(func.count()).select_from(table)).scalar_one()
     out.update(issued(server))
     return out
@@ -190,8 +202,12 @@ class AssertionSurface:
         token = assertion if isinstance(assertion, str) else assertion.token
         if self.name == "nexi_par":
             return nx.par_request(self.http, self.token, nx.par_form(self.ident, token, **form))
-        data = {"grant_type": "client_credentials", "client_assertion_type": nh.JWT_BEARER, "client_assertion": token,
-                **form}
+        data = {
+            "grant_type": "client_credentials",
+            "client_assertion_type": nh.JWT_BEARER,
+            "client_assertion": token,
+            **form,
+        }
         return self.http.post(nh.TOKEN, data=data, headers=FORM)
 
     def accepted(self, resp: httpx.Response) -> None:
@@ -220,8 +236,9 @@ class AssertionSurface:
         future iat), the configured clock_skew (30 s) natively."""
         return 2 if self.name == "nexi_par" else 30
 
-    def refuse(self, assertion: str | nx.Assertion, status: int | None = None, error: str = "invalid_client",
-               **form: str) -> dict[str, Any]:
+    def refuse(
+        self, assertion: str | nx.Assertion, status: int | None = None, error: str = "invalid_client", **form: str
+    ) -> dict[str, Any]:
         """Send; assert the refusal and that nothing was issued or stored."""
         if status is None:
             status = self.refusal_status if error == "invalid_client" else 400
@@ -235,16 +252,33 @@ def nexi_surface(server: LiveServer) -> AssertionSurface:
     app = server.new_app()
     merchant = server.new_merchant(app)
     other = server.new_app()
-    return AssertionSurface("nexi_par", server, app, other, merchant, nx.fetch_jwks(server), nx.http(server, app),
-                            token=nx.get_token(server, app), path=nx.PAR_PATH)
+    return AssertionSurface(
+        "nexi_par",
+        server,
+        app,
+        other,
+        merchant,
+        nx.fetch_jwks(server),
+        nx.http(server, app),
+        token=nx.get_token(server, app),
+        path=nx.PAR_PATH,
+    )
 
 
 def native_surface(server: LiveServer) -> AssertionSurface:
     """A ``private_key_jwt`` client whose key is the one of its bound developer certificate."""
     me = nh.register(server, methods=("private_key_jwt",), with_cert=True)
     other = nh.register(server, methods=("private_key_jwt",), with_cert=True)
-    return AssertionSurface("native_token", server, me.identity(), other.identity(), None, nx.fetch_jwks(server),
-                            nh.http(server, mtls=False), path=nh.TOKEN)
+    return AssertionSurface(
+        "native_token",
+        server,
+        me.identity(),
+        other.identity(),
+        None,
+        nx.fetch_jwks(server),
+        nh.http(server, mtls=False),
+        path=nh.TOKEN,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,11 +300,13 @@ class NexiEnv:
     def assertion(self, merchant: MerchantSetup | None = None, **kw: Any) -> str:
         return nx.build_assertion(self.server, self.app, merchant or self.merchant, jwks=self.jwks, **kw).token
 
-    def par(self, assertion: str | None = None, *, token: Any = nx.DEFAULT, c: httpx.Client | None = None,
-            **form: str) -> httpx.Response:
+    def par(
+        self, assertion: str | None = None, *, token: Any = nx.DEFAULT, c: httpx.Client | None = None, **form: str
+    ) -> httpx.Response:
         assertion = assertion if assertion is not None else self.assertion()
-        return nx.par_request(c or self.backend, self.token if token is nx.DEFAULT else token,
-                              nx.par_form(self.app, assertion, **form))
+        return nx.par_request(
+            c or self.backend, self.token if token is nx.DEFAULT else token, nx.par_form(self.app, assertion, **form)
+        )
 
     def close(self) -> None:
         self.backend.close()
@@ -279,5 +315,13 @@ class NexiEnv:
 
 def nexi_env(server: LiveServer) -> NexiEnv:
     app = server.new_app()
-    return NexiEnv(server, app, server.new_merchant(app), server.new_app(), nx.get_token(server, app),
-                   nx.fetch_jwks(server), nx.http(server, app), nx.http(server, cert=None))
+    return NexiEnv(
+        server,
+        app,
+        server.new_merchant(app),
+        server.new_app(),
+        nx.get_token(server, app),
+        nx.fetch_jwks(server),
+        nx.http(server, app),
+        nx.http(server, cert=None),
+    )

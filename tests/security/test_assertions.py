@@ -31,6 +31,7 @@ NOW = lambda: int(time.time())  # noqa: E731
 
 # === 1 ===========================================================================================
 
+
 def test_row_01_alg_none_inner_jws(surface):
     surface.refuse(surface.assertion(inner="none"))
 
@@ -43,17 +44,20 @@ def test_row_01_bare_unsigned_jwt_native(live_server):
     """private_key_jwt also takes a bare JWS: ``alg: none`` there is refused too."""
     nc = nh.register(live_server, methods=("private_key_jwt",), with_jwks=True)
     with nothing_new(live_server):
-        assert_error(nh.cc_with_assertion(live_server, nc, nh.unsigned(nh.claims_for(live_server, nc))),
-                     401, "invalid_client")
+        assert_error(
+            nh.cc_with_assertion(live_server, nc, nh.unsigned(nh.claims_for(live_server, nc))), 401, "invalid_client"
+        )
 
 
 # === 2 ===========================================================================================
+
 
 def test_row_02_hs256_with_the_public_key_as_secret(surface):
     surface.refuse(surface.assertion(inner="hs256-pubkey"))
 
 
 # === 3 ===========================================================================================
+
 
 def test_row_03_signed_by_another_clients_key(surface):
     surface.refuse(surface.assertion(sign_key=surface.other.key))
@@ -66,16 +70,21 @@ def test_row_03_signed_by_an_unregistered_key(surface, tmp_path):
 
 # === 4 ===========================================================================================
 
-@pytest.mark.parametrize("case", ["exp-missing", "exp-past", "lifetime-over-max", "exp-nan", "exp-bool", "iat-infinity"])
+
+@pytest.mark.parametrize(
+    "case", ["exp-missing", "exp-past", "lifetime-over-max", "exp-nan", "exp-bool", "iat-infinity"]
+)
 def test_row_04_exp_missing_past_or_too_long(surface, case):
     now = NOW()
-    kw = {"exp-missing": {"drop": ["exp"]},
-          "exp-past": {"claims": {"iat": now - 100, "exp": now - 5}},
-          # 300 s natively, the provider's 900 s at the Nexi PAR
-          "lifetime-over-max": {"claims": {"iat": now - 1, "exp": now - 1 + surface.max_lifetime + 1}},
-          "exp-nan": {"claims": {"exp": float("nan")}},
-          "exp-bool": {"claims": {"exp": True}},
-          "iat-infinity": {"claims": {"iat": float("-inf")}}}[case]
+    kw = {
+        "exp-missing": {"drop": ["exp"]},
+        "exp-past": {"claims": {"iat": now - 100, "exp": now - 5}},
+        # 300 s natively, the provider's 900 s at the Nexi PAR
+        "lifetime-over-max": {"claims": {"iat": now - 1, "exp": now - 1 + surface.max_lifetime + 1}},
+        "exp-nan": {"claims": {"exp": float("nan")}},
+        "exp-bool": {"claims": {"exp": True}},
+        "iat-infinity": {"claims": {"iat": float("-inf")}},
+    }[case]
     surface.refuse(surface.assertion(**kw))
 
 
@@ -94,6 +103,7 @@ def test_row_04_native_keeps_300s_while_nexi_takes_900s(surface):
 
 
 # === 5 ===========================================================================================
+
 
 @pytest.mark.parametrize("claim", ["iat", "nbf"])
 def test_row_05_8s_in_the_future(surface, claim):
@@ -119,40 +129,57 @@ def test_row_05_within_the_tolerance_is_accepted(surface, claim):
 @pytest.mark.parametrize("claim,seconds", [("iat", 61), ("iat", 120), ("nbf", 61), ("nbf", 120)])
 def test_row_05_over_60s_in_the_future_is_refused(surface, claim, seconds):
     now = NOW()
-    claims = {"iat": now + seconds, "exp": now + seconds + 120} if claim == "iat" else {"nbf": now + seconds,
-                                                                                       "exp": now + seconds + 60}
+    claims = (
+        {"iat": now + seconds, "exp": now + seconds + 120}
+        if claim == "iat"
+        else {"nbf": now + seconds, "exp": now + seconds + 60}
+    )
     surface.refuse(surface.assertion(claims=claims))
 
 
 # === 6 ===========================================================================================
+
 
 def test_row_06_the_same_jti_twice(surface):
     first = surface.assertion()
     surface.accepted(surface.send(first))
     surface.refuse(first)  # the very same assertion
     surface.refuse(surface.assertion(claims={"jti": first.jti}))  # a fresh JWE around the same jti
-    replays = [e for e in surface.server.store.list_events()
-               if e.kind == "jti_replayed" and e.client_id == surface.ident.client_id]
+    replays = [
+        e
+        for e in surface.server.store.list_events()
+        if e.kind == "jti_replayed" and e.client_id == surface.ident.client_id
+    ]
     assert len(replays) == 1, replays  # recorded once a minute however often it is replayed
 
 
 # === 7 ===========================================================================================
 
+
 @pytest.mark.parametrize("case", ["other-server", "array", "endpoint-url", "http-scheme"])
 def test_row_07_wrong_audience(surface, case):
     base = nx.base_url(surface.server)
-    aud = {"other-server": "https://auth.other.example", "array": [base], "endpoint-url": base + surface.path,
-           "http-scheme": base.replace("https://", "http://")}[case]
+    aud = {
+        "other-server": "https://auth.other.example",
+        "array": [base],
+        "endpoint-url": base + surface.path,
+        "http-scheme": base.replace("https://", "http://"),
+    }[case]
     surface.refuse(surface.assertion(claims={"aud": aud}))
 
 
 # === 8 ===========================================================================================
 
+
 @pytest.mark.parametrize("case", ["iss-other", "sub-other", "sub-missing", "jti-missing"])
 def test_row_08_iss_sub_jti(surface, case):
     other = surface.other.client_id
-    kw = {"iss-other": {"claims": {"iss": other}}, "sub-other": {"claims": {"sub": other}},
-          "sub-missing": {"drop": ["sub"]}, "jti-missing": {"drop": ["jti"]}}[case]
+    kw = {
+        "iss-other": {"claims": {"iss": other}},
+        "sub-other": {"claims": {"sub": other}},
+        "sub-missing": {"drop": ["sub"]},
+        "jti-missing": {"drop": ["jti"]},
+    }[case]
     surface.refuse(surface.assertion(**kw))
 
 
@@ -172,9 +199,19 @@ def test_row_08_form_client_id_differs_from_the_assertion_native(live_server):
 
 # === 9 ===========================================================================================
 
-@pytest.mark.parametrize("alg,enc", [("RSA1_5", "A256GCM"), ("RSA1_5", "A128CBC-HS256"), ("dir", "A256GCM"),
-                                     ("A256KW", "A256GCM"), ("A128KW", "A128CBC-HS256"),
-                                     ("RSA-OAEP", "A192GCM"), ("RSA-OAEP-256", "A192CBC-HS384")])
+
+@pytest.mark.parametrize(
+    "alg,enc",
+    [
+        ("RSA1_5", "A256GCM"),
+        ("RSA1_5", "A128CBC-HS256"),
+        ("dir", "A256GCM"),
+        ("A256KW", "A256GCM"),
+        ("A128KW", "A128CBC-HS256"),
+        ("RSA-OAEP", "A192GCM"),
+        ("RSA-OAEP-256", "A192CBC-HS384"),
+    ],
+)
 def test_row_09_jwe_alg_enc_outside_the_allow_list(surface, alg, enc):
     surface.refuse(surface.assertion(jwe_alg=alg, jwe_enc=enc))
 
@@ -206,15 +243,21 @@ def test_row_09_failures_look_the_same_and_take_about_the_same_time(surface):
     }
     bodies = {name: surface.refuse(make()) for name, make in variants.items()}
     assert len({json.dumps(b, sort_keys=True) for b in bodies.values()}) == 1, bodies
-    rsa15 = {"valid-padding": surface.refuse(surface.assertion(jwe_alg="RSA1_5")),
-             "bad-padding": surface.refuse(_rsa1_5_with_garbage_key(surface))}
+    rsa15 = {
+        "valid-padding": surface.refuse(surface.assertion(jwe_alg="RSA1_5")),
+        "bad-padding": surface.refuse(_rsa1_5_with_garbage_key(surface)),
+    }
     assert rsa15["valid-padding"] == rsa15["bad-padding"], rsa15
 
     # Timing: interleaved samples over one keep-alive connection; compare medians. (A coarse
     # check: over a socket it can only see gross differences, such as one failure skipping
     # work that the other does; the answers above are what must not differ at all.)
-    tokens = {"oaep-foreign-key": variants["oaep-foreign-key"](), "tamper-tag": variants["tamper-tag"](),
-              "rsa1_5-valid": surface.assertion(jwe_alg="RSA1_5").token, "rsa1_5-bad": _rsa1_5_with_garbage_key(surface)}
+    tokens = {
+        "oaep-foreign-key": variants["oaep-foreign-key"](),
+        "tamper-tag": variants["tamper-tag"](),
+        "rsa1_5-valid": surface.assertion(jwe_alg="RSA1_5").token,
+        "rsa1_5-bad": _rsa1_5_with_garbage_key(surface),
+    }
     times: dict[str, list[float]] = {k: [] for k in tokens}
     for _ in range(25):
         for name, token in tokens.items():
@@ -228,6 +271,7 @@ def test_row_09_failures_look_the_same_and_take_about_the_same_time(surface):
 
 
 # === 10 ==========================================================================================
+
 
 def test_row_10_zip_def_refused_before_inflating(surface):
     """A real decompression bomb: about 8 MB of claims DEFLATEd into a JWE under 16 KiB."""
@@ -250,10 +294,13 @@ def test_row_10_zip_def_with_undecryptable_content_reads_the_same(surface):
 
 # === 11 ==========================================================================================
 
+
 @pytest.mark.parametrize("which", ["unknown", "signing-key"])
 def test_row_11_jwe_kid_unknown_or_a_signing_key(surface, which):
-    kid = {"unknown": "no-such-kid-" + uuid.uuid4().hex,
-           "signing-key": next(k.kid for k in surface.server.store.list_server_keys() if k.use == "sig")}[which]
+    kid = {
+        "unknown": "no-such-kid-" + uuid.uuid4().hex,
+        "signing-key": next(k.kid for k in surface.server.store.list_server_keys() if k.use == "sig"),
+    }[which]
     surface.refuse(surface.assertion(kid=kid))
 
 
@@ -291,6 +338,7 @@ def test_row_11_jku_x5u_jwk_headers_never_fetched_nor_trusted(surface, where, na
 
 # === 12 ==========================================================================================
 
+
 @pytest.mark.parametrize("how", ["truncate-tag", "truncate-iv", "tamper-ciphertext", "tamper-tag"])
 def test_row_12_tag_iv_or_ciphertext_truncated_or_tampered(surface, how):
     surface.refuse(surface.assertion(mangle=how))
@@ -309,6 +357,7 @@ def test_row_12_json_serialization_where_compact_is_required(surface):
 
 
 # === 13 ==========================================================================================
+
 
 def test_row_13_oversized_body_413(surface):
     """A body over 64 KiB: 413 (and nothing parsed)."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.live import REPO, free_port
+from tests.support.live import free_port
 
 #: Distinctive secrets: no window of them can occur by chance in a message.
 BAD_KEK = "QkVLLXZ3eHl6LXNlY3JldC1vZi10aGUtd3JvbmctbGVuZ3Ro"  # 36 bytes: the wrong length
@@ -29,22 +29,29 @@ WRONG_KEK = "V1JPTkdXUk9OR1dST05HV1JPTkdXUk9OR1dST05HV1I"  # 32 bytes: well form
 WRONG_PEPPER = "UEVQUEVSUEVQUEVSUEVQUEVSUEVQUEVSUEVQUEVSUEU"
 
 
-def tessera(home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60,
-            cwd: Path | None = None) -> subprocess.CompletedProcess:
+def tessera(
+    home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-    return subprocess.run([sys.executable, "-m", "tessera.cli", "--home", str(home), *args], env={**base, **(env or {})},
-                          capture_output=True, text=True, timeout=timeout, cwd=cwd or home.parent)
+    return subprocess.run(
+        [sys.executable, "-m", "tessera.cli", "--home", str(home), *args],
+        env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or home.parent,
+    )
 
 
 def assert_one_line_refusal(proc: subprocess.CompletedProcess, *, secrets: tuple[str, ...] = (), says: str = "") -> str:
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0, output
-    assert "Traceback" not in output and "File \"" not in output, output
+    assert "Traceback" not in output and 'File "' not in output, output
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
     for secret in secrets:  # not a run of 4 characters of the secret anywhere
         for i in range(len(secret) - 3):
-            assert secret[i:i + 4] not in output, (secret[i:i + 4], output)
+            assert secret[i : i + 4] not in output, (secret[i : i + 4], output)
     assert says.lower() in lines[0].lower(), lines[0]
     return lines[0]
 
@@ -84,8 +91,9 @@ def test_row_45_serve_refuses_a_bad_value_in_one_line(home, case):
     # --port would win over a bad TESSERA_PORT (flags win over the environment)
     flags = () if "TESSERA_PORT" in env else ("--port", str(port))
     proc = tessera(home, "serve", *flags, env=env, timeout=60)
-    assert_one_line_refusal(proc, secrets=tuple(v for k, v in env.items() if k in ("TESSERA_KEK", "TESSERA_PEPPER")),
-                            says=says)
+    assert_one_line_refusal(
+        proc, secrets=tuple(v for k, v in env.items() if k in ("TESSERA_KEK", "TESSERA_PEPPER")), says=says
+    )
     with pytest.raises(OSError):  # nothing listens: it never started
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
 
@@ -94,8 +102,9 @@ def test_row_45_serve_refuses_a_bad_value_in_one_line(home, case):
 def test_row_45_admin_commands_refuse_a_bad_value_in_one_line(home, case):
     env, says = BAD_VALUES[case]
     proc = tessera(home, "clients", "list", "--json", env=env)
-    assert_one_line_refusal(proc, secrets=tuple(v for k, v in env.items() if k in ("TESSERA_KEK", "TESSERA_PEPPER")),
-                            says=says)
+    assert_one_line_refusal(
+        proc, secrets=tuple(v for k, v in env.items() if k in ("TESSERA_KEK", "TESSERA_PEPPER")), says=says
+    )
 
 
 def test_row_45_wrong_kek_never_seals_new_keys(home):
@@ -113,8 +122,18 @@ def test_row_45_wrong_kek_at_certs_sign(home, tmp_path):
     import json
 
     csr, _key = make_csr(tmp_path)
-    proc = tessera(home, "certs", "sign", "--client", json.loads(client.stdout)["client_id"], "--csr", str(csr),
-                   "--out", str(tmp_path / "c.pem"), env={"TESSERA_KEK": WRONG_KEK})
+    proc = tessera(
+        home,
+        "certs",
+        "sign",
+        "--client",
+        json.loads(client.stdout)["client_id"],
+        "--csr",
+        str(csr),
+        "--out",
+        str(tmp_path / "c.pem"),
+        env={"TESSERA_KEK": WRONG_KEK},
+    )
     assert_one_line_refusal(proc, secrets=(WRONG_KEK,), says="key-encryption key")
     assert not (tmp_path / "c.pem").exists()
 
@@ -137,9 +156,14 @@ def test_the_right_configuration_still_serves(home):
     server that never starts)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-    proc = subprocess.Popen([sys.executable, "-m", "tessera.cli", "--home", str(home), "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=home.parent,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tessera.cli", "--home", str(home), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=home.parent,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -158,6 +182,7 @@ def test_the_right_configuration_still_serves(home):
 
 # === the home knows its database ===================================================================
 
+
 def _toml(home: Path) -> dict:
     return tomllib.loads((home / "tessera.toml").read_text())
 
@@ -173,11 +198,15 @@ def test_default_home_records_its_own_sqlite_database(tmp_path):
     assert listed.returncode == 0 and '"keys"' in listed.stdout, listed.stderr
     # Another database named in the environment: refused, nothing written anywhere.
     other = tmp_path / "other.db"
-    proc = tessera(moved, "clients", "create", "--name", "x", "--json", env={"TESSERA_DATABASE_URL": f"sqlite:///{other}"})
+    proc = tessera(
+        moved, "clients", "create", "--name", "x", "--json", env={"TESSERA_DATABASE_URL": f"sqlite:///{other}"}
+    )
     assert_one_line_refusal(proc, says="another database")
     assert not other.exists()
     # The same database spelt differently (absolute path) is the same database.
-    same = tessera(moved, "clients", "list", "--json", env={"TESSERA_DATABASE_URL": f"sqlite:///{moved / 'tessera.db'}"})
+    same = tessera(
+        moved, "clients", "list", "--json", env={"TESSERA_DATABASE_URL": f"sqlite:///{moved / 'tessera.db'}"}
+    )
     assert same.returncode == 0, same.stderr
 
 
@@ -218,8 +247,13 @@ def test_init_database_url_is_recorded_and_enforced_on_postgres(tmp_path, postgr
 
 
 def test_init_refuses_two_different_databases(tmp_path):
-    proc = tessera(tmp_path / "home", "init", "--database-url", f"sqlite:///{tmp_path / 'a.db'}",
-                   env={"TESSERA_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}"})
+    proc = tessera(
+        tmp_path / "home",
+        "init",
+        "--database-url",
+        f"sqlite:///{tmp_path / 'a.db'}",
+        env={"TESSERA_DATABASE_URL": f"sqlite:///{tmp_path / 'b.db'}"},
+    )
     assert_one_line_refusal(proc, says="different databases")
     assert not (tmp_path / "home").exists()
 

@@ -76,22 +76,31 @@ def new_api_key(server: LiveServer, merchant_id: int | None = None) -> dict:
     mid = merchant_id or secrets.randbelow(10**9) + 1
     if merchant_id is None:
         server.store.create_merchant(Merchant(mid, f"Shop {mid}", None, int(time.time())))
-    record, value = apikeys.create_key(server.store, server.settings.pepper_bytes(), mid, int(time.time()), max_enabled=3)
+    record, value = apikeys.create_key(
+        server.store, server.settings.pepper_bytes(), mid, int(time.time()), max_enabled=3
+    )
     return {"merchantId": mid, "keyId": record.key_id, "key": value}
 
 
 # === 29 ==========================================================================================
 
+
 def test_row_29_b2binpay_refresh_reused_after_rotation_revokes_the_family(live_server):
     app = live_server.new_app(with_cert=False)
-    r1 = b2b(live_server, B2B_LOGIN, login=app.client_id, password=app.client_secret).json()["data"]["attributes"]["refresh"]
+    r1 = b2b(live_server, B2B_LOGIN, login=app.client_id, password=app.client_secret).json()["data"]["attributes"][
+        "refresh"
+    ]
     rotated = b2b(live_server, B2B_REFRESH, refresh=r1)
     assert rotated.status_code == 200, rotated.text
     r2 = rotated.json()["data"]["attributes"]["refresh"]
     with nothing_new(live_server):
         assert_jsonapi_error(b2b(live_server, B2B_REFRESH, refresh=r1), 401, "2007")  # strict: the used one is dead
         assert_jsonapi_error(b2b(live_server, B2B_REFRESH, refresh=r2), 401, "2007")  # ... and the whole family
-    events = [e for e in live_server.store.list_events() if e.kind == "refresh_family_revoked" and e.client_id == app.client_id]
+    events = [
+        e
+        for e in live_server.store.list_events()
+        if e.kind == "refresh_family_revoked" and e.client_id == app.client_id
+    ]
     assert len(events) == 1 and events[0].detail.get("cause") == "refresh_reused", events
 
 
@@ -135,6 +144,7 @@ def test_row_29_native_grace_window(grace_server):
 
 # === 30 ==========================================================================================
 
+
 def test_row_30_axept_per_credential_and_address(live_server):
     k = new_api_key(live_server)
     address = fresh_address()
@@ -148,7 +158,9 @@ def test_row_30_axept_per_credential_and_address(live_server):
 def test_row_30_axept_per_address(address_lock_server):
     live_server = address_lock_server
     address = fresh_address()
-    for _ in range(live_server.settings.login_max_failures_per_address):  # five different keys: only the address's counter can lock
+    for _ in range(
+        live_server.settings.login_max_failures_per_address
+    ):  # five different keys: only the address's counter can lock
         assert_axept_error(axept(live_server, {**new_api_key(live_server), "key": "wrong"}, address=address), 401)
     k = new_api_key(live_server)
     with nothing_new(live_server):
@@ -161,28 +173,36 @@ def test_row_30_b2binpay_per_login_and_per_address(address_lock_server):
     app = live_server.new_app(with_cert=False)
     stranger = fresh_address()
     for _ in range(5):  # five guesses at one login from one address lock that login there
-        assert_jsonapi_error(b2b(live_server, B2B_LOGIN, address=stranger, login=app.client_id, password="wrong"),
-                             400, "2006")
+        assert_jsonapi_error(
+            b2b(live_server, B2B_LOGIN, address=stranger, login=app.client_id, password="wrong"), 400, "2006"
+        )
     with nothing_new(live_server):
-        assert_429(b2b(live_server, B2B_LOGIN, address=stranger, login=app.client_id, password=app.client_secret),
-                   "b2binpay")
+        assert_429(
+            b2b(live_server, B2B_LOGIN, address=stranger, login=app.client_id, password=app.client_secret), "b2binpay"
+        )
     assert b2b(live_server, B2B_LOGIN, login=app.client_id, password=app.client_secret).status_code == 200  # row 43
     address = fresh_address()
     for _ in range(live_server.settings.login_max_failures_per_address):
-        assert_jsonapi_error(b2b(live_server, B2B_LOGIN, address=address, login=f"nobody-{secrets.token_hex(4)}",
-                                 password="x"), 400, "2006")
+        assert_jsonapi_error(
+            b2b(live_server, B2B_LOGIN, address=address, login=f"nobody-{secrets.token_hex(4)}", password="x"),
+            400,
+            "2006",
+        )
     other = live_server.new_app(with_cert=False)
     with nothing_new(live_server):
-        assert_429(b2b(live_server, B2B_LOGIN, address=address, login=other.client_id, password=other.client_secret),
-                   "b2binpay")
+        assert_429(
+            b2b(live_server, B2B_LOGIN, address=address, login=other.client_id, password=other.client_secret),
+            "b2binpay",
+        )
 
 
 def test_row_30_b2binpay_bad_refresh_tokens_per_address(address_lock_server):
     live_server = address_lock_server
     address = fresh_address()
     for _ in range(live_server.settings.login_max_failures_per_address):
-        assert_jsonapi_error(b2b(live_server, B2B_REFRESH, address=address, refresh="garbage-" + secrets.token_hex(8)),
-                             401, "2007")
+        assert_jsonapi_error(
+            b2b(live_server, B2B_REFRESH, address=address, refresh="garbage-" + secrets.token_hex(8)), 401, "2007"
+        )
     with nothing_new(live_server):
         assert_429(b2b(live_server, B2B_REFRESH, address=address, refresh="garbage"), "b2binpay")
 
@@ -201,7 +221,9 @@ def test_row_30_mobilepay_per_client_and_per_address(address_lock_server):
     assert mobilepay(live_server, app.client_id, app.client_secret).status_code == 200
     address = fresh_address()
     for _ in range(live_server.settings.login_max_failures_per_address):
-        assert_error(mobilepay(live_server, f"nobody-{secrets.token_hex(4)}", "x", address=address), 401, "invalid_client")
+        assert_error(
+            mobilepay(live_server, f"nobody-{secrets.token_hex(4)}", "x", address=address), 401, "invalid_client"
+        )
     other = live_server.new_app(with_cert=False)
     with nothing_new(live_server):
         assert_429(mobilepay(live_server, other.client_id, other.client_secret, address=address), "oauth")
@@ -210,9 +232,15 @@ def test_row_30_mobilepay_per_client_and_per_address(address_lock_server):
 @pytest.fixture(scope="module")
 def rate_limited(tmp_path_factory):
     """A server whose request-rate limits are low enough to reach in a test (burst 3)."""
-    server = LiveServer(tmp_path_factory.mktemp("sec-rate"), env={
-        "TESSERA_RATE_LIMIT_PER_ADDRESS": "0.2", "TESSERA_RATE_LIMIT_ADDRESS_BURST": "3",
-        "TESSERA_RATE_LIMIT_PER_CREDENTIAL": "0.2", "TESSERA_RATE_LIMIT_CREDENTIAL_BURST": "3"}).start()
+    server = LiveServer(
+        tmp_path_factory.mktemp("sec-rate"),
+        env={
+            "TESSERA_RATE_LIMIT_PER_ADDRESS": "0.2",
+            "TESSERA_RATE_LIMIT_ADDRESS_BURST": "3",
+            "TESSERA_RATE_LIMIT_PER_CREDENTIAL": "0.2",
+            "TESSERA_RATE_LIMIT_CREDENTIAL_BURST": "3",
+        },
+    ).start()
     yield server
     server.stop()
 
@@ -245,8 +273,11 @@ def test_row_30_native_token_endpoint(live_server):
     nc = nh.register(live_server)
     with client(live_server) as c:
         for _ in range(5):
-            assert_error(c.post(nh.TOKEN, data={"grant_type": "client_credentials"}, auth=(nc.client_id, "wrong")), 401,
-                         "invalid_client")
+            assert_error(
+                c.post(nh.TOKEN, data={"grant_type": "client_credentials"}, auth=(nc.client_id, "wrong")),
+                401,
+                "invalid_client",
+            )
         assert_429(c.post(nh.TOKEN, data={"grant_type": "client_credentials"}, auth=nh.basic(nc)), "oauth")
 
 
@@ -274,6 +305,7 @@ def test_row_30_merchant_login_page(live_server):
 
 # === 31 ==========================================================================================
 
+
 def _forms(value: str) -> list[bytes]:
     """A secret as text, and (when it is base64url) its raw bytes, hex and standard base64."""
     out = [value.encode()]
@@ -297,11 +329,21 @@ def test_row_31_stored_only_as_hmac_or_argon2id(live_server):
     key = live_server.cli_json("keys", "create", "--merchant-id", str(mid))
     password = "people choose " + secrets.token_hex(6)
     user = f"row31-{mid}@shop.example"
-    live_server.cli("merchants", "add-user", "--merchant-id", str(mid), "--username", user, "--password-stdin",
-                    input=password + "\n")
+    live_server.cli(
+        "merchants",
+        "add-user",
+        "--merchant-id",
+        str(mid),
+        "--username",
+        user,
+        "--password-stdin",
+        input=password + "\n",
+    )
     pepper = live_server.settings.pepper_bytes()
     with live_server.store.engine.connect() as c:
-        client_row = c.execute(sa.select(schema.clients).where(schema.clients.c.client_id == created["client_id"])).one()
+        client_row = c.execute(
+            sa.select(schema.clients).where(schema.clients.c.client_id == created["client_id"])
+        ).one()
         key_row = c.execute(sa.select(schema.api_keys).where(schema.api_keys.c.merchant_id == mid)).one()
         user_row = c.execute(sa.select(schema.merchant_users).where(schema.merchant_users.c.username == user)).one()
     expect = lambda v: hmac.new(pepper, v.encode(), hashlib.sha256).hexdigest()  # noqa: E731
@@ -321,7 +363,9 @@ def test_row_31_stored_only_as_hmac_or_argon2id(live_server):
     assert axept(live_server, {"merchantId": mid, "keyId": key["keyId"], "key": key["key"]}).status_code == 200
 
 
-SECRETISH = re.compile(r"secret|password|key_hash|secret_hash|verifier|challenge|\bsign\b|signature|digest|api_key", re.I)
+SECRETISH = re.compile(
+    r"secret|password|key_hash|secret_hash|verifier|challenge|\bsign\b|signature|digest|api_key", re.I
+)
 
 
 def _equality_on_secrets(path: Path) -> list[str]:
@@ -379,7 +423,11 @@ def test_row_31_compared_in_constant_time(monkeypatch):
 
 # === 32 ==========================================================================================
 
-JWKS_PATHS = ["/softpos/par/jwks.json", "/oauth2/jwks", "/integrator-authentication/.well-known/openid-configuration/jwks"]
+JWKS_PATHS = [
+    "/softpos/par/jwks.json",
+    "/oauth2/jwks",
+    "/integrator-authentication/.well-known/openid-configuration/jwks",
+]
 
 
 @pytest.mark.parametrize("path", JWKS_PATHS)
@@ -418,6 +466,7 @@ def test_row_32_jwks_after_rotations(live_server):
 
 # === 33 ==========================================================================================
 
+
 def test_row_33_disabled_api_key_401_at_once(live_server):
     k = new_api_key(live_server)
     new_api_key(live_server, k["merchantId"])  # a second key, so the first is not the last one
@@ -444,8 +493,9 @@ def test_row_33_revoked_client_401_at_once(live_server):
         # B2BINPAY's document answers a bad login with 400 code 2006: its shape of invalid_client
         assert_jsonapi_error(b2b(live_server, B2B_LOGIN, login=app.client_id, password=app.client_secret), 400, "2006")
         with nh.http(live_server) as c:
-            assert_error(c.post(nh.TOKEN, data={"grant_type": "client_credentials"}, auth=nh.basic(nc)), 401,
-                         "invalid_client")
+            assert_error(
+                c.post(nh.TOKEN, data={"grant_type": "client_credentials"}, auth=nh.basic(nc)), 401, "invalid_client"
+            )
 
 
 def test_row_33_revoked_certificate_401_at_once(nexi):
@@ -456,8 +506,11 @@ def test_row_33_revoked_certificate_401_at_once(nexi):
     with nx.http(nexi.server, app) as c, nothing_new(nexi.server):
         assert_error(nx.token_request(c, app), 401, "invalid_client")
         # The Bearer token is bound to the revoked certificate: refused where tokens are read.
-        assert_error(nx.par_request(c, token, nx.par_form(app, nx.build_assertion(nexi.server, app, m).token)), 401,
-                     "invalid_token")
+        assert_error(
+            nx.par_request(c, token, nx.par_form(app, nx.build_assertion(nexi.server, app, m).token)),
+            401,
+            "invalid_token",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -495,10 +548,20 @@ FORM_CASES = {
     "wrong-content-type": (b"grant_type=client_credentials", "text/plain"),
     "no-content-type": (b"grant_type=client_credentials", None),
     "not-utf8": (b"grant_type=client_credentials&scope=\xff\xfe", "application/x-www-form-urlencoded"),
-    "repeated-field": (b"grant_type=client_credentials&grant_type=client_credentials", "application/x-www-form-urlencoded"),
+    "repeated-field": (
+        b"grant_type=client_credentials&grant_type=client_credentials",
+        "application/x-www-form-urlencoded",
+    ),
 }
-FORM_ENDPOINTS = {"nexi-token": nx.TOKEN_PATH, "nexi-par": nx.PAR_PATH, "nexi-code": nx.CODE_TOKEN_PATH,
-                  "mobilepay": MOBILEPAY, "native-token": nh.TOKEN, "native-par": nh.PAR, "native-introspect": nh.INTROSPECT}
+FORM_ENDPOINTS = {
+    "nexi-token": nx.TOKEN_PATH,
+    "nexi-par": nx.PAR_PATH,
+    "nexi-code": nx.CODE_TOKEN_PATH,
+    "mobilepay": MOBILEPAY,
+    "native-token": nh.TOKEN,
+    "native-par": nh.PAR,
+    "native-introspect": nh.INTROSPECT,
+}
 
 
 @pytest.mark.parametrize("case", list(FORM_CASES))
@@ -521,7 +584,7 @@ JSON_CASES = {
     "not-utf8": b'{"merchantId": 1, "keyId": 1, "key": "\xff\xfe"}',
     "latin1": '{"merchantId": 1, "keyId": 1, "key": "cl\u00e9"}'.encode("latin-1"),
     "string-for-int": b'{"merchantId": "1", "keyId": 1, "key": "k"}',
-    "array-body": b'[1, 2, 3]',
+    "array-body": b"[1, 2, 3]",
     "null-field": b'{"merchantId": null, "keyId": 1, "key": "k"}',
 }
 

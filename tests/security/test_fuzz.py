@@ -46,25 +46,41 @@ pytestmark = pytest.mark.slow
 MAX_EXAMPLES = 100
 SEED = 20261121
 BUDGET = 90  # seconds: the whole schemathesis run, a hard bound (it takes about 35 s)
-CHECKS = ("not_a_server_error,response_schema_conformance,status_code_conformance,"
-          "content_type_conformance,response_headers_conformance")
+CHECKS = (
+    "not_a_server_error,response_schema_conformance,status_code_conformance,"
+    "content_type_conformance,response_headers_conformance"
+)
 #: Routes that are not part of the public API description: the metrics scrape, and the
 #: B2BINPAY paths without the trailing slash (aliases of the documented ones).
 UNDOCUMENTED = {"/metrics", "/b2binpay/token", "/b2binpay/token/refresh"}
 #: Operations that must answer a success at least once during the run (the others need a
 #: merchant's sign-in or a code, which only a browser flow makes).
 MUST_SUCCEED = {
-    ("/healthz", "GET"), ("/readyz", "GET"), ("/openapi.json", "GET"), ("/oauth2/jwks", "GET"),
-    ("/.well-known/oauth-authorization-server", "GET"), ("/.well-known/openid-configuration", "GET"),
-    ("/oauth2/token", "POST"), ("/oauth2/par", "POST"), ("/oauth2/introspect", "POST"), ("/oauth2/revoke", "POST"),
-    ("/oauth2/userinfo", "GET"), ("/oauth2/userinfo", "POST"), ("/oauth2/authorize", "GET"),
-    ("/softpos/appenrollment/token", "POST"), ("/softpos/par/jwks.json", "GET"), ("/softpos/as/par", "POST"),
-    ("/softpos/as/authorize", "GET"), ("/axept/v1/authenticate", "POST"),
-    ("/integrator-authentication/connect/token", "POST"), ("/integrator-authentication/connect/introspect", "POST"),
+    ("/healthz", "GET"),
+    ("/readyz", "GET"),
+    ("/openapi.json", "GET"),
+    ("/oauth2/jwks", "GET"),
+    ("/.well-known/oauth-authorization-server", "GET"),
+    ("/.well-known/openid-configuration", "GET"),
+    ("/oauth2/token", "POST"),
+    ("/oauth2/par", "POST"),
+    ("/oauth2/introspect", "POST"),
+    ("/oauth2/revoke", "POST"),
+    ("/oauth2/userinfo", "GET"),
+    ("/oauth2/userinfo", "POST"),
+    ("/oauth2/authorize", "GET"),
+    ("/softpos/appenrollment/token", "POST"),
+    ("/softpos/par/jwks.json", "GET"),
+    ("/softpos/as/par", "POST"),
+    ("/softpos/as/authorize", "GET"),
+    ("/axept/v1/authenticate", "POST"),
+    ("/integrator-authentication/connect/token", "POST"),
+    ("/integrator-authentication/connect/introspect", "POST"),
     ("/integrator-authentication/connect/revocation", "POST"),
     ("/integrator-authentication/.well-known/openid-configuration", "GET"),
     ("/integrator-authentication/.well-known/openid-configuration/jwks", "GET"),
-    ("/b2binpay/token/", "POST"), ("/b2binpay/token/refresh/", "POST"),
+    ("/b2binpay/token/", "POST"),
+    ("/b2binpay/token/refresh/", "POST"),
 }
 
 
@@ -85,9 +101,9 @@ def test_openapi_document_describes_every_public_route(live_server, monkeypatch)
     assert doc["openapi"].startswith("3.1")
     assert doc["servers"] == [{"url": nx.base_url(live_server)}]
     monkeypatch.setattr(web_app, "configure_logging", lambda *a, **kw: None)  # leave this process's logging alone
-    app = web_app.create_app(live_server.settings, core=object())  # the routes only: nothing is called
+    app = web_app.create_app(live_server.settings, store=live_server.store)  # the routes only: nothing is called
     routes = {r.path for r in app.routes if isinstance(r, Route)}
-    assert set(doc["paths"]) == routes - UNDOCUMENTED, (set(doc["paths"]) ^ (routes - UNDOCUMENTED))
+    assert set(doc["paths"]) == routes - UNDOCUMENTED, set(doc["paths"]) ^ (routes - UNDOCUMENTED)
     # every operation lists its error answers, and every $ref resolves
     text = json.dumps(doc)
     for ref in set(re.findall(r'"\$ref": "#/components/(\w+)/(\w+)"', text)):
@@ -119,16 +135,25 @@ def _live_examples(server) -> tuple[dict, dict]:
     vat_mid = uuid.uuid4().int % 10**9 + 1
     server.store.create_merchant(Merchant(vat_mid, "Fuzz Shop", vat, int(time.time())))
     server.store.grant(vat_mid, app.client_id, int(time.time()))
-    record, key = apikeys.create_key(server.store, server.settings.pepper_bytes(), merchant.merchant_id, int(time.time()),
-                                     max_enabled=3)
+    record, key = apikeys.create_key(
+        server.store, server.settings.pepper_bytes(), merchant.merchant_id, int(time.time()), max_enabled=3
+    )
     with client(server) as c:
-        login = c.post(B2B_LOGIN, content=json.dumps({"data": {"type": "auth-token", "attributes": {
-            "login": app.client_id, "password": app.client_secret}}}), headers={"Content-Type": JSONAPI})
+        login = c.post(
+            B2B_LOGIN,
+            content=json.dumps(
+                {"data": {"type": "auth-token", "attributes": {"login": app.client_id, "password": app.client_secret}}}
+            ),
+            headers={"Content-Type": JSONAPI},
+        )
     assert login.status_code == 200, login.text
     native_token = nh.client_credentials(server, nh.register(server))["access_token"]
     with client(server) as c:
-        mobilepay = c.post("/integrator-authentication/connect/token", data={"grant_type": "client_credentials"},
-                           auth=(app.client_id, app.client_secret))
+        mobilepay = c.post(
+            "/integrator-authentication/connect/token",
+            data={"grant_type": "client_credentials"},
+            auth=(app.client_id, app.client_secret),
+        )
     assert mobilepay.status_code == 200, mobilepay.text
     request_uri = nx.push(server, app, merchant, token=token)
     _, challenge = nx.pkce_pair()
@@ -139,25 +164,40 @@ def _live_examples(server) -> tuple[dict, dict]:
     examples = {
         # (an operation asking for two schemes at once, mTLS and Basic, gets no Basic from schemathesis:
         # client_secret_post instead)
-        ("/softpos/appenrollment/token", "post"): {"grant_type": "client_credentials", "client_id": app.client_id,
-                                                   "client_secret": app.client_secret},
-        ("/softpos/as/par", "post"): {"client_assertion": nx.build_assertion(server, app, merchant).token,
-                                      "client_id": app.client_id, "scope": "oidc", "redirect_uri": app.redirect_uri},
+        ("/softpos/appenrollment/token", "post"): {
+            "grant_type": "client_credentials",
+            "client_id": app.client_id,
+            "client_secret": app.client_secret,
+        },
+        ("/softpos/as/par", "post"): {
+            "client_assertion": nx.build_assertion(server, app, merchant).token,
+            "client_id": app.client_id,
+            "scope": "oidc",
+            "redirect_uri": app.redirect_uri,
+        },
         ("/softpos/as/authorize", "get"): {"client_id": app.client_id, "request_uri": request_uri},
         ("/axept/v1/authenticate", "post"): {"merchantId": merchant.merchant_id, "keyId": record.key_id, "key": key},
         ("/integrator-authentication/connect/token", "post"): {"grant_type": "client_credentials", "merchant_vat": vat},
-        ("/b2binpay/token/", "post"): {"data": {"type": "auth-token", "attributes": {"login": app.client_id,
-                                                                                      "password": app.client_secret}}},
-        ("/b2binpay/token/refresh/", "post"): {"data": {"type": "auth-token", "attributes": {
-            "refresh": login.json()["data"]["attributes"]["refresh"]}}},
+        ("/b2binpay/token/", "post"): {
+            "data": {"type": "auth-token", "attributes": {"login": app.client_id, "password": app.client_secret}}
+        },
+        ("/b2binpay/token/refresh/", "post"): {
+            "data": {"type": "auth-token", "attributes": {"refresh": login.json()["data"]["attributes"]["refresh"]}}
+        },
         ("/oauth2/token", "post"): {"grant_type": "client_credentials"},
-        ("/oauth2/par", "post"): {"response_type": "code", "redirect_uri": app.redirect_uri, "code_challenge": challenge,
-                                  "code_challenge_method": "S256"},
+        ("/oauth2/par", "post"): {
+            "response_type": "code",
+            "redirect_uri": app.redirect_uri,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        },
         ("/oauth2/introspect", "post"): {"token": native_token},
         ("/oauth2/revoke", "post"): {"token": token},
         ("/integrator-authentication/connect/introspect", "post"): {"token": mobilepay.json()["access_token"]},
-        ("/integrator-authentication/connect/revocation", "post"): {"token": mobilepay.json()["access_token"],
-                                                                    "token_type_hint": "access_token"},
+        ("/integrator-authentication/connect/revocation", "post"): {
+            "token": mobilepay.json()["access_token"],
+            "token_type_hint": "access_token",
+        },
     }
     return auth, examples
 
@@ -182,8 +222,9 @@ def _for_schemathesis(doc: dict) -> dict:
         for op in item.values():
             if "security" not in op:
                 continue
-            op["security"] = [{k: v for k, v in req.items() if k != "mutualTLS"} if len(req) > 1 else req
-                              for req in op["security"]]
+            op["security"] = [
+                {k: v for k, v in req.items() if k != "mutualTLS"} if len(req) > 1 else req for req in op["security"]
+            ]
             if path == "/oauth2/userinfo":
                 op["security"] = [{"nativeBearer": []}]
     return doc
@@ -223,15 +264,46 @@ def test_schemathesis_finds_no_server_error_and_no_schema_break(live_server, tmp
         "[auth.openapi.bearer]\n"
         f'bearer = "{auth["token"]}"\n'
         "[auth.openapi.nativeBearer]\n"
-        f'bearer = "{auth["user_token"]}"\n')
-    cmd = [sys.executable, "-c", "from schemathesis.cli import schemathesis; schemathesis()",
-           "--config-file", str(tmp_path / "schemathesis.toml"), "run", str(tmp_path / "openapi.json"),
-           "--url", nx.base_url(live_server), "--tls-verify", str(live_server.ca),
-           "--request-cert", str(app.cert), "--request-cert-key", str(app.key),
-           "--checks", CHECKS, "--phases", "examples,coverage,fuzzing",
-           "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED), "--workers", "2",
-           "--max-redirects", "0", "--request-timeout", "10", "--generation-database", "none",
-           "--no-color", "--report", "junit", "--report-dir", str(tmp_path / "report")]
+        f'bearer = "{auth["user_token"]}"\n'
+    )
+    cmd = [
+        sys.executable,
+        "-c",
+        "from schemathesis.cli import schemathesis; schemathesis()",
+        "--config-file",
+        str(tmp_path / "schemathesis.toml"),
+        "run",
+        str(tmp_path / "openapi.json"),
+        "--url",
+        nx.base_url(live_server),
+        "--tls-verify",
+        str(live_server.ca),
+        "--request-cert",
+        str(app.cert),
+        "--request-cert-key",
+        str(app.key),
+        "--checks",
+        CHECKS,
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--workers",
+        "2",
+        "--max-redirects",
+        "0",
+        "--request-timeout",
+        "10",
+        "--generation-database",
+        "none",
+        "--no-color",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(tmp_path / "report"),
+    ]
     before = issued(live_server)
     answers_before = _answers(live_server)
     started = time.monotonic()
@@ -244,7 +316,8 @@ def test_schemathesis_finds_no_server_error_and_no_schema_break(live_server, tmp
     (tmp_path / "schemathesis.out").write_text(out)
     assert proc.returncode == 0, f"schemathesis found problems ({stats}):\n{out[-30000:]}"
     assert re.search(r"Tested: (\d+)", out) and int(re.search(r"Tested: (\d+)", out).group(1)) == sum(
-        len(item) for item in doc["paths"].values()), out[-3000:]
+        len(item) for item in doc["paths"].values()
+    ), out[-3000:]
     # the examples reached past the credential checks: the run issued tokens on every profile
     after = issued(live_server)
     for profile in ("nexi-softpos", "axept", "mobilepay", "b2binpay", "native"):

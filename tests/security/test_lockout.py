@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import httpx
 import pytest
@@ -176,7 +176,9 @@ def test_many_strangers_cannot_lock_the_client_out(server):
 
 
 def spray_server(tmp_path_factory) -> LiveServer:
-    return LiveServer(tmp_path_factory.mktemp("lockout-spray"), env={"TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "8"}).start()
+    return LiveServer(
+        tmp_path_factory.mktemp("lockout-spray"), env={"TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "8"}
+    ).start()
 
 
 def test_wrong_secrets_from_many_addresses_are_an_event_not_a_lock(tmp_path_factory):
@@ -223,7 +225,9 @@ def test_the_stranger_address_is_locked_for_every_credential_after_its_own_budge
 def new_key(server: LiveServer) -> dict:
     mid = secrets.randbelow(10**9) + 1
     server.store.create_merchant(Merchant(mid, f"Shop {mid}", None, int(time.time())))
-    record, value = apikeys.create_key(server.store, server.settings.pepper_bytes(), mid, int(time.time()), max_enabled=3)
+    record, value = apikeys.create_key(
+        server.store, server.settings.pepper_bytes(), mid, int(time.time()), max_enabled=3
+    )
     return {"merchantId": mid, "keyId": record.key_id, "key": value}
 
 
@@ -280,15 +284,22 @@ def test_a_merchant_users_password_is_locked_per_account_from_any_address(server
 def test_ipv6_addresses_of_one_64_share_the_address_budget(tmp_path_factory):
     """Behind a trusted proxy (``X-Real-IP``): wrong secrets from eight addresses of one IPv6 /64
     lock that /64 for every credential; another /64 is not affected."""
-    srv = LiveServer(tmp_path_factory.mktemp("lockout-v6"), env={
-        "TESSERA_MTLS_MODE": "proxy", "TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "8"}).start()
+    srv = LiveServer(
+        tmp_path_factory.mktemp("lockout-v6"),
+        env={"TESSERA_MTLS_MODE": "proxy", "TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "8"},
+    ).start()
 
     def token(app: AppIdentity, secret: str, real_ip: str) -> httpx.Response:
-        return httpx.post(srv.url + MOBILEPAY, data={"grant_type": "client_credentials"}, auth=(app.client_id, secret),
-                          headers={"X-Real-IP": real_ip}, timeout=30)
+        return httpx.post(
+            srv.url + MOBILEPAY,
+            data={"grant_type": "client_credentials"},
+            auth=(app.client_id, secret),
+            headers={"X-Real-IP": real_ip},
+            timeout=30,
+        )
 
     try:
-        a, b = secrets.randbelow(0xfff) + 1, secrets.randbelow(0xfff) + 2
+        a, b = secrets.randbelow(0xFFF) + 1, secrets.randbelow(0xFFF) + 2
         net, other_net = f"2001:db8:{a:x}:{b:x}", f"2001:db8:{a:x}:{b ^ 1:x}"
         apps = [srv.new_app(with_cert=False) for _ in range(8)]
         for i, app in enumerate(apps):  # eight hosts of one /64, one wrong secret each, for eight clients

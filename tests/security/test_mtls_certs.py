@@ -14,7 +14,7 @@ import base64
 import json
 import subprocess
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
@@ -52,16 +52,24 @@ def store_cert(server: LiveServer, client_id: str, cert: x509.Certificate, path:
     from tessera.web.mtls import thumbprint
 
     pem = cert.public_bytes(serialization.Encoding.PEM)
-    server.store.add_certificate(CertificateRecord(
-        serial=format(cert.serial_number, "x"), client_id=client_id,
-        thumbprint=thumbprint(cert.public_bytes(serialization.Encoding.DER)), subject=cert.subject.rfc4514_string(),
-        not_before=int(cert.not_valid_before_utc.timestamp()), not_after=int(cert.not_valid_after_utc.timestamp()),
-        pem=pem.decode(), created_at=int(time.time())))
+    server.store.add_certificate(
+        CertificateRecord(
+            serial=format(cert.serial_number, "x"),
+            client_id=client_id,
+            thumbprint=thumbprint(cert.public_bytes(serialization.Encoding.DER)),
+            subject=cert.subject.rfc4514_string(),
+            not_before=int(cert.not_valid_before_utc.timestamp()),
+            not_after=int(cert.not_valid_after_utc.timestamp()),
+            pem=pem.decode(),
+            created_at=int(time.time()),
+        )
+    )
     path.write_bytes(pem)
     return path
 
 
 # === 23 ==========================================================================================
+
 
 def test_row_23_nexi_token_without_a_client_certificate(nexi):
     with nx.http(nexi.server, cert=None) as c, nothing_new(nexi.server):
@@ -71,8 +79,12 @@ def test_row_23_nexi_token_without_a_client_certificate(nexi):
 def test_row_23_nexi_code_exchange_without_a_client_certificate(nexi):
     m = nexi.server.new_merchant(nexi.app)
     verifier, challenge = nx.pkce_pair()
-    code = nx.login_for_code(nexi.server, nexi.app, m, nx.push(nexi.server, nexi.app, m, token=nexi.token, jwks=nexi.jwks,
-                                                                  code_challenge=challenge))
+    code = nx.login_for_code(
+        nexi.server,
+        nexi.app,
+        m,
+        nx.push(nexi.server, nexi.app, m, token=nexi.token, jwks=nexi.jwks, code_challenge=challenge),
+    )
     with nx.http(nexi.server, cert=None) as c, nothing_new(nexi.server):
         assert_error(nx.exchange(c, nexi.app, code, code_verifier=verifier), 401, "invalid_client")
     assert nx.exchange(nexi.backend, nexi.app, code, code_verifier=verifier).status_code == 200  # not used up
@@ -81,11 +93,15 @@ def test_row_23_nexi_code_exchange_without_a_client_certificate(nexi):
 def test_row_23_native_tls_client_auth_without_a_certificate(live_server):
     nc = nh.register(live_server, methods=("tls_client_auth",), with_cert=True)
     with nh.http(live_server, nc, mtls=False) as c, nothing_new(live_server):
-        assert_error(c.post(nh.TOKEN, data={"grant_type": "client_credentials", "client_id": nc.client_id}), 401,
-                     "invalid_client")
+        assert_error(
+            c.post(nh.TOKEN, data={"grant_type": "client_credentials", "client_id": nc.client_id}),
+            401,
+            "invalid_client",
+        )
 
 
 # === 24 ==========================================================================================
+
 
 def test_row_24_app_a_certificate_with_app_b_credentials_nexi(nexi):
     with nothing_new(nexi.server):  # nexi.backend presents the app's certificate
@@ -96,20 +112,25 @@ def test_row_24_app_a_certificate_with_app_b_credentials_native(live_server):
     a = nh.register(live_server, methods=("tls_client_auth", "client_secret_basic"), with_cert=True)
     b = nh.register(live_server, methods=("tls_client_auth", "client_secret_basic"), with_cert=True)
     with nh.http(live_server, cert=a.cert, key=a.key) as c, nothing_new(live_server):
-        assert_error(c.post(nh.TOKEN, data={"grant_type": "client_credentials"}, auth=nh.basic(b)), 401, "invalid_client")
-        assert_error(c.post(nh.TOKEN, data={"grant_type": "client_credentials", "client_id": b.client_id}), 401,
-                     "invalid_client")
+        assert_error(
+            c.post(nh.TOKEN, data={"grant_type": "client_credentials"}, auth=nh.basic(b)), 401, "invalid_client"
+        )
+        assert_error(
+            c.post(nh.TOKEN, data={"grant_type": "client_credentials", "client_id": b.client_id}), 401, "invalid_client"
+        )
 
 
 # === 25 ==========================================================================================
+
 
 def test_row_25_expired_certificate(live_server, tmp_path):
     from tessera.home import load_ca
 
     app = live_server.new_app(with_cert=False)
     csr, key = make_csr(tmp_path / "expired")
-    issued = load_ca(live_server.settings).sign_csr(csr.read_bytes(), validity_days=1,
-                                                    now=datetime.now(timezone.utc) - timedelta(days=5))
+    issued = load_ca(live_server.settings).sign_csr(
+        csr.read_bytes(), validity_days=1, now=datetime.now(UTC) - timedelta(days=5)
+    )
     cert = store_cert(live_server, app.client_id, x509.load_pem_x509_certificate(issued.pem), tmp_path / "expired.pem")
     with nothing_new(live_server):
         r = nexi_token_call(live_server, app, cert, key)
@@ -149,9 +170,16 @@ def test_row_25_certificate_without_the_client_auth_eku(live_server, tmp_path):
     csr_path, key = make_csr(tmp_path / "server-eku")
     csr = x509.load_pem_x509_csr(csr_path.read_bytes())
     ca = load_ca(live_server.settings)
-    now = datetime.now(timezone.utc)
-    cert = ca._sign(ca._leaf_builder(subject=csr.subject, public_key=csr.public_key(), not_before=now - timedelta(minutes=5),
-                                     not_after=now + timedelta(days=5), eku=ExtendedKeyUsageOID.SERVER_AUTH))
+    now = datetime.now(UTC)
+    cert = ca._sign(
+        ca._leaf_builder(
+            subject=csr.subject,
+            public_key=csr.public_key(),
+            not_before=now - timedelta(minutes=5),
+            not_after=now + timedelta(days=5),
+            eku=ExtendedKeyUsageOID.SERVER_AUTH,
+        )
+    )
     path = store_cert(live_server, app.client_id, cert, tmp_path / "server-eku.pem")
     with nothing_new(live_server):
         r = nexi_token_call(live_server, app, path, key)
@@ -160,6 +188,7 @@ def test_row_25_certificate_without_the_client_auth_eku(live_server, tmp_path):
 
 
 # === 26 ==========================================================================================
+
 
 def test_row_26_token_bound_to_certificate_a_used_with_certificate_b(nexi):
     import dataclasses
@@ -193,14 +222,17 @@ def test_row_26_bound_token_without_a_certificate(nexi, live_server):
 
 # === 27 ==========================================================================================
 
+
 @pytest.fixture(scope="module")
 def behind_nginx(tmp_path_factory):
     """A proxy-mode server (trusting 127.0.0.1 only) behind the repository's nginx site, over TLS."""
     from tests.support.nginx import Nginx, find_nginx
 
     find_nginx()
-    server = LiveServer(tmp_path_factory.mktemp("sec-proxy"), env={
-        "TESSERA_MTLS_MODE": "proxy", "TESSERA_TRUSTED_PROXIES": '["127.0.0.1/32"]'}).start()
+    server = LiveServer(
+        tmp_path_factory.mktemp("sec-proxy"),
+        env={"TESSERA_MTLS_MODE": "proxy", "TESSERA_TRUSTED_PROXIES": '["127.0.0.1/32"]'},
+    ).start()
     nginx = None
     try:
         nginx = Nginx(port=free_port(), upstreams=[server.port, server.port], home=server.home).start()
@@ -220,8 +252,10 @@ def test_row_27_certificate_header_smuggled_through_the_proxy_is_ignored(behind_
     assert ok.status_code == 200, ok.text
     assert claims_of(ok.json()["access_token"])["cnf"]["x5t#S256"] == app.thumbprint
     smuggled = {"X-SSL-Client-Cert": quote(app.cert.read_text(), safe="")}
-    with httpx.Client(base_url=f"https://localhost:{nginx.port}", verify=ctx_none, headers=smuggled) as c, \
-            nothing_new(server):
+    with (
+        httpx.Client(base_url=f"https://localhost:{nginx.port}", verify=ctx_none, headers=smuggled) as c,
+        nothing_new(server),
+    ):
         assert_error(nx.token_request(c, app), 401, "invalid_client")
 
 
@@ -238,14 +272,25 @@ def test_row_27_certificate_header_from_an_untrusted_peer_is_ignored(behind_ngin
 
 # === 28 ==========================================================================================
 
+
 def _sign(server: LiveServer, client_id: str, csr: Path, out: Path) -> subprocess.CompletedProcess:
     return server.cli("certs", "sign", "--client", client_id, "--csr", str(csr), "--out", str(out), check=False)
 
 
 def _csr(directory: Path, name: str, *args: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    openssl("req", "-nodes", *args, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", "/CN=NOMEAPP/O=NEXI/C=IT",
-            cwd=directory)
+    openssl(
+        "req",
+        "-nodes",
+        *args,
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+        "-subj",
+        "/CN=NOMEAPP/O=NEXI/C=IT",
+        cwd=directory,
+    )
     return directory / f"{name}.csr"
 
 
@@ -259,9 +304,11 @@ def test_row_28_bad_csr_is_refused(live_server, tmp_path, case):
         csr.write_bytes(der_to_pem(bytes(der), "CERTIFICATE REQUEST"))
         x509.load_pem_x509_csr(csr.read_bytes())  # still well-formed
     else:
-        extra = {"rsa-1024": ["-newkey", "rsa:1024", "-addext", "extendedKeyUsage=clientAuth"],
-                 "ca-true": ["-newkey", "rsa:2048", "-addext", "basicConstraints=critical,CA:TRUE"],
-                 "extra-eku": ["-newkey", "rsa:2048", "-addext", "extendedKeyUsage=clientAuth,serverAuth"]}[case]
+        extra = {
+            "rsa-1024": ["-newkey", "rsa:1024", "-addext", "extendedKeyUsage=clientAuth"],
+            "ca-true": ["-newkey", "rsa:2048", "-addext", "basicConstraints=critical,CA:TRUE"],
+            "extra-eku": ["-newkey", "rsa:2048", "-addext", "extendedKeyUsage=clientAuth,serverAuth"],
+        }[case]
         csr = _csr(tmp_path, "t", *extra)
     out = tmp_path / "issued.pem"
     before = ledger(live_server)
@@ -274,8 +321,16 @@ def test_row_28_bad_csr_is_refused(live_server, tmp_path, case):
 
 def test_row_28_issued_certificate_is_ca_false_client_auth_only_and_works(live_server, tmp_path):
     app = live_server.new_app(with_cert=False)
-    csr = _csr(tmp_path, "good", "-newkey", "rsa:2048", "-addext", "extendedKeyUsage=clientAuth",
-               "-addext", "keyUsage=digitalSignature")
+    csr = _csr(
+        tmp_path,
+        "good",
+        "-newkey",
+        "rsa:2048",
+        "-addext",
+        "extendedKeyUsage=clientAuth",
+        "-addext",
+        "keyUsage=digitalSignature",
+    )
     out = tmp_path / "good.pem"
     proc = _sign(live_server, app.client_id, csr, out)
     assert proc.returncode == 0, proc.stdout + proc.stderr

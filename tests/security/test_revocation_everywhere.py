@@ -13,7 +13,6 @@ import ssl
 import time
 
 import httpx
-import pytest
 
 from tessera.core import apikeys
 from tessera.core.models import Merchant
@@ -76,8 +75,11 @@ def test_a_revoked_client_is_refused_at_every_native_endpoint(db_live_server):
         assert c.post(INTROSPECT, data={"token": token}, auth=basic(nc)).json()["active"] is True
     server.store.set_client_status(nc.client_id, "revoked")
     with http(server, mtls=False) as c:
-        for path, data in ((TOKEN, {"grant_type": "client_credentials"}), (INTROSPECT, {"token": token}),
-                           (REVOKE, {"token": token})):
+        for path, data in (
+            (TOKEN, {"grant_type": "client_credentials"}),
+            (INTROSPECT, {"token": token}),
+            (REVOKE, {"token": token}),
+        ):
             assert_error(c.post(path, data=data, auth=basic(nc)), 401, "invalid_client")
     assert_invalid_token(userinfo(server, token))
 
@@ -112,20 +114,28 @@ def mtls_client(server: LiveServer, app) -> httpx.Client:
 
 def nexi_token(server: LiveServer, app) -> httpx.Response:
     with mtls_client(server, app) as c:
-        return c.post("/softpos/appenrollment/token", data={"grant_type": "client_credentials", "client_id": app.client_id,
-                                                            "client_secret": app.client_secret})
+        return c.post(
+            "/softpos/appenrollment/token",
+            data={"grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret},
+        )
 
 
 def mobilepay(server: LiveServer, app) -> httpx.Response:
     with mtls_client(server, app) as c:
-        return c.post("/integrator-authentication/connect/token", auth=(app.client_id, app.client_secret),
-                      data={"grant_type": "client_credentials"})
+        return c.post(
+            "/integrator-authentication/connect/token",
+            auth=(app.client_id, app.client_secret),
+            data={"grant_type": "client_credentials"},
+        )
 
 
 def b2b(server: LiveServer, path: str, attributes: dict) -> httpx.Response:
     with mtls_client(server, type("NoCert", (), {"cert": None})()) as c:
-        return c.post(path, content=json.dumps({"data": {"type": "auth-token", "attributes": attributes}}),
-                      headers={"Content-Type": JSONAPI})
+        return c.post(
+            path,
+            content=json.dumps({"data": {"type": "auth-token", "attributes": attributes}}),
+            headers={"Content-Type": JSONAPI},
+        )
 
 
 def b2b_error(r: httpx.Response, status: int, code: str) -> None:

@@ -33,9 +33,10 @@ import re
 import secrets
 import ssl
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
@@ -50,8 +51,22 @@ pytestmark = pytest.mark.slow
 
 REDIRECT = "https://scan.example.test/cb"
 #: Wire fields whose values are secrets, keys or tokens.
-SECRET_FIELDS = {"access_token", "refresh_token", "id_token", "token", "access", "refresh", "request_uri", "code",
-                 "client_secret", "password", "key", "client_assertion", "code_verifier", "login_password"}
+SECRET_FIELDS = {
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "token",
+    "access",
+    "refresh",
+    "request_uri",
+    "code",
+    "client_secret",
+    "password",
+    "key",
+    "client_assertion",
+    "code_verifier",
+    "login_password",
+}
 JWT = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
 JWE = re.compile(rb"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{40,}\.[A-Za-z0-9_-]{12,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16,}")
 PEM_PRIVATE = re.compile(rb"-----BEGIN [A-Z ]*PRIVATE KEY-----")
@@ -88,7 +103,7 @@ def _walk(value: Any) -> Iterable[tuple[str, Any]]:
             yield from _walk(v)
 
 
-def secrets_on_the_wire(exchanges: list) -> dict[str, str]:
+def secrets_on_the_wire(exchanges: list) -> dict[str, str]:  # noqa: C901 - one branch per wire format, kept side by side
     """Every secret value the recorded requests and responses carried, named by where."""
     found: dict[str, str] = {}
 
@@ -142,7 +157,15 @@ def _ctx(server: LiveServer, cert: Path | None = None, key: Path | None = None) 
 
 
 def run_sdk_flows(server: LiveServer, run: Run, workdir: Path) -> None:
-    from tessera.sdk import AxeptClient, B2BinPayClient, MobilePayClient, NexiSoftPOSClient, TokenCache, make_csr, make_pkce
+    from tessera.sdk import (
+        AxeptClient,
+        B2BinPayClient,
+        MobilePayClient,
+        NexiSoftPOSClient,
+        TokenCache,
+        make_csr,
+        make_pkce,
+    )
 
     url = nx.base_url(server)
     exchanges: list = []
@@ -165,26 +188,47 @@ def run_sdk_flows(server: LiveServer, run: Run, workdir: Path) -> None:
     server.cli_json("merchants", "create", "--merchant-id", str(mid), "--vat", vat, "--name", "Scan Shop")
     server.cli("merchants", "add-terminal", "--merchant-id", str(mid), "--pos", pos, "--tid", sp, "--kind", "softpos")
     server.cli("merchants", "add-terminal", "--merchant-id", str(mid), "--pos", pos, "--tid", mp, "--kind", "mpos")
-    server.cli("merchants", "add-user", "--merchant-id", str(mid), "--username", username, "--password-stdin",
-               input=password + "\n")
+    server.cli(
+        "merchants",
+        "add-user",
+        "--merchant-id",
+        str(mid),
+        "--username",
+        username,
+        "--password-stdin",
+        input=password + "\n",
+    )
     server.cli("merchants", "grant", "--merchant-id", str(mid), "--client", client_id)
     key = server.cli_json("keys", "create", "--merchant-id", str(mid))
     run.add(key["key"], "axept API key (CLI)")
 
     # --- nexi-softpos -------------------------------------------------------------------------------
     transport = Recorder(exchanges, verify=_ctx(server, cert_path, key_path))
-    with NexiSoftPOSClient(url, client_id, secret, cert_path, key_path, verify=server.ca, transport=transport,
-                           cache=TokenCache()) as nexi:
+    with NexiSoftPOSClient(
+        url, client_id, secret, cert_path, key_path, verify=server.ca, transport=transport, cache=TokenCache()
+    ) as nexi:
         nexi.token()
         assertion = nexi.client_assertion(point_of_sale=pos, terminal_ids=[sp, mp], username_merchant=username)
         verifier, challenge = make_pkce()
         run.add(verifier, "PKCE verifier")
-        pushed = nexi.par(scope="openid oidc email", redirect_uri=REDIRECT, client_assertion=assertion,
-                          state="st", code_challenge=challenge)
+        pushed = nexi.par(
+            scope="openid oidc email",
+            redirect_uri=REDIRECT,
+            client_assertion=assertion,
+            state="st",
+            code_challenge=challenge,
+        )
         with httpx.Client(transport=Recorder(exchanges, verify=_ctx(server)), timeout=30) as browser:
             assert browser.get(nexi.authorize_url(pushed["request_uri"])).status_code == 200
-            login = browser.post(nexi.authorize_url(pushed["request_uri"]).split("?")[0], data={
-                "client_id": client_id, "request_uri": pushed["request_uri"], "username": username, "password": password})
+            login = browser.post(
+                nexi.authorize_url(pushed["request_uri"]).split("?")[0],
+                data={
+                    "client_id": client_id,
+                    "request_uri": pushed["request_uri"],
+                    "username": username,
+                    "password": password,
+                },
+            )
         assert login.status_code == 303, login.text[:200]
         code = parse_qs(urlsplit(login.headers["location"]).query)["code"][0]
         tokens = nexi.exchange_code(code=code, redirect_uri=REDIRECT, code_verifier=verifier)
@@ -192,14 +236,23 @@ def run_sdk_flows(server: LiveServer, run: Run, workdir: Path) -> None:
 
     # --- axept, mobilepay, b2binpay ---------------------------------------------------------------------
     ctx = _ctx(server)
-    with AxeptClient(url, mid, key["keyId"], key["key"], verify=ctx, transport=Recorder(exchanges, verify=ctx),
-                     cache=TokenCache()) as axept:
+    with AxeptClient(
+        url, mid, key["keyId"], key["key"], verify=ctx, transport=Recorder(exchanges, verify=ctx), cache=TokenCache()
+    ) as axept:
         axept.token()
-    with MobilePayClient(url, client_id, secret, merchant_vat=vat, verify=ctx, transport=Recorder(exchanges, verify=ctx),
-                         cache=TokenCache()) as mobilepay:
+    with MobilePayClient(
+        url,
+        client_id,
+        secret,
+        merchant_vat=vat,
+        verify=ctx,
+        transport=Recorder(exchanges, verify=ctx),
+        cache=TokenCache(),
+    ) as mobilepay:
         mobilepay.token()
-    with B2BinPayClient(url, client_id, secret, verify=ctx, transport=Recorder(exchanges, verify=ctx),
-                        cache=TokenCache()) as b2b:
+    with B2BinPayClient(
+        url, client_id, secret, verify=ctx, transport=Recorder(exchanges, verify=ctx), cache=TokenCache()
+    ) as b2b:
         first = b2b.token()
         b2b.invalidate()
         assert b2b.token() != first  # the second one came from a refresh (rotation)
@@ -221,12 +274,21 @@ def run_native_flows(server: LiveServer, run: Run) -> None:
     back = nh.code_from(nh.login(server, nc, pushed.json()["request_uri"], m.username, m.password))
     run.add(back["code"], "native authorization code")
     with nh.http(server) as c:
-        r = c.post(nh.TOKEN, data={"grant_type": "authorization_code", "code": back["code"], "redirect_uri": nc.redirect_uri,
-                                   "code_verifier": pushed.verifier}, auth=nh.basic(nc))
+        r = c.post(
+            nh.TOKEN,
+            data={
+                "grant_type": "authorization_code",
+                "code": back["code"],
+                "redirect_uri": nc.redirect_uri,
+                "code_verifier": pushed.verifier,
+            },
+            auth=nh.basic(nc),
+        )
         assert r.status_code == 200, r.text
         first = r.json()
-        r = c.post(nh.TOKEN, data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
-                   auth=nh.basic(nc))
+        r = c.post(
+            nh.TOKEN, data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}, auth=nh.basic(nc)
+        )
         assert r.status_code == 200, r.text
         rotated = r.json()
         cc = nh.client_credentials(server, nc)
@@ -262,8 +324,9 @@ def collect_server_keys(server: LiveServer, run: Run) -> None:
     from cryptography.hazmat.primitives import serialization
 
     ca = load_ca(settings)
-    run.pems["CA private key"] = ca.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                              serialization.NoEncryption())
+    run.pems["CA private key"] = ca.private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     tls_key = settings.home / "secrets" / "server-key.pem"
     if tls_key.exists():
         run.pems["server TLS key"] = tls_key.read_bytes()
@@ -346,9 +409,22 @@ def database_rows(server: LiveServer) -> Iterable[tuple[str, str, str, bytes]]:
 
 def test_the_run_collected_what_it_must(full_run):
     kinds = " ".join(full_run.secrets.values())
-    for what in ("client secret", "axept API key", "merchant user password", "Bearer", "refresh", "id_token",
-                 "request_uri", "code", "client_assertion", "PKCE verifier", "server sig key", "server enc key",
-                 "KEK", "pepper"):
+    for what in (
+        "client secret",
+        "axept API key",
+        "merchant user password",
+        "Bearer",
+        "refresh",
+        "id_token",
+        "request_uri",
+        "code",
+        "client_assertion",
+        "PKCE verifier",
+        "server sig key",
+        "server enc key",
+        "KEK",
+        "pepper",
+    ):
         assert what in kinds, (what, sorted(set(full_run.secrets.values())))
     assert {"developer certificate key", "CA private key", "server TLS key"} <= set(full_run.pems)
     assert len(full_run.secrets) > 40
@@ -394,9 +470,15 @@ def test_the_scanner_finds_what_it_looks_for(full_run):
     pem_line = pem_lines(full_run.pems["developer certificate key"])[3]
     secret = next(v for v, what in full_run.secrets.items() if what.startswith("client secret"))
     raw = base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
-    for planted in (b'{"x": "' + token.encode() + b'"}', b"..." + pem_line + b"...", b"\x00" + raw + b"\x00",
-                    raw.hex().encode(), quote(secret, safe="").encode(), b'{"kty":"RSA","d":"' + b"A" * 40 + b'"}',
-                    b"-----BEGIN PRIVATE KEY-----"):
+    for planted in (
+        b'{"x": "' + token.encode() + b'"}',
+        b"..." + pem_line + b"...",
+        b"\x00" + raw + b"\x00",
+        raw.hex().encode(),
+        quote(secret, safe="").encode(),
+        b'{"kty":"RSA","d":"' + b"A" * 40 + b'"}',
+        b"-----BEGIN PRIVATE KEY-----",
+    ):
         assert find_all(planted, items), planted[:40]
     assert not find_all(b'{"status": "ok", "kid": "abc"}', items)
 

@@ -73,6 +73,7 @@ def _basic(user: str, password: str) -> str:
 
 # === row 40: identifiers ========================================================================
 
+
 @pytest.mark.parametrize("bad", list(NUL_IDS))
 def test_row_40_native_token_form_client_id(server, bad):
     body = _raw_form(grant_type="client_credentials", client_id=NUL_IDS[bad], client_secret="x" * 43)
@@ -94,8 +95,13 @@ def test_row_40_nexi_token_forms_client_id(server, bad):
     with client(server, cert=app.cert, key=app.key) as c, nothing_new(server):
         body = _raw_form(grant_type="client_credentials", client_id=NUL_IDS[bad], client_secret=app.client_secret)
         assert_error(c.post(nx.TOKEN_PATH, content=body, headers=FORM), 400, "invalid_request")
-        body = _raw_form(grant_type="authorization_code", client_id=NUL_IDS[bad], code="c" * 43,
-                         redirect_uri=app.redirect_uri, code_verifier="v" * 43)
+        body = _raw_form(
+            grant_type="authorization_code",
+            client_id=NUL_IDS[bad],
+            code="c" * 43,
+            redirect_uri=app.redirect_uri,
+            code_verifier="v" * 43,
+        )
         assert_error(c.post(nx.CODE_TOKEN_PATH, content=body, headers=FORM), 400, "invalid_request")
 
 
@@ -125,15 +131,28 @@ def test_row_40_axept_key(server, bad):
 def test_row_40_plain_authorization_request(server, bad):
     from urllib.parse import urlencode
 
-    query = urlencode({"response_type": "code", "client_id": NUL_IDS[bad], "redirect_uri": nh.REDIRECT,
-                       "code_challenge": "x" * 43, "code_challenge_method": "S256", "state": "s"})
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": NUL_IDS[bad],
+            "redirect_uri": nh.REDIRECT,
+            "code_challenge": "x" * 43,
+            "code_challenge_method": "S256",
+            "state": "s",
+        }
+    )
     with client(server) as c, nothing_new(server):
         assert_html_error(c.get(f"{nh.AUTHORIZE}?{query}"), 400, "invalid_request")
         # The sign-in forms of both authorize endpoints: the client id and the username.
         for path in (nh.AUTHORIZE, nx.AUTHORIZE_PATH):
             for field in ("client_id", "username"):
-                fields = {"client_id": "abc", "request_uri": "urn:x", "username": "u@shop.example", "password": "p",
-                          field: NUL_IDS[bad]}
+                fields = {
+                    "client_id": "abc",
+                    "request_uri": "urn:x",
+                    "username": "u@shop.example",
+                    "password": "p",
+                    field: NUL_IDS[bad],
+                }
                 assert_html_error(c.post(path, content=_raw_form(**fields), headers=FORM), 400, "invalid_request")
 
 
@@ -145,17 +164,34 @@ def test_row_40_nul_in_any_form_parameter(server):
             grant = "refresh_token" if field == "refresh_token" else "authorization_code"
             body = _raw_form(grant_type=grant, **{field: "abc\x00"})
             assert_error(c.post(nh.TOKEN, content=body, headers=FORM, auth=nh.basic(nc)), 400, "invalid_request")
-        assert_error(c.post(nh.INTROSPECT, content=_raw_form(token="a\x00b"), headers=FORM, auth=nh.basic(nc)), 400,
-                     "invalid_request")
-        assert_error(c.post(nh.REVOKE, content=_raw_form(token="a\x00b"), headers=FORM, auth=nh.basic(nc)), 400,
-                     "invalid_request")
+        assert_error(
+            c.post(nh.INTROSPECT, content=_raw_form(token="a\x00b"), headers=FORM, auth=nh.basic(nc)),
+            400,
+            "invalid_request",
+        )
+        assert_error(
+            c.post(nh.REVOKE, content=_raw_form(token="a\x00b"), headers=FORM, auth=nh.basic(nc)),
+            400,
+            "invalid_request",
+        )
 
 
 # === rows 38, 39: JSON bodies ===================================================================
 
-AXEPT_NUMBERS = {"NaN": "NaN", "Infinity": "Infinity", "-Infinity": "-Infinity", "1e309": "1e309", "float": "1.0",
-                 "exponent": "1e3", "true": "true", "2^53": str(2**53), "2^63": str(2**63), "2^64": str(2**64),
-                 "negative": "-1", "zero": "0"}
+AXEPT_NUMBERS = {
+    "NaN": "NaN",
+    "Infinity": "Infinity",
+    "-Infinity": "-Infinity",
+    "1e309": "1e309",
+    "float": "1.0",
+    "exponent": "1e3",
+    "true": "true",
+    "2^53": str(2**53),
+    "2^63": str(2**63),
+    "2^64": str(2**64),
+    "negative": "-1",
+    "zero": "0",
+}
 
 
 @pytest.mark.parametrize("field", ["merchantId", "keyId"])
@@ -163,7 +199,11 @@ AXEPT_NUMBERS = {"NaN": "NaN", "Infinity": "Infinity", "-Infinity": "-Infinity",
 def test_row_38_axept_integer_fields(server, field, number):
     k = new_api_key(server)
     doc = {"merchantId": k["merchantId"], "keyId": k["keyId"], "key": k["key"]}
-    body = "{" + ", ".join(f'"{n}": {AXEPT_NUMBERS[number] if n == field else json.dumps(v)}' for n, v in doc.items()) + "}"
+    body = (
+        "{"
+        + ", ".join(f'"{n}": {AXEPT_NUMBERS[number] if n == field else json.dumps(v)}' for n, v in doc.items())
+        + "}"
+    )
     with client(server) as c, nothing_new(server):
         assert_axept_error(c.post(AXEPT, content=body, headers={"Content-Type": "application/json"}), 400)
 
@@ -193,9 +233,13 @@ def test_row_39_axept_hostile_json(server, case):
 
 B2B_BODIES = {
     "deep": '{"data": ' + DEEP + "}",
-    "deep-attributes": '{"data": {"type": "auth-token", "attributes": {"login": "a", "password": "b", "x": ' + DEEP + "}}}",
-    "surrogate-login": '{"data": {"type": "auth-token", "attributes": {"login": "\\ud800", "password": "b", "refresh": "\\ud800"}}}',
-    "surrogate-password": '{"data": {"type": "auth-token", "attributes": {"login": "a", "password": "\\udc00x", "refresh": "x\\udc00"}}}',
+    "deep-attributes": '{"data": {"type": "auth-token", "attributes": {"login": "a", "password": "b", "x": '
+    + DEEP
+    + "}}}",
+    "surrogate-login": '{"data": {"type": "auth-token", "attributes": '
+    '{"login": "\\ud800", "password": "b", "refresh": "\\ud800"}}}',
+    "surrogate-password": '{"data": {"type": "auth-token", "attributes": '
+    '{"login": "a", "password": "\\udc00x", "refresh": "x\\udc00"}}}',
     "NaN": '{"data": {"type": "auth-token", "attributes": {"login": "a", "password": "b", "refresh": "r", "n": NaN}}}',
 }
 
@@ -228,6 +272,7 @@ def test_row_39_unsigned_assertion_issuer(server, case):
 
 
 # === database errors never carry their parameters ================================================
+
 
 def test_database_errors_hide_their_parameters(server):
     """The server's engines (``make_engine``) are made with ``hide_parameters``: the message of a

@@ -59,7 +59,9 @@ def run_flows(server: LiveServer, exchanges: list, extra: dict[str, str]) -> Non
     extra[merchant.password] = "merchant password"
 
     def recorded(cert=None, key=None) -> httpx.Client:
-        return httpx.Client(base_url=base, transport=Recorder(exchanges, verify=nx.ssl_ctx(server, cert, key)), timeout=30)
+        return httpx.Client(
+            base_url=base, transport=Recorder(exchanges, verify=nx.ssl_ctx(server, cert, key)), timeout=30
+        )
 
     # --- Nexi: token, PAR, authorize with request_uri, login, code in the redirect, exchange -----------
     with recorded(app.cert, app.key) as c:
@@ -71,8 +73,9 @@ def run_flows(server: LiveServer, exchanges: list, extra: dict[str, str]) -> Non
         state = "nexi-state-" + secrets.token_urlsafe(16)
         extra.update({verifier: "Nexi PKCE verifier", state: "Nexi state"})
         assertion = nx.build_assertion(server, app, merchant, jwks=jwks).token
-        r = nx.par_request(c, token, nx.par_form(app, assertion, state=state, code_challenge=challenge,
-                                                  code_challenge_method="S256"))
+        r = nx.par_request(
+            c, token, nx.par_form(app, assertion, state=state, code_challenge=challenge, code_challenge_method="S256")
+        )
         uri = nx.assert_par_created(r)
     with recorded() as browser:
         page = browser.get(nx.AUTHORIZE_PATH, params={"client_id": app.client_id, "request_uri": uri})
@@ -81,8 +84,13 @@ def run_flows(server: LiveServer, exchanges: list, extra: dict[str, str]) -> Non
         back = nx.code_from(r, app)
         assert back["state"] == state
         # refusals with secrets in the URL
-        assert browser.get(nx.AUTHORIZE_PATH, params={"client_id": app.client_id,
-                                                      "request_uri": "urn:softpos_" + secrets.token_hex(16)}).status_code == 400
+        assert (
+            browser.get(
+                nx.AUTHORIZE_PATH,
+                params={"client_id": app.client_id, "request_uri": "urn:softpos_" + secrets.token_hex(16)},
+            ).status_code
+            == 400
+        )
         fake_code, fake_state = secrets.token_urlsafe(24), "lost-state-" + secrets.token_urlsafe(16)
         extra.update({fake_code: "code in an unmatched URL", fake_state: "state in an unmatched URL"})
         assert browser.get(f"/no/such/path?code={fake_code}&state={fake_state}").status_code == 404
@@ -100,30 +108,58 @@ def run_flows(server: LiveServer, exchanges: list, extra: dict[str, str]) -> Non
     state = "native-state-" + secrets.token_urlsafe(16)
     extra.update({verifier: "native PKCE verifier", state: "native state"})
     with recorded() as browser:
-        page = browser.get(nh.AUTHORIZE, params={
-            "response_type": "code", "client_id": nc.client_id, "redirect_uri": nc.redirect_uri, "scope": "openid",
-            "state": state, "code_challenge": challenge, "code_challenge_method": "S256"})
+        page = browser.get(
+            nh.AUTHORIZE,
+            params={
+                "response_type": "code",
+                "client_id": nc.client_id,
+                "redirect_uri": nc.redirect_uri,
+                "scope": "openid",
+                "state": state,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            },
+        )
         assert page.status_code == 200, page.text[:300]
         hidden = dict(HIDDEN.findall(page.text))
         extra[hidden["request_uri"]] = "native request_uri (from the page)"
         r = browser.post(nh.AUTHORIZE, data={**hidden, "username": merchant.username, "password": merchant.password})
         back = nh.code_from(r)
         assert back["state"] == state
-        assert browser.get(nh.AUTHORIZE, params={"client_id": nc.client_id,
-                                                 "request_uri": "urn:ietf:params:oauth:request_uri:" + secrets.token_urlsafe(24)}
-                           ).status_code == 400
+        assert (
+            browser.get(
+                nh.AUTHORIZE,
+                params={
+                    "client_id": nc.client_id,
+                    "request_uri": "urn:ietf:params:oauth:request_uri:" + secrets.token_urlsafe(24),
+                },
+            ).status_code
+            == 400
+        )
     with recorded() as c:
-        r = c.post(nh.TOKEN, data={"grant_type": "authorization_code", "code": back["code"],
-                                   "redirect_uri": nc.redirect_uri, "code_verifier": verifier}, auth=nh.basic(nc))
+        r = c.post(
+            nh.TOKEN,
+            data={
+                "grant_type": "authorization_code",
+                "code": back["code"],
+                "redirect_uri": nc.redirect_uri,
+                "code_verifier": verifier,
+            },
+            auth=nh.basic(nc),
+        )
         assert r.status_code == 200, r.text
-        r = c.post(nh.TOKEN, data={"grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"]},
-                   auth=nh.basic(nc))
+        r = c.post(
+            nh.TOKEN,
+            data={"grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"]},
+            auth=nh.basic(nc),
+        )
         assert r.status_code == 200, r.text
         assert c.post(nh.TOKEN, data={"grant_type": "client_credentials"}, auth=nh.basic(nc)).status_code == 200
 
     # --- B2BINPAY login and refresh; axept key; MobilePay secret ---------------------------------------
-    key_record, key = apikeys.create_key(server.store, server.settings.pepper_bytes(), merchant.merchant_id,
-                                         int(time.time()), max_enabled=3)
+    key_record, key = apikeys.create_key(
+        server.store, server.settings.pepper_bytes(), merchant.merchant_id, int(time.time()), max_enabled=3
+    )
     with recorded() as c:
         jsonapi = {"Content-Type": "application/vnd.api+json"}
         body = {"data": {"type": "auth-token", "attributes": {"login": app.client_id, "password": app.client_secret}}}
@@ -132,10 +168,15 @@ def run_flows(server: LiveServer, exchanges: list, extra: dict[str, str]) -> Non
         refresh = {"data": {"type": "auth-token", "attributes": {"refresh": r.json()["data"]["attributes"]["refresh"]}}}
         r = c.post("/b2binpay/token/refresh/", content=json.dumps(refresh), headers=jsonapi)
         assert r.status_code == 200, r.text
-        r = c.post("/axept/v1/authenticate", json={"merchantId": merchant.merchant_id, "keyId": key_record.key_id, "key": key})
+        r = c.post(
+            "/axept/v1/authenticate", json={"merchantId": merchant.merchant_id, "keyId": key_record.key_id, "key": key}
+        )
         assert r.status_code == 200, r.text
-        r = c.post("/integrator-authentication/connect/token", data={"grant_type": "client_credentials"},
-                   auth=(app.client_id, app.client_secret))
+        r = c.post(
+            "/integrator-authentication/connect/token",
+            data={"grant_type": "client_credentials"},
+            auth=(app.client_id, app.client_secret),
+        )
         assert r.status_code == 200, r.text
 
 
@@ -155,8 +196,19 @@ def test_one_access_line_per_request_and_no_secret_with_any_number_of_workers(se
     assert not [d for d in lines if d.get("logger") == "uvicorn.access"]
     for d in access:
         assert "?" not in json.dumps(d), d
-        assert set(d) <= {"event", "level", "timestamp", "request_id", "method", "route", "status", "profile",
-                          "duration_ms", "client", "reason"}, d
+        assert set(d) <= {
+            "event",
+            "level",
+            "timestamp",
+            "request_id",
+            "method",
+            "route",
+            "status",
+            "profile",
+            "duration_ms",
+            "client",
+            "reason",
+        }, d
     paths = {request.url.path for request, _ in exchanges}
     assert "/no/such/path" in paths and "/no/such/path" not in log.decode()  # not even the raw unmatched path
     if server.workers > 1:  # both processes were started by uvicorn's supervisor
@@ -165,8 +217,18 @@ def test_one_access_line_per_request_and_no_secret_with_any_number_of_workers(se
     # no secret that was on the wire, in any form it could be logged in
     found = {**secrets_on_the_wire(exchanges), **extra}
     kinds = " ".join(found.values())
-    for what in ("request_uri", "code", "client_secret", "password", "access_token", "refresh", "key", "client_assertion",
-                 "state", "PKCE verifier"):
+    for what in (
+        "request_uri",
+        "code",
+        "client_secret",
+        "password",
+        "access_token",
+        "refresh",
+        "key",
+        "client_assertion",
+        "state",
+        "PKCE verifier",
+    ):
         assert what in kinds, (what, kinds)
     for value, what in found.items():
         for form in {value, quote(value, safe=""), quote_plus(value), value.rsplit(":", 1)[-1].rsplit("_", 1)[-1]}:

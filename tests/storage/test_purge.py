@@ -1,4 +1,4 @@
-"""The purge (tessera.core.purge over Store.purge), on SQLite and on a real PostgreSQL.
+"""The purge (tessera.core.purge over Store.purge), in memory, on SQLite and on a real PostgreSQL.
 
 What goes: every artefact past its expiry, old security events. What stays: anything a
 check still reads: a consumed refresh token until its own ``exp`` (reuse detection), a
@@ -14,15 +14,19 @@ from tessera.config import Settings
 from tessera.core import authorize, purge, refresh
 from tessera.core.flows import native
 from tessera.core.models import Artifact
+from tessera.core.ports import PurgePolicy
 from tessera.storage import migrate
-from tessera.storage.base import PurgePolicy
+from tessera.storage.memory import MemoryStore
 from tessera.storage.sql import SQLStore
 
 NOW = 1_700_000_000
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres])])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=[pytest.mark.postgres])])
 def store(request, tmp_path):
+    if request.param == "memory":
+        yield MemoryStore()
+        return
     url = f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
     s = SQLStore(url)
     migrate.upgrade(s.engine)
@@ -51,7 +55,13 @@ def test_expired_requests_jtis_and_marks_go_the_live_stay(store, settings):
     store.claim("assertion_jti", "app-1:old", "app-1", NOW - 1, NOW - 100)
     store.claim("assertion_jti", "app-1:live", "app-1", NOW + 30, NOW - 100)
     counts = purge.purge(store, settings, NOW)
-    assert counts == {"request_uri": 2, native.PAR_KIND: 2, "revoked_jti": 2, "native_code_replay": 2, "assertion_jti": 1}
+    assert counts == {
+        "request_uri": 2,
+        native.PAR_KIND: 2,
+        "revoked_jti": 2,
+        "native_code_replay": 2,
+        "assertion_jti": 1,
+    }
     for kind in ("request_uri", native.PAR_KIND, "revoked_jti", "native_code_replay"):
         assert keys(store, kind, "old", "edge", "live") == {"live"}
     assert keys(store, "assertion_jti", "app-1:old", "app-1:live") == {"app-1:live"}
@@ -62,8 +72,8 @@ def test_expired_requests_jtis_and_marks_go_the_live_stay(store, settings):
 def test_a_consumed_code_outlives_its_expiry_by_the_replay_margin(store, settings, kind):
     margin = purge.policy(settings, NOW).replay_margin
     assert margin >= max(purge.REPLAY_MARGIN, purge.longest_access_token(settings))
-    put(store, kind, "unused", NOW - 10)                                   # expired, never used: goes
-    put(store, kind, "used-recent", NOW - 10, consumed_at=NOW - 50)        # used: replay still recognised
+    put(store, kind, "unused", NOW - 10)  # expired, never used: goes
+    put(store, kind, "used-recent", NOW - 10, consumed_at=NOW - 50)  # used: replay still recognised
     put(store, kind, "used-old", NOW - margin, consumed_at=NOW - margin - 30)  # used, past the margin: goes
     assert purge.purge(store, settings, NOW) == {kind: 2}
     assert keys(store, kind, "unused", "used-recent", "used-old") == {"used-recent"}
@@ -87,7 +97,11 @@ def test_refresh_tokens_go_at_their_own_exp_and_families_only_when_no_token_need
     put(store, F, "fam-young", NOW + 1000)
     counts = purge.purge(store, settings, NOW)
     assert counts == {F: 1, R: 3}, counts
-    assert keys(store, F, "fam-live-token", "fam-margin", "fam-dead", "fam-young") == {"fam-live-token", "fam-margin", "fam-young"}
+    assert keys(store, F, "fam-live-token", "fam-margin", "fam-dead", "fam-young") == {
+        "fam-live-token",
+        "fam-margin",
+        "fam-young",
+    }
     # the consumed, unexpired token stays: presenting it again is still detected as a reuse
     used = store.get_artifact(R, "used-unexpired")
     assert used is not None and used.consumed_at is not None
@@ -114,7 +128,7 @@ def test_batches_page_through_kept_and_deleted_rows(store):
         put(store, F, f"f{i:02}", NOW - 1)
         if i % 2:  # half the families still have a live token
             put(store, R, f"t{i:02}", NOW + 60, data={"fam": f"f{i:02}"})
-    for i in range(7):
+    for _ in range(7):
         store.add_event("e", None, {}, NOW - 100)
     policy = PurgePolicy(family_kind=F, token_kind=R, events_before=NOW, batch=3)
     assert store.purge(NOW, policy) == {"request_uri": 10, F: 5, "security_events": 7}

@@ -15,9 +15,9 @@ from tessera.core.assertions import JTI_KIND
 from tessera.core.authorize import CODE_KIND
 from tessera.core.models import Artifact, CertificateRecord, Client
 from tessera.core.par import PAR_KIND
+from tessera.core.ports import Conflict, Store, StoreUnavailable
 from tessera.core.refresh import FAMILY_KIND, REFRESH_KIND
 from tessera.core.tokens import REVOKED_TOKEN
-from tessera.storage.base import Conflict, Store, StoreUnavailable
 from tessera.storage.redis_limits import RedisFailureLimiter
 from tessera.storage.redis_store import (
     SHORT_LIVED_KINDS,
@@ -50,8 +50,13 @@ def now() -> int:
 
 
 def art(kind=PAR_KIND, key=None, *, ttl=90, data=None, client_id="c1") -> Artifact:
-    return Artifact(kind, key or secrets.token_hex(16), client_id, data if data is not None else {"params": {"a": [1, 2]}},
-                    now() + ttl)
+    return Artifact(
+        kind,
+        key or secrets.token_hex(16),
+        client_id,
+        data if data is not None else {"params": {"a": [1, 2]}},
+        now() + ttl,
+    )
 
 
 def hammer(n: int, fn):
@@ -75,8 +80,9 @@ def hammer(n: int, fn):
 
 
 def test_put_get_round_trip(arts):
-    a = art(data={"params": {"scope": "oidc", "tids": ["S1", "M1"], "big": 2**62, "empty": [], "none": None},
-                  "note": "é"})
+    a = art(
+        data={"params": {"scope": "oidc", "tids": ["S1", "M1"], "big": 2**62, "empty": [], "none": None}, "note": "é"}
+    )
     arts.put_artifact(a)
     assert arts.get_artifact(a.kind, a.key) == a  # data, ints, empty lists and unicode unchanged
     assert arts.get_artifact(a.kind, "nope") is None
@@ -217,10 +223,16 @@ def test_redis_down_is_store_unavailable(tmp_path):
     dead = connect(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
     arts = RedisArtifacts(dead)
     started = time.monotonic()
-    for call in (lambda: arts.put_artifact(art()), lambda: arts.get_artifact(PAR_KIND, "k"),
-                 lambda: arts.consume(PAR_KIND, "k", now()), lambda: arts.claim(JTI_KIND, "k", "c", now() + 5, now()),
-                 lambda: arts.update_artifact_data(PAR_KIND, "k", {}), arts.ping,
-                 lambda: RedisFailureLimiter(dead).locked("k"), lambda: RedisFailureLimiter(dead).failed("k")):
+    for call in (
+        lambda: arts.put_artifact(art()),
+        lambda: arts.get_artifact(PAR_KIND, "k"),
+        lambda: arts.consume(PAR_KIND, "k", now()),
+        lambda: arts.claim(JTI_KIND, "k", "c", now() + 5, now()),
+        lambda: arts.update_artifact_data(PAR_KIND, "k", {}),
+        arts.ping,
+        lambda: RedisFailureLimiter(dead).locked("k"),
+        lambda: RedisFailureLimiter(dead).failed("k"),
+    ):
         with pytest.raises(StoreUnavailable):
             call()
     assert time.monotonic() - started < 10  # fast 503s, not hangs
@@ -315,8 +327,11 @@ def test_core_drops_cached_certificates_on_notice(composite, client):
     t = now()
     composite.create_client(Client("cid", "n", None, created_at=t))
     composite.add_certificate(CertificateRecord("abc", "cid", "thumb", "CN=x", t - 10, t + 3600, "pem", None, t))
-    worker_store = CompositeStore(composite.sql, composite.artifacts,
-                                  RevocationNotices(client, composite.revocation_notices.key, poll_seconds=0.05))
+    worker_store = CompositeStore(
+        composite.sql,
+        composite.artifacts,
+        RevocationNotices(client, composite.revocation_notices.key, poll_seconds=0.05),
+    )
     core = Core(CoreConfig(issuer="https://x", cache_seconds=30), worker_store, keys=None, pepper=b"p")
     assert core.certificate("thumb").revoked_at is None
     composite.sql.revoke_certificate("abc", t)  # straight to SQL: no notice, the cache still answers
@@ -334,14 +349,22 @@ def test_composite_combined_operations(composite):
     par = Artifact(PAR_KIND, "u1", "c1", {"p": 1}, t + 90)
     assert composite.claim_and_put(JTI_KIND, "c1:j", "c1", t + 60, t, par) is True
     assert composite.artifacts.get_artifact(PAR_KIND, "u1") is not None
-    assert composite.claim_and_put(JTI_KIND, "c1:j", "c1", t + 60, t, Artifact(PAR_KIND, "u2", "c1", {}, t + 90)) is False
+    assert (
+        composite.claim_and_put(JTI_KIND, "c1:j", "c1", t + 60, t, Artifact(PAR_KIND, "u2", "c1", {}, t + 90)) is False
+    )
     assert composite.get_artifact(PAR_KIND, "u2") is None
     composite.put_artifact(Artifact(FAMILY_KIND, "f", "c1", {"revoked": False}, t + 500))
     composite.put_artifact(Artifact(REFRESH_KIND, "r1", "c1", {"fam": "f"}, t + 100))
-    r = composite.rotate(REFRESH_KIND, "r1", t, family_kind=FAMILY_KIND, family="f", successor="r2", successor_expires_at=t + 100)
+    r = composite.rotate(
+        REFRESH_KIND, "r1", t, family_kind=FAMILY_KIND, family="f", successor="r2", successor_expires_at=t + 100
+    )
     assert r.status == "rotated" and composite.sql.get_artifact(REFRESH_KIND, "r2").data == {"fam": "f"}
-    assert composite.rotate(REFRESH_KIND, "r1", t, family_kind=FAMILY_KIND, family="f", successor="r3",
-                            successor_expires_at=t + 100).status == "lost"
+    assert (
+        composite.rotate(
+            REFRESH_KIND, "r1", t, family_kind=FAMILY_KIND, family="f", successor="r3", successor_expires_at=t + 100
+        ).status
+        == "lost"
+    )
 
 
 def test_composite_announces_what_workers_cache(composite):
@@ -351,13 +374,15 @@ def test_composite_announces_what_workers_cache(composite):
     notices.poll_seconds = 0
     notices.changed()
     t = now()
-    writes = [lambda: composite.create_client(Client("c9", "n", None, created_at=t)),
-              lambda: composite.add_certificate(CertificateRecord("09", "c9", "th9", "CN=x", 0, t + 99, "pem", created_at=t)),
-              lambda: composite.create_merchant(Merchant(9, "m", None, t)),
-              lambda: composite.add_terminal(Terminal("T9", 9, "P9", "softpos")),
-              lambda: composite.add_user(MerchantUser("u9@x.example", 9, "h")),
-              lambda: composite.grant(9, "c9", t),
-              lambda: composite.bind_username("u9@x.example", "T9", t)]
+    writes = [
+        lambda: composite.create_client(Client("c9", "n", None, created_at=t)),
+        lambda: composite.add_certificate(CertificateRecord("09", "c9", "th9", "CN=x", 0, t + 99, "pem", created_at=t)),
+        lambda: composite.create_merchant(Merchant(9, "m", None, t)),
+        lambda: composite.add_terminal(Terminal("T9", 9, "P9", "softpos")),
+        lambda: composite.add_user(MerchantUser("u9@x.example", 9, "h")),
+        lambda: composite.grant(9, "c9", t),
+        lambda: composite.bind_username("u9@x.example", "T9", t),
+    ]
     for i, write in enumerate(writes):
         write()
         assert notices.changed() is (i != 2), i  # merchants themselves are not cached

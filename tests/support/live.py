@@ -22,7 +22,6 @@ from typing import Any
 
 from tessera.config import Settings
 from tessera.core.models import Merchant, MerchantUser, Terminal
-from tessera.core.secrets import hash_password
 from tessera.home import init_home, open_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,13 +38,42 @@ def openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def make_csr(directory: Path, name: str = "NOMEAPP", *, key_type: str = "rsa", subject: str = NEXI_SUBJECT) -> tuple[Path, Path]:
+def make_csr(
+    directory: Path, name: str = "NOMEAPP", *, key_type: str = "rsa", subject: str = NEXI_SUBJECT
+) -> tuple[Path, Path]:
     """The CSR exactly as the Nexi document's ``openssl req`` command makes it (or EC P-256)."""
     directory.mkdir(parents=True, exist_ok=True)
     newkey = ["-newkey", "rsa:2048"] if key_type == "rsa" else ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
-    openssl("req", "-nodes", *newkey, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject,
-            "-addext", "extendedKeyUsage=clientAuth", cwd=directory)
+    openssl(
+        "req",
+        "-nodes",
+        *newkey,
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+        "-subj",
+        subject,
+        "-addext",
+        "extendedKeyUsage=clientAuth",
+        cwd=directory,
+    )
     return directory / f"{name}.csr", directory / f"{name}.key"
+
+
+_cheap_hashes: dict[str, str] = {}
+
+
+def merchant_password_hash(password: str) -> str:
+    """An argon2id hash of a test merchant's password, made once per password and with argon2's
+    lowest cost. The server reads the cost from the hash when it verifies, so each of the suite's
+    logins costs a millisecond instead of production's tens (RFC 9106 defaults, which the CLI's
+    ``merchants add-user`` uses, and tests/security/test_credentials.py row 31 checks)."""
+    if password not in _cheap_hashes:
+        from argon2 import PasswordHasher
+
+        _cheap_hashes[password] = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(password)
+    return _cheap_hashes[password]
 
 
 @dataclass
@@ -86,8 +114,12 @@ class LiveServer:
         # The B2BINPAY login's own per-address budget (15 a minute) is lifted too, and tested on
         # servers of its own (tests/e2e/test_b2binpay_provider.py).
         # So is the budget of unauthenticated writes (60 a minute: login pages), tested in tests/faults/test_flood.py.
-        self.env = {"TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000000", "TESSERA_B2BINPAY_LOGIN_PER_MINUTE": "0",
-                    "TESSERA_UNAUTHENTICATED_WRITES_PER_MINUTE": "0", **self.env}
+        self.env = {
+            "TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000000",
+            "TESSERA_B2BINPAY_LOGIN_PER_MINUTE": "0",
+            "TESSERA_UNAUTHENTICATED_WRITES_PER_MINUTE": "0",
+            **self.env,
+        }
         self._env = {**os.environ, **self.env}
         if self.database_url:
             self._env["TESSERA_DATABASE_URL"] = self.database_url
@@ -96,7 +128,9 @@ class LiveServer:
     # --- lifecycle --------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        scheme = "http" if self._env.get("TESSERA_MTLS_MODE") == "proxy" or self._env.get("TESSERA_PLAIN_HTTP") else "https"
+        scheme = (
+            "http" if self._env.get("TESSERA_MTLS_MODE") == "proxy" or self._env.get("TESSERA_PLAIN_HTTP") else "https"
+        )
         return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
@@ -125,7 +159,13 @@ class LiveServer:
         try:
             if self.database_url:
                 os.environ["TESSERA_DATABASE_URL"] = self.database_url
-            init_home(self.home, hostname="localhost", port=self.port, issuer=f"https://localhost:{self.port}", now=int(time.time()))
+            init_home(
+                self.home,
+                hostname="localhost",
+                port=self.port,
+                issuer=f"https://localhost:{self.port}",
+                now=int(time.time()),
+            )
         finally:
             if old is None:
                 os.environ.pop("TESSERA_DATABASE_URL", None)
@@ -133,13 +173,27 @@ class LiveServer:
                 os.environ["TESSERA_DATABASE_URL"] = old
         self.store = open_store(self.settings)
 
-    def start(self, timeout: float = 30) -> "LiveServer":
+    def start(self, timeout: float = 30) -> LiveServer:
         if not (self.home / "tessera.toml").exists():
             self.init()
         with open(self.workdir / "server.log", "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tessera.cli", "--home", str(self.home), "serve", "--port", str(self.port), *self.serve_args],
-                env=self._env, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "tessera.cli",
+                    "--home",
+                    str(self.home),
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    *self.serve_args,
+                ],
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -152,14 +206,28 @@ class LiveServer:
                 time.sleep(0.1)
         raise RuntimeError(f"tessera serve did not start:\n{self.log_tail()}")
 
+    #: How long ``stop`` lets uvicorn drain before it forces the exit. The server's own grace period
+    #: (``timeout_graceful_shutdown``, 10 s) is for production; a test's clients that keep idle
+    #: keep-alive connections open would make every teardown wait for all of it.
+    STOP_GRACE = 2.0
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(15)
+                self.proc.wait(self.STOP_GRACE)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+                # A second signal, SIGINT, is uvicorn's "force exit": it stops waiting for open
+                # connections and background tasks, and still runs the application's shutdown.
+                try:
+                    os.killpg(self.proc.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+                try:
+                    self.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait(5)
         if getattr(self, "store", None) is not None:
             self.store.close()
 
@@ -177,8 +245,14 @@ class LiveServer:
 
     # --- CLI -------------------------------------------------------------------------------------
     def cli(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run([sys.executable, "-m", "tessera.cli", "--home", str(self.home), *args],
-                              env=self._env, input=input, capture_output=True, text=True, cwd=self.workdir)
+        proc = subprocess.run(
+            [sys.executable, "-m", "tessera.cli", "--home", str(self.home), *args],
+            env=self._env,
+            input=input,
+            capture_output=True,
+            text=True,
+            cwd=self.workdir,
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"tessera {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
@@ -187,15 +261,21 @@ class LiveServer:
         return json.loads(self.cli(*args, "--json", input=input).stdout)
 
     # --- fast admin helpers (through the Store) ---------------------------------------------------
-    def new_app(self, *, redirect_uri: str = "https://app.example.test/callback", with_cert: bool = True,
-                key_type: str = "rsa") -> AppIdentity:
+    def new_app(
+        self, *, redirect_uri: str = "https://app.example.test/callback", with_cert: bool = True, key_type: str = "rsa"
+    ) -> AppIdentity:
         from tessera.core.models import Client
         from tessera.core.secrets import generate_client_id, generate_secret, hash_secret
 
         secret = generate_secret()
-        client = Client(client_id=generate_client_id(), name="Test App", secret_hash=hash_secret(secret, self.settings.pepper_bytes()),
-                        redirect_uris=(redirect_uri,), grant_types=("client_credentials", "authorization_code"),
-                        created_at=int(time.time()))
+        client = Client(
+            client_id=generate_client_id(),
+            name="Test App",
+            secret_hash=hash_secret(secret, self.settings.pepper_bytes()),
+            redirect_uris=(redirect_uri,),
+            grant_types=("client_credentials", "authorization_code"),
+            created_at=int(time.time()),
+        )
         self.store.create_client(client)
         app = AppIdentity(client.client_id, secret, redirect_uri)
         if with_cert:
@@ -210,11 +290,18 @@ class LiveServer:
         d = self.workdir / "apps" / app.client_id / secrets.token_hex(4)
         csr, key = make_csr(d, key_type=key_type)
         issued = load_ca(self.settings).sign_csr(csr.read_bytes(), validity_days=validity_days)
-        self.store.add_certificate(CertificateRecord(
-            serial=issued.serial, client_id=app.client_id, thumbprint=issued.thumbprint, subject=issued.subject,
-            not_before=int(issued.not_before.timestamp()), not_after=int(issued.not_after.timestamp()),
-            pem=issued.pem.decode(), created_at=int(time.time()),
-        ))
+        self.store.add_certificate(
+            CertificateRecord(
+                serial=issued.serial,
+                client_id=app.client_id,
+                thumbprint=issued.thumbprint,
+                subject=issued.subject,
+                not_before=int(issued.not_before.timestamp()),
+                not_after=int(issued.not_after.timestamp()),
+                pem=issued.pem.decode(),
+                created_at=int(time.time()),
+            )
+        )
         cert = d / "NOMEAPP.pem"
         cert.write_bytes(issued.pem)
         app.cert, app.key, app.serial, app.thumbprint = cert, key, issued.serial, issued.thumbprint
@@ -227,7 +314,7 @@ class LiveServer:
         self.store.create_merchant(Merchant(mid, f"Shop {mid}", None, int(time.time())))
         self.store.add_terminal(Terminal(setup.softpos_tid, mid, pos, "softpos"))
         self.store.add_terminal(Terminal(setup.mpos_tid, mid, pos, "mpos"))
-        self.store.add_user(MerchantUser(setup.username, mid, hash_password(setup.password)))
+        self.store.add_user(MerchantUser(setup.username, mid, merchant_password_hash(setup.password)))
         if app is not None and grant:
             self.store.grant(mid, app.client_id, int(time.time()))
         return setup

@@ -73,12 +73,15 @@ class Nginx:
         (self.prefix / "conf.d").mkdir()
         (self.prefix / "tmp").mkdir()
         assert len(upstreams) == 2, "deploy/nginx/tessera.conf names two instances"
-        site = render_site(site_conf.read_text(), {
-            "127.0.0.1:8001": f"127.0.0.1:{upstreams[0]}",
-            "127.0.0.1:8002": f"127.0.0.1:{upstreams[1]}",
-            "listen 443 ssl;": f"listen 127.0.0.1:{port} ssl;",
-            "/var/lib/tessera/": f"{home.resolve()}/",
-        })
+        site = render_site(
+            site_conf.read_text(),
+            {
+                "127.0.0.1:8001": f"127.0.0.1:{upstreams[0]}",
+                "127.0.0.1:8002": f"127.0.0.1:{upstreams[1]}",
+                "listen 443 ssl;": f"listen 127.0.0.1:{port} ssl;",
+                "/var/lib/tessera/": f"{home.resolve()}/",
+            },
+        )
         (self.prefix / "conf.d" / "tessera.conf").write_text(site)
         self.conf = self.prefix / "nginx.conf"
         self.conf.write_text(MAIN_CONF.format(prefix=self.prefix))
@@ -93,11 +96,16 @@ class Nginx:
         if proc.returncode != 0:
             raise AssertionError(f"nginx -t failed:\n{proc.stderr}")
 
-    def start(self, timeout: float = 20) -> "Nginx":
+    def start(self, timeout: float = 20) -> Nginx:
         self.check()
         with open(self.prefix / "stderr.log", "wb") as stderr:
-            self.proc = subprocess.Popen(self._cmd("-g", "daemon off;"), stdout=subprocess.DEVNULL, stderr=stderr,
-                                         start_new_session=True, preexec_fn=die_with_parent)
+            self.proc = subprocess.Popen(
+                self._cmd("-g", "daemon off;"),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

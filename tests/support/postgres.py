@@ -36,8 +36,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -253,7 +253,7 @@ class PostgresServer:
 
     # -- context manager -----------------------------------------------------------
 
-    def __enter__(self) -> "PostgresServer":
+    def __enter__(self) -> PostgresServer:
         self.start()
         return self
 
@@ -290,9 +290,7 @@ class PostgresServer:
             if self._prefix:
                 cmd = self._prefix + cmd
             else:
-                kwargs.update(
-                    user=self._os_user.pw_uid, group=self._os_user.pw_gid, extra_groups=[]
-                )
+                kwargs.update(user=self._os_user.pw_uid, group=self._os_user.pw_gid, extra_groups=[])
         try:
             proc = subprocess.run(
                 cmd,
@@ -398,8 +396,10 @@ class PostgresServer:
         self._run(
             [
                 self._tool("initdb"),
-                "-D", str(self.datadir),
-                "-U", self.user,
+                "-D",
+                str(self.datadir),
+                "-U",
+                self.user,
                 "--auth=trust",
                 "--encoding=UTF8",
                 "--locale=C",
@@ -411,8 +411,9 @@ class PostgresServer:
         socket_dir = str(self.socket_dir).replace("'", "''")
         durability = (
             "fsync = on\nsynchronous_commit = on\nfull_page_writes = on\nwal_level = minimal\nmax_wal_senders = 0"
-            if self.durable else
-            "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nwal_level = minimal\nmax_wal_senders = 0"
+            if self.durable
+            else "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+            "wal_level = minimal\nmax_wal_senders = 0"
         )
         conf = f"""
 # --- tessera test cluster ---
@@ -428,11 +429,7 @@ log_min_messages = warning
 log_min_error_statement = error
 """
         # Trust on loopback only: the unix socket (in our private dir) and 127.0.0.1.
-        hba = (
-            "# tessera test cluster: trust, loopback only\n"
-            "local all all trust\n"
-            "host  all all 127.0.0.1/32 trust\n"
-        )
+        hba = "# tessera test cluster: trust, loopback only\nlocal all all trust\nhost  all all 127.0.0.1/32 trust\n"
         with open(self.datadir / "postgresql.conf", "a") as fh:
             fh.write(conf)
         (self.datadir / "pg_hba.conf").write_text(hba)
@@ -454,11 +451,15 @@ log_min_error_statement = error
                     [
                         self._tool("pg_ctl"),
                         "start",
-                        "-D", str(self.datadir),
-                        "-l", str(self.logfile),
-                        "-o", f"-p {port}",
+                        "-D",
+                        str(self.datadir),
+                        "-l",
+                        str(self.logfile),
+                        "-o",
+                        f"-p {port}",
                         "-w",
-                        "-t", str(int(START_TIMEOUT)),
+                        "-t",
+                        str(int(START_TIMEOUT)),
                     ],
                     START_TIMEOUT + 30,
                     "pg_ctl start",
@@ -589,8 +590,7 @@ log_min_error_statement = error
         for mode, wait in (("fast", 20), ("immediate", 10)):
             try:
                 self._run(
-                    [self._tool("pg_ctl"), "stop", "-D", str(self.datadir), "-m", mode,
-                     "-w", "-t", str(wait)],
+                    [self._tool("pg_ctl"), "stop", "-D", str(self.datadir), "-m", mode, "-w", "-t", str(wait)],
                     wait + 20,
                     f"pg_ctl stop -m {mode}",
                 )
@@ -611,8 +611,17 @@ log_min_error_statement = error
         if self._running:
             try:
                 self._run(
-                    [self._tool("pg_ctl"), "stop", "-D", str(self.datadir), "-m", "fast",
-                     "-w", "-t", str(int(STOP_TIMEOUT))],
+                    [
+                        self._tool("pg_ctl"),
+                        "stop",
+                        "-D",
+                        str(self.datadir),
+                        "-m",
+                        "fast",
+                        "-w",
+                        "-t",
+                        str(int(STOP_TIMEOUT)),
+                    ],
                     STOP_TIMEOUT + 30,
                     "pg_ctl stop",
                 )

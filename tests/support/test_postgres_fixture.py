@@ -50,9 +50,7 @@ def test_concurrent_claim_has_exactly_one_winner(postgres_url: str) -> None:
                     # Every racer holds its own open server connection before anyone updates.
                     barrier.wait()
                     with conn.begin():
-                        rc = conn.execute(
-                            sa.text("UPDATE t SET used = true WHERE id = 1 AND used = false")
-                        ).rowcount
+                        rc = conn.execute(sa.text("UPDATE t SET used = true WHERE id = 1 AND used = false")).rowcount
                 with lock:
                     results.append(rc)
                     backends.add(pid)

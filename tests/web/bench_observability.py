@@ -1,4 +1,4 @@
-"""Per-request cost of ``ObservabilityMiddleware``, in-process, without a network.
+"""Per-request cost of ``RequestMiddleware`` (tessera.web.middleware), in-process, without a network.
 
     .venv/bin/python -m tests.web.bench_observability 2>/dev/null
 
@@ -17,7 +17,8 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from tessera.web.observability import ObservabilityMiddleware, configure_logging
+from tessera.web.logging import configure_logging
+from tessera.web.middleware import RequestMiddleware
 
 HEADERS = [(b"host", b"example"), (b"user-agent", b"bench"), (b"accept", b"*/*")]
 
@@ -31,9 +32,20 @@ def base():
 
 
 def scope() -> dict:
-    return {"type": "http", "method": "GET", "path": "/items/1", "raw_path": b"/items/1", "query_string": b"",
-            "headers": HEADERS, "client": ("127.0.0.1", 1234), "server": ("127.0.0.1", 80), "scheme": "http",
-            "root_path": "", "http_version": "1.1", "state": {}}
+    return {
+        "type": "http",
+        "method": "GET",
+        "path": "/items/1",
+        "raw_path": b"/items/1",
+        "query_string": b"",
+        "headers": HEADERS,
+        "client": ("127.0.0.1", 1234),
+        "server": ("127.0.0.1", 80),
+        "scheme": "http",
+        "root_path": "",
+        "http_version": "1.1",
+        "state": {},
+    }
 
 
 async def receive():
@@ -55,8 +67,8 @@ async def main(rounds: int = 40, n: int = 5000) -> dict[str, float]:
     configure_logging("info")
     apps = {
         "bare": base(),
-        "metrics + request id": ObservabilityMiddleware(base(), access_log=False),
-        "metrics + request id + access log": ObservabilityMiddleware(base()),
+        "metrics + request id": RequestMiddleware(base(), access_log=False),
+        "metrics + request id + access log": RequestMiddleware(base()),
     }
     best = {k: float("inf") for k in apps}
     for _ in range(rounds):

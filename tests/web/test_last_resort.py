@@ -1,4 +1,4 @@
-"""Issue 11, "every path guarded": an exception raised outside a profile's ``endpoint`` wrapper
+"""Issue 11, "every path guarded": an exception that no registered exception handler takes
 (while a response is sent, in Starlette's routing or 404/405 handling, in a route that is not a
 profile's, on the HTML login pages) reaches the client only as a generic 500 (RFC 6749 JSON
 ``server_error``, or an HTML page for pages) and is logged exactly once, as one JSON line with
@@ -33,13 +33,13 @@ with warnings.catch_warnings():  # starlette's TestClient on httpx
 from tessera.config import Settings
 from tessera.home import init_home
 from tessera.web.app import create_app
-from tessera.web.runtime import endpoint
+from tessera.web.routing import ProfileRoute
 
 SECRET = "s3cr3t-" + secrets.token_hex(8)
 
 
 class FailsWhenSent(Response):
-    """A response that fails while it is being sent: after the endpoint wrapper returned it."""
+    """A response that fails while it is being sent: after the handler returned it."""
 
     async def __call__(self, scope, receive, send) -> None:
         raise RuntimeError(f"failed while sending {SECRET}")
@@ -47,18 +47,18 @@ class FailsWhenSent(Response):
 
 def build(home) -> object:
     app = create_app(Settings.load(home))
-    rt = app.state.runtime
 
     async def starlette_route(request: Request) -> Response:
         raise KeyError(f"token={SECRET}")
 
-    @endpoint(rt, "native")
     async def profile_send(request: Request) -> Response:
         return FailsWhenSent()
 
-    @endpoint(rt, "nexi-softpos", html=True)
     async def page_send(request: Request) -> Response:
         return FailsWhenSent()
+
+    async def b2b_handler(request: Request) -> Response:
+        raise LookupError(f"handler {SECRET}")
 
     async def streaming(request: Request) -> Response:
         async def body():
@@ -73,10 +73,14 @@ def build(home) -> object:
         except KeyError as e:
             raise RuntimeError(f"wrapped {SECRET}") from e
 
-    # Added before the first request: the middleware stack (ProfileDispatch's direct table) is built then.
-    app.router.routes += [Route("/fault/starlette", starlette_route), Route("/fault/profile-send", profile_send),
-                          Route("/fault/page-send", page_send), Route("/fault/streaming", streaming),
-                          Route("/fault/caused", caused)]
+    app.router.routes += [
+        Route("/fault/starlette", starlette_route),
+        ProfileRoute("/fault/profile-send", profile_send, profile="native", methods=["GET"]),
+        ProfileRoute("/fault/page-send", page_send, profile="nexi-softpos", methods=["GET"], page=True),
+        ProfileRoute("/fault/b2b-handler", b2b_handler, profile="b2binpay", methods=["GET"]),
+        Route("/fault/streaming", streaming),
+        Route("/fault/caused", caused),
+    ]
     return app
 
 
@@ -93,8 +97,9 @@ def served(home):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(build(home), host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(build(home), host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -131,11 +136,14 @@ def assert_logged_once(err: str, exc_type: str) -> dict:
     return d
 
 
-@pytest.mark.parametrize("path, exc_type", [
-    ("/fault/starlette", "KeyError"),  # through Starlette's router and ServerErrorMiddleware
-    ("/fault/profile-send", "RuntimeError"),  # a profile endpoint, failing after its wrapper returned
-    ("/fault/caused", "RuntimeError"),
-])
+@pytest.mark.parametrize(
+    "path, exc_type",
+    [
+        ("/fault/starlette", "KeyError"),  # through Starlette's router and ServerErrorMiddleware
+        ("/fault/profile-send", "RuntimeError"),  # a profile endpoint's response, failing while it is sent
+        ("/fault/caused", "RuntimeError"),
+    ],
+)
 def test_generic_json_500_logged_once_without_the_message(served, capfd, path, exc_type):
     capfd.readouterr()
     r = httpx.get(served + path, timeout=10)
@@ -158,6 +166,16 @@ def test_a_page_gets_a_generic_html_500(served, capfd):
     assert_logged_once(capfd.readouterr().err, "RuntimeError")
 
 
+def test_a_profile_handler_failing_gets_a_500_in_its_profile_shape(served, capfd):
+    capfd.readouterr()
+    r = httpx.get(served + "/fault/b2b-handler", timeout=10)
+    assert r.status_code == 500 and r.headers["content-type"] == "application/vnd.api+json"
+    assert r.json() == {"errors": [{"status": "500", "code": "server_error", "detail": "internal server error"}]}
+    assert SECRET not in r.text and "no-store" in r.headers["cache-control"]
+    time.sleep(0.1)
+    assert_logged_once(capfd.readouterr().err, "LookupError")
+
+
 def test_a_failure_after_the_answer_started_is_logged_once(served, capfd):
     capfd.readouterr()
     # the answer cannot be completed: the connection ends
@@ -175,7 +193,9 @@ def test_access_line_and_metrics_say_500_unhandled(served, capfd):
     httpx.get(served + "/fault/starlette", timeout=10)
     time.sleep(0.1)
     (access,) = [d for d in logged(capfd.readouterr().err) if d.get("event") == "request"]
-    assert access["status"] == 500 and access["reason"] == "unhandled_exception" and access["route"] == "/fault/starlette"
+    assert (
+        access["status"] == 500 and access["reason"] == "unhandled_exception" and access["route"] == "/fault/starlette"
+    )
     text = httpx.get(served + "/metrics", timeout=10).text
     assert 'reason="unhandled_exception"' in text
 

@@ -17,7 +17,7 @@ from cryptography import x509
 from tessera.web.mtls import MAX_HEADER_BYTES, MTLSConfig, MTLSExtractor, PeerCertificate, thumbprint
 from tessera.web.tls import CLIENT_CERT_DER_KEY, ssl_options
 
-from .test_tls import PKI, VARIANTS, curl, make_app, pki, running_server  # noqa: F401  (pki is a fixture)
+from .test_tls import PKI, VARIANTS, curl, make_app, running_server
 
 HEADER = b"x-ssl-client-cert"
 
@@ -134,7 +134,12 @@ def test_embedded_ignores_the_forwarded_header(pki: PKI, embedded: MTLSExtractor
         {"type": "http", "extensions": {"tls": {"client_cert_chain": 42}}},
         {"type": "http", "extensions": {"tls": {"client_cert_chain": [b"bytes"]}}},
         {"type": "http", "extensions": {"tls": {"client_cert_chain": ["not a pem"]}}},
-        {"type": "http", "extensions": {"tls": {"client_cert_chain": ["-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"]}}},
+        {
+            "type": "http",
+            "extensions": {
+                "tls": {"client_cert_chain": ["-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"]}
+            },
+        },
         {"type": "http", "extensions": {"tls": {CLIENT_CERT_DER_KEY: b"\x30\x03\x02\x01\x00"}}},
     ],
 )
@@ -187,7 +192,9 @@ def test_proxy_mode_direct_tls_connection(pki: PKI, proxy: MTLSExtractor) -> Non
                               headers=[(HEADER, pki.escaped_pem(pki.foreign_cert).encode())]))  # fmt: skip
     assert direct is not None and (direct.der, direct.via) == (client_der, "tls")
     # From a trusted proxy the header is authoritative, even over TLS...
-    forwarded = proxy(http_scope(tls=tls_ext(foreign_der), headers=[(HEADER, pki.escaped_pem(pki.client_cert).encode())]))
+    forwarded = proxy(
+        http_scope(tls=tls_ext(foreign_der), headers=[(HEADER, pki.escaped_pem(pki.client_cert).encode())])
+    )
     assert forwarded is not None and (forwarded.der, forwarded.via) == (client_der, "proxy")
     # ...and no header means no client certificate, not "the proxy's own certificate".
     assert proxy(http_scope(tls=tls_ext(foreign_der))) is None
@@ -297,4 +304,3 @@ def test_server_proxy_mode_direct_tls(pki: PKI) -> None:
         ok = curl(pki, port, cert=pki.client_cert, key=pki.client_key)
         assert ok.returncode == 0, ok.stderr
         assert httpx.Response(200, content=ok.stdout).json()["peer"] is None
-

@@ -29,11 +29,12 @@ with warnings.catch_warnings():  # "Using httpx with starlette.testclient is dep
     from starlette.testclient import TestClient
 
 from tessera.config import Settings
+from tessera.core.ports import StoreUnavailable
 from tessera.home import init_home, open_store
-from tessera.storage.base import StoreUnavailable
-from tessera.web import observability as obs
-from tessera.web.app import create_app
-from tessera.web.observability import ObservabilityMiddleware, ObservedStarlette, Readiness, valid_request_id
+from tessera.web.app import compose, create_app
+from tessera.web.health import Readiness
+from tessera.web.logging import configure_logging
+from tessera.web.middleware import RequestMiddleware, valid_request_id
 from tests.support.live import LiveServer
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -74,6 +75,14 @@ class UnpingableStore:
     def __init__(self, store):
         self._store = store
 
+    @property
+    def database(self):  # the store's database (tessera.core.ports.SQLBacked): this one is gone
+        return self
+
+    @property
+    def remote(self) -> bool:
+        return self._store.database.remote
+
     def ping(self) -> None:
         raise StoreUnavailable(f'connection to "{SECRET_DSN}" failed: FATAL: database "tessera_prod" does not exist')
 
@@ -105,8 +114,7 @@ def tiny_app(**kw) -> Starlette:
     async def boom(request):
         raise RuntimeError("kaboom with a secret: s3cr3t")
 
-    app = ObservedStarlette(routes=[Route("/items/{id}", item), Route("/boom", boom)], **kw)
-    return app
+    return compose([Route("/items/{id}", item), Route("/boom", boom)], **kw)
 
 
 # --- request ids ---------------------------------------------------------------------------------------------
@@ -122,7 +130,7 @@ def test_valid_incoming_request_id_is_kept(client, rid):
     assert client.get("/healthz", headers={"X-Request-ID": rid}).headers["x-request-id"] == rid
 
 
-@pytest.mark.parametrize("rid", ["x" * 65, "has space", "semi;colon", "quote\"", "é", "a/b", "{json}", "\\n"])
+@pytest.mark.parametrize("rid", ["x" * 65, "has space", "semi;colon", 'quote"', "é", "a/b", "{json}", "\\n"])
 def test_invalid_incoming_request_id_is_replaced(client, rid):
     got = client.get("/healthz", headers={"X-Request-ID": rid.encode("utf-8")}).headers["x-request-id"]
     assert HEX32.match(got)
@@ -148,7 +156,10 @@ def test_metrics_by_route_template_not_raw_path():
     for i in range(3):
         assert c.get(f"/items/secret-{i}?token=abc").status_code == 200
     assert local_metric("tessera_http_requests_total", route="/items/{id}", method="GET", status="200") == before + 3
-    assert local_metric("tessera_http_request_duration_seconds_count", route="/items/{id}", method="GET", status="200") >= 3
+    assert (
+        local_metric("tessera_http_request_duration_seconds_count", route="/items/{id}", method="GET", status="200")
+        >= 3
+    )
     c.request("BREW", "/items/1")
     assert local_metric("tessera_http_requests_total", route="/items/{id}", method="OTHER", status="405") >= 1
     c.get("/unknown/secret-path")
@@ -170,8 +181,10 @@ def test_metrics_endpoint_refusals_and_rate_limits(app):
     assert metric(text, "tessera_http_requests_total", route="/axept/v1/authenticate", method="POST", status="400") >= 1
     # brute force from one address: 5 bad keys, then 429 (login_locked)
     limited = metric(text, "tessera_rate_limited_total", profile="axept", reason="login_locked")
-    statuses = [client.post("/axept/v1/authenticate", json={"merchantId": 7, "keyId": 1, "key": "wrong"}).status_code
-                for _ in range(6)]
+    statuses = [
+        client.post("/axept/v1/authenticate", json={"merchantId": 7, "keyId": 1, "key": "wrong"}).status_code
+        for _ in range(6)
+    ]
     assert statuses == [401] * 5 + [429]
     text = client.get("/metrics").text
     assert metric(text, "tessera_rate_limited_total", profile="axept", reason="login_locked") == limited + 1
@@ -186,7 +199,7 @@ def test_tokens_issued_counter_follows_runtime_issued(app):
 
 
 def test_route_label_children_are_cached():
-    mw = ObservabilityMiddleware(tiny_app())
+    mw = RequestMiddleware(tiny_app())
     c = TestClient(mw, raise_server_exceptions=False)
     for _ in range(5):
         c.get("/items/1")
@@ -197,17 +210,29 @@ def test_route_label_children_are_cached():
 # --- logs -------------------------------------------------------------------------------------------------------
 def test_access_log_is_one_json_line_per_request_without_secrets(client, capsys):
     capsys.readouterr()
-    r = client.post("/axept/v1/authenticate?request_uri=urn:softpos_QUERYSECRET",
-                    json={"merchantId": 1, "keyId": 1, "key": "BODYSECRET"},
-                    headers={"Authorization": "Bearer TOKENSECRET", "X-Request-ID": "log-test-1",
-                             "Cookie": "session=COOKIESECRET"})
+    r = client.post(
+        "/axept/v1/authenticate?request_uri=urn:softpos_QUERYSECRET",
+        json={"merchantId": 1, "keyId": 1, "key": "BODYSECRET"},
+        headers={"Authorization": "Bearer TOKENSECRET", "X-Request-ID": "log-test-1", "Cookie": "session=COOKIESECRET"},
+    )
     assert r.status_code == 401
     err = capsys.readouterr().err
     lines = access_lines(err)
     assert len(lines) == 1, err
     line = lines[0]
-    assert set(line) == {"event", "level", "timestamp", "request_id", "method", "route", "status", "duration_ms",
-                         "client", "profile", "reason"}
+    assert set(line) == {
+        "event",
+        "level",
+        "timestamp",
+        "request_id",
+        "method",
+        "route",
+        "status",
+        "duration_ms",
+        "client",
+        "profile",
+        "reason",
+    }
     assert line["request_id"] == "log-test-1" and line["method"] == "POST" and line["route"] == "/axept/v1/authenticate"
     assert line["status"] == 401 and line["profile"] == "axept" and line["reason"] == "bad_api_key"
     assert line["level"] == "info" and line["client"] == "testclient" and line["duration_ms"] >= 0
@@ -223,7 +248,7 @@ def test_logs_written_during_a_request_carry_its_id(capsys):
         structlog.get_logger("tessera.test").warning("something_odd", detail="x")
         return PlainTextResponse("ok")
 
-    app = ObservedStarlette(routes=[Route("/noisy", noisy)])
+    app = compose([Route("/noisy", noisy)])
     capsys.readouterr()
     TestClient(app).get("/noisy", headers={"X-Request-ID": "inner-1"})
     lines = json_lines(capsys.readouterr().err)
@@ -241,13 +266,13 @@ def test_unhandled_exception_logged_as_json_without_its_message(capsys):
 
 def test_log_level_warning_drops_access_lines(home, capsys):
     try:
-        obs.configure_logging("warning")
-        c = TestClient(ObservabilityMiddleware(tiny_app()))
+        configure_logging("warning")
+        c = TestClient(RequestMiddleware(tiny_app()))
         capsys.readouterr()
         c.get("/items/1")
         assert access_lines(capsys.readouterr().err) == []
     finally:
-        obs.configure_logging(Settings.load(home).log_level)
+        configure_logging(Settings.load(home).log_level)
 
 
 # --- readiness ----------------------------------------------------------------------------------------------------
@@ -267,7 +292,11 @@ def test_readyz_503_names_the_failing_check_and_leaks_nothing(home, capsys):
         capsys.readouterr()
         r = TestClient(app).get("/readyz")
         assert r.status_code == 503
-        assert r.json() == {"status": "unavailable", "checks": {"database": "fail", "keys": "ok"}, "failing": ["database"]}
+        assert r.json() == {
+            "status": "unavailable",
+            "checks": {"database": "fail", "keys": "ok"},
+            "failing": ["database"],
+        }
         err = capsys.readouterr().err
         assert any(d.get("event") == "readiness_check_failed" and d.get("check") == "database" for d in json_lines(err))
         for leak in ("hunter2", "db.internal", "postgresql", "tessera_prod"):
@@ -276,21 +305,42 @@ def test_readyz_503_names_the_failing_check_and_leaks_nothing(home, capsys):
         store.close()
 
 
-def test_readyz_redis_hook(home):
+def test_readyz_asks_redis_and_names_it_when_it_is_gone(home, redis_server, capsys):
+    """A real Redis: ready while it answers; stopped, /readyz is 503 naming ``redis``."""
     settings = Settings.load(home)
-    app = create_app(settings)
-    rt = app.state.runtime
-    rt.settings.redis_url = "redis://:redis-pw@redis.internal.example:6379/0"
-    c = TestClient(app)
-    rt.redis_ping = lambda: True
-    assert c.get("/readyz").json() == {"status": "ready", "checks": {"database": "ok", "keys": "ok", "redis": "ok"}}
+    settings.redis_url = redis_server.url
+    store = open_store(settings)  # SQL with the short-lived artefacts on Redis
+    try:
+        c = TestClient(create_app(settings, store=store))
+        assert c.get("/readyz").json() == {"status": "ready", "checks": {"database": "ok", "keys": "ok", "redis": "ok"}}
+        redis_server.stop()
+        capsys.readouterr()
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["failing"] == ["redis"], r.text
+        assert r.json()["checks"] == {"database": "ok", "keys": "ok", "redis": "fail"}
+        assert any(
+            d.get("event") == "readiness_check_failed" and d.get("check") == "redis"
+            for d in json_lines(capsys.readouterr().err)
+        )
+    finally:
+        store.close()
 
-    def down():
-        raise ConnectionError("Error connecting to redis://:redis-pw@redis.internal.example:6379/0")
 
-    rt.redis_ping = down
-    r = c.get("/readyz")
-    assert r.status_code == 503 and r.json()["failing"] == ["redis"] and "redis-pw" not in r.text
+def test_readyz_redis_unreachable_leaks_nothing(home):
+    """Redis configured but unreachable (a closed port): 503 naming ``redis``, and neither the
+    password nor the address of the URL in the answer."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    settings = Settings.load(home)
+    settings.redis_url = f"redis://:redis-pw@127.0.0.1:{port}/0"
+    store = open_store(Settings.load(home))  # the SQL store alone: readiness pings Redis itself
+    try:
+        r = TestClient(create_app(settings, store=store)).get("/readyz")
+        assert r.status_code == 503 and r.json()["failing"] == ["redis"]
+        assert "redis-pw" not in r.text and str(port) not in r.text
+    finally:
+        store.close()
 
 
 def test_readyz_times_out_on_a_hanging_database_without_piling_up_threads(home):
@@ -307,9 +357,9 @@ def test_readyz_times_out_on_a_hanging_database_without_piling_up_threads(home):
             release.wait(10)
 
     try:
-        app = create_app(settings, store=Hanging(store))
-        ready = Readiness(app.state.runtime, timeout=0.3)
-        c = TestClient(ObservedStarlette(routes=[Route("/readyz", ready.handle)]))
+        hanging = Hanging(store)
+        ready = Readiness(hanging.database, create_app(settings, store=hanging).state.runtime.core.keys, timeout=0.3)
+        c = TestClient(compose([Route("/readyz", ready.handle)]))
         t0 = time.monotonic()
         r = c.get("/readyz")
         assert time.monotonic() - t0 < 3
@@ -338,8 +388,10 @@ def https(server: LiveServer, app=None, *, address: str | None = None) -> httpx.
 
 def nexi_token(server: LiveServer, app) -> httpx.Response:
     with https(server, app) as c:
-        return c.post("/softpos/appenrollment/token", data={"grant_type": "client_credentials", "client_id": app.client_id,
-                                                             "client_secret": app.client_secret})
+        return c.post(
+            "/softpos/appenrollment/token",
+            data={"grant_type": "client_credentials", "client_id": app.client_id, "client_secret": app.client_secret},
+        )
 
 
 @pytest.mark.slow
@@ -363,10 +415,14 @@ def test_live_metrics_count_tokens_and_refusals(live_server):
     assert bad.status_code == 400
     with https(live_server) as c:
         after = c.get("/metrics").text
-    assert metric(after, "tessera_tokens_issued_total", profile="nexi-softpos") == \
-        metric(before, "tessera_tokens_issued_total", profile="nexi-softpos") + 1
-    assert metric(after, "tessera_refusals_total", profile="nexi-softpos", reason="grant_type") == \
-        metric(before, "tessera_refusals_total", profile="nexi-softpos", reason="grant_type") + 1
+    assert (
+        metric(after, "tessera_tokens_issued_total", profile="nexi-softpos")
+        == metric(before, "tessera_tokens_issued_total", profile="nexi-softpos") + 1
+    )
+    assert (
+        metric(after, "tessera_refusals_total", profile="nexi-softpos", reason="grant_type")
+        == metric(before, "tessera_refusals_total", profile="nexi-softpos", reason="grant_type") + 1
+    )
     route = dict(route="/softpos/appenrollment/token", method="POST")
     assert metric(after, "tessera_http_requests_total", status="200", **route) >= 1
     assert metric(after, "tessera_http_requests_total", status="400", **route) >= 1
@@ -383,9 +439,16 @@ def test_live_logs_are_json_with_request_ids_and_no_secret(live_server):
     rid_token = r.headers["x-request-id"]
     marker = "urn:softpos_" + secrets.token_hex(8)
     with https(live_server, app) as c:
-        par = c.post("/softpos/as/par", headers={"Authorization": f"Bearer {token}", "X-Request-ID": "par-live-1"},
-                     data={"client_id": app.client_id, "client_assertion": "eyJ.bogus.assertion", "scope": "oidc",
-                           "redirect_uri": app.redirect_uri})
+        par = c.post(
+            "/softpos/as/par",
+            headers={"Authorization": f"Bearer {token}", "X-Request-ID": "par-live-1"},
+            data={
+                "client_id": app.client_id,
+                "client_assertion": "eyJ.bogus.assertion",
+                "scope": "oidc",
+                "redirect_uri": app.redirect_uri,
+            },
+        )
         assert par.status_code >= 400
         page = c.get("/softpos/as/authorize", params={"client_id": app.client_id, "request_uri": marker})
         assert page.status_code >= 400
@@ -400,8 +463,17 @@ def test_live_logs_are_json_with_request_ids_and_no_secret(live_server):
     assert by_id[rid_token]["profile"] == "nexi-softpos" and by_id[rid_token]["client"] == "127.0.0.1"
     assert by_id["par-live-1"]["route"] == "/softpos/as/par" and by_id["par-live-1"]["reason"]
     assert any(d["route"] == "/softpos/as/authorize" and d["method"] == "GET" for d in lines)
-    for secret in (app.client_secret, token, token.split(".")[1], marker, "Authorization", "authorization", "Bearer",
-                   "bogus.assertion", "client_secret"):
+    for secret in (
+        app.client_secret,
+        token,
+        token.split(".")[1],
+        marker,
+        "Authorization",
+        "authorization",
+        "Bearer",
+        "bogus.assertion",
+        "client_secret",
+    ):
         assert secret not in text, secret
 
 
@@ -413,10 +485,19 @@ def test_live_events_cli_lists_brute_force_lockout(address_lock_server):
     key = live_server.cli_json("keys", "create", "--merchant-id", str(mid))
     address = f"127.55.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
     with https(live_server, address=address) as c:
-        statuses = [c.post("/axept/v1/authenticate", json={"merchantId": mid, "keyId": key["keyId"], "key": "not-the-key"}).status_code
-                    for _ in range(5)]
+        statuses = [
+            c.post(
+                "/axept/v1/authenticate", json={"merchantId": mid, "keyId": key["keyId"], "key": "not-the-key"}
+            ).status_code
+            for _ in range(5)
+        ]
         assert statuses == [401] * 5
-        assert c.post("/axept/v1/authenticate", json={"merchantId": mid, "keyId": key["keyId"], "key": key["key"]}).status_code == 429
+        assert (
+            c.post(
+                "/axept/v1/authenticate", json={"merchantId": mid, "keyId": key["keyId"], "key": key["key"]}
+            ).status_code
+            == 429
+        )
     out = live_server.cli_json("events", "list", "--kind", "brute_force_lockout")
     assert set(out) == {"events"}
     keys = {e["detail"].get("key") for e in out["events"]}
@@ -462,10 +543,14 @@ def test_live_sigterm_drains_an_in_flight_request_then_exits_0(tmp_path):
     try:
         mid = secrets.randbelow(10**9) + 1
         server.store.create_merchant(Merchant(mid, "Shop", None, int(time.time())))
-        record, value = apikeys.create_key(server.store, server.settings.pepper_bytes(), mid, int(time.time()), max_enabled=3)
+        record, value = apikeys.create_key(
+            server.store, server.settings.pepper_bytes(), mid, int(time.time()), max_enabled=3
+        )
         body = json.dumps({"merchantId": mid, "keyId": record.key_id, "key": value}).encode()
-        head = (f"POST /axept/v1/authenticate HTTP/1.1\r\nHost: localhost:{server.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nX-Request-ID: in-flight-1\r\n\r\n").encode()
+        head = (
+            f"POST /axept/v1/authenticate HTTP/1.1\r\nHost: localhost:{server.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nX-Request-ID: in-flight-1\r\n\r\n"
+        ).encode()
         raw = socket.create_connection(("127.0.0.1", server.port), timeout=20)
         sock = server.ssl_context().wrap_socket(raw, server_hostname="localhost")
         sock.sendall(head + body[:10])  # the request has started: headers and part of the body
@@ -517,7 +602,10 @@ def test_live_multiprocess_metrics_add_up_across_workers(tmp_path):
         for _ in range(3):  # whichever worker answers, it reports the sum
             text = httpx.get(f"https://localhost:{server.port}/metrics", verify=ctx, timeout=10).text
             assert metric(text, "tessera_http_requests_total", route="/readyz", method="GET", status="200") == n
-            assert metric(text, "tessera_http_request_duration_seconds_count", route="/readyz", method="GET", status="200") == n
+            assert (
+                metric(text, "tessera_http_request_duration_seconds_count", route="/readyz", method="GET", status="200")
+                == n
+            )
         assert list(mp.glob("*.db")), "prometheus-client wrote no multiprocess files"
     finally:
         server.stop()
@@ -544,8 +632,14 @@ def test_docs_walkthrough_runs(tmp_path):
         (work / ".venv").symlink_to(REPO / ".venv")
         (work / ".tessera").symlink_to(server.home)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script.replace("8443", str(server.port))], cwd=work,
-                              env=env, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script.replace("8443", str(server.port))],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{server.log_tail()}"
         assert '"status":"ready"' in proc.stdout.replace(" ", "") and '{"events": [' in proc.stdout
     finally:

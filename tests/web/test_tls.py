@@ -117,7 +117,7 @@ def _make_expired(d: Path, name: str, ca: str) -> None:
     ca_cert = x509.load_pem_x509_certificate((d / f"{ca}.pem").read_bytes())
     ca_key = serialization.load_pem_private_key((d / f"{ca}.key").read_bytes(), password=None)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name.from_rfc4514_string("CN=expired-client,O=Acme Payments"))
@@ -201,7 +201,10 @@ def make_app(extractor: MTLSExtractor) -> Any:
 
 # (protocol kind, event loop): httptools on uvloop and h11 on asyncio cover both protocol
 # classes and both TLS implementations (uvloop's and asyncio's sslproto).
-VARIANTS = [pytest.param("httptools", "uvloop", id="httptools-uvloop"), pytest.param("h11", "asyncio", id="h11-asyncio")]
+VARIANTS = [
+    pytest.param("httptools", "uvloop", id="httptools-uvloop"),
+    pytest.param("h11", "asyncio", id="h11-asyncio"),
+]
 
 
 @contextlib.contextmanager
@@ -402,9 +405,7 @@ def test_curl_client_cert_and_refusals(pki: PKI, embedded: MTLSExtractor, kind: 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("kind", "loop"), VARIANTS)
-def test_keep_alive_requests_both_see_the_certificate(
-    pki: PKI, embedded: MTLSExtractor, kind: str, loop: str
-) -> None:
+def test_keep_alive_requests_both_see_the_certificate(pki: PKI, embedded: MTLSExtractor, kind: str, loop: str) -> None:
     ctx = ssl.create_default_context(cafile=str(pki.ca))
     ctx.load_cert_chain(pki.client_cert, pki.client_key)
     expected = pki.thumbprint_by_openssl(pki.client_cert)

@@ -133,8 +133,13 @@ async def small_app(scope, receive, send):
     while (await receive()).get("more_body"):
         pass
     body = b'{"access_token":"' + b"a" * 400 + b'"}'
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await asyncio.sleep(0.02)  # give a split response every chance to show as two reads
     await send({"type": "http.response.body", "body": body})
 
@@ -145,7 +150,9 @@ def read_response(sock: socket.socket) -> tuple[bytes, int]:
     while True:
         head, sep, rest = data.partition(b"\r\n\r\n")
         if sep:
-            length = int([line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")][0])
+            length = int(
+                [line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")][0]
+            )
             if len(rest) >= length:
                 return data, reads
         chunk = sock.recv(65536)
@@ -166,8 +173,10 @@ def test_a_small_response_arrives_whole_keep_alive_and_close(kind):
             resp, _ = read_response(s)
             assert resp.startswith(b"HTTP/1.1 200") and resp.endswith(b'"}')
             # pipelined: three requests in one segment, the last one closing: three answers, in order
-            s.sendall(b"POST /t HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" * 2
-                      + b"POST /t HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            s.sendall(
+                b"POST /t HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" * 2
+                + b"POST /t HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
             rest = b""
             while chunk := s.recv(65536):
                 rest += chunk
@@ -196,8 +205,9 @@ def test_uvicorns_protocol_writes_a_response_once(kind):
         config = Config(app=quick_app, http=protocol_class(kind), lifespan="off", log_config=None, access_log=False)
         config.load()
         rec = Recorder()
-        proto = config.http_protocol_class(config=config, server_state=ServerState(), app_state={},
-                                           _loop=asyncio.get_running_loop())
+        proto = config.http_protocol_class(
+            config=config, server_state=ServerState(), app_state={}, _loop=asyncio.get_running_loop()
+        )
         proto.connection_made(rec)
         for _ in range(3):  # keep-alive: each answer one write
             proto.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -44,13 +44,21 @@ def client_id_of(merchant_id: int) -> str:
 
 def issue(core: Core, record: ApiKey, *, ttl: int) -> AuthenticateResult:
     merchant = str(record.merchant_id)
-    issued = tokens.issue_access_token(core, profile=AXEPT, client_id=client_id_of(record.merchant_id), subject=merchant,
-                                       ttl=ttl, extra={"unique_name": merchant}, not_before=True)
+    issued = tokens.issue_access_token(
+        core,
+        profile=AXEPT,
+        client_id=client_id_of(record.merchant_id),
+        subject=merchant,
+        ttl=ttl,
+        extra={"unique_name": merchant},
+        not_before=True,
+    )
     return AuthenticateResult(issued.token, iso_z(issued.claims["exp"]), issued.claims)
 
 
-def authenticate(core: Core, request: AuthenticateRequest, *, ttl: int,
-                 check_key: Callable[[AuthenticateRequest], ApiKey]) -> AuthenticateResult:
+def authenticate(
+    core: Core, request: AuthenticateRequest, *, ttl: int, check_key: Callable[[AuthenticateRequest], ApiKey]
+) -> AuthenticateResult:
     """``check_key`` (the web layer's brute-force guarded ``tessera.core.apikeys.authenticate``)
     then ``issue``."""
     return issue(core, check_key(request), ttl=ttl)

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from tessera.core import refresh, tokens
 from tessera.core.client_auth import (
@@ -46,7 +47,7 @@ class Lifetimes:
     family_max: int
 
     @classmethod
-    def from_settings(cls, s: Any) -> "Lifetimes":
+    def from_settings(cls, s: Any) -> Lifetimes:
         return cls(s.b2binpay_access_ttl, s.b2binpay_refresh_ttl, s.refresh_family_max_seconds)
 
 
@@ -79,11 +80,17 @@ class B2BTokens:
 
     def data(self) -> dict[str, Any]:
         """The JSON:API resource object (``data`` of both answers)."""
-        return {"type": "auth-token", "id": "0", "attributes": {
-            "refresh": self.refresh, "access": self.access,
-            "access_expired_at": self.access_expired_at, "refresh_expired_at": self.refresh_expired_at,
-            "is_2fa_confirmed": False,  # "2FA is unavailable for API users"
-        }}
+        return {
+            "type": "auth-token",
+            "id": "0",
+            "attributes": {
+                "refresh": self.refresh,
+                "access": self.access,
+                "access_expired_at": self.access_expired_at,
+                "refresh_expired_at": self.refresh_expired_at,
+                "is_2fa_confirmed": False,  # "2FA is unavailable for API users"
+            },
+        }
 
     def meta(self) -> dict[str, str] | None:
         return {"time": self.time, "sign": self.sign} if self.time is not None and self.sign is not None else None
@@ -97,8 +104,12 @@ def sign(login: str, password: str, time_str: str, refresh_token: str) -> str:
 
 def authenticate(core: Core, req: LoginRequest) -> AuthenticatedClient:
     """The client whose id and secret are the login and password, or ``InvalidClient`` (400 2006)."""
-    return authenticate_with(core, AUTH_METHODS, ClientAuthRequest(
-        credentials=ClientCredentials(req.login, req.password, "client_secret_post")))
+    auth: AuthenticatedClient = authenticate_with(
+        core,
+        AUTH_METHODS,
+        ClientAuthRequest(credentials=ClientCredentials(req.login, req.password, "client_secret_post")),
+    )
+    return auth
 
 
 def login(core: Core, client_id: str, req: LoginRequest, lifetimes: Lifetimes) -> B2BTokens:
@@ -106,31 +117,56 @@ def login(core: Core, client_id: str, req: LoginRequest, lifetimes: Lifetimes) -
     token, and ``meta{time, sign}``. Synchronous database writes (the caller picks the thread)."""
     received = core.clock()
     family, family_expires_at = refresh.start_family(core, client_id, lifetime=lifetimes.family_max)
-    issued = refresh.issue_refresh(core, profile=PROFILE, client_id=client_id, subject=client_id, scope="",
-                                   ttl=lifetimes.refresh_ttl, family=family, family_expires_at=family_expires_at)
+    issued = refresh.issue_refresh(
+        core,
+        profile=PROFILE,
+        client_id=client_id,
+        subject=client_id,
+        scope="",
+        ttl=lifetimes.refresh_ttl,
+        family=family,
+        family_expires_at=family_expires_at,
+    )
     pair = _tokens(core, client_id, issued, received, lifetimes)
     time_str = iso_z(received, micros=True)
-    return B2BTokens(pair.client_id, pair.access, pair.refresh, pair.access_expired_at, pair.refresh_expired_at,
-                     time=time_str, sign=sign(req.login, req.password, time_str, issued.token))
+    return B2BTokens(
+        pair.client_id,
+        pair.access,
+        pair.refresh,
+        pair.access_expired_at,
+        pair.refresh_expired_at,
+        time=time_str,
+        sign=sign(req.login, req.password, time_str, issued.token),
+    )
 
 
-async def refresh_tokens(core: Core, req: RefreshRequest, lifetimes: Lifetimes, *,
-                         offload: Callable[..., Awaitable[Any]]) -> B2BTokens:
+async def refresh_tokens(
+    core: Core, req: RefreshRequest, lifetimes: Lifetimes, *, offload: Callable[..., Awaitable[Any]]
+) -> B2BTokens:
     """Strict rotation in one unit of work (``refresh.rotate_refresh_async``: one statement on
     PostgreSQL, awaited on the loop), sealed to this profile; a client no longer active is
     refused first. Any refusal is ``InvalidGrant`` (401 code 2007)."""
     received = core.clock()
-    grant, successor = await refresh.rotate_refresh_async(core, req.refresh, profile=PROFILE, client_id=None,
-                                                          ttl=lifetimes.refresh_ttl, offload=offload)
+    grant, successor = await refresh.rotate_refresh_async(
+        core, req.refresh, profile=PROFILE, client_id=None, ttl=lifetimes.refresh_ttl, offload=offload
+    )
     return _tokens(core, grant.client_id, successor, received, lifetimes)
 
 
-def _tokens(core: Core, client_id: str, issued: refresh.IssuedRefresh, received: float, lifetimes: Lifetimes) -> B2BTokens:
-    access = tokens.issue_access_token(core, profile=PROFILE, client_id=client_id, ttl=lifetimes.access_ttl,
-                                       extra={"fam": issued.family})
+def _tokens(
+    core: Core, client_id: str, issued: refresh.IssuedRefresh, received: float, lifetimes: Lifetimes
+) -> B2BTokens:
+    access = tokens.issue_access_token(
+        core, profile=PROFILE, client_id=client_id, ttl=lifetimes.access_ttl, extra={"fam": issued.family}
+    )
     # The refresh token's own expiry, unless the family ends sooner than a full lifetime: the
     # answer then says when the chain ends (never a time past the token's ``exp``).
     full = received + lifetimes.refresh_ttl
     refresh_at = full if issued.expires_at >= int(received) + lifetimes.refresh_ttl else issued.expires_at
-    return B2BTokens(client_id, access.token, issued.token, iso_z(received + lifetimes.access_ttl, micros=True),
-                     iso_z(refresh_at, micros=True))
+    return B2BTokens(
+        client_id,
+        access.token,
+        issued.token,
+        iso_z(received + lifetimes.access_ttl, micros=True),
+        iso_z(refresh_at, micros=True),
+    )

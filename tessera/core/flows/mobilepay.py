@@ -58,8 +58,11 @@ def client_credentials_of(credentials: ClientCredentials) -> ClientCredentials:
     """The client secret, presented by one of ``AUTH_METHODS`` (the token, introspection and
     revocation endpoints all take it), or ``InvalidClient``."""
     if credentials.method not in AUTH_METHODS:
-        raise InvalidClient("authenticate with the client secret: HTTP Basic (client_id:client_secret) or "
-                            "client_id and client_secret in the form", reason="secret_required")
+        raise InvalidClient(
+            "authenticate with the client secret: HTTP Basic (client_id:client_secret) or "
+            "client_id and client_secret in the form",
+            reason="secret_required",
+        )
     return credentials
 
 
@@ -87,16 +90,27 @@ def issue(core: Core, request: TokenRequest, client: Client, *, ttl: int) -> Tok
         merchant = core.store.get_merchant_by_vat(request.merchant_vat)
         # The same answer for an unknown VAT number and a merchant that did not grant access.
         if merchant is None or not core.is_granted(merchant.merchant_id, client.client_id):
-            raise UnauthorizedClient("the merchant has not granted this integrator access", reason="merchant_not_granted")
+            raise UnauthorizedClient(
+                "the merchant has not granted this integrator access", reason="merchant_not_granted"
+            )
         extra["merchant_vat"] = request.merchant_vat
     audience = core.config.seal(MOBILEPAY).audience
-    issued = tokens.issue_access_token(core, profile=MOBILEPAY, client_id=client.client_id, ttl=ttl, scope=[SCOPE],
-                                       audience=[audience, SCOPE], extra=extra, not_before=True)
+    issued = tokens.issue_access_token(
+        core,
+        profile=MOBILEPAY,
+        client_id=client.client_id,
+        ttl=ttl,
+        scope=[SCOPE],
+        audience=[audience, SCOPE],
+        extra=extra,
+        not_before=True,
+    )
     return TokenResult(issued.token, issued.expires_in, TOKEN_TYPE, SCOPE, issued.claims)
 
 
-def token(core: Core, request: TokenRequest, *, ttl: int,
-          authenticate: Callable[[ClientCredentials], Client]) -> TokenResult:
+def token(
+    core: Core, request: TokenRequest, *, ttl: int, authenticate: Callable[[ClientCredentials], Client]
+) -> TokenResult:
     """The whole use case: ``check``, ``authenticate`` the client (the web layer passes its
     brute-force guarded authenticator), ``issue``."""
     check(request)

@@ -30,9 +30,10 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -42,16 +43,17 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from tessera.core import codes, par, refresh, tokens
 from tessera.core.client_auth import AuthenticatedClient
 from tessera.core.context import Core
+from tessera.core.kinds import Kind
 from tessera.core.models import Artifact, Client
 from tessera.core.profiles import NATIVE
 from tessera.errors import InvalidGrant, InvalidRequest, InvalidScope, InvalidToken, OAuthError, UnauthorizedClient
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import verify_own_jwt
 
-PAR_KIND = "native_request_uri"
-CODE_KIND = "native_code"
+PAR_KIND: str = Kind.NATIVE_REQUEST_URI.value
+CODE_KIND: str = Kind.NATIVE_CODE.value
 #: Native codes and their replay markers (see tessera.core.codes).
-NATIVE_CODES = codes.CodeKinds(CODE_KIND, "native_code_replay")
+NATIVE_CODES = codes.CodeKinds(CODE_KIND, Kind.NATIVE_CODE_REPLAY.value)
 #: RFC 9126 §2.2: a URN of this form names the pushed request.
 REQUEST_URI_PREFIX = "urn:ietf:params:oauth:request_uri:"
 GRANT_TYPES = ("authorization_code", "client_credentials", "refresh_token")
@@ -66,6 +68,7 @@ class UnsupportedResponseType(OAuthError):
 
 
 # --- scope ------------------------------------------------------------------------------------
+
 
 def check_scope(client: Client, requested: str | None) -> str:
     """The scope to grant: the request's (each value registered for the client), or the
@@ -88,6 +91,7 @@ def check_grant_type(client: Client, grant_type: str) -> None:
 
 
 # --- authorization requests ------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class AuthorizationRequest:
@@ -118,8 +122,9 @@ def check_authorization_request(core: Core, client: Client, q: dict[str, str]) -
     check_grant_type(client, "authorization_code")
     scope = check_scope(client, q.get("scope"))
     if q.get("code_challenge") is None and q.get("code_challenge_method") is None:
-        raise InvalidRequest("PKCE is required: send code_challenge with code_challenge_method=S256",
-                             reason="pkce_missing")
+        raise InvalidRequest(
+            "PKCE is required: send code_challenge with code_challenge_method=S256", reason="pkce_missing"
+        )
     challenge, method = par.check_pkce(q.get("code_challenge"), q.get("code_challenge_method"))
     if q.get("response_mode") not in (None, "query"):
         raise InvalidRequest("only response_mode=query is supported", reason="response_mode")
@@ -133,12 +138,14 @@ def push(core: Core, client: Client, request: AuthorizationRequest) -> par.Pushe
 
 # --- token grants -------------------------------------------------------------------------------
 
+
 def client_credentials(core: Core, auth: AuthenticatedClient, *, scope: str | None, ttl: int) -> dict[str, Any]:
     """RFC 6749 §4.4: an access token, no refresh token (§4.4.3)."""
     check_grant_type(auth.client, "client_credentials")
     granted = check_scope(auth.client, scope)
-    issued = tokens.issue_access_token(core, profile=NATIVE, client_id=auth.client.client_id, ttl=ttl, scope=granted,
-                                       thumbprint=auth.thumbprint)
+    issued = tokens.issue_access_token(
+        core, profile=NATIVE, client_id=auth.client.client_id, ttl=ttl, scope=granted, thumbprint=auth.thumbprint
+    )
     return _token_body(issued, granted)
 
 
@@ -149,8 +156,15 @@ def _token_body(issued: tokens.IssuedToken, scope: str) -> dict[str, Any]:
     return body
 
 
-def authorization_code(core: Core, auth: AuthenticatedClient, *, code: str | None, redirect_uri: str | None,
-                       code_verifier: str | None, refresh_ttl: int) -> dict[str, Any]:
+def authorization_code(
+    core: Core,
+    auth: AuthenticatedClient,
+    *,
+    code: str | None,
+    redirect_uri: str | None,
+    code_verifier: str | None,
+    refresh_ttl: int,
+) -> dict[str, Any]:
     """RFC 6749 §4.1.3 with PKCE (RFC 7636 §4.6): single use, unexpired, for this client and
     this redirect_uri. A replayed code revokes what it issued (RFC 6749 §4.1.2)."""
     client = auth.client
@@ -159,37 +173,71 @@ def authorization_code(core: Core, auth: AuthenticatedClient, *, code: str | Non
         raise InvalidRequest("code is required", reason="code_missing")
     if not redirect_uri:
         raise InvalidRequest("redirect_uri is required", reason="redirect_uri_missing")
-    key, won = codes.redeem(core, NATIVE_CODES, client.client_id, code=code, redirect_uri=redirect_uri,
-                            code_verifier=code_verifier, pkce_required=True)
+    key, won = codes.redeem(
+        core,
+        NATIVE_CODES,
+        client.client_id,
+        code=code,
+        redirect_uri=redirect_uri,
+        code_verifier=code_verifier,
+        pkce_required=True,
+    )
     params = won.data["params"]
     subject = won.data["username"]
     scope = params["scope"]
     family = family_expires_at = None
     if "refresh_token" in client.grant_types:  # the access token joins the family: revoked with it
-        family, family_expires_at = refresh.start_family(core, client.client_id, lifetime=core.config.refresh_family_max)
-    issued = tokens.issue_access_token(core, profile=NATIVE, client_id=client.client_id, ttl=core.config.access_token_ttl,
-                                       scope=scope, subject=subject, thumbprint=auth.thumbprint,
-                                       extra={"fam": family} if family else None)
+        family, family_expires_at = refresh.start_family(
+            core, client.client_id, lifetime=core.config.refresh_family_max
+        )
+    issued = tokens.issue_access_token(
+        core,
+        profile=NATIVE,
+        client_id=client.client_id,
+        ttl=core.config.access_token_ttl,
+        scope=scope,
+        subject=subject,
+        thumbprint=auth.thumbprint,
+        extra={"fam": family} if family else None,
+    )
     body = _token_body(issued, scope)
     if family:
-        rt = refresh.issue_refresh(core, profile=NATIVE, client_id=client.client_id, subject=subject, scope=scope, ttl=refresh_ttl,
-                                   family=family, family_expires_at=family_expires_at)
+        rt = refresh.issue_refresh(
+            core,
+            profile=NATIVE,
+            client_id=client.client_id,
+            subject=subject,
+            scope=scope,
+            ttl=refresh_ttl,
+            family=family,
+            family_expires_at=family_expires_at,
+        )
         body["refresh_token"] = rt.token
     if OPENID in scope.split():
         nonce = (won.data.get("native") or {}).get("nonce")
         extra: dict[str, Any] = {"nonce": nonce} if nonce else {}
         if "email" in scope.split():
             extra.update(email=subject, email_verified=True)
-        body["id_token"] = tokens.issue_id_token(core, client_id=client.client_id, subject=subject,
-                                                 ttl=core.config.id_token_ttl, extra=extra or None)
+        body["id_token"] = tokens.issue_id_token(
+            core, client_id=client.client_id, subject=subject, ttl=core.config.id_token_ttl, extra=extra or None
+        )
     # A replay that raced this exchange makes record_issued revoke what was just issued.
     if not codes.record_issued(core, NATIVE_CODES, key, won, jti=issued.jti, exp=issued.claims["exp"], family=family):
         raise InvalidGrant("the authorization code has already been used", reason="code_replayed")
     return body
 
 
-def refresh_token(core: Core, auth: AuthenticatedClient, *, token: str | None, scope: str | None, refresh_ttl: int,
-                  grace: int, kek: bytes, retry_wait: float = 2.0) -> dict[str, Any]:
+def refresh_token(
+    core: Core,
+    auth: AuthenticatedClient,
+    *,
+    token: str | None,
+    scope: str | None,
+    refresh_ttl: int,
+    grace: int,
+    kek: bytes,
+    retry_wait: float = 2.0,
+) -> dict[str, Any]:
     """RFC 6749 §6 with rotation (RFC 9700 §4.14.2). A narrower ``scope`` applies to the new
     access token only; the new refresh token keeps the original scope (RFC 6749 §6)."""
     client = auth.client
@@ -197,7 +245,9 @@ def refresh_token(core: Core, auth: AuthenticatedClient, *, token: str | None, s
     if not token:
         raise InvalidRequest("refresh_token is required", reason="refresh_missing")
     try:  # the token used and its successor stored in one unit of work (Store.rotate)
-        grant, new = refresh.rotate_refresh(core, token, profile=NATIVE, client_id=client.client_id, ttl=refresh_ttl, grace=grace)
+        grant, new = refresh.rotate_refresh(
+            core, token, profile=NATIVE, client_id=client.client_id, ttl=refresh_ttl, grace=grace
+        )
     except refresh.RefreshRetry as retry:
         return _replay_answer(core, retry.artifact, kek, retry_wait)
     granted = grant.scope
@@ -206,9 +256,16 @@ def refresh_token(core: Core, auth: AuthenticatedClient, *, token: str | None, s
         if any(p not in grant.scope.split() for p in parts) or any(not p for p in parts):
             raise InvalidScope("scope may only narrow the original grant", reason="scope_widened")
         granted = " ".join(parts)
-    issued = tokens.issue_access_token(core, profile=NATIVE, client_id=client.client_id, ttl=core.config.access_token_ttl,
-                                       scope=granted, subject=grant.subject, thumbprint=auth.thumbprint,
-                                       extra={"fam": grant.family})
+    issued = tokens.issue_access_token(
+        core,
+        profile=NATIVE,
+        client_id=client.client_id,
+        ttl=core.config.access_token_ttl,
+        scope=granted,
+        subject=grant.subject,
+        thumbprint=auth.thumbprint,
+        extra={"fam": grant.family},
+    )
     body = _token_body(issued, granted)
     body["refresh_token"] = new.token
     if grace > 0:
@@ -253,7 +310,8 @@ def _open(kek: bytes, jti: str, sealed: str) -> dict[str, Any]:
         raise ValueError("unknown sealed answer version")
     raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
     plain = _answer_key(kek).decrypt(raw[:12], raw[12:], f"refresh-answer:{jti}".encode())
-    return json.loads(plain)
+    answer: dict[str, Any] = json.loads(plain)
+    return answer
 
 
 # --- introspection, revocation, userinfo ----------------------------------------------------
@@ -264,7 +322,7 @@ INACTIVE: dict[str, Any] = {"active": False}
 def _own_claims(core: Core, token: str, typ: str, profile: str = NATIVE) -> dict[str, Any] | None:
     now = core.now()
     try:
-        claims = verify_own_jwt(token, core.keys.get(), typ=typ, now=datetime.fromtimestamp(now, tz=timezone.utc))
+        claims = verify_own_jwt(token, core.keys.get(), typ=typ, now=datetime.fromtimestamp(now, tz=UTC))
     except JoseError:
         return None
     # Another profile's token is unknown here (RFC 7662 §2.2: inactive; RFC 7009 §2.2: ignored).
@@ -280,8 +338,9 @@ def _order(hint: str | None) -> tuple[str, str]:
     return ("rt+jwt", "at+jwt") if hint == "refresh_token" else ("at+jwt", "rt+jwt")
 
 
-def introspect(core: Core, client: Client, token: str | None, hint: str | None = None, *,
-               profile: str = NATIVE) -> dict[str, Any]:
+def introspect(
+    core: Core, client: Client, token: str | None, hint: str | None = None, *, profile: str = NATIVE
+) -> dict[str, Any]:
     """RFC 7662 §2.2. Only the client a token was issued to sees it active; anything else
     (another client's, another profile's, expired, revoked, malformed, not ours) is
     ``{"active": false}``. ``profile``: whose tokens this endpoint knows (the native
@@ -296,34 +355,52 @@ def introspect(core: Core, client: Client, token: str | None, hint: str | None =
         if claims.get("client_id") != client.client_id or claims["exp"] <= now:
             return dict(INACTIVE)
         if typ == "at+jwt":
-            if core.store.get_artifact(tokens.REVOKED_TOKEN, str(claims.get("jti"))) is not None:
-                return dict(INACTIVE)
-            if "fam" in claims and refresh.family_revoked(core, str(claims["fam"])):
-                return dict(INACTIVE)
-            cnf = claims.get("cnf")
-            try:  # the one place that reads access tokens: its client, the certificate it is bound to (row 42)
-                tokens.verify_access_token(core, token, profile=profile,
-                                           thumbprint=cnf.get("x5t#S256") if isinstance(cnf, dict) else None)
-            except InvalidToken:
-                return dict(INACTIVE)
-            out = {"active": True, "token_type": "Bearer"}
-            for name in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "cnf"):
-                if name in claims:
-                    out[name] = claims[name]
-            if isinstance(out.get("scope"), list):  # MobilePay's tokens carry a list; RFC 7662 §2.2: one string
-                out["scope"] = " ".join(str(s) for s in out["scope"])
-            return out
-        fam = core.store.get_artifact(refresh.FAMILY_KIND, str(claims.get("fam")))
-        row = core.store.get_artifact(refresh.REFRESH_KIND, str(claims.get("jti")))
-        if fam is None or fam.data.get("revoked") or row is None or row.consumed_at is not None:
-            return dict(INACTIVE)
-        out = {"active": True, "token_type": "refresh_token", "client_id": client.client_id,
-               "sub": row.data.get("sub", client.client_id), "exp": claims["exp"], "iat": claims.get("iat"),
-               "iss": claims["iss"]}
-        if row.data.get("scope"):
-            out["scope"] = row.data["scope"]
-        return out
+            return _introspect_access(core, token, claims, profile)
+        return _introspect_refresh(core, client, claims)
     return dict(INACTIVE)
+
+
+def _introspect_access(core: Core, token: str, claims: dict[str, Any], profile: str) -> dict[str, Any]:
+    """An access token of this client's: active unless revoked (its jti, its family, its
+    client, its certificate)."""
+    if core.store.get_artifact(tokens.REVOKED_TOKEN, str(claims.get("jti"))) is not None:
+        return dict(INACTIVE)
+    if "fam" in claims and refresh.family_revoked(core, str(claims["fam"])):
+        return dict(INACTIVE)
+    cnf = claims.get("cnf")
+    try:  # the one place that reads access tokens: its client, the certificate it is bound to (row 42)
+        tokens.verify_access_token(
+            core, token, profile=profile, thumbprint=cnf.get("x5t#S256") if isinstance(cnf, dict) else None
+        )
+    except InvalidToken:
+        return dict(INACTIVE)
+    out: dict[str, Any] = {"active": True, "token_type": "Bearer"}
+    for name in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti", "cnf"):
+        if name in claims:
+            out[name] = claims[name]
+    if isinstance(out.get("scope"), list):  # MobilePay's tokens carry a list; RFC 7662 §2.2: one string
+        out["scope"] = " ".join(str(s) for s in out["scope"])
+    return out
+
+
+def _introspect_refresh(core: Core, client: Client, claims: dict[str, Any]) -> dict[str, Any]:
+    """A refresh token of this client's: active while unused and its family stands."""
+    fam = core.store.get_artifact(refresh.FAMILY_KIND, str(claims.get("fam")))
+    row = core.store.get_artifact(refresh.REFRESH_KIND, str(claims.get("jti")))
+    if fam is None or fam.data.get("revoked") or row is None or row.consumed_at is not None:
+        return dict(INACTIVE)
+    out = {
+        "active": True,
+        "token_type": "refresh_token",
+        "client_id": client.client_id,
+        "sub": row.data.get("sub", client.client_id),
+        "exp": claims["exp"],
+        "iat": claims.get("iat"),
+        "iss": claims["iss"],
+    }
+    if row.data.get("scope"):
+        out["scope"] = row.data["scope"]
+    return out
 
 
 def revoke(core: Core, client: Client, token: str | None, hint: str | None = None, *, profile: str = NATIVE) -> None:
@@ -357,6 +434,7 @@ def userinfo(core: Core, token: str | None, *, thumbprint: str | None) -> dict[s
 
 # --- the token endpoint's grants, a registry --------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class TokenRequest:
     """A ``POST /oauth2/token`` as the web layer parsed it (after client authentication)."""
@@ -380,7 +458,7 @@ class TokenPolicy:
     kek: bytes
 
     @classmethod
-    def from_settings(cls, s: Any) -> "TokenPolicy":
+    def from_settings(cls, s: Any) -> TokenPolicy:
         return cls(s.refresh_token_ttl, s.refresh_grace_seconds, s.kek_bytes())
 
 
@@ -395,13 +473,30 @@ class Grant:
 
 
 GRANTS: dict[str, Grant] = {
-    "authorization_code": Grant(lambda core, req, policy: authorization_code(
-        core, req.auth, code=req.code, redirect_uri=req.redirect_uri, code_verifier=req.code_verifier,
-        refresh_ttl=policy.refresh_ttl)),
-    "client_credentials": Grant(lambda core, req, policy: client_credentials(
-        core, req.auth, scope=req.scope, ttl=core.config.access_token_ttl)),
-    "refresh_token": Grant(lambda core, req, policy: refresh_token(
-        core, req.auth, token=req.refresh_token, scope=req.scope, refresh_ttl=policy.refresh_ttl, grace=policy.grace,
-        kek=policy.kek), blocking=True),
+    "authorization_code": Grant(
+        lambda core, req, policy: authorization_code(
+            core,
+            req.auth,
+            code=req.code,
+            redirect_uri=req.redirect_uri,
+            code_verifier=req.code_verifier,
+            refresh_ttl=policy.refresh_ttl,
+        )
+    ),
+    "client_credentials": Grant(
+        lambda core, req, policy: client_credentials(core, req.auth, scope=req.scope, ttl=core.config.access_token_ttl)
+    ),
+    "refresh_token": Grant(
+        lambda core, req, policy: refresh_token(
+            core,
+            req.auth,
+            token=req.refresh_token,
+            scope=req.scope,
+            refresh_ttl=policy.refresh_ttl,
+            grace=policy.grace,
+            kek=policy.kek,
+        ),
+        blocking=True,
+    ),
 }
 assert tuple(GRANTS) == GRANT_TYPES

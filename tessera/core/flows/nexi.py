@@ -14,9 +14,9 @@ header, which it did not: the assertion is in the body), or ``invalid_request``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping
 
 from tessera.core import client_auth, enrollment, par
 from tessera.core.clients import ClientCredentials, PeerCert, bound_certificate
@@ -86,8 +86,9 @@ def authenticate(core: Core, req: PushRequest) -> Client:
     return client
 
 
-def push_authorization(core: Core, req: PushRequest, *,
-                       after_auth: Callable[[Client], None] | None = None) -> par.PushedRequest:
+def push_authorization(
+    core: Core, req: PushRequest, *, after_auth: Callable[[Client], None] | None = None
+) -> par.PushedRequest:
     """The whole PAR use case. ``after_auth(client)``: called once the caller is known and
     before the costly decryption (the web layer's per-credential rate limit)."""
     client = authenticate(core, req)
@@ -97,8 +98,13 @@ def push_authorization(core: Core, req: PushRequest, *,
     with _assertion_problems_are_400():
         # The client's assertion, through the one client-authentication registry (the nested JWE
         # decrypted by the same path as a JWE-wrapped private_key_jwt, checked with the Nexi rules).
-        auth = client_auth.authenticate_with(core, client_auth.NEXI_PAR_METHODS, client_auth.ClientAuthRequest(
-            ClientCredentials(client.client_id, None, "none"), assertion=form["client_assertion"], peer=req.peer))
+        auth = client_auth.authenticate_with(
+            core,
+            client_auth.NEXI_PAR_METHODS,
+            client_auth.ClientAuthRequest(
+                ClientCredentials(client.client_id, None, "none"), assertion=form["client_assertion"], peer=req.peer
+            ),
+        )
         claims = auth.claims
         assert claims is not None
         wanted = enrollment.check_enrollment_claims(core, client, claims)
@@ -109,5 +115,6 @@ def push_authorization(core: Core, req: PushRequest, *,
     # One write: the assertion's jti and the pushed request together (a replay stores nothing).
     # The enrollment (app_deviceid included) travels with the request_uri, then the code.
     with _assertion_problems_are_400():
-        return par.push(core, client, params, {"enrollment": wanted.as_dict()}, prefix=REQUEST_URI_PREFIX,
-                        claims=claims)
+        return par.push(
+            core, client, params, {"enrollment": wanted.as_dict()}, prefix=REQUEST_URI_PREFIX, claims=claims
+        )

@@ -9,9 +9,10 @@ parses and renders. See docs/profiles/axept.md.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from tessera.core import apikeys
 from tessera.core.flows import axept as flow
@@ -20,11 +21,19 @@ from tessera.errors import InvalidRequest, OAuthError
 from tessera.web.errors import NO_STORE
 from tessera.web.forms import identifier, read_json
 from tessera.web.responses import JSONResponse
-from tessera.web.runtime import Runtime, endpoint, only
+from tessera.web.routing import ProfileRoute
+from tessera.web.runtime import Runtime
 
 PROFILE = "axept"
-TITLES = {400: "Bad Request", 401: "Unauthorized", 405: "Method Not Allowed", 413: "Payload Too Large",
-          429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 UNAUTHORIZED = "The supplied merchantId, keyId and key were not valid."
 
 
@@ -32,11 +41,14 @@ def render(err: OAuthError) -> Response:
     status = err.status if err.status != 415 else 400
     message = UNAUTHORIZED if status == 401 else (err.description or TITLES.get(status, "Error"))
     headers = {**NO_STORE, **err.headers}
-    return JSONResponse({"status": status, "error": TITLES.get(status, "Error"), "message": message},
-                        status_code=status, headers=headers)
+    return JSONResponse(
+        {"status": status, "error": TITLES.get(status, "Error"), "message": message},
+        status_code=status,
+        headers=headers,
+    )
 
 
-def _int_field(body: dict, name: str) -> int:
+def _int_field(body: dict[str, Any], name: str) -> int:
     value = body.get(name)
     if name not in body:
         raise InvalidRequest(f"{name} is required", reason="field_missing")
@@ -47,12 +59,10 @@ def _int_field(body: dict, name: str) -> int:
     return value
 
 
-def routes(rt: Runtime) -> list[Route]:
+def routes(rt: Runtime) -> list[ProfileRoute]:
     p = rt.settings.axept_prefix
 
-    @endpoint(rt, PROFILE, render=render)
     async def authenticate(request: Request) -> Response:
-        only(request, "POST")
         rt.limit_address(request)
         body = await read_json(request, rt.settings.max_body_bytes)
         if not isinstance(body, dict):
@@ -68,14 +78,20 @@ def routes(rt: Runtime) -> list[Route]:
 
         def check_key(parsed: flow.AuthenticateRequest) -> ApiKey:
             cred_key = f"axept:{parsed.merchant_id}:{parsed.key_id}"
-            record = rt.guarded(request, cred_key, apikeys.authenticate, rt.core, parsed.merchant_id, parsed.key_id,
-                                parsed.key)
+            record: ApiKey = rt.guarded(
+                request, cred_key, apikeys.authenticate, rt.core, parsed.merchant_id, parsed.key_id, parsed.key
+            )
             rt.limit_credential(cred_key)
             return record
 
-        result = flow.authenticate(rt.core, flow.AuthenticateRequest(merchant_id, key_id, key),
-                                   ttl=rt.settings.axept_token_ttl, check_key=check_key)
+        result = await rt.run_flow(
+            flow.authenticate,
+            rt.core,
+            flow.AuthenticateRequest(merchant_id, key_id, key),
+            ttl=rt.settings.axept_token_ttl,
+            check_key=check_key,
+        )
         rt.issued(PROFILE)
         return JSONResponse({"token": result.token, "expiresAt": result.expires_at}, headers=NO_STORE)
 
-    return [Route(f"{p}/v1/authenticate", authenticate, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])]
+    return [ProfileRoute(f"{p}/v1/authenticate", authenticate, profile=PROFILE, methods=["POST"])]

@@ -24,16 +24,15 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from tessera.core.flows import b2binpay as flow
 from tessera.core.ratelimit import guard
 from tessera.errors import InvalidClient, InvalidGrant, InvalidRequest, OAuthError, SlowDown
 from tessera.web.errors import NO_STORE
-from tessera.web import dbcall
 from tessera.web.forms import identifier, read_json
 from tessera.web.responses import JSONResponse
-from tessera.web.runtime import Runtime, endpoint, only
+from tessera.web.routing import ProfileRoute
+from tessera.web.runtime import Runtime
 
 PROFILE = flow.PROFILE
 MEDIA = "application/vnd.api+json"
@@ -47,7 +46,11 @@ LOGIN_BUDGET = "b2binpay-login"
 
 def render(err: OAuthError) -> Response:
     if isinstance(err, SlowDown):
-        status, code, detail = 429, "throttled", f"Request was throttled. Expected available in {err.retry_after} seconds."
+        status, code, detail = (
+            429,
+            "throttled",
+            f"Request was throttled. Expected available in {err.retry_after} seconds.",
+        )
     elif isinstance(err, InvalidClient):
         status, code, detail = 400, "2006", BAD_LOGIN
     elif isinstance(err, InvalidGrant):
@@ -67,11 +70,13 @@ def _attributes(body: Any, names: tuple[str, ...]) -> dict[str, str]:
         # plain JSON (axios's default): the resource object one level down, and nothing beside it.
         data = data["data"]
     if not isinstance(data, dict) or data.get("type") != "auth-token":
-        raise InvalidRequest('the body must be {"data": {"type": "auth-token", "attributes": {...}}}', reason="jsonapi_shape")
+        raise InvalidRequest(
+            'the body must be {"data": {"type": "auth-token", "attributes": {...}}}', reason="jsonapi_shape"
+        )
     attrs = data.get("attributes")
     if not isinstance(attrs, dict):
         raise InvalidRequest("data.attributes is required", reason="jsonapi_shape")
-    out = {}
+    out: dict[str, str] = {}
     for name in names:
         value = attrs.get(name)
         if not isinstance(value, str) or not value or len(value) > 4096:
@@ -94,32 +99,27 @@ def claimed_client(token: str) -> str | None:
     return client_id[:200] if isinstance(client_id, str) else None
 
 
-def routes(rt: Runtime) -> list[Route]:
+def routes(rt: Runtime) -> list[ProfileRoute]:
     p = rt.settings.b2binpay_prefix
     s = rt.settings
     lifetimes = flow.Lifetimes.from_settings(s)
 
-    def offload(fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return dbcall.run(rt.core, fn, *args, **kwargs)
+    def login_flow(request: Request, req: flow.LoginRequest) -> flow.B2BTokens:
+        # The login is a client id: one counter per client secret, shared with the other profiles.
+        auth = rt.guarded(request, f"client:{req.login}", flow.authenticate, rt.core, req)
+        rt.limit_credential("client:" + auth.client.client_id)
+        return flow.login(rt.core, auth.client.client_id, req, lifetimes)
 
-    @endpoint(rt, PROFILE, render=render)
     async def login(request: Request) -> Response:
-        only(request, "POST")
         rt.limit_address(request, budget=LOGIN_BUDGET)  # the provider's 15 a minute, then tessera's own rate
         body = await read_json(request, s.max_body_bytes, media=ACCEPTED_MEDIA)
         attrs = _attributes(body, ("login", "password"))
         identifier(attrs["login"], "data.attributes.login")  # no NUL or control character reaches the database
-        req = flow.LoginRequest(attrs["login"], attrs["password"])
-        # The login is a client id: one counter per client secret, shared with the other profiles.
-        auth = rt.guarded(request, f"client:{req.login}", flow.authenticate, rt.core, req)
-        rt.limit_credential("client:" + auth.client.client_id)
-        answer = await dbcall.run(rt.core, flow.login, rt.core, auth.client.client_id, req, lifetimes)
+        answer = await rt.run_flow(login_flow, request, flow.LoginRequest(attrs["login"], attrs["password"]))
         rt.issued(PROFILE)
         return JSONResponse({"data": answer.data(), "meta": answer.meta()}, headers=NO_STORE, media_type=MEDIA)
 
-    @endpoint(rt, PROFILE, render=render)
     async def refresh_token(request: Request) -> Response:
-        only(request, "POST")
         rt.limit_address(request)
         body = await read_json(request, s.max_body_bytes, media=ACCEPTED_MEDIA)
         req = flow.RefreshRequest(_attributes(body, ("refresh",))["refresh"])
@@ -134,7 +134,7 @@ def routes(rt: Runtime) -> list[Route]:
         if limiter is not None and claimed is not None and (wait := limiter.wait("client:" + claimed)):
             raise SlowDown(wait, reason="rate_limit_credential")
         try:
-            answer = await flow.refresh_tokens(rt.core, req, lifetimes, offload=offload)
+            answer = await flow.refresh_tokens(rt.core, req, lifetimes, offload=rt.run_flow)
         except InvalidGrant as e:
             if e.reason != "client_revoked":
                 rt.fail_login(addr_key)
@@ -146,10 +146,9 @@ def routes(rt: Runtime) -> list[Route]:
         # ``data.attributes`` (the TypeScript one: ``data.data.attributes``), so it stays wrapped.
         return JSONResponse({"data": answer.data()}, headers=NO_STORE, media_type=MEDIA)
 
-    m = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
     return [
-        Route(f"{p}/token/", login, methods=m),
-        Route(f"{p}/token", login, methods=m),
-        Route(f"{p}/token/refresh/", refresh_token, methods=m),
-        Route(f"{p}/token/refresh", refresh_token, methods=m),
+        ProfileRoute(f"{p}/token/", login, profile=PROFILE, methods=["POST"]),
+        ProfileRoute(f"{p}/token", login, profile=PROFILE, methods=["POST"]),
+        ProfileRoute(f"{p}/token/refresh/", refresh_token, profile=PROFILE, methods=["POST"]),
+        ProfileRoute(f"{p}/token/refresh", refresh_token, profile=PROFILE, methods=["POST"]),
     ]

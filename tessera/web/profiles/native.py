@@ -22,20 +22,24 @@ import functools
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 from tessera.core import authorize, par
-from tessera.core.flows import native
 from tessera.core.client_auth import METHODS, SIGNING_ALGS, AuthenticatedClient, ClientAuthRequest, authenticate
+from tessera.core.flows import native
 from tessera.errors import AccessDenied, InvalidRequest, OAuthError, UnsupportedGrantType
-from tessera.web.errors import NO_STORE
+from tessera.web.errors import NO_STORE, oauth_error_response
 from tessera.web.forms import bearer_token, client_credentials, parse_form, read_form
+from tessera.web.pages import login_page
 from tessera.web.responses import JSONResponse
-from tessera.web.runtime import Runtime, endpoint, no_store_json, only, user_key
+from tessera.web.routing import Before, ProfileRoute
+from tessera.web.runtime import Runtime, no_store_json, user_key
 
 PROFILE = "native"
+#: RFC 6749 §5.2 JSON.
+render = oauth_error_response
 TOKEN = "/oauth2/token"
 PAR = "/oauth2/par"
 AUTHORIZE = "/oauth2/authorize"
@@ -52,9 +56,16 @@ def metadata(rt: Runtime) -> dict[str, Any]:
     iss = rt.core.config.issuer
     methods = list(METHODS)
     algs = list(SIGNING_ALGS)
-    aliases = {name: iss + path for name, path in (
-        ("token_endpoint", TOKEN), ("pushed_authorization_request_endpoint", PAR),
-        ("introspection_endpoint", INTROSPECT), ("revocation_endpoint", REVOKE), ("userinfo_endpoint", USERINFO))}
+    aliases = {
+        name: iss + path
+        for name, path in (
+            ("token_endpoint", TOKEN),
+            ("pushed_authorization_request_endpoint", PAR),
+            ("introspection_endpoint", INTROSPECT),
+            ("revocation_endpoint", REVOKE),
+            ("userinfo_endpoint", USERINFO),
+        )
+    }
     return {
         "issuer": iss,
         "authorization_endpoint": iss + AUTHORIZE,
@@ -93,148 +104,200 @@ def _add_query(uri: str, extra: dict[str, str]) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
-def routes(rt: Runtime) -> list[Route]:
-    core = rt.core
-    s = rt.settings
-    policy = native.TokenPolicy.from_settings(s)
+class Endpoints:
+    """The native endpoints, one method each (importable, and testable one by one)."""
 
-    def client_auth(request: Request, form: dict[str, str]) -> AuthenticatedClient:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.core = rt.core
+        self.settings = rt.settings
+        self.policy = native.TokenPolicy.from_settings(rt.settings)
+
+    def client_auth(self, request: Request, form: dict[str, str]) -> AuthenticatedClient:
         creds = client_credentials(request, form)
         # A secret can be guessed; a signed assertion cannot: those count per address only.
         who = f"client:{creds.client_id}" if creds.client_id and "client_assertion" not in form else None
-        return rt.guarded(request, who, authenticate, core, ClientAuthRequest(
-            credentials=creds,
-            assertion_type=form.get("client_assertion_type"),
-            assertion=form.get("client_assertion"),
-            peer=rt.peer(request),
-        ))
+        auth: AuthenticatedClient = self.rt.guarded(
+            request,
+            who,
+            authenticate,
+            self.core,
+            ClientAuthRequest(
+                credentials=creds,
+                assertion_type=form.get("client_assertion_type"),
+                assertion=form.get("client_assertion"),
+                peer=self.rt.peer(request),
+            ),
+        )
+        return auth
 
-    @endpoint(rt, PROFILE)
-    async def discovery(request: Request) -> Response:
-        only(request, "GET", "HEAD")
-        return JSONResponse(metadata(rt), headers={"Cache-Control": "public, max-age=300"})
+    async def discovery(self, request: Request) -> Response:
+        return JSONResponse(metadata(self.rt), headers={"Cache-Control": "public, max-age=300"})
 
-    @endpoint(rt, PROFILE)
-    async def jwks(request: Request) -> Response:
-        only(request, "GET", "HEAD")
-        keys = core.keys.get()
-        now = rt.now_dt()
+    async def jwks(self, request: Request) -> Response:
+        keys = self.core.keys.get()
+        now = self.rt.now_dt()
         # RFC 8414 §2: the jwks_uri may also hold the encryption keys (for JWE-wrapped
         # client assertions); every key then carries "use".
         body = {"keys": keys.jwks("sig", now)["keys"] + keys.jwks("enc", now)["keys"]}
         return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
 
-    @endpoint(rt, PROFILE)
-    async def token(request: Request) -> Response:
-        only(request, "POST")
-        rt.limit_address(request)
-        form = await read_form(request, s.max_body_bytes)
+    def token_flow(
+        self, request: Request, form: dict[str, str], grant: native.Grant, grant_type: str
+    ) -> dict[str, Any]:
+        auth = self.client_auth(request, form)
+        self.rt.limit_credential("client:" + auth.client.client_id)
+        req = native.TokenRequest(
+            grant_type,
+            auth,
+            scope=form.get("scope"),
+            code=form.get("code"),
+            redirect_uri=form.get("redirect_uri"),
+            code_verifier=form.get("code_verifier"),
+            refresh_token=form.get("refresh_token"),
+        )
+        return grant.handle(self.core, req, self.policy)
+
+    async def token(self, request: Request) -> Response:
+        self.rt.limit_address(request)
+        form = await read_form(request, self.settings.max_body_bytes)
         grant_type = form.get("grant_type")
         if not grant_type:
             raise InvalidRequest("grant_type is required", reason="grant_type_missing")
         grant = native.GRANTS.get(grant_type)
         if grant is None:
             raise UnsupportedGrantType(f"grant_type {grant_type[:60]!r} is not supported", reason="grant_type")
-        auth = client_auth(request, form)
-        rt.limit_credential("client:" + auth.client.client_id)
-        req = native.TokenRequest(grant_type, auth, scope=form.get("scope"), code=form.get("code"),
-                                  redirect_uri=form.get("redirect_uri"), code_verifier=form.get("code_verifier"),
-                                  refresh_token=form.get("refresh_token"))
-        if grant.blocking:
-            body = await rt.in_thread(grant.handle, core, req, policy)
-        else:
-            body = grant.handle(core, req, policy)
-        rt.issued(PROFILE)
+        # A grant that may wait (a refresh retried inside its grace window) leaves the loop whatever the database.
+        body = await self.rt.run_flow(self.token_flow, request, form, grant, grant_type, waits=grant.blocking)
+        self.rt.issued(PROFILE)
         return no_store_json(body)
 
-    @endpoint(rt, PROFILE)
-    async def push(request: Request) -> Response:
-        only(request, "POST")
-        rt.limit_address(request)
-        form = await read_form(request, s.max_body_bytes)
-        auth = client_auth(request, form)
-        rt.limit_credential("client:" + auth.client.client_id)
+    def push_flow(self, request: Request, form: dict[str, str]) -> par.PushedRequest:
+        auth = self.client_auth(request, form)
+        self.rt.limit_credential("client:" + auth.client.client_id)
         params = {k: v for k, v in form.items() if k not in AUTH_FIELDS}
-        req = native.check_authorization_request(core, auth.client, params)
-        pushed = native.push(core, auth.client, req)
+        req = native.check_authorization_request(self.core, auth.client, params)
+        return native.push(self.core, auth.client, req)
+
+    async def push(self, request: Request) -> Response:
+        self.rt.limit_address(request)
+        form = await read_form(request, self.settings.max_body_bytes)
+        pushed = await self.rt.run_flow(self.push_flow, request, form)
         return no_store_json({"request_uri": pushed.request_uri, "expires_in": pushed.expires_in}, status_code=201)
 
-    @endpoint(rt, PROFILE, html=True, writes=True)  # a plain request and the login store: limited per address first
-    async def authorize_page(request: Request) -> Response:
-        only(request, "GET", "POST")
+    async def authorize_page(self, request: Request) -> Response:
         if request.method == "POST":
-            return await login(request)
+            return await self.login(request)
         q = parse_form(request.url.query.encode("latin-1"))
+        return await self.rt.run_flow(self.authorization_request, request, q)
+
+    def authorization_request(self, request: Request, q: dict[str, str]) -> Response:
         client_id = q.get("client_id")
         if "request_uri" in q:  # RFC 9126 §4: only client_id and request_uri count
-            page = authorize.login_page(core, client_id, q["request_uri"], par_kind=native.PAR_KIND)
-            return rt.render_login(request, page, action=AUTHORIZE)
-        client = core.client(client_id) if client_id else None
+            page = authorize.login_page(self.core, client_id, q["request_uri"], par_kind=native.PAR_KIND)
+            return login_page(request, page, action=AUTHORIZE)
+        client = self.core.client(client_id) if client_id else None
         if client is None or not client.active:
             raise InvalidRequest("client_id is missing or unknown", reason="client_unknown")
         redirect_uri = par.check_redirect_uri(client, q.get("redirect_uri"))  # never redirect before this
         if client.require_par:
             raise InvalidRequest("this client must push its authorization requests (PAR)", reason="par_required")
         try:
-            req = native.check_authorization_request(core, client, q)
+            req = native.check_authorization_request(self.core, client, q)
         except OAuthError as e:  # RFC 6749 §4.1.2.1: tell the client at its redirect_uri
             back = {"error": e.error}
             if e.description:
                 back["error_description"] = e.description
             if q.get("state") is not None:
                 back["state"] = q["state"]
-            back["iss"] = core.config.issuer
-            return RedirectResponse(_add_query(redirect_uri, back), status_code=303, headers={"Cache-Control": "no-store"})
-        pushed = native.push(core, client, req)
-        page = authorize.login_page(core, client.client_id, pushed.request_uri, par_kind=native.PAR_KIND)
-        return rt.render_login(request, page, action=AUTHORIZE)
+            back["iss"] = self.core.config.issuer
+            return RedirectResponse(
+                _add_query(redirect_uri, back), status_code=303, headers={"Cache-Control": "no-store"}
+            )
+        pushed = native.push(self.core, client, req)
+        page = authorize.login_page(self.core, client.client_id, pushed.request_uri, par_kind=native.PAR_KIND)
+        return login_page(request, page, action=AUTHORIZE)
 
-    async def login(request: Request) -> Response:
-        form = await read_form(request, s.max_body_bytes)
+    async def login(self, request: Request) -> Response:
+        form = await read_form(request, self.settings.max_body_bytes)
+
+        def sign_in() -> str:
+            location: str = self.rt.guarded(
+                request,
+                user_key(form),
+                functools.partial(authorize.login, par_kind=native.PAR_KIND, code_kind=native.CODE_KIND),
+                self.core,
+                form.get("client_id"),
+                form.get("request_uri"),
+                form.get("username", ""),
+                form.get("password", ""),
+                failures=(AccessDenied,),
+            )
+            return location
+
         try:
-            location = await rt.in_thread(functools.partial(
-                rt.guarded, request, user_key(form), functools.partial(
-                    authorize.login, par_kind=native.PAR_KIND, code_kind=native.CODE_KIND),
-                core, form.get("client_id"), form.get("request_uri"), form.get("username", ""), form.get("password", ""),
-                failures=(AccessDenied,)))
+            location = await self.rt.run_flow(sign_in, waits=True)  # argon2id: off the loop whatever the database
         except OAuthError as e:
             if e.reason != "login_failed":
                 raise
-            page = authorize.login_page(core, form.get("client_id"), form.get("request_uri"), par_kind=native.PAR_KIND)
-            return rt.render_login(request, page, action=AUTHORIZE, error=e.description, status=401)
+            page = await self.rt.run_flow(
+                authorize.login_page,
+                self.core,
+                form.get("client_id"),
+                form.get("request_uri"),
+                par_kind=native.PAR_KIND,
+            )
+            return login_page(request, page, action=AUTHORIZE, error=e.description, status=401)
         return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
 
-    @endpoint(rt, PROFILE)
-    async def introspect(request: Request) -> Response:
-        only(request, "POST")
-        form = await read_form(request, s.max_body_bytes)
-        auth = client_auth(request, form)
-        return no_store_json(native.introspect(core, auth.client, form.get("token"), form.get("token_type_hint")))
+    def introspect_flow(self, request: Request, form: dict[str, str]) -> dict[str, Any]:
+        auth = self.client_auth(request, form)
+        return native.introspect(self.core, auth.client, form.get("token"), form.get("token_type_hint"))
 
-    @endpoint(rt, PROFILE)
-    async def revoke(request: Request) -> Response:
-        only(request, "POST")
-        form = await read_form(request, s.max_body_bytes)
-        auth = client_auth(request, form)
-        native.revoke(core, auth.client, form.get("token"), form.get("token_type_hint"))
+    def revoke_flow(self, request: Request, form: dict[str, str]) -> None:
+        auth = self.client_auth(request, form)
+        native.revoke(self.core, auth.client, form.get("token"), form.get("token_type_hint"))
+
+    async def introspect(self, request: Request) -> Response:
+        form = await read_form(request, self.settings.max_body_bytes)
+        return no_store_json(await self.rt.run_flow(self.introspect_flow, request, form))
+
+    async def revoke(self, request: Request) -> Response:
+        form = await read_form(request, self.settings.max_body_bytes)
+        await self.rt.run_flow(self.revoke_flow, request, form)
         return Response(status_code=200, headers=NO_STORE)
 
-    @endpoint(rt, PROFILE)
-    async def userinfo(request: Request) -> Response:
-        only(request, "GET", "POST")
-        peer = rt.peer(request)
-        body = native.userinfo(core, bearer_token(request), thumbprint=peer.thumbprint if peer else None)
+    async def userinfo(self, request: Request) -> Response:
+        peer = self.rt.peer(request)
+        body = await self.rt.run_flow(
+            native.userinfo, self.core, bearer_token(request), thumbprint=peer.thumbprint if peer else None
+        )
         return no_store_json(body)
 
-    m = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+def routes(rt: Runtime) -> list[ProfileRoute]:
+    e = Endpoints(rt)
+
+    def route(
+        path: str, endpoint: Any, methods: list[str], *, page: bool = False, middleware: list[Middleware] | None = None
+    ) -> ProfileRoute:
+        return ProfileRoute(path, endpoint, profile=PROFILE, methods=methods, page=page, middleware=middleware)
+
     return [
-        Route("/.well-known/oauth-authorization-server", discovery, methods=m),
-        Route("/.well-known/openid-configuration", discovery, methods=m),
-        Route(TOKEN, token, methods=m),
-        Route(PAR, push, methods=m),
-        Route(AUTHORIZE, authorize_page, methods=m),
-        Route(INTROSPECT, introspect, methods=m),
-        Route(REVOKE, revoke, methods=m),
-        Route(JWKS, jwks, methods=m),
-        Route(USERINFO, userinfo, methods=m),
+        route("/.well-known/oauth-authorization-server", e.discovery, ["GET", "HEAD"]),
+        route("/.well-known/openid-configuration", e.discovery, ["GET", "HEAD"]),
+        route(TOKEN, e.token, ["POST"]),
+        route(PAR, e.push, ["POST"]),
+        # A plain request and the login store: counted per address first (the unauthenticated-writes budget).
+        route(
+            AUTHORIZE,
+            e.authorize_page,
+            ["GET", "POST"],
+            page=True,
+            middleware=[Middleware(Before, check=rt.limit_writes)],
+        ),
+        route(INTROSPECT, e.introspect, ["POST"]),
+        route(REVOKE, e.revoke, ["POST"]),
+        route(JWKS, e.jwks, ["GET", "HEAD"]),
+        route(USERINFO, e.userinfo, ["GET", "POST"]),
     ]

@@ -12,104 +12,154 @@ This module only parses the wire format, calls the core (the PAR use case is
 
 from __future__ import annotations
 
-import functools
+from typing import Any
 
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 from tessera.core import authorize, grants
+from tessera.core.clients import ClientCredentials, PeerCert, authenticate_secret, bound_certificate
 from tessera.core.flows import nexi as nexi_flow
-from tessera.core.clients import authenticate_secret, bound_certificate
+from tessera.core.models import Client
+from tessera.core.tokens import IssuedToken
 from tessera.errors import AccessDenied, OAuthError, UnsupportedGrantType
+from tessera.web.errors import oauth_error_response
 from tessera.web.forms import bearer_token, client_credentials, read_form
+from tessera.web.pages import login_page
 from tessera.web.responses import JSONResponse
-from tessera.web.runtime import Runtime, endpoint, no_store_json, only, user_key
+from tessera.web.routing import Before, ProfileRoute
+from tessera.web.runtime import Runtime, no_store_json, user_key
 
 PROFILE = nexi_flow.PROFILE
 REQUEST_URI_PREFIX = nexi_flow.REQUEST_URI_PREFIX
+#: Nexi's errors are RFC 6749 JSON.
+render = oauth_error_response
 
 
-def routes(rt: Runtime) -> list[Route]:
-    p = rt.settings.nexi_prefix
+class Endpoints:
+    """The profile's endpoints, one method each (importable, and testable one by one)."""
 
-    @endpoint(rt, PROFILE)
-    async def token(request: Request) -> Response:
-        only(request, "POST")
-        rt.limit_address(request)
-        form = await read_form(request, rt.settings.max_body_bytes)
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.prefix = rt.settings.nexi_prefix
+        self.core = rt.core
+
+    def authenticated(self, request: Request, creds: ClientCredentials, peer: PeerCert | None) -> tuple[Client, str]:
+        """The client (its secret checked under brute-force protection, its rate counted) and the
+        thumbprint of the certificate it is bound to."""
+        client: Client = self.rt.guarded(
+            request, f"client:{creds.client_id or ''}", authenticate_secret, self.core, creds
+        )
+        self.rt.limit_credential("client:" + client.client_id)
+        return client, bound_certificate(self.core, client, peer).thumbprint
+
+    async def token(self, request: Request) -> Response:
+        self.rt.limit_address(request)
+        form = await read_form(request, self.rt.settings.max_body_bytes)
         if form.get("grant_type") != "client_credentials":
             raise UnsupportedGrantType("grant_type must be client_credentials", reason="grant_type")
-        creds = client_credentials(request, form)
-        client = rt.guarded(request, f"client:{creds.client_id or ''}", authenticate_secret, rt.core, creds)
-        rt.limit_credential("client:" + client.client_id)
-        peer = rt.peer(request)
-        cert = bound_certificate(rt.core, client, peer)
-        issued = grants.client_credentials(rt.core, client, ttl=rt.core.config.nexi_token_ttl, thumbprint=cert.thumbprint)
-        rt.issued(PROFILE)
+        creds, peer = client_credentials(request, form), self.rt.peer(request)
+
+        def flow() -> IssuedToken:
+            client, thumbprint = self.authenticated(request, creds, peer)
+            return grants.client_credentials(
+                self.core, client, ttl=self.core.config.nexi_token_ttl, thumbprint=thumbprint
+            )
+
+        issued = await self.rt.run_flow(flow)
+        self.rt.issued(PROFILE)
         return no_store_json({"access_token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in})
 
-    @endpoint(rt, PROFILE)
-    async def jwks(request: Request) -> Response:
-        only(request, "GET", "HEAD")
-        body = rt.core.keys.get().jwks("enc", rt.now_dt())
+    async def jwks(self, request: Request) -> Response:
+        body = self.core.keys.get().jwks("enc", self.rt.now_dt())
         return JSONResponse(body, headers={"Cache-Control": "public, max-age=60"})
 
-    @endpoint(rt, PROFILE)
-    async def push(request: Request) -> Response:
-        only(request, "POST")
-        rt.limit_address(request)
-        peer = rt.peer(request)
+    async def push(self, request: Request) -> Response:
+        self.rt.limit_address(request)
+        peer = self.rt.peer(request)
         token = bearer_token(request)
-        form = await read_form(request, rt.settings.max_body_bytes) if peer is not None and token is not None else {}
+        form = (
+            await read_form(request, self.rt.settings.max_body_bytes) if peer is not None and token is not None else {}
+        )
         req = nexi_flow.PushRequest(form=form, bearer_token=token, peer=peer)
-        # The per-credential limit applies once the client is known, before the costly decryption.
-        pushed = nexi_flow.push_authorization(rt.core, req, after_auth=lambda c: rt.limit_credential("client:" + c.client_id))
+
+        def after_auth(client: Client) -> None:
+            # The per-credential limit applies once the client is known, before the costly decryption.
+            self.rt.limit_credential("client:" + client.client_id)
+
+        pushed = await self.rt.run_flow(nexi_flow.push_authorization, self.core, req, after_auth=after_auth)
         return no_store_json({"request_uri": pushed.request_uri, "expires_in": pushed.expires_in}, status_code=201)
 
-    @endpoint(rt, PROFILE, html=True, writes=True)  # the login stores a code: limited per address first
-    async def authorize_page(request: Request) -> Response:
-        only(request, "GET", "POST")
+    async def authorize_page(self, request: Request) -> Response:
         if request.method == "GET":
             q = request.query_params
-            page = authorize.login_page(rt.core, q.get("client_id"), q.get("request_uri"))
-            return rt.render_login(request, page, action=f"{p}/as/authorize")
-        form = await read_form(request, rt.settings.max_body_bytes)
+            page = await self.rt.run_flow(authorize.login_page, self.core, q.get("client_id"), q.get("request_uri"))
+            return login_page(request, page, action=f"{self.prefix}/as/authorize")
+        form = await read_form(request, self.rt.settings.max_body_bytes)
+
+        def sign_in() -> str:
+            location: str = self.rt.guarded(
+                request,
+                user_key(form),
+                authorize.login,
+                self.core,
+                form.get("client_id"),
+                form.get("request_uri"),
+                form.get("username", ""),
+                form.get("password", ""),
+                failures=(AccessDenied,),
+            )
+            return location
+
         try:
-            location = await rt.in_thread(functools.partial(
-                rt.guarded, request, user_key(form), authorize.login, rt.core,
-                form.get("client_id"), form.get("request_uri"), form.get("username", ""), form.get("password", ""),
-                failures=(AccessDenied,)))
+            location = await self.rt.run_flow(sign_in, waits=True)  # argon2id: off the loop whatever the database
         except OAuthError as e:
             if e.reason != "login_failed":
                 raise
-            page = authorize.login_page(rt.core, form.get("client_id"), form.get("request_uri"))
-            return rt.render_login(request, page, action=f"{p}/as/authorize", error=e.description, status=401)
+            page = await self.rt.run_flow(
+                authorize.login_page, self.core, form.get("client_id"), form.get("request_uri")
+            )
+            return login_page(request, page, action=f"{self.prefix}/as/authorize", error=e.description, status=401)
         return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
 
-    @endpoint(rt, PROFILE)
-    async def code_token(request: Request) -> Response:
-        only(request, "POST")
-        rt.limit_address(request)
-        form = await read_form(request, rt.settings.max_body_bytes)
+    async def code_token(self, request: Request) -> Response:
+        self.rt.limit_address(request)
+        form = await read_form(request, self.rt.settings.max_body_bytes)
         if form.get("grant_type") != "authorization_code":
             raise UnsupportedGrantType("grant_type must be authorization_code", reason="grant_type")
-        creds = client_credentials(request, form)
-        client = rt.guarded(request, f"client:{creds.client_id or ''}", authenticate_secret, rt.core, creds)
-        rt.limit_credential("client:" + client.client_id)
-        cert = bound_certificate(rt.core, client, rt.peer(request))
-        body = grants.authorization_code(
-            rt.core, client, code=form.get("code"), redirect_uri=form.get("redirect_uri"),
-            code_verifier=form.get("code_verifier"), thumbprint=cert.thumbprint,
-        )
-        rt.issued(PROFILE)
+        creds, peer = client_credentials(request, form), self.rt.peer(request)
+
+        def flow() -> dict[str, Any]:
+            client, thumbprint = self.authenticated(request, creds, peer)
+            return grants.authorization_code(
+                self.core,
+                client,
+                code=form.get("code"),
+                redirect_uri=form.get("redirect_uri"),
+                code_verifier=form.get("code_verifier"),
+                thumbprint=thumbprint,
+            )
+
+        body = await self.rt.run_flow(flow)
+        self.rt.issued(PROFILE)
         return no_store_json(body)
 
-    any_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+def routes(rt: Runtime) -> list[ProfileRoute]:
+    e = Endpoints(rt)
     return [
-        Route(f"{p}/appenrollment/token", token, methods=any_method),
-        Route(f"{p}/par/jwks.json", jwks, methods=any_method),
-        Route(f"{p}/as/par", push, methods=any_method),
-        Route(f"{p}/as/authorize", authorize_page, methods=any_method),
-        Route(f"{p}/as/token", code_token, methods=any_method),
+        ProfileRoute(f"{e.prefix}/appenrollment/token", e.token, profile=PROFILE, methods=["POST"]),
+        ProfileRoute(f"{e.prefix}/par/jwks.json", e.jwks, profile=PROFILE, methods=["GET", "HEAD"]),
+        ProfileRoute(f"{e.prefix}/as/par", e.push, profile=PROFILE, methods=["POST"]),
+        # The login stores a code: counted per address first (the unauthenticated-writes budget).
+        ProfileRoute(
+            f"{e.prefix}/as/authorize",
+            e.authorize_page,
+            profile=PROFILE,
+            methods=["GET", "POST"],
+            page=True,
+            middleware=[Middleware(Before, check=rt.limit_writes)],
+        ),
+        ProfileRoute(f"{e.prefix}/as/token", e.code_token, profile=PROFILE, methods=["POST"]),
     ]

@@ -1,4 +1,4 @@
-"""tessera.core.flows.b2binpay in-process: a real SQLite store and key ring, a fixed clock.
+"""tessera.core.flows.b2binpay in process: a real SQLite store and key ring, a fixed clock.
 
 Every time of the answer comes from the core's clock, the clock the tokens' ``exp`` come
 from; ``meta.sign`` is checked with an HMAC written here from the document's words."""
@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from tessera.core import refresh as core_refresh
 from tessera.core.context import Core, CoreConfig
 from tessera.core.flows import b2binpay as flow
-from tessera.core.keys import KeyRing, create_initial_keys
+from tessera.core.keys import KeyRing
 from tessera.core.models import Client
 from tessera.core.profiles import NATIVE
 from tessera.core.secrets import hash_secret
@@ -29,7 +29,7 @@ KEK = b"k" * 32
 PEPPER = b"p" * 32
 LOGIN, PASSWORD = "b2b-login-1", "p4ssw0rd-p4ssw0rd-p4ssw0rd-p4ssw0rd"
 T0 = 1_800_000_000.123456
-NOW_DT = datetime.fromtimestamp(T0, tz=timezone.utc)
+NOW_DT = datetime.fromtimestamp(T0, tz=UTC)
 LIFE = flow.Lifetimes(access_ttl=900, refresh_ttl=21600, family_max=30 * 86400)
 
 
@@ -42,11 +42,11 @@ class Clock:
 
 
 @pytest.fixture
-def env(tmp_path):
+def env(tmp_path, _server_keys):
     store = SQLStore(f"sqlite:///{tmp_path / 'b2b.db'}")
     upgrade(store.engine)
     clock = Clock(T0)
-    create_initial_keys(store, KEK, signing_alg="ES256", enc_bits=2048, now=int(T0) - 10)
+    store.save_server_keys(list(_server_keys))  # made once per worker (tests/core/conftest.py)
     core = Core(config=CoreConfig(issuer=ISSUER), store=store, keys=KeyRing(store, KEK), pepper=PEPPER, clock=clock)
     store.create_client(Client(LOGIN, "B2B merchant", hash_secret(PASSWORD, PEPPER), created_at=int(T0) - 10))
     yield core, clock, store
@@ -54,7 +54,7 @@ def env(tmp_path):
 
 
 async def inline(fn, *args, **kwargs):
-    """What web.dbcall.run does on SQLite: the call, on the loop."""
+    """What Runtime.run_flow (tessera.web.dbcall) does on SQLite: the call, on the loop."""
     return fn(*args, **kwargs)
 
 
@@ -65,7 +65,9 @@ def refresh_count(store) -> int:
 
     a = schema.artifacts
     with store.engine.connect() as c:
-        return c.execute(sa.select(sa.func.count()).select_from(a).where(a.c.kind == core_refresh.REFRESH_KIND)).scalar()
+        return c.execute(
+            sa.select(sa.func.count()).select_from(a).where(a.c.kind == core_refresh.REFRESH_KIND)
+        ).scalar()
 
 
 def do_login(core) -> flow.B2BTokens:
@@ -86,8 +88,13 @@ def test_login_answer_times_and_sign_come_from_the_core_clock(env):
     assert out.meta() == {"time": out.time, "sign": out.sign}
     attrs = out.data()["attributes"]
     assert out.data()["type"] == "auth-token" and out.data()["id"] == "0"
-    assert attrs == {"refresh": out.refresh, "access": out.access, "access_expired_at": out.access_expired_at,
-                     "refresh_expired_at": out.refresh_expired_at, "is_2fa_confirmed": False}
+    assert attrs == {
+        "refresh": out.refresh,
+        "access": out.access,
+        "access_expired_at": out.access_expired_at,
+        "refresh_expired_at": out.refresh_expired_at,
+        "is_2fa_confirmed": False,
+    }
     claims = verify_own_jwt(out.access, core.keys.get(), typ="at+jwt", now=NOW_DT)
     assert claims["exp"] == int(T0) + 900 and claims["iat"] == int(T0)
     assert claims["prf"] == "b2binpay" and claims["client_id"] == LOGIN and claims["aud"] == ISSUER + "/b2binpay"

@@ -1,0 +1,5 @@
+"""``python -m tessera.cli``."""
+
+from tessera.cli import main
+
+main()

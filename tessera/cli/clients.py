@@ -1,0 +1,109 @@
+"""``tessera clients``: register integrator apps (OAuth clients), list them, revoke them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from tessera import admin as ops
+from tessera.admin.clients import DEFAULT_AUTH_METHODS, DEFAULT_GRANT_TYPES
+from tessera.cli.common import HomeOpt, JsonOpt, admin, emit, fail, out
+
+app = typer.Typer(no_args_is_help=True, help="Register integrator apps (OAuth clients).")
+
+
+@app.command("create")
+def create(
+    name: Annotated[str, typer.Option(help="the app's name")],
+    redirect_uri: Annotated[
+        list[str] | None, typer.Option("--redirect-uri", help="registered redirect URI (repeatable)")
+    ] = None,
+    scope: Annotated[str, typer.Option(help="space-separated scopes the client may ask for")] = "",
+    auth_method: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--auth-method",
+            help="tls_client_auth, private_key_jwt, client_secret_basic or client_secret_post (repeatable; "
+            "default: client_secret_basic and client_secret_post)",
+        ),
+    ] = None,
+    jwks: Annotated[
+        Path | None,
+        typer.Option(
+            "--jwks", help="JWKS file with the client's public keys (private_key_jwt)", exists=True, dir_okay=False
+        ),
+    ] = None,
+    require_par: Annotated[
+        bool, typer.Option("--require-par", help="the client must push its authorization requests (PAR)")
+    ] = False,
+    grant_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grant-type",
+            help="client_credentials, authorization_code or refresh_token (repeatable; "
+            "default: client_credentials and authorization_code)",
+        ),
+    ] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a client; prints its client_id and, for the secret methods, its client_secret
+    (the secret is shown only now)."""
+    keys: Any = None
+    if jwks is not None:
+        try:
+            keys = json.loads(jwks.read_text())
+        except ValueError as e:
+            fail(f"--jwks: {e}")
+    req = ops.RegisterClient(
+        name=name,
+        redirect_uris=tuple(redirect_uri or ()),
+        scope=scope,
+        auth_methods=tuple(auth_method or DEFAULT_AUTH_METHODS),
+        grant_types=tuple(grant_type or DEFAULT_GRANT_TYPES),
+        require_par=require_par,
+        jwks=keys,
+    )
+    with admin(home) as a:
+        registered = ops.register_client(a, req)
+    data = {"client_id": registered.client_id}
+    if registered.client_secret is not None:
+        data["client_secret"] = registered.client_secret
+    emit(as_json, data)
+
+
+@app.command("list")
+def list_(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    with admin(home) as a:
+        clients = ops.list_clients(a)
+    rows = [
+        {
+            "client_id": c.client_id,
+            "name": c.name,
+            "status": c.status,
+            "redirect_uris": list(c.redirect_uris),
+            "auth_methods": list(c.auth_methods),
+        }
+        for c in clients
+    ]
+    if as_json:
+        emit(True, {"clients": rows})
+        return
+    table = Table("client_id", "name", "status", "redirect_uris")
+    for c in clients:
+        table.add_row(c.client_id, c.name, c.status, " ".join(c.redirect_uris))
+    out.print(table)
+
+
+@app.command("revoke")
+def revoke(
+    client: Annotated[str, typer.Option("--client", help="client_id")], home: HomeOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Revoke a client: its credentials stop working on the next request."""
+    with admin(home) as a:
+        info = ops.revoke_client(a, client)
+    emit(as_json, {"client_id": info.client_id, "status": info.status})

@@ -1,0 +1,24 @@
+"""``tessera demo``: every profile's flow end to end against a running server."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tessera.cli.common import HomeOpt, JsonOpt, emit, out, require, settings
+
+
+def demo(
+    url: Annotated[str, typer.Option("--url", help="base URL of a running tessera")] = "https://127.0.0.1:8443",
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run every profile's flow end to end against a running server, printing each step."""
+    from tessera.demo import run_demo  # the SDK and httpx: loaded by this command only
+
+    s = settings(home)
+    require(s)
+    result = run_demo(s, url, say=(lambda *_: None) if as_json else out.print)
+    if as_json:
+        emit(True, result)

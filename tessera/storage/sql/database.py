@@ -1,0 +1,117 @@
+"""The database every SQL repository shares: its engine, its transactions, its change notices.
+
+A transaction (``Database.write()``, ``Database.read()``) is a ``with`` block on one pooled
+connection, committed on success; a database that cannot be reached, or a connection the
+server dropped, surfaces as ``StoreUnavailable``. A write that changes what workers cache
+(clients, certificates, terminals, users, grants, username bindings, revoked-token marks)
+calls ``announce`` inside its transaction: PostgreSQL ``NOTIFY`` (delivered at commit), or
+SQLite's notice file, written right after the commit (tessera.storage.notices).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from types import TracebackType
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
+
+from tessera.core.ports import StoreUnavailable
+from tessera.storage import notices
+from tessera.storage.sql.engine import GONE, make_engine
+
+#: ``Connection.info`` key: the notices to announce on once this transaction commits (SQLite).
+_ANNOUNCE = "tessera_announce"
+
+
+class Database:
+    """One engine and what goes with it (the ``SQLDatabase`` capability of the SQL stores)."""
+
+    def __init__(self, url_or_engine: str | Engine) -> None:
+        self.engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        #: Exact change notices (SQLite notice file / PostgreSQL LISTEN): lets workers cache
+        #: clients and certificates and still see a revocation on the next request.
+        self.notices = notices.for_engine(self.engine)
+
+    @property
+    def remote(self) -> bool:
+        """True for a database server (a call waits for a round trip), False for SQLite."""
+        return not self.is_sqlite
+
+    def write(self) -> Tx:
+        return Tx(self.engine, write=True)
+
+    def read(self) -> Tx:
+        return Tx(self.engine, write=False)
+
+    def announce(self, c: Connection) -> None:
+        """Tell every worker that something it may cache changed, once this transaction commits:
+        PostgreSQL ``NOTIFY`` (delivered at commit); SQLite's notice file is written by ``Tx``
+        right after the commit (see tessera.storage.notices)."""
+        if self.is_sqlite:
+            c.info[_ANNOUNCE] = self.notices
+        else:
+            c.exec_driver_sql(f"NOTIFY {notices.CHANNEL}")
+
+    def ping(self) -> None:
+        with self.read() as c:
+            c.exec_driver_sql("SELECT 1")
+
+    def close(self) -> None:
+        if self.notices is not None:
+            self.notices.close()
+        self.engine.dispose()
+
+
+def _reason(e: BaseException) -> str:
+    """The driver's message of a SQLAlchemy error (its ``orig``), else the error's own."""
+    return str((e.orig if isinstance(e, DBAPIError) else None) or e)
+
+
+class Tx:
+    """A transaction; database outages surface as ``StoreUnavailable``."""
+
+    __slots__ = ("engine", "write", "conn", "tx")
+
+    def __init__(self, engine: Engine, write: bool) -> None:
+        self.engine = engine
+        self.write = write
+
+    def __enter__(self) -> Connection:
+        try:
+            self.conn = self.engine.connect()
+        except GONE + (InvalidRequestError,) as e:  # InvalidRequestError: "reconnection attempts exhausted"
+            raise StoreUnavailable(_reason(e)) from e
+        try:
+            self.conn.info["write"] = self.write
+            self.tx = self.conn.begin()
+        except GONE as e:
+            with contextlib.suppress(*GONE):
+                self.conn.close()
+            raise StoreUnavailable(_reason(e)) from e
+        return self.conn
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # After a failed statement the connection may be invalidated (the server went away):
+        # then even ``Connection.info`` raises (PendingRollbackError). Touch nothing but the
+        # rollback and the close on that path, and let neither hide the outage.
+        announce = None
+        try:
+            if exc_type is None:
+                announce = self.conn.info.pop(_ANNOUNCE, None)
+                self.tx.commit()
+            else:
+                self.tx.rollback()
+        except GONE as e:
+            if exc_type is None:
+                raise StoreUnavailable(str(e)) from e
+        finally:
+            with contextlib.suppress(*GONE):
+                self.conn.close()
+        if announce is not None:  # SQLite: the notice file, after the commit (notices.SQLiteNotices)
+            announce.announce()
+        if exc_type is not None and issubclass(exc_type, GONE):
+            raise StoreUnavailable(str(exc)) from exc

@@ -1,0 +1,50 @@
+"""The SDK's context managers are typed: ``with client as c`` gives the client's own class
+(checked by mypy --strict on a snippet, with one deliberately wrong line that must be
+reported, so that the check can fail)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mypy import api
+
+SNIPPET = """
+from typing import assert_type
+
+from tessera.sdk import AxeptClient, B2BinPayClient, MobilePayClient, NexiSoftPOSClient
+from tessera.sdk.resource import JWKSCache
+
+
+def clients(a: AxeptClient, m: MobilePayClient, b: B2BinPayClient, n: NexiSoftPOSClient, j: JWKSCache) -> None:
+    with a as c1:
+        assert_type(c1, AxeptClient)
+    with m as c2:
+        assert_type(c2, MobilePayClient)
+    with b as c3:
+        assert_type(c3, B2BinPayClient)
+    with n as c4:
+        assert_type(c4, NexiSoftPOSClient)
+    with j as c5:
+        assert_type(c5, JWKSCache)
+    with a as wrong:
+        assert_type(wrong, MobilePayClient)  # line 20: must be reported
+"""
+
+
+def test_with_client_as_c_gives_the_client_type(tmp_path: Path) -> None:
+    path = tmp_path / "snippet.py"
+    path.write_text(SNIPPET)
+    stdout, stderr, status = api.run(
+        [
+            "--strict",
+            "--follow-imports=silent",
+            "--no-error-summary",
+            "--cache-dir",
+            str(tmp_path / ".mypy_cache"),
+            str(path),
+        ]
+    )
+    errors = [line for line in stdout.splitlines() if ": error:" in line]
+    assert status == 1, stdout + stderr
+    assert len(errors) == 1 and errors[0].startswith(f"{path}:20:"), stdout
+    assert "assert_type" in errors[0] or "Expression is of type" in errors[0], errors[0]
