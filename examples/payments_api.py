@@ -100,19 +100,31 @@ class Protection:
     rule: MobilePayMerchantRule
 
     @classmethod
-    def for_tessera(cls, tessera_url: str, *, verify: Any = True, jwks: JWKSCache | None = None,
-                    axept_jwks: JWKSCache | None = None) -> "Protection":
+    def for_tessera(
+        cls, tessera_url: str, *, verify: Any = True, jwks: JWKSCache | None = None, axept_jwks: JWKSCache | None = None
+    ) -> Protection:
         url = tessera_url.rstrip("/")
         jwks = jwks or JWKSCache(url + MOBILEPAY_JWKS, verify=verify, min_refetch_interval=60)
         axept_jwks = axept_jwks or JWKSCache(url + NATIVE_JWKS, verify=verify, min_refetch_interval=60)
         # Each profile has its own audience (tessera.core.profiles) and names itself (prf): a
         # token of another profile (a native /oauth2 token, say) is refused by both verifiers.
-        mobilepay = TokenVerifier(jwks, issuer=url + MOBILEPAY_PREFIX, audience=url + MOBILEPAY_PREFIX + "/resources",
-                                  required_scopes=["integrator_scope"], algorithms=["RS256"], profile="mobilepay")
+        mobilepay = TokenVerifier(
+            jwks,
+            issuer=url + MOBILEPAY_PREFIX,
+            audience=url + MOBILEPAY_PREFIX + "/resources",
+            required_scopes=["integrator_scope"],
+            algorithms=["RS256"],
+            profile="mobilepay",
+        )
         axept = TokenVerifier(axept_jwks, issuer=url, audience=AXEPT_AUDIENCE, profile="axept")
         rule = MobilePayMerchantRule()
-        return cls(mobilepay=require_token(mobilepay, merchant_rule=rule), axept=require_token(axept), jwks=jwks,
-                   axept_jwks=axept_jwks, rule=rule)
+        return cls(
+            mobilepay=require_token(mobilepay, merchant_rule=rule),
+            axept=require_token(axept),
+            jwks=jwks,
+            axept_jwks=axept_jwks,
+            rule=rule,
+        )
 
 
 def _problem(status: int, error: str, description: str) -> JSONResponse:
@@ -157,9 +169,16 @@ def create_app(tessera_url: str | None = None, *, verify: Any = None, jwks: JWKS
         amount = _amount(body)
         if amount is None:
             return _problem(400, "invalid_request", "amount must be a positive integer (minor units)")
-        payment = ledger.create(auth.merchant_vat, {
-            "amount": amount, "currencyCode": body.get("currencyCode", "DKK"), "orderId": body.get("orderId"),
-            "merchantVatNumber": auth.merchant_vat, "integratorClientId": auth.client_id})
+        payment = ledger.create(
+            auth.merchant_vat,
+            {
+                "amount": amount,
+                "currencyCode": body.get("currencyCode", "DKK"),
+                "orderId": body.get("orderId"),
+                "merchantVatNumber": auth.merchant_vat,
+                "integratorClientId": auth.client_id,
+            },
+        )
         return JSONResponse(payment, status_code=201)
 
     @guard.mobilepay.protect
@@ -181,8 +200,10 @@ def create_app(tessera_url: str | None = None, *, verify: Any = None, jwks: JWKS
         amount = _amount(body)
         if amount is None:
             return _problem(400, "invalid_request", "amount must be a positive integer (minor units)")
-        payment = ledger.create(f"axept:{merchant}", {"amount": amount, "currency": body.get("currency", "GBP"),
-                                                      "merchantId": int(merchant)})
+        payment = ledger.create(
+            f"axept:{merchant}",
+            {"amount": amount, "currency": body.get("currency", "GBP"), "merchantId": int(merchant)},
+        )
         return JSONResponse(payment, status_code=201)
 
     @guard.axept.protect
@@ -193,13 +214,16 @@ def create_app(tessera_url: str | None = None, *, verify: Any = None, jwks: JWKS
             return _problem(404, "not_found", "no such transaction for this merchant")
         return JSONResponse(payment)
 
-    app = Starlette(routes=[
-        Route("/health", health),
-        Route("/pos/v10/payments", create_pos_payment, methods=["POST"]),
-        Route("/pos/v10/payments/{payment_id}", get_pos_payment, methods=["GET"]),
-        Route("/axept/v1/transactions", create_transaction, methods=["POST"]),
-        Route("/axept/v1/transactions/{payment_id}", get_transaction, methods=["GET"]),
-    ], exception_handlers={ResourceError: resource_error_handler})
+    app = Starlette(
+        routes=[
+            Route("/health", health),
+            Route("/pos/v10/payments", create_pos_payment, methods=["POST"]),
+            Route("/pos/v10/payments/{payment_id}", get_pos_payment, methods=["GET"]),
+            Route("/axept/v1/transactions", create_transaction, methods=["POST"]),
+            Route("/axept/v1/transactions/{payment_id}", get_transaction, methods=["GET"]),
+        ],
+        exception_handlers={ResourceError: resource_error_handler},
+    )
     app.state.ledger = ledger
     app.state.jwks = guard.jwks
     app.state.axept_jwks = guard.axept_jwks
@@ -227,8 +251,10 @@ def create_fastapi_app(tessera_url: str | None = None, *, verify: Any = None) ->
         amount = _amount(body)
         if amount is None:
             raise HTTPException(400, "amount must be a positive integer (minor units)")
-        return ledger.create(auth.merchant_vat, {"amount": amount, "currencyCode": body.get("currencyCode", "DKK"),
-                                                 "merchantVatNumber": auth.merchant_vat})
+        return ledger.create(
+            auth.merchant_vat,
+            {"amount": amount, "currencyCode": body.get("currencyCode", "DKK"), "merchantVatNumber": auth.merchant_vat},
+        )
 
     @app.get("/pos/v10/payments/{payment_id}")
     async def get_pos_payment(payment_id: str, auth: AuthContext = Depends(guard.mobilepay)) -> dict:
@@ -245,7 +271,9 @@ def main(argv: list[str]) -> None:
     import uvicorn
 
     app = create_fastapi_app() if "--fastapi" in argv else create_app()
-    uvicorn.run(app, host=os.environ.get("PAYMENTS_HOST", "127.0.0.1"), port=int(os.environ.get("PAYMENTS_PORT", "8080")))
+    uvicorn.run(
+        app, host=os.environ.get("PAYMENTS_HOST", "127.0.0.1"), port=int(os.environ.get("PAYMENTS_PORT", "8080"))
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import ssl
 import time
 
 import httpx
+import pytest
 
 from tessera.core import apikeys
 from tessera.core.models import Merchant
