@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from jwcrypto import jwk, jws, jwt
+from jwcrypto.common import JWException
 
 from tessera.core import apikeys
 from tessera.core.models import Merchant
@@ -192,7 +193,7 @@ def test_signature_check_is_real(live_server):
     claims = json.loads(jws.base64url_decode(p))
     claims["unique_name"] = str(k.merchant_id + 1)
     forged = ".".join([h, jws.base64url_encode(json.dumps(claims)), s])
-    with pytest.raises(jws.InvalidJWSSignature):
+    with pytest.raises(JWException):  # jwcrypto: no key of the set verifies it
         verify_jwt(live_server, forged)
 
 
