@@ -13,6 +13,8 @@ SERIAL = (
     "tests/jose/test_nested.py::test_bad_padding_and_bad_tag_take_similar_time",
     "tests/storage/test_notices.py::test_sqlite_changed_is_cheap",
     "tests/security/test_credentials.py::test_row_31_compared_in_constant_time",
+    "tests/security/test_assertions.py::test_row_09_failures_look_the_same_and_take_about_the_same_time",
+    "tests/web/test_routing.py::test_a_route_middleware_limit_is_rendered_alike_on_both_paths",
     "tests/core/test_ratelimit.py::test_redis_rate_refills_on_redis_time",
     "tests/core/test_ratelimit.py::test_rate_hot_path_costs_a_few_microseconds",
     "tests/web/test_observability.py::test_readyz_ready",
