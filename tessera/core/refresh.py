@@ -139,6 +139,21 @@ def _verified(core: Core, token: str | None, now: int, profile: str) -> dict[str
     return claims
 
 
+def stored_scope(core: Core, token: str | None, *, profile: str) -> str | None:
+    """The scope stored with one of ``profile``'s refresh tokens, read without using it up (a
+    request that asks for a narrower scope is checked before the rotation); None when the token
+    is not one of ours or its record is gone (the rotation then answers as it must)."""
+    try:
+        claims = _verified(core, token, core.now(), profile)
+    except InvalidGrant:
+        return None
+    row = core.store.get_artifact(REFRESH_KIND, str(claims.get("jti")))
+    if row is None:
+        return None
+    scope = row.data.get("scope", "")
+    return scope if isinstance(scope, str) else None
+
+
 def _lost(core: Core, jti: str, family: str, owner: Any, now: int, grace: int) -> None:
     """The token could not be consumed: a retry inside the grace window (``RefreshRetry``),
     else a reuse (or an unknown token of ours): the family is revoked (``InvalidGrant``)."""

@@ -216,6 +216,19 @@ def test_refresh_rotates_and_narrows_scope_for_the_access_token_only(app):
         do_refresh(world, auth, other["refresh_token"], scope="email  openid")  # an empty scope value
 
 
+def test_a_refused_wider_scope_leaves_the_refresh_token_usable(app):
+    """The scope is checked before the token is used: the client's retry with the same token
+    (now asking for no more than its grant) is no reuse, and the family lives on."""
+    world, client, auth = app
+    first = exchange(world, auth, code_for(world, client))
+    with pytest.raises(InvalidScope) as err:
+        do_refresh(world, auth, first["refresh_token"], scope="openid payments")  # payments: not granted
+    assert err.value.reason == "scope_widened"
+    again = do_refresh(world, auth, first["refresh_token"], scope="openid")
+    assert again["scope"] == "openid"
+    tokens.verify_access_token(world.core, again["access_token"], thumbprint=None, profile=NATIVE)
+
+
 def test_refresh_reuse_revokes_the_family(app):
     world, client, auth = app
     first = exchange(world, auth, code_for(world, client))

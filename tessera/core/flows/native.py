@@ -227,6 +227,14 @@ def authorization_code(
     return body
 
 
+def _narrowed(requested: str, original: str) -> str:
+    """RFC 6749 §6: the scope asked for at a refresh may only narrow the original grant."""
+    parts = requested.split(" ")
+    if any(p not in original.split() for p in parts) or any(not p for p in parts):
+        raise InvalidScope("scope may only narrow the original grant", reason="scope_widened")
+    return " ".join(parts)
+
+
 def refresh_token(
     core: Core,
     auth: AuthenticatedClient,
@@ -244,18 +252,19 @@ def refresh_token(
     check_grant_type(client, "refresh_token")
     if not token:
         raise InvalidRequest("refresh_token is required", reason="refresh_missing")
+    if scope is not None and scope.strip():
+        # A wider scope is refused before the token is used: the client's retry with the same
+        # token must not count as a reuse (which would revoke the whole family).
+        original = refresh.stored_scope(core, token, profile=NATIVE)
+        if original is not None:
+            _narrowed(scope, original)
     try:  # the token used and its successor stored in one unit of work (Store.rotate)
         grant, new = refresh.rotate_refresh(
             core, token, profile=NATIVE, client_id=client.client_id, ttl=refresh_ttl, grace=grace
         )
     except refresh.RefreshRetry as retry:
         return _replay_answer(core, retry.artifact, kek, retry_wait)
-    granted = grant.scope
-    if scope is not None and scope.strip():
-        parts = scope.split(" ")
-        if any(p not in grant.scope.split() for p in parts) or any(not p for p in parts):
-            raise InvalidScope("scope may only narrow the original grant", reason="scope_widened")
-        granted = " ".join(parts)
+    granted = _narrowed(scope, grant.scope) if scope is not None and scope.strip() else grant.scope
     issued = tokens.issue_access_token(
         core,
         profile=NATIVE,
