@@ -7,15 +7,17 @@ exception handlers render them in the profile's own shape (``tessera.web.errors`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from tessera.config import Settings
+from tessera.core import authorize
 from tessera.core.clients import PeerCert
 from tessera.core.context import Core
 from tessera.core.ports import Capabilities, StoreUnavailable
@@ -30,11 +32,12 @@ from tessera.core.ratelimit import (
     describe,
     guard,
 )
-from tessera.errors import InvalidClient, SlowDown
+from tessera.errors import AccessDenied, InvalidClient, OAuthError, SlowDown
 from tessera.web.dbcall import FlowRunner
 from tessera.web.errors import NO_STORE
 from tessera.web.metrics import count_token_issued
 from tessera.web.mtls import ClientAddress, MTLSConfig, MTLSExtractor
+from tessera.web.pages import login_page
 from tessera.web.responses import JSONResponse
 
 #: The per-address budget of the endpoints that write for unauthenticated callers (``limit_writes``).
@@ -206,6 +209,38 @@ class Runtime:
 
     def issued(self, profile: str) -> None:
         count_token_issued(profile)  # the tessera_tokens_issued_total metric
+
+    async def sign_in(
+        self, request: Request, form: dict[str, str], *, action: str, par_kind: str, code_kind: str
+    ) -> Response:
+        """A merchant user's sign-in posted to a login page (the Nexi and native ones): the
+        password checked off the loop under the person's brute-force counters, then the redirect
+        with the code; a wrong password shows the form again (401) for the same pushed request."""
+
+        def check() -> str:
+            location: str = self.guarded(
+                request,
+                user_key(form),
+                functools.partial(authorize.login, par_kind=par_kind, code_kind=code_kind),
+                self.core,
+                form.get("client_id"),
+                form.get("request_uri"),
+                form.get("username", ""),
+                form.get("password", ""),
+                failures=(AccessDenied,),
+            )
+            return location
+
+        try:
+            location = await self.run_flow(check, waits=True)  # argon2id: off the loop whatever the database
+        except OAuthError as e:
+            if e.reason != "login_failed":
+                raise
+            page = await self.run_flow(
+                authorize.login_page, self.core, form.get("client_id"), form.get("request_uri"), par_kind=par_kind
+            )
+            return login_page(request, page, action=action, error=e.description, status=401)
+        return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
 
 
 @dataclass(frozen=True)

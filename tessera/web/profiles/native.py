@@ -18,7 +18,6 @@ This module only parses the wire format, calls the core, and renders the result.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -29,13 +28,13 @@ from starlette.responses import RedirectResponse, Response
 from tessera.core import authorize, par
 from tessera.core.client_auth import METHODS, SIGNING_ALGS, AuthenticatedClient, ClientAuthRequest, authenticate
 from tessera.core.flows import native
-from tessera.errors import AccessDenied, InvalidRequest, OAuthError, UnsupportedGrantType
+from tessera.errors import InvalidRequest, OAuthError, UnsupportedGrantType
 from tessera.web.errors import NO_STORE, oauth_error_response
 from tessera.web.forms import bearer_token, client_credentials, parse_form, read_form
 from tessera.web.pages import login_page
 from tessera.web.responses import JSONResponse
 from tessera.web.routing import Before, ProfileRoute
-from tessera.web.runtime import Runtime, no_store_json, user_key
+from tessera.web.runtime import Runtime, no_store_json
 
 PROFILE = "native"
 #: RFC 6749 §5.2 JSON.
@@ -220,35 +219,9 @@ class Endpoints:
 
     async def login(self, request: Request) -> Response:
         form = await read_form(request, self.settings.max_body_bytes)
-
-        def sign_in() -> str:
-            location: str = self.rt.guarded(
-                request,
-                user_key(form),
-                functools.partial(authorize.login, par_kind=native.PAR_KIND, code_kind=native.CODE_KIND),
-                self.core,
-                form.get("client_id"),
-                form.get("request_uri"),
-                form.get("username", ""),
-                form.get("password", ""),
-                failures=(AccessDenied,),
-            )
-            return location
-
-        try:
-            location = await self.rt.run_flow(sign_in, waits=True)  # argon2id: off the loop whatever the database
-        except OAuthError as e:
-            if e.reason != "login_failed":
-                raise
-            page = await self.rt.run_flow(
-                authorize.login_page,
-                self.core,
-                form.get("client_id"),
-                form.get("request_uri"),
-                par_kind=native.PAR_KIND,
-            )
-            return login_page(request, page, action=AUTHORIZE, error=e.description, status=401)
-        return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
+        return await self.rt.sign_in(
+            request, form, action=AUTHORIZE, par_kind=native.PAR_KIND, code_kind=native.CODE_KIND
+        )
 
     def introspect_flow(self, request: Request, form: dict[str, str]) -> dict[str, Any]:
         auth = self.client_auth(request, form)

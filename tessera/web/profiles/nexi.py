@@ -16,20 +16,20 @@ from typing import Any
 
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
-from tessera.core import authorize, grants
+from tessera.core import authorize, grants, par
 from tessera.core.clients import ClientCredentials, PeerCert, authenticate_secret, bound_certificate
 from tessera.core.flows import nexi as nexi_flow
 from tessera.core.models import Client
 from tessera.core.tokens import IssuedToken
-from tessera.errors import AccessDenied, OAuthError, UnsupportedGrantType
+from tessera.errors import UnsupportedGrantType
 from tessera.web.errors import oauth_error_response
 from tessera.web.forms import bearer_token, client_credentials, read_form
 from tessera.web.pages import login_page
 from tessera.web.responses import JSONResponse
 from tessera.web.routing import Before, ProfileRoute
-from tessera.web.runtime import Runtime, no_store_json, user_key
+from tessera.web.runtime import Runtime, no_store_json
 
 PROFILE = nexi_flow.PROFILE
 REQUEST_URI_PREFIX = nexi_flow.REQUEST_URI_PREFIX
@@ -97,31 +97,9 @@ class Endpoints:
             page = await self.rt.run_flow(authorize.login_page, self.core, q.get("client_id"), q.get("request_uri"))
             return login_page(request, page, action=f"{self.prefix}/as/authorize")
         form = await read_form(request, self.rt.settings.max_body_bytes)
-
-        def sign_in() -> str:
-            location: str = self.rt.guarded(
-                request,
-                user_key(form),
-                authorize.login,
-                self.core,
-                form.get("client_id"),
-                form.get("request_uri"),
-                form.get("username", ""),
-                form.get("password", ""),
-                failures=(AccessDenied,),
-            )
-            return location
-
-        try:
-            location = await self.rt.run_flow(sign_in, waits=True)  # argon2id: off the loop whatever the database
-        except OAuthError as e:
-            if e.reason != "login_failed":
-                raise
-            page = await self.rt.run_flow(
-                authorize.login_page, self.core, form.get("client_id"), form.get("request_uri")
-            )
-            return login_page(request, page, action=f"{self.prefix}/as/authorize", error=e.description, status=401)
-        return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
+        return await self.rt.sign_in(
+            request, form, action=f"{self.prefix}/as/authorize", par_kind=par.PAR_KIND, code_kind=authorize.CODE_KIND
+        )
 
     async def code_token(self, request: Request) -> Response:
         self.rt.limit_address(request)
