@@ -12,6 +12,7 @@ from typing import Any
 
 from tessera.admin.context import Admin
 from tessera.admin.errors import Conflict, Invalid, NotFound
+from tessera.admin.fixed import check_client_id, check_secret
 from tessera.core.client_auth import SECRET_METHODS, validate_jwks
 from tessera.core.flows.native import GRANT_TYPES
 from tessera.core.models import AUTH_METHODS, Client
@@ -33,6 +34,10 @@ class RegisterClient:
     require_par: bool = False
     #: the client's public keys (``private_key_jwt``), as parsed JSON
     jwks: Any = None
+    #: a fixed client id instead of a generated one (``tessera.admin.fixed``: a sandbox's fixtures)
+    client_id: str | None = None
+    #: a fixed secret instead of a generated one: staging homes only, stored as HMAC as usual
+    client_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,10 +108,21 @@ def check_registration(req: RegisterClient) -> tuple[tuple[str, ...], tuple[str,
 
 
 def register_client(admin: Admin, req: RegisterClient) -> RegisteredClient:
+    """Register an app. Its id and secret are generated unless the request fixes them
+    (``tessera.admin.fixed``: a fixed secret only for the secret methods, in a staging home)."""
     methods, grants, keys = check_registration(req)
-    secret = generate_secret() if any(m in SECRET_METHODS for m in methods) else None
+    client_id = check_client_id(req.client_id) if req.client_id is not None else generate_client_id()
+    uses_secret = any(m in SECRET_METHODS for m in methods)
+    if req.client_secret is not None:
+        if not uses_secret:
+            raise Invalid(
+                "is only for the secret methods (client_secret_basic, client_secret_post)", field="client_secret"
+            )
+        secret: str | None = check_secret(admin, req.client_secret, field="client_secret")
+    else:
+        secret = generate_secret() if uses_secret else None
     client = Client(
-        client_id=generate_client_id(),
+        client_id=client_id,
         name=req.name,
         secret_hash=hash_secret(secret, admin.settings.pepper_bytes()) if secret else None,
         redirect_uris=tuple(req.redirect_uris),
