@@ -16,6 +16,7 @@ from tessera.cli import certs, clients, enrollments, events, jwks, keys, merchan
 from tessera.cli.common import HomeOpt, err, set_global_home
 from tessera.cli.demo import demo
 from tessera.cli.purge import purge
+from tessera.cli.sandbox import sandbox
 from tessera.cli.server import init, serve
 from tessera.config import ConfigError
 
@@ -40,6 +41,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(events.app, name="events")
 app.command("purge")(purge)
 app.command()(demo)
+app.command()(sandbox)
 
 
 def main() -> None:  # console-script entry point
