@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,10 +183,13 @@ def exit_on_sigterm() -> None:
 
 def _overrides(port: int) -> dict[str, Any]:
     base = f"https://127.0.0.1:{port}"
-    flags: dict[str, Any] = {"issuer": base, "host": "127.0.0.1", "port": port, "workers": 1, **PREFIXES}
+    flags: dict[str, Any] = {"issuer": base, "port": port, **PREFIXES}
     flags.update({k: v for k, v in LIFTED_LIMITS.items() if f"TESSERA_{k.upper()}" not in os.environ})
-    flags.update(mtls_mode="embedded", plain_http=False)
     return flags
+
+
+#: What the sandbox needs whatever the environment says (``TESSERA_*`` variables set the rest).
+PINNED = {"host": "127.0.0.1", "workers": 1, "mtls_mode": "embedded", "plain_http": False}
 
 
 def read_fixtures(path: Path | None) -> tuple[Fixtures, Path]:
@@ -233,7 +237,8 @@ def _prepare(
                 now=int(time.time()),
                 database_url=database,
             )
-    settings = Settings.load(home, **flags)
+    _record(home, flags)
+    settings = Settings.load(home, **PINNED, **{k: flags[k] for k in ("issuer", "port", *PREFIXES)})
     if fresh:
         store = open_store(settings)
         try:
@@ -261,6 +266,26 @@ def _prepare(
     }
     passwords = {u["login"]: u["password"] for u in credentials.get("b2binpay", {}).get("users", [])}
     return Sandbox(profiles, home, temporary, sock, settings, description, passwords=passwords)
+
+
+#: The settings the sandbox records in its home's tessera.toml, so that every command on that
+#: home (``tessera --home H demo``, ``clients list``, ...) sees the sandbox as it runs.
+RECORDED = ("issuer", "port", *PREFIXES, *LIFTED_LIMITS)
+
+
+def _record(home: Path, flags: dict[str, Any]) -> None:
+    """Write ``RECORDED`` of ``flags`` into ``home``'s tessera.toml (over what init wrote)."""
+    path = home / "tessera.toml"
+    with path.open("rb") as f:
+        config = tomllib.load(f)
+    config.update({k: flags[k] for k in RECORDED if k in flags})
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return str(v) if isinstance(v, int | float) else json.dumps(str(v))
+
+    path.write_text("".join(f"{k} = {value(v)}\n" for k, v in config.items()))
 
 
 @contextlib.contextmanager
