@@ -68,13 +68,17 @@ def _answer(profile: str, issued: tokens.IssuedToken, **more: Any) -> dict[str, 
 
 
 def nexi(i: Issuing, body: Mapping[str, Any]) -> dict[str, Any]:
-    """The B2B token of ``client_id``, bound to its newest valid certificate (as over mTLS)."""
+    """The B2B token of ``client_id``, bound to one of its valid certificates as over mTLS:
+    ``thumbprint`` (its x5t#S256), else the newest."""
     client = _client(i.core, body)
     now = i.core.now()
     certs = [c for c in i.core.certificates_for(client.client_id) if c.revoked_at is None and c.not_after > now]
+    wanted = body.get("thumbprint")
+    if wanted is not None:
+        certs = [c for c in certs if c.thumbprint == wanted]
     if not certs:
-        raise LookupError(f"client {client.client_id} has no valid certificate")
-    thumbprint = max(certs, key=lambda c: c.not_before).thumbprint
+        raise LookupError(f"client {client.client_id} has no valid certificate" + (f" {wanted}" if wanted else ""))
+    thumbprint = max(certs, key=lambda c: (c.not_before, c.created_at)).thumbprint
     issued = grants.client_credentials(i.core, client, ttl=i.core.config.nexi_token_ttl, thumbprint=thumbprint)
     return _answer("nexi-softpos", issued)
 

@@ -10,6 +10,7 @@ import json
 import os
 import queue
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -147,7 +148,7 @@ class TesseraSandbox:
     _http: httpx.Client = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._http = httpx.Client(verify=str(self.ca_file), timeout=30.0)
+        self._http = httpx.Client(verify=self.ssl_context(), timeout=30.0)
 
     # --- what it serves -------------------------------------------------------------------
     @property
@@ -165,6 +166,14 @@ class TesseraSandbox:
     @property
     def profiles(self) -> tuple[str, ...]:
         return tuple(self.description["profiles"])
+
+    def ssl_context(self, *, certificate: str | Path | None = None, key: str | Path | None = None) -> ssl.SSLContext:
+        """A TLS context that trusts the sandbox's CA (``httpx.Client(verify=...)``); with
+        ``certificate`` and ``key``, it presents that client certificate (Nexi's mTLS)."""
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        if certificate is not None:
+            context.load_cert_chain(str(certificate), str(key) if key is not None else None)
+        return context
 
     # --- the fixture credentials ------------------------------------------------------------
     @property
@@ -223,7 +232,8 @@ class TesseraSandbox:
 
     def issue_token(self, profile: str, **params: Any) -> IssuedToken:
         """A token issued directly, the one the profile's endpoint would give:
-        ``issue_token("nexi", client_id=…)``, ``("mobilepay", client_id=…, merchant_vat=…)``,
+        ``issue_token("nexi", client_id=…)`` (bound to the app's newest certificate, or to
+        ``thumbprint=…``), ``("mobilepay", client_id=…, merchant_vat=…)``,
         ``("axept", merchant_id=…, key_id=…)``, ``("b2binpay", login=…)``,
         ``("native", client_id=…, scope=…)``."""
         body: dict[str, Any] = {"profile": profile}
