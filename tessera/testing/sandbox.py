@@ -288,11 +288,13 @@ def start_sandbox(
     fixtures: str | Path | None = None,
     profiles: Sequence[str] = ("all",),
     port: int = 0,
+    home: str | Path | None = None,
     timeout: float = 120.0,
     command: Sequence[str] | None = None,
 ) -> TesseraSandbox:
     """Start ``tessera sandbox --json`` and wait until it serves. ``fixtures``: a fixtures file
-    (None: the built-in example); ``command``: how to run tessera (default: this Python's
+    (None: the built-in example); ``home``: keep the sandbox's home there (None: a temporary
+    one, removed when it stops); ``command``: how to run tessera (default: this Python's
     ``-m tessera.cli``). ``TESSERA_*`` variables of this process are not passed on: the sandbox
     is the same whatever the environment of the test run."""
     args = [*(command or (sys.executable, "-m", "tessera.cli")), "sandbox", "--json", "--port", str(port)]
@@ -300,6 +302,8 @@ def start_sandbox(
         args += ["--profile", p]
     if fixtures is not None:
         args += ["--fixtures", str(Path(fixtures).resolve())]
+    if home is not None:
+        args += ["--home", str(Path(home).resolve())]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
     log = Path(tempfile.mkstemp(prefix="tessera-sandbox-", suffix=".log")[1])
     with log.open("wb") as err:
