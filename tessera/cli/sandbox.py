@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from tessera.cli.common import JsonOpt, err, out
+from tessera.cli.common import JsonOpt, err, global_home, out
 
 
 def _human(d: dict[str, Any]) -> str:
@@ -62,7 +62,8 @@ def sandbox(
         int, typer.Option("--port", help="port on 127.0.0.1 (default 0: a free one)", min=0, max=65535)
     ] = 0,
     home: Annotated[
-        Path | None, typer.Option("--home", help="keep the sandbox's home here (default: a temporary one)")
+        Path | None,
+        typer.Option("--home", help="keep the sandbox's home here (default: a temporary one, not $TESSERA_HOME)"),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -78,7 +79,7 @@ def sandbox(
         err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         raise typer.Exit(2) from None
     try:
-        box = prepare(profiles=chosen, fixtures=fixtures, port=port, home=home)
+        box = prepare(profiles=chosen, fixtures=fixtures, port=port, home=home or global_home())
     except FixtureError as e:
         err.print(f"[bold red]fixtures error:[/] {escape(str(e))}", highlight=False)
         raise typer.Exit(2) from None
