@@ -87,6 +87,13 @@ def sandbox(
         err.print(f"[bold red]error:[/] cannot listen on 127.0.0.1:{port}: {escape(e.strerror or str(e))}")
         raise typer.Exit(1) from None
 
+    if box.description["reused_home"] and fixtures is not None:
+        err.print(
+            f"[yellow]note:[/] {escape(str(box.home))} is reused as it is: its fixtures were loaded when it was "
+            "made, and --fixtures is not read again",
+            highlight=False,
+        )
+
     def ready() -> None:
         if as_json:
             sys.stdout.write(json.dumps(box.description, sort_keys=True) + "\n")

@@ -41,12 +41,12 @@ from pathlib import Path
 from typing import Any
 
 from tessera.admin import Admin
-from tessera.config import Settings
+from tessera.config import ConfigError, Settings
 from tessera.home import build_core, check_kek, init_home, load_ca, open_store
 from tessera.sandbox.clock import SandboxClock
 from tessera.sandbox.control import PREFIX, control_routes
 from tessera.sandbox.defaults import DEFAULT_FIXTURES
-from tessera.sandbox.fixtures import FixtureError, Fixtures, load_fixtures, parse_fixtures
+from tessera.sandbox.fixtures import Fixtures, load_fixtures, parse_fixtures
 from tessera.sandbox.setup import load_into
 from tessera.sandbox.tokens import Issuing
 
@@ -205,7 +205,7 @@ def prepare(
 ) -> Sandbox:
     """Check the fixtures, bind the port, make (or reuse) the home and load the fixtures.
     ``FixtureError`` for a bad fixtures file (before anything is made); ``OSError`` if the port
-    is taken; ``ConfigError`` for a bad setting."""
+    is taken; ``ConfigError`` for a bad setting, or a home no sandbox made."""
     parsed, base_dir = read_fixtures(fixtures)
     sock = bind(port)
     temporary = home is None
@@ -252,13 +252,14 @@ def _prepare(
         try:
             credentials = json.loads(credentials_file.read_text())
         except (OSError, ValueError):
-            raise FixtureError(f"{home} holds a tessera home that no sandbox made (no {CREDENTIALS_FILE})") from None
+            raise ConfigError(f"{home} holds a tessera home that no sandbox made (no {CREDENTIALS_FILE})") from None
     base = str(flags["issuer"])
     description: dict[str, Any] = {
         "base_url": base,
         "ca_file": str(settings.ca_cert_path.resolve()),
         "home": str(home.resolve()),
         "temporary_home": temporary,
+        "reused_home": not fresh,
         "profiles": list(profiles),
         "paths": {p: list(PATHS[p]) for p in profiles},
         "control": f"{base}{PREFIX}",

@@ -334,4 +334,10 @@ def start_sandbox(
                 proc.kill()
                 proc.wait(5)
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-            raise SandboxError(f"tessera sandbox did not start (exit {proc.returncode}):\n{tail}")
+            log.unlink(missing_ok=True)
+            hint = (
+                "\n(the sandbox needs the server: pip install 'tessera-auth[server]')"
+                if "No module named" in tail
+                else ""
+            )
+            raise SandboxError(f"tessera sandbox did not start (exit {proc.returncode}):\n{tail}{hint}")

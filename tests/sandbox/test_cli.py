@@ -157,3 +157,9 @@ def test_demo_failure_is_one_line(tmp_path: Path) -> None:
         proc = tessera("--home", str(box.home), "demo", "--url", box.base_url)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "the demo failed at nexi-softpos" in proc.stderr and "404" in proc.stderr
+
+
+def test_a_home_no_sandbox_made_is_refused(tmp_path: Path) -> None:
+    assert tessera("--home", str(tmp_path / "home"), "init").returncode == 0
+    proc = tessera("sandbox", "--home", str(tmp_path / "home"))
+    assert proc.returncode == 2 and "that no sandbox made" in proc.stderr and "Traceback" not in proc.stderr
