@@ -56,11 +56,27 @@ def blocks(kind: str) -> list[str]:
 
 def test_every_code_block_is_run() -> None:
     text = DOC.read_text()
-    fenced = re.findall(r"^```(\w+)$", text, re.M)
+    fences = re.findall(r"^```(\w*)$", text, re.M)
+    openers = fences[0::2]
+    assert all(openers), "every block of docs/integrators.md names its language"
     marked = BLOCK.findall(text)
-    unmarked = len([f for f in fenced if f]) - len(marked)
-    assert unmarked == 0, "every ```lang block of docs/integrators.md needs a <!-- test: kind --> marker"
-    assert {k for k, _, _ in marked} == {"real", "pytest", "pytest-header", "sh", "fixtures", "ci"}
+    assert len(marked) == len(openers), "every block of docs/integrators.md needs a <!-- test: kind --> marker"
+    assert {k for k, _, _ in marked} == {"real", "pytest", "pytest-header", "sh", "fixtures", "ci", "synopsis"}
+
+
+def test_synopsis_is_the_command() -> None:
+    (synopsis,) = blocks("synopsis")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    env["COLUMNS"] = "200"
+    helptext = subprocess.run(
+        [sys.executable, "-m", "tessera.cli", "sandbox", "--help"], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    flags = re.findall(r"--[a-z-]+", synopsis)
+    assert flags == ["--profile", "--fixtures", "--port", "--home", "--json"]
+    for flag in flags:
+        assert flag in helptext, flag
+    for choice in ("nexi", "axept", "mobilepay", "b2binpay", "all"):
+        assert choice in helptext
 
 
 def env_for(sandbox, workdir: Path) -> dict[str, str]:

@@ -46,17 +46,13 @@ key = "axept-77-key-2-0123456789"
 """
 
 
-def tessera(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def tessera(*args: str, timeout: float = 120, tmpdir: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    if tmpdir is not None:  # where a temporary home goes (tempfile reads TMPDIR)
+        env["TMPDIR"] = str(tmpdir)
     return subprocess.run(
         [sys.executable, "-m", "tessera.cli", *args], capture_output=True, text=True, timeout=timeout, env=env
     )
-
-
-def sandbox_dirs() -> set[str]:
-    import tempfile
-
-    return {p.name for p in Path(tempfile.gettempdir()).glob("tessera-sandbox-*") if p.is_dir()}
 
 
 @pytest.mark.parametrize(
@@ -69,11 +65,11 @@ def sandbox_dirs() -> set[str]:
 def test_bad_fixtures_exit_2_in_one_line(tmp_path: Path, text: str, message: str) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(text)
-    before = sandbox_dirs()
-    proc = tessera("sandbox", "--fixtures", str(bad))
+    (tmp_path / "tmp").mkdir()
+    proc = tessera("sandbox", "--fixtures", str(bad), tmpdir=tmp_path / "tmp")
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
-    assert sandbox_dirs() <= before  # nothing left behind
+    assert list((tmp_path / "tmp").iterdir()) == []  # nothing left behind
 
 
 def test_bad_profile_exits_2() -> None:
