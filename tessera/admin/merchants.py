@@ -1,6 +1,7 @@
 """Merchants, their points of sale and terminals, their users, and their grants to apps.
 
-Rules: a point of sale belongs to one merchant; a terminal is a ``softpos`` or an ``mpos``;
+Rules: a merchant's VAT number, when given, is MobilePay's (``DK`` or ``FI`` and 8 digits: the
+``merchant_vat`` a token may name); a point of sale belongs to one merchant; a terminal is a ``softpos`` or an ``mpos``;
 a merchant user is named by an e-mail address (kept in lower case) and has a password of at
 least ``MIN_PASSWORD`` characters, stored as argon2id; a grant joins an existing merchant and
 an existing app."""
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from tessera.admin.context import Admin
 from tessera.admin.errors import Conflict, Invalid, NotFound
 from tessera.core.enrollment import EMAIL
+from tessera.core.flows.mobilepay import VAT
 from tessera.core.models import Merchant, MerchantUser, Terminal
 from tessera.core.ports import Conflict as StoreConflict
 from tessera.core.secrets import hash_password
@@ -71,7 +73,13 @@ def _merchant(admin: Admin, merchant_id: int) -> Merchant:
     return merchant
 
 
+def check_vat(vat: str | None) -> None:
+    if vat is not None and not VAT.fullmatch(vat):
+        raise Invalid("must be DK or FI followed by 8 digits", field="vat")
+
+
 def create_merchant(admin: Admin, req: CreateMerchant) -> MerchantInfo:
+    check_vat(req.vat)
     merchant = Merchant(req.merchant_id, req.name, req.vat, admin.now())
     try:
         admin.store.create_merchant(merchant)

@@ -23,7 +23,6 @@ Layout (``examples/sandbox.toml`` is the example; ``DEFAULT_FIXTURES`` the same 
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections import Counter
 from pathlib import Path
@@ -34,9 +33,8 @@ from pydantic_core import ErrorDetails
 
 from tessera.admin.fixed import CLIENT_ID, MIN_FIXED_SECRET, SECRET
 from tessera.admin.merchants import MIN_PASSWORD
-
-VAT = re.compile(r"(DK|FI)\d{8}")
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+from tessera.core.enrollment import EMAIL
+from tessera.core.flows.mobilepay import VAT
 
 ClientId = Annotated[str, StringConstraints(pattern=f"^{CLIENT_ID.pattern}$")]
 Secret = Annotated[str, StringConstraints(pattern=f"^{SECRET.pattern}$")]

@@ -80,3 +80,11 @@ def test_fixed_key_id_must_be_the_next(admin: Admin) -> None:
         ops.create_key(admin, 7, key_id=2)
     assert e.value.field == "key_id"
     assert ops.list_keys(admin, 7) == []
+
+
+@pytest.mark.parametrize("vat", ["SE12345678", "DK1234567", "dk12345678", "DK１２３４５６７８", ""])
+def test_merchant_vat_is_mobilepays(admin: Admin, vat: str) -> None:
+    with pytest.raises(Invalid) as e:
+        ops.create_merchant(admin, CreateMerchant(5, vat=vat))
+    assert e.value.field == "vat"
+    assert ops.create_merchant(admin, CreateMerchant(5, vat="FI12345678")).vat == "FI12345678"
