@@ -16,6 +16,7 @@ from cryptography import x509
 
 from tessera.sandbox.setup import csr_for_key, new_key_pem
 from tessera.testing import start_sandbox
+from tests.support.live import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +102,8 @@ def test_custom_fixtures_key_csr_home_kept_and_reused(tmp_path: Path) -> None:
         first = box.description
     assert box.process is not None and box.process.returncode == 0  # SIGTERM: a clean exit
     assert (home / "tessera.toml").exists()  # --home is kept
-    with start_sandbox(profiles=["axept"], home=home) as again:  # reused: its own fixtures, not the default ones
+    port = free_port()
+    with start_sandbox(profiles=["axept"], home=home, port=port) as again:  # reused: its own fixtures
         assert again.description["nexi"] == first["nexi"] and again.description["merchants"] == first["merchants"]
         with httpx.Client(verify=again.ssl_context()) as http:
             r = http.post(
@@ -110,6 +112,7 @@ def test_custom_fixtures_key_csr_home_kept_and_reused(tmp_path: Path) -> None:
             )
             assert r.status_code == 200
     assert first["ca_file"] == again.description["ca_file"]
+    assert again.base_url == f"https://127.0.0.1:{port}" and again.description["reused_home"] is True
 
 
 def test_temporary_home_removed_on_sigterm_and_human_output() -> None:
