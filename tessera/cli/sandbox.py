@@ -66,10 +66,17 @@ def sandbox(
         typer.Option("--home", help="keep the sandbox's home here (default: a temporary one, not $TESSERA_HOME)"),
     ] = None,
     as_json: JsonOpt = False,
+    stdin_eof: Annotated[
+        bool,
+        typer.Option(
+            "--exit-on-stdin-eof",
+            help="stop when standard input closes (a test runner that starts it and may die first)",
+        ),
+    ] = False,
 ) -> None:
     """Start a sandbox: the chosen providers at their own paths, fixed credentials, a movable clock."""
     from tessera.sandbox.fixtures import FixtureError
-    from tessera.sandbox.server import exit_on_sigterm, prepare, profiles_for
+    from tessera.sandbox.server import exit_on_sigterm, prepare, profiles_for, stop_on_stdin_eof
 
     exit_on_sigterm()  # from here on, a SIGTERM still removes the temporary home
 
@@ -101,6 +108,8 @@ def sandbox(
         else:
             out.print(_human(box.description), highlight=False)
 
+    if stdin_eof:
+        stop_on_stdin_eof()
     try:
         box.serve(on_ready=ready)
     finally:

@@ -181,6 +181,18 @@ def exit_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 
 
+def stop_on_stdin_eof() -> None:
+    """SIGTERM this process once standard input reaches its end: the parent that holds the
+    other end (the pytest plugin) has exited, even if killed, so the sandbox stops too."""
+
+    def watch() -> None:
+        while sys.stdin.buffer.read(4096):
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True, name="sandbox-stdin-eof").start()
+
+
 def _overrides(port: int) -> dict[str, Any]:
     base = f"https://127.0.0.1:{port}"
     flags: dict[str, Any] = {"issuer": base, "port": port, **PREFIXES}

@@ -266,6 +266,8 @@ class TesseraSandbox:
         """Stop the sandbox (SIGTERM: it removes its temporary home)."""
         self._http.close()
         proc = self.process
+        if proc is not None and proc.stdin is not None:
+            proc.stdin.close()
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -297,7 +299,14 @@ def start_sandbox(
     one, removed when it stops); ``command``: how to run tessera (default: this Python's
     ``-m tessera.cli``). ``TESSERA_*`` variables of this process are not passed on: the sandbox
     is the same whatever the environment of the test run."""
-    args = [*(command or (sys.executable, "-m", "tessera.cli")), "sandbox", "--json", "--port", str(port)]
+    args = [
+        *(command or (sys.executable, "-m", "tessera.cli")),
+        "sandbox",
+        "--json",
+        "--exit-on-stdin-eof",  # if this process dies, the pipe closes and the sandbox stops
+        "--port",
+        str(port),
+    ]
     for p in profiles:
         args += ["--profile", p]
     if fixtures is not None:
@@ -307,7 +316,7 @@ def start_sandbox(
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
     log = Path(tempfile.mkstemp(prefix="tessera-sandbox-", suffix=".log")[1])
     with log.open("wb") as err:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.PIPE, env=env)
     lines: queue.Queue[bytes] = queue.Queue()
 
     def read() -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -71,3 +72,37 @@ def test_a_sandbox_that_cannot_start_says_why(tmp_path: Path) -> None:
         start_sandbox(fixtures=bad)
     with pytest.raises(SandboxError, match="pip install 'tessera-auth\\[server\\]'"):
         start_sandbox(command=[sys.executable, "-c", "import tessera_server_missing"])
+
+
+@pytest.mark.slow
+def test_sandbox_stops_when_its_test_run_is_killed(tmp_path: Path) -> None:
+    """A test run killed outright (SIGKILL: no teardown) leaves no sandbox behind: the sandbox's
+    standard input closes, and it stops and removes its temporary home."""
+    code = (
+        "import sys\n"
+        "from tessera.testing import start_sandbox\n"
+        "box = start_sandbox(profiles=['axept'])\n"
+        "print(box.process.pid, box.home, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert parent.stdout is not None
+        pid, home = parent.stdout.readline().split()
+        assert Path(home).is_dir()
+    finally:
+        parent.kill()
+        parent.wait(10)
+    for _ in range(300):  # up to 30 s on a loaded machine
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(int(pid), 9)
+        pytest.fail("the sandbox outlived its test run")
+    assert not Path(home).exists()
