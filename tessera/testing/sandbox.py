@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
 
 import httpx
 
@@ -144,7 +144,8 @@ class TesseraSandbox:
 
     description: dict[str, Any]
     process: subprocess.Popen[bytes] | None = None
-    log_file: Path | None = None
+    #: the sandbox's standard error: an unnamed file (nothing to clean up, even after a kill)
+    log: BinaryIO | None = None
     _http: httpx.Client = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -258,9 +259,7 @@ class TesseraSandbox:
 
     # --- lifecycle --------------------------------------------------------------------------------
     def log_tail(self, lines: int = 40) -> str:
-        if self.log_file is None or not self.log_file.exists():
-            return ""
-        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        return _tail(self.log, lines) if self.log is not None else ""
 
     def stop(self) -> None:
         """Stop the sandbox (SIGTERM: it removes its temporary home)."""
@@ -275,14 +274,21 @@ class TesseraSandbox:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
-        if self.log_file is not None:
-            self.log_file.unlink(missing_ok=True)
+        if self.log is not None:
+            self.log.close()
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _tail(log: BinaryIO, lines: int) -> str:
+    size = os.fstat(log.fileno()).st_size
+    start = max(0, size - 64 * 1024)
+    text = os.pread(log.fileno(), size - start, start).decode(errors="replace")
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def start_sandbox(
@@ -314,9 +320,9 @@ def start_sandbox(
     if home is not None:
         args += ["--home", str(Path(home).resolve())]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-    log = Path(tempfile.mkstemp(prefix="tessera-sandbox-", suffix=".log")[1])
-    with log.open("wb") as err:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.PIPE, env=env)
+    # O_APPEND: the sandbox writes at the end whatever this process reads (os.pread, no seek).
+    log = tempfile.TemporaryFile(mode="a+b", prefix="tessera-sandbox-", suffix=".log")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.PIPE, env=env)
     lines: queue.Queue[bytes] = queue.Queue()
 
     def read() -> None:
@@ -342,8 +348,8 @@ def start_sandbox(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(5)
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-            log.unlink(missing_ok=True)
+            tail = _tail(log, 20)
+            log.close()
             hint = (
                 "\n(the sandbox needs the server: pip install 'tessera-auth[server]')"
                 if "No module named" in tail
