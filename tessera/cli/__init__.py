@@ -12,7 +12,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from tessera.cli import certs, clients, enrollments, events, jwks, keys, merchants
+from tessera.cli import certs, clients, enrollments, events, jwks, keys, merchants, orgs
 from tessera.cli.common import HomeOpt, err, set_global_home
 from tessera.cli.demo import demo
 from tessera.cli.purge import purge
@@ -31,6 +31,7 @@ def _main(home: HomeOpt = None) -> None:
 
 app.command()(init)
 app.command()(serve)
+app.add_typer(orgs.app, name="orgs")
 app.add_typer(clients.app, name="clients")
 app.add_typer(certs.app, name="certs")
 app.add_typer(merchants.app, name="merchants")

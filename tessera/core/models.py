@@ -22,10 +22,21 @@ class Client:
     jwks: dict[str, Any] | None = None
     status: str = "active"  # "active" | "revoked"
     created_at: int = 0
+    #: The organisation (an integrator company) that owns the app; None: the platform's own.
+    org_id: str | None = None
 
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """An integrator company: it owns apps; its developers see only its own (portal, admin API)."""
+
+    org_id: str
+    name: str
+    created_at: int = 0
 
 
 @dataclass(frozen=True)

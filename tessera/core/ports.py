@@ -33,6 +33,7 @@ from tessera.core.models import (
     Enrollment,
     Merchant,
     MerchantUser,
+    Organisation,
     SecurityEvent,
     StoredKey,
     Terminal,
@@ -99,6 +100,21 @@ class ClientDirectory(Protocol):
     def get_client(self, client_id: str) -> Client | None: ...
     def list_clients(self) -> list[Client]: ...
     def set_client_status(self, client_id: str, status: str) -> bool: ...
+
+
+@runtime_checkable
+class OrganisationDirectory(Protocol):
+    """Organisations (integrator companies) and the apps each owns (``Client.org_id``)."""
+
+    def create_organisation(self, org: Organisation) -> None:
+        """``Conflict`` if the id exists."""
+        ...
+
+    def get_organisation(self, org_id: str) -> Organisation | None: ...
+    def list_organisations(self) -> list[Organisation]: ...
+    def clients_of(self, org_id: str) -> list[Client]:
+        """The clients the organisation owns, oldest first."""
+        ...
 
 
 @runtime_checkable
@@ -248,6 +264,7 @@ class EventLog(Protocol):
 @runtime_checkable
 class Store(
     ClientDirectory,
+    OrganisationDirectory,
     CertificateDirectory,
     KeyStore,
     MerchantDirectory,

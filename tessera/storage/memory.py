@@ -28,6 +28,7 @@ from tessera.core.models import (
     Enrollment,
     Merchant,
     MerchantUser,
+    Organisation,
     SecurityEvent,
     StoredKey,
     Terminal,
@@ -78,6 +79,7 @@ class MemoryStore:
         #: Bumped by every write that workers may cache (see ``MemoryNotices``).
         self.generation = 0
         self._clients: dict[str, Client] = {}
+        self._orgs: dict[str, Organisation] = {}
         self._certs: dict[str, CertificateRecord] = {}  # by serial
         self._keys: dict[str, StoredKey] = {}
         self._merchants: dict[int, Merchant] = {}
@@ -103,6 +105,8 @@ class MemoryStore:
         with self._lock:
             if client.client_id in self._clients:
                 raise Conflict(f"client {client.client_id} exists")
+            if client.org_id is not None and client.org_id not in self._orgs:
+                raise Conflict(f"unknown organisation {client.org_id}")
             self._clients[client.client_id] = client
             self._announce()
 
@@ -121,6 +125,24 @@ class MemoryStore:
             self._clients[client_id] = replace(client, status=status)
             self._announce()
             return True
+
+    # --- organisations ----------------------------------------------------------------------
+    def create_organisation(self, org: Organisation) -> None:
+        with self._lock:
+            if org.org_id in self._orgs:
+                raise Conflict(f"organisation {org.org_id} exists")
+            self._orgs[org.org_id] = org
+
+    def get_organisation(self, org_id: str) -> Organisation | None:
+        return self._orgs.get(org_id)
+
+    def list_organisations(self) -> list[Organisation]:
+        with self._lock:
+            return sorted(self._orgs.values(), key=lambda o: (o.created_at, o.org_id))
+
+    def clients_of(self, org_id: str) -> list[Client]:
+        with self._lock:
+            return sorted((c for c in self._clients.values() if c.org_id == org_id), key=lambda c: c.created_at)
 
     # --- certificates -----------------------------------------------------------------------
     def add_certificate(self, cert: CertificateRecord) -> None:

@@ -26,6 +26,14 @@ metadata = MetaData(
     }
 )
 
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("org_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
 clients = Table(
     "clients",
     metadata,
@@ -40,6 +48,7 @@ clients = Table(
     Column("jwks", JSON, nullable=True),
     Column("status", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("org_id", String(64), ForeignKey("organisations.org_id"), nullable=True, index=True),
 )
 
 certificates = Table(

@@ -28,6 +28,7 @@ from tessera.core.models import (
     Client,
     Merchant,
     MerchantUser,
+    Organisation,
     StoredKey,
     Terminal,
 )
@@ -45,6 +46,7 @@ from tessera.core.ports import (
     EventLog,
     KeyStore,
     MerchantDirectory,
+    OrganisationDirectory,
     RedisHandle,
     SQLBacked,
     Store,
@@ -171,6 +173,7 @@ def test_is_a_store(store):
     assert isinstance(store, Store)
     for role in (
         ClientDirectory,
+        OrganisationDirectory,
         CertificateDirectory,
         KeyStore,
         MerchantDirectory,
@@ -258,6 +261,27 @@ def test_clients(store):
     assert store.set_client_status("app-1", "revoked") is True
     assert store.get_client("app-1").active is False
     assert store.set_client_status("nope", "revoked") is False
+
+
+def test_organisations_own_clients(store):
+    acme = Organisation("acme", "Acme POS", NOW)
+    store.create_organisation(acme)
+    store.create_organisation(Organisation("zeta", "Zeta", NOW + 1))
+    assert store.get_organisation("acme") == acme
+    assert store.get_organisation("nope") is None
+    with pytest.raises(Conflict):
+        store.create_organisation(replace(acme, name="again"))
+    assert [o.org_id for o in store.list_organisations()] == ["acme", "zeta"]
+    store.create_client(a_client("a-2", org_id="acme", created_at=NOW + 2))
+    store.create_client(a_client("a-1", org_id="acme"))
+    store.create_client(a_client("z-1", org_id="zeta"))
+    store.create_client(a_client("platform"))
+    assert [c.client_id for c in store.clients_of("acme")] == ["a-1", "a-2"]
+    assert store.get_client("a-1").org_id == "acme" and store.get_client("platform").org_id is None
+    assert store.clients_of("nope") == []
+    with pytest.raises(Conflict):  # an unknown organisation owns nothing
+        store.create_client(a_client("x-1", org_id="nope"))
+    assert store.get_client("x-1") is None
 
 
 # --- certificates --------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from tessera.core.models import (
     Enrollment,
     Merchant,
     MerchantUser,
+    Organisation,
     SecurityEvent,
     StoredKey,
     Terminal,
@@ -257,6 +258,18 @@ class CompositeStore:
 
     def list_clients(self) -> list[Client]:
         return self.sql.list_clients()
+
+    def create_organisation(self, org: Organisation) -> None:
+        self.sql.create_organisation(org)
+
+    def get_organisation(self, org_id: str) -> Organisation | None:
+        return self.sql.get_organisation(org_id)
+
+    def list_organisations(self) -> list[Organisation]:
+        return self.sql.list_organisations()
+
+    def clients_of(self, org_id: str) -> list[Client]:
+        return self.sql.clients_of(org_id)
 
     def get_certificate(self, thumbprint: str) -> CertificateRecord | None:
         return self.sql.get_certificate(thumbprint)
