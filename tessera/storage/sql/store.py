@@ -22,6 +22,7 @@ from tessera.storage.sql.events import EventRepo
 from tessera.storage.sql.keys import KeyRepo
 from tessera.storage.sql.merchants import MerchantRepo
 from tessera.storage.sql.organisations import OrganisationRepo
+from tessera.storage.sql.portal import DeveloperRepo, MerchantPortalRepo
 
 
 class SQLStore(
@@ -33,6 +34,8 @@ class SQLStore(
     ApiKeyRepo,
     EnrollmentRepo,
     EventRepo,
+    DeveloperRepo,
+    MerchantPortalRepo,
     SQLArtifacts,
 ):
     """Store over SQLAlchemy Core: SQLite (WAL) by default, PostgreSQL by URL.
