@@ -7,8 +7,10 @@ to hand over by another channel."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
+import structlog
 import typer
 
 from tessera import admin as ops
@@ -41,6 +43,13 @@ def _emit(as_json: bool, inv: developers.Invitation, sent: bool) -> None:
         else f"no SMTP server configured: give {inv.email} this link (it works once):\n{inv.link}"
     )
     emit(as_json, data, human)
+
+
+@app.callback()
+def _logging() -> None:
+    """The mail module's log lines go to stderr: stdout is the command's own output (``--json``)."""
+    if not structlog.is_configured():
+        structlog.configure(logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))  # the stderr of now
 
 
 @app.command("invite")
