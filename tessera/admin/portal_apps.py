@@ -20,6 +20,7 @@ from tessera.admin.context import Admin
 from tessera.admin.errors import NotFound
 from tessera.ca.formats import to_pkcs7_pem
 from tessera.core.models import Enrollment, Terminal
+from tessera.core.secrets import verify_secret
 
 #: The provider's conversion of the mailed ``.p7b`` (Nexi SoftPOS backend integration).
 P7B_TO_PEM = "openssl pkcs7 -print_certs -in cert.p7b -out cert.pem"
@@ -46,6 +47,14 @@ def org_app(admin: Admin, org_id: str, client_id: str) -> ClientInfo:
     if client is None or client.org_id != org_id:
         raise NotFound(f"no app {client_id[:64]}")
     return ClientInfo.of(client)
+
+
+def check_app_secret(admin: Admin, org_id: str, client_id: str, secret: str) -> bool:
+    """True if ``secret`` is the organisation's app's secret (the credentials download of the
+    page that showed it once posts it back: tessera keeps no clear copy to serve later)."""
+    org_app(admin, org_id, client_id)
+    client = admin.store.get_client(client_id)
+    return client is not None and verify_secret(secret, client.secret_hash, admin.settings.pepper_bytes())
 
 
 def create_org_app(admin: Admin, org_id: str, name: str, redirect_uris: tuple[str, ...] = ()) -> RegisteredClient:

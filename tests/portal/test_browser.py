@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -88,7 +89,11 @@ class World:
         return {c["name"]: c["value"] for c in self.driver.get_cookies()}
 
     def http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.server.url, verify=str(self.server.ca), follow_redirects=False)
+        return httpx.Client(
+            base_url=self.server.url,
+            verify=ssl.create_default_context(cafile=str(self.server.ca)),
+            follow_redirects=False,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +207,7 @@ def test_an_integrator_onboards_itself(world: World) -> None:
         f"{server.url}/oauth2/token",
         data={"grant_type": "client_credentials"},
         auth=(world.app_id, client_secret),
-        verify=str(server.ca),
+        verify=ssl.create_default_context(cafile=str(server.ca)),
     )
     assert token.status_code == 200, token.text  # the secret shown once works
 
@@ -268,7 +273,7 @@ def test_a_merchant_manages_keys_and_grants(world: World) -> None:
     r = httpx.post(
         f"{server.url}/axept/v1/authenticate",
         json={"merchantId": merchant.merchant_id, "keyId": key_id, "key": key},
-        verify=str(server.ca),
+        verify=ssl.create_default_context(cafile=str(server.ca)),
     )
     assert r.status_code == 200 and r.json()["token"]
     world.go("/portal/merchant")
@@ -288,7 +293,7 @@ def test_a_merchant_manages_keys_and_grants(world: World) -> None:
     refused = httpx.post(
         f"{server.url}/axept/v1/authenticate",
         json={"merchantId": merchant.merchant_id, "keyId": key_id, "key": key},
-        verify=str(server.ca),
+        verify=ssl.create_default_context(cafile=str(server.ca)),
     )
     assert refused.status_code == 401
     world.click(f"enable-{key_id}")

@@ -314,6 +314,21 @@ def test_key_use_is_recorded_at_most_once_a_minute_per_worker():
     assert recorder.due(store, key, NOW + 60) is True
 
 
+def test_key_use_is_written_through_the_store_once_a_minute():
+    from tessera.core.models import Merchant
+    from tessera.storage.memory import MemoryStore
+
+    store = MemoryStore()
+    store.create_merchant(Merchant(9, "Shop"))
+    key = store.create_api_key(9, "h" * 64, NOW, max_enabled=3)
+    recorder = key_usage.UsageRecorder()
+    recorder.used(store, key, NOW + 5)
+    recorder.used(store, key, NOW + 30)  # within the minute: not written
+    assert store.get_api_key(9, key.key_id).last_used_at == NOW + 5
+    recorder.used(store, key, NOW + 65)
+    assert store.get_api_key(9, key.key_id).last_used_at == NOW + 65
+
+
 def test_totp_window_in_the_admin_rules():
     secret = b"12345678901234567890"  # RFC 6238 appendix B's SHA-1 secret
     assert dev_ops.totp_code(secret, 59) == "287082"  # RFC 6238's 94287082, 6 digits

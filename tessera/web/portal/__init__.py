@@ -49,7 +49,7 @@ from tessera.admin.errors import AdminError
 from tessera.errors import OAuthError
 from tessera.web.forms import parse_form, read_body
 from tessera.web.routing import ProfileRoute
-from tessera.web.runtime import PersonAccount, Runtime
+from tessera.web.runtime import PersonAccount, Runtime, user_key
 
 PROFILE = "portal"
 PREFIX = "/portal"
@@ -300,7 +300,12 @@ class Portal:
                 user = dev_ops.authenticate_merchant_user(admin, email, str(form.get("password", "")))
                 return sessions.open_session(admin, "merchant", user.username, merchant_id=user.merchant_id)
 
-            account = PersonAccount(f"portal:{role}:{email}") if email else None
+            # A merchant user's counter is the one of tessera's login pages (one password, two doors).
+            account = (
+                (PersonAccount(f"portal:developer:{email}") if role == "developer" else user_key({"username": email}))
+                if email
+                else None
+            )
             s: sessions.PortalSession = self.rt.guarded(request, account, verify, failures=(dev_ops.SignInFailed,))
             return s
 
@@ -346,12 +351,8 @@ class Portal:
         s, form = await self.posted(request, "developer")
         assert s.org_id is not None
         client_id = request.path_params["client_id"]
-        await self.call(apps.org_app, s.org_id, client_id)
         secret = str(form.get("client_secret", ""))
-        client = self.rt.core.store.get_client(client_id)
-        from tessera.core.secrets import verify_secret
-
-        if client is None or not verify_secret(secret, client.secret_hash, self.settings.pepper_bytes()):
+        if not await self.call(apps.check_app_secret, s.org_id, client_id, secret):
             raise PortalError(400, "that is not the app's secret", reason="portal_bad_secret")
         body = json.dumps({"client_id": client_id, "client_secret": secret, "issuer": self.settings.issuer}, indent=2)
         return Response(
