@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from argon2 import PasswordHasher
 
 from tessera.admin import Admin
+from tessera.core import secrets as core_secrets
 from tessera.config import Settings
 from tessera.home import build_core, init_home, load_ca, open_store
 from tessera.web.app import create_app
@@ -53,6 +55,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cheap_argon2() -> Iterator[None]:
+    """Passwords hashed here at argon2id's lowest cost (verification reads the cost from the
+    hash): the rules are the same, the in-process tests stay fast. The production cost is
+    the library's default (``tessera.core.secrets``)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(core_secrets, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        yield
 
 
 @pytest.fixture(scope="module")
