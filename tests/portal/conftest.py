@@ -19,8 +19,8 @@ from aiosmtpd.controller import Controller
 from argon2 import PasswordHasher
 
 from tessera.admin import Admin
-from tessera.core import secrets as core_secrets
 from tessera.config import Settings
+from tessera.core import secrets as core_secrets
 from tessera.home import build_core, init_home, load_ca, open_store
 from tessera.web.app import create_app
 
