@@ -83,3 +83,15 @@ def list_developers(
         devs = developers.list_developers(a, org)
     rows = [{"email": d.email, "status": d.status, "created_at": d.created_at} for d in devs]
     emit(as_json, {"org_id": org, "developers": rows}, "\n".join(f"{d.email}  {d.status}" for d in devs) or "none")
+
+
+@app.command("disable")
+def disable(
+    email: Annotated[str, typer.Option(help="the developer's e-mail address")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Disable a developer account: its sessions end at their next request, its sign-ins fail."""
+    with admin(home) as a:
+        dev = developers.disable_developer(a, email)
+    emit(as_json, {"email": dev.email, "org_id": dev.org_id, "status": dev.status}, f"{dev.email} is disabled")

@@ -119,3 +119,12 @@ def test_an_unreachable_smtp_server_is_one_error(home: Path):
     with pytest.raises(mail.MailError) as e:
         mail.send(settings, msg, kind="invitation")
     assert "SECRET" not in str(e.value)
+
+
+def test_a_disabled_developer(home: Path):
+    assert run(home, "portal", "invite", "--email", "gone@acme.example", "--org", "acme")[0] == 0
+    code, out = run(home, "portal", "disable", "--email", "gone@acme.example", "--json")
+    assert code == 0 and json.loads(out)["status"] == "disabled"
+    code, out = run(home, "portal", "invite", "--email", "gone@acme.example", "--org", "acme")
+    assert code == 1 and "disabled" in out  # not invited again behind the operator's back
+    assert run(home, "portal", "disable", "--email", "nobody@acme.example")[0] == 1

@@ -156,6 +156,16 @@ def test_sessions_expire_and_end_at_sign_out(portal: Portal):
         portal.clock.now -= portal.settings.portal_session_seconds
 
 
+def test_a_disabled_developer_is_signed_out_at_once(portal: Portal):
+    secret = onboard(portal, "fay@acme.example", "acme")
+    c, _ = sign_in(portal, "fay@acme.example", secret)
+    assert c.get("/portal/apps").status_code == 200
+    dev_ops.disable_developer(portal.admin, "fay@acme.example")
+    assert c.get("/portal/apps").headers["location"] == "/portal/signin"
+    _, again = sign_in(portal, "fay@acme.example", secret, steps=1)
+    assert again.status_code == 401
+
+
 def test_every_form_needs_the_session_csrf_token(portal: Portal):
     secret = onboard(portal, "erin@acme.example", "acme")
     c, _ = sign_in(portal, "erin@acme.example", secret)
