@@ -34,6 +34,8 @@ class RegisterClient:
     require_par: bool = False
     #: the client's public keys (``private_key_jwt``), as parsed JSON
     jwks: Any = None
+    #: the organisation that owns the app (``tessera.admin.organisations``); None: the platform's own
+    org_id: str | None = None
     #: a fixed client id instead of a generated one (``tessera.admin.fixed``: a sandbox's fixtures)
     client_id: str | None = None
     #: a fixed secret instead of a generated one: staging homes only, stored as HMAC as usual
@@ -61,6 +63,7 @@ class ClientInfo:
     grant_types: tuple[str, ...]
     require_par: bool
     created_at: int
+    org_id: str | None = None
 
     @classmethod
     def of(cls, c: Client) -> ClientInfo:
@@ -74,6 +77,7 @@ class ClientInfo:
             c.grant_types,
             c.require_par,
             c.created_at,
+            c.org_id,
         )
 
 
@@ -111,6 +115,8 @@ def register_client(admin: Admin, req: RegisterClient) -> RegisteredClient:
     """Register an app. Its id and secret are generated unless the request fixes them
     (``tessera.admin.fixed``: a fixed secret only for the secret methods, in a staging home)."""
     methods, grants, keys = check_registration(req)
+    if req.org_id is not None and admin.store.get_organisation(req.org_id) is None:
+        raise NotFound(f"no organisation {req.org_id}")
     client_id = check_client_id(req.client_id) if req.client_id is not None else generate_client_id()
     uses_secret = any(m in SECRET_METHODS for m in methods)
     if req.client_secret is not None:
@@ -132,12 +138,13 @@ def register_client(admin: Admin, req: RegisterClient) -> RegisteredClient:
         require_par=req.require_par,
         jwks=keys,
         created_at=admin.now(),
+        org_id=req.org_id,
     )
     try:
         admin.store.create_client(client)
     except StoreConflict as e:
         raise Conflict(str(e)) from None
-    admin.record("client.register", client_id=client.client_id, auth_methods=list(methods))
+    admin.record("client.register", client_id=client.client_id, auth_methods=list(methods), org_id=req.org_id)
     return RegisteredClient(client.client_id, secret)
 
 
@@ -148,8 +155,13 @@ def get_client(admin: Admin, client_id: str) -> ClientInfo:
     return ClientInfo.of(client)
 
 
-def list_clients(admin: Admin) -> list[ClientInfo]:
-    return [ClientInfo.of(c) for c in admin.store.list_clients()]
+def list_clients(admin: Admin, org_id: str | None = None) -> list[ClientInfo]:
+    """Every client, or (``org_id``) the clients that organisation owns."""
+    if org_id is None:
+        return [ClientInfo.of(c) for c in admin.store.list_clients()]
+    if admin.store.get_organisation(org_id) is None:
+        raise NotFound(f"no organisation {org_id}")
+    return [ClientInfo.of(c) for c in admin.store.clients_of(org_id)]
 
 
 def revoke_client(admin: Admin, client_id: str) -> ClientInfo:

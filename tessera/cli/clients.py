@@ -48,6 +48,9 @@ def create(
             "default: client_credentials and authorization_code)",
         ),
     ] = None,
+    org: Annotated[
+        str | None, typer.Option("--org", help="the organisation that owns the app (tessera orgs create)")
+    ] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -67,6 +70,7 @@ def create(
         grant_types=tuple(grant_type or DEFAULT_GRANT_TYPES),
         require_par=require_par,
         jwks=keys,
+        org_id=org,
     )
     with admin(home) as a:
         registered = ops.register_client(a, req)
@@ -77,9 +81,13 @@ def create(
 
 
 @app.command("list")
-def list_(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+def list_(
+    org: Annotated[str | None, typer.Option("--org", help="only the apps this organisation owns")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     with admin(home) as a:
-        clients = ops.list_clients(a)
+        clients = ops.list_clients(a, org)
     rows = [
         {
             "client_id": c.client_id,
@@ -87,6 +95,7 @@ def list_(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
             "status": c.status,
             "redirect_uris": list(c.redirect_uris),
             "auth_methods": list(c.auth_methods),
+            "org_id": c.org_id,
         }
         for c in clients
     ]
