@@ -27,6 +27,16 @@ SERVER = (
     "redis",
     "psycopg",
     "typer",
+    # the rest of the server extra (pyproject.toml): an SDK-only install has none of them
+    "tessera.jose",
+    "orjson",
+    "argon2",
+    "structlog",
+    "prometheus_client",
+    "jinja2",
+    "multipart",
+    "python_multipart",
+    "pydantic",
 )
 
 
