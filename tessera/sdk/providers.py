@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from urllib.parse import urlsplit
 
 __all__ = ["AXEPT", "B2BINPAY", "MOBILEPAY", "NEXI", "PROVIDERS", "Provider"]
 
@@ -48,6 +49,9 @@ class Provider:
         if not isinstance(base_url_or_environment, str) or not base_url_or_environment:
             raise ValueError("base_url must be a URL or an environment name")
         if "://" in base_url_or_environment:
+            parts = urlsplit(base_url_or_environment)
+            if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+                raise ValueError(f"base_url must be an https:// (or http://) URL, not {base_url_or_environment!r}")
             return base_url_or_environment.rstrip("/")
         url = self.environments.get(base_url_or_environment.lower())
         if url is None:

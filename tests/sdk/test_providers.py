@@ -39,8 +39,9 @@ def test_a_url_passes_and_a_name_is_looked_up() -> None:
         NEXI.base_url("sandbox")
     with pytest.raises(ValueError, match="pass the base URL"):
         AXEPT.base_url("production")
-    with pytest.raises(ValueError):
-        NEXI.base_url("")
+    for bad in ("", "ftp://host", "https://", "https://host/?q=1"):
+        with pytest.raises(ValueError):
+            NEXI.base_url(bad)
 
 
 def test_nexi_defaults(rsa_dev) -> None:
