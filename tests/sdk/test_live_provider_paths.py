@@ -182,9 +182,11 @@ def test_a_real_429_is_waited_for_as_retry_after_says(throttled) -> None:
         cache=TokenCache(),
         retry=RetryPolicy(attempts=4, base=0.1, cap=5, sleep=sleep),
     )
-    c.token()
-    c.invalidate()
-    c.token()  # the second within the second: 429 with Retry-After, waited for, then 200
+    for _ in range(5):  # back to back: one within the same second meets 429 with Retry-After
+        c.invalidate()
+        assert c.token().count(".") == 2  # waited for, then 200
+        if waited:
+            break
     assert waited and waited[0] >= 1
 
 
