@@ -89,7 +89,6 @@ def test_axept_token_dates_follow_the_clock(tessera_clock):
             MERCHANT,
             AXEPT_KEY_ID,
             AXEPT_KEY,
-            path="/v1/authenticate",
             verify=str(tessera_clock.ca_file),
             cache=TokenCache(),
         ) as axept:

@@ -8,15 +8,10 @@
   ``ci`` block's own ``pytest`` command (its fixtures file being the example's), the plugin
   loaded through its entry point;
 - ``sh``: run by bash in a directory holding examples/sandbox.toml;
-- ``fixtures``: parsed, and the values it shows are the example file's.
-
-Until the SDK's provider-path defaults land (issue 13's SDK half), the axept and B2BINPAY
-blocks call tessera's old default paths, which the sandbox does not serve: they are left out
-then, and say so (``PROVIDER_PATHS``)."""
+- ``fixtures``: parsed, and the values it shows are the example file's."""
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
 import shutil
@@ -28,26 +23,12 @@ import pytest
 import yaml
 
 from tessera.sandbox.fixtures import load_fixtures, parse_fixtures
-from tessera.sdk import AxeptClient, B2BinPayClient
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "integrators.md"
 BLOCK = re.compile(r"<!-- test: ([\w-]+) -->\n```(\w+)\n(.*?)```", re.S)
-
-
-def _default(cls: type, name: str) -> object:
-    p = inspect.signature(cls.__init__).parameters.get(name)
-    return None if p is None else p.default
-
-
-#: True once the SDK's clients default to the providers' own paths.
-PROVIDER_PATHS = _default(AxeptClient, "path") in (None, "/v1/authenticate") and _default(B2BinPayClient, "prefix") in (
-    None,
-    "",
-)
-LATER = "the SDK's provider-path defaults (issue 13, SDK half) are not merged yet"
 
 
 def blocks(kind: str) -> list[str]:
@@ -105,8 +86,6 @@ REAL = blocks("real")
 
 @pytest.mark.parametrize("code", REAL, ids=["nexi", "axept", "mobilepay", "b2binpay"][: len(REAL)])
 def test_real_provider_block(code: str, tessera_sandbox, tmp_path: Path) -> None:
-    if not PROVIDER_PATHS and ("AxeptClient" in code or "B2BinPayClient" in code):
-        pytest.skip(LATER)
     swapped, n = re.subn(r"^BASE_URL = .*$", f"BASE_URL = {tessera_sandbox.base_url!r}", code, flags=re.M)
     swapped, m = re.subn(r"^VERIFY = .*$", f"VERIFY = {str(tessera_sandbox.ca_file)!r}", swapped, flags=re.M)
     assert (n, m) == (1, 1), "a real-provider block sets BASE_URL and VERIFY once, on lines of their own"
@@ -135,10 +114,9 @@ def test_pytest_blocks_with_the_ci_command(tmp_path: Path) -> None:
     (project / "tests" / "test_providers.py").write_text(header + "\n\n" + "\n\n".join(blocks("pytest")))
     args = run.split()
     assert args[0] == "pytest"
-    deselect = [] if PROVIDER_PATHS else ["-k", "not axept and not b2binpay"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TESSERA_", "PYTEST_"))}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", *args[1:], "-p", "no:cacheprovider", *deselect],
+        [sys.executable, "-m", "pytest", *args[1:], "-p", "no:cacheprovider"],
         cwd=project,
         env=env,
         capture_output=True,
@@ -147,7 +125,7 @@ def test_pytest_blocks_with_the_ci_command(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     passed = int(re.search(r"(\d+) passed", proc.stdout).group(1))  # type: ignore[union-attr]
-    assert passed == (4 if PROVIDER_PATHS else 2)
+    assert passed == len(blocks("pytest"))
 
 
 def test_shell_block(tmp_path: Path) -> None:

@@ -1,10 +1,7 @@
 """An integrator's test suite, as a POS vendor would write it: the pytest plugin's
 ``tessera_sandbox`` (entry point ``pytest11``, nothing imported by hand), credentials hard-coded
 from the fixtures file (examples/sandbox.toml, the sandbox's default), and every provider called
-through the SDK, at the provider's own paths: only the base URL is the sandbox's.
-
-(Until the SDK's provider-path defaults land, the axept and B2BINPAY clients are given their
-provider's path explicitly: ``path="/v1/authenticate"``, ``prefix=""``. Both stay valid after.)"""
+through the SDK, at the provider's own paths: only the base URL (and the CA) is the sandbox's."""
 
 from __future__ import annotations
 
@@ -16,7 +13,15 @@ import httpx
 import pytest
 from cryptography import x509
 
-from tessera.sdk import AxeptClient, B2BinPayClient, MobilePayClient, NexiSoftPOSClient, TokenCache, make_pkce
+from tessera.sdk import (
+    AuthenticationError,
+    AxeptClient,
+    B2BinPayClient,
+    MobilePayClient,
+    NexiSoftPOSClient,
+    TokenCache,
+    make_pkce,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -113,7 +118,6 @@ def test_axept(tessera_sandbox):
         MERCHANT,
         AXEPT_KEY_ID,
         AXEPT_KEY,
-        path="/v1/authenticate",
         verify=str(tessera_sandbox.ca_file),
         cache=TokenCache(),
     ) as axept:
@@ -164,9 +168,9 @@ def test_mobilepay_merchant_that_granted_nobody_is_refused(tessera_sandbox):
         verify=str(tessera_sandbox.ca_file),
         cache=TokenCache(),
     ) as mobilepay:
-        with pytest.raises(Exception) as refused:
+        with pytest.raises(AuthenticationError) as refused:
             mobilepay.token()
-    assert "unauthorized_client" in str(refused.value)
+    assert refused.value.code == "unauthorized_client"
 
 
 def test_b2binpay_login_and_refresh(tessera_sandbox):
@@ -174,7 +178,6 @@ def test_b2binpay_login_and_refresh(tessera_sandbox):
         tessera_sandbox.base_url,
         B2B_LOGIN,
         B2B_PASSWORD,
-        prefix="",
         verify=str(tessera_sandbox.ca_file),
         cache=TokenCache(),
     ) as b2binpay:
