@@ -262,6 +262,58 @@ class EventLog(Protocol):
 
 
 @runtime_checkable
+class AdminQueries(Protocol):
+    """What the admin layer reads and changes besides the other roles (the admin API): an
+    app's details and its secret with a rotation's overlap, the listings of merchants and
+    what hangs from them, a certificate by serial, and a page of security events."""
+
+    def update_client_details(self, client_id: str, name: str, redirect_uris: tuple[str, ...]) -> bool:
+        """Set the client's name and redirect URIs (announced: workers cache clients); False
+        for an unknown client."""
+        ...
+
+    def set_client_secret(
+        self, client_id: str, secret_hash: str | None, previous_hash: str | None, previous_valid_until: int | None
+    ) -> bool:
+        """Replace the client's secret HMAC and its previous one (accepted until
+        ``previous_valid_until``), in one write, announced; False for an unknown client."""
+        ...
+
+    def list_merchants(self) -> list[Merchant]:
+        """Every merchant, by id."""
+        ...
+
+    def terminals_of(self, merchant_id: int) -> list[Terminal]:
+        """The merchant's terminals, by point of sale then TID."""
+        ...
+
+    def users_of(self, merchant_id: int) -> list[MerchantUser]:
+        """The merchant's users, by username."""
+        ...
+
+    def grants_of(self, merchant_id: int) -> list[tuple[str, int]]:
+        """``(client_id, granted_at)`` of every app the merchant granted, oldest first."""
+        ...
+
+    def certificate_by_serial(self, serial: str) -> CertificateRecord | None:
+        """One certificate by serial (hex, any case, ``0x`` and leading zeros allowed)."""
+        ...
+
+    def events_after(
+        self,
+        after_id: int,
+        limit: int,
+        *,
+        kind: str | None = None,
+        client_id: str | None = None,
+        since: int | None = None,
+    ) -> list[SecurityEvent]:
+        """Up to ``limit`` events with an id above ``after_id`` (of ``kind``, of ``client_id``,
+        created at or after ``since``, where given), by id."""
+        ...
+
+
+@runtime_checkable
 class Store(
     ClientDirectory,
     OrganisationDirectory,
@@ -272,6 +324,7 @@ class Store(
     ArtifactStore,
     EnrollmentStore,
     EventLog,
+    AdminQueries,
     Protocol,
 ):
     """Every role, plus a liveness check and the release of connections."""

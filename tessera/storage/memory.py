@@ -86,6 +86,7 @@ class MemoryStore:
         self._terminals: dict[str, Terminal] = {}
         self._users: dict[str, MerchantUser] = {}
         self._grants: set[tuple[int, str]] = set()
+        self._grant_times: dict[tuple[int, str], int] = {}
         self._api_keys: dict[tuple[int, int], ApiKey] = {}
         self._artifacts: dict[tuple[str, str], Artifact] = {}
         self._bindings: dict[str, str] = {}  # username -> tid
@@ -227,6 +228,7 @@ class MemoryStore:
             if merchant_id not in self._merchants or client_id not in self._clients:
                 raise Conflict(f"unknown merchant {merchant_id} or client {client_id}")
             self._grants.add((merchant_id, client_id))
+            self._grant_times[(merchant_id, client_id)] = int(now)
             self._announce()
 
     def is_granted(self, merchant_id: int, client_id: str) -> bool:
@@ -394,6 +396,75 @@ class MemoryStore:
         with self._lock:
             events = [e for e in self._events if kind is None or e.kind == kind]
             return events[-limit:] if limit > 0 else []
+
+    # --- what the admin layer reads and changes (AdminQueries) ------------------------------------------
+    def update_client_details(self, client_id: str, name: str, redirect_uris: tuple[str, ...]) -> bool:
+        with self._lock:
+            client = self._clients.get(client_id)
+            if client is None:
+                return False
+            self._clients[client_id] = replace(client, name=name, redirect_uris=tuple(redirect_uris))
+            self._announce()
+            return True
+
+    def set_client_secret(
+        self, client_id: str, secret_hash: str | None, previous_hash: str | None, previous_valid_until: int | None
+    ) -> bool:
+        with self._lock:
+            client = self._clients.get(client_id)
+            if client is None:
+                return False
+            self._clients[client_id] = replace(
+                client,
+                secret_hash=secret_hash,
+                previous_secret_hash=previous_hash,
+                previous_valid_until=previous_valid_until,
+            )
+            self._announce()
+            return True
+
+    def list_merchants(self) -> list[Merchant]:
+        with self._lock:
+            return [self._merchants[m] for m in sorted(self._merchants)]
+
+    def terminals_of(self, merchant_id: int) -> list[Terminal]:
+        with self._lock:
+            mine = [t for t in self._terminals.values() if t.merchant_id == merchant_id]
+        return sorted(mine, key=lambda t: (t.pos, t.tid))
+
+    def users_of(self, merchant_id: int) -> list[MerchantUser]:
+        with self._lock:
+            mine = [u for u in self._users.values() if u.merchant_id == merchant_id]
+        return sorted(mine, key=lambda u: u.username)
+
+    def grants_of(self, merchant_id: int) -> list[tuple[str, int]]:
+        with self._lock:
+            mine = [(c, self._grant_times.get((m, c), 0)) for m, c in self._grants if m == merchant_id]
+        return sorted(mine, key=lambda g: (g[1], g[0]))
+
+    def certificate_by_serial(self, serial: str) -> CertificateRecord | None:
+        with self._lock:
+            return self._certs.get(_serial(serial))
+
+    def events_after(
+        self,
+        after_id: int,
+        limit: int,
+        *,
+        kind: str | None = None,
+        client_id: str | None = None,
+        since: int | None = None,
+    ) -> list[SecurityEvent]:
+        with self._lock:
+            out = [
+                e
+                for e in self._events
+                if e.id > after_id
+                and (kind is None or e.kind == kind)
+                and (client_id is None or e.client_id == client_id)
+                and (since is None or e.created_at >= since)
+            ]
+        return out[: max(0, limit)]
 
     # --- housekeeping ------------------------------------------------------------------------------------
     def purge(self, now: int, policy: PurgePolicy) -> dict[str, int]:
