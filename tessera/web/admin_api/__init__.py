@@ -17,6 +17,8 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import Scope
 
 from tessera.admin import Admin, AdminError
 from tessera.admin import idempotency as idem
@@ -169,7 +171,30 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
     for path, methods in by_path.items():
         handlers = {m: _endpoint(rt, op, ca) for m, op in methods.items()}
         out.append(ProfileRoute(path, _dispatch(handlers), profile=PROFILE, methods=list(methods)))
+    out.append(Unknown(tuple(out)))
     return out
+
+
+async def _unknown(request: Request) -> Response:
+    raise Problem(404, "not_found", "no such resource in the admin API")
+
+
+class Unknown(ProfileRoute):
+    """Any other path under the prefix: a 404 problem (not the server's plain 404), for every
+    method; a path of the API with a method it lacks stays the router's 405."""
+
+    def __init__(self, known: tuple[ProfileRoute, ...]) -> None:
+        super().__init__(PREFIX + "/{rest:path}", _unknown, profile=PROFILE, methods=UNKNOWN_METHODS)
+        self.known = known
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path", "")
+        if any(route.path_regex.match(path) for route in self.known):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+UNKNOWN_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def _dispatch(

@@ -195,8 +195,13 @@ def list_apps(call: Call) -> Answer:
         if org not in (None, call.operator.org_id):
             raise Problem(403, "forbidden", "an organisation's operator lists its own organisation's apps only")
         org = call.operator.org_id
-    apps = [app_json(c) for c in ops.list_clients(call.admin, org)]
-    return listing(call, apps, lambda a: str(a["client_id"]))
+    infos = {c.client_id: c for c in ops.list_clients(call.admin, org)}
+    answer = listing(call, [{"client_id": cid} for cid in infos], lambda a: str(a["client_id"]))
+    answer.body["items"] = [  # the page's apps in full, each with its secret's overlap
+        app_json(infos[a["client_id"]], ops.secret_overlap_until(call.admin, a["client_id"]))
+        for a in answer.body["items"]
+    ]
+    return answer
 
 
 def get_app(call: Call) -> Answer:
