@@ -32,7 +32,7 @@ from tessera.admin.clients import (
     update_client,
 )
 from tessera.admin.context import ADMIN_CHANGE, Admin
-from tessera.admin.errors import AdminError, ConfirmationRequired, Conflict, Invalid, NoHome, NotFound
+from tessera.admin.errors import AdminError, ConfirmationRequired, Conflict, Invalid, NoHome, NotFound, Stale
 from tessera.admin.housekeeping import purge
 from tessera.admin.merchants import (
     AddTerminal,
@@ -96,6 +96,7 @@ __all__ = [
     "ServerKeyInfo",
     "SignCertificate",
     "SignedCertificate",
+    "Stale",
     "UserInfo",
     "add_terminal",
     "add_user",

@@ -7,11 +7,12 @@ HMAC-SHA256 under the pepper (``hash_secret``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from tessera.admin.context import Admin
-from tessera.admin.errors import Conflict, Invalid, NotFound
+from tessera.admin.errors import Conflict, Invalid, NotFound, Stale
 from tessera.core.client_auth import SECRET_METHODS, validate_jwks
 from tessera.core.flows.native import GRANT_TYPES
 from tessera.core.models import AUTH_METHODS, Client
@@ -184,17 +185,29 @@ def _client(admin: Admin, client_id: str) -> Client:
     return client
 
 
-def update_client(admin: Admin, client_id: str, req: UpdateClient) -> ClientInfo:
+def update_client(
+    admin: Admin, client_id: str, req: UpdateClient, *, check: Callable[[ClientInfo], None] | None = None
+) -> ClientInfo:
     """Change an app's name and redirect URIs, checked by the registration's rules (a redirect
-    URI that ``validate_redirect_uri`` refuses is ``Invalid``). Workers see it on the next request."""
+    URI that ``validate_redirect_uri`` refuses is ``Invalid``). Workers see it on the next request.
+
+    With ``check`` (the admin API's ``If-Match``), ``check`` is given the app as read and may
+    refuse; the change is then written only if the name and redirect URIs are still those read
+    (one unit in the store), else ``Stale``."""
     client = _client(admin, client_id)
+    if check is not None:
+        check(ClientInfo.of(client))
     name = client.name if req.name is None else req.name
     uris = client.redirect_uris if req.redirect_uris is None else tuple(dict.fromkeys(req.redirect_uris))
     check_registration(
         RegisterClient(name=name, redirect_uris=uris, auth_methods=client.auth_methods, grant_types=client.grant_types)
     )
-    if not admin.store.update_client_details(client_id, name, uris):
-        raise NotFound(f"no client {client_id}")
+    expected = (client.name, client.redirect_uris) if check is not None else None
+    try:
+        if not admin.store.update_client_details(client_id, name, uris, expected=expected):
+            raise NotFound(f"no client {client_id}")
+    except StoreConflict:
+        raise Stale(f"client {client_id} changed since it was read") from None
     admin.record("client.update", client_id=client_id, name=name, redirect_uris=list(uris))
     return get_client(admin, client_id)
 

@@ -267,9 +267,17 @@ class AdminQueries(Protocol):
     app's details and its secret with a rotation's overlap, the listings of merchants and
     what hangs from them, a certificate by serial, and a page of security events."""
 
-    def update_client_details(self, client_id: str, name: str, redirect_uris: tuple[str, ...]) -> bool:
+    def update_client_details(
+        self,
+        client_id: str,
+        name: str,
+        redirect_uris: tuple[str, ...],
+        *,
+        expected: tuple[str, tuple[str, ...]] | None = None,
+    ) -> bool:
         """Set the client's name and redirect URIs (announced: workers cache clients); False
-        for an unknown client."""
+        for an unknown client. With ``expected`` (the name and redirect URIs the caller read),
+        only if they are still those, checked and written as one unit: ``Conflict`` if not."""
         ...
 
     def set_client_secret(

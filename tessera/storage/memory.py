@@ -398,11 +398,20 @@ class MemoryStore:
             return events[-limit:] if limit > 0 else []
 
     # --- what the admin layer reads and changes (AdminQueries) ------------------------------------------
-    def update_client_details(self, client_id: str, name: str, redirect_uris: tuple[str, ...]) -> bool:
+    def update_client_details(
+        self,
+        client_id: str,
+        name: str,
+        redirect_uris: tuple[str, ...],
+        *,
+        expected: tuple[str, tuple[str, ...]] | None = None,
+    ) -> bool:
         with self._lock:
             client = self._clients.get(client_id)
             if client is None:
                 return False
+            if expected is not None and (client.name, client.redirect_uris) != (expected[0], tuple(expected[1])):
+                raise Conflict(f"client {client_id} changed since it was read")
             self._clients[client_id] = replace(client, name=name, redirect_uris=tuple(redirect_uris))
             self._announce()
             return True

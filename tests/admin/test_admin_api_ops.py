@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tessera import admin as ops
-from tessera.admin import Admin, Conflict, Invalid, NotFound, RegisterClient
+from tessera.admin import Admin, Conflict, Invalid, NotFound, RegisterClient, Stale
 from tessera.admin.certificates import certificate_p7b, find_certificate
 from tessera.admin.merchants import (
     UNSET_PASSWORD,
@@ -186,3 +186,24 @@ def test_events_page_by_cursor_and_filters(admin: Admin, clock: Clock) -> None:
         events_page(admin, limit=0)
     with pytest.raises(Invalid):
         events_page(admin, after_id=-1)
+
+
+def test_update_with_a_check_writes_only_what_was_read(admin: Admin) -> None:
+    reg = ops.register_client(admin, RegisterClient(name="app", redirect_uris=("https://a.example/cb",)))
+    seen: list[str] = []
+
+    def sneaky(read: ops.ClientInfo) -> None:  # another operator's change lands between read and write
+        seen.append(read.name)
+        admin.store.update_client_details(reg.client_id, "theirs", read.redirect_uris)
+
+    with pytest.raises(Stale):
+        ops.update_client(admin, reg.client_id, ops.UpdateClient(name="mine"), check=sneaky)
+    assert seen == ["app"] and ops.get_client(admin, reg.client_id).name == "theirs"
+
+    def refuse(read: ops.ClientInfo) -> None:
+        raise Invalid("no", field="If-Match")
+
+    with pytest.raises(Invalid):
+        ops.update_client(admin, reg.client_id, ops.UpdateClient(name="mine"), check=refuse)
+    info = ops.update_client(admin, reg.client_id, ops.UpdateClient(name="mine"), check=lambda read: None)
+    assert info.name == "mine"

@@ -879,3 +879,14 @@ def test_events_after_pages_by_id_with_filters(store):
     assert [e.detail["i"] for e in store.events_after(0, 10, client_id="c1")] == [1, 3]
     assert [e.detail["i"] for e in store.events_after(0, 10, since=NOW + 3)] == [3, 4]
     assert store.events_after(rest[-1].id, 10) == []
+
+
+def test_client_details_update_only_as_expected(store):
+    store.create_client(a_client())
+    read = ("App One", ("https://a.example/cb",))
+    assert store.update_client_details("app-1", "Two", ("https://b.example/cb",), expected=read)
+    with pytest.raises(Conflict):  # what was read is no longer there
+        store.update_client_details("app-1", "Three", (), expected=read)
+    got = store.get_client("app-1")
+    assert (got.name, got.redirect_uris) == ("Two", ("https://b.example/cb",))
+    assert not store.update_client_details("nope", "x", (), expected=read)

@@ -332,8 +332,15 @@ class CompositeStore:
         return self.sql.list_events(limit, kind=kind)
 
     # --- the admin layer's (AdminQueries): the client writes announced, the rest the SQL store's ------------
-    def update_client_details(self, client_id: str, name: str, redirect_uris: tuple[str, ...]) -> bool:
-        changed = self.sql.update_client_details(client_id, name, redirect_uris)
+    def update_client_details(
+        self,
+        client_id: str,
+        name: str,
+        redirect_uris: tuple[str, ...],
+        *,
+        expected: tuple[str, tuple[str, ...]] | None = None,
+    ) -> bool:
+        changed = self.sql.update_client_details(client_id, name, redirect_uris, expected=expected)
         if changed:
             self.notices.publish()
         return changed

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from tessera.core.models import CertificateRecord, Merchant, MerchantUser, SecurityEvent, Terminal
+from tessera.core.ports import Conflict
 from tessera.storage import schema as t
 from tessera.storage.sql.database import Database
 
@@ -19,8 +20,22 @@ class AdminRepo:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def update_client_details(self, client_id: str, name: str, redirect_uris: tuple[str, ...]) -> bool:
-        with self.db.write() as c:
+    def update_client_details(
+        self,
+        client_id: str,
+        name: str,
+        redirect_uris: tuple[str, ...],
+        *,
+        expected: tuple[str, tuple[str, ...]] | None = None,
+    ) -> bool:
+        with self.db.write() as c:  # SQLite: BEGIN IMMEDIATE; PostgreSQL: the row locked below
+            if expected is not None:
+                query = select(t.clients.c.name, t.clients.c.redirect_uris).where(t.clients.c.client_id == client_id)
+                row = c.execute(query if self.db.is_sqlite else query.with_for_update()).first()
+                if row is None:
+                    return False
+                if (row[0], tuple(row[1] or ())) != (expected[0], tuple(expected[1])):
+                    raise Conflict(f"client {client_id} changed since it was read")
             res = c.execute(
                 update(t.clients)
                 .where(t.clients.c.client_id == client_id)

@@ -5,7 +5,8 @@ with a problem type and the fields at fault) rendered by ``render``, which
 ``tessera.web.app`` registers as the admin routes' renderer in the web layer's one error
 mechanism (``tessera.web.errors.ErrorHandlers``). The admin layer's errors become problems
 by ``of_admin_error``: ``not_found`` 404, ``conflict`` and ``confirmation_required`` 409,
-``invalid`` 422, ``idempotency_mismatch`` 422.
+``invalid`` 422, ``idempotency_mismatch`` 422, ``stale`` (changed since the ``If-Match``
+was read) 412.
 
 A problem's members: ``type`` (a URI under ``PROBLEM_BASE``), ``title``, ``status``,
 ``detail``; a validation problem adds ``field`` (the first input at fault) and ``errors``
@@ -49,6 +50,7 @@ ADMIN_STATUS = {
     "confirmation_required": 409,
     "invalid": 422,
     "idempotency_mismatch": 422,
+    "stale": 412,
 }
 
 

@@ -211,15 +211,15 @@ def get_app(call: Call) -> Answer:
 def update_app(call: Call) -> Answer:
     body: b.UpdateApp = call.body
     current = _app(call, call.params["client_id"])
-    check_if_match(call.if_match, etag_of(app_json(current, ops.secret_overlap_until(call.admin, current.client_id))))
     if body.name is None and body.redirect_uris is None:
         raise validation([_err("name", "give name and/or redirect_uris")])
+
+    def if_match(read: ClientInfo) -> None:  # the app as the store gives it, just before the write
+        check_if_match(call.if_match, etag_of(app_json(read, ops.secret_overlap_until(call.admin, read.client_id))))
+
+    uris = tuple(body.redirect_uris) if body.redirect_uris is not None else None
     info = ops.update_client(
-        call.admin,
-        current.client_id,
-        ops.UpdateClient(
-            name=body.name, redirect_uris=tuple(body.redirect_uris) if body.redirect_uris is not None else None
-        ),
+        call.admin, current.client_id, ops.UpdateClient(name=body.name, redirect_uris=uris), check=if_match
     )
     return _app_answer(call, info)
 
