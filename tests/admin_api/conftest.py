@@ -1,4 +1,4 @@
-"""The admin API in process: one fresh home (SQLite) per module, tessera's own ``create_app``
+"""The admin API in process: one fresh home per module (SQLite; and PostgreSQL, slow), tessera's own ``create_app``
 over a core whose clock the tests hold, Starlette's TestClient, and operator clients that get
 their Bearer tokens from ``/oauth2/token`` as an operator would."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,11 +73,16 @@ class Api:
         return self.client.request(method, "/admin/v1" + path, headers=headers, **kw)
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.slow])]
+)
+def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    url = None
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_server").create_database(f"admin_api_{secrets.token_hex(6)}")
     saved = {k: os.environ.pop(k) for k in [n for n in os.environ if n.startswith("TESSERA_")]}
     home = tmp_path_factory.mktemp("admin-api") / "home"
-    init_home(home, hostname="localhost", port=8443, issuer="https://localhost:8443", now=NOW)
+    init_home(home, hostname="localhost", port=8443, issuer="https://localhost:8443", now=NOW, database_url=url)
     settings = Settings.load(home)
     store = open_store(settings)
     core = build_core(settings, store)
