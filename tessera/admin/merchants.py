@@ -149,12 +149,32 @@ def is_granted(admin: Admin, merchant_id: int, client_id: str) -> bool:
     return admin.store.is_granted(merchant_id, client_id)
 
 
+# --- the portal's merchant side: grants withdrawn and listed ----------------------------------------
+
+
+def withdraw_grant(admin: Admin, merchant_id: int, client_id: str) -> GrantInfo:
+    """Withdraw the merchant's grant to an app. Announced to the workers (they cache grants),
+    so the app's next token request for the merchant is refused. ``NotFound`` when there was
+    no such grant."""
+    _merchant(admin, merchant_id)
+    if not admin.store.withdraw_grant(merchant_id, client_id):
+        raise NotFound(f"merchant {merchant_id} has not granted {client_id}")
+    admin.record("merchant.withdraw_grant", merchant_id=merchant_id, client_id=client_id)
+    return GrantInfo(merchant_id, client_id, False)
+
+
+def list_grants(admin: Admin, merchant_id: int) -> list[GrantInfo]:
+    """The apps the merchant granted access to, oldest first."""
+    _merchant(admin, merchant_id)
+    return [GrantInfo(g.merchant_id, g.client_id, True) for g in admin.store.grants_of(merchant_id)]
+
+
 # --- listings, and users who set their own password (the admin API) -----------------------------------------
 
-#: The password hash of a user made without a password: no argon2id hash, so no password
-#: verifies against it (``verify_password`` refuses it) until the user sets one through the
-#: portal; the user cannot sign in before.
-UNSET_PASSWORD = "!unset"
+#: The password hash of a user made without a password (the portal's convention, see
+#: ``tessera.admin.developers.invite_merchant_user``): no password verifies against it until
+#: the user sets one through the portal's invitation; the user cannot sign in before.
+UNSET_PASSWORD = ""
 
 
 @dataclass(frozen=True)
@@ -220,4 +240,4 @@ def add_user_unset(admin: Admin, merchant_id: int, username: str) -> MerchantUse
 
 def grants_of(admin: Admin, merchant_id: int) -> list[GrantedApp]:
     _merchant(admin, merchant_id)
-    return [GrantedApp(merchant_id, cid, at) for cid, at in admin.store.grants_of(merchant_id)]
+    return [GrantedApp(g.merchant_id, g.client_id, g.created_at) for g in admin.store.grants_of(merchant_id)]

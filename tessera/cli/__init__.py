@@ -12,7 +12,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from tessera.cli import certs, clients, enrollments, events, jwks, keys, merchants, orgs
+from tessera.cli import certs, clients, enrollments, events, jwks, keys, merchants, orgs, portal
 from tessera.cli.common import HomeOpt, err, set_global_home
 from tessera.cli.demo import demo
 from tessera.cli.purge import purge
@@ -39,6 +39,7 @@ app.add_typer(jwks.app, name="jwks")
 app.add_typer(enrollments.app, name="enrollments")
 app.add_typer(keys.app, name="keys")
 app.add_typer(events.app, name="events")
+app.add_typer(portal.app, name="portal")
 app.command("purge")(purge)
 app.command()(demo)
 

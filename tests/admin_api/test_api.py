@@ -351,11 +351,20 @@ def test_merchants_terminals_users_grants(api: Api, platform: Operator) -> None:
     pos = api.call(platform, "GET", f"{base}/points-of-sale").json()["items"]
     assert [(p["pos"], [t["tid"] for t in p["terminals"]]) for p in pos] == [("POS-A", ["T1", "T2"]), ("POS-B", ["T3"])]
     r = api.call(platform, "POST", f"{base}/users", json={"username": "Clerk@Shop.example"})
-    assert r.status_code == 201 and r.json() == {"merchant_id": 5501, "username": "clerk@shop.example",
-                                                 "password_set": False}  # fmt: skip
+    assert r.status_code == 201, r.text
+    made = r.json()
+    invitation = made.pop("invitation")
+    assert made == {"merchant_id": 5501, "username": "clerk@shop.example", "password_set": False}
+    assert "/invitation/" in invitation["link"] and invitation["expires_at"] > api.clock.now
+    # the user sets the password through the portal's invitation (tessera.admin.developers)
+    from tessera.admin.developers import accept_invitation
+
+    accept_invitation(api.admin, invitation["link"].rsplit("/", 1)[1], "a long enough password")
+    assert api.call(platform, "GET", f"{base}/users").json()["items"][0]["password_set"] is True
     problem(api.call(platform, "POST", f"{base}/users", json={"username": "c@s.example", "password": "x" * 12}), 422)
     users = api.call(platform, "GET", f"{base}/users").json()["items"]
-    assert users == [{"merchant_id": 5501, "username": "clerk@shop.example", "password_set": False}]
+    assert users == [{"merchant_id": 5501, "username": "clerk@shop.example", "password_set": True}]
+    assert "hash" not in str(users)
     app = new_app(api, platform, profile="mobilepay")
     r = api.call(platform, "POST", f"{base}/grants", json={"client_id": app["client_id"]})
     assert r.status_code == 201 and r.json()["client_id"] == app["client_id"]

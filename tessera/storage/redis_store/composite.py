@@ -21,7 +21,9 @@ from tessera.core.models import (
     Artifact,
     CertificateRecord,
     Client,
+    Developer,
     Enrollment,
+    Grant,
     Merchant,
     MerchantUser,
     Organisation,
@@ -362,9 +364,6 @@ class CompositeStore:
     def users_of(self, merchant_id: int) -> list[MerchantUser]:
         return self.sql.users_of(merchant_id)
 
-    def grants_of(self, merchant_id: int) -> list[tuple[str, int]]:
-        return self.sql.grants_of(merchant_id)
-
     def certificate_by_serial(self, serial: str) -> CertificateRecord | None:
         return self.sql.certificate_by_serial(serial)
 
@@ -378,3 +377,43 @@ class CompositeStore:
         since: int | None = None,
     ) -> list[SecurityEvent]:
         return self.sql.events_after(after_id, limit, kind=kind, client_id=client_id, since=since)
+
+    # --- the portal: developer accounts and the merchant side (the SQL store's; grants announced) ---------
+    def create_developer(self, dev: Developer) -> None:
+        self.sql.create_developer(dev)
+
+    def get_developer(self, email: str) -> Developer | None:
+        return self.sql.get_developer(email)
+
+    def list_developers(self, org_id: str) -> list[Developer]:
+        return self.sql.list_developers(org_id)
+
+    def activate_developer(self, email: str, password_hash: str, totp_sealed: str, totp_step: int) -> bool:
+        return self.sql.activate_developer(email, password_hash, totp_sealed, totp_step)
+
+    def set_developer_status(self, email: str, status: str) -> bool:
+        return self.sql.set_developer_status(email, status)
+
+    def use_totp_step(self, email: str, step: int) -> bool:
+        return self.sql.use_totp_step(email, step)
+
+    def withdraw_grant(self, merchant_id: int, client_id: str) -> bool:
+        withdrawn = self.sql.withdraw_grant(merchant_id, client_id)
+        if withdrawn:
+            self.notices.publish()
+        return withdrawn
+
+    def grants_of(self, merchant_id: int) -> list[Grant]:
+        return self.sql.grants_of(merchant_id)
+
+    def grants_to(self, client_id: str) -> list[Grant]:
+        return self.sql.grants_to(client_id)
+
+    def set_user_password(self, username: str, password_hash: str) -> bool:
+        changed = self.sql.set_user_password(username, password_hash)
+        if changed:
+            self.notices.publish()
+        return changed
+
+    def touch_api_key(self, merchant_id: int, key_id: int, now: int) -> None:
+        self.sql.touch_api_key(merchant_id, key_id, now)

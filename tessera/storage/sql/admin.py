@@ -92,13 +92,6 @@ class AdminRepo:
             )
         return [MerchantUser(**r) for r in rows]
 
-    def grants_of(self, merchant_id: int) -> list[tuple[str, int]]:
-        g = t.merchant_grants.c
-        with self.db.read() as c:
-            query = select(g.client_id, g.created_at).where(g.merchant_id == merchant_id)
-            rows = c.execute(query.order_by(g.created_at, g.client_id)).all()
-        return [(r[0], int(r[1])) for r in rows]
-
     def certificate_by_serial(self, serial: str) -> CertificateRecord | None:
         with self.db.read() as c:
             row = (

@@ -23,6 +23,7 @@ from tessera.storage.sql.events import EventRepo
 from tessera.storage.sql.keys import KeyRepo
 from tessera.storage.sql.merchants import MerchantRepo
 from tessera.storage.sql.organisations import OrganisationRepo
+from tessera.storage.sql.portal import DeveloperRepo, MerchantPortalRepo
 
 
 class SQLStore(
@@ -35,6 +36,8 @@ class SQLStore(
     EnrollmentRepo,
     EventRepo,
     AdminRepo,
+    DeveloperRepo,
+    MerchantPortalRepo,
     SQLArtifacts,
 ):
     """Store over SQLAlchemy Core: SQLite (WAL) by default, PostgreSQL by URL.

@@ -62,7 +62,8 @@ class AddTerminal(Body):
 
 
 class AddUser(Body):
-    """A merchant user; the password is set by the user through the portal, never sent here."""
+    """A merchant user; the password is set by the user through the portal's invitation,
+    never sent here. Again for an existing user of the merchant: a fresh invitation."""
 
     username: str = Field(min_length=3, max_length=254)
 

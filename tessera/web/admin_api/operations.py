@@ -101,7 +101,7 @@ def _ops() -> list[Operation]:
         o("GET", "/merchants/{merchant_id}/points-of-sale", r.list_points_of_sale,
           "List the merchant's points of sale with their terminals", "listPointsOfSale", query=PAGE, list=True),
         o("POST", "/merchants/{merchant_id}/users", r.add_user,
-          "Add a merchant user (the user sets the password through the portal)", "addMerchantUser", 201,
+          "Add a merchant user and their portal invitation (the user sets the password there)", "addMerchantUser", 201,
           b.AddUser, create=True),
         o("GET", "/merchants/{merchant_id}/users", r.list_users, "List the merchant's users", "listMerchantUsers",
           query=PAGE, list=True),

@@ -17,10 +17,10 @@ from tessera.admin.apikeys import KeyInfo
 from tessera.admin.certificates import CertificateInfo, find_certificate
 from tessera.admin.certificates import certificate_p7b as p7b_of
 from tessera.admin.clients import DEFAULT_AUTH_METHODS, ClientInfo
+from tessera.admin.developers import invite_merchant_user
 from tessera.admin.merchants import (
     GrantedApp,
     MerchantUserInfo,
-    add_user_unset,
     grants_of,
     list_merchants,
     points_of_sale,
@@ -378,9 +378,15 @@ def list_points_of_sale(call: Call) -> Answer:
 
 
 def add_user(call: Call) -> Answer:
+    """The user without a password, and the portal invitation with which they set it (its link
+    holds a secret: shown this once, for the operator to deliver)."""
     mid = _merchant_id(call)
     body: b.AddUser = call.body
-    return Answer(user_json(add_user_unset(call.admin, mid, body.username)), 201)
+    invitation = invite_merchant_user(call.admin, body.username, mid)
+    user = next(u for u in users_of(call.admin, mid) if u.username == invitation.email)
+    return Answer(
+        {**user_json(user), "invitation": {"link": invitation.link, "expires_at": invitation.expires_at}}, 201
+    )
 
 
 def list_users(call: Call) -> Answer:
