@@ -47,7 +47,9 @@ from tessera.admin.merchants import (
     get_merchant,
     grant,
     is_granted,
+    list_grants,
     terminals_at,
+    withdraw_grant,
 )
 from tessera.admin.organisations import (
     CreateOrganisation,
@@ -115,6 +117,7 @@ __all__ = [
     "list_clients",
     "list_enrollments",
     "list_events",
+    "list_grants",
     "list_keys",
     "list_organisations",
     "list_server_keys",
@@ -130,4 +133,5 @@ __all__ = [
     "set_key_enabled",
     "sign_certificate",
     "terminals_at",
+    "withdraw_grant",
 ]

@@ -458,3 +458,39 @@ def test_openapi_covers_every_route_and_nothing_else(api: Api) -> None:
     text = str(doc)
     for name in set(re.findall(r"#/components/schemas/(\w+)", text)):
         assert name in doc["components"]["schemas"], name
+
+
+# --- developer invitations and grant withdrawal ----------------------------------------------------------------
+
+
+def test_invite_a_developer_of_an_organisation(api: Api, platform: Operator) -> None:
+    assert (
+        api.call(platform, "POST", "/organisations", json={"name": "Initech", "org_id": "initech"}).status_code == 201
+    )
+    r = api.call(platform, "POST", "/organisations/initech/invitations", json={"email": "Dev@Initech.example"})
+    assert r.status_code == 201, r.text
+    made = r.json()
+    # no SMTP server configured: not mailed, so the link (a secret that works once) comes back
+    assert made["mailed"] is False and made["email"] == "dev@initech.example" and made["org_id"] == "initech"
+    assert "/invitation/" in made["link"] and made["expires_at"] > api.clock.now
+    problem(api.call(platform, "POST", "/organisations/nope/invitations", json={"email": "a@b.example"}), 404)
+    problem(api.call(platform, "POST", "/organisations/initech/invitations", json={"email": "not-an-address"}), 422)
+    problem(api.call(platform, "POST", "/organisations/initech/invitations", json={"mail": "a@b.example"}), 422)
+    acme = api.operator(org="initech")  # an organisation's operator may not invite (platform only)
+    problem(api.call(acme, "POST", "/organisations/initech/invitations", json={"email": "x@initech.example"}), 403)
+    events = api.call(platform, "GET", "/events", params={"kind": "admin_change"}).json()["items"]
+    assert any(e["detail"].get("op") == "developer.invite" and e["client_id"] == platform.client_id for e in events)
+    assert made["link"].rsplit("/", 1)[1] not in str(events)  # the link's secret is never an event
+
+
+def test_withdraw_a_grant(api: Api, platform: Operator) -> None:
+    assert api.call(platform, "POST", "/merchants", json={"merchant_id": 7701, "name": "W"}).status_code == 201
+    app = new_app(api, platform, profile="mobilepay")
+    base = "/merchants/7701/grants"
+    assert api.call(platform, "POST", base, json={"client_id": app["client_id"]}).status_code == 201
+    r = api.call(platform, "POST", f"{base}/{app['client_id']}/withdraw")
+    assert r.status_code == 200 and r.json() == {"merchant_id": 7701, "client_id": app["client_id"], "granted": False}
+    assert api.call(platform, "GET", base).json()["items"] == []
+    problem(api.call(platform, "POST", f"{base}/{app['client_id']}/withdraw"), 404)  # nothing left to withdraw
+    problem(api.call(platform, "POST", f"/merchants/9999/grants/{app['client_id']}/withdraw"), 404)
+    problem(api.call(api.operator(org=None, scope="other"), "POST", f"{base}/{app['client_id']}/withdraw"), 403)

@@ -72,6 +72,12 @@ class CreateGrant(Body):
     client_id: str = Field(min_length=1, max_length=64)
 
 
+class InviteDeveloper(Body):
+    """A developer of the organisation, invited to the portal (tessera.admin.developers)."""
+
+    email: str = Field(min_length=3, max_length=254)
+
+
 class DisableKey(Body):
     #: disabling the merchant's last enabled key locks it out: true to confirm
     confirm_last: bool = False

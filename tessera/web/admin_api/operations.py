@@ -89,6 +89,9 @@ def _ops() -> list[Operation]:
         o("GET", "/organisations", r.list_organisations, "List organisations", "listOrganisations", query=PAGE,
           list=True),
         o("GET", "/organisations/{org_id}", r.get_organisation, "Get an organisation", "getOrganisation"),
+        o("POST", "/organisations/{org_id}/invitations", r.invite_developer,
+          "Invite a developer of the organisation to the portal (mailed; the link is in the answer only when no "
+          "SMTP server is configured)", "inviteDeveloper", 201, b.InviteDeveloper, create=True),
         # merchants
         o("POST", "/merchants", r.create_merchant, "Create a merchant", "createMerchant", 201, b.CreateMerchant,
           create=True),
@@ -109,6 +112,9 @@ def _ops() -> list[Operation]:
           "createGrant", 201, b.CreateGrant, create=True),
         o("GET", "/merchants/{merchant_id}/grants", r.list_grants, "List the apps the merchant granted",
           "listGrants", query=PAGE, list=True),
+        o("POST", "/merchants/{merchant_id}/grants/{client_id}/withdraw", r.withdraw_grant,
+          "Withdraw the merchant's grant to an app (its next token request for the merchant is refused)",
+          "withdrawGrant", body=b.Empty, body_required=False),
         o("POST", "/merchants/{merchant_id}/keys", r.create_key, "Create an axept key, shown this once",
           "createKey", 201, b.Empty, body_required=False, create=True),
         o("GET", "/merchants/{merchant_id}/keys", r.list_keys, "List the merchant's keys (no values)", "listKeys",

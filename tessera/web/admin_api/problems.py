@@ -40,6 +40,7 @@ TITLES = {
     428: "Precondition required",
     429: "Too many requests",
     500: "Internal server error",
+    502: "Bad gateway",
     503: "Service unavailable",
 }
 

@@ -12,7 +12,8 @@ from typing import Any
 from starlette.datastructures import QueryParams
 
 from tessera import admin as ops
-from tessera.admin import Admin, Invalid, NotFound
+from tessera import mail
+from tessera.admin import Admin, Invalid, NotFound, developers
 from tessera.admin.apikeys import KeyInfo
 from tessera.admin.certificates import CertificateInfo, find_certificate
 from tessera.admin.certificates import certificate_p7b as p7b_of
@@ -331,6 +332,24 @@ def get_organisation(call: Call) -> Answer:
     return Answer(org_json(ops.get_organisation(call.admin, call.params["org_id"])))
 
 
+def invite_developer(call: Call) -> Answer:
+    """The invitation is mailed when an SMTP server is configured; otherwise its link (a secret
+    that works once) is in this answer, for the operator to hand over by another channel."""
+    call.operator.require_platform()
+    body: b.InviteDeveloper = call.body
+    org = ops.get_organisation(call.admin, call.params["org_id"])
+    inv = developers.invite_developer(call.admin, body.email, org.org_id)
+    message = mail.invitation(call.admin.settings, to=inv.email, link=inv.link, role=inv.role, org=org.name)
+    try:
+        mailed = mail.send(call.admin.settings, message, kind="invitation")
+    except mail.MailError as e:
+        raise Problem(502, "mail_failed", f"{e}; the invitation stands: invite again to send a new link") from None
+    data: dict[str, object] = {"email": inv.email, "org_id": org.org_id, "expires_at": inv.expires_at, "mailed": mailed}
+    if not mailed:
+        data["link"] = inv.link
+    return Answer(data, 201)
+
+
 # --- merchants (platform) ---------------------------------------------------------------------------------------
 
 
@@ -405,6 +424,12 @@ def create_grant(call: Call) -> Answer:
 def list_grants(call: Call) -> Answer:
     items = [grant_json(g) for g in grants_of(call.admin, _merchant_id(call))]
     return listing(call, items, lambda g: str(g["client_id"]))
+
+
+def withdraw_grant(call: Call) -> Answer:
+    mid = _merchant_id(call)
+    info = ops.withdraw_grant(call.admin, mid, call.params["client_id"])
+    return Answer({"merchant_id": info.merchant_id, "client_id": info.client_id, "granted": info.granted})
 
 
 # --- axept keys (platform) -----------------------------------------------------------------------------------------
