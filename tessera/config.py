@@ -157,6 +157,9 @@ class Settings(BaseSettings):
     #: before it reads the database again. 0: revocation takes effect on the next request.
     revocation_cache_seconds: float = Field(0.0, ge=0, le=300)
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024)
+    #: After a client secret's rotation (``tessera clients rotate-secret``, the admin API), the
+    #: previous secret stays valid this many seconds (0: the new one only, at once).
+    client_secret_overlap: int = Field(24 * 3600, ge=0, le=30 * 24 * 3600)
     log_level: str = "info"
     #: The profile routes found by one dictionary look-up instead of Starlette's scan of every
     #: route's pattern (tessera.web.routing.ExactDispatch): the same answers, byte for byte,

@@ -21,13 +21,18 @@ from tessera.admin.clients import (
     ClientInfo,
     RegisterClient,
     RegisteredClient,
+    RotatedSecret,
+    UpdateClient,
     get_client,
     list_clients,
     register_client,
     revoke_client,
+    rotate_secret,
+    secret_overlap_until,
+    update_client,
 )
 from tessera.admin.context import ADMIN_CHANGE, Admin
-from tessera.admin.errors import AdminError, ConfirmationRequired, Conflict, Invalid, NoHome, NotFound
+from tessera.admin.errors import AdminError, ConfirmationRequired, Conflict, Invalid, NoHome, NotFound, Stale
 from tessera.admin.housekeeping import purge
 from tessera.admin.merchants import (
     AddTerminal,
@@ -42,7 +47,9 @@ from tessera.admin.merchants import (
     get_merchant,
     grant,
     is_granted,
+    list_grants,
     terminals_at,
+    withdraw_grant,
 )
 from tessera.admin.organisations import (
     CreateOrganisation,
@@ -85,10 +92,13 @@ __all__ = [
     "OrganisationInfo",
     "RegisterClient",
     "RegisteredClient",
+    "RotatedSecret",
+    "UpdateClient",
     "RingRotation",
     "ServerKeyInfo",
     "SignCertificate",
     "SignedCertificate",
+    "Stale",
     "UserInfo",
     "add_terminal",
     "add_user",
@@ -107,6 +117,7 @@ __all__ = [
     "list_clients",
     "list_enrollments",
     "list_events",
+    "list_grants",
     "list_keys",
     "list_organisations",
     "list_server_keys",
@@ -115,8 +126,12 @@ __all__ = [
     "retention_seconds",
     "revoke_certificate",
     "revoke_client",
+    "rotate_secret",
     "rotate_server_keys",
+    "secret_overlap_until",
+    "update_client",
     "set_key_enabled",
     "sign_certificate",
     "terminals_at",
+    "withdraw_grant",
 ]

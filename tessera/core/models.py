@@ -24,10 +24,20 @@ class Client:
     created_at: int = 0
     #: The organisation (an integrator company) that owns the app; None: the platform's own.
     org_id: str | None = None
+    #: The secret replaced by the last rotation (its HMAC), still accepted until
+    #: ``previous_valid_until`` (``tessera.admin.clients.rotate_secret``); None: no overlap.
+    previous_secret_hash: str | None = None
+    previous_valid_until: int | None = None
 
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    def previous_secret(self, now: int) -> str | None:
+        """The previous secret's HMAC while its overlap lasts (``now`` before its end), else None."""
+        if self.previous_secret_hash is None or self.previous_valid_until is None:
+            return None
+        return self.previous_secret_hash if now < self.previous_valid_until else None
 
 
 @dataclass(frozen=True)

@@ -319,6 +319,63 @@ class MerchantPortal(Protocol):
 
 
 @runtime_checkable
+class AdminQueries(Protocol):
+    """What the admin layer reads and changes besides the other roles (the admin API): an
+    app's details and its secret with a rotation's overlap, the listings of merchants and
+    what hangs from them (their grants: ``MerchantPortal.grants_of``), a certificate by serial,
+    and a page of security events."""
+
+    def update_client_details(
+        self,
+        client_id: str,
+        name: str,
+        redirect_uris: tuple[str, ...],
+        *,
+        expected: tuple[str, tuple[str, ...]] | None = None,
+    ) -> bool:
+        """Set the client's name and redirect URIs (announced: workers cache clients); False
+        for an unknown client. With ``expected`` (the name and redirect URIs the caller read),
+        only if they are still those, checked and written as one unit: ``Conflict`` if not."""
+        ...
+
+    def set_client_secret(
+        self, client_id: str, secret_hash: str | None, previous_hash: str | None, previous_valid_until: int | None
+    ) -> bool:
+        """Replace the client's secret HMAC and its previous one (accepted until
+        ``previous_valid_until``), in one write, announced; False for an unknown client."""
+        ...
+
+    def list_merchants(self) -> list[Merchant]:
+        """Every merchant, by id."""
+        ...
+
+    def terminals_of(self, merchant_id: int) -> list[Terminal]:
+        """The merchant's terminals, by point of sale then TID."""
+        ...
+
+    def users_of(self, merchant_id: int) -> list[MerchantUser]:
+        """The merchant's users, by username."""
+        ...
+
+    def certificate_by_serial(self, serial: str) -> CertificateRecord | None:
+        """One certificate by serial (hex, any case, ``0x`` and leading zeros allowed)."""
+        ...
+
+    def events_after(
+        self,
+        after_id: int,
+        limit: int,
+        *,
+        kind: str | None = None,
+        client_id: str | None = None,
+        since: int | None = None,
+    ) -> list[SecurityEvent]:
+        """Up to ``limit`` events with an id above ``after_id`` (of ``kind``, of ``client_id``,
+        created at or after ``since``, where given), by id."""
+        ...
+
+
+@runtime_checkable
 class Store(
     ClientDirectory,
     OrganisationDirectory,
@@ -329,6 +386,7 @@ class Store(
     ArtifactStore,
     EnrollmentStore,
     EventLog,
+    AdminQueries,
     DeveloperDirectory,
     MerchantPortal,
     Protocol,

@@ -400,6 +400,79 @@ class MemoryStore:
             events = [e for e in self._events if kind is None or e.kind == kind]
             return events[-limit:] if limit > 0 else []
 
+    # --- what the admin layer reads and changes (AdminQueries) ------------------------------------------
+    def update_client_details(
+        self,
+        client_id: str,
+        name: str,
+        redirect_uris: tuple[str, ...],
+        *,
+        expected: tuple[str, tuple[str, ...]] | None = None,
+    ) -> bool:
+        with self._lock:
+            client = self._clients.get(client_id)
+            if client is None:
+                return False
+            if expected is not None and (client.name, client.redirect_uris) != (expected[0], tuple(expected[1])):
+                raise Conflict(f"client {client_id} changed since it was read")
+            self._clients[client_id] = replace(client, name=name, redirect_uris=tuple(redirect_uris))
+            self._announce()
+            return True
+
+    def set_client_secret(
+        self, client_id: str, secret_hash: str | None, previous_hash: str | None, previous_valid_until: int | None
+    ) -> bool:
+        with self._lock:
+            client = self._clients.get(client_id)
+            if client is None:
+                return False
+            self._clients[client_id] = replace(
+                client,
+                secret_hash=secret_hash,
+                previous_secret_hash=previous_hash,
+                previous_valid_until=previous_valid_until,
+            )
+            self._announce()
+            return True
+
+    def list_merchants(self) -> list[Merchant]:
+        with self._lock:
+            return [self._merchants[m] for m in sorted(self._merchants)]
+
+    def terminals_of(self, merchant_id: int) -> list[Terminal]:
+        with self._lock:
+            mine = [t for t in self._terminals.values() if t.merchant_id == merchant_id]
+        return sorted(mine, key=lambda t: (t.pos, t.tid))
+
+    def users_of(self, merchant_id: int) -> list[MerchantUser]:
+        with self._lock:
+            mine = [u for u in self._users.values() if u.merchant_id == merchant_id]
+        return sorted(mine, key=lambda u: u.username)
+
+    def certificate_by_serial(self, serial: str) -> CertificateRecord | None:
+        with self._lock:
+            return self._certs.get(_serial(serial))
+
+    def events_after(
+        self,
+        after_id: int,
+        limit: int,
+        *,
+        kind: str | None = None,
+        client_id: str | None = None,
+        since: int | None = None,
+    ) -> list[SecurityEvent]:
+        with self._lock:
+            out = [
+                e
+                for e in self._events
+                if e.id > after_id
+                and (kind is None or e.kind == kind)
+                and (client_id is None or e.client_id == client_id)
+                and (since is None or e.created_at >= since)
+            ]
+        return out[: max(0, limit)]
+
     # --- housekeeping ------------------------------------------------------------------------------------
     def purge(self, now: int, policy: PurgePolicy) -> dict[str, int]:
         """See ``ArtifactStore.purge`` (all at once: there is no writer to make way for)."""

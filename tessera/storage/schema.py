@@ -49,6 +49,8 @@ clients = Table(
     Column("status", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("org_id", String(64), ForeignKey("organisations.org_id"), nullable=True, index=True),
+    Column("previous_secret_hash", String(128), nullable=True),
+    Column("previous_valid_until", BigInteger, nullable=True),
 )
 
 certificates = Table(

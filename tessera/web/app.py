@@ -27,7 +27,7 @@ from starlette.types import Lifespan, Scope
 from tessera.config import Settings
 from tessera.core.context import Core
 from tessera.core.ports import Store
-from tessera.web import housekeeping, openapi, portal
+from tessera.web import admin_api, housekeeping, openapi, portal
 from tessera.web.errors import ErrorHandlers, LastResort, Renderer
 from tessera.web.health import Readiness
 from tessera.web.logging import configure_logging
@@ -44,6 +44,7 @@ RENDERERS: dict[str, Renderer] = {
     mobilepay.PROFILE: mobilepay.render,
     b2binpay.PROFILE: b2binpay.render,
     native.PROFILE: native.render,
+    admin_api.PROFILE: admin_api.render,
     portal.PROFILE: portal.render,
 }
 
@@ -108,6 +109,7 @@ def create_app(
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
         *served,
+        *admin_api.routes(rt),
         *portal.routes(rt),
         *extra_routes,
         Route("/readyz", ready.handle, methods=["GET", "HEAD"]),

@@ -807,6 +807,88 @@ def test_rotate_async_outage_is_store_unavailable():
         store.close()
 
 
+# --- what the admin layer reads and changes (AdminQueries) -----------------------------------------
+
+
+def _until_changed(notices, name: str) -> None:
+    deadline = time.monotonic() + 5
+    while not notices.changed():
+        assert time.monotonic() < deadline, name
+        time.sleep(0.01)
+
+
+def test_client_details_and_secret_updates_are_announced(store):
+    notices = Capabilities.of(store).notices
+    assert notices is not None
+    store.create_client(a_client())
+    notices.changed()
+    assert store.update_client_details("app-1", "Renamed", ("https://b.example/cb", "https://c.example/cb"))
+    _until_changed(notices, "details")
+    got = store.get_client("app-1")
+    assert got.name == "Renamed" and got.redirect_uris == ("https://b.example/cb", "https://c.example/cb")
+    assert got.secret_hash == "ab" * 32 and got.previous_secret_hash is None and got.previous_valid_until is None
+    assert store.set_client_secret("app-1", "cd" * 32, "ab" * 32, NOW + 60)
+    _until_changed(notices, "secret")
+    got = store.get_client("app-1")
+    assert (got.secret_hash, got.previous_secret_hash, got.previous_valid_until) == ("cd" * 32, "ab" * 32, NOW + 60)
+    assert got.previous_secret(NOW + 59) == "ab" * 32 and got.previous_secret(NOW + 60) is None
+    assert store.set_client_secret("app-1", "ef" * 32, None, None)
+    got = store.get_client("app-1")
+    assert (got.secret_hash, got.previous_secret_hash, got.previous_valid_until) == ("ef" * 32, None, None)
+    assert not store.update_client_details("nope", "x", ())
+    assert not store.set_client_secret("nope", None, None, None)
+
+
+def test_merchant_listings(store):
+    store.create_client(a_client())
+    store.create_client(a_client("app-2"))
+    store.create_merchant(Merchant(43, "Two", None, NOW))
+    store.create_merchant(Merchant(42, "One", "DK1", NOW))
+    store.add_terminal(Terminal("T2", 42, "POS-B", "mpos"))
+    store.add_terminal(Terminal("T1", 42, "POS-B", "softpos"))
+    store.add_terminal(Terminal("T3", 42, "POS-A", "softpos"))
+    store.add_terminal(Terminal("T9", 43, "POS-Z", "softpos"))
+    store.add_user(MerchantUser("b@shop.example", 42, "h2"))
+    store.add_user(MerchantUser("a@shop.example", 42, "h1"))
+    assert [m.merchant_id for m in store.list_merchants()] == [42, 43]
+    assert [t.tid for t in store.terminals_of(42)] == ["T3", "T1", "T2"]
+    assert [u.username for u in store.users_of(42)] == ["a@shop.example", "b@shop.example"]
+    assert store.terminals_of(44) == [] and store.users_of(43) == []
+
+
+@pytest.mark.parametrize("spelling", ["1a2b", "0x1A2B", "001a2b"])
+def test_certificate_by_serial(store, spelling):
+    store.create_client(a_client())
+    store.add_certificate(a_cert())
+    got = store.certificate_by_serial(spelling)
+    assert got is not None and got.thumbprint == "tp-1"
+    assert store.certificate_by_serial("ffff") is None
+
+
+def test_events_after_pages_by_id_with_filters(store):
+    for i in range(5):
+        store.add_event("admin_change" if i % 2 == 0 else "jti_replayed", f"c{i % 2}", {"i": i}, NOW + i)
+    first = store.events_after(0, 2)
+    assert [e.detail["i"] for e in first] == [0, 1]
+    rest = store.events_after(first[-1].id, 10)
+    assert [e.detail["i"] for e in rest] == [2, 3, 4]
+    assert [e.detail["i"] for e in store.events_after(0, 10, kind="admin_change")] == [0, 2, 4]
+    assert [e.detail["i"] for e in store.events_after(0, 10, client_id="c1")] == [1, 3]
+    assert [e.detail["i"] for e in store.events_after(0, 10, since=NOW + 3)] == [3, 4]
+    assert store.events_after(rest[-1].id, 10) == []
+
+
+def test_client_details_update_only_as_expected(store):
+    store.create_client(a_client())
+    read = ("App One", ("https://a.example/cb",))
+    assert store.update_client_details("app-1", "Two", ("https://b.example/cb",), expected=read)
+    with pytest.raises(Conflict):  # what was read is no longer there
+        store.update_client_details("app-1", "Three", (), expected=read)
+    got = store.get_client("app-1")
+    assert (got.name, got.redirect_uris) == ("Two", ("https://b.example/cb",))
+    assert not store.update_client_details("nope", "x", (), expected=read)
+
+
 # --- the portal: developer accounts, and the merchant side (grants, passwords, key use) -------------------
 
 

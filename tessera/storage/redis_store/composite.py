@@ -333,6 +333,51 @@ class CompositeStore:
     def list_events(self, limit: int = 1000, *, kind: str | None = None) -> list[SecurityEvent]:
         return self.sql.list_events(limit, kind=kind)
 
+    # --- the admin layer's (AdminQueries): the client writes announced, the rest the SQL store's ------------
+    def update_client_details(
+        self,
+        client_id: str,
+        name: str,
+        redirect_uris: tuple[str, ...],
+        *,
+        expected: tuple[str, tuple[str, ...]] | None = None,
+    ) -> bool:
+        changed = self.sql.update_client_details(client_id, name, redirect_uris, expected=expected)
+        if changed:
+            self.notices.publish()
+        return changed
+
+    def set_client_secret(
+        self, client_id: str, secret_hash: str | None, previous_hash: str | None, previous_valid_until: int | None
+    ) -> bool:
+        changed = self.sql.set_client_secret(client_id, secret_hash, previous_hash, previous_valid_until)
+        if changed:
+            self.notices.publish()
+        return changed
+
+    def list_merchants(self) -> list[Merchant]:
+        return self.sql.list_merchants()
+
+    def terminals_of(self, merchant_id: int) -> list[Terminal]:
+        return self.sql.terminals_of(merchant_id)
+
+    def users_of(self, merchant_id: int) -> list[MerchantUser]:
+        return self.sql.users_of(merchant_id)
+
+    def certificate_by_serial(self, serial: str) -> CertificateRecord | None:
+        return self.sql.certificate_by_serial(serial)
+
+    def events_after(
+        self,
+        after_id: int,
+        limit: int,
+        *,
+        kind: str | None = None,
+        client_id: str | None = None,
+        since: int | None = None,
+    ) -> list[SecurityEvent]:
+        return self.sql.events_after(after_id, limit, kind=kind, client_id=client_id, since=since)
+
     # --- the portal: developer accounts and the merchant side (the SQL store's; grants announced) ---------
     def create_developer(self, dev: Developer) -> None:
         self.sql.create_developer(dev)

@@ -71,4 +71,6 @@ def client_from_row(row: RowMapping) -> Client:
         status=row["status"],
         created_at=row["created_at"],
         org_id=row["org_id"],
+        previous_secret_hash=row.get("previous_secret_hash"),
+        previous_valid_until=row.get("previous_valid_until"),
     )

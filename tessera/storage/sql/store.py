@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from tessera.core.ports import ChangeNotices
+from tessera.storage.sql.admin import AdminRepo
 from tessera.storage.sql.apikeys import ApiKeyRepo
 from tessera.storage.sql.artifacts import SQLArtifacts
 from tessera.storage.sql.certificates import CertificateRepo
@@ -34,6 +35,7 @@ class SQLStore(
     ApiKeyRepo,
     EnrollmentRepo,
     EventRepo,
+    AdminRepo,
     DeveloperRepo,
     MerchantPortalRepo,
     SQLArtifacts,

@@ -1,7 +1,7 @@
 """the portal: developer accounts, and when each axept key was last used
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-06 07:00:00.000000
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0007'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
