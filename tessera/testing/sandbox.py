@@ -303,10 +303,10 @@ def start_sandbox(
     """Start ``tessera sandbox --json`` and wait until it serves. ``fixtures``: a fixtures file
     (None: the built-in example); ``home``: keep the sandbox's home there (None: a temporary
     one, removed when it stops); ``command``: how to run tessera (default: this Python's
-    ``-m tessera.cli``). ``TESSERA_*`` variables of this process are not passed on: the sandbox
+    ``-m tessera.console``). ``TESSERA_*`` variables of this process are not passed on: the sandbox
     is the same whatever the environment of the test run."""
     args = [
-        *(command or (sys.executable, "-m", "tessera.cli")),
+        *(command or (sys.executable, "-m", "tessera.console")),
         "sandbox",
         "--json",
         "--exit-on-stdin-eof",  # if this process dies, the pipe closes and the sandbox stops
