@@ -8,6 +8,7 @@ One module per command group, each over the admin layer (``tessera.admin``); ``i
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -24,8 +25,32 @@ app = typer.Typer(
 )
 
 
+def package_version() -> str:
+    """The installed distribution's version (its metadata), else the package's own."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tessera-auth")
+    except PackageNotFoundError:  # pragma: no cover - running from a tree that was never installed
+        from tessera import __version__
+
+        return __version__
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tessera {package_version()}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _main(home: HomeOpt = None) -> None:
+def _main(
+    home: HomeOpt = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="print the version and exit", callback=_version, is_eager=True),
+    ] = False,
+) -> None:
     set_global_home(home)
 
 
