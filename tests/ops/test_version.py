@@ -6,7 +6,11 @@ import subprocess
 import sys
 from importlib.metadata import version
 
+import pytest
+
 from tests.ops.helpers import clean_env
+
+pytestmark = pytest.mark.slow  # runs the tessera command
 
 
 def test_version_prints_the_package_metadata_version():
