@@ -16,6 +16,7 @@ from rich.markup import escape
 from tessera.cli import certs, clients, enrollments, events, jwks, keys, merchants
 from tessera.cli.common import HomeOpt, err, set_global_home
 from tessera.cli.demo import demo
+from tessera.cli.ops import backup, restore
 from tessera.cli.purge import purge
 from tessera.cli.server import init, serve
 from tessera.config import ConfigError
@@ -64,6 +65,8 @@ app.add_typer(enrollments.app, name="enrollments")
 app.add_typer(keys.app, name="keys")
 app.add_typer(events.app, name="events")
 app.command("purge")(purge)
+app.command("backup")(backup)
+app.command("restore")(restore)
 app.command()(demo)
 
 
