@@ -232,6 +232,10 @@ def restore(settings: Settings, source: Path, *, force: bool = False, now: int |
             os.fsync(f.fileno())
         replaced = None
         if database.exists():
+            # The restored file keeps the replaced one's owner (restore run as root for the service's user).
+            st = database.stat()
+            if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                os.chown(staged, st.st_uid, st.st_gid)
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
             replaced = database.with_name(f"{database.name}.replaced-{stamp}")
             os.replace(database, replaced)

@@ -18,6 +18,7 @@ from tessera.cli.common import HomeOpt, err, set_global_home
 from tessera.cli.demo import demo
 from tessera.cli.ops import backup, restore
 from tessera.cli.purge import purge
+from tessera.cli.rotation import kek_app
 from tessera.cli.server import init, serve
 from tessera.config import ConfigError
 
@@ -67,6 +68,7 @@ app.add_typer(events.app, name="events")
 app.command("purge")(purge)
 app.command("backup")(backup)
 app.command("restore")(restore)
+app.add_typer(kek_app, name="kek")
 app.command()(demo)
 
 
