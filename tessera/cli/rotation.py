@@ -1,4 +1,5 @@
-"""``tessera kek``: rotate the key-encryption key (docs/operations.md)."""
+"""``tessera kek`` and ``tessera ca``: rotate the key-encryption key and the developer CA
+(docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tessera.admin import rotation
+from tessera.admin import ca_rotation, rotation
 from tessera.cli.common import HomeOpt, JsonOpt, admin, emit, fail
 
 kek_app = typer.Typer(no_args_is_help=True, help="The key-encryption key that seals the server keys and the CA key.")
@@ -51,3 +52,53 @@ def rotate_kek(
             else "; now set TESSERA_KEK to the new KEK and restart the server"
         ),
     )
+
+
+ca_app = typer.Typer(no_args_is_help=True, help="The developer CA: rotation with an overlap, and retirement.")
+
+
+@ca_app.command("status")
+def ca_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """The CAs trusted for client certificates (ca.pem), the signing one, and how many usable
+    certificates each has signed."""
+    with admin(home) as a:
+        cas = ca_rotation.ca_status(a)
+    emit(
+        as_json,
+        {"cas": [c.as_dict() for c in cas]},
+        None
+        if as_json
+        else "\n".join(
+            f"{c.serial}  {'signing' if c.signing else 'old    '}  {c.active_certificates} active certificate(s)  "
+            f"{c.subject}"
+            for c in cas
+        ),
+    )
+
+
+@ca_app.command("rotate")
+def ca_rotate(
+    validity_days: Annotated[int, typer.Option("--validity-days", help="the new CA's lifetime")] = 3650,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a new CA: it signs every certificate from now on; ca.pem trusts it and the old one
+    (restart the server, reload nginx). Retire the old one later (tessera ca retire)."""
+    with admin(home) as a:
+        info = ca_rotation.rotate_ca(a, validity_days=validity_days)
+    emit(as_json, info.as_dict(), f"new signing CA {info.serial} ({info.subject}); ca.pem now trusts it and the old")
+
+
+@ca_app.command("retire")
+def ca_retire(
+    serial: Annotated[str, typer.Option("--serial", help="the old CA's serial (tessera ca status)")],
+    force: Annotated[
+        bool, typer.Option("--force", help="retire it although certificates it signed are still usable")
+    ] = False,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop trusting an old CA (restart the server, reload nginx afterwards)."""
+    with admin(home) as a:
+        info = ca_rotation.retire_ca(a, serial, force=force)
+    emit(as_json, info.as_dict(), f"retired CA {info.serial}; ca.pem no longer trusts it")

@@ -278,3 +278,61 @@ def test_client_secret_rotation_as_documented(machine):
     assert rotated["previous_valid_until"] > now() + 86000
     assert machine.token(client_id, rotated["client_secret"]).status_code == 200
     assert machine.token(client_id, old_secret).status_code == 200  # inside the overlap
+
+
+def sign_certificate(m: Machine, client_id: str, name: str) -> tuple[Path, Path, str]:
+    import json
+
+    from tests.support.live import make_csr
+
+    csr, key = make_csr(m.root / "apps" / name, name=name)
+    out = csr.with_suffix(".pem")
+    data = json.loads(
+        m.cli("certs", "sign", "--client", client_id, "--csr", str(csr), "--out", str(out), "--json").stdout
+    )
+    return out, key, data["serial"]
+
+
+def nexi_token(m: Machine, client: tuple[str, str], cert: Path, key: Path) -> int:
+    ctx = ssl.create_default_context(cafile=str(m.home / "ca.pem"))
+    ctx.load_cert_chain(str(cert), str(key))
+    with httpx.Client(base_url=f"https://localhost:{m.port}", verify=ctx, timeout=30) as c:
+        r = c.post(
+            "/softpos/appenrollment/token",
+            data={"grant_type": "client_credentials", "client_id": client[0], "client_secret": client[1]},
+        )
+    return r.status_code
+
+
+def test_ca_rotation_as_documented(machine):
+    from cryptography import x509
+
+    client = new_client(machine, "nexi app")
+    old_cert, old_key, old_serial = sign_certificate(machine, client[0], "OLDAPP")
+    assert nexi_token(machine, client, old_cert, old_key) == 200
+
+    machine.run("ca-rotate")
+    bundle = x509.load_pem_x509_certificates((machine.home / "ca.pem").read_bytes())
+    assert len(bundle) == 2
+    new_cert, new_key, _ = sign_certificate(machine, client[0], "NEWAPP")
+    issued = x509.load_pem_x509_certificate(new_cert.read_bytes())
+    assert issued.issuer == bundle[0].subject != bundle[1].subject  # signed by the new CA
+    # the overlap: both work
+    assert nexi_token(machine, client, new_cert, new_key) == 200
+    assert nexi_token(machine, client, old_cert, old_key) == 200
+
+    # retiring is refused while the old CA's certificate is usable ...
+    refused = machine.run("ca-retire", check=False)
+    assert refused.returncode != 0 and "usable certificate(s)" in refused.stderr, refused.stderr
+    assert nexi_token(machine, client, old_cert, old_key) == 200
+    # ... and done once the app moved to its new certificate and the old one is revoked
+    machine.cli("certs", "revoke", "--serial", old_serial)
+    machine.run("ca-retire")
+    assert [c.subject for c in x509.load_pem_x509_certificates((machine.home / "ca.pem").read_bytes())] == [
+        bundle[0].subject
+    ]
+    server_cert = x509.load_pem_x509_certificate((machine.home / "server.pem").read_bytes())
+    assert server_cert.issuer == bundle[0].subject  # re-issued by the new CA
+    assert nexi_token(machine, client, new_cert, new_key) == 200
+    with pytest.raises(httpx.HTTPError):  # the old CA is no longer trusted: refused in the handshake
+        nexi_token(machine, client, old_cert, old_key)
