@@ -108,7 +108,7 @@ def register_client(admin: Admin, req: RegisterClient) -> RegisteredClient:
     client = Client(
         client_id=generate_client_id(),
         name=req.name,
-        secret_hash=hash_secret(secret, admin.settings.pepper_bytes()) if secret else None,
+        secret_hash=hash_secret(secret, admin.settings.peppers()) if secret else None,
         redirect_uris=tuple(req.redirect_uris),
         scope=req.scope,
         auth_methods=methods,

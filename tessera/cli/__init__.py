@@ -18,7 +18,7 @@ from tessera.cli.common import HomeOpt, err, set_global_home
 from tessera.cli.demo import demo
 from tessera.cli.ops import backup, restore
 from tessera.cli.purge import purge
-from tessera.cli.rotation import ca_app, kek_app
+from tessera.cli.rotation import ca_app, kek_app, pepper_app
 from tessera.cli.server import init, serve
 from tessera.config import ConfigError
 
@@ -70,6 +70,7 @@ app.command("backup")(backup)
 app.command("restore")(restore)
 app.add_typer(kek_app, name="kek")
 app.add_typer(ca_app, name="ca")
+app.add_typer(pepper_app, name="pepper")
 app.command()(demo)
 
 

@@ -1,5 +1,5 @@
-"""``tessera kek`` and ``tessera ca``: rotate the key-encryption key and the developer CA
-(docs/operations.md)."""
+"""``tessera kek``, ``tessera ca`` and ``tessera pepper``: rotate the key-encryption key, the
+developer CA and the credentials' pepper (docs/operations.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tessera.admin import ca_rotation, rotation
+from tessera.admin import ca_rotation, peppers, rotation
 from tessera.cli.common import HomeOpt, JsonOpt, admin, emit, fail
 
 kek_app = typer.Typer(no_args_is_help=True, help="The key-encryption key that seals the server keys and the CA key.")
@@ -102,3 +102,58 @@ def ca_retire(
     with admin(home) as a:
         info = ca_rotation.retire_ca(a, serial, force=force)
     emit(as_json, info.as_dict(), f"retired CA {info.serial}; ca.pem no longer trusts it")
+
+
+pepper_app = typer.Typer(
+    no_args_is_help=True, help="The pepper of the machine credentials' HMAC: versions, rotation, retirement."
+)
+
+
+@pepper_app.command("status")
+def pepper_status(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+    """The current pepper, the earlier ones configured, and how many stored credential hashes
+    each one keys (an old pepper can be retired when none remain on it)."""
+    with admin(home) as a:
+        usage = peppers.pepper_usage(a)
+    lines = [f"current pepper: {usage.current}; configured: {', '.join(map(str, usage.configured))}"]
+    for pid, kinds in sorted(usage.hashes.items()):
+        lines.append(f"pepper {pid}: {kinds['client_secrets']} client secret(s), {kinds['api_keys']} axept key(s)")
+    lines.append(f"on old peppers: {usage.remaining_on_old()}")
+    emit(as_json, usage.as_dict(), "\n".join(lines))
+
+
+@pepper_app.command("add")
+def pepper_add(
+    pepper_id: Annotated[int, typer.Option("--id", help="the new pepper's id (a number not used before)")],
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a new pepper (given in TESSERA_NEW_PEPPER) under --id in tessera.toml. Then make it
+    the current one: TESSERA_PEPPER=<new>, TESSERA_PEPPER_ID=<id>, and the old one in
+    TESSERA_OLD_PEPPERS=<old id>:<old pepper>; restart the server."""
+    value = os.environ.get("TESSERA_NEW_PEPPER")
+    if not value:
+        fail("give the new pepper in TESSERA_NEW_PEPPER")
+    with admin(home) as a:
+        peppers.add_pepper(a, pepper_id, rotation.parse_kek(value, "TESSERA_NEW_PEPPER"))
+    emit(as_json, {"pepper_id": pepper_id}, f"recorded pepper {pepper_id}")
+
+
+@pepper_app.command("retire")
+def pepper_retire(
+    pepper_id: Annotated[int, typer.Option("--id", help="the old pepper's id")],
+    force: Annotated[
+        bool, typer.Option("--force", help="retire it although credential hashes remain under it (they stop working)")
+    ] = False,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Never accept an old pepper again (then remove it from TESSERA_OLD_PEPPERS and restart)."""
+    with admin(home) as a:
+        usage = peppers.retire_pepper(a, pepper_id, force=force)
+    remaining = sum(usage.hashes.get(pepper_id, {}).values())
+    emit(
+        as_json,
+        {"retired": pepper_id, "invalidated": remaining},
+        f"retired pepper {pepper_id}" + (f" ({remaining} credential(s) invalidated)" if remaining else ""),
+    )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from tessera.core.context import REPEATED_EVENT_SECONDS, Core
 from tessera.core.models import CertificateRecord, Client
-from tessera.core.secrets import verify_secret
+from tessera.core.secrets import hash_secret, needs_rehash, verify_secret
 from tessera.errors import InvalidClient
 
 
@@ -46,7 +46,23 @@ def authenticate_secret(core: Core, creds: ClientCredentials) -> Client:
         raise InvalidClient("client authentication failed", reason="client_revoked")
     if creds.method not in client.auth_methods:
         raise InvalidClient(f"{creds.method} is not allowed for this client", reason="auth_method_not_allowed")
+    if client.secret_hash and creds.client_secret and needs_rehash(client.secret_hash, core.pepper):
+        rehash_client_secret(core, client, creds.client_secret)
     return client
+
+
+def rehash_client_secret(core: Core, client: Client, secret: str) -> None:
+    """Store the secret that just verified again under the current pepper (pepper rotation:
+    ``tessera pepper``). A failure is harmless: the old hash keeps verifying while its pepper
+    is configured, and the next use tries again."""
+    store = core.caps.rehash
+    if store is None or client.secret_hash is None:
+        return
+    try:
+        if store.rehash_client_secret(client.client_id, client.secret_hash, hash_secret(secret, core.pepper)):
+            core.forget_client(client.client_id)
+    except Exception:  # noqa: BLE001 - never fail an authentication that succeeded
+        return
 
 
 def bound_certificate(core: Core, client: Client, peer: PeerCert | None) -> CertificateRecord:

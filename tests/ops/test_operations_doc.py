@@ -336,3 +336,71 @@ def test_ca_rotation_as_documented(machine):
     assert nexi_token(machine, client, new_cert, new_key) == 200
     with pytest.raises(httpx.HTTPError):  # the old CA is no longer trusted: refused in the handshake
         nexi_token(machine, client, old_cert, old_key)
+
+
+def axept(m: Machine, merchant_id: int, key_id: int, key: str) -> int:
+    with m.client() as c:
+        return c.post(
+            "/axept/v1/authenticate", json={"merchantId": merchant_id, "keyId": key_id, "key": key}
+        ).status_code
+
+
+def pepper_status(m: Machine) -> dict:
+    import json
+
+    return json.loads(m.cli("pepper", "status", "--json").stdout)
+
+
+def test_pepper_rotation_as_documented(machine):
+    import json
+
+    used, idle = new_client(machine, "used"), new_client(machine, "idle")
+    machine.cli("merchants", "create", "--merchant-id", "41", "--name", "Shop")
+    key = json.loads(machine.cli("keys", "create", "--merchant-id", "41", "--json").stdout)
+    old_pepper = read_environment_file(machine.env_file)["TESSERA_PEPPER"]
+
+    machine.run("pepper-rotate")
+
+    env = read_environment_file(machine.env_file)
+    assert env["TESSERA_PEPPER_ID"] == "2" and env["TESSERA_OLD_PEPPERS"] == f"1:{old_pepper}"
+    status = pepper_status(machine)
+    assert status["current"] == 2 and status["hashes"] == {"1": {"client_secrets": 2, "api_keys": 1}}
+    # nothing was invalidated; each credential used moves to pepper 2
+    assert machine.token(*used).status_code == 200
+    assert axept(machine, 41, key["keyId"], key["key"]) == 200
+    fresh = new_client(machine, "made under pepper 2")
+    status = pepper_status(machine)
+    assert status["hashes"] == {
+        "1": {"client_secrets": 1, "api_keys": 0},
+        "2": {"client_secrets": 2, "api_keys": 1},
+    }, status
+    assert status["remaining_on_old_peppers"] == 1
+    for c in (used, fresh):
+        assert machine.token(*c).status_code == 200
+    assert machine.token(used[0], "wrong-" + used[1]).status_code == 401
+
+    # retiring pepper 1 is refused while the idle client's hash is on it ...
+    refused = machine.run("pepper-retire", check=False)
+    assert refused.returncode != 0 and "still under pepper 1" in refused.stderr, refused.stderr
+    assert "TESSERA_OLD_PEPPERS" in machine.env_file.read_text()  # the procedure stopped there
+    # ... until that client has logged in once
+    assert machine.token(*idle).status_code == 200
+    machine.run("pepper-retire")
+    assert "TESSERA_OLD_PEPPERS" not in machine.env_file.read_text()
+    assert machine.systemctl("is-active").returncode == 0
+    for c in (used, idle, fresh):
+        assert machine.token(*c).status_code == 200
+    assert axept(machine, 41, key["keyId"], key["key"]) == 200
+    assert pepper_status(machine)["hashes"] == {"2": {"client_secrets": 3, "api_keys": 1}}
+
+    # the start-up checks: the retired pepper, or a wrong one, is refused
+    machine.stop()
+    text = machine.env_file.read_text()
+    machine.env_file.write_text(text + f"TESSERA_OLD_PEPPERS=1:{old_pepper}\n")
+    refused = machine.systemctl("start")
+    assert refused.returncode == 1 and "retired" in refused.stderr, refused.stderr
+    machine.env_file.write_text(text.replace(env["TESSERA_PEPPER"], new_secret()))
+    refused = machine.systemctl("start")
+    assert refused.returncode == 1 and "is not pepper 2" in refused.stderr, refused.stderr
+    machine.env_file.write_text(text)
+    assert machine.systemctl("start").returncode == 0

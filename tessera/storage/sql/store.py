@@ -21,14 +21,17 @@ from tessera.storage.sql.enrollments import EnrollmentRepo
 from tessera.storage.sql.events import EventRepo
 from tessera.storage.sql.keys import KeyRepo
 from tessera.storage.sql.merchants import MerchantRepo
+from tessera.storage.sql.peppers import PepperRepo
 
 
-class SQLStore(ClientRepo, CertificateRepo, KeyRepo, MerchantRepo, ApiKeyRepo, EnrollmentRepo, EventRepo, SQLArtifacts):
+class SQLStore(
+    ClientRepo, CertificateRepo, KeyRepo, MerchantRepo, ApiKeyRepo, EnrollmentRepo, EventRepo, PepperRepo, SQLArtifacts
+):
     """Store over SQLAlchemy Core: SQLite (WAL) by default, PostgreSQL by URL.
 
     Besides the ``Store`` roles it has the capabilities ``AsyncRotation`` (PostgreSQL),
     ``AnnouncesChanges`` (exact notices: SQLite's notice file, PostgreSQL LISTEN/NOTIFY),
-    ``AnnouncedKinds`` and ``SQLBacked``."""
+    ``AnnouncedKinds``, ``SQLBacked`` and ``RehashesSecrets``."""
 
     def __init__(self, url_or_engine: str | Engine) -> None:
         SQLArtifacts.__init__(self, Database(url_or_engine))  # sets ``db``, which every repository uses
