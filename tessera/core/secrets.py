@@ -76,12 +76,10 @@ def _peppers(pepper: PepperLike) -> Peppers:
 
 def pepper_id_of(stored: str) -> int | None:
     """The pepper id a stored hash records (1 for the bare legacy hex); None if malformed."""
-    m = _VERSIONED.match(stored)
-    if m:
-        return int(m.group(1))
-    if len(stored) == 64 and all(c in "0123456789abcdef" for c in stored):
+    if len(stored) == 64:  # the hot path: a legacy hash (a malformed one fails the comparison anyway)
         return LEGACY_PEPPER_ID
-    return None
+    m = _VERSIONED.match(stored) if stored.startswith("p") else None
+    return int(m.group(1)) if m else None
 
 
 def _hmac(secret: str, key: bytes) -> str:

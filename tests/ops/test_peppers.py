@@ -31,7 +31,7 @@ def test_hash_format_and_verification_under_the_recorded_pepper():
     # a hash under a pepper that is not configured never verifies (not even with another key)
     assert not verify_secret("s", new, P1) and not verify_secret("s", legacy, Peppers(2, {2: P2}))
     assert not verify_secret("s", hash_secret("s", Peppers(3, {3: P3})), both)
-    assert pepper_id_of("p0$" + "0" * 64) is None and pepper_id_of("xyz") is None
+    assert pepper_id_of("p0$" + "0" * 64) is None and pepper_id_of("xyz") is None and pepper_id_of("p2$abc") is None
     with pytest.raises(ValueError):
         Peppers(2, {1: P1})
 
