@@ -43,7 +43,9 @@ class Writers:
     def __init__(self, server: LiveServer, app: AppIdentity, threads: int = 3):
         self.server, self.app = server, app
         self.stop = threading.Event()
-        self.issued: list[tuple[int, str]] = []  # (sequence, refresh token), in answer order
+        #: 0 before the backup, 1 while it runs, 2 after it returned
+        self.phase = 0
+        self.issued: list[tuple[int, int, str]] = []  # (phase when sent, phase when answered, refresh token)
         self.lock = threading.Lock()
         self.errors: list[str] = []
         self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
@@ -51,6 +53,7 @@ class Writers:
     def run(self) -> None:
         with httpx.Client(base_url=f"https://localhost:{self.server.port}", verify=self.server.ssl_context()) as c:
             while not self.stop.is_set():
+                sent = self.phase
                 r = c.post(
                     LOGIN,
                     content=body(login=self.app.client_id, password=self.app.client_secret),
@@ -60,7 +63,7 @@ class Writers:
                     self.errors.append(f"{r.status_code} {r.text[:200]}")
                     return
                 with self.lock:
-                    self.issued.append((len(self.issued), r.json()["data"]["attributes"]["refresh"]))
+                    self.issued.append((sent, self.phase, r.json()["data"]["attributes"]["refresh"]))
 
     def count(self) -> int:
         with self.lock:
@@ -97,10 +100,12 @@ def test_online_backup_under_writes_restores_a_consistent_snapshot(tmp_path):
             # this process writes too (its own connection), while the server does
             other = [server.new_app(with_cert=False) for _ in range(3)]
             before = writers.count()
+            writers.phase = 1
             result = tessera_json(server.home, "backup", str(target))
+            writers.phase = 2
             after = writers.count()
             late_app = server.new_app(with_cert=False)
-            while writers.count() < after + 5 and not writers.errors:
+            while sum(1 for sent, _, _ in writers.issued if sent == 2) < 5 and not writers.errors:
                 time.sleep(0.01)
         assert not writers.errors, writers.errors
         assert after > before, "the server wrote while the backup ran"
@@ -120,9 +125,9 @@ def test_online_backup_under_writes_restores_a_consistent_snapshot(tmp_path):
 
         issued = writers.issued
         # Answered before the backup began: committed before it, so in the snapshot.
-        early = [tok for seq, tok in issued[:before]]
-        # Answered after the backup ended: committed after it, so not in it.
-        late = [tok for seq, tok in issued[after:]]
+        early = [tok for _, answered, tok in issued if answered == 0]
+        # Sent after the backup returned: committed after it, so not in it.
+        late = [tok for sent, _, tok in issued if sent == 2]
         assert late and early
         for tok in (early[0], early[-1]):
             assert refresh_status(server, tok) == 200
@@ -194,3 +199,13 @@ def test_restore_upgrades_an_older_backup(home, tmp_path):
     assert again.returncode == 1 and "exists" in again.stderr
     tessera(home, "backup", str(old), "--force")
     assert check_tessera_database(old) == head_revision()
+
+
+def test_postgres_is_backed_up_with_pg_dump_not_tessera_backup(tmp_path):
+    from tessera.admin.errors import Invalid
+    from tessera.admin.operations import sqlite_path
+    from tessera.config import Settings
+
+    with pytest.raises(Invalid, match="pg_dump"):
+        sqlite_path(Settings.load(tmp_path, database_url="postgresql+psycopg://tessera@db.internal/tessera"))
+    assert sqlite_path(Settings.load(tmp_path)) == (tmp_path / "tessera.db").resolve()
