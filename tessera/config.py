@@ -193,6 +193,24 @@ class Settings(BaseSettings):
     #: cache (``revocation_cache_seconds`` > 0): the bound on honouring a revocation.
     revocation_poll_ms: int = Field(100, ge=0, le=60_000)
 
+    # --- the portal and e-mail (docs/portal.md) ----------------------------------------------
+    #: The portal's public address (invitation links); default: the issuer + ``/portal``.
+    portal_url: str = ""
+    #: How long a portal session lasts from sign-in (seconds); signing out ends it at once.
+    portal_session_seconds: int = Field(8 * 3600, ge=60, le=7 * 86400)
+    #: How long an invitation link can be accepted (seconds).
+    portal_invitation_seconds: int = Field(7 * 86400, ge=300, le=30 * 86400)
+    #: The SMTP server that sends the invitations and the signed certificates; unset: the mail
+    #: is written to the log without its secrets (the CLI and the portal show the link instead).
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "tessera@localhost"
+    #: STARTTLS before authenticating (on by default; off only for a relay on the same host).
+    smtp_starttls: bool = True
+    smtp_timeout: float = Field(10.0, gt=0, le=120)
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -249,6 +267,7 @@ class Settings(BaseSettings):
         if not self.issuer:
             self.issuer = f"https://{self.hostname}:{self.port}"
         self.issuer = self.issuer.rstrip("/")
+        self.portal_url = (self.portal_url or f"{self.issuer}/portal").rstrip("/")
         for name in ("kek", "pepper"):
             value = getattr(self, name)
             if value is not None:

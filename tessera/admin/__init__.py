@@ -44,6 +44,13 @@ from tessera.admin.merchants import (
     is_granted,
     terminals_at,
 )
+from tessera.admin.organisations import (
+    CreateOrganisation,
+    OrganisationInfo,
+    create_organisation,
+    get_organisation,
+    list_organisations,
+)
 from tessera.admin.records import EVENT_KINDS, list_enrollments, list_events
 from tessera.admin.server_keys import (
     KeyRotation,
@@ -66,6 +73,7 @@ __all__ = [
     "ConfirmationRequired",
     "Conflict",
     "CreateMerchant",
+    "CreateOrganisation",
     "CreatedKey",
     "GrantInfo",
     "Invalid",
@@ -74,6 +82,7 @@ __all__ = [
     "MerchantInfo",
     "NoHome",
     "NotFound",
+    "OrganisationInfo",
     "RegisterClient",
     "RegisteredClient",
     "RingRotation",
@@ -85,11 +94,13 @@ __all__ = [
     "add_user",
     "create_key",
     "create_merchant",
+    "create_organisation",
     "disable_key",
     "enable_key",
     "get_certificate",
     "get_client",
     "get_merchant",
+    "get_organisation",
     "grant",
     "is_granted",
     "list_certificates",
@@ -97,6 +108,7 @@ __all__ = [
     "list_enrollments",
     "list_events",
     "list_keys",
+    "list_organisations",
     "list_server_keys",
     "purge",
     "register_client",

@@ -33,10 +33,12 @@ class KeyInfo:
     enabled: bool
     created_at: int
     disabled_at: int | None
+    #: When the key last got a token (to the minute: see ``tessera.core.key_usage``); None: never.
+    last_used_at: int | None = None
 
     @classmethod
     def of(cls, k: ApiKey) -> KeyInfo:
-        return cls(k.merchant_id, k.key_id, k.enabled, k.created_at, k.disabled_at)
+        return cls(k.merchant_id, k.key_id, k.enabled, k.created_at, k.disabled_at, k.last_used_at)
 
 
 def _merchant_exists(admin: Admin, merchant_id: int) -> None:

@@ -33,6 +33,8 @@ class RegisterClient:
     require_par: bool = False
     #: the client's public keys (``private_key_jwt``), as parsed JSON
     jwks: Any = None
+    #: the organisation that owns the app (``tessera.admin.organisations``); None: the platform's own
+    org_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class ClientInfo:
     grant_types: tuple[str, ...]
     require_par: bool
     created_at: int
+    org_id: str | None = None
 
     @classmethod
     def of(cls, c: Client) -> ClientInfo:
@@ -69,6 +72,7 @@ class ClientInfo:
             c.grant_types,
             c.require_par,
             c.created_at,
+            c.org_id,
         )
 
 
@@ -104,6 +108,8 @@ def check_registration(req: RegisterClient) -> tuple[tuple[str, ...], tuple[str,
 
 def register_client(admin: Admin, req: RegisterClient) -> RegisteredClient:
     methods, grants, keys = check_registration(req)
+    if req.org_id is not None and admin.store.get_organisation(req.org_id) is None:
+        raise NotFound(f"no organisation {req.org_id}")
     secret = generate_secret() if any(m in SECRET_METHODS for m in methods) else None
     client = Client(
         client_id=generate_client_id(),
@@ -116,12 +122,13 @@ def register_client(admin: Admin, req: RegisterClient) -> RegisteredClient:
         require_par=req.require_par,
         jwks=keys,
         created_at=admin.now(),
+        org_id=req.org_id,
     )
     try:
         admin.store.create_client(client)
     except StoreConflict as e:
         raise Conflict(str(e)) from None
-    admin.record("client.register", client_id=client.client_id, auth_methods=list(methods))
+    admin.record("client.register", client_id=client.client_id, auth_methods=list(methods), org_id=req.org_id)
     return RegisteredClient(client.client_id, secret)
 
 
@@ -132,8 +139,13 @@ def get_client(admin: Admin, client_id: str) -> ClientInfo:
     return ClientInfo.of(client)
 
 
-def list_clients(admin: Admin) -> list[ClientInfo]:
-    return [ClientInfo.of(c) for c in admin.store.list_clients()]
+def list_clients(admin: Admin, org_id: str | None = None) -> list[ClientInfo]:
+    """Every client, or (``org_id``) the clients that organisation owns."""
+    if org_id is None:
+        return [ClientInfo.of(c) for c in admin.store.list_clients()]
+    if admin.store.get_organisation(org_id) is None:
+        raise NotFound(f"no organisation {org_id}")
+    return [ClientInfo.of(c) for c in admin.store.clients_of(org_id)]
 
 
 def revoke_client(admin: Admin, client_id: str) -> ClientInfo:

@@ -147,3 +147,23 @@ def grant(admin: Admin, merchant_id: int, client_id: str) -> GrantInfo:
 
 def is_granted(admin: Admin, merchant_id: int, client_id: str) -> bool:
     return admin.store.is_granted(merchant_id, client_id)
+
+
+# --- the portal's merchant side: grants withdrawn and listed ----------------------------------------
+
+
+def withdraw_grant(admin: Admin, merchant_id: int, client_id: str) -> GrantInfo:
+    """Withdraw the merchant's grant to an app. Announced to the workers (they cache grants),
+    so the app's next token request for the merchant is refused. ``NotFound`` when there was
+    no such grant."""
+    _merchant(admin, merchant_id)
+    if not admin.store.withdraw_grant(merchant_id, client_id):
+        raise NotFound(f"merchant {merchant_id} has not granted {client_id}")
+    admin.record("merchant.withdraw_grant", merchant_id=merchant_id, client_id=client_id)
+    return GrantInfo(merchant_id, client_id, False)
+
+
+def list_grants(admin: Admin, merchant_id: int) -> list[GrantInfo]:
+    """The apps the merchant granted access to, oldest first."""
+    _merchant(admin, merchant_id)
+    return [GrantInfo(g.merchant_id, g.client_id, True) for g in admin.store.grants_of(merchant_id)]

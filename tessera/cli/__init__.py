@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from tessera.cli import certs, clients, enrollments, events, jwks, keys, merchants
+from tessera.cli import certs, clients, enrollments, events, jwks, keys, merchants, orgs, portal
 from tessera.cli.common import HomeOpt, err, set_global_home
 from tessera.cli.demo import demo
 from tessera.cli.ops import backup, restore
@@ -58,6 +58,7 @@ def _main(
 
 app.command()(init)
 app.command()(serve)
+app.add_typer(orgs.app, name="orgs")
 app.add_typer(clients.app, name="clients")
 app.add_typer(certs.app, name="certs")
 app.add_typer(merchants.app, name="merchants")
@@ -65,6 +66,7 @@ app.add_typer(jwks.app, name="jwks")
 app.add_typer(enrollments.app, name="enrollments")
 app.add_typer(keys.app, name="keys")
 app.add_typer(events.app, name="events")
+app.add_typer(portal.app, name="portal")
 app.command("purge")(purge)
 app.command("backup")(backup)
 app.command("restore")(restore)

@@ -60,6 +60,9 @@ def create(
             dir_okay=False,
         ),
     ] = None,
+    org: Annotated[
+        str | None, typer.Option("--org", help="the organisation that owns the app (tessera orgs create)")
+    ] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -80,6 +83,7 @@ def create(
         grant_types=tuple(grant_type or DEFAULT_GRANT_TYPES),
         require_par=require_par,
         jwks=keys,
+        org_id=org,
     )
     if zip_file is not None:
         if not set(req.auth_methods).intersection(SECRET_METHODS):
@@ -109,9 +113,13 @@ def write_private(path: Path, content: bytes) -> None:
 
 
 @app.command("list")
-def list_(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+def list_(
+    org: Annotated[str | None, typer.Option("--org", help="only the apps this organisation owns")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     with admin(home) as a:
-        clients = ops.list_clients(a)
+        clients = ops.list_clients(a, org)
     rows = [
         {
             "client_id": c.client_id,
@@ -119,6 +127,7 @@ def list_(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
             "status": c.status,
             "redirect_uris": list(c.redirect_uris),
             "auth_methods": list(c.auth_methods),
+            "org_id": c.org_id,
         }
         for c in clients
     ]

@@ -34,3 +34,6 @@ class Kind(StrEnum):
     REFRESH_FAMILY = "refresh_family"
     #: The turn of the scheduled purge (one record, claimed atomically by one process).
     PURGE_TURN = "purge_turn"
+    #: A portal session (the SHA-256 of its cookie) and a portal invitation (of its token).
+    PORTAL_SESSION = "portal_session"
+    PORTAL_INVITATION = "portal_invitation"

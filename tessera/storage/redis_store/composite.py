@@ -21,9 +21,12 @@ from tessera.core.models import (
     Artifact,
     CertificateRecord,
     Client,
+    Developer,
     Enrollment,
+    Grant,
     Merchant,
     MerchantUser,
+    Organisation,
     SecurityEvent,
     StoredKey,
     Terminal,
@@ -258,6 +261,18 @@ class CompositeStore:
     def list_clients(self) -> list[Client]:
         return self.sql.list_clients()
 
+    def create_organisation(self, org: Organisation) -> None:
+        self.sql.create_organisation(org)
+
+    def get_organisation(self, org_id: str) -> Organisation | None:
+        return self.sql.get_organisation(org_id)
+
+    def list_organisations(self) -> list[Organisation]:
+        return self.sql.list_organisations()
+
+    def clients_of(self, org_id: str) -> list[Client]:
+        return self.sql.clients_of(org_id)
+
     # --- RehashesSecrets (pepper rotation): the SQL store's ---------------------------------------
     def rehash_client_secret(self, client_id: str, old: str, new: str) -> bool:
         return self.sql.rehash_client_secret(client_id, old, new)
@@ -327,3 +342,43 @@ class CompositeStore:
 
     def list_events(self, limit: int = 1000, *, kind: str | None = None) -> list[SecurityEvent]:
         return self.sql.list_events(limit, kind=kind)
+
+    # --- the portal: developer accounts and the merchant side (the SQL store's; grants announced) ---------
+    def create_developer(self, dev: Developer) -> None:
+        self.sql.create_developer(dev)
+
+    def get_developer(self, email: str) -> Developer | None:
+        return self.sql.get_developer(email)
+
+    def list_developers(self, org_id: str) -> list[Developer]:
+        return self.sql.list_developers(org_id)
+
+    def activate_developer(self, email: str, password_hash: str, totp_sealed: str, totp_step: int) -> bool:
+        return self.sql.activate_developer(email, password_hash, totp_sealed, totp_step)
+
+    def set_developer_status(self, email: str, status: str) -> bool:
+        return self.sql.set_developer_status(email, status)
+
+    def use_totp_step(self, email: str, step: int) -> bool:
+        return self.sql.use_totp_step(email, step)
+
+    def withdraw_grant(self, merchant_id: int, client_id: str) -> bool:
+        withdrawn = self.sql.withdraw_grant(merchant_id, client_id)
+        if withdrawn:
+            self.notices.publish()
+        return withdrawn
+
+    def grants_of(self, merchant_id: int) -> list[Grant]:
+        return self.sql.grants_of(merchant_id)
+
+    def grants_to(self, client_id: str) -> list[Grant]:
+        return self.sql.grants_to(client_id)
+
+    def set_user_password(self, username: str, password_hash: str) -> bool:
+        changed = self.sql.set_user_password(username, password_hash)
+        if changed:
+            self.notices.publish()
+        return changed
+
+    def touch_api_key(self, merchant_id: int, key_id: int, now: int) -> None:
+        self.sql.touch_api_key(merchant_id, key_id, now)
