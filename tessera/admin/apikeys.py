@@ -62,7 +62,7 @@ def create_key(admin: Admin, merchant_id: int, *, key_id: int | None = None, val
     try:
         record, value = apikeys.create_key(
             admin.store,
-            admin.settings.pepper_bytes(),
+            admin.settings.peppers(),
             merchant_id,
             admin.now(),
             max_enabled=admin.settings.axept_max_enabled_keys,

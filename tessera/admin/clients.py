@@ -131,7 +131,7 @@ def register_client(admin: Admin, req: RegisterClient) -> RegisteredClient:
     client = Client(
         client_id=client_id,
         name=req.name,
-        secret_hash=hash_secret(secret, admin.settings.pepper_bytes()) if secret else None,
+        secret_hash=hash_secret(secret, admin.settings.peppers()) if secret else None,
         redirect_uris=tuple(req.redirect_uris),
         scope=req.scope,
         auth_methods=methods,
@@ -254,7 +254,7 @@ def rotate_secret(admin: Admin, client_id: str, overlap: int | None = None) -> R
     secret = generate_secret()
     until = now + overlap if overlap > 0 else None
     previous = client.secret_hash if until is not None else None
-    new_hash = hash_secret(secret, admin.settings.pepper_bytes())
+    new_hash = hash_secret(secret, admin.settings.peppers())
     if not admin.store.set_client_secret(client_id, new_hash, previous, until):
         raise NotFound(f"no client {client_id}")
     admin.record("client.rotate_secret", client_id=client_id, previous_valid_until=until)

@@ -54,7 +54,7 @@ def check_app_secret(admin: Admin, org_id: str, client_id: str, secret: str) -> 
     page that showed it once posts it back: tessera keeps no clear copy to serve later)."""
     org_app(admin, org_id, client_id)
     client = admin.store.get_client(client_id)
-    return client is not None and verify_secret(secret, client.secret_hash, admin.settings.pepper_bytes())
+    return client is not None and verify_secret(secret, client.secret_hash, admin.settings.peppers())
 
 
 def create_org_app(admin: Admin, org_id: str, name: str, redirect_uris: tuple[str, ...] = ()) -> RegisteredClient:

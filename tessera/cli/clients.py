@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +12,9 @@ from rich.table import Table
 
 from tessera import admin as ops
 from tessera.admin.clients import DEFAULT_AUTH_METHODS, DEFAULT_GRANT_TYPES
+from tessera.admin.delivery import credentials_zip
 from tessera.cli.common import HomeOpt, JsonOpt, admin, emit, fail, out
+from tessera.core.client_auth import SECRET_METHODS
 
 app = typer.Typer(no_args_is_help=True, help="Register integrator apps (OAuth clients).")
 
@@ -48,6 +51,15 @@ def create(
             "default: client_credentials and authorization_code)",
         ),
     ] = None,
+    zip_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--zip",
+            help="write the client id and secret into this AES-256 encrypted zip (as MobilePay delivers "
+            "them) instead of printing the secret; the zip's password is printed, to be sent by another channel",
+            dir_okay=False,
+        ),
+    ] = None,
     org: Annotated[
         str | None, typer.Option("--org", help="the organisation that owns the app (tessera orgs create)")
     ] = None,
@@ -55,7 +67,8 @@ def create(
     as_json: JsonOpt = False,
 ) -> None:
     """Register a client; prints its client_id and, for the secret methods, its client_secret
-    (the secret is shown only now)."""
+    (the secret is shown only now). With --zip the secret goes into the encrypted zip only, and
+    the zip's password is printed instead (never both in one output)."""
     keys: Any = None
     if jwks is not None:
         try:
@@ -72,12 +85,31 @@ def create(
         jwks=keys,
         org_id=org,
     )
+    if zip_file is not None:
+        if not set(req.auth_methods).intersection(SECRET_METHODS):
+            fail("--zip: the client has no secret (choose a client_secret_* --auth-method)")
+        if zip_file.exists():
+            fail(f"--zip: {zip_file} exists; refusing to overwrite it")
     with admin(home) as a:
         registered = ops.register_client(a, req)
     data = {"client_id": registered.client_id}
-    if registered.client_secret is not None:
+    if zip_file is not None and registered.client_secret is not None:
+        content, password = credentials_zip(registered.client_id, registered.client_secret)
+        write_private(zip_file, content)
+        data.update(zip=str(zip_file), zip_password=password)
+    elif registered.client_secret is not None:
         data["client_secret"] = registered.client_secret
     emit(as_json, data)
+
+
+def write_private(path: Path, content: bytes) -> None:
+    """``content`` to a new file readable by its owner only."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:
+        fail(f"--zip: cannot create {path}: {e.strerror}")
+    with os.fdopen(fd, "wb") as f:
+        f.write(content)
 
 
 @app.command("list")

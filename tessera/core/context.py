@@ -17,6 +17,7 @@ from tessera.core.keys import KeyRing
 from tessera.core.models import CertificateRecord, Client, MerchantUser, Terminal
 from tessera.core.ports import Capabilities, ChangeNotices, Store
 from tessera.core.profiles import ProfileSeal, default_audiences, default_issuers
+from tessera.core.secrets import PepperLike
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -115,7 +116,8 @@ class Core:
     config: CoreConfig
     store: Store
     keys: KeyRing
-    pepper: bytes
+    #: the HMAC pepper(s) of machine credentials (``tessera.core.secrets.Peppers``, or one key)
+    pepper: PepperLike
     clock: Callable[[], float] = time.time
     #: The store's optional capabilities; None: found from the store (``Capabilities.of``).
     capabilities: InitVar[Capabilities | None] = None
@@ -171,6 +173,10 @@ class Core:
     def client(self, client_id: str) -> Client | None:
         self.heed_notices()
         return self._clients.get(client_id)
+
+    def forget_client(self, client_id: str) -> None:
+        """Drop this worker's cached copy of a client it has just changed itself."""
+        self._clients.invalidate(client_id)
 
     def certificate(self, thumbprint: str) -> CertificateRecord | None:
         self.heed_notices()

@@ -472,6 +472,17 @@ class SQLBacked(Protocol):
 
 
 @runtime_checkable
+class RehashesSecrets(Protocol):
+    """A store that can move a stored credential hash to the current pepper (a conditional
+    update: only if the hash is still ``old``) and list every stored hash (for
+    ``tessera pepper status``)."""
+
+    def rehash_client_secret(self, client_id: str, old: str, new: str) -> bool: ...
+    def rehash_api_key(self, merchant_id: int, key_id: int, old: str, new: str) -> bool: ...
+    def credential_hashes(self) -> dict[str, list[str]]: ...
+
+
+@runtime_checkable
 class RedisHandle(Protocol):
     """A store with a Redis part: its client (shared by the rate and failure limiters) and its
     liveness check."""
@@ -492,6 +503,7 @@ class Capabilities:
     announced_kinds: frozenset[str] = frozenset()
     database: SQLDatabase | None = None
     redis: RedisHandle | None = None
+    rehash: RehashesSecrets | None = None
 
     @classmethod
     def of(cls, store: object) -> Capabilities:
@@ -502,4 +514,5 @@ class Capabilities:
             announced_kinds=frozenset(store.announced_kinds) if isinstance(store, AnnouncedKinds) else frozenset(),
             database=store.database if isinstance(store, SQLBacked) else None,
             redis=store if isinstance(store, RedisHandle) else None,
+            rehash=store if isinstance(store, RehashesSecrets) else None,
         )

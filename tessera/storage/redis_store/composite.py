@@ -273,6 +273,16 @@ class CompositeStore:
     def clients_of(self, org_id: str) -> list[Client]:
         return self.sql.clients_of(org_id)
 
+    # --- RehashesSecrets (pepper rotation): the SQL store's ---------------------------------------
+    def rehash_client_secret(self, client_id: str, old: str, new: str) -> bool:
+        return self.sql.rehash_client_secret(client_id, old, new)
+
+    def rehash_api_key(self, merchant_id: int, key_id: int, old: str, new: str) -> bool:
+        return self.sql.rehash_api_key(merchant_id, key_id, old, new)
+
+    def credential_hashes(self) -> dict[str, list[str]]:
+        return self.sql.credential_hashes()
+
     def get_certificate(self, thumbprint: str) -> CertificateRecord | None:
         return self.sql.get_certificate(thumbprint)
 

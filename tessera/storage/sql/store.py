@@ -23,6 +23,7 @@ from tessera.storage.sql.events import EventRepo
 from tessera.storage.sql.keys import KeyRepo
 from tessera.storage.sql.merchants import MerchantRepo
 from tessera.storage.sql.organisations import OrganisationRepo
+from tessera.storage.sql.peppers import PepperRepo
 from tessera.storage.sql.portal import DeveloperRepo, MerchantPortalRepo
 
 
@@ -38,13 +39,14 @@ class SQLStore(
     AdminRepo,
     DeveloperRepo,
     MerchantPortalRepo,
+    PepperRepo,
     SQLArtifacts,
 ):
     """Store over SQLAlchemy Core: SQLite (WAL) by default, PostgreSQL by URL.
 
     Besides the ``Store`` roles it has the capabilities ``AsyncRotation`` (PostgreSQL),
     ``AnnouncesChanges`` (exact notices: SQLite's notice file, PostgreSQL LISTEN/NOTIFY),
-    ``AnnouncedKinds`` and ``SQLBacked``."""
+    ``AnnouncedKinds``, ``SQLBacked`` and ``RehashesSecrets``."""
 
     def __init__(self, url_or_engine: str | Engine) -> None:
         SQLArtifacts.__init__(self, Database(url_or_engine))  # sets ``db``, which every repository uses
