@@ -18,8 +18,8 @@ from tessera.cli.common import HomeOpt, err, set_global_home
 from tessera.cli.demo import demo
 from tessera.cli.ops import backup, restore
 from tessera.cli.purge import purge
-from tessera.cli.sandbox import sandbox
 from tessera.cli.rotation import ca_app, kek_app, pepper_app
+from tessera.cli.sandbox import sandbox
 from tessera.cli.server import init, serve
 from tessera.config import ConfigError
 
