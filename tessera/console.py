@@ -28,6 +28,7 @@ SERVER_MODULES = frozenset(
         "jinja2",
         "redis",
         "orjson",
+        "pyzipper",
     }
 )
 MESSAGE = "tessera: the server needs: pip install 'tessera-auth[server]'"
