@@ -30,7 +30,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench"
 LUA = BENCH / "lua"
-SCRIPTS = ["token_basic.lua", "mobilepay_vat.lua", "axept.lua", "par_pool.lua", "b2b_refresh.lua"]
+SCRIPTS = ["token_basic.lua", "mobilepay_vat.lua", "axept.lua", "par_pool.lua", "b2b_refresh.lua", "b2b_login.lua"]
 
 
 def load(name: str):
@@ -124,15 +124,17 @@ def test_every_lua_script_runs_under_wrk(canned, tmp_path):
     jobs = {
         "token_basic.lua": ("/token", ["id", "se:cret", "CERT%0A"]),
         "mobilepay_vat.lua": ("/mp", ["id", "secret", "DK12345678"]),
+        "mobilepay_vat.lua#plain": ("/mp-plain", ["id", "secret", ""]),
         "axept.lua": ("/axept", ["1", "2", "key"]),
         "par_pool.lua": ("/par", [str(pool), "2", "tok", "CERT"]),
         "b2b_refresh.lua": ("/b2b/token/", ["login", "pw"]),
+        "b2b_login.lua": ("/b2b-login/token/", ["login", "pw"]),
     }
     # One after another: five wrk processes at once can starve the small canned server.
     outputs, codes = {}, {}
     for name, (path, args) in jobs.items():
         p = subprocess.run(
-            ["wrk", "-t2", "-c4", "-d1s", "--latency", "-s", str(LUA / name), canned + path, "--", *args],
+            ["wrk", "-t2", "-c4", "-d1s", "--latency", "-s", str(LUA / name.split("#")[0]), canned + path, "--", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -150,6 +152,8 @@ def test_every_lua_script_runs_under_wrk(canned, tmp_path):
     basic = {auth for path, auth, _ in sent if path == "/token"}
     assert basic == {"Basic aWQ6c2UlM0FjcmV0"}  # base64("id:se%3Acret"): RFC 6749 §2.3.1
     assert {b for p, _, b in sent if p == "/mp"} == {b"grant_type=client_credentials&merchant_vat=DK12345678"}
+    assert {b for p, _, b in sent if p == "/mp-plain"} == {b"grant_type=client_credentials"}
+    assert {json.loads(b)["data"]["attributes"]["login"] for p, _, b in sent if p == "/b2b-login/token/"} == {"login"}
     assert json.loads(next(b for p, _, b in sent if p == "/axept")) == {"merchantId": 1, "keyId": 2, "key": "key"}
 
     par = [b for p, _, b in sent if p == "/par"]
