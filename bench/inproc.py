@@ -85,12 +85,14 @@ def requests(fx: Any) -> dict[str, Callable[[dict[str, Any]], Request]]:
     }
 
 
-async def call(app: Any, path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
+async def call(
+    app: Any, path: str, body: bytes, headers: list[tuple[bytes, bytes]], method: str = "POST"
+) -> tuple[int, bytes]:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "POST",
+        "method": method,
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
@@ -123,6 +125,41 @@ async def call(app: Any, path: str, body: bytes, headers: list[tuple[bytes, byte
     return status, b"".join(chunks)
 
 
+async def par_requests(
+    app: Any, fx: Any, settings: Any, n: int, *, kidless: bool
+) -> Callable[[dict[str, Any]], Request]:
+    """The Nexi PAR: a Bearer token (the Nexi token endpoint), then ``n`` bodies each with a fresh
+    nested-JWE assertion (``bench/par_pool.py``; kid-less ones to a random key of the JWKS)."""
+    from bench import par_pool
+
+    made = requests(fx)["nexi"]({})
+    status, answer = await call(app, *made)
+    token = json.loads(answer)["access_token"]
+    status, jwks = await call(app, "/softpos/par/jwks.json", b"", [], method="GET")
+    keys = json.loads(jwks)["keys"]
+    m = fx.merchant
+    spec = par_pool.assertion_spec(
+        client_id=fx.client_id,
+        redirect_uri=fx.redirect_uri,
+        audience=settings.issuer,
+        app_key_pem=fx.key_path.read_bytes(),
+        enc_jwk=keys[0],
+        pos=m.pos,
+        tids=[m.softpos_tid, m.mpos_tid],
+        username=m.username,
+        lifetime=900,
+        enc_jwks=keys,
+        kidless=kidless,
+    )
+    bodies = iter([par_pool.one_body(spec).encode() for _ in range(n + max(n // 10, 50))])
+    headers = [
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"authorization", f"Bearer {token}".encode()),
+        (b"x-ssl-client-cert", fx.cert_header.encode()),
+    ]
+    return lambda s: ("/softpos/as/par", next(bodies), headers)
+
+
 async def drive(app: Any, make: Callable[[dict[str, Any]], Request], n: int) -> float:
     """CPU µs per request over ``n`` requests (after a warm-up of n/10)."""
     state: dict[str, Any] = {}
@@ -145,7 +182,9 @@ async def drive(app: Any, make: Callable[[dict[str, Any]], Request], n: int) -> 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", default="", help="comma-separated endpoints (default: all)")
+    p.add_argument(
+        "--only", default="", help="comma-separated endpoints (default: all but par and par_nokid, the Nexi PAR)"
+    )
     p.add_argument("-n", type=int, default=3000, help="requests per endpoint (default 3000)")
     p.add_argument("--json", help="write {endpoint: µs per request} here")
     a = p.parse_args(argv)
@@ -172,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
 
             async def run() -> None:
                 for name in chosen:
-                    results[name] = await drive(app, made[name], a.n)
+                    if name in ("par", "par_nokid"):
+                        make = await par_requests(app, fx, settings, a.n, kidless=name == "par_nokid")
+                    else:
+                        make = made[name]
+                    results[name] = await drive(app, make, a.n)
 
             try:
                 import uvloop
