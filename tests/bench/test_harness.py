@@ -335,7 +335,11 @@ def test_report_renders_a_table_with_ratios(tmp_path):
     assert "| s3: PAR ≥ 50 % of the cryptographic bound (all cores) | 14 % (2 workers" in targets.replace(
         "worker(s)", "workers"
     )
-    assert "| s1: ≥ 2.0× node-oidc-provider's req/s (tessera 1 worker) | 0.50× | missed |" in targets
+    assert (
+        "| native `POST /oauth2/token`: ≥ 2.0× node-oidc-provider's req/s | 0.50× (by CPU per request 0.67×) "
+        "| missed |" in targets
+    )
+    assert "| native `POST /oauth2/token`: ≤ 150 µs server CPU per request | 450 µs | missed |" in targets
     assert "`s6.native_w2` native token, 2 workers: probe answered 404" in text
     assert "1000 ns" in text and "at most 1 fetch" in text
     assert "nginx" in text and "proxy_ssl_certificate" in text
@@ -517,3 +521,12 @@ def test_scenarios_are_declared_as_data_in_their_group_module():
             assert s.title and (s.lua is None or (LUA / s.lua).is_file()), s
     assert len(scenarios.ALL_IDS) == len(set(scenarios.ALL_IDS))
     assert [name for name, _ in scenarios.STEPS] == ["s1/s4/s5", "s6", "s3", "s2", "s5-pg", "s7"]
+
+
+def test_the_targets_are_printed_met_or_missed(capsys):
+    """``make bench`` ends with each target of the run on the console, met or missed."""
+    report = load("report")
+    report.print_targets(sample_results())
+    out = capsys.readouterr().out.splitlines()
+    assert "   MISSED  native `POST /oauth2/token`: ≤ 150 µs server CPU per request: 450 µs" in out
+    assert all(line.split()[0] in ("MET", "MISSED") for line in out) and len(out) >= 3
