@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 GROUP = "s5"
 SQLITE = Scenario(
     "s5.b2b_sqlite",
-    "B2BINPAY login + refresh rotation, SQLite",
+    "B2BINPAY refresh rotation (after a login per connection), SQLite",
     "b2b_refresh.lua",
     "POST /b2binpay/token/ + /token/refresh/",
 )
@@ -43,7 +43,7 @@ def b2b(
     db = "PostgreSQL" if config["db"] == "postgresql" else "SQLite"
     h.measure(
         sid,
-        f"B2BINPAY login + refresh rotation, {db}",
+        f"B2BINPAY refresh rotation (after a login per connection), {db}",
         url,
         SQLITE.lua or "",
         [fx.client_id, fx.secret],
