@@ -473,7 +473,68 @@ def targets(data: dict[str, Any]) -> list[str]:
         return []
     out = ["## Targets", "", "| target | this run | |", "|---|---:|---|"]
     out += [f"| {n} | {f} | {'met' if ok else 'missed'} |" for n, f, ok in checks]
-    return out + ["", *PROFILE_NOTES, "", *CHANGES, ""]
+    return out + ["", *PROFILES_2026_12, "", *PROFILE_NOTES, "", *CHANGES, ""]
+
+
+#: Issue 14: where each profile's token endpoint spends its time, and what stands in the way of the
+#: targets (py-spy on bench/inproc.py, 2026-12-06). Hand-written: update it when the code changes what it says.
+PROFILES_2026_12 = [
+    "### The profiles' token endpoints (issue 14)",
+    "",
+    "Where each profile's time goes, profiled on 2026-12-06 with `py-spy record -r 400 -f raw` on "
+    "`bench/inproc.py` (tessera's ASGI app driven in process on SQLite, the access log on; shares are of the "
+    "samples inside the requests). The cryptographic floor of each request was measured with `cryptography` in a "
+    "tight loop on the same machine that day: ES256 signature 25 µs, ES256 verification 91 µs, RS256 signature "
+    "(RSA-2048) 357 µs, RSA-OAEP-256 decryption (RSA-2048) 266 µs (`openssl speed`: RSA-2048 sign 255 µs, "
+    "P-256 sign 21 µs, verify 63 µs). node-oidc-provider's whole client_credentials request costs about 380–420 µs "
+    "of CPU on this machine (one ES256 signature).",
+    "",
+    "- **axept** (`POST /axept/v1/authenticate`): before, three quarters of the request's CPU in process was the "
+    "API-key read (`SQLStore.get_api_key`: a SQLAlchemy Core select on SQLite, per request; 708 µs in process "
+    "against 175 µs after). The key now comes from the worker's cache (`Core.api_key`), kept exact by the change "
+    "notices: a key disabled or created is seen on the next request, as a revoked client is. What is left has the "
+    "native token's shape: the ES256 signature, the key's HMAC, the JSON body, the access line.",
+    "- **MobilePay** (`POST …/connect/token`): 46 % of the samples are the RS256 signature (`_RSAAlgModel.sign`, "
+    "OpenSSL): MobilePay's integrator tokens are RS256 with MobilePay's own RSA-2048 ring, as the provider's are "
+    "(provider-docs/reference-facts.md), and one such signature costs 255–357 µs here. That floor alone is above "
+    "the 150 µs target, and it caps the ratio against node-oidc-provider (one ES256 signature, ~400 µs a request) "
+    "at about 1× with one worker: **the ≤ 150 µs and ≥ 2.0× targets cannot be met with RS256 on RSA-2048**. With "
+    "`merchant_vat`, the issue found a quarter of the samples in `SQLStore.get_merchant_by_vat` and a seventh in "
+    "`SQLStore.is_granted`; both now come from the worker's caches (`Core.merchant_by_vat`, `Core.is_granted`), "
+    "and `merchant_vat` costs about 20 µs more than a token without it (1026 → 477 µs in process).",
+    "- **B2BINPAY login** (`POST /b2binpay/token/`): two ES256 signatures (the refresh token, then the access "
+    "token), the secret's HMAC, `meta.sign` (SHA-256 + HMAC), and the writes. The new family and its first refresh "
+    "token were two write transactions; they are one now (the family's id claimed with the token's artefact, "
+    "`refresh.issue_first_refresh` over `Store.claim_and_put`).",
+    "- **B2BINPAY refresh** (`POST /b2binpay/token/refresh/`): the ES256 verification of the refresh token "
+    "(11 % of the samples; 91 µs here: OpenSSL verifies P-256 about 3.5 times slower than it signs), two ES256 "
+    "signatures (15 %), the rotation (25 %: three statements in one SQLite transaction, one statement on "
+    "PostgreSQL), the client check from the cache. Its cryptographic floor is about 140 µs (one verification, two "
+    "signatures), so **≤ 150 µs is out of reach** as long as a refresh token is a verified ES256 JWT and the "
+    "answer carries two new tokens; the refresh token's signature must be checked before its row is consumed "
+    "(a forged token must never spend a real one), and an unknown but genuine token must be recognised to revoke "
+    'its family (the document\'s "render suspicious"), so it stays.',
+    "- **Nexi PAR** (`POST /softpos/as/par`): the RSA-OAEP-256 decryption (26 % of the samples with a `kid`), "
+    "the one write (`claim_and_put`, 15 %), the inner RS256 verification (11 %), the enrollment claims from the "
+    "caches (8 %). Without a `kid` (Nexi's reference picks a key of the JWKS at random) the server tries its "
+    "published keys in turn: with the current and the next key published, 1.5 decryptions a request on average, "
+    "so such a PAR reaches at most 2/3 of a bound that counts one decryption; an RSA-OAEP decryption cannot tell "
+    "its key without the private-key operation. The client and its certificate were looked up three times (the "
+    "Bearer check, the flow, the assertion's authenticator): the flow's look-up now serves the authenticator "
+    "(`ClientAuthRequest.holder`); the Bearer check keeps its own, which is its rule wherever a token is read. "
+    "With two workers on SQLite, the writes queue on SQLite's one writer.",
+    "- **Native and Nexi tokens**: the ES256 signature (21 %), the client's HMAC and the authentication registry "
+    "(15 %), the form (9 %), the request middleware's metrics and access line (9 %). The signer now binds a "
+    "signing function to the key's private key once (`tessera.jose.jwt._sign_with`), instead of joserfc's "
+    "per-token key-operation look-up.",
+    "",
+    "Caches and their exactness: merchants by VAT number, axept API keys and grants join clients, certificates "
+    "and the enrollment data in the worker's caches. They are dropped on any announced change, and the SQL "
+    "database announces by itself every insert, update or delete of a cached table (`CACHED_TABLES`, an engine "
+    "event), whichever store method runs it (a `withdraw grant` added later included), then the Redis epoch of a "
+    "composite store after the commit (`Database.on_announce`). Tests: tests/core/test_context_caches.py (SQLite, "
+    "PostgreSQL, the in-memory store), tests/storage/test_redis_store.py (Redis).",
+]
 
 
 #: What profiling found (py-spy on the live server under wrk, the app alone driven in process, strace -c;

@@ -26,7 +26,7 @@ from tessera.core.ports import StoreUnavailable
 from tessera.storage import notices
 from tessera.storage.sql.engine import GONE, make_engine
 
-#: ``Connection.info`` key: the database to announce on once this transaction commits.
+#: ``Connection.info`` key: the databases to announce on once this transaction commits.
 _ANNOUNCE = "tessera_announce"
 
 #: The tables whose rows workers cache (tessera.core.context): clients, certificates, the
@@ -79,9 +79,10 @@ class Database:
         """Tell every worker that something it may cache changed, once this transaction commits:
         PostgreSQL ``NOTIFY`` (delivered at commit); SQLite's notice file is written by ``Tx``
         right after the commit (see tessera.storage.notices), then the ``on_announce`` callbacks."""
-        if c.info.get(_ANNOUNCE) is self:
+        announcing: list[Database] = c.info.setdefault(_ANNOUNCE, [])
+        if self in announcing:
             return  # once per transaction
-        c.info[_ANNOUNCE] = self
+        announcing.append(self)  # (two stores over one engine: each announces its own)
         if not self.is_sqlite:
             c.exec_driver_sql(f"NOTIFY {notices.CHANNEL}")
 
@@ -152,7 +153,7 @@ class Tx:
         finally:
             with contextlib.suppress(*GONE):
                 self.conn.close()
-        if announce is not None:  # the notice file (SQLite) and the callbacks, after the commit
-            announce.committed()
+        for db in announce or ():  # the notice file (SQLite) and the callbacks, after the commit
+            db.committed()
         if exc_type is not None and issubclass(exc_type, GONE):
             raise StoreUnavailable(str(exc)) from exc
