@@ -154,10 +154,13 @@ def _intro(meta: dict[str, Any]) -> list[str]:
         "`$ssl_client_escaped_cert`) from the trusted 127.0.0.1; every token is an ES256 JWT;",
         "- **s2**: the Nexi token over real mutual TLS (embedded mode), and new TLS connections per second "
         "with and without session resumption (see below);",
-        "- **s3**: Nexi PAR with a nested-JWE client assertion, one never-used assertion per request;",
+        "- **s3**: Nexi PAR with a nested-JWE client assertion, one never-used assertion per request; with a "
+        "`kid` (`s3.par`), and without one, each to a key of the JWKS picked at random as Nexi's reference "
+        "backend sends them (`s3.par_nokid`);",
         "- **s4**: axept `POST /axept/v1/authenticate` (API key) and MobilePay `POST "
-        "/integrator-authentication/connect/token` with `merchant_vat`;",
-        "- **s5**: B2BINPAY login, then refresh rotation: each wrk thread keeps a queue of the refresh "
+        "/integrator-authentication/connect/token` without and with `merchant_vat`;",
+        "- **s5**: B2BINPAY login alone (`s5.b2b_login`: every request a new family), and refresh rotation "
+        "(`s5.b2b_sqlite`, `s5.b2b_pg`): each wrk thread keeps a queue of the refresh "
         "tokens it was given and refreshes the oldest unused one, logging in only when the queue is empty; "
         "on SQLite and on a throwaway PostgreSQL;",
         "- **s6**: s1 with 10,000 registered clients, and with 2 workers (`TESSERA_WORKERS=2`);",
@@ -573,6 +576,44 @@ PROFILE_NOTES = [
     "the worker's CPU, the answer and its access line another sixth.",
 ]
 
+#: Issue 14, what each change bought: bench/inproc.py on each commit's tree (filled from /tmp/ab-*.json).
+ISSUE14_INPROC: list[str] = []
+
+#: Issue 14: the issue's table before and after (the same harness), and what each change bought (in process).
+ISSUE14_CHANGES = [
+    "### Issue 14: the profiles' table before and after",
+    "",
+    "The same harness, the same flags, before (the server code of 7fb378b, run with `PYTHONPATH` on a checkout of "
+    "it; `bench/results/issue14-before.json`) and after (f59eebf; `bench/results/latest.json`), each with "
+    "node-oidc-provider measured in the same run: `bench/run.py --scenarios s1.native,s4,s5,s2.nexi_mtls,s3 "
+    "--duration 5s --warmup 2s --max-quiet-wait 0 --retries 0`. **Both runs are DIRTY**: seven other sessions "
+    "shared the two cores (load average 10 to 19, 1.3 to 1.8 cores of CPU that neither server nor wrk explains), "
+    "and node-oidc-provider itself measured 1447 req/s at 424 µs before and 280 req/s at 983 µs after, so the "
+    "req/s ratios say more about the moment than about the code. The server CPU per request is the steadier "
+    "figure; the in-process table below is steadier still.",
+    "",
+    "| endpoint | before: req/s, CPU µs/req, vs node (by CPU) | after: req/s, CPU µs/req, vs node (by CPU) |",
+    "|---|---:|---:|",
+    "| axept `POST /axept/v1/authenticate` | 851, 589 µs, 0.59× (0.72×) | 708, 301 µs, 2.53× (3.27×) |",
+    "| MobilePay `POST …/connect/token` | 984, 480 µs, 0.68× (0.88×) | 481, 577 µs, 1.72× (1.70×) |",
+    "| MobilePay with `merchant_vat` | 439, 1024 µs, 0.30× (0.41×) | 406, 672 µs, 1.45× (1.46×) |",
+    "| B2BINPAY login `POST /b2binpay/token/` | 417, 744 µs, 0.29× (0.57×) | 434, 672 µs, 1.55× (1.46×) |",
+    "| B2BINPAY refresh (SQLite) | 540, 785 µs, 0.37× (0.54×) | 231, 952 µs, 0.82× (1.03×) |",
+    "| Nexi token over mTLS, keep-alive | 699, 361 µs, 0.48× (1.18×) | 597, 333 µs, 2.13× (2.96×) |",
+    "| native `POST /oauth2/token` | 3418, 183 µs, 2.36× (2.31×) | 613, 350 µs, 2.19× (2.81×) |",
+    "| Nexi PAR (2 workers) | 170, 1859 µs; 8 % of the bound | 178, 1514 µs; 12 % of the bound |",
+    "| Nexi PAR without kid (2 workers) | 109, 2386 µs; 5 % of the bound | 90, 2789 µs; 6 % of the bound |",
+    "| B2BINPAY refresh, PostgreSQL (2 workers, durable) | 279/s, 921 µs | 270/s, 1048 µs |",
+    "",
+    "(PAR's bound was measured in each run: 989 µs of cryptography a request before, 1401 µs after, against "
+    "266 + 21 µs on a quiet machine; by CPU, the cryptography was 53 % and 93 % of a PAR's server CPU "
+    "(with a kid), 41 % and 50 % (without). The PostgreSQL rotation measured 2119/s on the quiet machine of "
+    "2026-11-21 with the same code path; nothing here changed it.)",
+    "",
+    *ISSUE14_INPROC,
+]
+
+
 #: What each change bought, measured on this machine (A/B runs of the commits side by side, alternating,
 #: medians of 3 rounds: bench/ab.py). Hand-written.
 CHANGES = [
@@ -605,6 +646,8 @@ CHANGES = [
     "(The s3/s5 rows are medians of 3 alternating runs of 8 s with `bench/run.py --scenarios <id> --duration 8s "
     "--warmup 2s --max-quiet-wait 0 --no-peers`, except the first two rows, single 5 s runs. The machine's noise "
     "is about ±20 % from run to run, so compare within a row pair, not across the page.)",
+    "",
+    *ISSUE14_CHANGES,
 ]
 
 
