@@ -604,8 +604,8 @@ ISSUE14_INPROC: list[str] = [
     "708 → 175 µs, MobilePay with `merchant_vat` 1026 → 477 µs, everything else within the noise. The signer "
     "saves the per-token key-operation look-up (a few µs a signature); the login's second transaction about "
     "100 µs of the 600. MobilePay without VAT, the B2BINPAY refresh and the PAR changed by a few µs at most "
-    "(the signer; the PAR's fold removes two cache hits): their differences above are the machine's noise, about ±20 % between two processes measured at the same time here (see the PAR pair "
-    "below).",
+    "(the signer; the PAR's fold removes two cache hits): their differences above are the machine's noise, "
+    "about ±20 % between two processes measured at the same time here (see the PAR pair below).",
     *ISSUE14_PAR_PAIR,
 ]
 
