@@ -157,6 +157,9 @@ class Settings(BaseSettings):
     #: before it reads the database again. 0: revocation takes effect on the next request.
     revocation_cache_seconds: float = Field(0.0, ge=0, le=300)
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024)
+    #: After a client secret's rotation (``tessera clients rotate-secret``, the admin API), the
+    #: previous secret stays valid this many seconds (0: the new one only, at once).
+    client_secret_overlap: int = Field(24 * 3600, ge=0, le=30 * 24 * 3600)
     log_level: str = "info"
     #: The profile routes found by one dictionary look-up instead of Starlette's scan of every
     #: route's pattern (tessera.web.routing.ExactDispatch): the same answers, byte for byte,
@@ -181,6 +184,24 @@ class Settings(BaseSettings):
     #: With Redis, how often (ms) a worker checks the revocation epoch before trusting its
     #: cache (``revocation_cache_seconds`` > 0): the bound on honouring a revocation.
     revocation_poll_ms: int = Field(100, ge=0, le=60_000)
+
+    # --- the portal and e-mail (docs/portal.md) ----------------------------------------------
+    #: The portal's public address (invitation links); default: the issuer + ``/portal``.
+    portal_url: str = ""
+    #: How long a portal session lasts from sign-in (seconds); signing out ends it at once.
+    portal_session_seconds: int = Field(8 * 3600, ge=60, le=7 * 86400)
+    #: How long an invitation link can be accepted (seconds).
+    portal_invitation_seconds: int = Field(7 * 86400, ge=300, le=30 * 86400)
+    #: The SMTP server that sends the invitations and the signed certificates; unset: the mail
+    #: is written to the log without its secrets (the CLI and the portal show the link instead).
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "tessera@localhost"
+    #: STARTTLS before authenticating (on by default; off only for a relay on the same host).
+    smtp_starttls: bool = True
+    smtp_timeout: float = Field(10.0, gt=0, le=120)
 
     @classmethod
     def settings_customise_sources(
@@ -238,6 +259,7 @@ class Settings(BaseSettings):
         if not self.issuer:
             self.issuer = f"https://{self.hostname}:{self.port}"
         self.issuer = self.issuer.rstrip("/")
+        self.portal_url = (self.portal_url or f"{self.issuer}/portal").rstrip("/")
         for name in ("kek", "pepper"):
             value = getattr(self, name)
             if value is not None:

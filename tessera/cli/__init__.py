@@ -12,10 +12,11 @@ import sys
 import typer
 from rich.markup import escape
 
-from tessera.cli import certs, clients, enrollments, events, jwks, keys, merchants
+from tessera.cli import certs, clients, enrollments, events, jwks, keys, merchants, orgs, portal
 from tessera.cli.common import HomeOpt, err, set_global_home
 from tessera.cli.demo import demo
 from tessera.cli.purge import purge
+from tessera.cli.sandbox import sandbox
 from tessera.cli.server import init, serve
 from tessera.config import ConfigError
 
@@ -31,6 +32,7 @@ def _main(home: HomeOpt = None) -> None:
 
 app.command()(init)
 app.command()(serve)
+app.add_typer(orgs.app, name="orgs")
 app.add_typer(clients.app, name="clients")
 app.add_typer(certs.app, name="certs")
 app.add_typer(merchants.app, name="merchants")
@@ -38,8 +40,10 @@ app.add_typer(jwks.app, name="jwks")
 app.add_typer(enrollments.app, name="enrollments")
 app.add_typer(keys.app, name="keys")
 app.add_typer(events.app, name="events")
+app.add_typer(portal.app, name="portal")
 app.command("purge")(purge)
 app.command()(demo)
+app.command()(sandbox)
 
 
 def main() -> None:  # console-script entry point

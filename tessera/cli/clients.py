@@ -48,6 +48,9 @@ def create(
             "default: client_credentials and authorization_code)",
         ),
     ] = None,
+    org: Annotated[
+        str | None, typer.Option("--org", help="the organisation that owns the app (tessera orgs create)")
+    ] = None,
     home: HomeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -67,6 +70,7 @@ def create(
         grant_types=tuple(grant_type or DEFAULT_GRANT_TYPES),
         require_par=require_par,
         jwks=keys,
+        org_id=org,
     )
     with admin(home) as a:
         registered = ops.register_client(a, req)
@@ -77,9 +81,13 @@ def create(
 
 
 @app.command("list")
-def list_(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
+def list_(
+    org: Annotated[str | None, typer.Option("--org", help="only the apps this organisation owns")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     with admin(home) as a:
-        clients = ops.list_clients(a)
+        clients = ops.list_clients(a, org)
     rows = [
         {
             "client_id": c.client_id,
@@ -87,6 +95,7 @@ def list_(home: HomeOpt = None, as_json: JsonOpt = False) -> None:
             "status": c.status,
             "redirect_uris": list(c.redirect_uris),
             "auth_methods": list(c.auth_methods),
+            "org_id": c.org_id,
         }
         for c in clients
     ]
@@ -107,3 +116,51 @@ def revoke(
     with admin(home) as a:
         info = ops.revoke_client(a, client)
     emit(as_json, {"client_id": info.client_id, "status": info.status})
+
+
+@app.command("rotate-secret")
+def rotate_secret(
+    client_id: Annotated[str, typer.Argument(help="the client whose secret to replace")],
+    overlap: Annotated[
+        int | None,
+        typer.Option(
+            "--overlap",
+            help="seconds the previous secret stays valid (default TESSERA_CLIENT_SECRET_OVERLAP, 86400; "
+            "0: the new one only, at once)",
+        ),
+    ] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A new client secret, shown only now; the previous one stays valid for the overlap. A
+    second rotation during an overlap is refused unless --overlap 0 (a leaked secret)."""
+    with admin(home) as a:
+        rotated = ops.rotate_secret(a, client_id, overlap)
+    emit(
+        as_json,
+        {
+            "client_id": rotated.client_id,
+            "client_secret": rotated.client_secret,
+            "previous_valid_until": rotated.previous_valid_until,
+        },
+    )
+
+
+@app.command("update")
+def update(
+    client_id: Annotated[str, typer.Argument(help="the client to change")],
+    redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option("--redirect-uri", help="the redirect URIs (repeatable; replaces the registered ones)"),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="the app's new name")] = None,
+    home: HomeOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change an app's redirect URIs (all of them at once) and/or its name."""
+    if redirect_uri is None and name is None:
+        fail("give --redirect-uri and/or --name")
+    req = ops.UpdateClient(name=name, redirect_uris=tuple(redirect_uri) if redirect_uri is not None else None)
+    with admin(home) as a:
+        info = ops.update_client(a, client_id, req)
+    emit(as_json, {"client_id": info.client_id, "name": info.name, "redirect_uris": list(info.redirect_uris)})

@@ -16,10 +16,11 @@ from tessera.errors import InvalidClient
 
 
 def create_key(
-    store: ApiKeyStore, pepper: bytes, merchant_id: int, now: int, *, max_enabled: int
+    store: ApiKeyStore, pepper: bytes, merchant_id: int, now: int, *, max_enabled: int, value: str | None = None
 ) -> tuple[ApiKey, str]:
-    """A new key: (record, the value — shown to the caller once and never again)."""
-    value = generate_secret()
+    """A new key: (record, the value — shown to the caller once and never again). ``value``: a
+    fixed value (checked by ``tessera.admin.fixed``) instead of a generated one."""
+    value = value if value is not None else generate_secret()
     record = store.create_api_key(merchant_id, hash_secret(value, pepper), now, max_enabled=max_enabled)
     return record, value
 

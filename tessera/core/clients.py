@@ -36,10 +36,15 @@ def authenticate_secret(core: Core, creds: ClientCredentials) -> Client:
     """The client whose secret was presented, or ``InvalidClient``.
 
     The same answer for an unknown client, a wrong secret and a revoked client, and
-    the same work (one HMAC) for each.
+    the same work (one HMAC) for each. While a rotated secret's overlap lasts
+    (``Client.previous_valid_until``), the previous secret is accepted as well (a second
+    HMAC comparison, for that client only); after it, only the new one.
     """
     client = core.client(creds.client_id) if creds.client_id else None
     ok = verify_secret(creds.client_secret, client.secret_hash if client else None, core.pepper)
+    previous = client.previous_secret(core.now()) if client is not None and not ok else None
+    if previous is not None:  # a rotation's overlap (tessera.admin.clients.rotate_secret): the old one too
+        ok = verify_secret(creds.client_secret, previous, core.pepper)
     if client is None or not ok:
         raise InvalidClient("client authentication failed", reason="bad_client_credentials")
     if not client.active:

@@ -232,6 +232,12 @@ class Core:
             for cache in self._caches:
                 cache.invalidate()
 
+    def drop_caches(self) -> None:
+        """Forget every cached entry now: this process changed what they hold (the admin API
+        after a write), and sees it on its next request without waiting for the notice."""
+        for cache in self._caches:
+            cache.invalidate()
+
     def event(self, kind: str, client_id: str | None, *, once_per: int = 0, **detail: Any) -> None:
         """Record a security event (family revocation, replayed jti, revoked certificate used, ...).
 
