@@ -272,3 +272,23 @@ def test_memory_store_announces_merchants_and_api_keys():
     store.set_api_key_enabled(1, record.key_id, False, 1, max_enabled=2)
     with pytest.raises(InvalidClient):
         apikeys.authenticate(core, 1, record.key_id, key)
+
+
+def test_a_keys_last_use_is_not_announced_but_disabling_it_is(stores):
+    """Recording when an axept key was last used (about once a minute per key and worker) would
+    drop every worker's caches each time; it is bookkeeping no cache reads, so it announces
+    nothing, while disabling the key does."""
+    from tessera.core import apikeys
+
+    worker, cli = stores
+    cli.create_merchant(Merchant(1, "shop", "DK12345678", 0))
+    record, _ = apikeys.create_key(cli, b"p", 1, 0, max_enabled=2)
+    core = _core(worker)
+    assert core.api_key(1, record.key_id).enabled
+    notices = worker.revocation_notices
+    notices.changed()
+    cli.touch_api_key(1, record.key_id, 100)
+    time.sleep(0.2)  # PostgreSQL: a NOTIFY would have arrived by now
+    assert notices.changed() is False
+    cli.set_api_key_enabled(1, record.key_id, False, 101, max_enabled=2)
+    assert _eventually(lambda: not core.api_key(1, record.key_id).enabled)

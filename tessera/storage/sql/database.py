@@ -45,6 +45,10 @@ CACHED_TABLES = frozenset(
     }
 )
 
+#: Columns of cached tables that no worker's cache reads: an update of these alone announces
+#: nothing (the axept key's last use, written about once a minute per key and worker).
+UNCACHED_COLUMNS: dict[str, frozenset[str]] = {"api_keys": frozenset({"last_used_at"})}
+
 
 class Database:
     """One engine and what goes with it (the ``SQLDatabase`` capability of the SQL stores)."""
@@ -60,9 +64,18 @@ class Database:
         event.listen(self.engine, "after_execute", self._announce_cached_writes)
 
     def _announce_cached_writes(self, conn: Connection, clause: Any, *_: Any) -> None:
-        """Announce an insert, update or delete of a cached table (``CACHED_TABLES``)."""
-        if getattr(clause, "is_dml", False) and getattr(clause.table, "name", None) in CACHED_TABLES:
-            self.announce(conn)
+        """Announce an insert, update or delete of a cached table (``CACHED_TABLES``), except an
+        update of bookkeeping columns alone (``UNCACHED_COLUMNS``: a key's last use)."""
+        if not getattr(clause, "is_dml", False):
+            return
+        table = getattr(clause.table, "name", None)
+        if table not in CACHED_TABLES:
+            return
+        if getattr(clause, "is_update", False):
+            names = {getattr(column, "key", column) for column in (getattr(clause, "_values", None) or {})}
+            if names and names <= UNCACHED_COLUMNS.get(table, frozenset()):
+                return
+        self.announce(conn)
 
     @property
     def remote(self) -> bool:
