@@ -26,7 +26,7 @@ def create_key(
 
 
 def authenticate(core: Core, merchant_id: int, key_id: int, key: str) -> ApiKey:
-    record = core.store.get_api_key(merchant_id, key_id)
+    record = core.api_key(merchant_id, key_id)
     ok = verify_secret(key, record.key_hash if record else None, core.pepper)
     if record is None or not ok or not record.enabled:
         raise InvalidClient("the merchantId, keyId and key are not valid", reason="bad_api_key")

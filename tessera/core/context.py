@@ -14,7 +14,7 @@ from dataclasses import InitVar, dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from tessera.core.keys import KeyRing
-from tessera.core.models import CertificateRecord, Client, MerchantUser, Terminal
+from tessera.core.models import ApiKey, CertificateRecord, Client, Merchant, MerchantUser, Terminal
 from tessera.core.ports import Capabilities, ChangeNotices, Store
 from tessera.core.profiles import ProfileSeal, default_audiences, default_issuers
 from tessera.core.secrets import PepperLike
@@ -133,8 +133,9 @@ class Core:
 
     def __post_init__(self, capabilities: Capabilities | None) -> None:
         self.caps = capabilities if capabilities is not None else Capabilities.of(self.store)
-        # Clients, certificates and the enrollment data (terminals, grants, users, username
-        # bindings) are cached per worker when the store announces their changes: exactly
+        # Clients, certificates, the enrollment data (terminals, grants, users, username
+        # bindings), merchants by VAT number and axept API keys are cached per worker when the
+        # store announces their changes: exactly
         # (SQLite's notice file, PostgreSQL LISTEN/NOTIFY: a revocation is honoured on the next
         # request, with no database read for them while nothing changes; see
         # tessera.storage.notices), or by polling a Redis epoch within
@@ -156,6 +157,8 @@ class Core:
         self._bindings: _TTLCache[tuple[str, str], tuple[str | None, str | None]] = _TTLCache(
             ttl, lambda key: store.bindings(*key)
         )
+        self._merchants_by_vat: _TTLCache[str, Merchant | None] = _TTLCache(ttl, store.get_merchant_by_vat)
+        self._api_keys: _TTLCache[tuple[int, int], ApiKey | None] = _TTLCache(ttl, lambda key: store.get_api_key(*key))
         self._caches: tuple[_TTLCache[Any, Any], ...] = (
             self._clients,
             self._certs,
@@ -164,6 +167,8 @@ class Core:
             self._grants,
             self._users,
             self._bindings,
+            self._merchants_by_vat,
+            self._api_keys,
         )
         self._notices: ChangeNotices | None = notices if ttl > 0 else None
 
@@ -203,6 +208,18 @@ class Core:
         """As ``Store.bindings``, cached. Binding itself is always the store's (atomic) write."""
         self.heed_notices()
         return self._bindings.get((username, tid))
+
+    def merchant_by_vat(self, vat: str) -> Merchant | None:
+        """As ``Store.get_merchant_by_vat``, cached (an unknown VAT number too: a merchant created
+        later is announced like any other change)."""
+        self.heed_notices()
+        return self._merchants_by_vat.get(vat)
+
+    def api_key(self, merchant_id: int, key_id: int) -> ApiKey | None:
+        """As ``Store.get_api_key``, cached: a key disabled (or created) is announced, and honoured
+        on the next request exactly as a revoked client is."""
+        self.heed_notices()
+        return self._api_keys.get((merchant_id, key_id))
 
     def watch(self, cache: _TTLCache[Any, Any]) -> None:
         """Drop ``cache`` with the others whenever a change is announced."""

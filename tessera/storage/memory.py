@@ -195,6 +195,7 @@ class MemoryStore:
             ):
                 raise Conflict(f"merchant {merchant.merchant_id} or VAT {merchant.vat} exists")
             self._merchants[merchant.merchant_id] = merchant
+            self._announce()  # workers cache merchants by VAT number, unknown ones too
 
     def get_merchant(self, merchant_id: int) -> Merchant | None:
         return self._merchants.get(merchant_id)
@@ -249,6 +250,7 @@ class MemoryStore:
                 raise Conflict(f"unknown merchant {merchant_id}")
             next_id = max((k.key_id for k in self._api_keys.values() if k.merchant_id == merchant_id), default=0) + 1
             key = self._api_keys[(merchant_id, next_id)] = ApiKey(merchant_id, next_id, key_hash, True, now)
+            self._announce()
             return key
 
     def get_api_key(self, merchant_id: int, key_id: int) -> ApiKey | None:
@@ -270,6 +272,7 @@ class MemoryStore:
             key = self._api_keys[(merchant_id, key_id)] = replace(
                 key, enabled=enabled, disabled_at=None if enabled else now
             )
+            self._announce()
             return key
 
     # --- single-use artefacts ---------------------------------------------------------------------------

@@ -78,6 +78,9 @@ class CompositeStore:
         self.sql = sql
         self.artifacts = artifacts
         self.notices = notices or RevocationNotices(artifacts.redis, f"{artifacts.prefix}revocation-epoch")
+        # Every SQL commit that changed a cached table is announced on Redis too, whichever
+        # store method made it (tessera.storage.sql.database.CACHED_TABLES).
+        sql.database.on_announce.append(self.notices.publish)
 
     @classmethod
     def from_settings(cls, settings: Settings, sql: SQLStore) -> CompositeStore:
