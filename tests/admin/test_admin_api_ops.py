@@ -116,7 +116,7 @@ def test_rotation_refusals(admin: Admin) -> None:
 
 def test_merchant_listings_and_users_without_password(admin: Admin, clock: Clock) -> None:
     app = ops.register_client(admin, RegisterClient(name="app"))
-    ops.create_merchant(admin, ops.CreateMerchant(7, "Seven", "DK7"))
+    ops.create_merchant(admin, ops.CreateMerchant(7, "Seven", "DK00000007"))
     ops.create_merchant(admin, ops.CreateMerchant(3, "Three"))
     ops.add_terminal(admin, ops.AddTerminal(7, "POS-1", "T1", "softpos"))
     ops.add_terminal(admin, ops.AddTerminal(7, "POS-1", "T2", "mpos"))

@@ -333,12 +333,13 @@ def test_certificates_sign_download_revoke(api: Api, platform: Operator, tmp_pat
 
 
 def test_merchants_terminals_users_grants(api: Api, platform: Operator) -> None:
-    r = api.call(platform, "POST", "/merchants", json={"merchant_id": 5501, "name": "Shop", "vat": "DK5501"})
+    r = api.call(platform, "POST", "/merchants", json={"merchant_id": 5501, "name": "Shop", "vat": "DK55015501"})
     assert r.status_code == 201 and r.json()["merchant_id"] == 5501
     problem(api.call(platform, "POST", "/merchants", json={"merchant_id": 5501, "name": "Again"}), 409)
     problem(api.call(platform, "POST", "/merchants", json={"merchant_id": "5501"}), 422)
     problem(api.call(platform, "POST", "/merchants", json={"merchant_id": True}), 422)
-    assert api.call(platform, "GET", "/merchants/5501").json()["vat"] == "DK5501"
+    problem(api.call(platform, "POST", "/merchants", json={"merchant_id": 5502, "vat": "IT12345678901"}), 422)
+    assert api.call(platform, "GET", "/merchants/5501").json()["vat"] == "DK55015501"
     problem(api.call(platform, "GET", "/merchants/9999999"), 404)
     problem(api.call(platform, "GET", "/merchants/abc"), 404)
     base = "/merchants/5501"
