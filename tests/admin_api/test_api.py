@@ -495,3 +495,30 @@ def test_withdraw_a_grant(api: Api, platform: Operator) -> None:
     problem(api.call(platform, "POST", f"{base}/{app['client_id']}/withdraw"), 404)  # nothing left to withdraw
     problem(api.call(platform, "POST", f"/merchants/9999/grants/{app['client_id']}/withdraw"), 404)
     problem(api.call(api.operator(org=None, scope="other"), "POST", f"{base}/{app['client_id']}/withdraw"), 403)
+
+
+def test_credentials_as_a_password_locked_zip(api: Api, platform: Operator, tmp_path: Path) -> None:
+    """MobilePay's delivery: the secret only inside an AES zip, its password apart; 7-Zip opens it."""
+    import base64
+    import json
+    import subprocess
+
+    r = api.call(platform, "POST", "/apps", json={"name": "mp", "profile": "mobilepay", "delivery": "zip"})
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert "client_secret" not in made and len(made["zip_password"]) == 24
+    archive = tmp_path / "credentials.zip"
+    archive.write_bytes(base64.b64decode(made["credentials_zip"]))
+    assert made["zip_password"].encode() not in archive.read_bytes()
+    wrong = subprocess.run(
+        ["7z", "x", "-y", "-pwrong-password", f"-o{tmp_path / 'w'}", str(archive)], capture_output=True
+    )
+    assert wrong.returncode != 0
+    out = tmp_path / "out"
+    subprocess.run(
+        ["7z", "x", "-y", f"-p{made['zip_password']}", f"-o{out}", str(archive)], check=True, capture_output=True
+    )
+    creds = json.loads((out / "credentials.json").read_text())
+    assert creds["client_id"] == made["client_id"]
+    assert api.token(creds["client_id"], creds["client_secret"])  # the secret in the zip works
+    problem(api.call(platform, "POST", "/apps", json={"name": "mp", "delivery": "carrier-pigeon"}), 422)

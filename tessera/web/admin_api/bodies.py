@@ -32,6 +32,9 @@ class CreateApp(Body):
     jwks: dict[str, object] | None = None
     #: a platform operator may name the owning organisation; an organisation's operator creates for its own
     org_id: str | None = Field(None, min_length=2, max_length=64)
+    #: ``zip``: the secret comes only inside an AES-256 encrypted zip (``credentials_zip``, base64)
+    #: with its password apart (``zip_password``), to be sent by two channels as MobilePay does
+    delivery: Literal["secret", "zip"] = "secret"
 
 
 class UpdateApp(Body):

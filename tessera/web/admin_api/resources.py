@@ -5,6 +5,7 @@ routes: the router and the OpenAPI document are both made from it."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from tessera.admin.apikeys import KeyInfo
 from tessera.admin.certificates import CertificateInfo, find_certificate
 from tessera.admin.certificates import certificate_p7b as p7b_of
 from tessera.admin.clients import DEFAULT_AUTH_METHODS, ClientInfo
+from tessera.admin.delivery import credentials_zip
 from tessera.admin.developers import invite_merchant_user
 from tessera.admin.merchants import (
     GrantedApp,
@@ -187,6 +189,11 @@ def create_app(call: Call) -> Answer:
         ),
     )
     info = ops.get_client(call.admin, registered.client_id)
+    if body.delivery == "zip" and registered.client_secret is not None:
+        archive, password = credentials_zip(registered.client_id, registered.client_secret)
+        return _app_answer(
+            call, info, 201, credentials_zip=base64.b64encode(archive).decode("ascii"), zip_password=password
+        )
     return _app_answer(call, info, 201, client_secret=registered.client_secret)
 
 
