@@ -8,6 +8,7 @@ naming the portal user."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -195,6 +196,17 @@ def test_an_integrator_sees_only_its_organisation(portal: Portal, tmp_path: Path
         a.post(f"/portal/apps/{client_id}/credentials", data={"csrf": token, "client_secret": "guess"}).status_code
         == 400
     )
+    # the same credentials as a password-locked zip, its password shown on the page (MobilePay's delivery)
+    zip_password = re.search(r'id="zip-password">([^<]+)<', created.text).group(1)
+    as_zip = {"csrf": token, "client_secret": secret, "format": "zip", "zip_password": zip_password}
+    archive = a.post(f"/portal/apps/{client_id}/credentials", data=as_zip)
+    assert archive.status_code == 200 and archive.headers["content-type"] == "application/zip"
+    (tmp_path / "c.zip").write_bytes(archive.content)
+    subprocess.run(["7z", "x", "-y", f"-p{zip_password}", f"-o{tmp_path / 'z'}", str(tmp_path / "c.zip")], check=True,
+                   capture_output=True)  # fmt: skip
+    assert json.loads((tmp_path / "z" / "credentials.json").read_text())["client_secret"] == secret
+    bad = {**as_zip, "zip_password": "short"}
+    assert a.post(f"/portal/apps/{client_id}/credentials", data=bad).status_code == 400
     key = tmp_path / "app.key"
     csr = tmp_path / "app.csr"
     subprocess.run(

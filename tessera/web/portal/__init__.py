@@ -40,6 +40,7 @@ from starlette.templating import Jinja2Templates
 
 from tessera import mail
 from tessera.admin import apikeys as keys_ops
+from tessera.admin import delivery
 from tessera.admin import developers as dev_ops
 from tessera.admin import merchants as merchant_ops
 from tessera.admin import portal_apps as apps
@@ -343,7 +344,9 @@ class Portal:
         assert s.org_id is not None
         uris = tuple(u.strip() for u in str(form.get("redirect_uris", "")).splitlines() if u.strip())
         created = await self.call(apps.create_org_app, s.org_id, str(form.get("name", "")), uris, actor=s.actor)
-        return self.page(request, "app_created.html", 201, s=s, csrf=s.csrf, created=created)
+        return self.page(
+            request, "app_created.html", 201, s=s, csrf=s.csrf, created=created, zip_password=delivery.new_password()
+        )
 
     async def credentials(self, request: Request) -> Response:
         """The credentials file of the page shown once: the secret posted back (never stored in
@@ -354,6 +357,16 @@ class Portal:
         secret = str(form.get("client_secret", ""))
         if not await self.call(apps.check_app_secret, s.org_id, client_id, secret):
             raise PortalError(400, "that is not the app's secret", reason="portal_bad_secret")
+        if form.get("format") == "zip":  # MobilePay's delivery: the zip, and its password shown on the page
+            password = str(form.get("zip_password", ""))
+            if len(password) != delivery.PASSWORD_LENGTH or set(password) - set(delivery.PASSWORD_ALPHABET):
+                raise PortalError(400, "that is not a password this page gave", reason="portal_bad_zip_password")
+            archive, _ = delivery.credentials_zip(client_id, secret, password=password)
+            return Response(
+                archive,
+                media_type="application/zip",
+                headers={**HEADERS, "Content-Disposition": f'attachment; filename="{client_id}-credentials.zip"'},
+            )
         body = json.dumps({"client_id": client_id, "client_secret": secret, "issuer": self.settings.issuer}, indent=2)
         return Response(
             body + "\n",
