@@ -17,13 +17,13 @@ from joserfc.errors import JoseError
 
 from tessera.jose.registry import norm_typ as _norm_typ
 from tessera.jose.registry import single_alg_registry
+from tessera.limits import MAX_TOKEN_BYTES
 from tessera.sdk.mtls import PeerCertificate, thumbprint
 from tessera.sdk.resource.errors import InsufficientScope, InvalidTokenError
 from tessera.sdk.resource.jwks import JWKSCache, KeySource, StaticKeys, VerificationKey
 
 __all__ = ["DEFAULT_ALGORITHMS", "MAX_TOKEN_BYTES", "AuthContext", "TokenVerifier"]
 
-MAX_TOKEN_BYTES = 16 * 1024
 DEFAULT_ALGORITHMS = ("ES256", "RS256", "EdDSA")
 _ALG_KTY = {
     "ES256": "EC",
