@@ -2,15 +2,17 @@
 
     .venv/bin/python bench/ab.py 11169fa=before HEAD=after                 # s1 native token, 1 worker
     .venv/bin/python bench/ab.py --rounds 5 --duration 8 A=x B=y C=z --json out.json
+    .venv/bin/python bench/ab.py --endpoints axept,mobilepay_vat,b2b_refresh 7fb378b=before HEAD=after
 
 Each COMMIT (anything ``git rev-parse`` takes; ``=LABEL`` names it) gets its own
 worktree in a temporary directory, and its own tessera started by *that commit's*
 ``bench/run.py`` harness (proxy mode, SQLite, ``--workers``). All servers run at once,
 idle while another is measured; the rounds alternate between them (warm-up, then
-``wrk -t2 -c32`` on ``POST /oauth2/token`` with client_secret_basic), so slow drift of a
-shared, noisy machine hits every commit alike. Reported per commit: the median over the
-rounds of requests per second and of server CPU microseconds per request (its process
-tree, from /proc). Everything runs on 127.0.0.1 and is stopped and removed at the end.
+``wrk -t2 -c32`` on ``POST /oauth2/token`` with client_secret_basic, or on each endpoint of
+``--endpoints``: ``ENDPOINTS``), so slow drift of a shared, noisy machine hits every commit
+alike. Reported per commit (and endpoint): the median over the rounds of requests per second
+and of server CPU microseconds per request (its process tree, from /proc). Everything runs
+on 127.0.0.1 and is stopped and removed at the end.
 """
 
 from __future__ import annotations
@@ -44,10 +46,36 @@ h.work = pathlib.Path({work!r})
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 with h.tessera("ab", workers={workers}) as (srv, fx):
     pathlib.Path({ready!r}).write_text(json.dumps({{"url": srv.url, "pid": srv.proc.pid,
-                                                   "client_id": fx.client_id, "secret": fx.secret}}))
+                                                   "client_id": fx.client_id, "secret": fx.secret,
+                                                   "axept": list(fx.axept), "vat": fx.vat,
+                                                   "cert_header": fx.cert_header}}))
     while True:
         time.sleep(1)
 """
+
+
+#: What ``--endpoints`` can load: name -> (path, Lua script, its arguments from the fixture).
+ENDPOINTS = {
+    "native": ("/oauth2/token", "token_basic.lua", lambda fx: [fx["client_id"], fx["secret"]]),
+    "nexi": (
+        "/softpos/appenrollment/token",
+        "token_basic.lua",
+        lambda fx: [fx["client_id"], fx["secret"], fx["cert_header"]],
+    ),
+    "axept": ("/axept/v1/authenticate", "axept.lua", lambda fx: [str(v) for v in fx["axept"]]),
+    "mobilepay": (
+        "/integrator-authentication/connect/token",
+        "mobilepay_vat.lua",
+        lambda fx: [fx["client_id"], fx["secret"], ""],
+    ),
+    "mobilepay_vat": (
+        "/integrator-authentication/connect/token",
+        "mobilepay_vat.lua",
+        lambda fx: [fx["client_id"], fx["secret"], fx["vat"]],
+    ),
+    "b2b_login": ("/b2binpay/token/", "b2b_login.lua", lambda fx: [fx["client_id"], fx["secret"]]),
+    "b2b_refresh": ("/b2binpay/token/", "b2b_refresh.lua", lambda fx: [fx["client_id"], fx["secret"]]),
+}
 
 
 def parse_wrk(text: str) -> tuple[int, float]:
@@ -107,16 +135,15 @@ def _start(
             time.sleep(0.3)
 
 
-def _measure(ready: Path, warmup: int, duration: int) -> dict[str, float]:
+def _measure(ready: Path, warmup: int, duration: int, endpoint: str = "native") -> dict[str, float]:
     """A warm-up, then a measured wrk run against one commit's server."""
     fx = json.loads(ready.read_text())
-    url = fx["url"] + "/oauth2/token"
-    base = ["wrk", "-t2", "-c32", "-s", str(BENCH / "lua" / "token_basic.lua")]
-    subprocess.run(base + [f"-d{warmup}s", url, "--", fx["client_id"], fx["secret"]], capture_output=True)
+    path, lua, args = ENDPOINTS[endpoint]
+    url = fx["url"] + path
+    base = ["wrk", "-t2", "-c32", "-s", str(BENCH / "lua" / lua)]
+    subprocess.run(base + [f"-d{warmup}s", url, "--", *args(fx)], capture_output=True)
     before = procacct.snapshot()
-    out = subprocess.run(
-        base + [f"-d{duration}s", url, "--", fx["client_id"], fx["secret"]], capture_output=True, text=True
-    ).stdout
+    out = subprocess.run(base + [f"-d{duration}s", url, "--", *args(fx)], capture_output=True, text=True).stdout
     cpu = procacct.diff(before, procacct.snapshot(), {"server": [fx["pid"]]}).groups["server"]
     requests, rps = parse_wrk(out)
     return {"rps": rps, "cpu_us_per_req": cpu / requests * 1e6}
@@ -144,25 +171,38 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=int, default=8, help="seconds per measured wrk run (default 8)")
     p.add_argument("--warmup", type=int, default=2, help="seconds of unrecorded wrk before each run (default 2)")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--endpoints", default="native", help=f"comma-separated, of: {', '.join(ENDPOINTS)} (default native)"
+    )
     p.add_argument("--json", help="write the rounds and medians here")
     args = p.parse_args(argv)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: run bench/run.sh (or apt-get install wrk)")
     specs = _resolve(args.commits)
+    endpoints = [e for e in args.endpoints.split(",") if e]
+    unknown = [e for e in endpoints if e not in ENDPOINTS]
+    if unknown or not endpoints:
+        raise SystemExit(f"unknown endpoint(s) {unknown}: choose among {', '.join(ENDPOINTS)}")
+
+    def key(label: str, endpoint: str) -> str:  # one endpoint: the label alone, as before
+        return label if len(endpoints) == 1 else f"{label} {endpoint}"
+
     tmp = Path(tempfile.mkdtemp(prefix="tessera-ab-"))
     servers: list[tuple[str, subprocess.Popen, Path]] = []
     trees: list[Path] = []
-    results: dict[str, list[dict[str, float]]] = {label: [] for _, label in specs}
+    results: dict[str, list[dict[str, float]]] = {key(label, e): [] for e in endpoints for _, label in specs}
     try:
         _start(tmp, specs, args.workers, servers, trees)
         for r in range(args.rounds):
-            for label, _proc, ready in servers:
-                row = _measure(ready, args.warmup, args.duration)
-                results[label].append(row)
-                print(
-                    f"round {r + 1}  {label:>16}: {row['rps']:8.0f} req/s  {row['cpu_us_per_req']:7.1f} µs/req",
-                    flush=True,
-                )
+            for endpoint in endpoints:
+                for label, _proc, ready in servers:
+                    row = _measure(ready, args.warmup, args.duration, endpoint)
+                    results[key(label, endpoint)].append(row)
+                    print(
+                        f"round {r + 1}  {key(label, endpoint):>30}: {row['rps']:8.0f} req/s  "
+                        f"{row['cpu_us_per_req']:7.1f} µs/req",
+                        flush=True,
+                    )
     finally:
         _stop(servers, trees, tmp)
     medians = {
@@ -171,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"medians of {args.rounds} round(s), {args.duration} s each, {args.workers} worker(s):")
     for label, m in medians.items():
-        print(f"  {label:>16}: {m['rps']:8.0f} req/s  {m['cpu_us_per_req']:7.1f} µs/req")
+        print(f"  {label:>30}: {m['rps']:8.0f} req/s  {m['cpu_us_per_req']:7.1f} µs/req")
     if args.json:
         Path(args.json).write_text(json.dumps({"rounds": results, "medians": medians}, indent=2))
     return 0

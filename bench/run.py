@@ -9,8 +9,8 @@ Scenarios (``--scenarios`` takes group names or ids, comma-separated; default: a
     s1     s1.native s1.nexi_proxy                        client_credentials, ES256, plain HTTP
     s2     s2.nexi_mtls s2.tls_new s2.tls_resume          real mutual TLS (embedded mode)
     s3     s3.par s3.par_nokid                            PAR, nested-JWE assertion pool (with kid; without, random key)
-    s4     s4.axept s4.mobilepay_vat
-    s5     s5.b2b_sqlite s5.b2b_pg                         login + refresh rotation
+    s4     s4.axept s4.mobilepay s4.mobilepay_vat
+    s5     s5.b2b_login s5.b2b_sqlite s5.b2b_pg           login alone; refresh rotation
     s6     s6.native_10k s6.nexi_10k s6.native_w2 s6.nexi_w2   growth: clients, workers
     s7     s7.sdk                                         SDK token cache (in process)
 

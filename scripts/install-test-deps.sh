@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests drive: a PostgreSQL server, the openssl and
-# curl CLIs, pgrep (procps), and headless Chromium with its driver. Idempotent: it
+# curl CLIs, pgrep (procps), headless Chromium with its driver, nginx, Redis, systemd's
+# systemd-analyze and 7z. Idempotent: it
 # installs nothing when they are already there. Needs root (or sudo) and Debian's
 # package archive; on a fresh Debian 12 as root (CI) no sudo is needed.
 #
@@ -37,6 +38,10 @@ command -v certutil >/dev/null || need+=(libnss3-tools)
 # tests/deploy: a real nginx in front of two instances sharing a Redis.
 { command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || need+=(nginx)
 { command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ]; } || need+=(redis-server)
+# tests/ops: `systemd-analyze verify` checks deploy/systemd/tessera.service; 7z opens the
+# AES-encrypted credentials zip (plain unzip cannot).
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v 7z >/dev/null || need+=(p7zip-full)
 
 installed_pg=false
 installed_services=()

@@ -27,6 +27,8 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from tessera.core.secrets import Peppers
+
 CONFIG_FILE = "tessera.toml"
 SECRETS_DIR = "secrets"
 
@@ -93,6 +95,15 @@ class Settings(BaseSettings):
     #: Written by ``tessera init`` in tessera.toml: HMAC-SHA256 of a fixed label under the pepper,
     #: so that a wrong (well-formed) pepper is refused at start-up. It reveals nothing of the pepper.
     pepper_check: str | None = None
+    #: Pepper rotation (docs/operations.md): the id of the current pepper (``pepper``) ...
+    pepper_id: int = Field(1, ge=1, le=999_999_999)
+    #: ... the earlier peppers still accepted for the hashes made under them, ``ID:VALUE[,ID:VALUE]``
+    #: (each VALUE base64url of 32 bytes) ...
+    old_peppers: str | None = None
+    #: ... each pepper's check value by id (``tessera pepper add`` records it; ``pepper_check`` is pepper 1's) ...
+    pepper_checks: dict[int, str] = Field(default_factory=dict)
+    #: ... and the ids retired (``tessera pepper retire``): never accepted again.
+    retired_peppers: list[int] = Field(default_factory=list)
 
     # --- profiles -------------------------------------------------------------------------
     nexi_prefix: str = "/softpos"
@@ -157,6 +168,9 @@ class Settings(BaseSettings):
     #: before it reads the database again. 0: revocation takes effect on the next request.
     revocation_cache_seconds: float = Field(0.0, ge=0, le=300)
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=10 * 1024 * 1024)
+    #: After a client secret's rotation (``tessera clients rotate-secret``, the admin API), the
+    #: previous secret stays valid this many seconds (0: the new one only, at once).
+    client_secret_overlap: int = Field(24 * 3600, ge=0, le=30 * 24 * 3600)
     log_level: str = "info"
     #: The profile routes found by one dictionary look-up instead of Starlette's scan of every
     #: route's pattern (tessera.web.routing.ExactDispatch): the same answers, byte for byte,
@@ -181,6 +195,24 @@ class Settings(BaseSettings):
     #: With Redis, how often (ms) a worker checks the revocation epoch before trusting its
     #: cache (``revocation_cache_seconds`` > 0): the bound on honouring a revocation.
     revocation_poll_ms: int = Field(100, ge=0, le=60_000)
+
+    # --- the portal and e-mail (docs/portal.md) ----------------------------------------------
+    #: The portal's public address (invitation links); default: the issuer + ``/portal``.
+    portal_url: str = ""
+    #: How long a portal session lasts from sign-in (seconds); signing out ends it at once.
+    portal_session_seconds: int = Field(8 * 3600, ge=60, le=7 * 86400)
+    #: How long an invitation link can be accepted (seconds).
+    portal_invitation_seconds: int = Field(7 * 86400, ge=300, le=30 * 86400)
+    #: The SMTP server that sends the invitations and the signed certificates; unset: the mail
+    #: is written to the log without its secrets (the CLI and the portal show the link instead).
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "tessera@localhost"
+    #: STARTTLS before authenticating (on by default; off only for a relay on the same host).
+    smtp_starttls: bool = True
+    smtp_timeout: float = Field(10.0, gt=0, le=120)
 
     @classmethod
     def settings_customise_sources(
@@ -238,6 +270,7 @@ class Settings(BaseSettings):
         if not self.issuer:
             self.issuer = f"https://{self.hostname}:{self.port}"
         self.issuer = self.issuer.rstrip("/")
+        self.portal_url = (self.portal_url or f"{self.issuer}/portal").rstrip("/")
         for name in ("kek", "pepper"):
             value = getattr(self, name)
             if value is not None:
@@ -277,6 +310,33 @@ class Settings(BaseSettings):
     def pepper_bytes(self) -> bytes:
         return self._secret("pepper")
 
+    def old_pepper_bytes(self) -> dict[int, bytes]:
+        """The earlier peppers still accepted, by id (``old_peppers``)."""
+        found: dict[int, bytes] = {}
+        for item in (self.old_peppers or "").split(","):
+            if not item.strip():
+                continue
+            pid, sep, value = item.strip().partition(":")
+            try:
+                raw = _b64(value) if sep and pid.isdigit() else b""
+            except (ValueError, binascii.Error):
+                raw = b""
+            if len(raw) != 32 or int(pid) < 1:
+                raise ConfigError("TESSERA_OLD_PEPPERS must be ID:VALUE[,ID:VALUE], each VALUE base64url of 32 bytes")
+            found[int(pid)] = raw
+        return found
+
+    def peppers(self) -> Peppers:
+        """The current pepper and the earlier ones (see ``tessera.core.secrets.Peppers``)."""
+        keys = self.old_pepper_bytes()
+        if self.pepper_id in keys:
+            raise ConfigError(f"TESSERA_OLD_PEPPERS names the current pepper's id ({self.pepper_id})")
+        for pid in keys:
+            if pid in self.retired_peppers:
+                raise ConfigError(f"pepper {pid} is retired (retired_peppers in {self.config_path}): remove it")
+        keys[self.pepper_id] = self.pepper_bytes()
+        return Peppers(self.pepper_id, keys)
+
     def _secret(self, name: str) -> bytes:
         value = getattr(self, name)
         if value:
@@ -292,14 +352,38 @@ class Settings(BaseSettings):
             raise ConfigError(f"{path} must hold base64url of exactly 32 bytes")
         return raw
 
+    def recorded_pepper_checks(self) -> dict[int, str]:
+        """Each pepper's recorded check value by id (pepper 1's is ``pepper_check``)."""
+        checks = dict(self.pepper_checks)
+        if self.pepper_check and 1 not in checks:
+            checks[1] = self.pepper_check
+        return {pid: v for pid, v in checks.items() if pid not in self.retired_peppers}
+
     def check_pepper(self) -> None:
-        """A wrong pepper is refused when the home records a check value (``tessera init``)."""
-        if self.pepper_check and not hmac.compare_digest(pepper_check_value(self.pepper_bytes()), self.pepper_check):
-            source = "TESSERA_PEPPER" if self.pepper else str(self.home / SECRETS_DIR / "pepper")
-            raise ConfigError(
-                f"the pepper ({source}) is not the one this home was created with "
-                f"(its check value in {self.config_path} does not match)"
-            )
+        """A wrong pepper is refused when the home records check values (``tessera init``,
+        ``tessera pepper add``): the current pepper and every earlier one configured must match
+        the value recorded for its id, and one must be recorded for each."""
+        checks = self.recorded_pepper_checks()
+        if not checks and not self.pepper_checks:
+            return  # a home made without a check value (before they existed)
+        current = self.pepper_bytes()
+        source = "TESSERA_PEPPER" if self.pepper else str(self.home / SECRETS_DIR / "pepper")
+        peppers = {**self.old_pepper_bytes(), self.pepper_id: current}
+        for pid, value in peppers.items():
+            name = source if pid == self.pepper_id else f"pepper {pid} of TESSERA_OLD_PEPPERS"
+            if pid in self.retired_peppers:
+                raise ConfigError(f"{name}: pepper {pid} is retired (retired_peppers in {self.config_path})")
+            expected = checks.get(pid)
+            if expected is None:
+                raise ConfigError(
+                    f"{name}: no check value is recorded for pepper {pid} in {self.config_path} "
+                    "(record a new pepper with `tessera pepper add`)"
+                )
+            if not hmac.compare_digest(pepper_check_value(value), expected):
+                raise ConfigError(
+                    f"the pepper ({name}) is not pepper {pid} of this home "
+                    f"(its check value in {self.config_path} does not match)"
+                )
 
     def secrets_from_files(self) -> list[str]:
         """The secrets read from files in the home: each is a development-only convenience."""

@@ -9,6 +9,12 @@ each step:
     axept         key → authenticate
     mobilepay     grant → token with merchant_vat
     b2binpay      login (meta.sign checked) → refresh rotation
+
+Each profile is called at its paths as the home's settings give them (``nexi_prefix``,
+``axept_prefix``, ``mobilepay_prefix``, ``b2binpay_prefix``): a ``tessera serve`` with its
+defaults, or a ``tessera sandbox`` home (the providers' own paths, recorded in its
+tessera.toml). A step that fails stops the demo with ``DemoFailed``: one line naming the step
+and what the server answered, never a traceback.
 """
 
 from __future__ import annotations
@@ -34,6 +40,24 @@ from tessera.sdk.nexi import NexiSoftPOSClient
 from tessera.sdk.pkce import make_pkce
 
 REDIRECT_URI = "https://demo.tessera.invalid/callback"
+
+
+class DemoFailed(Exception):
+    """A step of the demo failed: ``step`` and what happened, in one line."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"{step}: {message}")
+        self.step = step
+
+
+def _why(e: Exception) -> str:
+    """What went wrong, in one line, from the HTTP, TLS or SDK error raised by a step."""
+    if isinstance(e, httpx.HTTPStatusError):
+        body = e.response.text.strip().replace("\n", " ")[:200]
+        return f"{e.request.method} {e.request.url} answered {e.response.status_code}: {body}"
+    if isinstance(e, httpx.TransportError):
+        return f"cannot reach {e.request.url if e.request else 'the server'}: {type(e).__name__}: {e}"
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]
 
 
 def _short(token: str) -> str:
@@ -69,15 +93,35 @@ def run_demo(settings: Settings, url: str, *, say: Say = print) -> dict[str, Any
             f"POS {actors.pos}, TIDs {'/'.join(actors.tids)}"
         )
         with tempfile.TemporaryDirectory(prefix="tessera-demo-") as tmp:
-            result["nexi-softpos"] = _nexi(admin, url, verify, actors, Path(tmp), say)
-        result["axept"] = _axept(admin, url, verify, actors.merchant_id, say)
-        result["mobilepay"] = _mobilepay(url, verify, actors.client_id, actors.secret, actors.vat, say)
-        result["b2binpay"] = _b2binpay(url, verify, actors.client_id, actors.secret, say)
+            result["nexi-softpos"] = _step("nexi-softpos", _nexi, admin, url, verify, actors, Path(tmp), say)
+        result["axept"] = _step("axept", _axept, admin, url, verify, actors.merchant_id, say)
+        result["mobilepay"] = _step(
+            "mobilepay",
+            _mobilepay,
+            url + settings.mobilepay_prefix,
+            verify,
+            actors.client_id,
+            actors.secret,
+            actors.vat,
+            say,
+        )
+        result["b2binpay"] = _step(
+            "b2binpay", _b2binpay, url + settings.b2binpay_prefix, verify, actors.client_id, actors.secret, say
+        )
         say("[bold green]all flows completed[/]")
         result["ok"] = True
         return result
     finally:
         admin.store.close()
+
+
+def _step(name: str, flow: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    try:
+        return flow(*args)
+    except DemoFailed:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever a step raised (HTTP, TLS, the SDK's errors): one line
+        raise DemoFailed(name, _why(e)) from None
 
 
 def _register(admin: ops.Admin) -> _Actors:
@@ -148,7 +192,7 @@ def _nexi(admin: ops.Admin, url: str, verify: ssl.SSLContext, actors: _Actors, t
                 },
             )
         if login.status_code != 303:
-            raise RuntimeError(f"login answered {login.status_code}, expected 303")
+            raise RuntimeError(f"the login answered {login.status_code}, expected 303")
         query = parse_qs(urlsplit(login.headers["location"]).query)
         code = query["code"][0]
         if query.get("state", [None])[0] != state:
@@ -181,7 +225,7 @@ def _axept(admin: ops.Admin, url: str, verify: ssl.SSLContext, mid: int, say: Sa
 def _mobilepay(url: str, verify: ssl.SSLContext, client_id: str, secret: str, vat: str, say: Say) -> dict[str, Any]:
     say("[bold]mobilepay[/]")
     r = httpx.post(
-        f"{url}/integrator-authentication/connect/token",
+        f"{url}/connect/token",
         auth=(client_id, secret),
         data={"grant_type": "client_credentials", "merchant_vat": vat},
         verify=verify,
@@ -200,7 +244,7 @@ def _b2binpay(url: str, verify: ssl.SSLContext, login: str, password: str, say: 
     say("[bold]b2binpay[/]")
     headers = {"Content-Type": "application/vnd.api+json"}
     body = {"data": {"type": "auth-token", "attributes": {"login": login, "password": password}}}
-    r = httpx.post(f"{url}/b2binpay/token/", json=body, headers=headers, verify=verify, timeout=10)
+    r = httpx.post(f"{url}/token/", json=body, headers=headers, verify=verify, timeout=10)
     r.raise_for_status()
     doc = r.json()
     attrs, meta = doc["data"]["attributes"], doc["meta"]
@@ -213,7 +257,7 @@ def _b2binpay(url: str, verify: ssl.SSLContext, login: str, password: str, say: 
         "meta.sign verified"
     )
     r = httpx.post(
-        f"{url}/b2binpay/token/refresh/",
+        f"{url}/token/refresh/",
         json={"data": {"type": "auth-token", "attributes": {"refresh": attrs["refresh"]}}},
         headers=headers,
         verify=verify,

@@ -234,7 +234,7 @@ def build_core(settings: Settings, store: Store) -> Core:
         config=core_config(settings),
         store=store,
         keys=KeyRing(store, settings.kek_bytes()),
-        pepper=settings.pepper_bytes(),
+        pepper=settings.peppers(),
         capabilities=Capabilities.of(store),
     )
 

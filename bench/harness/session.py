@@ -96,9 +96,11 @@ class Harness:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(data, indent=2) + "\n")
         log(f"== results: {out}")
-        if finished and not self.args.no_report:
-            from bench import report  # matplotlib: only when a report is written
+        from bench import report  # matplotlib is imported only to draw the chart
 
+        log("== targets (tessera one worker against node-oidc-provider in this run):")
+        report.print_targets(json.loads(json.dumps(data)))
+        if finished and not self.args.no_report:
             report.write_all(data, results_json=out)
 
     def meta(self) -> dict[str, Any]:

@@ -1,11 +1,11 @@
 """The scenario groups, one module each, every scenario declared as data (``spec.Scenario``):
 
     peers  peer.node_jwt peer.authlib_w1 peer.authlib_w2   (peers.py)
-    s1     s1.native s1.nexi_proxy                        (s1_tokens.py; its server also runs s4 and s5.b2b_sqlite)
+    s1     s1.native s1.nexi_proxy                        (s1_tokens.py; its server also runs s4 and s5 on SQLite)
     s2     s2.nexi_mtls s2.tls_new s2.tls_resume          (s2_mtls.py)
     s3     s3.par s3.par_nokid                            (s3_par.py)
-    s4     s4.axept s4.mobilepay_vat                      (s4_profiles.py)
-    s5     s5.b2b_sqlite s5.b2b_pg                        (s5_b2b.py)
+    s4     s4.axept s4.mobilepay s4.mobilepay_vat     (s4_profiles.py)
+    s5     s5.b2b_login s5.b2b_sqlite s5.b2b_pg       (s5_b2b.py)
     s6     s6.native_10k s6.nexi_10k s6.native_w2 s6.nexi_w2   (s6_growth.py)
     s7     s7.sdk                                         (s7_sdk.py)
 

@@ -1,6 +1,6 @@
 """s1: client_credentials tokens, ES256, plain HTTP (proxy mode): the native token endpoint
-and Nexi's token with the certificate in a header. Its server also carries s4 and
-s5.b2b_sqlite (``run_base``: one server, 1 worker, SQLite, 10 clients)."""
+and Nexi's token with the certificate in a header. Its server also carries s4,
+s5.b2b_login and s5.b2b_sqlite (``run_base``: one server, 1 worker, SQLite, 10 clients)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def token_scenarios(
 
 def run_base(h: Harness) -> None:
     """s1 (native, Nexi proxy), s4 (axept, MobilePay), s5 B2BINPAY on SQLite: one server."""
-    ids = [NATIVE.id, NEXI.id, *(s.id for s in s4_profiles.SCENARIOS), s5_b2b.SQLITE.id]
+    ids = [NATIVE.id, NEXI.id, *(s.id for s in s4_profiles.SCENARIOS), s5_b2b.LOGIN.id, s5_b2b.SQLITE.id]
     if not h.want(*ids):
         return
     log("== s1/s4/s5: tessera, proxy mode, 1 worker, SQLite, 10 clients")
@@ -97,7 +97,11 @@ def run_base(h: Harness) -> None:
         )
         if h.want(s4_profiles.AXEPT.id):
             s4_profiles.axept(h, srv, fx, config)
+        if h.want(s4_profiles.MOBILEPAY_PLAIN.id):
+            s4_profiles.mobilepay_vat(h, srv, fx, config, vat=False)
         if h.want(s4_profiles.MOBILEPAY.id):
             s4_profiles.mobilepay_vat(h, srv, fx, config)
+        if h.want(s5_b2b.LOGIN.id):
+            s5_b2b.login(h, srv, fx, config)
         if h.want(s5_b2b.SQLITE.id):
             s5_b2b.b2b(h, s5_b2b.SQLITE.id, srv, fx, config, extra_groups=None)

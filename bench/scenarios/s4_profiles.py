@@ -1,5 +1,5 @@
-"""s4: the profiles' own token calls: axept (API key, JSON) and MobilePay with merchant_vat
-(on s1's server, see ``s1_tokens.run_base``)."""
+"""s4: the profiles' own token calls: axept (API key, JSON) and MobilePay without and with
+merchant_vat (on s1's server, see ``s1_tokens.run_base``)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,13 @@ MOBILEPAY = Scenario(
     "mobilepay_vat.lua",
     "POST /integrator-authentication/connect/token",
 )
-SCENARIOS = (AXEPT, MOBILEPAY)
+MOBILEPAY_PLAIN = Scenario(
+    "s4.mobilepay",
+    "MobilePay token without merchant_vat",
+    "mobilepay_vat.lua",
+    "POST /integrator-authentication/connect/token",
+)
+SCENARIOS = (AXEPT, MOBILEPAY_PLAIN, MOBILEPAY)
 
 
 def axept(h: Harness, srv: Any, fx: Fixture, config: dict[str, Any]) -> None:
@@ -42,26 +48,29 @@ def axept(h: Harness, srv: Any, fx: Fixture, config: dict[str, Any]) -> None:
     )
 
 
-def mobilepay_vat(h: Harness, srv: Any, fx: Fixture, config: dict[str, Any]) -> None:
+def mobilepay_vat(h: Harness, srv: Any, fx: Fixture, config: dict[str, Any], *, vat: bool = True) -> None:
+    """MobilePay's token with ``merchant_vat`` (``s4.mobilepay_vat``), or without (``s4.mobilepay``)."""
+    scenario = MOBILEPAY if vat else MOBILEPAY_PLAIN
     url = f"{srv.url}/integrator-authentication/connect/token"
+    body = "grant_type=client_credentials" + (f"&merchant_vat={fx.vat}" if vat else "")
     r = probe(
         "POST",
         url,
-        content=f"grant_type=client_credentials&merchant_vat={fx.vat}".encode(),
+        content=body.encode(),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         auth=(fx.client_id, fx.secret),
     )
     if r.status_code != 200:
         raise RuntimeError(f"MobilePay probe answered {r.status_code}: {r.text[:200]}")
     h.measure(
-        MOBILEPAY.id,
-        MOBILEPAY.title,
+        scenario.id,
+        scenario.title,
         url,
-        MOBILEPAY.lua or "",
-        [fx.client_id, fx.secret, fx.vat],
+        scenario.lua or "",
+        [fx.client_id, fx.secret, fx.vat if vat else ""],
         target="tessera",
         server=[srv.proc.pid],
         port=srv.port,
         config=config,
-        endpoint=MOBILEPAY.endpoint,
+        endpoint=scenario.endpoint,
     )

@@ -1,5 +1,6 @@
-"""s5: B2BINPAY login + strict refresh rotation, on SQLite (on s1's server) and on a durable
-throwaway PostgreSQL cluster (``run_pg``)."""
+"""s5: B2BINPAY: the login alone (``s5.b2b_login``), and strict refresh rotation (after one
+login per connection), on SQLite (on s1's server) and on a durable throwaway PostgreSQL
+cluster (``run_pg``)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,15 @@ if TYPE_CHECKING:
 GROUP = "s5"
 SQLITE = Scenario(
     "s5.b2b_sqlite",
-    "B2BINPAY login + refresh rotation, SQLite",
+    "B2BINPAY refresh rotation (after a login per connection), SQLite",
     "b2b_refresh.lua",
     "POST /b2binpay/token/ + /token/refresh/",
 )
 PG = Scenario(
     "s5.b2b_pg", "B2BINPAY refresh rotation, PostgreSQL", "b2b_refresh.lua", "POST /b2binpay/token/ + /token/refresh/"
 )
-SCENARIOS = (SQLITE, PG)
+LOGIN = Scenario("s5.b2b_login", "B2BINPAY login, SQLite", "b2b_login.lua", "POST /b2binpay/token/")
+SCENARIOS = (LOGIN, SQLITE, PG)
 #: On PostgreSQL: one worker per core; each keeps several round trips in flight through its
 #: database thread pool (tessera.web.dbcall). Measured on 2 cores: 2 workers beat 3 or 4.
 B2B_PG_WORKERS = int(os.environ.get("TESSERA_BENCH_B2B_PG_WORKERS", "2"))
@@ -41,7 +43,7 @@ def b2b(
     db = "PostgreSQL" if config["db"] == "postgresql" else "SQLite"
     h.measure(
         sid,
-        f"B2BINPAY login + refresh rotation, {db}",
+        f"B2BINPAY refresh rotation (after a login per connection), {db}",
         url,
         SQLITE.lua or "",
         [fx.client_id, fx.secret],
@@ -51,6 +53,23 @@ def b2b(
         config=config,
         extra_groups=extra_groups,
         endpoint=SQLITE.endpoint,
+    )
+
+
+def login(h: Harness, srv: Any, fx: Fixture, config: dict[str, Any]) -> None:
+    """The login alone: every request a new refresh family (its two artefacts written)."""
+    url = f"{srv.url}/b2binpay/token/"
+    h.measure(
+        LOGIN.id,
+        LOGIN.title,
+        url,
+        LOGIN.lua or "",
+        [fx.client_id, fx.secret],
+        target="tessera",
+        server=[srv.proc.pid],
+        port=srv.port,
+        config=config,
+        endpoint=LOGIN.endpoint,
     )
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tessera.admin.context import Admin
-from tessera.admin.errors import ConfirmationRequired, Conflict, NotFound
+from tessera.admin.errors import ConfirmationRequired, Conflict, Invalid, NotFound
+from tessera.admin.fixed import check_secret
 from tessera.core import apikeys
 from tessera.core.models import ApiKey
 from tessera.core.ports import Conflict as StoreConflict
@@ -33,10 +34,12 @@ class KeyInfo:
     enabled: bool
     created_at: int
     disabled_at: int | None
+    #: When the key last got a token (to the minute: see ``tessera.core.key_usage``); None: never.
+    last_used_at: int | None = None
 
     @classmethod
     def of(cls, k: ApiKey) -> KeyInfo:
-        return cls(k.merchant_id, k.key_id, k.enabled, k.created_at, k.disabled_at)
+        return cls(k.merchant_id, k.key_id, k.enabled, k.created_at, k.disabled_at, k.last_used_at)
 
 
 def _merchant_exists(admin: Admin, merchant_id: int) -> None:
@@ -44,15 +47,26 @@ def _merchant_exists(admin: Admin, merchant_id: int) -> None:
         raise NotFound(f"no merchant {merchant_id}")
 
 
-def create_key(admin: Admin, merchant_id: int) -> CreatedKey:
+def create_key(admin: Admin, merchant_id: int, *, key_id: int | None = None, value: str | None = None) -> CreatedKey:
+    """A new enabled key with the merchant's next key id. ``key_id``: the id the caller expects
+    (a sandbox's fixtures): refused unless it is that next id (ids are given in order, from 1).
+    ``value``: a fixed key value instead of a generated one (``tessera.admin.fixed``: staging
+    homes only), stored as an HMAC as usual."""
     _merchant_exists(admin, merchant_id)
+    if value is not None:
+        check_secret(admin, value, field="key")
+    if key_id is not None:
+        expected = max((k.key_id for k in admin.store.list_api_keys(merchant_id)), default=0) + 1
+        if key_id != expected:
+            raise Invalid(f"must be {expected}: a merchant's key ids are given in order, from 1", field="key_id")
     try:
         record, value = apikeys.create_key(
             admin.store,
-            admin.settings.pepper_bytes(),
+            admin.settings.peppers(),
             merchant_id,
             admin.now(),
             max_enabled=admin.settings.axept_max_enabled_keys,
+            value=value,
         )
     except StoreConflict as e:
         raise Conflict(str(e)) from None

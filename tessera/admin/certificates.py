@@ -111,3 +111,29 @@ def get_certificate(admin: Admin, serial: str) -> CertificateInfo:
         if (cert.serial.lower().lstrip("0") or "0") == wanted:
             return cert
     raise NotFound(f"no certificate with serial {serial}")
+
+
+# --- one certificate by serial, and its downloads (the admin API) -------------------------------------------
+
+
+def find_certificate(admin: Admin, serial: str) -> CertificateInfo:
+    """One certificate by its serial (hex, with or without ``0x`` and leading zeros), by one
+    look-up (``get_certificate`` reads every client's)."""
+    if not serial or len(serial) > 66 or any(ch not in "0123456789abcdefABCDEFxX" for ch in serial):
+        raise NotFound(f"no certificate with serial {serial[:66]}")
+    record = admin.store.certificate_by_serial(serial)
+    if record is None:
+        raise NotFound(f"no certificate with serial {serial}")
+    return CertificateInfo.of(record)
+
+
+def certificate_p7b(cert: CertificateInfo, *, der: bool = False) -> bytes:
+    """The certificate as a certs-only PKCS#7 (``.p7b``), as the provider delivers it: PEM
+    (``-----BEGIN PKCS7-----``) or DER; ``openssl pkcs7 [-inform DER] -print_certs -in`` reads it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    parsed = x509.load_pem_x509_certificate(cert.pem.encode())
+    encoding = serialization.Encoding.DER if der else serialization.Encoding.PEM
+    return pkcs7.serialize_certificates([parsed], encoding)

@@ -49,3 +49,9 @@ class NoHome(AdminError):
     """There is no tessera home (``tessera init`` was not run there)."""
 
     code = "no_home"
+
+
+class Stale(AdminError):
+    """The resource changed since the caller read it (the admin API's ``If-Match``): read it again."""
+
+    code = "stale"

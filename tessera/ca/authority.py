@@ -92,9 +92,15 @@ class CertificateAuthority:
 
     @classmethod
     def load(cls, cert_pem: bytes, key_pem: bytes, password: bytes | None = None) -> CertificateAuthority:
-        """Load a CA from its PEM certificate and PEM (PKCS#8 or traditional) key."""
-        cert = x509.load_pem_x509_certificate(cert_pem)
+        """Load a CA from its PEM certificate and PEM (PKCS#8 or traditional) key.
+
+        ``cert_pem`` may be a bundle (several CA certificates, as ``ca.pem`` is while a new CA
+        and the old one are both trusted, see :mod:`tessera.ca.bundle`): the certificate of
+        ``key_pem``'s key is the one loaded."""
         key = serialization.load_pem_private_key(key_pem, password=password)
+        certs = x509.load_pem_x509_certificates(cert_pem)
+        mine = [c for c in certs if _public_der(c.public_key()) == _public_der(key.public_key())]
+        cert = mine[0] if mine else certs[0]  # none: __init__ refuses the pair
         try:
             bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
         except x509.ExtensionNotFound:

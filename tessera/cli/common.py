@@ -38,6 +38,7 @@ FLAGS = {
     "use": "--use",
     "limit": "--limit",
     "name": "--name",
+    "org_id": "--org",
     "validity_days": "--validity-days",
 }
 

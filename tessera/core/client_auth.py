@@ -122,6 +122,10 @@ class ClientAuthRequest:
     assertion: str | None = None
     peer: PeerCert | None = None
     api_key: ApiKeyCredentials | None = None
+    #: The client and the certificate bound to it that the caller has already checked for this
+    #: request (the Nexi PAR: the Bearer token's client, over its certificate): the assertion's
+    #: authenticator takes them as they are instead of looking them up a second time.
+    holder: AuthenticatedClient | None = None
 
     @property
     def has_assertion(self) -> bool:
@@ -219,8 +223,18 @@ def _nexi_nested_jwe(core: Core, req: ClientAuthRequest) -> Authenticated:
     """The Nexi PAR assertion of ``credentials.client_id``, over mTLS with a certificate bound to
     it. The claims are checked (RFC 7523 §3 with the Nexi rules) but the ``jti`` is left for
     the caller to claim, together with what it stores (``assertions.claim_jti(then_put=…)``)."""
-    client = _active(core, req.credentials.client_id)
-    cert = bound_certificate(core, client, req.peer)
+    holder = req.holder
+    if (
+        holder is not None
+        and holder.certificate is not None
+        and req.peer is not None
+        and holder.client.client_id == req.credentials.client_id
+        and holder.certificate.thumbprint == req.peer.thumbprint
+    ):  # checked by the caller a moment ago (active, certificate bound and usable)
+        client, cert = holder.client, holder.certificate
+    else:
+        client = _active(core, req.credentials.client_id)
+        cert = bound_certificate(core, client, req.peer)
     verified = assertions.open_nested_assertion(core, client, req.assertion, preferred_thumbprint=cert.thumbprint)
     assertions.check_assertion_claims(
         core, client, verified.claims, audience=core.config.issuer, rules=assertions.AssertionRules.nexi(core.config)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from tessera.core.context import REPEATED_EVENT_SECONDS, Core
 from tessera.core.models import CertificateRecord, Client
-from tessera.core.secrets import verify_secret
+from tessera.core.secrets import hash_secret, needs_rehash, verify_secret
 from tessera.errors import InvalidClient
 
 
@@ -36,17 +36,39 @@ def authenticate_secret(core: Core, creds: ClientCredentials) -> Client:
     """The client whose secret was presented, or ``InvalidClient``.
 
     The same answer for an unknown client, a wrong secret and a revoked client, and
-    the same work (one HMAC) for each.
+    the same work (one HMAC) for each. While a rotated secret's overlap lasts
+    (``Client.previous_valid_until``), the previous secret is accepted as well (a second
+    HMAC comparison, for that client only); after it, only the new one.
     """
     client = core.client(creds.client_id) if creds.client_id else None
-    ok = verify_secret(creds.client_secret, client.secret_hash if client else None, core.pepper)
+    ok = current = verify_secret(creds.client_secret, client.secret_hash if client else None, core.pepper)
+    previous = client.previous_secret(core.now()) if client is not None and not ok else None
+    if previous is not None:  # a rotation's overlap (tessera.admin.clients.rotate_secret): the old one too
+        ok = verify_secret(creds.client_secret, previous, core.pepper)
     if client is None or not ok:
         raise InvalidClient("client authentication failed", reason="bad_client_credentials")
     if not client.active:
         raise InvalidClient("client authentication failed", reason="client_revoked")
     if creds.method not in client.auth_methods:
         raise InvalidClient(f"{creds.method} is not allowed for this client", reason="auth_method_not_allowed")
+    # Only the current secret is stored again: the previous one of an overlap must never replace it.
+    if current and client.secret_hash and creds.client_secret and needs_rehash(client.secret_hash, core.pepper):
+        rehash_client_secret(core, client, creds.client_secret)
     return client
+
+
+def rehash_client_secret(core: Core, client: Client, secret: str) -> None:
+    """Store the secret that just verified again under the current pepper (pepper rotation:
+    ``tessera pepper``). A failure is harmless: the old hash keeps verifying while its pepper
+    is configured, and the next use tries again."""
+    store = core.caps.rehash
+    if store is None or client.secret_hash is None:
+        return
+    try:
+        if store.rehash_client_secret(client.client_id, client.secret_hash, hash_secret(secret, core.pepper)):
+            core.forget_client(client.client_id)
+    except Exception:  # noqa: BLE001 - never fail an authentication that succeeded
+        return
 
 
 def bound_certificate(core: Core, client: Client, peer: PeerCert | None) -> CertificateRecord:

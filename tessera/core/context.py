@@ -14,9 +14,10 @@ from dataclasses import InitVar, dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 from tessera.core.keys import KeyRing
-from tessera.core.models import CertificateRecord, Client, MerchantUser, Terminal
+from tessera.core.models import ApiKey, CertificateRecord, Client, Merchant, MerchantUser, Terminal
 from tessera.core.ports import Capabilities, ChangeNotices, Store
 from tessera.core.profiles import ProfileSeal, default_audiences, default_issuers
+from tessera.core.secrets import PepperLike
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -115,7 +116,8 @@ class Core:
     config: CoreConfig
     store: Store
     keys: KeyRing
-    pepper: bytes
+    #: the HMAC pepper(s) of machine credentials (``tessera.core.secrets.Peppers``, or one key)
+    pepper: PepperLike
     clock: Callable[[], float] = time.time
     #: The store's optional capabilities; None: found from the store (``Capabilities.of``).
     capabilities: InitVar[Capabilities | None] = None
@@ -131,8 +133,9 @@ class Core:
 
     def __post_init__(self, capabilities: Capabilities | None) -> None:
         self.caps = capabilities if capabilities is not None else Capabilities.of(self.store)
-        # Clients, certificates and the enrollment data (terminals, grants, users, username
-        # bindings) are cached per worker when the store announces their changes: exactly
+        # Clients, certificates, the enrollment data (terminals, grants, users, username
+        # bindings), merchants by VAT number and axept API keys are cached per worker when the
+        # store announces their changes: exactly
         # (SQLite's notice file, PostgreSQL LISTEN/NOTIFY: a revocation is honoured on the next
         # request, with no database read for them while nothing changes; see
         # tessera.storage.notices), or by polling a Redis epoch within
@@ -154,6 +157,8 @@ class Core:
         self._bindings: _TTLCache[tuple[str, str], tuple[str | None, str | None]] = _TTLCache(
             ttl, lambda key: store.bindings(*key)
         )
+        self._merchants_by_vat: _TTLCache[str, Merchant | None] = _TTLCache(ttl, store.get_merchant_by_vat)
+        self._api_keys: _TTLCache[tuple[int, int], ApiKey | None] = _TTLCache(ttl, lambda key: store.get_api_key(*key))
         self._caches: tuple[_TTLCache[Any, Any], ...] = (
             self._clients,
             self._certs,
@@ -162,6 +167,8 @@ class Core:
             self._grants,
             self._users,
             self._bindings,
+            self._merchants_by_vat,
+            self._api_keys,
         )
         self._notices: ChangeNotices | None = notices if ttl > 0 else None
 
@@ -171,6 +178,10 @@ class Core:
     def client(self, client_id: str) -> Client | None:
         self.heed_notices()
         return self._clients.get(client_id)
+
+    def forget_client(self, client_id: str) -> None:
+        """Drop this worker's cached copy of a client it has just changed itself."""
+        self._clients.invalidate(client_id)
 
     def certificate(self, thumbprint: str) -> CertificateRecord | None:
         self.heed_notices()
@@ -198,6 +209,18 @@ class Core:
         self.heed_notices()
         return self._bindings.get((username, tid))
 
+    def merchant_by_vat(self, vat: str) -> Merchant | None:
+        """As ``Store.get_merchant_by_vat``, cached (an unknown VAT number too: a merchant created
+        later is announced like any other change)."""
+        self.heed_notices()
+        return self._merchants_by_vat.get(vat)
+
+    def api_key(self, merchant_id: int, key_id: int) -> ApiKey | None:
+        """As ``Store.get_api_key``, cached: a key disabled (or created) is announced, and honoured
+        on the next request exactly as a revoked client is."""
+        self.heed_notices()
+        return self._api_keys.get((merchant_id, key_id))
+
     def watch(self, cache: _TTLCache[Any, Any]) -> None:
         """Drop ``cache`` with the others whenever a change is announced."""
         self._caches = (*self._caches, cache)
@@ -214,6 +237,12 @@ class Core:
         if self._notices is not None and self._notices.changed():
             for cache in self._caches:
                 cache.invalidate()
+
+    def drop_caches(self) -> None:
+        """Forget every cached entry now: this process changed what they hold (the admin API
+        after a write), and sees it on its next request without waiting for the notice."""
+        for cache in self._caches:
+            cache.invalidate()
 
     def event(self, kind: str, client_id: str | None, *, once_per: int = 0, **detail: Any) -> None:
         """Record a security event (family revocation, replayed jti, revoked certificate used, ...).

@@ -34,3 +34,8 @@ class Kind(StrEnum):
     REFRESH_FAMILY = "refresh_family"
     #: The turn of the scheduled purge (one record, claimed atomically by one process).
     PURGE_TURN = "purge_turn"
+    #: An admin API create's ``Idempotency-Key`` and its sealed answer (tessera.admin.idempotency).
+    ADMIN_IDEMPOTENCY = "admin_idempotency"
+    #: A portal session (the SHA-256 of its cookie) and a portal invitation (of its token).
+    PORTAL_SESSION = "portal_session"
+    PORTAL_INVITATION = "portal_invitation"

@@ -22,10 +22,31 @@ class Client:
     jwks: dict[str, Any] | None = None
     status: str = "active"  # "active" | "revoked"
     created_at: int = 0
+    #: The organisation (an integrator company) that owns the app; None: the platform's own.
+    org_id: str | None = None
+    #: The secret replaced by the last rotation (its HMAC), still accepted until
+    #: ``previous_valid_until`` (``tessera.admin.clients.rotate_secret``); None: no overlap.
+    previous_secret_hash: str | None = None
+    previous_valid_until: int | None = None
 
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    def previous_secret(self, now: int) -> str | None:
+        """The previous secret's HMAC while its overlap lasts (``now`` before its end), else None."""
+        if self.previous_secret_hash is None or self.previous_valid_until is None:
+            return None
+        return self.previous_secret_hash if now < self.previous_valid_until else None
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """An integrator company: it owns apps; its developers see only its own (portal, admin API)."""
+
+    org_id: str
+    name: str
+    created_at: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,3 +148,30 @@ class ApiKey:
     enabled: bool
     created_at: int
     disabled_at: int | None = None
+    #: When the key last got a token (recorded at most once a minute per key and worker).
+    last_used_at: int | None = None
+
+
+@dataclass(frozen=True)
+class Developer:
+    """An integrator's developer account (the portal): one e-mail, one organisation. Invited
+    first (no password, no TOTP), ``active`` once the invitation is accepted; ``disabled`` by
+    an operator. The TOTP secret is sealed under the KEK; ``totp_last_step`` is the last time
+    step whose code was accepted (a code is never accepted twice)."""
+
+    email: str
+    org_id: str
+    status: str = "invited"  # "invited" | "active" | "disabled"
+    password_hash: str | None = None  # argon2id
+    totp_sealed: str | None = None
+    totp_last_step: int = 0
+    created_at: int = 0
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A merchant's grant of access to an app (MobilePay: the merchant grants an integrator)."""
+
+    merchant_id: int
+    client_id: str
+    created_at: int = 0

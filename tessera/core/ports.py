@@ -30,9 +30,12 @@ from tessera.core.models import (
     Artifact,
     CertificateRecord,
     Client,
+    Developer,
     Enrollment,
+    Grant,
     Merchant,
     MerchantUser,
+    Organisation,
     SecurityEvent,
     StoredKey,
     Terminal,
@@ -99,6 +102,21 @@ class ClientDirectory(Protocol):
     def get_client(self, client_id: str) -> Client | None: ...
     def list_clients(self) -> list[Client]: ...
     def set_client_status(self, client_id: str, status: str) -> bool: ...
+
+
+@runtime_checkable
+class OrganisationDirectory(Protocol):
+    """Organisations (integrator companies) and the apps each owns (``Client.org_id``)."""
+
+    def create_organisation(self, org: Organisation) -> None:
+        """``Conflict`` if the id exists."""
+        ...
+
+    def get_organisation(self, org_id: str) -> Organisation | None: ...
+    def list_organisations(self) -> list[Organisation]: ...
+    def clients_of(self, org_id: str) -> list[Client]:
+        """The clients the organisation owns, oldest first."""
+        ...
 
 
 @runtime_checkable
@@ -245,9 +263,122 @@ class EventLog(Protocol):
         ...
 
 
+# --- the portal's roles (developer accounts; the merchant side of the portal) ------------------
+
+
+@runtime_checkable
+class DeveloperDirectory(Protocol):
+    """The integrators' developer accounts (``Developer``), by e-mail (stored lower-case)."""
+
+    def create_developer(self, dev: Developer) -> None:
+        """``Conflict`` if the e-mail exists or the organisation is unknown."""
+        ...
+
+    def get_developer(self, email: str) -> Developer | None: ...
+    def list_developers(self, org_id: str) -> list[Developer]:
+        """The organisation's developers, oldest first."""
+        ...
+
+    def activate_developer(self, email: str, password_hash: str, totp_sealed: str, totp_step: int) -> bool:
+        """Set the password and TOTP secret of an ``invited`` account, make it ``active`` and
+        record ``totp_step`` as used; False (nothing changed) unless it was ``invited``."""
+        ...
+
+    def set_developer_status(self, email: str, status: str) -> bool: ...
+    def use_totp_step(self, email: str, step: int) -> bool:
+        """Atomically record ``step`` as the last accepted TOTP step if it is later than the
+        recorded one: True; False (a code of that step, or an earlier one, was used)."""
+        ...
+
+
+@runtime_checkable
+class MerchantPortal(Protocol):
+    """What the merchant side of the portal needs besides ``MerchantDirectory``/``ApiKeyStore``:
+    withdrawing a grant (announced: workers cache grants), listing grants, a user's password
+    set later (a user created without one), and when an axept key was last used."""
+
+    def withdraw_grant(self, merchant_id: int, client_id: str) -> bool:
+        """True if the grant existed (and is gone now)."""
+        ...
+
+    def grants_of(self, merchant_id: int) -> list[Grant]:
+        """The merchant's grants, oldest first."""
+        ...
+
+    def grants_to(self, client_id: str) -> list[Grant]:
+        """The merchants that granted the app access, oldest first."""
+        ...
+
+    def set_user_password(self, username: str, password_hash: str) -> bool:
+        """False for an unknown user."""
+        ...
+
+    def touch_api_key(self, merchant_id: int, key_id: int, now: int) -> None:
+        """Record that the key was used at ``now`` (never moves backwards)."""
+        ...
+
+
+@runtime_checkable
+class AdminQueries(Protocol):
+    """What the admin layer reads and changes besides the other roles (the admin API): an
+    app's details and its secret with a rotation's overlap, the listings of merchants and
+    what hangs from them (their grants: ``MerchantPortal.grants_of``), a certificate by serial,
+    and a page of security events."""
+
+    def update_client_details(
+        self,
+        client_id: str,
+        name: str,
+        redirect_uris: tuple[str, ...],
+        *,
+        expected: tuple[str, tuple[str, ...]] | None = None,
+    ) -> bool:
+        """Set the client's name and redirect URIs (announced: workers cache clients); False
+        for an unknown client. With ``expected`` (the name and redirect URIs the caller read),
+        only if they are still those, checked and written as one unit: ``Conflict`` if not."""
+        ...
+
+    def set_client_secret(
+        self, client_id: str, secret_hash: str | None, previous_hash: str | None, previous_valid_until: int | None
+    ) -> bool:
+        """Replace the client's secret HMAC and its previous one (accepted until
+        ``previous_valid_until``), in one write, announced; False for an unknown client."""
+        ...
+
+    def list_merchants(self) -> list[Merchant]:
+        """Every merchant, by id."""
+        ...
+
+    def terminals_of(self, merchant_id: int) -> list[Terminal]:
+        """The merchant's terminals, by point of sale then TID."""
+        ...
+
+    def users_of(self, merchant_id: int) -> list[MerchantUser]:
+        """The merchant's users, by username."""
+        ...
+
+    def certificate_by_serial(self, serial: str) -> CertificateRecord | None:
+        """One certificate by serial (hex, any case, ``0x`` and leading zeros allowed)."""
+        ...
+
+    def events_after(
+        self,
+        after_id: int,
+        limit: int,
+        *,
+        kind: str | None = None,
+        client_id: str | None = None,
+        since: int | None = None,
+    ) -> list[SecurityEvent]:
+        """Up to ``limit`` events with an id above ``after_id`` (of ``kind``, of ``client_id``,
+        created at or after ``since``, where given), by id."""
+        ...
+
+
 @runtime_checkable
 class Store(
     ClientDirectory,
+    OrganisationDirectory,
     CertificateDirectory,
     KeyStore,
     MerchantDirectory,
@@ -255,6 +386,9 @@ class Store(
     ArtifactStore,
     EnrollmentStore,
     EventLog,
+    AdminQueries,
+    DeveloperDirectory,
+    MerchantPortal,
     Protocol,
 ):
     """Every role, plus a liveness check and the release of connections."""
@@ -338,6 +472,17 @@ class SQLBacked(Protocol):
 
 
 @runtime_checkable
+class RehashesSecrets(Protocol):
+    """A store that can move a stored credential hash to the current pepper (a conditional
+    update: only if the hash is still ``old``) and list every stored hash (for
+    ``tessera pepper status``)."""
+
+    def rehash_client_secret(self, client_id: str, old: str, new: str) -> bool: ...
+    def rehash_api_key(self, merchant_id: int, key_id: int, old: str, new: str) -> bool: ...
+    def credential_hashes(self) -> dict[str, list[str]]: ...
+
+
+@runtime_checkable
 class RedisHandle(Protocol):
     """A store with a Redis part: its client (shared by the rate and failure limiters) and its
     liveness check."""
@@ -358,6 +503,7 @@ class Capabilities:
     announced_kinds: frozenset[str] = frozenset()
     database: SQLDatabase | None = None
     redis: RedisHandle | None = None
+    rehash: RehashesSecrets | None = None
 
     @classmethod
     def of(cls, store: object) -> Capabilities:
@@ -368,4 +514,5 @@ class Capabilities:
             announced_kinds=frozenset(store.announced_kinds) if isinstance(store, AnnouncedKinds) else frozenset(),
             database=store.database if isinstance(store, SQLBacked) else None,
             redis=store if isinstance(store, RedisHandle) else None,
+            rehash=store if isinstance(store, RehashesSecrets) else None,
         )

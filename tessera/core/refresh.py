@@ -91,9 +91,18 @@ def issue_refresh(
 ) -> IssuedRefresh:
     """A new refresh token; a new family unless ``family`` continues one. A token never
     outlives its family (``family_expires_at``)."""
-    now = core.now()
     if family is None:
-        family, family_expires_at = start_family(core, client_id, lifetime=max(ttl, family_ttl or ttl))
+        return issue_first_refresh(
+            core,
+            profile=profile,
+            client_id=client_id,
+            subject=subject,
+            scope=scope,
+            ttl=ttl,
+            family_lifetime=max(ttl, family_ttl or ttl),
+            data=data,
+        )
+    now = core.now()
     jti = secrets.token_urlsafe(16)
     exp = now + ttl if not family_expires_at else min(now + ttl, family_expires_at)
     token = _sign(core, profile, client_id, jti, family, now, exp)
@@ -106,6 +115,39 @@ def issue_refresh(
             exp,
         )
     )
+    return IssuedRefresh(token, jti, family, exp)
+
+
+def issue_first_refresh(
+    core: Core,
+    *,
+    profile: str,
+    client_id: str,
+    subject: str,
+    scope: str,
+    ttl: int,
+    family_lifetime: int,
+    data: dict[str, Any] | None = None,
+) -> IssuedRefresh:
+    """A new family (``start_family``'s, living at most ``family_lifetime`` seconds) and its first
+    refresh token, stored in one unit of work: the family's id is *claimed* (recorded once, as a
+    ``jti`` is; a family with no ``revoked`` mark is live) together with the token's artefact
+    (``Store.claim_and_put``), so a login costs one write, not two."""
+    now = core.now()
+    family = secrets.token_urlsafe(16)
+    family_expires_at = now + family_lifetime
+    jti = secrets.token_urlsafe(16)
+    exp = min(now + ttl, family_expires_at)
+    token = _sign(core, profile, client_id, jti, family, now, exp)
+    artifact = Artifact(
+        REFRESH_KIND,
+        jti,
+        client_id,
+        {"fam": family, "sub": subject, "scope": scope, PROFILE_CLAIM: profile, **(data or {})},
+        exp,
+    )
+    if not core.store.claim_and_put(FAMILY_KIND, family, client_id, family_expires_at, now, artifact):
+        raise RuntimeError("a new refresh family's id is taken")  # 128 random bits: never in practice
     return IssuedRefresh(token, jti, family, exp)
 
 

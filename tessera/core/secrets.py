@@ -5,6 +5,12 @@ with 256 bits of entropy, stored as HMAC-SHA256 under a server pepper and compar
 constant time: a slow hash would cap the token endpoint at a handful of requests per
 second per core, and buys nothing against a 256-bit random value. Passwords chosen by
 people (merchant users) use argon2id.
+
+Peppers are versioned (``Peppers``): a stored hash records the id of the pepper it was made
+under (``p<id>$<hex>``; a bare 64-digit hex is pepper 1, the format of every hash made before
+versions), a check uses the recorded pepper, and ``needs_rehash`` tells the caller to store the
+secret again under the current pepper after it verified. So a new pepper takes over one
+credential at a time, as each is used, and an old pepper is retired once no hash needs it.
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import re
 import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -39,17 +48,73 @@ def generate_client_id() -> str:
     return secrets.token_urlsafe(18)
 
 
-def hash_secret(secret: str, pepper: bytes) -> str:
-    return hmac.new(pepper, secret.encode("utf-8"), hashlib.sha256).hexdigest()
+#: The pepper id of a hash without a recorded one (every hash made before versions).
+LEGACY_PEPPER_ID = 1
+_VERSIONED = re.compile(r"^p([1-9][0-9]{0,8})\$([0-9a-f]{64})$")
 
 
-def verify_secret(secret: str | None, stored: str | None, pepper: bytes) -> bool:
-    """Constant-time check of a presented credential against its stored HMAC."""
-    if not secret or not stored:
+@dataclass(frozen=True)
+class Peppers:
+    """The current pepper (``current`` is its id) and the earlier ones still accepted."""
+
+    current: int
+    keys: Mapping[int, bytes] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.current not in self.keys:
+            raise ValueError("the current pepper is not among the keys")
+
+    @classmethod
+    def single(cls, pepper: bytes) -> Peppers:
+        return cls(LEGACY_PEPPER_ID, {LEGACY_PEPPER_ID: pepper})
+
+    @property
+    def current_key(self) -> bytes:
+        return self.keys[self.current]
+
+
+PepperLike = bytes | Peppers
+
+
+def _peppers(pepper: PepperLike) -> Peppers:
+    return pepper if isinstance(pepper, Peppers) else Peppers.single(pepper)
+
+
+def pepper_id_of(stored: str) -> int | None:
+    """The pepper id a stored hash records (1 for the bare legacy hex); None if malformed."""
+    if len(stored) == 64:  # the hot path: a legacy hash (a malformed one fails the comparison anyway)
+        return LEGACY_PEPPER_ID
+    m = _VERSIONED.match(stored) if stored.startswith("p") else None
+    return int(m.group(1)) if m else None
+
+
+def _hmac(secret: str, key: bytes) -> str:
+    return hmac.new(key, secret.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def hash_secret(secret: str, pepper: PepperLike) -> str:
+    """The stored form of ``secret`` under the current pepper (bare hex for pepper 1)."""
+    p = _peppers(pepper)
+    digest = _hmac(secret, p.current_key)
+    return digest if p.current == LEGACY_PEPPER_ID else f"p{p.current}${digest}"
+
+
+def verify_secret(secret: str | None, stored: str | None, pepper: PepperLike) -> bool:
+    """Constant-time check of a presented credential against its stored HMAC, under the
+    pepper the hash records. A hash under a pepper that is not configured never verifies."""
+    p = _peppers(pepper)
+    pid = pepper_id_of(stored) if stored else None
+    key = p.keys.get(pid) if pid is not None else None
+    if not secret or not stored or key is None:
         # Still spend the HMAC so a missing secret costs the same as a wrong one.
-        hmac.compare_digest(hash_secret(secret or "", pepper), "0" * 64)
+        hmac.compare_digest(_hmac(secret or "", p.current_key), "0" * 64)
         return False
-    return hmac.compare_digest(hash_secret(secret, pepper), stored)
+    return hmac.compare_digest(_hmac(secret, key), stored[-64:])
+
+
+def needs_rehash(stored: str, pepper: PepperLike) -> bool:
+    """Whether ``stored`` (which just verified) is under another pepper than the current one."""
+    return pepper_id_of(stored) != _peppers(pepper).current
 
 
 def sha256_key(value: str) -> str:

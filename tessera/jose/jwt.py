@@ -9,19 +9,26 @@ algorithm). Claim validation (``exp``, ``aud``, ...) is the caller's job.
 
 Hot path: keys arrive already parsed inside the ``ManagedKey``; the per-alg
 joserfc registries are built once at import. Signing reuses, per key and ``typ``,
-the protected-header segment (it never changes) and joserfc's algorithm object,
-so a token costs one JSON encoding of its claims, one base64url pass and the
-signature itself (joserfc's ``serialize_compact`` would rebuild and re-check the
-header for every token).
+the protected-header segment (it never changes), and a signing function bound to
+the key's ``cryptography`` private key, checked once by joserfc (``check_key``,
+``get_op_key("sign")``): ES256 and RS256 then sign as joserfc's own algorithms do
+(ECDSA over SHA-256 as the fixed-width ``r || s`` of RFC 7518 §3.4; RSASSA-PKCS1-v1_5
+over SHA-256), without looking the key's operations up again for every token; any
+other algorithm goes through joserfc's. So a token costs one JSON encoding of its
+claims, one base64url pass and the signature itself (joserfc's ``serialize_compact``
+would rebuild and re-check the header for every token).
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc import jws
 from joserfc.errors import JoseError as _LibJoseError
 from joserfc.jwa import JWSAlgModel
@@ -43,12 +50,33 @@ _REGISTRIES: dict[str, JWSRegistry] = {alg: single_alg_registry(alg) for alg in 
 _PARSE_REGISTRY = JWSRegistry(algorithms=SIGNING_ALGS)
 
 
-#: (id of the parsed key, kid, alg, typ) -> (protected-header segment + ".", joserfc algorithm).
-_SIGNERS: dict[tuple[int, str, str, str | None], tuple[bytes, JWSAlgModel]] = {}
+Signer = Callable[[bytes], bytes]
+
+#: (id of the parsed key, kid, alg, typ) -> (protected-header segment + ".", signing function).
+_SIGNERS: dict[tuple[int, str, str, str | None], tuple[bytes, Signer]] = {}
 
 
-def _signer(key: ManagedKey, typ: str | None) -> tuple[bytes, JWSAlgModel]:
-    """The cached header segment and algorithm for ``key`` (checked once per key and typ)."""
+def _sign_with(alg: JWSAlgModel, key: Any) -> Signer:
+    """``alg.sign(·, key)``, bound once: straight to the private key for ES256 and RS256 (the
+    same bytes as joserfc's; RS256 is deterministic, ES256 the same encoding), joserfc's own
+    call for anything else."""
+    private = key.get_op_key("sign")
+    if alg.name == "ES256" and isinstance(private, ec.EllipticCurvePrivateKey) and private.curve.name == "secp256r1":
+        ecdsa = ec.ECDSA(hashes.SHA256())
+
+        def es256(signing_input: bytes) -> bytes:
+            r, s = decode_dss_signature(private.sign(signing_input, ecdsa))
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+        return es256
+    if alg.name == "RS256" and isinstance(private, rsa.RSAPrivateKey):
+        pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+        return lambda signing_input: private.sign(signing_input, pkcs1, sha256)
+    return lambda signing_input: alg.sign(signing_input, key)
+
+
+def _signer(key: ManagedKey, typ: str | None) -> tuple[bytes, Signer]:
+    """The cached header segment and signing function for ``key`` (checked once per key and typ)."""
     cache_key = (id(key.key), key.kid, key.alg, typ)
     found = _SIGNERS.get(cache_key)
     if found is None:
@@ -64,11 +92,12 @@ def _signer(key: ManagedKey, typ: str | None) -> tuple[bytes, JWSAlgModel]:
             registry.check_header(header)
             alg = registry.get_alg(key.alg)
             alg.check_key(key.key)
+            sign = _sign_with(alg, key.key)
         except (_LibJoseError, ValueError, TypeError) as exc:
             raise JoseError("signing failed") from exc
         if len(_SIGNERS) > 64:  # rotations only ever add a handful
             _SIGNERS.clear()
-        found = _SIGNERS[cache_key] = (json_b64encode(header) + b".", alg)
+        found = _SIGNERS[cache_key] = (json_b64encode(header) + b".", sign)
     return found
 
 
@@ -83,14 +112,14 @@ def sign_jwt(claims: dict[str, Any], key: ManagedKey, *, typ: str | None = "at+j
         raise JoseError("retired keys do not sign")
     if not isinstance(claims, dict):
         raise JoseError("claims must be a JSON object")
-    header_segment, alg = _signer(key, typ)
+    header_segment, sign = _signer(key, typ)
     try:
         payload = orjson.dumps(claims)
     except (TypeError, ValueError):
         raise JoseError("claims are not JSON serializable") from None
     signing_input = header_segment + urlsafe_b64encode(payload)
     try:
-        signature = alg.sign(signing_input, key.key)
+        signature = sign(signing_input)
     except (_LibJoseError, ValueError, TypeError) as exc:
         raise JoseError("signing failed") from exc
     return (signing_input + b"." + urlsafe_b64encode(signature)).decode("ascii")
@@ -117,7 +146,7 @@ def verify_own_jwt(token: str, keys: ServerKeys, *, typ: str | None, now: dateti
     if not valid:
         raise JoseError("invalid token signature")
     try:
-        claims = json.loads(obj.payload)
+        claims = orjson.loads(obj.payload)
     except (ValueError, UnicodeDecodeError):
         raise JoseError("token payload is not JSON") from None
     if not isinstance(claims, dict):

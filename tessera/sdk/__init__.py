@@ -9,7 +9,13 @@
 - :mod:`tessera.sdk.resource`: the resource-server side (:class:`TokenVerifier`,
   :class:`JWKSCache`, :class:`MobilePayMerchantRule`, :func:`require_token`);
 - :func:`build_nested_assertion`, :func:`make_csr`, :func:`make_pkce`: the building blocks;
-- :class:`TokenError`: a failed token/PAR/JWKS/code call.
+- :class:`RetryPolicy` (:mod:`tessera.sdk.retry`): backoff, jitter, ``Retry-After``;
+- the errors (:mod:`tessera.sdk.errors`): :class:`SDKError`, :class:`TransportError`,
+  :class:`TLSError`, :class:`RequestTimeout`, :class:`ProviderError` (``TokenError``),
+  :class:`AuthenticationError`, :class:`RateLimited`;
+- :mod:`tessera.sdk.providers`: the providers' environments and paths.
+
+See docs/sdk.md.
 """
 
 from __future__ import annotations
@@ -24,7 +30,16 @@ if TYPE_CHECKING:
     from .b2binpay import B2BinPayClient
     from .cache import CachedToken, TokenCache, default_cache
     from .csr import make_csr
-    from .errors import SDKError, TokenError
+    from .errors import (
+        AuthenticationError,
+        ProviderError,
+        RateLimited,
+        RequestTimeout,
+        SDKError,
+        TLSError,
+        TokenError,
+        TransportError,
+    )
     from .mobilepay import MobilePayClient
     from .nexi import ClientAssertion, NexiSoftPOSClient
     from .pkce import make_pkce
@@ -42,6 +57,7 @@ if TYPE_CHECKING:
         require_token,
         resource_error_handler,
     )
+    from .retry import RetryPolicy
 
 # Every name is imported on first use (PEP 562): ``import tessera.sdk.mtls`` (which the
 # server and the CA use) costs that module alone, a token client does not pay for the
@@ -56,8 +72,20 @@ _HOMES = {
     "TokenCache": "cache",
     "default_cache": "cache",
     "make_csr": "csr",
-    "SDKError": "errors",
-    "TokenError": "errors",
+    **dict.fromkeys(
+        (
+            "AuthenticationError",
+            "ProviderError",
+            "RateLimited",
+            "RequestTimeout",
+            "SDKError",
+            "TLSError",
+            "TokenError",
+            "TransportError",
+        ),
+        "errors",
+    ),
+    "RetryPolicy": "retry",
     "MobilePayClient": "mobilepay",
     "ClientAssertion": "nexi",
     "NexiSoftPOSClient": "nexi",
@@ -93,6 +121,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AuthContext",
+    "AuthenticationError",
     "AxeptClient",
     "B2BinPayClient",
     "CachedToken",
@@ -106,12 +135,18 @@ __all__ = [
     "MobilePayClient",
     "MobilePayMerchantRule",
     "NexiSoftPOSClient",
+    "ProviderError",
+    "RateLimited",
+    "RequestTimeout",
     "ResourceError",
+    "RetryPolicy",
     "SDKError",
+    "TLSError",
     "TokenAuth",
     "TokenCache",
     "TokenError",
     "TokenVerifier",
+    "TransportError",
     "build_nested_assertion",
     "default_cache",
     "make_csr",

@@ -9,11 +9,16 @@ one that was refused) and the request is retried once with a fresh token.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncGenerator, Generator, Hashable
 
 import httpx
 
 from .cache import CachedToken, TokenCache, default_cache
+from .errors import SDKError
+
+log = logging.getLogger("tessera.sdk.token")
 
 __all__ = ["TokenAuth"]
 
@@ -44,11 +49,31 @@ class TokenAuth(httpx.Auth):
     # ------------------------------------------------------------------ tokens
     def cached_token(self) -> CachedToken:
         """The cached token, fetched (once, whoever else asks at the same time) if needed."""
-        return self.cache.get(self.cache_key, self._fetch)
+        return self.cache.get(self.cache_key, self._logged_fetch)
 
     async def acached_token(self) -> CachedToken:
         """:meth:`cached_token` for asyncio."""
-        return await self.cache.aget(self.cache_key, self._afetch)
+        return await self.cache.aget(self.cache_key, self._alogged_fetch)
+
+    def _logged_fetch(self) -> CachedToken:
+        started = time.monotonic()
+        try:
+            token = self._fetch()
+        except SDKError as e:
+            log.warning("%s: no token: %s", type(self).__name__, e)
+            raise
+        log.info("%s: new token (%.0f ms)", type(self).__name__, (time.monotonic() - started) * 1000)
+        return token
+
+    async def _alogged_fetch(self) -> CachedToken:
+        started = time.monotonic()
+        try:
+            token = await self._afetch()
+        except SDKError as e:
+            log.warning("%s: no token: %s", type(self).__name__, e)
+            raise
+        log.info("%s: new token (%.0f ms)", type(self).__name__, (time.monotonic() - started) * 1000)
+        return token
 
     def token(self) -> str:
         """A fresh access token."""
@@ -69,6 +94,7 @@ class TokenAuth(httpx.Auth):
         _set_bearer(request, token)
         response = yield request
         if response.status_code == 401:
+            log.info("%s: the API refused the token (401): fetching a new one", type(self).__name__)
             self.invalidate(token)
             _set_bearer(request, self.token())
             yield request
@@ -79,6 +105,7 @@ class TokenAuth(httpx.Auth):
         _set_bearer(request, token)
         response = yield request
         if response.status_code == 401:
+            log.info("%s: the API refused the token (401): fetching a new one", type(self).__name__)
             self.invalidate(token)
             _set_bearer(request, await self.atoken())
             yield request

@@ -6,9 +6,14 @@ wrong credentials. The token is cached (shared :class:`TokenCache`) until shortl
 ``expiresAt``, as the document recommends ("a thread-safe caching mechanism, which will
 auto-evict the cached bearer token").
 
-tessera serves the call at ``/axept/v1/authenticate`` (the default ``path``). The provider
-serves it at ``/v1/authenticate`` under the environment's base URL: pass that base URL and
-``path="/v1/authenticate"`` (or whatever path the provider's onboarding names).
+The default ``path`` is the provider's own, ``/v1/authenticate``, under the base URL that
+axept's onboarding gives (the document names no host, so there is no environment name). A
+tessera sandbox serves it at the root too; tessera's default server serves it under
+``/axept``: pass ``path="/axept/v1/authenticate"`` there.
+
+The call is idempotent (a new token each time), so it is retried on 429, 503 and network
+failures as ``retry`` says (:mod:`tessera.sdk.retry`). 401 (and 400 ``invalid_client``)
+raise :class:`~tessera.sdk.errors.AuthenticationError`, 400 :class:`~tessera.sdk.errors.ProviderError`.
 
 The client is an ``httpx.Auth``: ``httpx.Client(auth=axept)`` sends the token to the
 payment API as ``Authorization: Bearer``, and fetches a new one when it is refused.
@@ -22,9 +27,11 @@ from typing import Any
 
 import httpx
 
-from ._http import HTTPTokenClient, Verify, json_object, parse_utc
+from ._http import HTTPTokenClient, Retry, Verify, json_object, parse_utc
 from .cache import CachedToken, TokenCache
-from .errors import TokenError, error_from_response
+from .errors import TokenError, clean, error_from_response, provider_error
+from .providers import AXEPT
+from .retry import DEFAULT_RETRY
 
 __all__ = ["AxeptClient"]
 
@@ -41,10 +48,11 @@ class AxeptClient(HTTPTokenClient):
         key_id: int,
         key: str,
         *,
-        path: str = "/axept/v1/authenticate",
+        path: str = AXEPT.paths["authenticate"],
         cache: TokenCache | None = None,
         verify: Verify = True,
         timeout: float = 10.0,
+        retry: Retry = DEFAULT_RETRY,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -54,7 +62,13 @@ class AxeptClient(HTTPTokenClient):
         if not isinstance(key, str) or not key:
             raise ValueError("key must be a non-empty string")
         super().__init__(
-            base_url, cache=cache, verify=verify, timeout=timeout, transport=transport, async_transport=async_transport
+            AXEPT.base_url(base_url),
+            cache=cache,
+            verify=verify,
+            timeout=timeout,
+            retry=retry,
+            transport=transport,
+            async_transport=async_transport,
         )
         self.merchant_id = merchant_id
         self.key_id = key_id
@@ -86,17 +100,23 @@ class AxeptClient(HTTPTokenClient):
 
 
 def _error(response: httpx.Response) -> TokenError:
-    """axept's ``{"status", "error", "message"}`` (or whatever else came) → TokenError."""
+    """axept's ``{"status", "error", "message"}`` (or whatever else came) → ProviderError; a
+    bare 400/401 (the document gives no body) is named by its reason phrase."""
     err = error_from_response(response)
     try:
         body = response.json()
     except (ValueError, UnicodeDecodeError):
         body = None
-    if isinstance(body, dict) and not err.description:
-        message = body.get("message") or body.get("Message")
-        if isinstance(message, str) and message:
-            return TokenError(err.status, err.error, "".join(c if c.isprintable() else " " for c in message)[:300])
-    return err
+    code, message = err.code, err.message
+    if isinstance(body, dict) and not message:
+        found = body.get("message") or body.get("Message")
+        if isinstance(found, str) and found:
+            message = clean(found)
+    if code == "invalid_response" and response.status_code in (400, 401) and not isinstance(body, dict):
+        code, message = response.reason_phrase or str(response.status_code), ""
+    if (code, message) == (err.code, err.message):
+        return err
+    return provider_error(err.status, code, message, retry_after=err.retry_after)
 
 
 def _field(body: dict[str, Any], name: str) -> Any:

@@ -23,6 +23,16 @@ outside the cache's single flight (a re-entrant fetch, a cancelled leader). The 
 outlives the cached access token, which the cache evicts before it expires. The refresh
 token is also in ``CachedToken.data["refresh"]``.
 
+``base_url``: a URL, or ``"production"`` (``https://api.b2binpay.com``) or ``"sandbox"``
+(``https://api-sandbox.b2binpay.com``); the paths are the provider's own, at the root
+(``prefix=""``), as a tessera sandbox serves them; tessera's default server serves them under
+``/b2binpay``: pass ``prefix="/b2binpay"`` there.
+
+Retries (:mod:`tessera.sdk.retry`): the login is retried on 429, 503 and network failures;
+the refresh only when the connection was never made (the request never left): its token is
+single-use, so a refresh that may have reached the server is never sent again. A refused
+login (400, code 2006) raises :class:`~tessera.sdk.errors.AuthenticationError`.
+
 The client is an ``httpx.Auth`` (``Authorization: Bearer <access>``) for the B2BINPAY API.
 """
 
@@ -39,9 +49,11 @@ from typing import Any
 
 import httpx
 
-from ._http import HTTPTokenClient, Verify, json_object, parse_utc
+from ._http import HTTPTokenClient, Retry, Verify, json_object, parse_utc
 from .cache import CachedToken, TokenCache
-from .errors import TokenError, error_from_response
+from .errors import TokenError, TransportError, clean, error_from_response, provider_error, retry_after_of
+from .providers import B2BINPAY
+from .retry import DEFAULT_RETRY
 
 __all__ = ["B2BinPayClient", "response_sign"]
 
@@ -49,6 +61,8 @@ MEDIA = "application/vnd.api+json"
 HEADERS = {"Content-Type": MEDIA, "Accept": MEDIA}
 REFRESH_MARGIN = 5.0  # do not present a refresh token that expires within this many seconds
 REFUSED_REFRESH_CODE = "2007"
+LOGIN_PATH = B2BINPAY.paths["login"]
+REFRESH_PATH = B2BINPAY.paths["refresh"]
 
 
 def response_sign(login: str, password: str, time: str, refresh: str) -> str:
@@ -89,17 +103,24 @@ class B2BinPayClient(HTTPTokenClient):
         login: str,
         password: str,
         *,
-        prefix: str = "/b2binpay",
+        prefix: str = B2BINPAY.paths["prefix"],
         cache: TokenCache | None = None,
         verify: Verify = True,
         timeout: float = 10.0,
+        retry: Retry = DEFAULT_RETRY,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not isinstance(login, str) or not login or not isinstance(password, str) or not password:
             raise ValueError("login and password must be non-empty strings")
         super().__init__(
-            base_url, cache=cache, verify=verify, timeout=timeout, transport=transport, async_transport=async_transport
+            B2BINPAY.base_url(base_url),
+            cache=cache,
+            verify=verify,
+            timeout=timeout,
+            retry=retry,
+            transport=transport,
+            async_transport=async_transport,
         )
         self.login = login
         self._password = password
@@ -133,8 +154,10 @@ class B2BinPayClient(HTTPTokenClient):
         if taken is not None:
             started = self.cache.clock()
             try:
-                response = self._post(self.url("/token/refresh/"), content=_refresh_body(taken), headers=HEADERS)
-            except httpx.TransportError as e:
+                response = self._post(
+                    self.url(REFRESH_PATH), idempotent=False, content=_refresh_body(taken), headers=HEADERS
+                )
+            except TransportError as e:
                 self._transport_failed(taken, e)
                 raise
             try:
@@ -142,7 +165,7 @@ class B2BinPayClient(HTTPTokenClient):
             except _Refused:
                 pass
         started = self.cache.clock()
-        response = self._post(self.url("/token/"), content=self._login_body(), headers=HEADERS)
+        response = self._post(self.url(LOGIN_PATH), content=self._login_body(), headers=HEADERS)
         return self._after_login(response, started, self.cache.clock())
 
     async def _afetch(self) -> CachedToken:
@@ -150,8 +173,10 @@ class B2BinPayClient(HTTPTokenClient):
         if taken is not None:
             started = self.cache.clock()
             try:
-                response = await self._apost(self.url("/token/refresh/"), content=_refresh_body(taken), headers=HEADERS)
-            except httpx.TransportError as e:
+                response = await self._apost(
+                    self.url(REFRESH_PATH), idempotent=False, content=_refresh_body(taken), headers=HEADERS
+                )
+            except TransportError as e:
                 self._transport_failed(taken, e)
                 raise
             try:
@@ -159,7 +184,7 @@ class B2BinPayClient(HTTPTokenClient):
             except _Refused:
                 pass
         started = self.cache.clock()
-        response = await self._apost(self.url("/token/"), content=self._login_body(), headers=HEADERS)
+        response = await self._apost(self.url(LOGIN_PATH), content=self._login_body(), headers=HEADERS)
         return self._after_login(response, started, self.cache.clock())
 
     # ------------------------------------------------------------------ the refresh slot
@@ -181,9 +206,9 @@ class B2BinPayClient(HTTPTokenClient):
             if slot.refresh is None:
                 slot.refresh = token
 
-    def _transport_failed(self, token: str, error: httpx.TransportError) -> None:
+    def _transport_failed(self, token: str, error: TransportError) -> None:
         # Only when the request surely never reached the server is the token still unused.
-        if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)):
+        if not error.request_sent:
             self._put_back(token)
 
     def _keep(self, refresh: str, refresh_expires_at: float | None, offset: float | None) -> None:
@@ -266,7 +291,8 @@ def _attributes(data: Any, status: int) -> dict[str, Any]:
 
 
 def _error(response: httpx.Response) -> TokenError:
-    """A JSON:API ``errors[]`` answer → TokenError(status, code, detail)."""
+    """A JSON:API ``errors[]`` answer → ProviderError(status, code, detail) (400 2006:
+    AuthenticationError; 429: RateLimited with the ``Retry-After``)."""
     try:
         body = response.json()
     except (ValueError, UnicodeDecodeError):
@@ -277,6 +303,5 @@ def _error(response: httpx.Response) -> TokenError:
         code = first.get("code")
         detail = first.get("detail")
         code = str(code) if isinstance(code, (str, int)) and not isinstance(code, bool) else "error"
-        detail = "".join(c if c.isprintable() else " " for c in detail)[:300] if isinstance(detail, str) else ""
-        return TokenError(response.status_code, code[:60], detail)
+        return provider_error(response.status_code, code[:60], clean(detail), retry_after=retry_after_of(response))
     return error_from_response(response)

@@ -24,6 +24,7 @@ wait for it without deadlocking; such a caller runs its own fetch instead.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Hashable
@@ -31,6 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["CachedToken", "TokenCache", "default_cache"]
+
+log = logging.getLogger("tessera.sdk.cache")
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,13 @@ class TokenCache:
             with self._lock:
                 entry = self._fresh(key, self.clock())
                 if entry is not None:
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug("hit %s", _describe(key))
                     return entry
                 flight = self._flights.get(key)
                 lead = flight is None
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("miss %s: %s", _describe(key), "fetching" if lead else "waiting for the fetch")
                 if flight is None:
                     flight = self._flights[key] = _Flight()
                 elif flight.thread == me:
@@ -162,9 +169,13 @@ class TokenCache:
             with self._lock:
                 entry = self._fresh(key, self.clock())
                 if entry is not None:
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug("hit %s", _describe(key))
                     return entry
                 flight = self._flights.get(key)
                 lead = flight is None
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("miss %s: %s", _describe(key), "fetching" if lead else "waiting for the fetch")
                 if flight is None:
                     flight = self._flights[key] = _Flight(asyncio.current_task())
                 elif _reentrant(flight, me):
@@ -252,6 +263,15 @@ class TokenCache:
     def _evict(self, now: float) -> None:
         for k in [k for k, e in self._entries.items() if now >= e.stale_at]:
             del self._entries[k]
+
+
+def _describe(key: Hashable) -> str:
+    """A cache key for a log line: its first member (the client's kind), and the number of
+    the others (a key holds a client id, a login or a URL, never a secret; still, a log line
+    needs none of them)."""
+    if isinstance(key, tuple) and key:
+        return f"{key[0]!s:.40}[{len(key) - 1} fields]"
+    return type(key).__name__
 
 
 def _checked(token: object) -> CachedToken:

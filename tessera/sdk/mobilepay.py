@@ -14,6 +14,11 @@ number in ``x-mobilepay-merchant-vat-number`` (MobilePay PoS V10's header) taken
 A request that already carries the header keeps its own. Every API call also carries
 ``x-ibm-client-id: <client_id>``, as every PoS V10 call does.
 
+``base_url``: a URL, or ``"sandbox"`` (``https://api.sandbox.mobilepay.dk``) or
+``"production"`` (``https://api.mobilepay.dk``); the path is the provider's own, which a
+tessera sandbox and tessera's default server both serve. The token call is idempotent and is
+retried as ``retry`` says (:mod:`tessera.sdk.retry`).
+
 The token itself is opaque to the client (MobilePay's are RS256 JWTs; tessera's ``mobilepay``
 profile issues the same): only ``expires_in`` is read, never the token's claims.
 """
@@ -25,8 +30,10 @@ from collections.abc import AsyncGenerator, Callable, Generator, Hashable
 
 import httpx
 
-from ._http import HTTPTokenClient, Verify, parse_bearer_token
+from ._http import HTTPTokenClient, Retry, Verify, parse_bearer_token
 from .cache import CachedToken, TokenCache
+from .providers import MOBILEPAY
+from .retry import DEFAULT_RETRY
 
 __all__ = ["MobilePayClient", "CLIENT_ID_HEADER", "VAT_HEADER", "VAT_PATTERN"]
 
@@ -57,10 +64,11 @@ class MobilePayClient(HTTPTokenClient):
         merchant_vat: str | None = None,
         vat_for_request: VatForRequest | None = None,
         vat_header: str = VAT_HEADER,
-        path: str = "/integrator-authentication/connect/token",
+        path: str = MOBILEPAY.paths["token"],
         cache: TokenCache | None = None,
         verify: Verify = True,
         timeout: float = 10.0,
+        retry: Retry = DEFAULT_RETRY,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -73,7 +81,13 @@ class MobilePayClient(HTTPTokenClient):
         if isinstance(vat_for_request, str) and not VAT_PATTERN.fullmatch(vat_for_request):
             raise ValueError("vat_for_request must be DK or FI followed by 8 digits")
         super().__init__(
-            base_url, cache=cache, verify=verify, timeout=timeout, transport=transport, async_transport=async_transport
+            MOBILEPAY.base_url(base_url),
+            cache=cache,
+            verify=verify,
+            timeout=timeout,
+            retry=retry,
+            transport=transport,
+            async_transport=async_transport,
         )
         self.client_id = client_id
         self._client_secret = client_secret

@@ -25,9 +25,12 @@ from tessera.core.models import (
     Artifact,
     CertificateRecord,
     Client,
+    Developer,
     Enrollment,
+    Grant,
     Merchant,
     MerchantUser,
+    Organisation,
     SecurityEvent,
     StoredKey,
     Terminal,
@@ -78,12 +81,15 @@ class MemoryStore:
         #: Bumped by every write that workers may cache (see ``MemoryNotices``).
         self.generation = 0
         self._clients: dict[str, Client] = {}
+        self._orgs: dict[str, Organisation] = {}
         self._certs: dict[str, CertificateRecord] = {}  # by serial
         self._keys: dict[str, StoredKey] = {}
         self._merchants: dict[int, Merchant] = {}
         self._terminals: dict[str, Terminal] = {}
         self._users: dict[str, MerchantUser] = {}
         self._grants: set[tuple[int, str]] = set()
+        self._grant_times: dict[tuple[int, str], int] = {}
+        self._developers: dict[str, Developer] = {}
         self._api_keys: dict[tuple[int, int], ApiKey] = {}
         self._artifacts: dict[tuple[str, str], Artifact] = {}
         self._bindings: dict[str, str] = {}  # username -> tid
@@ -103,6 +109,8 @@ class MemoryStore:
         with self._lock:
             if client.client_id in self._clients:
                 raise Conflict(f"client {client.client_id} exists")
+            if client.org_id is not None and client.org_id not in self._orgs:
+                raise Conflict(f"unknown organisation {client.org_id}")
             self._clients[client.client_id] = client
             self._announce()
 
@@ -121,6 +129,24 @@ class MemoryStore:
             self._clients[client_id] = replace(client, status=status)
             self._announce()
             return True
+
+    # --- organisations ----------------------------------------------------------------------
+    def create_organisation(self, org: Organisation) -> None:
+        with self._lock:
+            if org.org_id in self._orgs:
+                raise Conflict(f"organisation {org.org_id} exists")
+            self._orgs[org.org_id] = org
+
+    def get_organisation(self, org_id: str) -> Organisation | None:
+        return self._orgs.get(org_id)
+
+    def list_organisations(self) -> list[Organisation]:
+        with self._lock:
+            return sorted(self._orgs.values(), key=lambda o: (o.created_at, o.org_id))
+
+    def clients_of(self, org_id: str) -> list[Client]:
+        with self._lock:
+            return sorted((c for c in self._clients.values() if c.org_id == org_id), key=lambda c: c.created_at)
 
     # --- certificates -----------------------------------------------------------------------
     def add_certificate(self, cert: CertificateRecord) -> None:
@@ -169,6 +195,7 @@ class MemoryStore:
             ):
                 raise Conflict(f"merchant {merchant.merchant_id} or VAT {merchant.vat} exists")
             self._merchants[merchant.merchant_id] = merchant
+            self._announce()  # workers cache merchants by VAT number, unknown ones too
 
     def get_merchant(self, merchant_id: int) -> Merchant | None:
         return self._merchants.get(merchant_id)
@@ -205,6 +232,7 @@ class MemoryStore:
             if merchant_id not in self._merchants or client_id not in self._clients:
                 raise Conflict(f"unknown merchant {merchant_id} or client {client_id}")
             self._grants.add((merchant_id, client_id))
+            self._grant_times[(merchant_id, client_id)] = now
             self._announce()
 
     def is_granted(self, merchant_id: int, client_id: str) -> bool:
@@ -222,6 +250,7 @@ class MemoryStore:
                 raise Conflict(f"unknown merchant {merchant_id}")
             next_id = max((k.key_id for k in self._api_keys.values() if k.merchant_id == merchant_id), default=0) + 1
             key = self._api_keys[(merchant_id, next_id)] = ApiKey(merchant_id, next_id, key_hash, True, now)
+            self._announce()
             return key
 
     def get_api_key(self, merchant_id: int, key_id: int) -> ApiKey | None:
@@ -243,6 +272,7 @@ class MemoryStore:
             key = self._api_keys[(merchant_id, key_id)] = replace(
                 key, enabled=enabled, disabled_at=None if enabled else now
             )
+            self._announce()
             return key
 
     # --- single-use artefacts ---------------------------------------------------------------------------
@@ -373,6 +403,79 @@ class MemoryStore:
             events = [e for e in self._events if kind is None or e.kind == kind]
             return events[-limit:] if limit > 0 else []
 
+    # --- what the admin layer reads and changes (AdminQueries) ------------------------------------------
+    def update_client_details(
+        self,
+        client_id: str,
+        name: str,
+        redirect_uris: tuple[str, ...],
+        *,
+        expected: tuple[str, tuple[str, ...]] | None = None,
+    ) -> bool:
+        with self._lock:
+            client = self._clients.get(client_id)
+            if client is None:
+                return False
+            if expected is not None and (client.name, client.redirect_uris) != (expected[0], tuple(expected[1])):
+                raise Conflict(f"client {client_id} changed since it was read")
+            self._clients[client_id] = replace(client, name=name, redirect_uris=tuple(redirect_uris))
+            self._announce()
+            return True
+
+    def set_client_secret(
+        self, client_id: str, secret_hash: str | None, previous_hash: str | None, previous_valid_until: int | None
+    ) -> bool:
+        with self._lock:
+            client = self._clients.get(client_id)
+            if client is None:
+                return False
+            self._clients[client_id] = replace(
+                client,
+                secret_hash=secret_hash,
+                previous_secret_hash=previous_hash,
+                previous_valid_until=previous_valid_until,
+            )
+            self._announce()
+            return True
+
+    def list_merchants(self) -> list[Merchant]:
+        with self._lock:
+            return [self._merchants[m] for m in sorted(self._merchants)]
+
+    def terminals_of(self, merchant_id: int) -> list[Terminal]:
+        with self._lock:
+            mine = [t for t in self._terminals.values() if t.merchant_id == merchant_id]
+        return sorted(mine, key=lambda t: (t.pos, t.tid))
+
+    def users_of(self, merchant_id: int) -> list[MerchantUser]:
+        with self._lock:
+            mine = [u for u in self._users.values() if u.merchant_id == merchant_id]
+        return sorted(mine, key=lambda u: u.username)
+
+    def certificate_by_serial(self, serial: str) -> CertificateRecord | None:
+        with self._lock:
+            return self._certs.get(_serial(serial))
+
+    def events_after(
+        self,
+        after_id: int,
+        limit: int,
+        *,
+        kind: str | None = None,
+        client_id: str | None = None,
+        since: int | None = None,
+    ) -> list[SecurityEvent]:
+        with self._lock:
+            out = [
+                e
+                for e in self._events
+                if e.id > after_id
+                and (kind is None or e.kind == kind)
+                and (client_id is None or e.client_id == client_id)
+                and (since is None or e.created_at >= since)
+            ]
+        return out[: max(0, limit)]
+
     # --- housekeeping ------------------------------------------------------------------------------------
     def purge(self, now: int, policy: PurgePolicy) -> dict[str, int]:
         """See ``ArtifactStore.purge`` (all at once: there is no writer to make way for)."""
@@ -417,3 +520,81 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+    # --- developer accounts (the portal) -----------------------------------------------------------------
+    def create_developer(self, dev: Developer) -> None:
+        email = dev.email.lower()
+        with self._lock:
+            if email in self._developers or dev.org_id not in self._orgs:
+                raise Conflict(f"developer {email} exists, or organisation {dev.org_id} is unknown")
+            self._developers[email] = replace(dev, email=email)
+
+    def get_developer(self, email: str) -> Developer | None:
+        return self._developers.get(email.lower())
+
+    def list_developers(self, org_id: str) -> list[Developer]:
+        with self._lock:
+            return sorted((d for d in self._developers.values() if d.org_id == org_id), key=lambda d: d.created_at)
+
+    def activate_developer(self, email: str, password_hash: str, totp_sealed: str, totp_step: int) -> bool:
+        with self._lock:
+            dev = self._developers.get(email.lower())
+            if dev is None or dev.status != "invited":
+                return False
+            self._developers[dev.email] = replace(
+                dev, status="active", password_hash=password_hash, totp_sealed=totp_sealed, totp_last_step=totp_step
+            )
+            return True
+
+    def set_developer_status(self, email: str, status: str) -> bool:
+        with self._lock:
+            dev = self._developers.get(email.lower())
+            if dev is None:
+                return False
+            self._developers[dev.email] = replace(dev, status=status)
+            return True
+
+    def use_totp_step(self, email: str, step: int) -> bool:
+        with self._lock:
+            dev = self._developers.get(email.lower())
+            if dev is None or step <= dev.totp_last_step:
+                return False
+            self._developers[dev.email] = replace(dev, totp_last_step=step)
+            return True
+
+    # --- the merchant side of the portal --------------------------------------------------------------------
+    def withdraw_grant(self, merchant_id: int, client_id: str) -> bool:
+        with self._lock:
+            if (merchant_id, client_id) not in self._grants:
+                return False
+            self._grants.discard((merchant_id, client_id))
+            self._grant_times.pop((merchant_id, client_id), None)
+            self._announce()
+            return True
+
+    def _grant_list(self, pairs: list[tuple[int, str]]) -> list[Grant]:
+        grants = [Grant(m, c, self._grant_times.get((m, c), 0)) for m, c in pairs]
+        return sorted(grants, key=lambda g: (g.created_at, g.merchant_id, g.client_id))
+
+    def grants_of(self, merchant_id: int) -> list[Grant]:
+        with self._lock:
+            return self._grant_list([g for g in self._grants if g[0] == merchant_id])
+
+    def grants_to(self, client_id: str) -> list[Grant]:
+        with self._lock:
+            return self._grant_list([g for g in self._grants if g[1] == client_id])
+
+    def set_user_password(self, username: str, password_hash: str) -> bool:
+        with self._lock:
+            user = self._users.get(username)
+            if user is None:
+                return False
+            self._users[username] = replace(user, password_hash=password_hash)
+            self._announce()
+            return True
+
+    def touch_api_key(self, merchant_id: int, key_id: int, now: int) -> None:
+        with self._lock:
+            key = self._api_keys.get((merchant_id, key_id))
+            if key is not None and (key.last_used_at or 0) < now:
+                self._api_keys[(merchant_id, key_id)] = replace(key, last_used_at=int(now))

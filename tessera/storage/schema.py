@@ -26,6 +26,14 @@ metadata = MetaData(
     }
 )
 
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("org_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
 clients = Table(
     "clients",
     metadata,
@@ -40,6 +48,9 @@ clients = Table(
     Column("jwks", JSON, nullable=True),
     Column("status", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("org_id", String(64), ForeignKey("organisations.org_id"), nullable=True, index=True),
+    Column("previous_secret_hash", String(128), nullable=True),
+    Column("previous_valid_until", BigInteger, nullable=True),
 )
 
 certificates = Table(
@@ -155,6 +166,21 @@ api_keys = Table(
     Column("enabled", Boolean, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("disabled_at", BigInteger, nullable=True),
+    Column("last_used_at", BigInteger, nullable=True),
 )
 
 Index("ix_artifacts_client", artifacts.c.client_id)
+
+# --- the portal (migration 0007) --------------------------------------------------------------
+
+developers = Table(
+    "developers",
+    metadata,
+    Column("email", String(320), primary_key=True),
+    Column("org_id", String(64), ForeignKey("organisations.org_id"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("password_hash", String(200), nullable=True),
+    Column("totp_sealed", String(200), nullable=True),
+    Column("totp_last_step", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)

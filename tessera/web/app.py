@@ -14,7 +14,7 @@ Composed with Starlette's own mechanisms, outermost first:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -28,7 +28,7 @@ from tessera.config import Settings
 from tessera.core.context import Core
 from tessera.core.ports import Store
 from tessera.core.secrets import dummy_password_hash
-from tessera.web import housekeeping, openapi
+from tessera.web import admin_api, housekeeping, openapi, portal
 from tessera.web.errors import ErrorHandlers, LastResort, Renderer
 from tessera.web.health import Readiness
 from tessera.web.logging import configure_logging
@@ -45,6 +45,8 @@ RENDERERS: dict[str, Renderer] = {
     mobilepay.PROFILE: mobilepay.render,
     b2binpay.PROFILE: b2binpay.render,
     native.PROFILE: native.render,
+    admin_api.PROFILE: admin_api.render,
+    portal.PROFILE: portal.render,
 }
 
 
@@ -66,10 +68,18 @@ def compose(
 
 
 def create_app(
-    settings: Settings, *, store: Store | None = None, core: Core | None = None, fast_routing: bool | None = None
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    core: Core | None = None,
+    fast_routing: bool | None = None,
+    profiles: Collection[str] | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """Build the app for ``settings``. ``store``/``core`` may be given (tests, embedding);
-    ``fast_routing`` overrides ``settings.fast_routing``."""
+    ``fast_routing`` overrides ``settings.fast_routing``. ``profiles``: serve only these
+    profiles' routes (None: all); ``extra_routes``: more routes (``tessera sandbox``'s control
+    routes), served with the same middleware and error handling."""
     if core is None:
         if store is None:
             from tessera.home import open_store  # the composition root opens the store only when none is given
@@ -87,13 +97,23 @@ def create_app(
 
     caps = rt.capabilities
     ready = Readiness(caps.database or core.store, core.keys, redis=caps.redis, redis_url=settings.redis_url)
+    served = [
+        route
+        for route in (
+            *nexi.routes(rt),
+            *axept.routes(rt),
+            *mobilepay.routes(rt),
+            *b2binpay.routes(rt),
+            *native.routes(rt),
+        )
+        if profiles is None or route.profile in profiles
+    ]
     routes: list[BaseRoute] = [
         Route("/healthz", healthz),
-        *nexi.routes(rt),
-        *axept.routes(rt),
-        *mobilepay.routes(rt),
-        *b2binpay.routes(rt),
-        *native.routes(rt),
+        *served,
+        *admin_api.routes(rt),
+        *portal.routes(rt),
+        *extra_routes,
         Route("/readyz", ready.handle, methods=["GET", "HEAD"]),
         Route("/metrics", metrics_endpoint(), methods=["GET", "HEAD"]),
         Route("/openapi.json", openapi.endpoint(settings), methods=["GET", "HEAD"]),

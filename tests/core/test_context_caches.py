@@ -12,6 +12,7 @@ import pytest
 from tessera.core.context import Core, CoreConfig
 from tessera.core.models import Artifact, CertificateRecord, Client, Merchant, MerchantUser, Terminal
 from tessera.core.ports import Capabilities
+from tessera.errors import InvalidClient
 from tessera.storage.migrate import upgrade
 from tessera.storage.sql import SQLStore
 
@@ -159,3 +160,135 @@ def test_revoked_access_tokens_are_read_per_token_without_exact_notices(tmp_path
     assert tokens.access_token_revoked(core, "gone") and not tokens.access_token_revoked(core, "live")
     marks.add("live")
     assert tokens.access_token_revoked(core, "live")
+
+
+# --- the profiles' look-ups: merchants by VAT number, axept API keys, grants --------------------------
+
+
+def _count(store, *names: str) -> list[int]:
+    calls = [0]
+    for name in names:
+        original = getattr(store, name)
+
+        def wrapped(*a, _f=original, **kw):
+            calls[0] += 1
+            return _f(*a, **kw)
+
+        setattr(store, name, wrapped)
+    return calls
+
+
+def test_merchants_by_vat_and_api_keys_are_cached_and_changes_are_seen_at_once(stores):
+    """MobilePay's merchant_vat look-up and axept's key look-up are served from the worker's
+    cache; a merchant created after an unknown VAT was asked for, a key disabled, created or
+    enabled again, by another process, is seen on the next call (as a revoked client is)."""
+    from tessera.core import apikeys
+
+    worker, cli = stores
+    cli.create_merchant(Merchant(1, "shop", "DK12345678", 0))
+    record, key = apikeys.create_key(cli, b"p", 1, 0, max_enabled=2)
+    reads = _count(worker, "get_merchant_by_vat", "get_api_key")
+    core = _core(worker)
+
+    def look():
+        found = core.merchant_by_vat("DK12345678")
+        k = core.api_key(1, record.key_id)
+        return (
+            found.merchant_id if found else None,
+            core.merchant_by_vat("FI87654321"),
+            k.enabled if k else None,
+            core.api_key(1, 2),
+        )
+
+    assert look() == (1, None, True, None)
+    n = reads[0]
+    for i in range(5):  # artefact writes announce nothing: still cached
+        worker.put_artifact(Artifact("request_uri", f"k{i}", "app", {}, 2**40))
+        assert look() == (1, None, True, None)
+        assert apikeys.authenticate(core, 1, record.key_id, key).key_id == record.key_id
+    assert reads[0] == n
+
+    cli.set_api_key_enabled(1, record.key_id, False, 5, max_enabled=2)
+    assert _eventually(lambda: not core.api_key(1, record.key_id).enabled)
+    with pytest.raises(InvalidClient):
+        apikeys.authenticate(core, 1, record.key_id, key)
+    second, _ = apikeys.create_key(cli, b"p", 1, 6, max_enabled=2)
+    assert _eventually(lambda: core.api_key(1, second.key_id) is not None)
+    cli.set_api_key_enabled(1, record.key_id, True, 7, max_enabled=2)
+    assert _eventually(lambda: core.api_key(1, record.key_id).enabled)
+    cli.create_merchant(Merchant(2, "other shop", "FI87654321", 0))
+    assert _eventually(lambda: core.merchant_by_vat("FI87654321") is not None)
+
+
+def test_any_write_of_a_cached_table_is_announced(stores):
+    """The notice hangs off the store, not off particular methods: a grant withdrawn, a merchant
+    changed, a key disabled by a statement that no repository method knows about yet (an admin
+    operation added later) is still seen on the next call."""
+    from sqlalchemy import delete, update
+
+    from tessera.storage import schema
+
+    worker, cli = stores
+    cli.create_client(Client(client_id="app", name="a", secret_hash=None, created_at=0))
+    cli.create_merchant(Merchant(1, "shop", "DK12345678", 0))
+    cli.grant(1, "app", 0)
+    core = _core(worker)
+    assert core.is_granted(1, "app") and core.merchant_by_vat("DK12345678").merchant_id == 1
+
+    with cli.database.write() as c:  # a withdrawn grant
+        c.execute(delete(schema.merchant_grants).where(schema.merchant_grants.c.merchant_id == 1))
+    assert _eventually(lambda: not core.is_granted(1, "app"))
+    with cli.database.write() as c:  # a merchant whose VAT number changed
+        c.execute(update(schema.merchants).where(schema.merchants.c.merchant_id == 1).values(vat="DK00000001"))
+    assert _eventually(lambda: core.merchant_by_vat("DK12345678") is None)
+    assert core.merchant_by_vat("DK00000001").merchant_id == 1
+
+
+def test_a_failed_transaction_does_not_swallow_the_next_announcement(stores):
+    """A transaction that announced and then failed leaves nothing behind on its pooled
+    connection: the next announcing write is announced."""
+    worker, cli = stores
+    cli.create_merchant(Merchant(1, "shop", "DK12345678", 0))
+    core = _core(worker)
+    assert core.merchant_by_vat("FI11111111") is None
+    with pytest.raises(RuntimeError), cli.database.write() as c:
+        cli.database.announce(c)
+        raise RuntimeError("rolled back")
+    cli.create_merchant(Merchant(2, "new", "FI11111111", 0))
+    assert _eventually(lambda: core.merchant_by_vat("FI11111111") is not None)
+
+
+def test_memory_store_announces_merchants_and_api_keys():
+    from tessera.core import apikeys
+    from tessera.storage.memory import MemoryStore
+
+    store = MemoryStore()
+    core = _core(store)
+    assert core.merchant_by_vat("DK12345678") is None and core.api_key(1, 1) is None
+    store.create_merchant(Merchant(1, "shop", "DK12345678", 0))
+    assert core.merchant_by_vat("DK12345678").merchant_id == 1
+    record, key = apikeys.create_key(store, b"p", 1, 0, max_enabled=2)
+    assert apikeys.authenticate(core, 1, record.key_id, key).enabled
+    store.set_api_key_enabled(1, record.key_id, False, 1, max_enabled=2)
+    with pytest.raises(InvalidClient):
+        apikeys.authenticate(core, 1, record.key_id, key)
+
+
+def test_a_keys_last_use_is_not_announced_but_disabling_it_is(stores):
+    """Recording when an axept key was last used (about once a minute per key and worker) would
+    drop every worker's caches each time; it is bookkeeping no cache reads, so it announces
+    nothing, while disabling the key does."""
+    from tessera.core import apikeys
+
+    worker, cli = stores
+    cli.create_merchant(Merchant(1, "shop", "DK12345678", 0))
+    record, _ = apikeys.create_key(cli, b"p", 1, 0, max_enabled=2)
+    core = _core(worker)
+    assert core.api_key(1, record.key_id).enabled
+    notices = worker.revocation_notices
+    notices.changed()
+    cli.touch_api_key(1, record.key_id, 100)
+    time.sleep(0.2)  # PostgreSQL: a NOTIFY would have arrived by now
+    assert notices.changed() is False
+    cli.set_api_key_enabled(1, record.key_id, False, 101, max_enabled=2)
+    assert _eventually(lambda: not core.api_key(1, record.key_id).enabled)

@@ -268,3 +268,40 @@ def test_par_params_keep_pkce(app):
     )
     art = par.load(world.core, client.client_id, pushed.request_uri)
     assert art.data["params"]["code_challenge"] == challenge and art.data["enrollment"]["bound_tid"] == e.softpos
+
+
+def test_the_par_looks_the_client_and_its_certificate_up_once_for_the_flow_and_the_assertion(app, monkeypatch):
+    """The Bearer check reads the token's client and certificate (its own rule); the flow then
+    looks the client and the bound certificate up once, and the assertion's authenticator takes
+    them from the flow (ClientAuthRequest.holder) instead of a third look-up."""
+    world, client, cert, e, token = app
+    f = form(world, client, cert, e)
+    calls: list[str] = []
+    for name in ("client", "certificate"):
+        original = getattr(world.core, name)
+        monkeypatch.setattr(world.core, name, lambda key, _f=original, _n=name: calls.append(_n) or _f(key))
+    push(world, client, cert, token, f)
+    assert calls == ["client", "certificate", "client", "certificate"]  # the token's, then the flow's
+
+
+def test_a_holder_for_another_client_or_certificate_is_not_taken(app):
+    """The authenticator takes the caller's holder only for the client and certificate the
+    request names; anything else is looked up and checked as usual."""
+    from tessera.core import client_auth
+    from tessera.core.clients import ClientCredentials
+
+    world, client, cert, e, token = app
+    other = world.client()
+    other_cert = world.cert(other)
+    holder = client_auth.AuthenticatedClient(other, "bearer", other_cert)
+    req = client_auth.ClientAuthRequest(
+        ClientCredentials(client.client_id, None, "none"),
+        assertion=world.nested(cert, world.nexi_claims(client, e)),
+        peer=PeerCert(cert.thumbprint),
+        holder=holder,
+    )
+    auth = client_auth.authenticate_with(world.core, client_auth.NEXI_PAR_METHODS, req)
+    assert auth.client.client_id == client.client_id and auth.certificate.thumbprint == cert.thumbprint
+    world.store.set_client_status(client.client_id, "revoked")
+    with pytest.raises(InvalidClient):  # not the holder's (active) client: looked up, and refused
+        client_auth.authenticate_with(world.core, client_auth.NEXI_PAR_METHODS, req)

@@ -240,3 +240,30 @@ def test_sign_jwt_es256_timing(ring, capsys):
     per_call = (time.perf_counter() - start) / n
     with capsys.disabled():
         print(f"\n[jose] sign_jwt ES256: {per_call * 1e6:.1f} us/call over {n} calls")
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256", "EdDSA"])
+def test_the_bound_signer_gives_what_joserfc_gives(ring, alg):
+    """sign_jwt signs ES256 and RS256 straight with the private key, bound once per key
+    (tessera.jose.jwt._sign_with), instead of through joserfc's algorithm for every token. The
+    same bytes: RS256 (deterministic) byte for byte; ES256 (a random nonce) the same encoding,
+    each path's signature accepted by the other's verification; EdDSA stays joserfc's."""
+    from joserfc.jws import JWSRegistry
+
+    from tessera.jose.jwt import _sign_with
+
+    mk = _key_for(ring, alg)
+    joserfc_alg = JWSRegistry(algorithms=[alg]).get_alg(alg)
+    bound = _sign_with(joserfc_alg, mk.key)
+    data = b"eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0"
+    ours, theirs = bound(data), joserfc_alg.sign(data, mk.key)
+    if alg == "ES256":
+        assert len(ours) == len(theirs) == 64
+        assert joserfc_alg.verify(data, ours, mk.key) and joserfc_alg.verify(data, theirs, mk.key)
+        assert not joserfc_alg.verify(data + b"x", ours, mk.key)
+    else:
+        assert ours == theirs
+    token = sign_jwt(CLAIMS, mk)
+    head, payload, signature = token.split(".")
+    assert joserfc_alg.verify(f"{head}.{payload}".encode(), jjws.base64url_decode(signature), mk.key)
+    assert verify_own_jwt(token, ring.keys, typ="at+jwt", now=NOW) == CLAIMS

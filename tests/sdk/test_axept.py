@@ -50,8 +50,12 @@ class FakeAxept:
         return httpx.Response(200, json={"token": f"jwt-{n}", "expiresAt": expires}, headers=headers)
 
 
+AXEPT = "/axept/v1/authenticate"  # tessera's default server (the provider's own path is /v1/authenticate)
+
+
 def client(fake, **kw) -> AxeptClient:
     kw.setdefault("cache", TokenCache())
+    kw.setdefault("path", "/axept/v1/authenticate")
     return AxeptClient(
         BASE, 12345, 12, KEY, transport=httpx.MockTransport(fake), async_transport=httpx.MockTransport(fake), **kw
     )
@@ -223,7 +227,7 @@ def test_live_authenticate(live_server):
     key = live_server.cli_json("keys", "create", "--merchant-id", str(mid))
     verify = ssl.create_default_context(cafile=str(live_server.ca))
     base = f"https://localhost:{live_server.port}"
-    c = AxeptClient(base, key["merchantId"], key["keyId"], key["key"], cache=TokenCache(), verify=verify)
+    c = AxeptClient(base, key["merchantId"], key["keyId"], key["key"], path=AXEPT, cache=TokenCache(), verify=verify)
     token = c.cached_token()
     assert token.access_token.count(".") == 2
     assert token.expires_at == pytest.approx(time.time() + 1800, abs=5)
@@ -231,12 +235,14 @@ def test_live_authenticate(live_server):
 
     async def atoken():
         return await AxeptClient(
-            base, key["merchantId"], key["keyId"], key["key"], cache=TokenCache(), verify=verify
+            base, key["merchantId"], key["keyId"], key["key"], path=AXEPT, cache=TokenCache(), verify=verify
         ).atoken()
 
     assert asyncio.run(atoken()).count(".") == 2
 
-    wrong = AxeptClient(base, key["merchantId"], key["keyId"], key["key"] + "x", cache=TokenCache(), verify=verify)
+    wrong = AxeptClient(
+        base, key["merchantId"], key["keyId"], key["key"] + "x", path=AXEPT, cache=TokenCache(), verify=verify
+    )
     with pytest.raises(TokenError) as info:
         wrong.token()
     assert info.value.status == 401 and info.value.error == "Unauthorized"

@@ -16,6 +16,7 @@ import pytest
 
 from tessera.sdk import B2BinPayClient, TokenCache, TokenError
 from tessera.sdk.b2binpay import response_sign
+from tessera.sdk.errors import TransportError
 
 BASE = "https://api.b2binpay.example"
 LOGIN = "api-key-1"
@@ -144,6 +145,7 @@ def make(fake: FakeB2BinPay, cache: TokenCache | None = None, **kw) -> B2BinPayC
         BASE,
         LOGIN,
         PASSWORD,
+        prefix="/b2binpay",
         cache=cache if cache is not None else TokenCache(),
         transport=httpx.MockTransport(fake),
         async_transport=httpx.MockTransport(fake.ahandle),
@@ -229,12 +231,16 @@ def test_login_answer_without_a_signature_is_refused(meta):
         return httpx.Response(200, json=body)
 
     with pytest.raises(TokenError) as info:
-        B2BinPayClient(BASE, LOGIN, PASSWORD, cache=TokenCache(), transport=httpx.MockTransport(handler)).token()
+        B2BinPayClient(
+            BASE, LOGIN, PASSWORD, prefix="/b2binpay", cache=TokenCache(), transport=httpx.MockTransport(handler)
+        ).token()
     assert info.value.error == "invalid_signature"
 
 
 def test_bad_login_is_a_token_error_2006():
-    c = B2BinPayClient(BASE, LOGIN, "wrong", cache=TokenCache(), transport=httpx.MockTransport(FakeB2BinPay()))
+    c = B2BinPayClient(
+        BASE, LOGIN, "wrong", prefix="/b2binpay", cache=TokenCache(), transport=httpx.MockTransport(FakeB2BinPay())
+    )
     with pytest.raises(TokenError) as info:
         c.token()
     assert (info.value.status, info.value.error) == (400, "2006")
@@ -421,12 +427,21 @@ def test_connect_error_keeps_the_refresh_token():
             raise httpx.ConnectError("connection refused", request=request)
         return fake(request)
 
-    c = B2BinPayClient(BASE, LOGIN, PASSWORD, cache=TokenCache(clock=clock), transport=httpx.MockTransport(handler))
+    c = B2BinPayClient(
+        BASE,
+        LOGIN,
+        PASSWORD,
+        prefix="/b2binpay",
+        retry=None,
+        cache=TokenCache(clock=clock),
+        transport=httpx.MockTransport(handler),
+    )
     c.token()
     clock.now += 60
     fail[0] = True
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(TransportError) as info:  # the SDK's error, never httpx's
         c.token()
+    assert info.value.request_sent is False
     fail[0] = False
     assert c.token() == "A2" and fake.presented == ["R1"]
 
@@ -450,6 +465,7 @@ def test_live_login_refresh_revoked_family_and_login_again(live_server):
         f"https://localhost:{live_server.port}",
         app.client_id,
         app.client_secret,
+        prefix="/b2binpay",
         cache=TokenCache(clock=clock),
         verify=verify,
     )
@@ -515,6 +531,7 @@ def test_live_short_access_ttl_async(tmp_path):
                 f"https://localhost:{server.port}",
                 app.client_id,
                 app.client_secret,
+                prefix="/b2binpay",
                 cache=TokenCache(skew=0.5),
                 verify=verify,
                 async_transport=transport,
@@ -540,6 +557,7 @@ def test_live_wrong_password(live_server):
         f"https://localhost:{live_server.port}",
         app.client_id,
         "not-the-password",
+        prefix="/b2binpay",
         cache=TokenCache(),
         verify=ssl.create_default_context(cafile=str(live_server.ca)),
     )

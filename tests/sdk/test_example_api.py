@@ -55,7 +55,13 @@ def env(live_server):
 
     def axept() -> AxeptClient:
         return AxeptClient(
-            base, axept_key["merchantId"], axept_key["keyId"], axept_key["key"], cache=TokenCache(), verify=verify
+            base,
+            axept_key["merchantId"],
+            axept_key["keyId"],
+            axept_key["key"],
+            path="/axept/v1/authenticate",
+            cache=TokenCache(),
+            verify=verify,
         )
 
     return app, merchants, mobilepay, axept

@@ -426,8 +426,8 @@ def test_verify_options_build_tls_contexts(rsa_dev, tmp_path):
 
     for verify in (True, False, str(rsa_dev.cert), rsa_dev.cert):
         c = NexiSoftPOSClient(BASE, CLIENT_ID, SECRET, rsa_dev.cert, rsa_dev.key, verify=verify)
-        assert isinstance(c._ssl, ssl.SSLContext)
+        assert isinstance(c.ssl_context, ssl.SSLContext)
         c.close()
     ctx = ssl.create_default_context()
     with NexiSoftPOSClient(BASE, CLIENT_ID, SECRET, rsa_dev.cert, rsa_dev.key, verify=ctx) as c:
-        assert c._ssl is ctx
+        assert c.ssl_context is ctx

@@ -107,7 +107,7 @@ def world(rsa_dev):
             **transports("mobilepay"),
         ),
         "b2binpay": B2BinPayClient(
-            "https://b2binpay.example", "login", "password", cache=cache, **transports("b2binpay")
+            "https://b2binpay.example", "login", "password", prefix="/b2binpay", cache=cache, **transports("b2binpay")
         ),
     }
     return clock, cache, providers, clients

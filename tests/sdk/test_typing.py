@@ -9,9 +9,9 @@ from pathlib import Path
 from mypy import api
 
 SNIPPET = """
-from typing import assert_type
+from typing import Any, assert_type
 
-from tessera.sdk import AxeptClient, B2BinPayClient, MobilePayClient, NexiSoftPOSClient
+from tessera.sdk import AxeptClient, B2BinPayClient, ClientAssertion, MobilePayClient, NexiSoftPOSClient
 from tessera.sdk.resource import JWKSCache
 
 
@@ -28,6 +28,20 @@ def clients(a: AxeptClient, m: MobilePayClient, b: B2BinPayClient, n: NexiSoftPO
         assert_type(c5, JWKSCache)
     with a as wrong:
         assert_type(wrong, MobilePayClient)  # line 20: must be reported
+
+
+async def aclients(a: AxeptClient, m: MobilePayClient, b: B2BinPayClient, n: NexiSoftPOSClient) -> None:
+    async with a as c1:
+        assert_type(c1, AxeptClient)
+    async with m as c2:
+        assert_type(c2, MobilePayClient)
+    async with b as c3:
+        assert_type(c3, B2BinPayClient)
+    async with n as c4:
+        assert_type(c4, NexiSoftPOSClient)
+    assert_type(await n.apar(scope="s", redirect_uri="r", client_assertion="x"), dict[str, Any])
+    assert_type(await n.aclient_assertion(point_of_sale="p", terminal_ids=["t"], username_merchant="u@x"),
+                ClientAssertion)
 """
 
 

@@ -237,7 +237,14 @@ def run_sdk_flows(server: LiveServer, run: Run, workdir: Path) -> None:
     # --- axept, mobilepay, b2binpay ---------------------------------------------------------------------
     ctx = _ctx(server)
     with AxeptClient(
-        url, mid, key["keyId"], key["key"], verify=ctx, transport=Recorder(exchanges, verify=ctx), cache=TokenCache()
+        url,
+        mid,
+        key["keyId"],
+        key["key"],
+        path="/axept/v1/authenticate",
+        verify=ctx,
+        transport=Recorder(exchanges, verify=ctx),
+        cache=TokenCache(),
     ) as axept:
         axept.token()
     with MobilePayClient(
@@ -251,7 +258,13 @@ def run_sdk_flows(server: LiveServer, run: Run, workdir: Path) -> None:
     ) as mobilepay:
         mobilepay.token()
     with B2BinPayClient(
-        url, client_id, secret, verify=ctx, transport=Recorder(exchanges, verify=ctx), cache=TokenCache()
+        url,
+        client_id,
+        secret,
+        prefix="/b2binpay",
+        verify=ctx,
+        transport=Recorder(exchanges, verify=ctx),
+        cache=TokenCache(),
     ) as b2b:
         first = b2b.token()
         b2b.invalidate()

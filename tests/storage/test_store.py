@@ -28,6 +28,7 @@ from tessera.core.models import (
     Client,
     Merchant,
     MerchantUser,
+    Organisation,
     StoredKey,
     Terminal,
 )
@@ -45,6 +46,7 @@ from tessera.core.ports import (
     EventLog,
     KeyStore,
     MerchantDirectory,
+    OrganisationDirectory,
     RedisHandle,
     SQLBacked,
     Store,
@@ -171,6 +173,7 @@ def test_is_a_store(store):
     assert isinstance(store, Store)
     for role in (
         ClientDirectory,
+        OrganisationDirectory,
         CertificateDirectory,
         KeyStore,
         MerchantDirectory,
@@ -258,6 +261,27 @@ def test_clients(store):
     assert store.set_client_status("app-1", "revoked") is True
     assert store.get_client("app-1").active is False
     assert store.set_client_status("nope", "revoked") is False
+
+
+def test_organisations_own_clients(store):
+    acme = Organisation("acme", "Acme POS", NOW)
+    store.create_organisation(acme)
+    store.create_organisation(Organisation("zeta", "Zeta", NOW + 1))
+    assert store.get_organisation("acme") == acme
+    assert store.get_organisation("nope") is None
+    with pytest.raises(Conflict):
+        store.create_organisation(replace(acme, name="again"))
+    assert [o.org_id for o in store.list_organisations()] == ["acme", "zeta"]
+    store.create_client(a_client("a-2", org_id="acme", created_at=NOW + 2))
+    store.create_client(a_client("a-1", org_id="acme"))
+    store.create_client(a_client("z-1", org_id="zeta"))
+    store.create_client(a_client("platform"))
+    assert [c.client_id for c in store.clients_of("acme")] == ["a-1", "a-2"]
+    assert store.get_client("a-1").org_id == "acme" and store.get_client("platform").org_id is None
+    assert store.clients_of("nope") == []
+    with pytest.raises(Conflict):  # an unknown organisation owns nothing
+        store.create_client(a_client("x-1", org_id="nope"))
+    assert store.get_client("x-1") is None
 
 
 # --- certificates --------------------------------------------------------------------------------
@@ -781,3 +805,181 @@ def test_rotate_async_outage_is_store_unavailable():
             )
     finally:
         store.close()
+
+
+# --- what the admin layer reads and changes (AdminQueries) -----------------------------------------
+
+
+def _until_changed(notices, name: str) -> None:
+    deadline = time.monotonic() + 5
+    while not notices.changed():
+        assert time.monotonic() < deadline, name
+        time.sleep(0.01)
+
+
+def test_client_details_and_secret_updates_are_announced(store):
+    notices = Capabilities.of(store).notices
+    assert notices is not None
+    store.create_client(a_client())
+    notices.changed()
+    assert store.update_client_details("app-1", "Renamed", ("https://b.example/cb", "https://c.example/cb"))
+    _until_changed(notices, "details")
+    got = store.get_client("app-1")
+    assert got.name == "Renamed" and got.redirect_uris == ("https://b.example/cb", "https://c.example/cb")
+    assert got.secret_hash == "ab" * 32 and got.previous_secret_hash is None and got.previous_valid_until is None
+    assert store.set_client_secret("app-1", "cd" * 32, "ab" * 32, NOW + 60)
+    _until_changed(notices, "secret")
+    got = store.get_client("app-1")
+    assert (got.secret_hash, got.previous_secret_hash, got.previous_valid_until) == ("cd" * 32, "ab" * 32, NOW + 60)
+    assert got.previous_secret(NOW + 59) == "ab" * 32 and got.previous_secret(NOW + 60) is None
+    assert store.set_client_secret("app-1", "ef" * 32, None, None)
+    got = store.get_client("app-1")
+    assert (got.secret_hash, got.previous_secret_hash, got.previous_valid_until) == ("ef" * 32, None, None)
+    assert not store.update_client_details("nope", "x", ())
+    assert not store.set_client_secret("nope", None, None, None)
+
+
+def test_merchant_listings(store):
+    store.create_client(a_client())
+    store.create_client(a_client("app-2"))
+    store.create_merchant(Merchant(43, "Two", None, NOW))
+    store.create_merchant(Merchant(42, "One", "DK1", NOW))
+    store.add_terminal(Terminal("T2", 42, "POS-B", "mpos"))
+    store.add_terminal(Terminal("T1", 42, "POS-B", "softpos"))
+    store.add_terminal(Terminal("T3", 42, "POS-A", "softpos"))
+    store.add_terminal(Terminal("T9", 43, "POS-Z", "softpos"))
+    store.add_user(MerchantUser("b@shop.example", 42, "h2"))
+    store.add_user(MerchantUser("a@shop.example", 42, "h1"))
+    assert [m.merchant_id for m in store.list_merchants()] == [42, 43]
+    assert [t.tid for t in store.terminals_of(42)] == ["T3", "T1", "T2"]
+    assert [u.username for u in store.users_of(42)] == ["a@shop.example", "b@shop.example"]
+    assert store.terminals_of(44) == [] and store.users_of(43) == []
+
+
+@pytest.mark.parametrize("spelling", ["1a2b", "0x1A2B", "001a2b"])
+def test_certificate_by_serial(store, spelling):
+    store.create_client(a_client())
+    store.add_certificate(a_cert())
+    got = store.certificate_by_serial(spelling)
+    assert got is not None and got.thumbprint == "tp-1"
+    assert store.certificate_by_serial("ffff") is None
+
+
+def test_events_after_pages_by_id_with_filters(store):
+    for i in range(5):
+        store.add_event("admin_change" if i % 2 == 0 else "jti_replayed", f"c{i % 2}", {"i": i}, NOW + i)
+    first = store.events_after(0, 2)
+    assert [e.detail["i"] for e in first] == [0, 1]
+    rest = store.events_after(first[-1].id, 10)
+    assert [e.detail["i"] for e in rest] == [2, 3, 4]
+    assert [e.detail["i"] for e in store.events_after(0, 10, kind="admin_change")] == [0, 2, 4]
+    assert [e.detail["i"] for e in store.events_after(0, 10, client_id="c1")] == [1, 3]
+    assert [e.detail["i"] for e in store.events_after(0, 10, since=NOW + 3)] == [3, 4]
+    assert store.events_after(rest[-1].id, 10) == []
+
+
+def test_client_details_update_only_as_expected(store):
+    store.create_client(a_client())
+    read = ("App One", ("https://a.example/cb",))
+    assert store.update_client_details("app-1", "Two", ("https://b.example/cb",), expected=read)
+    with pytest.raises(Conflict):  # what was read is no longer there
+        store.update_client_details("app-1", "Three", (), expected=read)
+    got = store.get_client("app-1")
+    assert (got.name, got.redirect_uris) == ("Two", ("https://b.example/cb",))
+    assert not store.update_client_details("nope", "x", (), expected=read)
+
+
+# --- the portal: developer accounts, and the merchant side (grants, passwords, key use) -------------------
+
+
+def test_developer_accounts(store):
+    from tessera.core.models import Developer
+    from tessera.core.ports import DeveloperDirectory
+
+    assert isinstance(store, DeveloperDirectory)
+    with pytest.raises(Conflict):  # the organisation must exist
+        store.create_developer(Developer("dev@acme.example", "acme", created_at=NOW))
+    store.create_organisation(Organisation("acme", "Acme", NOW))
+    store.create_developer(Developer("Dev@Acme.example", "acme", created_at=NOW))
+    with pytest.raises(Conflict):
+        store.create_developer(Developer("dev@acme.example", "acme", created_at=NOW))
+    dev = store.get_developer("DEV@acme.example")
+    assert dev == Developer("dev@acme.example", "acme", "invited", None, None, 0, NOW)
+    store.create_developer(Developer("two@acme.example", "acme", created_at=NOW + 1))
+    assert [d.email for d in store.list_developers("acme")] == ["dev@acme.example", "two@acme.example"]
+    assert store.list_developers("other") == []
+    assert store.activate_developer("dev@acme.example", "argon", "sealed", 100) is True
+    assert store.activate_developer("dev@acme.example", "again", "again", 101) is False  # once only
+    assert store.activate_developer("nobody@acme.example", "h", "s", 1) is False
+    dev = store.get_developer("dev@acme.example")
+    assert (dev.status, dev.password_hash, dev.totp_sealed, dev.totp_last_step) == ("active", "argon", "sealed", 100)
+    assert store.use_totp_step("dev@acme.example", 100) is False  # that step's code was used
+    assert store.use_totp_step("dev@acme.example", 99) is False
+    assert store.use_totp_step("dev@acme.example", 101) is True
+    assert store.use_totp_step("nobody@acme.example", 500) is False
+    assert store.set_developer_status("dev@acme.example", "disabled") is True
+    assert store.get_developer("dev@acme.example").status == "disabled"
+    assert store.set_developer_status("nobody@acme.example", "disabled") is False
+
+
+def test_a_totp_step_is_won_once_under_threads(store):
+    from tessera.core.models import Developer
+
+    store.create_organisation(Organisation("acme", "Acme", NOW))
+    store.create_developer(Developer("dev@acme.example", "acme", created_at=NOW))
+    barrier = threading.Barrier(N)
+    wins: list[bool] = []
+
+    def race() -> None:
+        barrier.wait()
+        wins.append(store.use_totp_step("dev@acme.example", 7))
+
+    threads = [threading.Thread(target=race) for _ in range(N)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert wins.count(True) == 1
+
+
+def test_grants_withdrawn_listed_and_announced(store):
+    from tessera.core.ports import MerchantPortal
+
+    assert isinstance(store, MerchantPortal)
+    store.create_client(a_client())
+    store.create_client(a_client("app-2", created_at=NOW + 1))
+    store.create_merchant(Merchant(42, "Shop"))
+    store.create_merchant(Merchant(43, "Other"))
+    store.grant(42, "app-1", NOW)
+    store.grant(42, "app-2", NOW + 1)
+    store.grant(43, "app-1", NOW + 2)
+    assert [(g.client_id, g.created_at) for g in store.grants_of(42)] == [("app-1", NOW), ("app-2", NOW + 1)]
+    assert [g.merchant_id for g in store.grants_to("app-1")] == [42, 43]
+    notices = Capabilities.of(store).notices
+    assert notices is not None
+    notices.changed()
+    assert store.withdraw_grant(42, "app-1") is True
+    deadline = time.monotonic() + 5
+    while not notices.changed():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert store.is_granted(42, "app-1") is False
+    assert store.withdraw_grant(42, "app-1") is False
+    assert [g.client_id for g in store.grants_of(42)] == ["app-2"]
+    store.grant(42, "app-1", NOW + 5)  # granted again
+    assert store.is_granted(42, "app-1")
+
+
+def test_a_user_password_set_later_and_a_key_last_used(store):
+    store.create_merchant(Merchant(42, "Shop"))
+    store.add_user(MerchantUser("a@shop.example", 42, ""))
+    assert store.set_user_password("a@shop.example", "argon") is True
+    assert store.get_user("a@shop.example").password_hash == "argon"
+    assert store.set_user_password("nobody@shop.example", "argon") is False
+    key = store.create_api_key(42, "h" * 64, NOW, max_enabled=3)
+    assert key.last_used_at is None
+    store.touch_api_key(42, key.key_id, NOW + 10)
+    assert store.get_api_key(42, key.key_id).last_used_at == NOW + 10
+    store.touch_api_key(42, key.key_id, NOW + 5)  # never backwards
+    assert store.list_api_keys(42)[0].last_used_at == NOW + 10
+    store.touch_api_key(42, 99, NOW)  # an unknown key: nothing

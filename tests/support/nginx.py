@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.live import REPO
+from tests.support.live import REPO, free_port
 from tests.support.redis_server import die_with_parent, require_binary
 
 SITE_CONF = REPO / "deploy" / "nginx" / "tessera.conf"
@@ -62,9 +62,12 @@ def find_nginx() -> str:
 
 
 class Nginx:
-    def __init__(self, *, port: int, upstreams: list[int], home: Path, site_conf: Path = SITE_CONF):
+    def __init__(
+        self, *, port: int, upstreams: list[int], home: Path, site_conf: Path = SITE_CONF, internal_port: int = 0
+    ):
         self.binary = find_nginx()
         self.port = port
+        self.internal_port = internal_port or free_port()  # the listener of /metrics and /admin/v1
         self.upstream_ports = upstreams
         # Not under pytest's 0700 tmp dirs: nginx's workers (www-data/nobody when run as root)
         # must reach the temporary directories.
@@ -79,6 +82,7 @@ class Nginx:
                 "127.0.0.1:8001": f"127.0.0.1:{upstreams[0]}",
                 "127.0.0.1:8002": f"127.0.0.1:{upstreams[1]}",
                 "listen 443 ssl;": f"listen 127.0.0.1:{port} ssl;",
+                "listen 127.0.0.1:8444 ssl;": f"listen 127.0.0.1:{self.internal_port} ssl;",
                 "/var/lib/tessera/": f"{home.resolve()}/",
             },
         )

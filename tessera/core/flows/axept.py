@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tessera.core import tokens
+from tessera.core import key_usage, tokens
 from tessera.core.clock import iso_z
 from tessera.core.context import Core
 from tessera.core.models import ApiKey
@@ -59,6 +59,8 @@ def issue(core: Core, record: ApiKey, *, ttl: int) -> AuthenticateResult:
 def authenticate(
     core: Core, request: AuthenticateRequest, *, ttl: int, check_key: Callable[[AuthenticateRequest], ApiKey]
 ) -> AuthenticateResult:
-    """``check_key`` (the web layer's brute-force guarded ``tessera.core.apikeys.authenticate``)
-    then ``issue``."""
-    return issue(core, check_key(request), ttl=ttl)
+    """``check_key`` (the web layer's brute-force guarded ``tessera.core.apikeys.authenticate``),
+    the key's last use recorded (``tessera.core.key_usage``: at most once a minute), then ``issue``."""
+    record = check_key(request)
+    key_usage.RECORDER.used(core.store, record, core.now())
+    return issue(core, record, ttl=ttl)

@@ -114,18 +114,16 @@ def authenticate(core: Core, req: LoginRequest) -> AuthenticatedClient:
 
 def login(core: Core, client_id: str, req: LoginRequest, lifetimes: Lifetimes) -> B2BTokens:
     """The answer to an authenticated login: a new family, its first refresh token, an access
-    token, and ``meta{time, sign}``. Synchronous database writes (the caller picks the thread)."""
+    token, and ``meta{time, sign}``. One synchronous database write (the caller picks the thread)."""
     received = core.clock()
-    family, family_expires_at = refresh.start_family(core, client_id, lifetime=lifetimes.family_max)
-    issued = refresh.issue_refresh(
+    issued = refresh.issue_first_refresh(  # the new family and its first token: one write
         core,
         profile=PROFILE,
         client_id=client_id,
         subject=client_id,
         scope="",
         ttl=lifetimes.refresh_ttl,
-        family=family,
-        family_expires_at=family_expires_at,
+        family_lifetime=lifetimes.family_max,
     )
     pair = _tokens(core, client_id, issued, received, lifetimes)
     time_str = iso_z(received, micros=True)

@@ -87,7 +87,7 @@ def issue(core: Core, request: TokenRequest, client: Client, *, ttl: int) -> Tok
         "integratorclient_name": client.name,
     }
     if request.merchant_vat is not None:
-        merchant = core.store.get_merchant_by_vat(request.merchant_vat)
+        merchant = core.merchant_by_vat(request.merchant_vat)
         # The same answer for an unknown VAT number and a merchant that did not grant access.
         if merchant is None or not core.is_granted(merchant.merchant_id, client.client_id):
             raise UnauthorizedClient(

@@ -70,9 +70,10 @@ def check_request(req: PushRequest) -> None:
         raise PayloadTooLarge(f"client_assertion over {MAX_TOKEN_BYTES} bytes", reason="assertion_too_large")
 
 
-def authenticate(core: Core, req: PushRequest) -> Client:
+def authenticate(core: Core, req: PushRequest) -> client_auth.AuthenticatedClient:
     """The client the Bearer token was issued to, over the certificate bound to it (401s).
-    Only a Nexi token bound to the presented certificate opens the PAR."""
+    Only a Nexi token bound to the presented certificate opens the PAR. The client and its
+    certificate, looked up once here, serve the assertion's check too (``ClientAuthRequest.holder``)."""
     check_request(req)
     assert req.peer is not None and req.bearer_token is not None
     form = req.form
@@ -82,8 +83,8 @@ def authenticate(core: Core, req: PushRequest) -> Client:
     client = core.client(form["client_id"])
     if client is None or not client.active:
         raise InvalidClient("client authentication failed", reason="client_unknown")
-    bound_certificate(core, client, req.peer)
-    return client
+    cert = bound_certificate(core, client, req.peer)
+    return client_auth.AuthenticatedClient(client, "bearer", cert)
 
 
 def push_authorization(
@@ -91,7 +92,8 @@ def push_authorization(
 ) -> par.PushedRequest:
     """The whole PAR use case. ``after_auth(client)``: called once the caller is known and
     before the costly decryption (the web layer's per-credential rate limit)."""
-    client = authenticate(core, req)
+    holder = authenticate(core, req)
+    client = holder.client
     if after_auth is not None:
         after_auth(client)
     form = req.form
@@ -102,7 +104,10 @@ def push_authorization(
             core,
             client_auth.NEXI_PAR_METHODS,
             client_auth.ClientAuthRequest(
-                ClientCredentials(client.client_id, None, "none"), assertion=form["client_assertion"], peer=req.peer
+                ClientCredentials(client.client_id, None, "none"),
+                assertion=form["client_assertion"],
+                peer=req.peer,
+                holder=holder,
             ),
         )
         claims = auth.claims

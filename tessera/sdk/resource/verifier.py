@@ -15,9 +15,9 @@ import anyio.to_thread
 from joserfc import jws
 from joserfc.errors import JoseError
 
-from tessera.jose.registry import norm_typ as _norm_typ
-from tessera.jose.registry import single_alg_registry
 from tessera.limits import MAX_TOKEN_BYTES
+from tessera.sdk.jose_rules import norm_typ as _norm_typ
+from tessera.sdk.jose_rules import single_alg_registry
 from tessera.sdk.mtls import PeerCertificate, thumbprint
 from tessera.sdk.resource.errors import InsufficientScope, InvalidTokenError
 from tessera.sdk.resource.jwks import JWKSCache, KeySource, StaticKeys, VerificationKey

@@ -21,9 +21,12 @@ from tessera.core.models import (
     Artifact,
     CertificateRecord,
     Client,
+    Developer,
     Enrollment,
+    Grant,
     Merchant,
     MerchantUser,
+    Organisation,
     SecurityEvent,
     StoredKey,
     Terminal,
@@ -75,6 +78,9 @@ class CompositeStore:
         self.sql = sql
         self.artifacts = artifacts
         self.notices = notices or RevocationNotices(artifacts.redis, f"{artifacts.prefix}revocation-epoch")
+        # Every SQL commit that changed a cached table is announced on Redis too, whichever
+        # store method made it (tessera.storage.sql.database.CACHED_TABLES).
+        sql.database.on_announce.append(self.notices.publish)
 
     @classmethod
     def from_settings(cls, settings: Settings, sql: SQLStore) -> CompositeStore:
@@ -258,6 +264,28 @@ class CompositeStore:
     def list_clients(self) -> list[Client]:
         return self.sql.list_clients()
 
+    def create_organisation(self, org: Organisation) -> None:
+        self.sql.create_organisation(org)
+
+    def get_organisation(self, org_id: str) -> Organisation | None:
+        return self.sql.get_organisation(org_id)
+
+    def list_organisations(self) -> list[Organisation]:
+        return self.sql.list_organisations()
+
+    def clients_of(self, org_id: str) -> list[Client]:
+        return self.sql.clients_of(org_id)
+
+    # --- RehashesSecrets (pepper rotation): the SQL store's ---------------------------------------
+    def rehash_client_secret(self, client_id: str, old: str, new: str) -> bool:
+        return self.sql.rehash_client_secret(client_id, old, new)
+
+    def rehash_api_key(self, merchant_id: int, key_id: int, old: str, new: str) -> bool:
+        return self.sql.rehash_api_key(merchant_id, key_id, old, new)
+
+    def credential_hashes(self) -> dict[str, list[str]]:
+        return self.sql.credential_hashes()
+
     def get_certificate(self, thumbprint: str) -> CertificateRecord | None:
         return self.sql.get_certificate(thumbprint)
 
@@ -317,3 +345,88 @@ class CompositeStore:
 
     def list_events(self, limit: int = 1000, *, kind: str | None = None) -> list[SecurityEvent]:
         return self.sql.list_events(limit, kind=kind)
+
+    # --- the admin layer's (AdminQueries): the client writes announced, the rest the SQL store's ------------
+    def update_client_details(
+        self,
+        client_id: str,
+        name: str,
+        redirect_uris: tuple[str, ...],
+        *,
+        expected: tuple[str, tuple[str, ...]] | None = None,
+    ) -> bool:
+        changed = self.sql.update_client_details(client_id, name, redirect_uris, expected=expected)
+        if changed:
+            self.notices.publish()
+        return changed
+
+    def set_client_secret(
+        self, client_id: str, secret_hash: str | None, previous_hash: str | None, previous_valid_until: int | None
+    ) -> bool:
+        changed = self.sql.set_client_secret(client_id, secret_hash, previous_hash, previous_valid_until)
+        if changed:
+            self.notices.publish()
+        return changed
+
+    def list_merchants(self) -> list[Merchant]:
+        return self.sql.list_merchants()
+
+    def terminals_of(self, merchant_id: int) -> list[Terminal]:
+        return self.sql.terminals_of(merchant_id)
+
+    def users_of(self, merchant_id: int) -> list[MerchantUser]:
+        return self.sql.users_of(merchant_id)
+
+    def certificate_by_serial(self, serial: str) -> CertificateRecord | None:
+        return self.sql.certificate_by_serial(serial)
+
+    def events_after(
+        self,
+        after_id: int,
+        limit: int,
+        *,
+        kind: str | None = None,
+        client_id: str | None = None,
+        since: int | None = None,
+    ) -> list[SecurityEvent]:
+        return self.sql.events_after(after_id, limit, kind=kind, client_id=client_id, since=since)
+
+    # --- the portal: developer accounts and the merchant side (the SQL store's; grants announced) ---------
+    def create_developer(self, dev: Developer) -> None:
+        self.sql.create_developer(dev)
+
+    def get_developer(self, email: str) -> Developer | None:
+        return self.sql.get_developer(email)
+
+    def list_developers(self, org_id: str) -> list[Developer]:
+        return self.sql.list_developers(org_id)
+
+    def activate_developer(self, email: str, password_hash: str, totp_sealed: str, totp_step: int) -> bool:
+        return self.sql.activate_developer(email, password_hash, totp_sealed, totp_step)
+
+    def set_developer_status(self, email: str, status: str) -> bool:
+        return self.sql.set_developer_status(email, status)
+
+    def use_totp_step(self, email: str, step: int) -> bool:
+        return self.sql.use_totp_step(email, step)
+
+    def withdraw_grant(self, merchant_id: int, client_id: str) -> bool:
+        withdrawn = self.sql.withdraw_grant(merchant_id, client_id)
+        if withdrawn:
+            self.notices.publish()
+        return withdrawn
+
+    def grants_of(self, merchant_id: int) -> list[Grant]:
+        return self.sql.grants_of(merchant_id)
+
+    def grants_to(self, client_id: str) -> list[Grant]:
+        return self.sql.grants_to(client_id)
+
+    def set_user_password(self, username: str, password_hash: str) -> bool:
+        changed = self.sql.set_user_password(username, password_hash)
+        if changed:
+            self.notices.publish()
+        return changed
+
+    def touch_api_key(self, merchant_id: int, key_id: int, now: int) -> None:
+        self.sql.touch_api_key(merchant_id, key_id, now)

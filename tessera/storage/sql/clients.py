@@ -33,21 +33,22 @@ class ClientRepo:
                         jwks=client.jwks,
                         status=client.status,
                         created_at=client.created_at,
+                        org_id=client.org_id,
                     )
                 )
             except IntegrityError as e:
-                raise Conflict(f"client {client.client_id} exists") from e
+                raise Conflict(f"client {client.client_id} exists or organisation {client.org_id} is unknown") from e
             self.db.announce(c)
 
     def get_client(self, client_id: str) -> Client | None:
         with self.db.read() as c:
             row = c.execute(select(t.clients).where(t.clients.c.client_id == client_id)).mappings().first()
-        return _client(row) if row else None
+        return client_from_row(row) if row else None
 
     def list_clients(self) -> list[Client]:
         with self.db.read() as c:
             rows = c.execute(select(t.clients).order_by(t.clients.c.created_at)).mappings().all()
-        return [_client(r) for r in rows]
+        return [client_from_row(r) for r in rows]
 
     def set_client_status(self, client_id: str, status: str) -> bool:
         with self.db.write() as c:
@@ -56,7 +57,7 @@ class ClientRepo:
         return res.rowcount == 1
 
 
-def _client(row: RowMapping) -> Client:
+def client_from_row(row: RowMapping) -> Client:
     return Client(
         client_id=row["client_id"],
         name=row["name"],
@@ -69,4 +70,7 @@ def _client(row: RowMapping) -> Client:
         jwks=row["jwks"],
         status=row["status"],
         created_at=row["created_at"],
+        org_id=row["org_id"],
+        previous_secret_hash=row.get("previous_secret_hash"),
+        previous_valid_until=row.get("previous_valid_until"),
     )

@@ -3,16 +3,22 @@
 A transaction (``Database.write()``, ``Database.read()``) is a ``with`` block on one pooled
 connection, committed on success; a database that cannot be reached, or a connection the
 server dropped, surfaces as ``StoreUnavailable``. A write that changes what workers cache
-(clients, certificates, terminals, users, grants, username bindings, revoked-token marks)
-calls ``announce`` inside its transaction: PostgreSQL ``NOTIFY`` (delivered at commit), or
-SQLite's notice file, written right after the commit (tessera.storage.notices).
+is announced: PostgreSQL ``NOTIFY`` in its transaction (delivered at commit), or SQLite's
+notice file, written right after the commit (tessera.storage.notices). Any insert, update or
+delete of a table in ``CACHED_TABLES`` is announced by itself (an engine event), whichever
+repository method runs it, so a new writer cannot forget; the revoked-token marks, rows of the
+shared artefact table, call ``announce`` themselves. ``on_announce`` callbacks run after each
+announcing commit (a Redis epoch, tessera.storage.redis_store).
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
 
@@ -20,8 +26,28 @@ from tessera.core.ports import StoreUnavailable
 from tessera.storage import notices
 from tessera.storage.sql.engine import GONE, make_engine
 
-#: ``Connection.info`` key: the notices to announce on once this transaction commits (SQLite).
+#: ``Connection.info`` key: the databases to announce on once this transaction commits.
 _ANNOUNCE = "tessera_announce"
+
+#: The tables whose rows workers cache (tessera.core.context): clients, certificates, the
+#: enrollment data, merchants (by VAT number), axept API keys, and the server keys.
+CACHED_TABLES = frozenset(
+    {
+        "clients",
+        "certificates",
+        "server_keys",
+        "merchants",
+        "terminals",
+        "merchant_users",
+        "merchant_grants",
+        "username_bindings",
+        "api_keys",
+    }
+)
+
+#: Columns of cached tables that no worker's cache reads: an update of these alone announces
+#: nothing (the axept key's last use, written about once a minute per key and worker).
+UNCACHED_COLUMNS: dict[str, frozenset[str]] = {"api_keys": frozenset({"last_used_at"})}
 
 
 class Database:
@@ -33,6 +59,23 @@ class Database:
         #: Exact change notices (SQLite notice file / PostgreSQL LISTEN): lets workers cache
         #: clients and certificates and still see a revocation on the next request.
         self.notices = notices.for_engine(self.engine)
+        #: Called after every commit that announced a change (the Redis epoch of a composite store).
+        self.on_announce: list[Callable[[], Any]] = []
+        event.listen(self.engine, "after_execute", self._announce_cached_writes)
+
+    def _announce_cached_writes(self, conn: Connection, clause: Any, *_: Any) -> None:
+        """Announce an insert, update or delete of a cached table (``CACHED_TABLES``), except an
+        update of bookkeeping columns alone (``UNCACHED_COLUMNS``: a key's last use)."""
+        if not getattr(clause, "is_dml", False):
+            return
+        table = getattr(clause.table, "name", None)
+        if table not in CACHED_TABLES:
+            return
+        if getattr(clause, "is_update", False):
+            names = {getattr(column, "key", column) for column in (getattr(clause, "_values", None) or {})}
+            if names and names <= UNCACHED_COLUMNS.get(table, frozenset()):
+                return
+        self.announce(conn)
 
     @property
     def remote(self) -> bool:
@@ -48,17 +91,28 @@ class Database:
     def announce(self, c: Connection) -> None:
         """Tell every worker that something it may cache changed, once this transaction commits:
         PostgreSQL ``NOTIFY`` (delivered at commit); SQLite's notice file is written by ``Tx``
-        right after the commit (see tessera.storage.notices)."""
-        if self.is_sqlite:
-            c.info[_ANNOUNCE] = self.notices
-        else:
+        right after the commit (see tessera.storage.notices), then the ``on_announce`` callbacks."""
+        announcing: list[Database] = c.info.setdefault(_ANNOUNCE, [])
+        if self in announcing:
+            return  # once per transaction
+        announcing.append(self)  # (two stores over one engine: each announces its own)
+        if not self.is_sqlite:
             c.exec_driver_sql(f"NOTIFY {notices.CHANNEL}")
+
+    def committed(self) -> None:
+        """After a commit that announced: the notice file (SQLite), then ``on_announce``."""
+        if isinstance(self.notices, notices.SQLiteNotices):
+            self.notices.announce()
+        for callback in self.on_announce:
+            callback()
 
     def ping(self) -> None:
         with self.read() as c:
             c.exec_driver_sql("SELECT 1")
 
     def close(self) -> None:
+        if event.contains(self.engine, "after_execute", self._announce_cached_writes):
+            event.remove(self.engine, "after_execute", self._announce_cached_writes)
         if self.notices is not None:
             self.notices.close()
         self.engine.dispose()
@@ -85,6 +139,7 @@ class Tx:
             raise StoreUnavailable(_reason(e)) from e
         try:
             self.conn.info["write"] = self.write
+            self.conn.info.pop(_ANNOUNCE, None)  # (kept by a pooled connection whose last transaction failed)
             self.tx = self.conn.begin()
         except GONE as e:
             with contextlib.suppress(*GONE):
@@ -111,7 +166,7 @@ class Tx:
         finally:
             with contextlib.suppress(*GONE):
                 self.conn.close()
-        if announce is not None:  # SQLite: the notice file, after the commit (notices.SQLiteNotices)
-            announce.announce()
+        for db in announce or ():  # the notice file (SQLite) and the callbacks, after the commit
+            db.committed()
         if exc_type is not None and issubclass(exc_type, GONE):
             raise StoreUnavailable(str(exc)) from exc

@@ -1,0 +1,49 @@
+"""The ``tessera`` console script. The CLI is part of the server extra; without it the
+command says what to install, in one line, and exits 2 (no traceback)."""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["main"]
+
+#: Import names of the server extra's packages (pyproject.toml, ``[project.optional-dependencies] server``).
+SERVER_MODULES = frozenset(
+    {
+        "starlette",
+        "uvicorn",
+        "multipart",
+        "python_multipart",
+        "sqlalchemy",
+        "alembic",
+        "psycopg",
+        "pydantic",
+        "pydantic_settings",
+        "typer",
+        "click",
+        "rich",
+        "argon2",
+        "structlog",
+        "prometheus_client",
+        "jinja2",
+        "redis",
+        "orjson",
+        "pyzipper",
+    }
+)
+MESSAGE = "tessera: the server needs: pip install 'tessera-auth[server]'"
+
+
+def main() -> None:
+    try:
+        from tessera.cli import main as cli_main
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in SERVER_MODULES:
+            raise
+        print(f"{MESSAGE} (missing: {e.name})", file=sys.stderr)
+        sys.exit(2)
+    cli_main()
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m tessera.console
+    main()
