@@ -11,6 +11,7 @@ PYTEST_ARGS ?=
 # pytest-xdist workers for `make test`. The suite mostly waits on subprocesses and sockets
 # (tessera serve, PostgreSQL, nginx, Chromium), so more workers than the 2 cores pay.
 # Modules stay whole on one worker (--dist loadscope): their module-scoped live servers start once.
+# The longest modules are handed out first (tests/support/schedule.py); docs/testing.md has the figures.
 TEST_WORKERS ?= 4
 XDIST := -n $(TEST_WORKERS) --dist loadscope
 # The fast tests are CPU-bound: one worker per core.

@@ -66,8 +66,10 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="worker processes")] = None,
 ) -> None:
     """Serve HTTPS with optional client certificates (embedded mTLS), or plain HTTP behind a proxy."""
-    from tessera.server import run  # uvicorn and the web app: loaded by this command only (start-up time of the others)
-
     s = settings(home, host=host, port=port, workers=workers)
     require(s)
+    # uvicorn and the web app: loaded by this command only (start-up time of the others), and
+    # only once the settings are valid (a refused configuration exits without loading them).
+    from tessera.server import run
+
     run(s, announce=err.print)

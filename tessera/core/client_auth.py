@@ -49,6 +49,7 @@ from tessera.errors import InvalidClient, InvalidRequest, PayloadTooLarge
 from tessera.inputs import is_identifier, loads_json
 from tessera.jose.errors import JoseError
 from tessera.jose.nested import JWS_ALGS, verify_signed_assertion
+from tessera.limits import MAX_TOKEN_BYTES
 
 __all__ = [
     "AUTHENTICATORS",
@@ -78,8 +79,6 @@ NEXI_PAR_METHODS = ("nexi_nested_jwe",)
 AXEPT_METHODS = ("axept_api_key",)
 #: Signature algorithms accepted for ``private_key_jwt`` (``none`` and HS* never).
 SIGNING_ALGS = JWS_ALGS
-#: An assertion longer than this is refused before any parsing (the JWE layer caps at 16 KiB too).
-MAX_ASSERTION_BYTES = 16384
 
 
 @dataclass(frozen=True)
@@ -283,9 +282,9 @@ def _private_key_jwt(
         raise InvalidClient(f"client_assertion_type must be {JWT_BEARER}", reason="assertion_type")
     if not assertion:
         raise InvalidClient("client_assertion is required", reason="assertion_missing")
-    if len(assertion) > MAX_ASSERTION_BYTES:
+    if len(assertion) > MAX_TOKEN_BYTES:
         # Security checklist #13: refused with 413 before any parsing, like the Nexi assertion.
-        raise PayloadTooLarge(f"client_assertion over {MAX_ASSERTION_BYTES} bytes", reason="assertion_too_large")
+        raise PayloadTooLarge(f"client_assertion over {MAX_TOKEN_BYTES} bytes", reason="assertion_too_large")
     signed = assertion
     if assertion.count(".") == 4:  # a JWE (RFC 7516 §7.1) wrapping the signed JWT (RFC 7519 §5.2)
         signed = assertions.decrypt(core, assertion)  # the one decryption path (the Nexi PAR's too)

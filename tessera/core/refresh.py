@@ -18,10 +18,9 @@ window*: a retry from the same client within ``grace`` seconds of the first use 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from tessera.core.context import Core
 from tessera.core.kinds import Kind
@@ -196,7 +195,7 @@ def stored_scope(core: Core, token: str | None, *, profile: str) -> str | None:
     return scope if isinstance(scope, str) else None
 
 
-def _lost(core: Core, jti: str, family: str, owner: Any, now: int, grace: int) -> None:
+def _lost(core: Core, jti: str, family: str, owner: Any, now: int, grace: int) -> NoReturn:
     """The token could not be consumed: a retry inside the grace window (``RefreshRetry``),
     else a reuse (or an unknown token of ours): the family is revoked (``InvalidGrant``)."""
     seen = core.store.get_artifact(REFRESH_KIND, jti)
@@ -212,6 +211,86 @@ def _lost(core: Core, jti: str, family: str, owner: Any, now: int, grace: int) -
     raise InvalidGrant("the refresh token has already been used", reason="refresh_reused")
 
 
+@dataclass(frozen=True)
+class RotationPlan:
+    """A verified refresh token about to be used (``plan_rotation``): what ``rotate`` consumes
+    and ``finish_rotation`` answers with. ``refusal`` is set (cause, description, reason) when
+    the token must be refused before anything is consumed (``refuse`` revokes its family)."""
+
+    profile: str
+    now: int
+    jti: str
+    family: str
+    owner: Any
+    successor: str
+    successor_expires_at: int
+    grace: int
+    refusal: tuple[str, str, str] | None = None
+
+
+def plan_rotation(
+    core: Core, token: str | None, *, profile: str, client_id: str | None, ttl: int, grace: int = 0
+) -> RotationPlan:
+    """Verify ``token`` and plan its rotation; writes nothing (it reads the owning client, from
+    the client cache). A token issued to another client than ``client_id`` (when given) or to a
+    client no longer active gets a ``refusal``."""
+    now = core.now()
+    claims = _verified(core, token, now, profile)
+    jti, family, owner = str(claims.get("jti")), str(claims.get("fam")), claims.get("client_id")
+    refusal: tuple[str, str, str] | None = None
+    if client_id is not None and owner != client_id:
+        refusal = ("refresh_foreign_client", "the refresh token was issued to another client", "refresh_foreign")
+    else:
+        client = core.client(str(owner)) if isinstance(owner, str) else None
+        if client is None or not client.active:
+            refusal = ("client_revoked", "the client is no longer active", "client_revoked")
+    return RotationPlan(profile, now, jti, family, owner, secrets.token_urlsafe(16), now + ttl, grace, refusal)
+
+
+def refuse(core: Core, plan: RotationPlan) -> NoReturn:
+    """A planned refusal: the family is revoked, then ``InvalidGrant`` (database work)."""
+    assert plan.refusal is not None, "refuse() is for a plan with a refusal"
+    cause, description, reason = plan.refusal
+    revoke_family(core, plan.family, plan.owner, cause=cause)
+    raise InvalidGrant(description, reason=reason)
+
+
+def rotate(core: Core, plan: RotationPlan) -> Rotation:
+    """Use the token and store its successor in one unit of work (``Store.rotate``, a single
+    statement on PostgreSQL)."""
+    return core.store.rotate(REFRESH_KIND, plan.jti, plan.now, **_successor(plan))
+
+
+async def rotate_async(core: Core, plan: RotationPlan) -> Rotation | None:
+    """``rotate`` awaited on an event loop where the store can (the ``AsyncRotation``
+    capability: PostgreSQL, one prepared statement); None where it cannot (then ``rotate``)."""
+    rotation = core.caps.rotation
+    if rotation is None:
+        return None
+    return await rotation.rotate_async(REFRESH_KIND, plan.jti, plan.now, **_successor(plan))
+
+
+def _successor(plan: RotationPlan) -> dict[str, Any]:
+    return {
+        "family_kind": FAMILY_KIND,
+        "family": plan.family,
+        "successor": plan.successor,
+        "successor_expires_at": plan.successor_expires_at,
+    }
+
+
+def settle_lost(core: Core, plan: RotationPlan) -> NoReturn:
+    """The token of a ``lost`` rotation could not be consumed: a retry inside the grace window
+    (``RefreshRetry``), else a reuse that revokes the family (``InvalidGrant``). Database work."""
+    _lost(core, plan.jti, plan.family, plan.owner, plan.now, plan.grace)
+
+
+def finish_rotation(core: Core, plan: RotationPlan, done: Rotation) -> tuple[RefreshGrant, IssuedRefresh]:
+    """The grant and the signed successor of a done rotation (no database work); a revoked
+    family is ``InvalidGrant``. A ``lost`` rotation goes to ``settle_lost`` first."""
+    return _rotated(core, plan.profile, done, plan.now, plan.jti, plan.family, plan.successor)
+
+
 def rotate_refresh(
     core: Core, token: str | None, *, profile: str, client_id: str | None, ttl: int, grace: int = 0
 ) -> tuple[RefreshGrant, IssuedRefresh]:
@@ -220,97 +299,18 @@ def rotate_refresh(
     statement on PostgreSQL. A token issued to another client than ``client_id`` (when given)
     or to a client no longer active revokes its family and is refused before anything is
     consumed; a revoked family is refused (``InvalidGrant``); a token already used revokes
-    its family, except for a retry inside the ``grace`` window (``RefreshRetry``)."""
-    now, jti, family, owner, refused = _rotation_checks(core, token, client_id, profile)
-    if refused is not None:
-        refused()
-    successor = secrets.token_urlsafe(16)
-    done = core.store.rotate(
-        REFRESH_KIND,
-        jti,
-        now,
-        family_kind=FAMILY_KIND,
-        family=family,
-        successor=successor,
-        successor_expires_at=now + ttl,
-    )
+    its family, except for a retry inside the ``grace`` window (``RefreshRetry``).
+
+    The steps (``plan_rotation``, ``refuse``, ``rotate`` or ``rotate_async``, ``settle_lost``,
+    ``finish_rotation``) are public so that an event loop can run each where it costs least
+    (tessera.web.dbcall ``FlowRunner.rotate``): the same rules and answers."""
+    plan = plan_rotation(core, token, profile=profile, client_id=client_id, ttl=ttl, grace=grace)
+    if plan.refusal is not None:
+        refuse(core, plan)
+    done = rotate(core, plan)
     if done.status == "lost":
-        _lost(core, jti, family, owner, now, grace)
-    return _rotated(core, profile, done, now, jti, family, successor)
-
-
-async def rotate_refresh_async(
-    core: Core,
-    token: str | None,
-    *,
-    profile: str,
-    client_id: str | None,
-    ttl: int,
-    grace: int = 0,
-    offload: Callable[..., Awaitable[Any]],
-) -> tuple[RefreshGrant, IssuedRefresh]:
-    """``rotate_refresh`` for an event loop: the rotation's statement is awaited on the loop
-    where the store can (the ``AsyncRotation`` capability: PostgreSQL), the rest of the database work
-    (``rotate`` elsewhere; the rare revocations and the grace-window look-up) goes through
-    ``offload(fn, *args, **kwargs)``, which awaits a synchronous call without blocking the
-    loop (the web layer passes ``Runtime.run_flow``, tessera.web.dbcall). The same rules,
-    checks and answers as ``rotate_refresh``."""
-    now, jti, family, owner, refused = _rotation_checks(core, token, client_id, profile)
-    if refused is not None:
-        await offload(refused)
-    successor = secrets.token_urlsafe(16)
-    rotation = core.caps.rotation
-    done = None
-    if rotation is not None:
-        done = await rotation.rotate_async(
-            REFRESH_KIND,
-            jti,
-            now,
-            family_kind=FAMILY_KIND,
-            family=family,
-            successor=successor,
-            successor_expires_at=now + ttl,
-        )
-    if done is None:
-        done = await offload(
-            core.store.rotate,
-            REFRESH_KIND,
-            jti,
-            now,
-            family_kind=FAMILY_KIND,
-            family=family,
-            successor=successor,
-            successor_expires_at=now + ttl,
-        )
-    if done.status == "lost":
-        await offload(_lost, core, jti, family, owner, now, grace)
-    return _rotated(core, profile, done, now, jti, family, successor)
-
-
-def _rotation_checks(
-    core: Core, token: str | None, client_id: str | None, profile: str
-) -> tuple[int, str, str, Any, Callable[[], None] | None]:
-    """The token verified, its ``jti``, family and owner, and ``refused``: None, or (a foreign
-    token, an inactive client) a callable that revokes the family and raises ``InvalidGrant``,
-    for the caller to run (on the loop, or off it)."""
-    now = core.now()
-    claims = _verified(core, token, now, profile)
-    jti, family, owner = str(claims.get("jti")), str(claims.get("fam")), claims.get("client_id")
-    refused: Callable[[], None] | None = None
-    if client_id is not None and owner != client_id:
-
-        def refused() -> None:
-            revoke_family(core, family, owner, cause="refresh_foreign_client")
-            raise InvalidGrant("the refresh token was issued to another client", reason="refresh_foreign")
-    else:
-        client = core.client(str(owner)) if isinstance(owner, str) else None
-        if client is None or not client.active:
-
-            def refused() -> None:
-                revoke_family(core, family, owner, cause="client_revoked")
-                raise InvalidGrant("the client is no longer active", reason="client_revoked")
-
-    return now, jti, family, owner, refused
+        settle_lost(core, plan)
+    return finish_rotation(core, plan, done)
 
 
 def _rotated(

@@ -15,6 +15,7 @@ credential at a time, as each is used, and an old pepper is retired once no hash
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -28,9 +29,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 SECRET_BYTES = 32
 
 _hasher = PasswordHasher()  # argon2id, the library's current RFC 9106 defaults
-#: A valid hash of a random password, verified when a username is unknown so that
-#: the answer takes as long as for a known one.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def dummy_password_hash() -> str:
+    """A valid hash of a random password, verified when a username is unknown so that the
+    answer takes as long as for a known one. Made on first use, not at import: every process
+    that imports this module (each ``tessera`` command) would pay an argon2id hash for it."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def generate_secret() -> str:
@@ -122,6 +128,6 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, stored: str | None) -> bool:
     try:
-        return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+        return _hasher.verify(stored or dummy_password_hash(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False

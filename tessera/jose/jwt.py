@@ -35,16 +35,15 @@ from joserfc.jwa import JWSAlgModel
 from joserfc.jws import JWSRegistry
 from joserfc.util import json_b64encode, urlsafe_b64encode
 
+from tessera.limits import MAX_TOKEN_BYTES
+
 from .errors import JoseError
 from .keys import SIGNING_ALGS
 from .keyset import ManagedKey, ServerKeys
 from .registry import norm_typ as _norm_typ
 from .registry import single_alg_registry
 
-__all__ = ["sign_jwt", "verify_own_jwt", "MAX_OWN_TOKEN_BYTES"]
-
-#: Upper bound on a token we are asked to verify (ours are far smaller).
-MAX_OWN_TOKEN_BYTES = 16384
+__all__ = ["sign_jwt", "verify_own_jwt"]
 
 
 _REGISTRIES: dict[str, JWSRegistry] = {alg: single_alg_registry(alg) for alg in SIGNING_ALGS}
@@ -133,7 +132,7 @@ def verify_own_jwt(token: str, keys: ServerKeys, *, typ: str | None, now: dateti
     (:meth:`ServerKeys.verification_key`); the header ``alg`` must equal that
     key's alg; ``typ`` is compared when given. ``exp``/``aud`` are NOT checked.
     """
-    if not isinstance(token, str) or len(token) > MAX_OWN_TOKEN_BYTES:
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:  # ours are far smaller
         raise JoseError("malformed token")
     try:
         obj = jws.extract_compact(token.encode("ascii"), registry=_PARSE_REGISTRY)

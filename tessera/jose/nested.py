@@ -56,6 +56,8 @@ from joserfc.jwk import ECKey, RSAKey
 from joserfc.jws import JWSRegistry
 from joserfc.util import urlsafe_b64decode, urlsafe_b64encode
 
+from tessera.limits import MAX_TOKEN_BYTES
+
 from .errors import JoseError
 from .keys import MIN_RSA_BITS, rsa_bits
 from .keyset import ServerKeys
@@ -77,8 +79,6 @@ JWE_ALGS = ("RSA-OAEP-256", "RSA-OAEP")
 JWE_ENCS = ("A128CBC-HS256", "A256CBC-HS512", "A128GCM", "A256GCM")
 #: Inner signature algorithms (RFC 7518 §3.3-3.5). ``none`` and HS* are refused.
 JWS_ALGS = ("RS256", "PS256", "ES256")
-#: Upper bound for the whole compact JWE, checked before anything else.
-MAX_TOKEN_BYTES = 16384
 
 #: The one reason given for every failure once decryption has started.
 DECRYPT_FAILED = "client_assertion could not be decrypted"

@@ -51,13 +51,14 @@ from typing import Any
 
 from cryptography import x509
 
+from tessera.limits import MAX_TOKEN_BYTES
+
 __all__ = ["CLIENT_CERT_DER_KEY", "MTLSConfig", "MTLSExtractor", "PeerCertificate", "thumbprint"]
 
 #: Private key in the ASGI TLS extension dict holding the leaf certificate as DER bytes
 #: (set by the server's TLS protocol, ``tessera.web.tls``).
 CLIENT_CERT_DER_KEY = "tessera.client_cert_der"
 
-MAX_HEADER_BYTES = 16 * 1024
 _CACHE_SIZE = 256
 
 _PEM_RE = re.compile(
@@ -198,6 +199,6 @@ class MTLSExtractor:
                 if value is not None:
                     return None  # sent twice: ambiguous, refuse
                 value = header_value
-        if not value or len(value) > MAX_HEADER_BYTES:
+        if not value or len(value) > MAX_TOKEN_BYTES:
             return None
         return self._parse_header(bytes(value))

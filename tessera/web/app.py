@@ -27,6 +27,7 @@ from starlette.types import Lifespan, Scope
 from tessera.config import Settings
 from tessera.core.context import Core
 from tessera.core.ports import Store
+from tessera.core.secrets import dummy_password_hash
 from tessera.web import admin_api, housekeeping, openapi, portal
 from tessera.web.errors import ErrorHandlers, LastResort, Renderer
 from tessera.web.health import Readiness
@@ -88,6 +89,7 @@ def create_app(
 
         core = build_core(settings, store)
     configure_logging(settings.log_level)
+    dummy_password_hash()  # made now: an unknown user's first login then costs what a known user's does
     rt = Runtime(settings, core)
 
     async def healthz(request: Request) -> Response:

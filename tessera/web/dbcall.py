@@ -17,11 +17,12 @@ work it does) to ``await rt.run_flow(fn, *args)``, which runs it where it costs 
 Which database it is (``SQLDatabase.remote``, a ``tessera.core.ports`` capability) is read
 once, when the runtime is composed.
 
-One flow awaits part of its database work on the loop itself: the B2BINPAY refresh
-(``tessera.core.refresh.rotate_refresh_async``) awaits the rotation's statement where the
-store can (``AsyncRotation``, PostgreSQL: one prepared statement, cheaper than a thread
-hop; measured, a whole refresh in the pool costs about 15 % more CPU per request) and
-hands the rest of its database work to this runner.
+One step awaits its database work on the loop itself: the B2BINPAY refresh's rotation
+(``FlowRunner.rotate``) awaits the rotation's statement where the store can
+(``tessera.core.refresh.rotate_async``, the ``AsyncRotation`` capability, PostgreSQL: one
+prepared statement, cheaper than a thread hop; measured, a whole refresh in the pool costs
+about 15 % more CPU per request); the token's check and the answer's signing stay on the loop,
+and the rest of its database work (a refusal, a lost rotation) goes through this runner.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
+
+from tessera.core import refresh
+from tessera.core.context import Core
+from tessera.core.ports import Rotation
+from tessera.core.refresh import RotationPlan
 
 #: Threads per worker process for PostgreSQL calls: enough to keep a few round trips in
 #: flight while the event loop parses and signs; more only adds contention for the GIL.
@@ -69,3 +75,18 @@ class FlowRunner:
         if not self.remote:
             return fn(*args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(_executor(), functools.partial(fn, *args, **kwargs))
+
+    async def rotate(self, core: Core, plan: RotationPlan) -> Rotation:
+        """A planned refresh rotation (``tessera.core.refresh.plan_rotation``): its refusal, the
+        rotation itself (awaited on the loop where the store can, else through this runner) and a
+        lost rotation's settling (``InvalidGrant`` or ``RefreshRetry``) — the steps of
+        ``refresh.rotate_refresh``, with its rules and answers. The caller finishes on the loop
+        (``refresh.finish_rotation``: signing, no database)."""
+        if plan.refusal is not None:
+            await self(refresh.refuse, core, plan)
+        done = await refresh.rotate_async(core, plan)
+        if done is None:
+            done = await self(refresh.rotate, core, plan)
+        if done.status == "lost":
+            await self(refresh.settle_lost, core, plan)
+        return done

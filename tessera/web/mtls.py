@@ -13,7 +13,6 @@ from typing import Any
 
 from tessera.sdk.mtls import (
     CLIENT_CERT_DER_KEY,
-    MAX_HEADER_BYTES,
     MTLSConfig,
     MTLSExtractor,
     PeerCertificate,
@@ -22,7 +21,6 @@ from tessera.sdk.mtls import (
 
 __all__ = [
     "CLIENT_CERT_DER_KEY",
-    "MAX_HEADER_BYTES",
     "ClientAddress",
     "MTLSConfig",
     "MTLSExtractor",

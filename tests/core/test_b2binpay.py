@@ -5,7 +5,6 @@ from; ``meta.sign`` is checked with an HMAC written here from the document's wor
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 from datetime import UTC, datetime
@@ -51,11 +50,6 @@ def env(tmp_path, _server_keys):
     store.create_client(Client(LOGIN, "B2B merchant", hash_secret(PASSWORD, PEPPER), created_at=int(T0) - 10))
     yield core, clock, store
     store.close()
-
-
-async def inline(fn, *args, **kwargs):
-    """What Runtime.run_flow (tessera.web.dbcall) does on SQLite: the call, on the loop."""
-    return fn(*args, **kwargs)
 
 
 def refresh_count(store) -> int:
@@ -104,16 +98,16 @@ def test_refresh_rotates_with_times_of_its_own_moment_and_no_meta(env):
     core, clock, _store = env
     first = do_login(core)
     clock.t = T0 + 60.5
-    out = asyncio.run(flow.refresh_tokens(core, flow.RefreshRequest(first.refresh), LIFE, offload=inline))
+    out = flow.refresh_tokens(core, flow.RefreshRequest(first.refresh), LIFE)
     assert out.meta() is None and out.time is None and out.sign is None
     assert out.client_id == LOGIN and out.refresh != first.refresh
     assert out.access_expired_at == "2027-01-15T08:16:00.623456Z"
     assert out.refresh_expired_at == "2027-01-15T14:01:00.623456Z"
     # The used token is dead, and presenting it again revokes the family (the successor too).
     with pytest.raises(InvalidGrant):
-        asyncio.run(flow.refresh_tokens(core, flow.RefreshRequest(first.refresh), LIFE, offload=inline))
+        flow.refresh_tokens(core, flow.RefreshRequest(first.refresh), LIFE)
     with pytest.raises(InvalidGrant):
-        asyncio.run(flow.refresh_tokens(core, flow.RefreshRequest(out.refresh), LIFE, offload=inline))
+        flow.refresh_tokens(core, flow.RefreshRequest(out.refresh), LIFE)
 
 
 def test_refresh_expired_at_says_when_a_shorter_family_ends(env):
@@ -145,6 +139,6 @@ def test_a_native_refresh_token_is_refused_and_left_unused(env):
     native = core_refresh.issue_refresh(core, profile=NATIVE, client_id=LOGIN, subject=LOGIN, scope="", ttl=3600)
     before = refresh_count(store)
     with pytest.raises(InvalidGrant):
-        asyncio.run(flow.refresh_tokens(core, flow.RefreshRequest(native.token), LIFE, offload=inline))
+        flow.refresh_tokens(core, flow.RefreshRequest(native.token), LIFE)
     assert refresh_count(store) == before
     assert store.get_artifact(core_refresh.REFRESH_KIND, native.jti).consumed_at is None

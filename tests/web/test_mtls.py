@@ -14,7 +14,8 @@ import httpx
 import pytest
 from cryptography import x509
 
-from tessera.web.mtls import MAX_HEADER_BYTES, MTLSConfig, MTLSExtractor, PeerCertificate, thumbprint
+from tessera.limits import MAX_TOKEN_BYTES
+from tessera.web.mtls import MTLSConfig, MTLSExtractor, PeerCertificate, thumbprint
 from tessera.web.tls import CLIENT_CERT_DER_KEY, ssl_options
 
 from .test_tls import PKI, VARIANTS, curl, make_app, running_server
@@ -220,8 +221,8 @@ def test_proxy_malformed_header_gives_none(value: bytes, proxy: MTLSExtractor) -
 
 def test_proxy_header_too_large_or_repeated(pki: PKI, proxy: MTLSExtractor) -> None:
     good = pki.escaped_pem(pki.client_cert).encode()
-    padded = good + b"%0A" * ((MAX_HEADER_BYTES - len(good)) // 3 + 1)
-    assert len(padded) > MAX_HEADER_BYTES
+    padded = good + b"%0A" * ((MAX_TOKEN_BYTES - len(good)) // 3 + 1)
+    assert len(padded) > MAX_TOKEN_BYTES
     assert proxy(http_scope(headers=[(HEADER, padded)])) is None
     assert proxy(http_scope(headers=[(HEADER, good), (HEADER, good)])) is None  # ambiguous: refuse
     assert proxy(http_scope(headers=[(b"x-other", good)])) is None

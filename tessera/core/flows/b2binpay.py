@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +29,7 @@ from tessera.core.client_auth import (
 )
 from tessera.core.clock import iso_z
 from tessera.core.context import Core
+from tessera.core.ports import Rotation
 from tessera.core.profiles import B2BINPAY
 
 PROFILE = B2BINPAY
@@ -138,17 +138,42 @@ def login(core: Core, client_id: str, req: LoginRequest, lifetimes: Lifetimes) -
     )
 
 
-async def refresh_tokens(
-    core: Core, req: RefreshRequest, lifetimes: Lifetimes, *, offload: Callable[..., Awaitable[Any]]
-) -> B2BTokens:
-    """Strict rotation in one unit of work (``refresh.rotate_refresh_async``: one statement on
-    PostgreSQL, awaited on the loop), sealed to this profile; a client no longer active is
-    refused first. Any refusal is ``InvalidGrant`` (401 code 2007)."""
+@dataclass(frozen=True)
+class RefreshPlan:
+    """A B2BINPAY refresh about to rotate (``plan_refresh``): the core's rotation plan and the
+    moment the request was received (the answer's times are counted from it)."""
+
+    rotation: refresh.RotationPlan
+    received: float
+
+
+def plan_refresh(core: Core, req: RefreshRequest, lifetimes: Lifetimes) -> RefreshPlan:
+    """Verify the refresh token, sealed to this profile (``refresh.plan_rotation``); a client
+    no longer active is planned as a refusal. No database write."""
     received = core.clock()
-    grant, successor = await refresh.rotate_refresh_async(
-        core, req.refresh, profile=PROFILE, client_id=None, ttl=lifetimes.refresh_ttl, offload=offload
-    )
-    return _tokens(core, grant.client_id, successor, received, lifetimes)
+    rotation = refresh.plan_rotation(core, req.refresh, profile=PROFILE, client_id=None, ttl=lifetimes.refresh_ttl)
+    return RefreshPlan(rotation, received)
+
+
+def refresh_answer(core: Core, plan: RefreshPlan, done: Rotation, lifetimes: Lifetimes) -> B2BTokens:
+    """The answer to a done rotation (``refresh.finish_rotation``): the successor and a new
+    access token. No database work."""
+    grant, successor = refresh.finish_rotation(core, plan.rotation, done)
+    return _tokens(core, grant.client_id, successor, plan.received, lifetimes)
+
+
+def refresh_tokens(core: Core, req: RefreshRequest, lifetimes: Lifetimes) -> B2BTokens:
+    """Strict rotation in one unit of work (``refresh.rotate``: one statement on PostgreSQL),
+    sealed to this profile; a client no longer active is refused first. Any refusal is
+    ``InvalidGrant`` (401 code 2007). The web layer runs the same steps, each where it costs
+    least (``plan_refresh``, ``FlowRunner.rotate``, ``refresh_answer``)."""
+    plan = plan_refresh(core, req, lifetimes)
+    if plan.rotation.refusal is not None:
+        refresh.refuse(core, plan.rotation)
+    done = refresh.rotate(core, plan.rotation)
+    if done.status == "lost":
+        refresh.settle_lost(core, plan.rotation)
+    return refresh_answer(core, plan, done, lifetimes)
 
 
 def _tokens(

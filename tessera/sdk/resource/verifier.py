@@ -15,6 +15,7 @@ import anyio.to_thread
 from joserfc import jws
 from joserfc.errors import JoseError
 
+from tessera.limits import MAX_TOKEN_BYTES
 from tessera.sdk.jose_rules import norm_typ as _norm_typ
 from tessera.sdk.jose_rules import single_alg_registry
 from tessera.sdk.mtls import PeerCertificate, thumbprint
@@ -23,7 +24,6 @@ from tessera.sdk.resource.jwks import JWKSCache, KeySource, StaticKeys, Verifica
 
 __all__ = ["DEFAULT_ALGORITHMS", "MAX_TOKEN_BYTES", "AuthContext", "TokenVerifier"]
 
-MAX_TOKEN_BYTES = 16 * 1024
 DEFAULT_ALGORITHMS = ("ES256", "RS256", "EdDSA")
 _ALG_KTY = {
     "ES256": "EC",

@@ -134,7 +134,9 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
         if limiter is not None and claimed is not None and (wait := limiter.wait("client:" + claimed)):
             raise SlowDown(wait, reason="rate_limit_credential")
         try:
-            answer = await flow.refresh_tokens(rt.core, req, lifetimes, offload=rt.run_flow)
+            plan = flow.plan_refresh(rt.core, req, lifetimes)
+            done = await rt.run_flow.rotate(rt.core, plan.rotation)
+            answer = flow.refresh_answer(rt.core, plan, done, lifetimes)
         except InvalidGrant as e:
             if e.reason != "client_revoked":
                 rt.fail_login(addr_key)
