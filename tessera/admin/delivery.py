@@ -30,6 +30,12 @@ def new_password() -> str:
     return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
 
 
+def is_generated_password(value: str) -> bool:
+    """True when ``value`` has the shape of a ``new_password()``: its length, its alphabet."""
+    size, alphabet = PASSWORD_LENGTH, set(PASSWORD_ALPHABET)  # a shape, not a secret: no constant-time need
+    return len(value) == size and set(value) <= alphabet
+
+
 def credentials_zip(client_id: str, client_secret: str, *, password: str | None = None) -> tuple[bytes, str]:
     """The encrypted zip holding the client's credentials, and its password (generated with
     ``secrets`` unless given)."""

@@ -94,7 +94,7 @@ def begin(admin: Admin, operation: str, key: str, body: bytes) -> Replay | Pendi
     if int(data.get("at", 0)) + WINDOW <= now or data.get("state") == "failed":
         admin.store.update_artifact_data(KIND, record_key, fresh)  # lapsed or failed: a first request again
         return pending
-    if data.get("digest") != digest:
+    if not hmac.compare_digest(str(data.get("digest", "")), digest):
         raise IdempotencyMismatch("this Idempotency-Key was used with another request body", field="Idempotency-Key")
     if data.get("state") != "done":
         raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly")

@@ -228,7 +228,7 @@ def points_of_sale(admin: Admin, merchant_id: int) -> list[PointOfSale]:
 def users_of(admin: Admin, merchant_id: int) -> list[MerchantUserInfo]:
     _merchant(admin, merchant_id)
     return [
-        MerchantUserInfo(u.merchant_id, u.username, u.password_hash != UNSET_PASSWORD)
+        MerchantUserInfo(u.merchant_id, u.username, bool(u.password_hash))  # UNSET_PASSWORD is empty
         for u in admin.store.users_of(merchant_id)
     ]
 

@@ -179,13 +179,25 @@ def test_single_flight_100_threads():
 def test_failed_flight_reaches_every_waiter_then_retries():
     cache = TokenCache()
     calls = []
+    arrived = []  # every thread appends before it asks the cache
 
     def failing():
         calls.append(1)
-        time.sleep(0.05)
+        # The flight fails only once all 100 threads have asked for the key (and the others had
+        # time to join this flight): a slow thread that came after the failure would rightly
+        # lead a new flight, and the test would then count two.
+        deadline = time.monotonic() + 20
+        while len(arrived) < 100 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.5)
         raise ConnectionError("platform down")
 
-    results, errors = _run_threads(100, lambda: cache.get("k", failing))
+    def ask():
+        arrived.append(1)
+        return cache.get("k", failing)
+
+    results, errors = _run_threads(100, ask)
+    assert len(arrived) == 100
     assert len(calls) == 1
     assert all(isinstance(e, ConnectionError) for e in errors)
     assert cache.peek("k") is None  # not poisoned

@@ -263,7 +263,7 @@ class Portal:
         form = await self.pre_form(request)
         password, confirm = str(form.get("password", "")), str(form.get("password2", ""))
         try:
-            if password != confirm:
+            if not hmac.compare_digest(password.encode(), confirm.encode()):
                 raise PortalError(400, "the two passwords differ", reason="portal_password_mismatch")
             accepted = await self.call(dev_ops.accept_invitation, token, password, str(form.get("code", "")))
         except PortalError as e:
@@ -359,7 +359,7 @@ class Portal:
             raise PortalError(400, "that is not the app's secret", reason="portal_bad_secret")
         if form.get("format") == "zip":  # MobilePay's delivery: the zip, and its password shown on the page
             password = str(form.get("zip_password", ""))
-            if len(password) != delivery.PASSWORD_LENGTH or set(password) - set(delivery.PASSWORD_ALPHABET):
+            if not delivery.is_generated_password(password):
                 raise PortalError(400, "that is not a password this page gave", reason="portal_bad_zip_password")
             archive, _ = delivery.credentials_zip(client_id, secret, password=password)
             return Response(
