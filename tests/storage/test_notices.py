@@ -64,7 +64,7 @@ def test_sqlite_every_cached_kind_is_announced(tmp_path, write):
     writer.create_client(_client("a"))
     writer.create_merchant(Merchant(1, "m", None, 0))
     writer.add_terminal(Terminal("T0", 1, "P", "softpos"))
-    writer.add_certificate(CertificateRecord("01", "a", "th", "CN=x", 0, 2**40, "pem", created_at=0))
+    writer.add_certificate(CertificateRecord("1a", "a", "th", "CN=x", 0, 2**40, "pem", created_at=0))
     notices = reader.revocation_notices
     notices.changed()
     assert notices.changed() is False
@@ -72,7 +72,7 @@ def test_sqlite_every_cached_kind_is_announced(tmp_path, write):
         "certificate": lambda: writer.add_certificate(
             CertificateRecord("02", "a", "th2", "CN=x", 0, 2**40, "pem", created_at=0)
         ),
-        "revoke_certificate": lambda: writer.revoke_certificate("01", 5),
+        "revoke_certificate": lambda: writer.revoke_certificate("1A", 5),
         "terminal": lambda: writer.add_terminal(Terminal("T1", 1, "P", "mpos")),
         "user": lambda: writer.add_user(MerchantUser("u@x.example", 1, "h")),
         "grant": lambda: writer.grant(1, "a", 0),
@@ -82,6 +82,24 @@ def test_sqlite_every_cached_kind_is_announced(tmp_path, write):
     if write == "binding":  # binding again to the same TID writes nothing: no notice
         assert writer.bind_username("u@x.example", "T0", 0) is True
         assert notices.changed() is False
+    reader.close(), writer.close()
+
+
+def test_sqlite_a_write_that_changes_no_row_is_not_announced(tmp_path):
+    """Workers keep their caches when a write touched nothing (an unknown serial, a status set
+    on a client that does not exist, a grant withdrawn twice)."""
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    reader, writer = _store(url), _store(url)
+    writer.create_client(_client("a"))
+    writer.create_merchant(Merchant(1, "m", None, 0))
+    notices = reader.revocation_notices
+    notices.changed()
+    assert writer.revoke_certificate("ff", 5) is None
+    assert writer.set_client_status("nobody", "revoked") is False
+    assert writer.withdraw_grant(1, "a") is False
+    assert notices.changed() is False
+    assert writer.set_client_status("a", "revoked") is True  # and a real change still is
+    assert notices.changed() is True
     reader.close(), writer.close()
 
 

@@ -5,7 +5,9 @@ events stay in SQL, which must survive any restart; the kinds of ``RedisArtifact
 (pushed requests, codes, assertion ``jti``\\ s, revoked-token marks) go to Redis.
 Revocations (clients, certificates, API keys, server keys) and the other writes of what
 workers cache (new clients and certificates, terminals, users, grants, username bindings)
-are written to SQL first, then announced on Redis (``RevocationNotices``).
+are written to SQL first, then announced on Redis (``RevocationNotices``): the SQL database
+announces every committed write of a cached table by itself, and its ``on_announce`` hook
+publishes the Redis epoch, so no method here publishes on its own.
 
 Every method of the ``Store`` is written out here: nothing is forwarded implicitly.
 """
@@ -207,55 +209,38 @@ class CompositeStore:
         finally:
             self.sql.close()
 
-    # --- what workers cache: SQL first, then the notice -------------------------------------------
+    # --- what workers cache: SQL, announced on Redis by the database's on_announce hook -----------
     def create_client(self, client: Client) -> None:
         self.sql.create_client(client)
-        self.notices.publish()
 
     def set_client_status(self, client_id: str, status: str) -> bool:
-        changed = self.sql.set_client_status(client_id, status)
-        if changed:
-            self.notices.publish()
-        return changed
+        return self.sql.set_client_status(client_id, status)
 
     def add_certificate(self, cert: CertificateRecord) -> None:
         self.sql.add_certificate(cert)
-        self.notices.publish()
 
     def revoke_certificate(self, serial: str, now: int) -> CertificateRecord | None:
-        record = self.sql.revoke_certificate(serial, now)
-        if record is not None:
-            self.notices.publish()
-        return record
+        return self.sql.revoke_certificate(serial, now)
 
     def save_server_keys(self, keys: list[StoredKey]) -> None:
         self.sql.save_server_keys(keys)
-        self.notices.publish()
 
     def add_terminal(self, terminal: Terminal) -> None:
         self.sql.add_terminal(terminal)
-        self.notices.publish()
 
     def add_user(self, user: MerchantUser) -> None:
         self.sql.add_user(user)
-        self.notices.publish()
 
     def grant(self, merchant_id: int, client_id: str, now: int) -> None:
         self.sql.grant(merchant_id, client_id, now)
-        self.notices.publish()
 
     def set_api_key_enabled(
         self, merchant_id: int, key_id: int, enabled: bool, now: int, *, max_enabled: int
     ) -> ApiKey:
-        record = self.sql.set_api_key_enabled(merchant_id, key_id, enabled, now, max_enabled=max_enabled)
-        self.notices.publish()
-        return record
+        return self.sql.set_api_key_enabled(merchant_id, key_id, enabled, now, max_enabled=max_enabled)
 
     def bind_username(self, username: str, tid: str, now: int) -> bool:
-        bound = self.sql.bind_username(username, tid, now)
-        if bound:  # new or already there: announced either way (the SQL store cannot say which)
-            self.notices.publish()
-        return bound
+        return self.sql.bind_username(username, tid, now)
 
     # --- the rest: the SQL store's own ---------------------------------------------------------------
     def get_client(self, client_id: str) -> Client | None:
@@ -355,18 +340,12 @@ class CompositeStore:
         *,
         expected: tuple[str, tuple[str, ...]] | None = None,
     ) -> bool:
-        changed = self.sql.update_client_details(client_id, name, redirect_uris, expected=expected)
-        if changed:
-            self.notices.publish()
-        return changed
+        return self.sql.update_client_details(client_id, name, redirect_uris, expected=expected)
 
     def set_client_secret(
         self, client_id: str, secret_hash: str | None, previous_hash: str | None, previous_valid_until: int | None
     ) -> bool:
-        changed = self.sql.set_client_secret(client_id, secret_hash, previous_hash, previous_valid_until)
-        if changed:
-            self.notices.publish()
-        return changed
+        return self.sql.set_client_secret(client_id, secret_hash, previous_hash, previous_valid_until)
 
     def list_merchants(self) -> list[Merchant]:
         return self.sql.list_merchants()
@@ -411,10 +390,7 @@ class CompositeStore:
         return self.sql.use_totp_step(email, step)
 
     def withdraw_grant(self, merchant_id: int, client_id: str) -> bool:
-        withdrawn = self.sql.withdraw_grant(merchant_id, client_id)
-        if withdrawn:
-            self.notices.publish()
-        return withdrawn
+        return self.sql.withdraw_grant(merchant_id, client_id)
 
     def grants_of(self, merchant_id: int) -> list[Grant]:
         return self.sql.grants_of(merchant_id)
@@ -423,10 +399,7 @@ class CompositeStore:
         return self.sql.grants_to(client_id)
 
     def set_user_password(self, username: str, password_hash: str) -> bool:
-        changed = self.sql.set_user_password(username, password_hash)
-        if changed:
-            self.notices.publish()
-        return changed
+        return self.sql.set_user_password(username, password_hash)
 
     def touch_api_key(self, merchant_id: int, key_id: int, now: int) -> None:
         self.sql.touch_api_key(merchant_id, key_id, now)

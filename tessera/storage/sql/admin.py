@@ -41,7 +41,6 @@ class AdminRepo:
                 .where(t.clients.c.client_id == client_id)
                 .values(name=name, redirect_uris=list(redirect_uris))
             )
-            self.db.announce(c)
         return res.rowcount == 1
 
     def set_client_secret(
@@ -57,7 +56,6 @@ class AdminRepo:
                     previous_valid_until=previous_valid_until,
                 )
             )
-            self.db.announce(c)
         return res.rowcount == 1
 
     def list_merchants(self) -> list[Merchant]:

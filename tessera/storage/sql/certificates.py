@@ -23,7 +23,6 @@ class CertificateRepo:
                 c.execute(insert(t.certificates).values(**cert.__dict__))
             except IntegrityError as e:
                 raise Conflict("certificate already recorded") from e
-            self.db.announce(c)
 
     def get_certificate(self, thumbprint: str) -> CertificateRecord | None:
         with self.db.read() as c:
@@ -51,6 +50,5 @@ class CertificateRepo:
                 .where(t.certificates.c.serial == serial, t.certificates.c.revoked_at.is_(None))
                 .values(revoked_at=now)
             )
-            self.db.announce(c)
             row = c.execute(select(t.certificates).where(t.certificates.c.serial == serial)).mappings().first()
         return CertificateRecord(**row) if row else None

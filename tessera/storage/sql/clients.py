@@ -38,7 +38,6 @@ class ClientRepo:
                 )
             except IntegrityError as e:
                 raise Conflict(f"client {client.client_id} exists or organisation {client.org_id} is unknown") from e
-            self.db.announce(c)
 
     def get_client(self, client_id: str) -> Client | None:
         with self.db.read() as c:
@@ -53,7 +52,6 @@ class ClientRepo:
     def set_client_status(self, client_id: str, status: str) -> bool:
         with self.db.write() as c:
             res = c.execute(update(t.clients).where(t.clients.c.client_id == client_id).values(status=status))
-            self.db.announce(c)
         return res.rowcount == 1
 
 

@@ -63,10 +63,11 @@ class Database:
         self.on_announce: list[Callable[[], Any]] = []
         event.listen(self.engine, "after_execute", self._announce_cached_writes)
 
-    def _announce_cached_writes(self, conn: Connection, clause: Any, *_: Any) -> None:
-        """Announce an insert, update or delete of a cached table (``CACHED_TABLES``), except an
-        update of bookkeeping columns alone (``UNCACHED_COLUMNS``: a key's last use)."""
-        if not getattr(clause, "is_dml", False):
+    def _announce_cached_writes(self, conn: Connection, clause: Any, _m: Any, _p: Any, _o: Any, result: Any) -> None:
+        """Announce an insert, update or delete of a cached table (``CACHED_TABLES``) that changed
+        a row, except an update of bookkeeping columns alone (``UNCACHED_COLUMNS``: a key's last
+        use). This is the only way the repositories announce their writes."""
+        if not getattr(clause, "is_dml", False) or getattr(result, "rowcount", -1) == 0:
             return
         table = getattr(clause.table, "name", None)
         if table not in CACHED_TABLES:

@@ -31,7 +31,6 @@ class EnrollmentRepo:
                     c.execute(insert(b).values(username=username, tid=tid, created_at=now))
             except IntegrityError:
                 return False
-            self.db.announce(c)
         return True
 
     def bindings(self, username: str, tid: str) -> tuple[str | None, str | None]:

@@ -40,7 +40,6 @@ class MerchantRepo:
                 c.execute(insert(t.terminals).values(**terminal.__dict__))
             except IntegrityError as e:
                 raise Conflict(f"terminal {terminal.tid} exists, or merchant {terminal.merchant_id} is unknown") from e
-            self.db.announce(c)
 
     def terminals_at(self, pos: str) -> list[Terminal]:
         with self.db.read() as c:
@@ -53,7 +52,6 @@ class MerchantRepo:
                 c.execute(insert(t.merchant_users).values(**user.__dict__, created_at=0))
             except IntegrityError as e:
                 raise Conflict(f"user {user.username} exists, or merchant {user.merchant_id} is unknown") from e
-            self.db.announce(c)
 
     def get_user(self, username: str) -> MerchantUser | None:
         with self.db.read() as c:
@@ -83,7 +81,6 @@ class MerchantRepo:
                 )
             except IntegrityError as e:
                 raise Conflict(f"unknown merchant {merchant_id} or client {client_id}") from e
-            self.db.announce(c)
 
     def is_granted(self, merchant_id: int, client_id: str) -> bool:
         with self.db.read() as c:

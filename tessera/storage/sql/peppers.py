@@ -21,8 +21,6 @@ class PepperRepo:
                 .where(t.clients.c.client_id == client_id, t.clients.c.secret_hash == old)
                 .values(secret_hash=new)
             )
-            if res.rowcount:
-                self.db.announce(c)
         return bool(res.rowcount)
 
     def rehash_api_key(self, merchant_id: int, key_id: int, old: str, new: str) -> bool:

@@ -72,8 +72,6 @@ class MerchantPortalRepo:
         g = t.merchant_grants
         with self.db.write() as c:
             done = c.execute(delete(g).where(g.c.merchant_id == merchant_id, g.c.client_id == client_id)).rowcount
-            if done:
-                self.db.announce(c)
             return bool(done)
 
     def _grants(self, *where: object) -> list[Grant]:
@@ -92,8 +90,6 @@ class MerchantPortalRepo:
         u = t.merchant_users
         with self.db.write() as c:
             done = c.execute(update(u).where(u.c.username == username).values(password_hash=password_hash)).rowcount
-            if done:
-                self.db.announce(c)
             return bool(done)
 
     def touch_api_key(self, merchant_id: int, key_id: int, now: int) -> None:
