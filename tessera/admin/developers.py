@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
 from tessera.admin.context import ADMIN_CHANGE, Admin
 from tessera.admin.errors import AdminError, Conflict, Invalid, NotFound
-from tessera.admin.merchants import check_password, check_username
+from tessera.admin.merchants import add_user_unset, check_password, check_username
 from tessera.core.kinds import Kind
 from tessera.core.models import Artifact, Developer, MerchantUser
 from tessera.core.ports import Conflict as StoreConflict
@@ -216,10 +216,7 @@ def invite_merchant_user(admin: Admin, username: str, merchant_id: int) -> Invit
         raise NotFound(f"no merchant {merchant_id}")
     user = admin.store.get_user(username)
     if user is None:
-        try:
-            admin.store.add_user(MerchantUser(username, merchant_id, ""))
-        except StoreConflict as e:
-            raise Conflict(str(e)) from None
+        add_user_unset(admin, merchant_id, username)
     elif user.merchant_id != merchant_id:
         raise Conflict(f"user {username} belongs to another merchant")
     token, expires_at = _store_invitation(admin, {"role": "merchant", "email": username, "merchant_id": merchant_id})

@@ -171,10 +171,10 @@ def withdraw_grant(admin: Admin, merchant_id: int, client_id: str) -> GrantInfo:
     return GrantInfo(merchant_id, client_id, False)
 
 
-def list_grants(admin: Admin, merchant_id: int) -> list[GrantInfo]:
-    """The apps the merchant granted access to, oldest first."""
+def list_grants(admin: Admin, merchant_id: int) -> list[GrantedApp]:
+    """The apps the merchant granted access to, oldest first, with when (the portal, the admin API)."""
     _merchant(admin, merchant_id)
-    return [GrantInfo(g.merchant_id, g.client_id, True) for g in admin.store.grants_of(merchant_id)]
+    return [GrantedApp(g.merchant_id, g.client_id, g.created_at) for g in admin.store.grants_of(merchant_id)]
 
 
 # --- listings, and users who set their own password (the admin API) -----------------------------------------
@@ -235,7 +235,7 @@ def users_of(admin: Admin, merchant_id: int) -> list[MerchantUserInfo]:
 
 def add_user_unset(admin: Admin, merchant_id: int, username: str) -> MerchantUserInfo:
     """A merchant user without a password (``UNSET_PASSWORD``): the user sets it through the
-    portal, and cannot sign in before. The admin API makes users so: no password travels."""
+    portal, and cannot sign in before. The admin API and the portal make users so (``invite_merchant_user``): no password travels."""
     username = check_username(username)
     _merchant(admin, merchant_id)
     try:
@@ -244,8 +244,3 @@ def add_user_unset(admin: Admin, merchant_id: int, username: str) -> MerchantUse
         raise Conflict(str(e)) from None
     admin.record("user.add", merchant_id=merchant_id, username=username, password_set=False)
     return MerchantUserInfo(merchant_id, username, False)
-
-
-def grants_of(admin: Admin, merchant_id: int) -> list[GrantedApp]:
-    _merchant(admin, merchant_id)
-    return [GrantedApp(g.merchant_id, g.client_id, g.created_at) for g in admin.store.grants_of(merchant_id)]

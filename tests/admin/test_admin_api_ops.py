@@ -20,7 +20,7 @@ from tessera.admin.certificates import certificate_p7b, find_certificate
 from tessera.admin.merchants import (
     UNSET_PASSWORD,
     add_user_unset,
-    grants_of,
+    list_grants,
     list_merchants,
     points_of_sale,
     users_of,
@@ -139,8 +139,8 @@ def test_merchant_listings_and_users_without_password(admin: Admin, clock: Clock
     with pytest.raises(Invalid):
         add_user_unset(admin, 7, "not-an-email")
     ops.grant(admin, 7, app.client_id)
-    assert [(g.client_id, g.granted_at) for g in grants_of(admin, 7)] == [(app.client_id, clock.now)]
-    for fn in (points_of_sale, users_of, grants_of):
+    assert [(g.client_id, g.granted_at) for g in list_grants(admin, 7)] == [(app.client_id, clock.now)]
+    for fn in (points_of_sale, users_of, list_grants):
         with pytest.raises(NotFound):
             fn(admin, 99)
 

@@ -24,7 +24,6 @@ from tessera.admin.developers import invite_merchant_user
 from tessera.admin.merchants import (
     GrantedApp,
     MerchantUserInfo,
-    grants_of,
     list_merchants,
     points_of_sale,
     terminals_of,
@@ -424,12 +423,12 @@ def create_grant(call: Call) -> Answer:
     mid = _merchant_id(call)
     body: b.CreateGrant = call.body
     ops.grant(call.admin, mid, body.client_id)
-    granted = next(g for g in grants_of(call.admin, mid) if g.client_id == body.client_id)
+    granted = next(g for g in ops.list_grants(call.admin, mid) if g.client_id == body.client_id)
     return Answer(grant_json(granted), 201)
 
 
 def list_grants(call: Call) -> Answer:
-    items = [grant_json(g) for g in grants_of(call.admin, _merchant_id(call))]
+    items = [grant_json(g) for g in ops.list_grants(call.admin, _merchant_id(call))]
     return listing(call, items, lambda g: str(g["client_id"]))
 
 
