@@ -235,7 +235,8 @@ def users_of(admin: Admin, merchant_id: int) -> list[MerchantUserInfo]:
 
 def add_user_unset(admin: Admin, merchant_id: int, username: str) -> MerchantUserInfo:
     """A merchant user without a password (``UNSET_PASSWORD``): the user sets it through the
-    portal, and cannot sign in before. The admin API and the portal make users so (``invite_merchant_user``): no password travels."""
+    portal, and cannot sign in before. The admin API and the portal make users so
+    (``invite_merchant_user``): no password travels."""
     username = check_username(username)
     _merchant(admin, merchant_id)
     try:

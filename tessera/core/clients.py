@@ -65,8 +65,7 @@ def rehash_client_secret(core: Core, client: Client, secret: str) -> None:
     if store is None or client.secret_hash is None:
         return
     try:
-        if store.rehash_client_secret(client.client_id, client.secret_hash, hash_secret(secret, core.pepper)):
-            core.forget_client(client.client_id)
+        store.rehash_client_secret(client.client_id, client.secret_hash, hash_secret(secret, core.pepper))
     except Exception:  # noqa: BLE001 - never fail an authentication that succeeded
         return
 

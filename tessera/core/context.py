@@ -171,6 +171,10 @@ class Core:
             self._api_keys,
         )
         self._notices: ChangeNotices | None = notices if ttl > 0 else None
+        if ttl > 0 and self.caps.database is not None:
+            # What this process writes itself (the admin API, the portal, a re-hashed secret) is
+            # dropped at once, without waiting for its notice to come back (PostgreSQL).
+            self.caps.database.after_announce(self.drop_caches)
 
     def now(self) -> int:
         return int(self.clock())
@@ -178,10 +182,6 @@ class Core:
     def client(self, client_id: str) -> Client | None:
         self.heed_notices()
         return self._clients.get(client_id)
-
-    def forget_client(self, client_id: str) -> None:
-        """Drop this worker's cached copy of a client it has just changed itself."""
-        self._clients.invalidate(client_id)
 
     def certificate(self, thumbprint: str) -> CertificateRecord | None:
         self.heed_notices()
@@ -239,8 +239,8 @@ class Core:
                 cache.invalidate()
 
     def drop_caches(self) -> None:
-        """Forget every cached entry now: this process changed what they hold (the admin API
-        after a write), and sees it on its next request without waiting for the notice."""
+        """Forget every cached entry now: this process changed what they hold (called by the
+        database after each of this process's announcing commits, see ``after_announce``)."""
         for cache in self._caches:
             cache.invalidate()
 

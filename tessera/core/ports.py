@@ -22,6 +22,7 @@ request time what it can do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -461,6 +462,12 @@ class SQLDatabase(Protocol):
         ...
 
     def ping(self) -> None: ...
+
+    def after_announce(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` after every commit *of this process* that announced a change, in the
+        committing thread (a bound method is held weakly). Other processes learn of it through
+        the change notices; this process need not wait for its own notice to come back."""
+        ...
 
 
 @runtime_checkable

@@ -5,6 +5,7 @@ the caches."""
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -292,3 +293,23 @@ def test_a_keys_last_use_is_not_announced_but_disabling_it_is(stores):
     assert notices.changed() is False
     cli.set_api_key_enabled(1, record.key_id, False, 101, max_enabled=2)
     assert _eventually(lambda: not core.api_key(1, record.key_id).enabled)
+
+
+def test_this_process_sees_its_own_writes_without_waiting_for_the_notice(stores):
+    """A write made through this process's own store (the admin API, the portal) drops the
+    Core's caches at its commit: no notice is needed (here the Core heeds none at all)."""
+    worker, _ = stores
+    worker.create_client(Client(client_id="own", name="a", secret_hash=None, created_at=0))
+    core = Core(
+        config=CoreConfig(issuer="https://as.example", cache_seconds=300),
+        store=worker,
+        keys=None,
+        pepper=b"p",
+        capabilities=Capabilities(database=worker.database),  # the database, no notices
+    )
+    assert core.client("own").active
+    assert worker.set_client_status("own", "revoked") is True
+    assert core.client("own").active is False  # at once, from the commit's own hook
+    del core  # a Core that is gone is not kept alive by the database, nor called
+    gc.collect()
+    assert worker.set_client_status("own", "active") is True

@@ -83,6 +83,9 @@ class UnpingableStore:
     def remote(self) -> bool:
         return self._store.database.remote
 
+    def after_announce(self, callback) -> None:
+        self._store.database.after_announce(callback)
+
     def ping(self) -> None:
         raise StoreUnavailable(f'connection to "{SECRET_DSN}" failed: FATAL: database "tessera_prod" does not exist')
 

@@ -6,7 +6,7 @@ events stay in SQL, which must survive any restart; the kinds of ``RedisArtifact
 Revocations (clients, certificates, API keys, server keys) and the other writes of what
 workers cache (new clients and certificates, terminals, users, grants, username bindings)
 are written to SQL first, then announced on Redis (``RevocationNotices``): the SQL database
-announces every committed write of a cached table by itself, and its ``on_announce`` hook
+announces every committed write of a cached table by itself, and its ``after_announce`` hook
 publishes the Redis epoch, so no method here publishes on its own.
 
 Every method of the ``Store`` is written out here: nothing is forwarded implicitly.
@@ -82,7 +82,7 @@ class CompositeStore:
         self.notices = notices or RevocationNotices(artifacts.redis, f"{artifacts.prefix}revocation-epoch")
         # Every SQL commit that changed a cached table is announced on Redis too, whichever
         # store method made it (tessera.storage.sql.database.CACHED_TABLES).
-        sql.database.on_announce.append(self.notices.publish)
+        sql.database.after_announce(self.notices.publish)
 
     @classmethod
     def from_settings(cls, settings: Settings, sql: SQLStore) -> CompositeStore:
@@ -209,7 +209,7 @@ class CompositeStore:
         finally:
             self.sql.close()
 
-    # --- what workers cache: SQL, announced on Redis by the database's on_announce hook -----------
+    # --- what workers cache: SQL, announced on Redis by the database's after_announce hook--------
     def create_client(self, client: Client) -> None:
         self.sql.create_client(client)
 

@@ -7,13 +7,16 @@ is announced: PostgreSQL ``NOTIFY`` in its transaction (delivered at commit), or
 notice file, written right after the commit (tessera.storage.notices). Any insert, update or
 delete of a table in ``CACHED_TABLES`` is announced by itself (an engine event), whichever
 repository method runs it, so a new writer cannot forget; the revoked-token marks, rows of the
-shared artefact table, call ``announce`` themselves. ``on_announce`` callbacks run after each
-announcing commit (a Redis epoch, tessera.storage.redis_store).
+shared artefact table, call ``announce`` themselves. ``after_announce`` callbacks run after each
+announcing commit (a Redis epoch, tessera.storage.redis_store; the caches of each Core of this process).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
+import weakref
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -59,8 +62,8 @@ class Database:
         #: Exact change notices (SQLite notice file / PostgreSQL LISTEN): lets workers cache
         #: clients and certificates and still see a revocation on the next request.
         self.notices = notices.for_engine(self.engine)
-        #: Called after every commit that announced a change (the Redis epoch of a composite store).
-        self.on_announce: list[Callable[[], Any]] = []
+        #: Called after every commit that announced a change (``after_announce``).
+        self._on_announce: list[Callable[[], Callable[[], object] | None]] = []
         event.listen(self.engine, "after_execute", self._announce_cached_writes)
 
     def _announce_cached_writes(self, conn: Connection, clause: Any, _m: Any, _p: Any, _o: Any, result: Any) -> None:
@@ -92,7 +95,7 @@ class Database:
     def announce(self, c: Connection) -> None:
         """Tell every worker that something it may cache changed, once this transaction commits:
         PostgreSQL ``NOTIFY`` (delivered at commit); SQLite's notice file is written by ``Tx``
-        right after the commit (see tessera.storage.notices), then the ``on_announce`` callbacks."""
+        right after the commit (see tessera.storage.notices), then the ``after_announce`` callbacks."""
         announcing: list[Database] = c.info.setdefault(_ANNOUNCE, [])
         if self in announcing:
             return  # once per transaction
@@ -101,11 +104,28 @@ class Database:
             c.exec_driver_sql(f"NOTIFY {notices.CHANNEL}")
 
     def committed(self) -> None:
-        """After a commit that announced: the notice file (SQLite), then ``on_announce``."""
+        """After a commit that announced: the notice file (SQLite), then the ``after_announce`` callbacks."""
         if isinstance(self.notices, notices.SQLiteNotices):
             self.notices.announce()
-        for callback in self.on_announce:
-            callback()
+        for ref in list(self._on_announce):
+            callback = ref()
+            if callback is None:  # its owner (a Core) is gone
+                with contextlib.suppress(ValueError):  # another thread removed it first
+                    self._on_announce.remove(ref)
+            else:
+                callback()
+
+    def after_announce(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` after every announcing commit of this process: the Redis epoch of a
+        composite store, and each ``Core`` on this database dropping its caches at once (the
+        notice it will also receive comes back later on PostgreSQL). A bound method is held
+        weakly, so a Core that is gone is not kept alive."""
+        ref: Callable[[], Callable[[], object] | None]
+        if inspect.ismethod(callback):
+            ref = weakref.WeakMethod(callback)
+        else:
+            ref = functools.partial(_strong, callback)
+        self._on_announce.append(ref)
 
     def ping(self) -> None:
         with self.read() as c:
@@ -171,3 +191,7 @@ class Tx:
             db.committed()
         if exc_type is not None and issubclass(exc_type, GONE):
             raise StoreUnavailable(str(exc)) from exc
+
+
+def _strong(callback: Callable[[], object]) -> Callable[[], object]:
+    return callback

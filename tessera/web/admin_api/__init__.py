@@ -135,9 +135,6 @@ class Endpoint:
             return self.op.run(call)
         except AdminError as e:
             raise of_admin_error(e) from None
-        finally:
-            if self.op.method != "GET":  # this worker sees its own change at once
-                core.drop_caches()
 
     def _idempotent(self, call: Call, key: str, raw: bytes) -> Answer:
         operation = f"{self.op.method} {call.path}"
