@@ -535,8 +535,9 @@ PROFILES_2026_12 = [
     "and the enrollment data in the worker's caches. They are dropped on any announced change, and the SQL "
     "database announces by itself every insert, update or delete of a cached table (`CACHED_TABLES`, an engine "
     "event), whichever store method runs it (a `withdraw grant` added later included; an update of a key's "
-    "last-use time alone, `UNCACHED_COLUMNS`, is bookkeeping and announces nothing), then the Redis epoch of a "
-    "composite store after the commit (`Database.on_announce`). Tests: tests/core/test_context_caches.py (SQLite, "
+    "last-use time alone, `UNCACHED_COLUMNS`, is bookkeeping and announces nothing), then, after the commit, the Redis "
+    "epoch of a composite store and the caches of every Core of the writing process (`Database.after_announce`); "
+    "a write that changed no row announces nothing. Tests: tests/core/test_context_caches.py (SQLite, "
     "PostgreSQL, the in-memory store), tests/storage/test_redis_store.py (Redis).",
 ]
 
