@@ -27,12 +27,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import subprocess
 import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from subprocess import CompletedProcess
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.support.live import LiveServer
 
 
 def run_tessera(
@@ -87,3 +93,17 @@ def run_tessera_process(
         timeout=timeout,
         cwd=cwd,
     )
+
+
+def server_cli(server: LiveServer, *args: str, input: str | None = None, check: bool = True) -> CompletedProcess[str]:
+    """``LiveServer.cli`` in process: ``tessera --home HOME ARGS`` on a live server's home, with the
+    environment and working directory its own ``cli`` gives the process."""
+    proc = run_tessera(("--home", str(server.home), *args), env=server._env, cwd=server.workdir, input=input)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"tessera {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def server_cli_json(server: LiveServer, *args: str, input: str | None = None) -> dict[str, Any]:
+    """``LiveServer.cli_json`` in process."""
+    return dict(json.loads(server_cli(server, *args, "--json", input=input).stdout))
