@@ -5,6 +5,10 @@ malformed input, on every profile that has the rule, in that profile's own error
 Requests that may count as failures come from a loopback address of their own
 (``helpers.client``), so that the per-address brute-force counters see only what a test
 means them to see.
+
+The ``tessera`` commands (registrations, revocations, rotations) run in this process, through
+the console script's entry point on the server's home and environment
+(``tests.support.incli.server_cli``): what they write is what a ``tessera`` process writes.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from tests.security.helpers import (
     fresh_address,
     nothing_new,
 )
+from tests.support.incli import server_cli, server_cli_json
 from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -120,10 +125,21 @@ def test_row_29_native_refresh_reused_after_rotation_revokes_the_family(live_ser
 
 
 @pytest.fixture(scope="module")
-def grace_server(tmp_path_factory):
-    server = LiveServer(tmp_path_factory.mktemp("sec-grace"), env={"TESSERA_REFRESH_GRACE_SECONDS": "2"}).start()
+def grace_and_cache_server(tmp_path_factory):
+    """One server for two settings that touch different things: a refresh grace window of 2 s
+    (the native refresh tokens' rotation: row 29) and a revocation cache of 1.5 s (the view of
+    clients, certificates and keys: row 33). Each test works on a client of its own."""
+    server = LiveServer(
+        tmp_path_factory.mktemp("sec-grace-cache"),
+        env={"TESSERA_REFRESH_GRACE_SECONDS": "2", "TESSERA_REVOCATION_CACHE_SECONDS": "1.5"},
+    ).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def grace_server(grace_and_cache_server):
+    return grace_and_cache_server
 
 
 def test_row_29_native_grace_window(grace_server):
@@ -323,13 +339,14 @@ def test_row_31_stored_only_as_hmac_or_argon2id(live_server):
     of client secrets and API keys, argon2id of people's passwords, and none of them in clear."""
     from argon2 import PasswordHasher
 
-    created = live_server.cli_json("clients", "create", "--name", "row31")
+    created = server_cli_json(live_server, "clients", "create", "--name", "row31")
     mid = secrets.randbelow(10**9) + 1
-    live_server.cli_json("merchants", "create", "--merchant-id", str(mid))
-    key = live_server.cli_json("keys", "create", "--merchant-id", str(mid))
+    server_cli_json(live_server, "merchants", "create", "--merchant-id", str(mid))
+    key = server_cli_json(live_server, "keys", "create", "--merchant-id", str(mid))
     password = "people choose " + secrets.token_hex(6)
     user = f"row31-{mid}@shop.example"
-    live_server.cli(
+    server_cli(
+        live_server,
         "merchants",
         "add-user",
         "--merchant-id",
@@ -457,7 +474,7 @@ def test_row_32_jwks_never_shows_private_parts_duplicates_or_weak_keys(live_serv
 def test_row_32_jwks_after_rotations(live_server):
     """After rotating both uses (retired + current + next published), still no duplicate kid and no private part."""
     for use in ("sig", "enc"):
-        live_server.cli_json("jwks", "rotate", "--use", use)
+        server_cli_json(live_server, "jwks", "rotate", "--use", use)
     rows = live_server.store.list_server_keys()
     assert len({k.kid for k in rows}) == len(rows)
     for k in rows:
@@ -471,7 +488,7 @@ def test_row_33_disabled_api_key_401_at_once(live_server):
     k = new_api_key(live_server)
     new_api_key(live_server, k["merchantId"])  # a second key, so the first is not the last one
     assert axept(live_server, k).status_code == 200
-    live_server.cli("keys", "disable", "--merchant-id", str(k["merchantId"]), "--key-id", str(k["keyId"]))
+    server_cli(live_server, "keys", "disable", "--merchant-id", str(k["merchantId"]), "--key-id", str(k["keyId"]))
     with nothing_new(live_server):
         assert_axept_error(axept(live_server, k), 401)
 
@@ -484,8 +501,8 @@ def test_row_33_revoked_client_401_at_once(live_server):
     assert mobilepay(live_server, app.client_id, app.client_secret).status_code == 200
     assert b2b(live_server, B2B_LOGIN, login=app.client_id, password=app.client_secret).status_code == 200
     nh.client_credentials(live_server, nc)
-    live_server.cli("clients", "revoke", "--client", app.client_id)
-    live_server.cli("clients", "revoke", "--client", nc.client_id)
+    server_cli(live_server, "clients", "revoke", "--client", app.client_id)
+    server_cli(live_server, "clients", "revoke", "--client", nc.client_id)
     with nothing_new(live_server):
         with client(live_server, cert=app.cert, key=app.key) as c:
             assert_error(nx.token_request(c, app), 401, "invalid_client")
@@ -502,7 +519,7 @@ def test_row_33_revoked_certificate_401_at_once(nexi):
     app = nexi.server.new_app()
     m = nexi.server.new_merchant(app)
     token = nx.get_token(nexi.server, app)
-    nexi.server.cli("certs", "revoke", "--serial", app.serial)
+    server_cli(nexi.server, "certs", "revoke", "--serial", app.serial)
     with nx.http(nexi.server, app) as c, nothing_new(nexi.server):
         assert_error(nx.token_request(c, app), 401, "invalid_client")
         # The Bearer token is bound to the revoked certificate: refused where tokens are read.
@@ -514,10 +531,8 @@ def test_row_33_revoked_certificate_401_at_once(nexi):
 
 
 @pytest.fixture(scope="module")
-def cached_server(tmp_path_factory):
-    server = LiveServer(tmp_path_factory.mktemp("sec-cache"), env={"TESSERA_REVOCATION_CACHE_SECONDS": "1.5"}).start()
-    yield server
-    server.stop()
+def cached_server(grace_and_cache_server):
+    return grace_and_cache_server
 
 
 def test_row_33_no_cache_delay_longer_than_configured(cached_server):
