@@ -56,6 +56,10 @@ from tests.support.live import LiveServer
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
+#: The developer certificates of the clients that only ask for tokens: EC P-256 keys (openssl
+#: makes one in milliseconds, an RSA-2048 one in about 0.2 CPU s); none of these rows looks at
+#: the key. Nexi PAR signs with the certificate's RSA key: the rows that push keep RSA.
+TLS_KEY = "ec"
 
 
 def b2b_body(**attributes: str) -> bytes:
@@ -266,7 +270,7 @@ def test_row_30_request_rate_limits_per_address_and_per_credential(rate_limited,
     """What the token endpoints do have: request-rate limits, per address and per proved
     credential, answered 429 slow_down with Retry-After (RFC 6749 shape)."""
     server = rate_limited
-    app = server.new_app()
+    app = server.new_app(key_type=TLS_KEY)
 
     def call(address: str, secret: str) -> httpx.Response:
         with client(server, cert=app.cert, key=app.key, address=address) as c:
@@ -298,7 +302,7 @@ def test_row_30_native_token_endpoint(live_server):
 
 
 def test_row_30_nexi_token_endpoint(live_server):
-    app = live_server.new_app()
+    app = live_server.new_app(key_type=TLS_KEY)
     with client(live_server, cert=app.cert, key=app.key) as c:
         for _ in range(5):
             assert_error(nx.token_request(c, app, client_secret="wrong"), 401, "invalid_client")
@@ -494,7 +498,7 @@ def test_row_33_disabled_api_key_401_at_once(live_server):
 
 
 def test_row_33_revoked_client_401_at_once(live_server):
-    app = live_server.new_app()
+    app = live_server.new_app(key_type=TLS_KEY)
     nc = nh.register(live_server)
     with client(live_server, cert=app.cert, key=app.key) as c:
         assert nx.token_request(c, app).status_code == 200
@@ -537,7 +541,7 @@ def cached_server(grace_and_cache_server):
 
 def test_row_33_no_cache_delay_longer_than_configured(cached_server):
     """With revocation_cache_seconds = 1.5, a revoked client is refused 1.5 s later at the latest."""
-    app = cached_server.new_app()
+    app = cached_server.new_app(key_type=TLS_KEY)
     with client(cached_server, cert=app.cert, key=app.key) as c:
         assert nx.token_request(c, app).status_code == 200  # now cached
         cached_server.store.set_client_status(app.client_id, "revoked")
