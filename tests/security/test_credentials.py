@@ -130,15 +130,27 @@ def test_row_29_native_refresh_reused_after_rotation_revokes_the_family(live_ser
 
 @pytest.fixture(scope="module")
 def grace_and_cache_server(tmp_path_factory):
-    """One server for two settings that touch different things: a refresh grace window of 2 s
-    (the native refresh tokens' rotation: row 29) and a revocation cache of 1.5 s (the view of
-    clients, certificates and keys: row 33). Each test works on a client of its own."""
+    """One server for three settings that touch different things: a refresh grace window of 2 s
+    (the native refresh tokens' rotation: row 29), a per-address brute-force lock reachable in a
+    test (5 failures, as ``address_lock_server``: row 30) and a revocation cache of 1.5 s (the
+    view of clients, certificates and keys: row 33). Each test works on a client of its own; the
+    row-30 tests send their failures from addresses of their own, the others send at most four
+    from one address (below the lock)."""
     server = LiveServer(
         tmp_path_factory.mktemp("sec-grace-cache"),
-        env={"TESSERA_REFRESH_GRACE_SECONDS": "2", "TESSERA_REVOCATION_CACHE_SECONDS": "1.5"},
+        env={
+            "TESSERA_REFRESH_GRACE_SECONDS": "2",
+            "TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "5",
+            "TESSERA_REVOCATION_CACHE_SECONDS": "1.5",
+        },
     ).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def address_lock_server(grace_and_cache_server):
+    return grace_and_cache_server
 
 
 @pytest.fixture(scope="module")
