@@ -7,11 +7,19 @@
 - the home knows its database: ``tessera init --database-url`` records it in tessera.toml
   (without its password), commands use it when ``TESSERA_DATABASE_URL`` is unset, and refuse
   to run against another database, on SQLite and on PostgreSQL.
+
+Most rows are configuration-validation rules: they run the command in this process, through the
+console script's own entry point (``tests.support.incli``: the same command line, environment,
+working directory, captured output and exit status). A few run as a real ``tessera`` process, at
+least one of each kind of refusal (a refused ``serve``, a refused admin command, a malformed
+tessera.toml, an unreachable database), and each of those also runs in process and must give the
+same exit status, stdout and stderr: the in-process path is checked against the process path.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.incli import run_tessera, run_tessera_process
 from tests.support.live import free_port
 
 #: Distinctive secrets: no window of them can occur by chance in a message.
@@ -29,18 +38,33 @@ WRONG_KEK = "V1JPTkdXUk9OR1dST05HV1JPTkdXUk9OR1dST05HV1I"  # 32 bytes: well form
 WRONG_PEPPER = "UEVQUEVSUEVQUEVSUEVQUEVSUEVQUEVSUEVQUEVSUEU"
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def tessera(
-    home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60, cwd: Path | None = None
+    home: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    cwd: Path | None = None,
+    process: bool = False,
 ) -> subprocess.CompletedProcess:
+    """``tessera --home HOME ARGS`` with the environment's ``TESSERA_*`` replaced by ``env``: in
+    this process, or (``process=True``) as a real process, which must then answer exactly what
+    the in-process run answers (run second: it sees what the process left)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-    return subprocess.run(
-        [sys.executable, "-m", "tessera.cli", "--home", str(home), *args],
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd or home.parent,
-    )
+    argv, full_env, where = ("--home", str(home), *args), {**base, **(env or {})}, cwd or home.parent
+    if not process:
+        return run_tessera(argv, env=full_env, cwd=where)
+    proc = run_tessera_process(argv, env=full_env, cwd=where, timeout=timeout)
+    same = run_tessera(argv, env=full_env, cwd=where)
+    # rich colours a terminal only: strip its escapes, should the in-process console have one
+    assert (same.returncode, ANSI.sub("", same.stdout), ANSI.sub("", same.stderr)) == (
+        proc.returncode,
+        proc.stdout,
+        proc.stderr,
+    ), "the in-process run answers otherwise than the process"
+    return proc
 
 
 def assert_one_line_refusal(proc: subprocess.CompletedProcess, *, secrets: tuple[str, ...] = (), says: str = "") -> str:
@@ -82,6 +106,11 @@ BAD_VALUES = {
     "wrong-kek": ({"TESSERA_KEK": WRONG_KEK}, "key-encryption key"),
     "wrong-pepper": ({"TESSERA_PEPPER": WRONG_PEPPER}, "pepper"),
 }
+#: The row that also runs as a real ``tessera serve`` process: a wrong KEK, found by opening the
+#: home's keys, past the settings (the secret must not show in the process's output either).
+SERVE_PROCESS_ROWS = {"wrong-kek"}
+#: ... and as a real admin command: a KEK of the wrong length (the one that used to be echoed).
+ADMIN_PROCESS_ROWS = {"kek-wrong-length"}
 
 
 @pytest.mark.parametrize("case", list(BAD_VALUES))
@@ -90,7 +119,7 @@ def test_row_45_serve_refuses_a_bad_value_in_one_line(home, case):
     port = free_port()
     # --port would win over a bad TESSERA_PORT (flags win over the environment)
     flags = () if "TESSERA_PORT" in env else ("--port", str(port))
-    proc = tessera(home, "serve", *flags, env=env, timeout=60)
+    proc = tessera(home, "serve", *flags, env=env, timeout=60, process=case in SERVE_PROCESS_ROWS)
     assert_one_line_refusal(
         proc, secrets=tuple(v for k, v in env.items() if k in ("TESSERA_KEK", "TESSERA_PEPPER")), says=says
     )
@@ -101,7 +130,7 @@ def test_row_45_serve_refuses_a_bad_value_in_one_line(home, case):
 @pytest.mark.parametrize("case", ["kek-wrong-length", "pepper-short", "port-not-a-number", "wrong-pepper"])
 def test_row_45_admin_commands_refuse_a_bad_value_in_one_line(home, case):
     env, says = BAD_VALUES[case]
-    proc = tessera(home, "clients", "list", "--json", env=env)
+    proc = tessera(home, "clients", "list", "--json", env=env, process=case in ADMIN_PROCESS_ROWS)
     assert_one_line_refusal(
         proc, secrets=tuple(v for k, v in env.items() if k in ("TESSERA_KEK", "TESSERA_PEPPER")), says=says
     )
@@ -121,7 +150,7 @@ def test_row_45_wrong_kek_at_certs_sign(home, tmp_path):
     assert client.returncode == 0, client.stderr
     import json
 
-    csr, _key = make_csr(tmp_path)
+    csr, _key = make_csr(tmp_path, key_type="ec")  # the CSR is not what is tested: a cheap key
     proc = tessera(
         home,
         "certs",
@@ -142,7 +171,7 @@ def test_row_45_malformed_tessera_toml(tmp_path):
     assert tessera(tmp_path / "home", "init").returncode == 0
     cfg = tmp_path / "home" / "tessera.toml"
     cfg.write_text(cfg.read_text() + "port = [unterminated\n")
-    assert_one_line_refusal(tessera(tmp_path / "home", "clients", "list"), says="tessera.toml")
+    assert_one_line_refusal(tessera(tmp_path / "home", "clients", "list", process=True), says="tessera.toml")
 
 
 def test_row_45_init_with_a_bad_kek_writes_nothing(tmp_path):
@@ -261,6 +290,6 @@ def test_init_refuses_two_different_databases(tmp_path):
 def test_unreachable_database_is_one_line_and_init_leaves_no_half_home(tmp_path):
     home = tmp_path / "home"
     url = f"postgresql+psycopg://nobody:pw-not-shown@127.0.0.1:{free_port()}/nothing"
-    proc = tessera(home, "init", "--database-url", url)
+    proc = tessera(home, "init", "--database-url", url, process=True)
     assert_one_line_refusal(proc, secrets=("pw-not-shown",), says="cannot open the database")
     assert not home.exists()  # a retry with the right URL is not refused as "already a home"

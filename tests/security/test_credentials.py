@@ -5,6 +5,10 @@ malformed input, on every profile that has the rule, in that profile's own error
 Requests that may count as failures come from a loopback address of their own
 (``helpers.client``), so that the per-address brute-force counters see only what a test
 means them to see.
+
+The ``tessera`` commands (registrations, revocations, rotations) run in this process, through
+the console script's entry point on the server's home and environment
+(``tests.support.incli.server_cli``): what they write is what a ``tessera`` process writes.
 """
 
 from __future__ import annotations
@@ -46,11 +50,16 @@ from tests.security.helpers import (
     fresh_address,
     nothing_new,
 )
+from tests.support.incli import server_cli, server_cli_json
 from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
+#: The developer certificates of the clients that only ask for tokens: EC P-256 keys (openssl
+#: makes one in milliseconds, an RSA-2048 one in about 0.2 CPU s); none of these rows looks at
+#: the key. Nexi PAR signs with the certificate's RSA key: the rows that push keep RSA.
+TLS_KEY = "ec"
 
 
 def b2b_body(**attributes: str) -> bytes:
@@ -120,10 +129,33 @@ def test_row_29_native_refresh_reused_after_rotation_revokes_the_family(live_ser
 
 
 @pytest.fixture(scope="module")
-def grace_server(tmp_path_factory):
-    server = LiveServer(tmp_path_factory.mktemp("sec-grace"), env={"TESSERA_REFRESH_GRACE_SECONDS": "2"}).start()
+def grace_and_cache_server(tmp_path_factory):
+    """One server for three settings that touch different things: a refresh grace window of 2 s
+    (the native refresh tokens' rotation: row 29), a per-address brute-force lock reachable in a
+    test (5 failures, as ``address_lock_server``: row 30) and a revocation cache of 1.5 s (the
+    view of clients, certificates and keys: row 33). Each test works on a client of its own; the
+    row-30 tests send their failures from addresses of their own, the others send at most four
+    from one address (below the lock)."""
+    server = LiveServer(
+        tmp_path_factory.mktemp("sec-grace-cache"),
+        env={
+            "TESSERA_REFRESH_GRACE_SECONDS": "2",
+            "TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "5",
+            "TESSERA_REVOCATION_CACHE_SECONDS": "1.5",
+        },
+    ).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def address_lock_server(grace_and_cache_server):
+    return grace_and_cache_server
+
+
+@pytest.fixture(scope="module")
+def grace_server(grace_and_cache_server):
+    return grace_and_cache_server
 
 
 def test_row_29_native_grace_window(grace_server):
@@ -250,7 +282,7 @@ def test_row_30_request_rate_limits_per_address_and_per_credential(rate_limited,
     """What the token endpoints do have: request-rate limits, per address and per proved
     credential, answered 429 slow_down with Retry-After (RFC 6749 shape)."""
     server = rate_limited
-    app = server.new_app()
+    app = server.new_app(key_type=TLS_KEY)
 
     def call(address: str, secret: str) -> httpx.Response:
         with client(server, cert=app.cert, key=app.key, address=address) as c:
@@ -282,7 +314,7 @@ def test_row_30_native_token_endpoint(live_server):
 
 
 def test_row_30_nexi_token_endpoint(live_server):
-    app = live_server.new_app()
+    app = live_server.new_app(key_type=TLS_KEY)
     with client(live_server, cert=app.cert, key=app.key) as c:
         for _ in range(5):
             assert_error(nx.token_request(c, app, client_secret="wrong"), 401, "invalid_client")
@@ -323,13 +355,14 @@ def test_row_31_stored_only_as_hmac_or_argon2id(live_server):
     of client secrets and API keys, argon2id of people's passwords, and none of them in clear."""
     from argon2 import PasswordHasher
 
-    created = live_server.cli_json("clients", "create", "--name", "row31")
+    created = server_cli_json(live_server, "clients", "create", "--name", "row31")
     mid = secrets.randbelow(10**9) + 1
-    live_server.cli_json("merchants", "create", "--merchant-id", str(mid))
-    key = live_server.cli_json("keys", "create", "--merchant-id", str(mid))
+    server_cli_json(live_server, "merchants", "create", "--merchant-id", str(mid))
+    key = server_cli_json(live_server, "keys", "create", "--merchant-id", str(mid))
     password = "people choose " + secrets.token_hex(6)
     user = f"row31-{mid}@shop.example"
-    live_server.cli(
+    server_cli(
+        live_server,
         "merchants",
         "add-user",
         "--merchant-id",
@@ -457,7 +490,7 @@ def test_row_32_jwks_never_shows_private_parts_duplicates_or_weak_keys(live_serv
 def test_row_32_jwks_after_rotations(live_server):
     """After rotating both uses (retired + current + next published), still no duplicate kid and no private part."""
     for use in ("sig", "enc"):
-        live_server.cli_json("jwks", "rotate", "--use", use)
+        server_cli_json(live_server, "jwks", "rotate", "--use", use)
     rows = live_server.store.list_server_keys()
     assert len({k.kid for k in rows}) == len(rows)
     for k in rows:
@@ -471,21 +504,21 @@ def test_row_33_disabled_api_key_401_at_once(live_server):
     k = new_api_key(live_server)
     new_api_key(live_server, k["merchantId"])  # a second key, so the first is not the last one
     assert axept(live_server, k).status_code == 200
-    live_server.cli("keys", "disable", "--merchant-id", str(k["merchantId"]), "--key-id", str(k["keyId"]))
+    server_cli(live_server, "keys", "disable", "--merchant-id", str(k["merchantId"]), "--key-id", str(k["keyId"]))
     with nothing_new(live_server):
         assert_axept_error(axept(live_server, k), 401)
 
 
 def test_row_33_revoked_client_401_at_once(live_server):
-    app = live_server.new_app()
+    app = live_server.new_app(key_type=TLS_KEY)
     nc = nh.register(live_server)
     with client(live_server, cert=app.cert, key=app.key) as c:
         assert nx.token_request(c, app).status_code == 200
     assert mobilepay(live_server, app.client_id, app.client_secret).status_code == 200
     assert b2b(live_server, B2B_LOGIN, login=app.client_id, password=app.client_secret).status_code == 200
     nh.client_credentials(live_server, nc)
-    live_server.cli("clients", "revoke", "--client", app.client_id)
-    live_server.cli("clients", "revoke", "--client", nc.client_id)
+    server_cli(live_server, "clients", "revoke", "--client", app.client_id)
+    server_cli(live_server, "clients", "revoke", "--client", nc.client_id)
     with nothing_new(live_server):
         with client(live_server, cert=app.cert, key=app.key) as c:
             assert_error(nx.token_request(c, app), 401, "invalid_client")
@@ -502,7 +535,7 @@ def test_row_33_revoked_certificate_401_at_once(nexi):
     app = nexi.server.new_app()
     m = nexi.server.new_merchant(app)
     token = nx.get_token(nexi.server, app)
-    nexi.server.cli("certs", "revoke", "--serial", app.serial)
+    server_cli(nexi.server, "certs", "revoke", "--serial", app.serial)
     with nx.http(nexi.server, app) as c, nothing_new(nexi.server):
         assert_error(nx.token_request(c, app), 401, "invalid_client")
         # The Bearer token is bound to the revoked certificate: refused where tokens are read.
@@ -514,15 +547,13 @@ def test_row_33_revoked_certificate_401_at_once(nexi):
 
 
 @pytest.fixture(scope="module")
-def cached_server(tmp_path_factory):
-    server = LiveServer(tmp_path_factory.mktemp("sec-cache"), env={"TESSERA_REVOCATION_CACHE_SECONDS": "1.5"}).start()
-    yield server
-    server.stop()
+def cached_server(grace_and_cache_server):
+    return grace_and_cache_server
 
 
 def test_row_33_no_cache_delay_longer_than_configured(cached_server):
     """With revocation_cache_seconds = 1.5, a revoked client is refused 1.5 s later at the latest."""
-    app = cached_server.new_app()
+    app = cached_server.new_app(key_type=TLS_KEY)
     with client(cached_server, cert=app.cert, key=app.key) as c:
         assert nx.token_request(c, app).status_code == 200  # now cached
         cached_server.store.set_client_status(app.client_id, "revoked")

@@ -3,7 +3,7 @@ database and the sealed key blobs are scanned for every secret, key and token in
 
 The run (fixture ``full_run``, on SQLite and on PostgreSQL through ``db_live_server``):
 
-- ``tessera demo`` (the CLI, as a user runs it): all four profiles end to end. Its secrets
+- ``tessera demo`` (the CLI's own entry point, as a user runs it): all four profiles end to end. Its secrets
   are its own; what it prints with ``--json`` is checked to hold none, and the scan's
   patterns (any JWT or JWE, any private-key PEM, any JWK ``d``) cover what it left behind.
 - the same four profiles driven by tessera's SDK, registered through the CLI (``clients
@@ -23,6 +23,11 @@ offsets), and a SELECT of every column of every table (any backend; PostgreSQL i
 this way only). Each secret is looked for as text and, where it is base64url, as its raw
 bytes, hex and standard base64; PEMs by each of their base64 lines. Any hit fails with
 where it was found.
+
+The ``tessera`` commands (the demo and the registrations) run in this process, through the
+console script's entry point (``tests.support.incli``), on the server's home and environment:
+what they write in the database is what a ``tessera`` process writes, without an interpreter
+start for each (tests/security/test_configuration_errors.py checks the two paths answer alike).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import sqlalchemy as sa
 
 from tests.e2e import native_helpers as nh
 from tests.e2e import nexi_helpers as nx
+from tests.support.incli import server_cli, server_cli_json
 from tests.support.live import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -170,7 +176,7 @@ def run_sdk_flows(server: LiveServer, run: Run, workdir: Path) -> None:
     url = nx.base_url(server)
     exchanges: list = []
     # --- actors, through the CLI ----------------------------------------------------------------
-    created = server.cli_json("clients", "create", "--name", "scan app", "--redirect-uri", REDIRECT)
+    created = server_cli_json(server, "clients", "create", "--name", "scan app", "--redirect-uri", REDIRECT)
     client_id, secret = created["client_id"], created["client_secret"]
     run.add(secret, "client secret (CLI)")
     csr_pem, key_pem = make_csr("NOMEAPP")
@@ -179,16 +185,23 @@ def run_sdk_flows(server: LiveServer, run: Run, workdir: Path) -> None:
     key_path.write_bytes(key_pem)
     run.pems["developer certificate key"] = key_pem
     cert_path = workdir / "app.pem"
-    server.cli_json("certs", "sign", "--client", client_id, "--csr", str(workdir / "app.csr"), "--out", str(cert_path))
+    server_cli_json(
+        server, "certs", "sign", "--client", client_id, "--csr", str(workdir / "app.csr"), "--out", str(cert_path)
+    )
     mid = secrets.randbelow(9 * 10**8) + 10**8
     vat = f"DK{mid % 10**8:08d}"
     pos, sp, mp = f"POS-{mid}", f"SP{mid}", f"MP{mid}"
     username, password = f"owner-{mid}@scan.example", "merchant pw " + secrets.token_urlsafe(12)
     run.add(password, "merchant user password")
-    server.cli_json("merchants", "create", "--merchant-id", str(mid), "--vat", vat, "--name", "Scan Shop")
-    server.cli("merchants", "add-terminal", "--merchant-id", str(mid), "--pos", pos, "--tid", sp, "--kind", "softpos")
-    server.cli("merchants", "add-terminal", "--merchant-id", str(mid), "--pos", pos, "--tid", mp, "--kind", "mpos")
-    server.cli(
+    server_cli_json(server, "merchants", "create", "--merchant-id", str(mid), "--vat", vat, "--name", "Scan Shop")
+    server_cli(
+        server, "merchants", "add-terminal", "--merchant-id", str(mid), "--pos", pos, "--tid", sp, "--kind", "softpos"
+    )
+    server_cli(
+        server, "merchants", "add-terminal", "--merchant-id", str(mid), "--pos", pos, "--tid", mp, "--kind", "mpos"
+    )
+    server_cli(
+        server,
         "merchants",
         "add-user",
         "--merchant-id",
@@ -198,8 +211,8 @@ def run_sdk_flows(server: LiveServer, run: Run, workdir: Path) -> None:
         "--password-stdin",
         input=password + "\n",
     )
-    server.cli("merchants", "grant", "--merchant-id", str(mid), "--client", client_id)
-    key = server.cli_json("keys", "create", "--merchant-id", str(mid))
+    server_cli(server, "merchants", "grant", "--merchant-id", str(mid), "--client", client_id)
+    key = server_cli_json(server, "keys", "create", "--merchant-id", str(mid))
     run.add(key["key"], "axept API key (CLI)")
 
     # --- nexi-softpos -------------------------------------------------------------------------------
@@ -350,7 +363,7 @@ def full_run(db_live_server, tmp_path_factory) -> Run:
     server = db_live_server
     run = Run(server)
     url = nx.base_url(server)
-    out = server.cli("demo", "--url", url, "--json")
+    out = server_cli(server, "demo", "--url", url, "--json")
     run.demo = json.loads(out.stdout)
     assert run.demo["ok"] is True
     run.demo_text = out.stdout + out.stderr

@@ -2,7 +2,11 @@
 events, graceful shutdown.
 
 The first half runs the ASGI app in-process (fast); the ``slow`` half runs a real
-``tessera serve`` (TLS, uvicorn, SQLite or PostgreSQL) and reads its log file.
+``tessera serve`` (TLS, uvicorn, SQLite or PostgreSQL) and reads its log file. The live tests
+that need no server of their own (a signal, two workers, a dropped database) share one, whose
+per-address lock is reachable (``live_server`` below); the ``tessera events`` commands run in
+process through the console script's entry point (``tests.support.incli``), the walkthrough's
+through the real command.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from tessera.web.app import compose, create_app
 from tessera.web.health import Readiness
 from tessera.web.logging import configure_logging
 from tessera.web.middleware import RequestMiddleware, valid_request_id
+from tests.support.incli import server_cli, server_cli_json
 from tests.support.live import LiveServer
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -383,6 +388,24 @@ def test_readyz_times_out_on_a_hanging_database_without_piling_up_threads(home):
 
 
 # --- live servers --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """This module's server, for every live test that does not stop it, change its workers or
+    drop its database: one whose per-address brute-force lock is reachable (5 failures, as
+    ``address_lock_server``), for the events test; the other tests send at most two failures
+    from 127.0.0.1 (a bogus client assertion), and the events test's come from an address of its own."""
+    server = LiveServer(
+        tmp_path_factory.mktemp("obs-live"), env={"TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "5"}
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def address_lock_server(live_server):
+    return live_server
+
+
 def https(server: LiveServer, app=None, *, address: str | None = None) -> httpx.Client:
     ctx = server.ssl_context(app.cert, app.key) if app is not None else server.ssl_context()
     transport = httpx.HTTPTransport(verify=ctx, local_address=address) if address else None
@@ -484,8 +507,8 @@ def test_live_logs_are_json_with_request_ids_and_no_secret(live_server):
 def test_live_events_cli_lists_brute_force_lockout(address_lock_server):
     live_server = address_lock_server  # its address lock is reachable (5 failures)
     mid = secrets.randbelow(10**9) + 1
-    live_server.cli_json("merchants", "create", "--merchant-id", str(mid))
-    key = live_server.cli_json("keys", "create", "--merchant-id", str(mid))
+    server_cli_json(live_server, "merchants", "create", "--merchant-id", str(mid))
+    key = server_cli_json(live_server, "keys", "create", "--merchant-id", str(mid))
     address = f"127.55.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
     with https(live_server, address=address) as c:
         statuses = [
@@ -501,7 +524,7 @@ def test_live_events_cli_lists_brute_force_lockout(address_lock_server):
             ).status_code
             == 429
         )
-    out = live_server.cli_json("events", "list", "--kind", "brute_force_lockout")
+    out = server_cli_json(live_server, "events", "list", "--kind", "brute_force_lockout")
     assert set(out) == {"events"}
     keys = {e["detail"].get("key") for e in out["events"]}
     assert f"axept:{mid}:{key['keyId']}" in keys and f"addr:{address}" in keys
@@ -509,9 +532,9 @@ def test_live_events_cli_lists_brute_force_lockout(address_lock_server):
         assert set(e) == {"id", "kind", "client_id", "detail", "created_at"} and e["kind"] == "brute_force_lockout"
         assert abs(e["created_at"] - time.time()) < 600
     assert key["key"] not in json.dumps(out)
-    assert len(live_server.cli_json("events", "list", "--limit", "1")["events"]) == 1
-    assert live_server.cli_json("events", "list", "--kind", "jti_replayed")["events"] == []
-    human = live_server.cli("events", "list").stdout
+    assert len(server_cli_json(live_server, "events", "list", "--limit", "1")["events"]) == 1
+    assert server_cli_json(live_server, "events", "list", "--kind", "jti_replayed")["events"] == []
+    human = server_cli(live_server, "events", "list").stdout
     assert "brute_force_lockout" in human
 
 
@@ -620,30 +643,29 @@ def test_live_multiprocess_metrics_add_up_across_workers(tmp_path):
 
 
 @pytest.mark.slow
-def test_docs_walkthrough_runs(tmp_path):
-    """docs/observability.md's walkthrough, run as written (as tests/docs/test_walkthroughs.py does)."""
+def test_docs_walkthrough_runs(live_server, tmp_path):
+    """docs/observability.md's walkthrough, run as written (as tests/docs/test_walkthroughs.py
+    does), on this module's server: it reads (/readyz, /metrics, /healthz, the events) and
+    changes nothing."""
     import subprocess
 
     from tests.docs.test_walkthroughs import walkthrough
     from tests.support.live import REPO
 
     script = walkthrough(REPO / "docs" / "observability.md")
-    server = LiveServer(tmp_path / "server").start()
-    try:
-        work = tmp_path / "work"
-        work.mkdir()
-        (work / ".venv").symlink_to(REPO / ".venv")
-        (work / ".tessera").symlink_to(server.home)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-        proc = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script.replace("8443", str(server.port))],
-            cwd=work,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{server.log_tail()}"
-        assert '"status":"ready"' in proc.stdout.replace(" ", "") and '{"events": [' in proc.stdout
-    finally:
-        server.stop()
+    server = live_server
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".venv").symlink_to(REPO / ".venv")
+    (work / ".tessera").symlink_to(server.home)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script.replace("8443", str(server.port))],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{server.log_tail()}"
+    assert '"status":"ready"' in proc.stdout.replace(" ", "") and '{"events": [' in proc.stdout
