@@ -3,6 +3,11 @@ seconds (the worker's own and its reaped children's: ``tessera serve``, the CLI,
 spent in each test's setup, call and teardown, summed per module, to ``$TESSERA_CPU_PROFILE_DIR``
 (default ``.cpu-profile/``). ``python -m tests.support.cpu_profile`` prints the modules by CPU.
 
+A child's CPU is counted when it is reaped: the servers that live for the whole session (the shared
+live servers, PostgreSQL, Redis) are reaped in the last test's teardown, so that teardown is charged
+to a row of its own, ``(session teardown)``, not to whichever module happened to run last; and what
+no test ran (each worker's start and collection) to ``(worker start, collection)``.
+
 The figures are user + system time from ``getrusage``: unlike wall time, they do not move with the
 load other processes put on the machine (the CI machine has two cores, and so on)."""
 
@@ -20,6 +25,8 @@ import pytest
 _DIR = Path(os.environ.get("TESSERA_CPU_PROFILE_DIR", ".cpu-profile"))
 _modules: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 _start: dict[str, tuple[float, float]] = {}
+SESSION_TEARDOWN = "(session teardown)"
+UNACCOUNTED = "(worker start, collection)"
 
 
 def _cpu() -> tuple[float, float]:
@@ -39,10 +46,26 @@ def pytest_runtest_protocol(item, nextitem):
     row["tests"] += 1
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """The last test's teardown also ends the session's fixtures: moved to its own row."""
+    before = _cpu()
+    yield
+    if nextitem is None:
+        after = _cpu()
+        row, session = _modules[item.nodeid.split("::", 1)[0]], _modules[SESSION_TEARDOWN]
+        for key, spent in (("self", after[0] - before[0]), ("children", after[1] - before[1])):
+            row[key] -= spent
+            session[key] += spent
+
+
 def pytest_sessionfinish(session) -> None:
     _DIR.mkdir(exist_ok=True)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     total = _cpu()
+    accounted = [sum(r[k] for r in _modules.values()) for k in ("self", "children")]
+    _modules[UNACCOUNTED]["self"] += max(0.0, total[0] - accounted[0])
+    _modules[UNACCOUNTED]["children"] += max(0.0, total[1] - accounted[1])
     data = {"modules": _modules, "total": {"self": total[0], "children": total[1]}}
     (_DIR / f"{worker}-{os.getpid()}.json").write_text(json.dumps(data, indent=1))
 
