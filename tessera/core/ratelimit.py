@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 #: Prefixes of the limiter keys: a client address, a (credential, address) pair, and the
@@ -69,11 +70,12 @@ class Attempt:
     credential: str | None = None
     account: bool = False
 
-    @property
+    @cached_property
     def keys(self) -> tuple[str, ...]:
         """The limiter keys a failure counts against (and that are checked before trying).
         The address's own counter is per ``address_group`` (an IPv6 /64); a pair is per exact
-        address, so that a client on the stranger's network is hit by the address limit only."""
+        address, so that a client on the stranger's network is hit by the address limit only.
+        Made once per attempt (``cleared`` reads them again)."""
         addr = ADDRESS + address_group(self.address)
         if self.credential is None:
             return (addr,)
@@ -156,6 +158,8 @@ class MemoryFailureLimiter:
         return None
 
     def succeeded(self, key: str) -> None:
+        if key not in self._state:  # the usual success: nothing was counted against it
+            return
         with self._lock:
             st = self._state.get(key)
             if st is not None and st[2] <= self.clock():

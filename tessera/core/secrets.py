@@ -89,7 +89,7 @@ def pepper_id_of(stored: str) -> int | None:
 
 
 def _hmac(secret: str, key: bytes) -> str:
-    return hmac.new(key, secret.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(key, secret.encode("utf-8"), "sha256").hex()  # one-shot (OpenSSL), as hmac.new(...).hexdigest()
 
 
 def hash_secret(secret: str, pepper: PepperLike) -> str:
