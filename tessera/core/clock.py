@@ -18,16 +18,15 @@ def to_datetime(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
 
-#: The last second formatted by ``iso_z`` (the token endpoints format a few times a second each).
-_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+#: Seconds formatted by ``iso_z`` lately (an answer names a few: now, when its tokens expire).
+_SECONDS: dict[int, str] = {}
 
 
 def iso_z(ts: float, *, micros: bool = False) -> str:
     """UTC ISO-8601 ending in ``Z`` (with microseconds when asked): what
     ``to_datetime(ts).strftime("%Y-%m-%dT%H:%M:%S[.%f]Z")`` gives, the date and time of day
-    formatted once per second and the microseconds rounded as ``datetime.fromtimestamp``
+    formatted once per second (a few seconds kept) and the microseconds rounded as ``datetime.fromtimestamp``
     rounds them (half to even, carried into the second)."""
-    global _second
     frac, whole = math.modf(ts)
     us = round(frac * 1e6)
     sec = int(whole)
@@ -35,7 +34,9 @@ def iso_z(ts: float, *, micros: bool = False) -> str:
         sec, us = sec + 1, us - 1_000_000
     elif us < 0:
         sec, us = sec - 1, us + 1_000_000
-    cached = _second
-    if cached[0] != sec:
-        cached = _second = (sec, to_datetime(sec).strftime("%Y-%m-%dT%H:%M:%S"))
-    return f"{cached[1]}.{us:06d}Z" if micros else cached[1] + "Z"
+    text = _SECONDS.get(sec)
+    if text is None:
+        if len(_SECONDS) >= 64:
+            _SECONDS.clear()
+        text = _SECONDS[sec] = to_datetime(sec).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{us:06d}Z" if micros else text + "Z"
