@@ -36,7 +36,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Protocol
 
 #: Prefixes of the limiter keys: a client address, a (credential, address) pair, and the
@@ -70,12 +69,11 @@ class Attempt:
     credential: str | None = None
     account: bool = False
 
-    @cached_property
+    @property
     def keys(self) -> tuple[str, ...]:
         """The limiter keys a failure counts against (and that are checked before trying).
         The address's own counter is per ``address_group`` (an IPv6 /64); a pair is per exact
-        address, so that a client on the stranger's network is hit by the address limit only.
-        Made once per attempt (``cleared`` reads them again)."""
+        address, so that a client on the stranger's network is hit by the address limit only."""
         addr = ADDRESS + address_group(self.address)
         if self.credential is None:
             return (addr,)
@@ -94,8 +92,13 @@ class Attempt:
 
     @property
     def cleared(self) -> str | None:
-        """The key a success clears (never the address's: one success must not wipe a spray)."""
-        return self.keys[0] if self.credential is not None else None
+        """The key a success clears (never the address's: one success must not wipe a spray):
+        the first of ``keys``, made without the address's."""
+        if self.credential is None:
+            return None
+        if self.account:
+            return self.credential[:240]
+        return f"{PAIR}{self.address} {self.credential[:240]}"
 
 
 def describe(key: str) -> dict[str, str]:

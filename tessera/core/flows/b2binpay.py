@@ -99,7 +99,7 @@ class B2BTokens:
 def sign(login: str, password: str, time_str: str, refresh_token: str) -> str:
     """The document's response signature: HMAC-SHA256 keyed by SHA-256(login + password)."""
     key = hashlib.sha256((login + password).encode("utf-8")).digest()
-    return hmac.digest(key, (time_str + refresh_token).encode("utf-8"), "sha256").hex()
+    return hmac.new(key, (time_str + refresh_token).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def authenticate(core: Core, req: LoginRequest) -> AuthenticatedClient:
