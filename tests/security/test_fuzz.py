@@ -45,7 +45,7 @@ pytestmark = pytest.mark.slow
 
 MAX_EXAMPLES = 100
 SEED = 20261121
-BUDGET = 90  # seconds: the whole schemathesis run, a hard bound (it takes about 35 s)
+BUDGET = 240  # seconds: the whole schemathesis run, a hard bound (about 35 s alone; a loaded machine takes 3x)
 CHECKS = (
     "not_a_server_error,response_schema_conformance,status_code_conformance,"
     "content_type_conformance,response_headers_conformance"
