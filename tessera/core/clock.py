@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,7 +18,25 @@ def to_datetime(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
 
+#: Seconds formatted by ``iso_z`` lately (an answer names a few: now, when its tokens expire).
+_SECONDS: dict[int, str] = {}
+
+
 def iso_z(ts: float, *, micros: bool = False) -> str:
-    """UTC ISO-8601 ending in ``Z`` (with microseconds when asked)."""
-    dt = to_datetime(ts)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micros else "%Y-%m-%dT%H:%M:%SZ")
+    """UTC ISO-8601 ending in ``Z`` (with microseconds when asked): what
+    ``to_datetime(ts).strftime("%Y-%m-%dT%H:%M:%S[.%f]Z")`` gives, the date and time of day
+    formatted once per second (a few seconds kept) and the microseconds rounded as ``datetime.fromtimestamp``
+    rounds them (half to even, carried into the second)."""
+    frac, whole = math.modf(ts)
+    us = round(frac * 1e6)
+    sec = int(whole)
+    if us >= 1_000_000:
+        sec, us = sec + 1, us - 1_000_000
+    elif us < 0:
+        sec, us = sec - 1, us + 1_000_000
+    text = _SECONDS.get(sec)
+    if text is None:
+        if len(_SECONDS) >= 64:
+            _SECONDS.clear()
+        text = _SECONDS[sec] = to_datetime(sec).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{us:06d}Z" if micros else text + "Z"

@@ -92,8 +92,13 @@ class Attempt:
 
     @property
     def cleared(self) -> str | None:
-        """The key a success clears (never the address's: one success must not wipe a spray)."""
-        return self.keys[0] if self.credential is not None else None
+        """The key a success clears (never the address's: one success must not wipe a spray):
+        the first of ``keys``, made without the address's."""
+        if self.credential is None:
+            return None
+        if self.account:
+            return self.credential[:240]
+        return f"{PAIR}{self.address} {self.credential[:240]}"
 
 
 def describe(key: str) -> dict[str, str]:
@@ -156,6 +161,8 @@ class MemoryFailureLimiter:
         return None
 
     def succeeded(self, key: str) -> None:
+        if key not in self._state:  # the usual success: nothing was counted against it
+            return
         with self._lock:
             st = self._state.get(key)
             if st is not None and st[2] <= self.clock():

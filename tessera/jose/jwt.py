@@ -26,14 +26,15 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from joserfc import jws
 from joserfc.errors import JoseError as _LibJoseError
 from joserfc.jwa import JWSAlgModel
 from joserfc.jws import JWSRegistry
-from joserfc.util import json_b64encode, urlsafe_b64encode
+from joserfc.util import json_b64encode, urlsafe_b64decode, urlsafe_b64encode
 
 from tessera.limits import MAX_TOKEN_BYTES
 
@@ -125,15 +126,71 @@ def sign_jwt(claims: dict[str, Any], key: ManagedKey, *, typ: str | None = "at+j
     return (signing_input + b"." + urlsafe_b64encode(signature)).decode("ascii")
 
 
+Verifier = Callable[[bytes, bytes], bool]
+
+#: (id of the parsed key, kid, alg) -> its verifying function (``_verifier``).
+_VERIFIERS: dict[tuple[int, str, str], Verifier] = {}
+#: Header segments of tokens that verified -> the header joserfc decoded from them (``verify_own_jwt``).
+_HEADERS: dict[bytes, dict[str, Any]] = {}
+_MAX_SIGNATURE = _PARSE_REGISTRY.max_signature_length
+
+
+def _verify_with(alg: JWSAlgModel, key: Any) -> Verifier:
+    """``alg.verify(·, ·, key)``, bound once: straight to the public key for ES256 (the fixed-width
+    ``r || s`` of RFC 7518 §3.4 turned into DER, as joserfc's own ``ESAlgorithm.verify`` does),
+    joserfc's own call for anything else."""
+    public = key.get_op_key("verify")
+    if alg.name == "ES256" and isinstance(public, ec.EllipticCurvePublicKey) and public.curve.name == "secp256r1":
+        ecdsa = ec.ECDSA(hashes.SHA256())
+
+        def es256(signing_input: bytes, signature: bytes) -> bool:
+            if len(signature) != 64:
+                return False
+            der = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
+            try:
+                public.verify(der, signing_input, ecdsa)
+            except InvalidSignature:
+                return False
+            return True
+
+        return es256
+    return lambda signing_input, signature: bool(alg.verify(signing_input, signature, key))
+
+
+def _verifier(key: ManagedKey) -> Verifier:
+    """The cached verifying function of ``key`` (its key checked once by joserfc, ``check_key``)."""
+    cache_key = (id(key.key), key.kid, key.alg)
+    found = _VERIFIERS.get(cache_key)
+    if found is None:
+        registry = _REGISTRIES[key.alg]
+        alg = registry.get_alg(key.alg)
+        alg.check_key(key.key)
+        if len(_VERIFIERS) > 64:  # rotations only ever add a handful
+            _VERIFIERS.clear()
+        found = _VERIFIERS[cache_key] = _verify_with(alg, key.key)
+    return found
+
+
 def verify_own_jwt(token: str, keys: ServerKeys, *, typ: str | None, now: datetime) -> dict[str, Any]:
     """Verify a JWT this server issued and return its claims.
 
     The key is found by ``kid`` among live ``sig`` keys
     (:meth:`ServerKeys.verification_key`); the header ``alg`` must equal that
     key's alg; ``typ`` is compared when given. ``exp``/``aud`` are NOT checked.
+
+    A token whose header segment is, byte for byte, that of a token verified before (every
+    token of one key and ``typ`` has the same: ``sign_jwt``) takes a shorter way to the same
+    checks: the header that joserfc decoded then, checked again by the same rules
+    (``_header_key``), the signature by the key's bound function (``_verifier``), the payload
+    by the same strict base64url and JSON. Anything else goes through joserfc's
+    ``extract_compact`` and ``validate_compact``; ``tests/jose/test_jwt_fast_verify.py``
+    holds the two ways to the same answers.
     """
     if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:  # ours are far smaller
         raise JoseError("malformed token")
+    header = _HEADERS.get(token.partition(".")[0].encode("ascii", "replace"))
+    if header is not None:
+        return _verify_known(token, header, keys, typ=typ, now=now)
     try:
         obj = jws.extract_compact(token.encode("ascii"), registry=_PARSE_REGISTRY)
     except (_LibJoseError, ValueError, TypeError, UnicodeError):
@@ -145,8 +202,46 @@ def verify_own_jwt(token: str, keys: ServerKeys, *, typ: str | None, now: dateti
         valid = False
     if not valid:
         raise JoseError("invalid token signature")
+    claims = _claims(obj.payload)
+    head = obj.segments["header"]
+    if head not in _HEADERS:
+        if len(_HEADERS) >= 64:  # a handful of keys and types; only headers of verified tokens come here
+            _HEADERS.clear()
+        _HEADERS[head] = dict(obj.headers())
+    return claims
+
+
+def _verify_known(
+    token: str, header: dict[str, Any], keys: ServerKeys, *, typ: str | None, now: datetime
+) -> dict[str, Any]:
+    """``verify_own_jwt`` for a header segment seen before in a token that verified: the same
+    checks in the same order as joserfc's way, on the header it decoded then."""
     try:
-        claims = orjson.loads(obj.payload)
+        raw = token.encode("ascii")
+    except UnicodeError:
+        raise JoseError("malformed token") from None
+    parts = raw.split(b".")
+    if len(parts) != 3 or len(parts[2]) > _MAX_SIGNATURE:
+        raise JoseError("malformed token")
+    head, payload_segment, signature_segment = parts
+    try:
+        payload = urlsafe_b64decode(payload_segment)
+    except (TypeError, ValueError):
+        raise JoseError("malformed token") from None
+    mk = _header_key(header, keys, typ=typ, now=now)
+    try:
+        signature = urlsafe_b64decode(signature_segment)
+        valid = _verifier(mk)(head + b"." + payload_segment, signature)
+    except (_LibJoseError, ValueError, TypeError):
+        valid = False
+    if not valid:
+        raise JoseError("invalid token signature")
+    return _claims(payload)
+
+
+def _claims(payload: bytes) -> dict[str, Any]:
+    try:
+        claims = orjson.loads(payload)
     except (ValueError, UnicodeDecodeError):
         raise JoseError("token payload is not JSON") from None
     if not isinstance(claims, dict):

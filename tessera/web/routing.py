@@ -21,12 +21,17 @@ full way.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from starlette._exception_handler import wrap_app_handling_exceptions
+from starlette._exception_handler import _lookup_exception_handler, wrap_app_handling_exceptions
+from starlette._utils import is_async_callable
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -54,6 +59,13 @@ class ProfileRoute(Route):
         #: The route has middleware of its own (``Before``): errors it raises are outside the
         #: endpoint's exception wrapper.
         self.wrapped = bool(middleware)
+        #: The endpoint is a coroutine function (or method) that ``ExactDispatch`` may await
+        #: itself, as ``request_response`` would (see ``ExactDispatch``).
+        self.direct = (
+            not self.wrapped
+            and (inspect.isfunction(endpoint) or inspect.ismethod(endpoint))
+            and is_async_callable(endpoint)
+        )
 
 
 class Before:
@@ -103,9 +115,39 @@ class ExactDispatch:
                 # ``route.app`` is what ``route.handle`` calls once the method is allowed: the
                 # endpoint inside Starlette's own exception wrapper. Around a route's own
                 # middleware (``Before``), the wrapper ExceptionMiddleware puts around the router.
-                if route.wrapped:
+                if route.direct:
+                    await self._direct(route, scope, receive, send)
+                elif route.wrapped:
                     await wrap_app_handling_exceptions(route.app, Request(scope, receive, send))(scope, receive, send)
                 else:
                     await route.app(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+    async def _direct(self, route: ProfileRoute, scope: Scope, receive: Receive, send: Send) -> None:
+        """``route.app`` (Starlette's ``request_response`` inside ``wrap_app_handling_exceptions``)
+        without its two closures and its send wrapper: the endpoint awaited here, an exception
+        it raises answered by the same handler, found the same way (by status for an
+        ``HTTPException``, else by the exception's class), then the response sent. The one
+        difference: an exception raised while a response is being *sent* is not offered to the
+        handlers (Starlette would refuse it anyway once the response has started) and goes to
+        ``LastResort`` as any unhandled one."""
+        request = Request(scope, receive, send)
+        try:
+            response: Response = await route.endpoint(request)
+        except Exception as exc:
+            by_class, by_status = self._handlers
+            handler = by_status.get(exc.status_code) if isinstance(exc, HTTPException) else None
+            if handler is None:
+                handler = _lookup_exception_handler(by_class, exc)
+            if handler is None:
+                raise
+            if is_async_callable(handler):
+                answer = await handler(request, exc)  # type: ignore[arg-type]
+            else:
+                answer = await run_in_threadpool(handler, request, exc)
+            if answer is not None:
+                await answer(scope, receive, send)
+            exc.__traceback__ = None  # reused exception instances accumulate tracebacks (as Starlette does)
+            return
+        await response(scope, receive, send)

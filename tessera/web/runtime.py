@@ -38,7 +38,7 @@ from tessera.web.errors import NO_STORE
 from tessera.web.metrics import count_token_issued
 from tessera.web.mtls import ClientAddress, MTLSConfig, MTLSExtractor
 from tessera.web.pages import login_page
-from tessera.web.responses import JSONResponse
+from tessera.web.responses import fixed_json
 
 #: The per-address budget of the endpoints that write for unauthenticated callers (``limit_writes``).
 UNAUTHENTICATED_WRITES = "unauthenticated-writes"
@@ -257,4 +257,4 @@ def user_key(form: dict[str, str]) -> PersonAccount | None:
 
 
 def no_store_json(body: dict[str, Any], status_code: int = 200) -> Response:
-    return JSONResponse(body, status_code=status_code, headers=NO_STORE)
+    return fixed_json(body, NO_STORE, status_code=status_code)

@@ -20,7 +20,7 @@ from tessera.core.models import ApiKey
 from tessera.errors import InvalidRequest, OAuthError
 from tessera.web.errors import NO_STORE
 from tessera.web.forms import identifier, read_json
-from tessera.web.responses import JSONResponse
+from tessera.web.responses import JSONResponse, fixed_json
 from tessera.web.routing import ProfileRoute
 from tessera.web.runtime import Runtime
 
@@ -92,6 +92,6 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
             check_key=check_key,
         )
         rt.issued(PROFILE)
-        return JSONResponse({"token": result.token, "expiresAt": result.expires_at}, headers=NO_STORE)
+        return fixed_json({"token": result.token, "expiresAt": result.expires_at}, NO_STORE)
 
     return [ProfileRoute(f"{p}/v1/authenticate", authenticate, profile=PROFILE, methods=["POST"])]

@@ -30,7 +30,7 @@ from tessera.core.ratelimit import guard
 from tessera.errors import InvalidClient, InvalidGrant, InvalidRequest, OAuthError, SlowDown
 from tessera.web.errors import NO_STORE
 from tessera.web.forms import identifier, read_json
-from tessera.web.responses import JSONResponse
+from tessera.web.responses import JSONResponse, fixed_json
 from tessera.web.routing import ProfileRoute
 from tessera.web.runtime import Runtime
 
@@ -117,7 +117,7 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
         identifier(attrs["login"], "data.attributes.login")  # no NUL or control character reaches the database
         answer = await rt.run_flow(login_flow, request, flow.LoginRequest(attrs["login"], attrs["password"]))
         rt.issued(PROFILE)
-        return JSONResponse({"data": answer.data(), "meta": answer.meta()}, headers=NO_STORE, media_type=MEDIA)
+        return fixed_json({"data": answer.data(), "meta": answer.meta()}, NO_STORE, media_type=MEDIA)
 
     async def refresh_token(request: Request) -> Response:
         rt.limit_address(request)
@@ -146,7 +146,7 @@ def routes(rt: Runtime) -> list[ProfileRoute]:
         rt.issued(PROFILE)
         # The document shows the refresh answer without ``data``; the public clients read
         # ``data.attributes`` (the TypeScript one: ``data.data.attributes``), so it stays wrapped.
-        return JSONResponse({"data": answer.data()}, headers=NO_STORE, media_type=MEDIA)
+        return fixed_json({"data": answer.data()}, NO_STORE, media_type=MEDIA)
 
     return [
         ProfileRoute(f"{p}/token/", login, profile=PROFILE, methods=["POST"]),
