@@ -29,10 +29,11 @@ from tessera.core.context import Core
 from tessera.core.ports import Store
 from tessera.core.secrets import dummy_password_hash
 from tessera.web import admin_api, housekeeping, openapi, portal
+from tessera.web import logging as web_logging
 from tessera.web.errors import ErrorHandlers, LastResort, Renderer
 from tessera.web.health import Readiness
 from tessera.web.logging import configure_logging
-from tessera.web.metrics import metrics_endpoint
+from tessera.web.metrics import LOG_LINES_LOST, metrics_endpoint
 from tessera.web.middleware import RequestMiddleware, client_peer
 from tessera.web.profiles import axept, b2binpay, mobilepay, native, nexi
 from tessera.web.routing import ExactDispatch
@@ -89,6 +90,7 @@ def create_app(
 
         core = build_core(settings, store)
     configure_logging(settings.log_level)
+    web_logging.on_line_lost = LOG_LINES_LOST.inc
     dummy_password_hash()  # made now: an unknown user's first login then costs what a known user's does
     rt = Runtime(settings, core)
 

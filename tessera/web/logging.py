@@ -47,17 +47,37 @@ def _add_request_id(logger: Any, method: str, event_dict: MutableMapping[str, An
     return event_dict
 
 
+#: Called once for every line that could not be written (the metrics count them; set by the app).
+on_line_lost: Callable[[], None] | None = None
+_lost: dict[str, int] = {"lines": 0}
+
+
+def lines_lost() -> int:
+    """How many lines this process could not write (a closed or broken stderr, a full disk)."""
+    return _lost["lines"]
+
+
 class _StderrLogger:
     """structlog's output: each rendered event as one line on the *current* ``sys.stderr``
-    (looked up per line, so a replaced stream -- test capture -- is followed)."""
+    (looked up per line, so a replaced stream -- test capture -- is followed).
+
+    A line that cannot be written (stderr closed, a broken pipe to the log collector, a full
+    disk) is dropped and counted (``lines_lost``, the ``tessera_log_lines_lost`` metric): a
+    request that was answered must not become a 500 because its access line had nowhere to go."""
 
     _lock = threading.Lock()
 
     def msg(self, message: str) -> None:
         with self._lock:
-            stream = sys.stderr
-            stream.write(message + "\n")
-            stream.flush()
+            try:
+                stream = sys.stderr
+                stream.write(message + "\n")
+                stream.flush()
+            except (OSError, ValueError, AttributeError):  # ValueError: closed; AttributeError: None
+                _lost["lines"] += 1
+                hook = on_line_lost
+                if hook is not None:
+                    hook()
 
     log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
 

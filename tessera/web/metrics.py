@@ -44,6 +44,9 @@ RATE_LIMITED = Counter(
 PURGED = Counter(
     "tessera_purged", "Rows deleted by the purge (scheduled or tessera purge), by artefact kind.", ("kind",)
 )
+LOG_LINES_LOST = Counter(
+    "tessera_log_lines_lost", "Log lines dropped because stderr could not be written (closed, broken pipe, full)."
+)
 TLS_HANDSHAKE_FAILURES = Counter(
     "tessera_tls_handshake_failures", "TLS handshakes refused (embedded mTLS), by reason (OpenSSL's).", ("reason",)
 )
