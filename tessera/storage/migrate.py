@@ -9,6 +9,7 @@ newer revision, files this reader cannot follow) goes through Alembic exactly as
 from __future__ import annotations
 
 import ast
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -89,7 +90,7 @@ def head_revision() -> str:
 
 @lru_cache(maxsize=1)
 def file_head() -> str | None:
-    """The head revision read from the migration files (their ``revision`` and
+    """The head revision read from the migration files (their one-line ``revision`` and
     ``down_revision`` assignments, parsed, not imported): the one revision no other revises.
     ``None`` when any file cannot be read so, or there is not exactly one head: the caller
     then asks Alembic."""
@@ -99,10 +100,10 @@ def file_head() -> str | None:
         if path.name.startswith(("__init__", ".#")):
             continue
         try:
-            values = _assignments(path, ("revision", "down_revision"))
+            values = _assignments(path.read_text(encoding="utf-8"))
         except (OSError, SyntaxError, ValueError):
             return None
-        rev, down = values.get("revision"), values.get("down_revision")
+        rev, down = values.get("revision"), values.get("down_revision", ...)
         if not isinstance(rev, str) or rev in revisions:
             return None
         revisions.add(rev)
@@ -116,16 +117,22 @@ def file_head() -> str | None:
     return heads.pop() if len(heads) == 1 and revised <= revisions else None
 
 
-def _assignments(path: Path, names: tuple[str, ...]) -> dict[str, object]:
-    """The literal values assigned to ``names`` at the top level of the module at ``path``."""
+#: A top-level ``revision = ...`` or ``down_revision = ...`` line (annotated or not).
+_ASSIGNMENT = re.compile(r"^(?:revision|down_revision)\b[^=\n]*=[^\n]*$", re.MULTILINE)
+
+
+def _assignments(source: str) -> dict[str, object]:
+    """The literal values of a migration's top-level ``revision`` and ``down_revision``
+    (each once, on one line; anything else raises ``ValueError`` or ``SyntaxError``)."""
     found: dict[str, object] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+    for node in ast.parse("\n".join(_ASSIGNMENT.findall(source))).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
             target, value = node.target, node.value
         else:
-            continue
-        if isinstance(target, ast.Name) and target.id in names:
-            found[target.id] = ast.literal_eval(value)
+            raise ValueError("not a plain assignment")
+        if not isinstance(target, ast.Name) or target.id in found:
+            raise ValueError("assigned twice")
+        found[target.id] = ast.literal_eval(value)
     return found
