@@ -35,14 +35,17 @@ MESSAGE = "tessera: the server needs: pip install 'tessera-auth[server]'"
 
 
 def main() -> None:
+    # The CLI imports a command's modules when that command runs: a missing package of the
+    # extra can show there, not only at the first import.
     try:
         from tessera.cli import main as cli_main
+
+        cli_main()
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] not in SERVER_MODULES:
             raise
         print(f"{MESSAGE} (missing: {e.name})", file=sys.stderr)
         sys.exit(2)
-    cli_main()
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m tessera.console

@@ -15,9 +15,6 @@ import json
 import secrets
 import string
 
-import pyzipper
-from pyzipper.zipfile_aes import WZ_AES_V2, AESZipInfo
-
 #: 24 characters from 57 unambiguous letters and digits: about 140 bits; typed from a text
 #: message without confusing 0/O or 1/l/I.
 PASSWORD_ALPHABET = "".join(c for c in string.ascii_letters + string.digits if c not in "0O1lI")
@@ -39,6 +36,9 @@ def is_generated_password(value: str) -> bool:
 def credentials_zip(client_id: str, client_secret: str, *, password: str | None = None) -> tuple[bytes, str]:
     """The encrypted zip holding the client's credentials, and its password (generated with
     ``secrets`` unless given)."""
+    import pyzipper  # with its AES (pycryptodomex): loaded only when a zip is written
+    from pyzipper.zipfile_aes import WZ_AES_V2, AESZipInfo
+
     password = password or new_password()
     body = {"client_id": client_id, "client_secret": client_secret}
     files = {

@@ -8,15 +8,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from tessera.admin import Admin, AdminError
-from tessera.admin.compose import open_admin, require_home
-from tessera.config import Settings
+if TYPE_CHECKING:  # imported where used: a command that needs no home loads none of them
+    from tessera.admin import Admin, AdminError
+    from tessera.config import Settings
 
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
@@ -52,6 +52,8 @@ def global_home() -> Path | None:
 
 
 def settings(home: Path | None, **overrides: Any) -> Settings:
+    from tessera.config import Settings
+
     return Settings.load(home or _global_home["home"], **overrides)
 
 
@@ -80,6 +82,9 @@ def emit(as_json: bool, data: dict[str, Any], human: str | None = None) -> None:
 
 
 def require(s: Settings) -> None:
+    from tessera.admin.compose import require_home
+    from tessera.admin.errors import AdminError
+
     try:
         require_home(s)
     except AdminError as e:
@@ -90,6 +95,9 @@ def require(s: Settings) -> None:
 def admin(home: Path | None) -> Iterator[Admin]:
     """The ``Admin`` over the home; its store closed on the way out; an ``AdminError`` raised
     inside becomes a one-line error (exit 1)."""
+    from tessera.admin.compose import open_admin
+    from tessera.admin.errors import AdminError
+
     s = settings(home)
     try:
         a = open_admin(s)

@@ -9,7 +9,6 @@ import typer
 
 from tessera.cli.common import HomeOpt, JsonOpt, emit, err, fail, global_home, require, settings
 from tessera.config import Settings, redact_url
-from tessera.home import HomeExists, init_home
 
 
 def init(
@@ -29,6 +28,8 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a new home: CA, server TLS certificate, keys, database, tessera.toml."""
+    from tessera.home import HomeExists, init_home
+
     if environment not in ("staging", "production"):
         fail("--environment must be staging or production")
     target = home or global_home() or Settings.load().home
