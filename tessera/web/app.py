@@ -91,7 +91,7 @@ def create_app(
         core = build_core(settings, store)
     configure_logging(settings.log_level)
     web_logging.on_line_lost = LOG_LINES_LOST.inc
-    dummy_password_hash()  # made now: an unknown user's first login then costs what a known user's does
+    dummy_password_hash()  # ready now: an unknown user's first login then costs what a known user's does
     rt = Runtime(settings, core)
 
     async def healthz(request: Request) -> Response:

@@ -37,3 +37,27 @@ def test_passwords_are_argon2id():
     assert not s.verify_password("wrong", stored)
     assert not s.verify_password("correct horse", None)  # an unknown user: the dummy hash is spent, never accepted
     assert not s.verify_password("x", "not-a-hash")
+
+
+def test_the_dummy_hash_costs_what_a_real_one_costs():
+    """An unknown user's login is verified against the constant dummy hash: it must carry the
+    hasher's own parameters (else it would verify faster or slower than a known user's hash)."""
+    from argon2 import extract_parameters
+
+    assert s.dummy_password_hash() == s.DUMMY_PASSWORD_HASH
+    real = extract_parameters(s.hash_password("correct horse"))
+    dummy = extract_parameters(s.DUMMY_PASSWORD_HASH)
+    assert dummy == real  # type, version, time, memory, parallelism, lengths
+
+
+def test_a_dummy_hash_of_other_parameters_is_replaced(monkeypatch):
+    """Should argon2-cffi's defaults change, the constant is not used: a fresh hash is."""
+    from argon2 import PasswordHasher
+
+    monkeypatch.setattr(s, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    s.dummy_password_hash.cache_clear()
+    try:
+        made = s.dummy_password_hash()
+        assert made != s.DUMMY_PASSWORD_HASH and made.startswith("$argon2id$v=19$m=8,t=1,p=1$")
+    finally:
+        s.dummy_password_hash.cache_clear()
