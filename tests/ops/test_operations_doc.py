@@ -141,15 +141,6 @@ class Machine:
             [str(self.bin / "systemctl"), verb, "tessera"], env=self.env(), capture_output=True, text=True, timeout=120
         )
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = self.env()
-        env.update(read_environment_file(self.env_file))
-        env["TESSERA_HOME"] = str(self.home)
-        proc = subprocess.run([TESSERA, *args], env=env, capture_output=True, text=True, timeout=120)
-        if check:
-            assert proc.returncode == 0, f"tessera {' '.join(args)}: {proc.stdout}\n{proc.stderr}"
-        return proc
-
     @contextmanager
     def admin(self) -> Iterator[Admin]:
         """The admin layer over the machine's home, under its environment file (as ``cli`` runs)."""
