@@ -49,6 +49,7 @@ SHARED_SERVER_MODULES = frozenset(
         "tests.e2e.test_b2binpay",
         "tests.e2e.test_browser_login",
         "tests.e2e.test_mobilepay",
+        "tests.e2e.test_native",
         "tests.e2e.test_native_security",
         "tests.e2e.test_nexi_authorize",
         "tests.e2e.test_nexi_par",

@@ -15,8 +15,8 @@ def test_demo_runs_every_flow(db_live_server):
     assert result["nexi-softpos"]["id_token"] is True
     assert result["mobilepay"] == {"expires_in": 3700, "scope": "integrator_scope"}
     assert result["b2binpay"]["rotated"] is True
-    enrollments = db_live_server.cli_json("enrollments", "list")["enrollments"]
-    assert len(enrollments) == 1 and len(enrollments[0]["terminal_ids"]) == 2
+    enrollments = db_live_server.store.list_enrollments()  # what the database holds (read in process)
+    assert len(enrollments) == 1 and len(enrollments[0].tids) == 2
 
 
 def test_demo_prints_each_step(live_server):

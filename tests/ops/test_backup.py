@@ -20,7 +20,11 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine
 
+from tessera.admin import operations
+from tessera.admin.clients import RegisterClient, list_clients, register_client
+from tessera.admin.compose import open_admin
 from tessera.admin.operations import check_tessera_database
+from tessera.config import Settings
 from tessera.home import init_home
 from tessera.storage.migrate import alembic_config, head_revision
 from tests.ops.helpers import tessera, tessera_json
@@ -143,6 +147,12 @@ def test_online_backup_under_writes_restores_a_consistent_snapshot(tmp_path):
         server.stop()
 
 
+def backup_of(home: Path, target: Path) -> None:
+    """A backup made as ``tessera backup`` makes it, in process: the set-up of the tests of
+    ``restore`` (the command itself is run above and below)."""
+    operations.backup(Settings.load(home), target)
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("restore") / "home"
@@ -157,7 +167,7 @@ def test_restore_refuses_what_is_not_a_tessera_database(home, tmp_path):
     with sqlite3.connect(other) as c:
         c.execute("CREATE TABLE t (x)")
     newer = tmp_path / "newer.db"
-    tessera(home, "backup", str(newer))
+    backup_of(home, newer)
     with sqlite3.connect(newer) as c:
         c.execute("UPDATE alembic_version SET version_num = '9999'")
     for path, reason in [
@@ -173,15 +183,19 @@ def test_restore_refuses_a_backup_of_another_home(home, tmp_path):
     stranger = tmp_path / "stranger"
     init_home(stranger, now=int(time.time()))  # its own KEK
     foreign = tmp_path / "foreign.db"
-    tessera(stranger, "backup", str(foreign))
+    backup_of(stranger, foreign)
     proc = tessera(home, "restore", str(foreign), check=False)
     assert proc.returncode == 1 and "KEK" in proc.stderr, proc.stderr
 
 
 def test_restore_upgrades_an_older_backup(home, tmp_path):
-    client = tessera_json(home, "clients", "create", "--name", "Kept")
+    admin = open_admin(Settings.load(home))
+    try:
+        client_id = register_client(admin, RegisterClient(name="Kept")).client_id
+    finally:
+        admin.store.close()
     old = tmp_path / "old.db"
-    tessera(home, "backup", str(old))
+    backup_of(home, old)
     engine = create_engine(f"sqlite:///{old}")
     try:
         cfg = alembic_config()
@@ -193,7 +207,11 @@ def test_restore_upgrades_an_older_backup(home, tmp_path):
     assert check_tessera_database(old) == "0002"
     restored = tessera_json(home, "restore", str(old))
     assert restored["restored_revision"] == "0002" and restored["revision"] == head_revision()
-    assert client["client_id"] in tessera(home, "clients", "list", "--json").stdout
+    admin = open_admin(Settings.load(home))
+    try:
+        assert client_id in {c.client_id for c in list_clients(admin)}  # the restored database
+    finally:
+        admin.store.close()
     # a backup to an existing file is refused unless --force
     again = tessera(home, "backup", str(old), check=False)
     assert again.returncode == 1 and "exists" in again.stderr

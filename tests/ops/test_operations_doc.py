@@ -8,7 +8,12 @@ the KEK and pepper only in the environment file), ``/etc/tessera/tessera.env`` (
 ``EnvironmentFile``), ``/var/backups/tessera``; port 8443 is a free port; ``systemctl`` is
 tests/ops/service.py, which runs ``tessera serve`` as systemd runs the unit. Nothing else of
 the page's text is changed. Then each test checks the outcome from outside: the server's
-answers, the files, what the database holds."""
+answers, the files, what the database holds.
+
+The page's blocks run the real ``tessera`` commands; the tests' own set-up and read-backs
+around them (a client registered, a certificate signed or revoked, the pepper counts) go
+through the admin layer in process, on the same home, database and environment file: the
+functions those commands call, without a fresh interpreter for each (docs/testing.md)."""
 
 from __future__ import annotations
 
@@ -19,8 +24,10 @@ import secrets
 import ssl
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -29,6 +36,9 @@ from tessera.home import init_home
 from tests.ops.helpers import clean_env
 from tests.ops.service import install_systemctl, read_environment_file
 from tests.support.live import REPO, free_port
+
+if TYPE_CHECKING:
+    from tessera.admin.context import Admin
 
 pytestmark = pytest.mark.slow
 
@@ -131,14 +141,18 @@ class Machine:
             [str(self.bin / "systemctl"), verb, "tessera"], env=self.env(), capture_output=True, text=True, timeout=120
         )
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = self.env()
-        env.update(read_environment_file(self.env_file))
-        env["TESSERA_HOME"] = str(self.home)
-        proc = subprocess.run([TESSERA, *args], env=env, capture_output=True, text=True, timeout=120)
-        if check:
-            assert proc.returncode == 0, f"tessera {' '.join(args)}: {proc.stdout}\n{proc.stderr}"
-        return proc
+    @contextmanager
+    def admin(self) -> Iterator[Admin]:
+        """The admin layer over the machine's home, under its environment file (as ``cli`` runs)."""
+        from tessera.admin.compose import open_admin
+        from tessera.config import Settings
+
+        with environment(**read_environment_file(self.env_file)):
+            a = open_admin(Settings.load(self.home))
+        try:
+            yield a
+        finally:
+            a.store.close()
 
     def client(self) -> httpx.Client:
         ctx = ssl.create_default_context(cafile=str(self.home / "ca.pem"))
@@ -167,10 +181,12 @@ def machine(tmp_path):
 
 
 def new_client(m: Machine, name: str) -> tuple[str, str]:
-    import json
+    from tessera.admin.clients import RegisterClient, register_client
 
-    data = json.loads(m.cli("clients", "create", "--name", name, "--json").stdout)
-    return data["client_id"], data["client_secret"]
+    with m.admin() as a:
+        made = register_client(a, RegisterClient(name=name))
+    assert made.client_secret is not None
+    return made.client_id, made.client_secret
 
 
 def verify_with_jwks(m: Machine, token: str) -> dict:
@@ -281,16 +297,15 @@ def test_client_secret_rotation_as_documented(machine):
 
 
 def sign_certificate(m: Machine, client_id: str, name: str) -> tuple[Path, Path, str]:
-    import json
-
+    from tessera.admin.certificates import SignCertificate, sign_certificate
     from tests.support.live import make_csr
 
     csr, key = make_csr(m.root / "apps" / name, name=name)
     out = csr.with_suffix(".pem")
-    data = json.loads(
-        m.cli("certs", "sign", "--client", client_id, "--csr", str(csr), "--out", str(out), "--json").stdout
-    )
-    return out, key, data["serial"]
+    with m.admin() as a:
+        signed = sign_certificate(a, SignCertificate(client_id, csr.read_bytes()))
+    out.write_bytes(signed.pem)
+    return out, key, signed.serial
 
 
 def nexi_token(m: Machine, client: tuple[str, str], cert: Path, key: Path) -> int:
@@ -326,7 +341,10 @@ def test_ca_rotation_as_documented(machine):
     assert refused.returncode != 0 and "usable certificate(s)" in refused.stderr, refused.stderr
     assert nexi_token(machine, client, old_cert, old_key) == 200
     # ... and done once the app moved to its new certificate and the old one is revoked
-    machine.cli("certs", "revoke", "--serial", old_serial)
+    from tessera.admin.certificates import revoke_certificate
+
+    with machine.admin() as a:
+        revoke_certificate(a, old_serial)
     machine.run("ca-retire")
     assert [c.subject for c in x509.load_pem_x509_certificates((machine.home / "ca.pem").read_bytes())] == [
         bundle[0].subject
@@ -346,17 +364,24 @@ def axept(m: Machine, merchant_id: int, key_id: int, key: str) -> int:
 
 
 def pepper_status(m: Machine) -> dict:
+    """What ``tessera pepper status --json`` prints (the procedures run that command themselves)."""
     import json
 
-    return json.loads(m.cli("pepper", "status", "--json").stdout)
+    from tessera.admin.peppers import pepper_usage
+
+    with m.admin() as a:
+        return json.loads(json.dumps(pepper_usage(a).as_dict()))
 
 
 def test_pepper_rotation_as_documented(machine):
-    import json
+    from tessera.admin.apikeys import create_key
+    from tessera.admin.merchants import CreateMerchant, create_merchant
 
     used, idle = new_client(machine, "used"), new_client(machine, "idle")
-    machine.cli("merchants", "create", "--merchant-id", "41", "--name", "Shop")
-    key = json.loads(machine.cli("keys", "create", "--merchant-id", "41", "--json").stdout)
+    with machine.admin() as a:
+        create_merchant(a, CreateMerchant(41, "Shop"))
+        made = create_key(a, 41)
+    key = {"keyId": made.key_id, "key": made.key}
     old_pepper = read_environment_file(machine.env_file)["TESSERA_PEPPER"]
 
     machine.run("pepper-rotate")

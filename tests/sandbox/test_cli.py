@@ -8,12 +8,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography import x509
 
+from tessera.home import init_home
 from tessera.sandbox.setup import csr_for_key, new_key_pem
 from tessera.testing import start_sandbox
 from tests.support.live import free_port
@@ -116,7 +118,12 @@ def test_custom_fixtures_key_csr_home_kept_and_reused(tmp_path: Path) -> None:
     assert again.base_url == f"https://127.0.0.1:{port}" and again.description["reused_home"] is True
 
 
-def test_temporary_home_removed_on_sigterm_and_human_output() -> None:
+@pytest.fixture(scope="module")
+def b2binpay_sandbox():
+    """``tessera sandbox --profile b2binpay`` as a user runs it (a temporary home), until the
+    module's last test stops it: (the process, what it printed up to "Ctrl-C", its base URL,
+    its home). ``test_demo_failure_is_one_line`` runs the demo against it while it runs;
+    ``test_temporary_home_removed_on_sigterm_and_human_output`` (after it) stops it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tessera.cli", "sandbox", "--profile", "b2binpay"],
@@ -133,9 +140,28 @@ def test_temporary_home_removed_on_sigterm_and_human_output() -> None:
             if "Ctrl-C" in line:
                 break
         text = "".join(lines)
+        base_url = text.split("serving", 1)[1].split()[0]
+        home = Path(text.split("home:", 1)[1].split()[0])
+        yield proc, text, base_url, home
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
+
+
+def test_demo_failure_is_one_line(b2binpay_sandbox) -> None:
+    proc, _, base_url, home = b2binpay_sandbox
+    assert proc.poll() is None, "the sandbox stopped before this test"
+    demo = tessera("--home", str(home), "demo", "--url", base_url)
+    assert demo.returncode == 1 and "Traceback" not in demo.stderr
+    assert "the demo failed at nexi-softpos" in demo.stderr and "404" in demo.stderr
+
+
+def test_temporary_home_removed_on_sigterm_and_human_output(b2binpay_sandbox) -> None:
+    proc, text, _, home = b2binpay_sandbox
+    try:
         assert "b2binpay: /token/, /token/refresh/" in text
         assert "login b2binpay-api-user  password sandbox-b2binpay-password-0123456789" in text
-        home = Path(text.split("home:", 1)[1].split()[0])
         assert home.is_dir()
     finally:
         proc.terminate()
@@ -152,14 +178,7 @@ def test_demo_runs_against_a_sandbox(tmp_path: Path) -> None:
         assert result["b2binpay"] == {"rotated": True}
 
 
-def test_demo_failure_is_one_line(tmp_path: Path) -> None:
-    with start_sandbox(profiles=["b2binpay"], home=tmp_path / "home") as box:
-        proc = tessera("--home", str(box.home), "demo", "--url", box.base_url)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert "the demo failed at nexi-softpos" in proc.stderr and "404" in proc.stderr
-
-
 def test_a_home_no_sandbox_made_is_refused(tmp_path: Path) -> None:
-    assert tessera("--home", str(tmp_path / "home"), "init").returncode == 0
+    init_home(tmp_path / "home", now=int(time.time()))  # what ``tessera init`` makes
     proc = tessera("sandbox", "--home", str(tmp_path / "home"))
     assert proc.returncode == 2 and "that no sandbox made" in proc.stderr and "Traceback" not in proc.stderr
