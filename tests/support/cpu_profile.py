@@ -27,6 +27,7 @@ _modules: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 _start: dict[str, tuple[float, float]] = {}
 SESSION_TEARDOWN = "(session teardown)"
 UNACCOUNTED = "(worker start, collection)"
+CONTROLLER = "(xdist controller)"
 
 
 def _cpu() -> tuple[float, float]:
@@ -63,9 +64,15 @@ def pytest_sessionfinish(session) -> None:
     _DIR.mkdir(exist_ok=True)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     total = _cpu()
-    accounted = [sum(r[k] for r in _modules.values()) for k in ("self", "children")]
-    _modules[UNACCOUNTED]["self"] += max(0.0, total[0] - accounted[0])
-    _modules[UNACCOUNTED]["children"] += max(0.0, total[1] - accounted[1])
+    if worker == "main" and not _modules:
+        # pytest-xdist's controller ran no test: its children are the workers, which write
+        # their own figures; only its own CPU is new.
+        _modules[CONTROLLER]["self"] += total[0]
+        total = (total[0], 0.0)
+    else:
+        accounted = [sum(r[k] for r in _modules.values()) for k in ("self", "children")]
+        _modules[UNACCOUNTED]["self"] += max(0.0, total[0] - accounted[0])
+        _modules[UNACCOUNTED]["children"] += max(0.0, total[1] - accounted[1])
     data = {"modules": _modules, "total": {"self": total[0], "children": total[1]}}
     (_DIR / f"{worker}-{os.getpid()}.json").write_text(json.dumps(data, indent=1))
 
