@@ -14,6 +14,10 @@ from functools import lru_cache
 from typing import Any, TypeGuard
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from joserfc.errors import JoseError as LibJoseError
+from joserfc.jwk import ECKey, RSAKey
 
 from tessera.core.context import REPEATED_EVENT_SECONDS, Core
 from tessera.core.kinds import Kind
@@ -82,7 +86,7 @@ def open_nested_assertion(
     if not assertion:
         raise InvalidClient("client_assertion is required", reason="assertion_missing")
     inner = decrypt(core, assertion)
-    candidates = certificate_keys(core, client, preferred=preferred_thumbprint)
+    candidates = certificate_verification_keys(core, client, preferred=preferred_thumbprint)
     if not candidates:
         raise InvalidClient("no usable certificate is bound to this client", reason="assertion_no_key")
     try:
@@ -92,19 +96,46 @@ def open_nested_assertion(
     return VerifiedAssertion(header, claims)
 
 
-def certificate_keys(core: Core, client: Client, *, preferred: str | None = None) -> list[Any]:
-    """The public keys of the client's usable bound certificates, the one presented over mTLS
+def _usable_certificates(core: Core, client: Client, preferred: str | None) -> list[str]:
+    """The PEMs of the client's usable bound certificates, the one presented over mTLS
     (``preferred`` thumbprint) first. The records come from the worker's cache (exact change
-    notices: a revoked certificate is gone on the next request); parsed keys are cached by PEM."""
+    notices: a revoked certificate is gone on the next request)."""
     now = core.now()
     records = [r for r in core.certificates_for(client.client_id) if r.usable(now)]
     records.sort(key=lambda r: r.thumbprint != preferred)
-    return [_certificate_key(r.pem) for r in records]
+    return [r.pem for r in records]
+
+
+def certificate_keys(core: Core, client: Client, *, preferred: str | None = None) -> list[Any]:
+    """The public keys (``cryptography``) of the client's usable bound certificates, the one
+    presented over mTLS (``preferred`` thumbprint) first; parsed once per certificate."""
+    return [_certificate_key(pem) for pem in _usable_certificates(core, client, preferred)]
+
+
+def certificate_verification_keys(core: Core, client: Client, *, preferred: str | None = None) -> list[Any]:
+    """The same keys as :func:`certificate_keys`, as joserfc keys imported once per certificate:
+    what ``verify_signed_assertion`` takes without importing them again on every request."""
+    return [_certificate_jwk(pem) for pem in _usable_certificates(core, client, preferred)]
 
 
 @lru_cache(maxsize=1024)
 def _certificate_key(pem: str) -> Any:
     return x509.load_pem_x509_certificate(pem.encode()).public_key()
+
+
+@lru_cache(maxsize=1024)
+def _certificate_jwk(pem: str) -> Any:
+    """The certificate's key in joserfc (RSA or EC), or the ``cryptography`` key when joserfc
+    has no such key type (``verify_signed_assertion`` skips what cannot verify)."""
+    key = _certificate_key(pem)
+    try:
+        if isinstance(key, RSAPublicKey):
+            return RSAKey.import_key(key)
+        if isinstance(key, EllipticCurvePublicKey):
+            return ECKey.import_key(key)
+    except (LibJoseError, ValueError, TypeError):  # a curve joserfc does not know
+        pass
+    return key
 
 
 def check_assertion_claims(

@@ -327,7 +327,7 @@ def client_keys(core: Core, client: Client, *, preferred: str | None = None) -> 
     """Public keys the client may sign assertions with: its registered JWKS (``use`` sig or
     unset), then the keys of its usable bound certificates (the one presented first)."""
     keys: list[Any] = list(_jwks_keys(json.dumps(client.jwks, sort_keys=True))) if client.jwks else []
-    return keys + assertions.certificate_keys(core, client, preferred=preferred)
+    return keys + assertions.certificate_verification_keys(core, client, preferred=preferred)
 
 
 @lru_cache(maxsize=1024)

@@ -26,11 +26,13 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from joserfc.jwk import RSAKey
 
 from .errors import JoseError
 from .keys import ENCRYPTION_ALGS, SIGNING_ALGS, AsymmetricKey, check_key_for_alg, public_jwk
 
-__all__ = ["ManagedKey", "ServerKeys", "USES", "STATUSES", "PROFILE_RINGS", "x5t_of"]
+__all__ = ["ManagedKey", "RSADecryptionKey", "ServerKeys", "USES", "STATUSES", "PROFILE_RINGS", "x5t_of"]
 
 USES = ("sig", "enc")
 STATUSES = ("next", "current", "retired")
@@ -45,6 +47,29 @@ PROFILE_RINGS: dict[str, str] = {"mobilepay": "RS256"}
 def x5t_of(der: bytes) -> str:
     """RFC 7515 §4.1.7 / RFC 7517 §4.8: base64url of the certificate's SHA-1 digest."""
     return base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode("ascii")  # noqa: S324 - the spec's digest
+
+
+@dataclass(frozen=True)
+class RSADecryptionKey:
+    """An ``enc`` key made ready for RSA-OAEP decryption (tessera.jose.nested): the
+    ``cryptography`` private key and its modulus, taken from the joserfc key once. Kept with
+    its :class:`ManagedKey` (``ManagedKey.rsa_decryption``), so a rotation, which builds a
+    new key set, drops it with the rest."""
+
+    kid: str
+    key: RSAKey
+    private: RSAPrivateKey
+    modulus: int
+    #: the modulus' length in bytes: the one length an RSA-OAEP encrypted key may have
+    size: int
+
+    @classmethod
+    def of(cls, kid: str, key: RSAKey) -> RSADecryptionKey:
+        private = key.private_key
+        if not isinstance(private, RSAPrivateKey):
+            raise JoseError("an RSA decryption key needs its private key")
+        modulus = private.public_key().public_numbers().n
+        return cls(kid, key, private, modulus, (modulus.bit_length() + 7) // 8)
 
 
 @dataclass(frozen=True)
@@ -76,6 +101,18 @@ class ManagedKey:
         if cached is None:
             cached = x5t_of(base64.b64decode(self.x5c[0]))
             object.__setattr__(self, "_x5t", cached)
+        return cached
+
+    @property
+    def rsa_decryption(self) -> RSADecryptionKey | None:
+        """This key ready for RSA-OAEP decryption (derived once, kept with the key), or None
+        unless it is an RSA ``enc`` key."""
+        cached = self.__dict__.get("_rsa_decryption")
+        if cached is None:
+            if self.use != "enc" or not isinstance(self.key, RSAKey):
+                return None
+            cached = RSADecryptionKey.of(self.kid, self.key)
+            object.__setattr__(self, "_rsa_decryption", cached)
         return cached
 
     def live(self, now: datetime) -> bool:
@@ -226,6 +263,12 @@ class ServerKeys:
     def decryption_key(self, kid: str | None, now: datetime) -> ManagedKey | None:
         """The ``enc`` key named ``kid`` if current, next, or retired but not lapsed."""
         return self._live_key(kid, "enc", now)
+
+    def decryption_keys(self, now: datetime) -> tuple[ManagedKey, ...]:
+        """The ``enc`` keys that ``jwks("enc", now)`` publishes, in the same order (current,
+        next, retired-but-unlapsed): the keys a JWE without ``kid`` may be encrypted to."""
+        _check_now(now)
+        return tuple(mk for mk in self._ordered["enc"] if mk.live(now))
 
     def verification_key(self, kid: str | None, now: datetime) -> ManagedKey | None:
         """The ``sig`` key named ``kid`` if current, next, or retired but not lapsed."""

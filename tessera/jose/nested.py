@@ -31,6 +31,21 @@ decrypts wins: the sender chose that key, so the time a success takes tells it
 nothing new. A failure always costs one full decryption per published key, and
 gives the same reason as any other decryption failure, so it does not tell
 which key (if any) came close.
+
+The work per assertion is the cryptography and little else (issue 14: a PAR costs one
+RSA-OAEP decryption and one signature verification). Each segment is decoded once and the
+protected headers parsed once, by this module, with joserfc's own header registry
+(``check_registry_header``: the same type rules joserfc applies) on top of the allow-lists
+above; then the primitives run directly: the server key's RSA-OAEP unwrap (``cryptography``,
+with joserfc's padding for the ``alg``, on the private key derived once per key,
+``ManagedKey.rsa_decryption``), joserfc's content-decryption model for the ``enc``
+(AES-GCM, AES-CBC + HMAC), and joserfc's JWS algorithm model for the inner signature (its
+key checks and verification), with the client's keys imported once per certificate by the
+caller. joserfc's generic JWE/JWS message machinery (which parses every segment again and
+looks keys and algorithms up per call) is not on the path; tests/jose/test_nested_fastpath.py
+checks, over many valid, malformed and tampered inputs, that this module and joserfc's
+``jwe.decrypt_compact`` / ``jws.deserialize_compact`` accept and refuse the same tokens and
+give the same plaintext and claims.
 """
 
 from __future__ import annotations
@@ -38,6 +53,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -50,17 +66,15 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPubl
 from joserfc import jwe
 from joserfc import jws as _jws
 from joserfc.errors import JoseError as _LibJoseError
-from joserfc.jwa import JWEKeyEncryption
-from joserfc.jwe import JWERegistry
 from joserfc.jwk import ECKey, RSAKey
-from joserfc.jws import JWSRegistry
-from joserfc.util import urlsafe_b64decode, urlsafe_b64encode
+from joserfc.registry import JWE_HEADER_REGISTRY, JWS_HEADER_REGISTRY, check_registry_header
+from joserfc.util import urlsafe_b64decode
 
 from tessera.limits import MAX_TOKEN_BYTES
 
 from .errors import JoseError
 from .keys import MIN_RSA_BITS, rsa_bits
-from .keyset import ServerKeys
+from .keyset import RSADecryptionKey, ServerKeys
 
 __all__ = [
     "JWE_ALGS",
@@ -100,62 +114,43 @@ _IV_TAG_BYTES = {
 
 
 # --------------------------------------------------------------------------- #
-# joserfc configuration (built once)
+# joserfc's algorithm models, looked up once
 # --------------------------------------------------------------------------- #
 
-
-class _UniformRSAKeyEncryption(JWEKeyEncryption):
-    """RSA-OAEP key decryption that never fails on its own (RFC 7516 §11.5).
-
-    Wraps joserfc's RSA-OAEP model. When OAEP unpadding fails, a random CEK is
-    returned instead of an error, so processing continues into AES-GCM and
-    fails there with an authentication-tag error - the same outcome, at the
-    same cost, as a tampered ciphertext. (joserfc also swaps in a random CEK of
-    the right size when the decrypted one has the wrong length.)
-    """
-
-    key_types = ["RSA"]
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.name = inner.name
-        self.description = inner.description
-        self.key_size = inner.key_size
-        self.recommended = inner.recommended
-
-    def encrypt_cek(self, cek: bytes, recipient: Any) -> bytes:
-        encrypted: bytes = self._inner.encrypt_cek(cek, recipient)
-        return encrypted
-
-    def decrypt_cek(self, recipient: Any) -> bytes:
-        try:
-            cek: bytes = self._inner.decrypt_cek(recipient)
-            return cek
-        except _LibJoseError:
-            return secrets.token_bytes(32)
+#: joserfc's limits on the segments of a compact JWE (``JWERegistry``), as base64url text:
+#: a longer protected header is refused by joserfc before any decryption; here it takes the
+#: uniform failure path. (The other segments either have one right length, checked below, or
+#: fit under MAX_TOKEN_BYTES anyway.)
+_MAX_JWE_HEADER_SEGMENT = jwe.JWERegistry.max_protected_header_length
+#: joserfc's limits on a compact JWS's header (raised: room for an x5c chain; the token cap
+#: still applies) and signature segments.
+_MAX_JWS_HEADER_SEGMENT = 8192
+_MAX_JWS_SIGNATURE_SEGMENT = _jws.JWSRegistry.max_signature_length
 
 
-class _AssertionJWERegistry(JWERegistry):
-    """Our own algorithm table: only the allow-listed alg/enc, and no zip at all."""
+@dataclass(frozen=True)
+class _Suite:
+    """One allowed (``alg``, ``enc``) pair: joserfc's OAEP padding for the ``alg``, joserfc's
+    content-decryption model for the ``enc``, and the sizes the uniform path needs."""
 
-    algorithms = {
-        "alg": {name: _UniformRSAKeyEncryption(JWERegistry.algorithms["alg"][name]) for name in JWE_ALGS},
-        "enc": {name: JWERegistry.algorithms["enc"][name] for name in JWE_ENCS},
-        "zip": {},
-    }
-
-
-# Unknown non-critical header parameters are ignored, as RFC 7515 §4 asks.
-_JWE_REGISTRY = _AssertionJWERegistry(algorithms=JWE_ALGS + JWE_ENCS, strict_check_header=False)
-
-
-def _jws_registry(alg: str) -> JWSRegistry:
-    registry = JWSRegistry(algorithms=(alg,), strict_check_header=False)
-    registry.max_header_length = 8192  # room for an x5c chain; the token cap still applies
-    return registry
+    alg: str
+    enc: str
+    padding: Any
+    cipher: Any
+    iv_bytes: int
+    tag_bytes: int
+    cek_bytes: int
 
 
-_JWS_REGISTRIES = {alg: _jws_registry(alg) for alg in JWS_ALGS}
+def _suite(alg: str, enc: str) -> _Suite:
+    key_model: Any = jwe.JWERegistry.algorithms["alg"][alg]  # RSA-OAEP: its ``padding`` (OAEP + hash)
+    model = jwe.JWERegistry.algorithms["enc"][enc]
+    iv_bytes, tag_bytes = _IV_TAG_BYTES[enc]
+    return _Suite(alg, enc, key_model.padding, model, iv_bytes, tag_bytes, model.cek_size // 8)
+
+
+_SUITES = {(alg, enc): _suite(alg, enc) for alg in JWE_ALGS for enc in JWE_ENCS}
+_JWS_MODELS = {alg: _jws.JWSRegistry.algorithms[alg] for alg in JWS_ALGS}
 
 
 # --------------------------------------------------------------------------- #
@@ -165,17 +160,19 @@ _JWS_REGISTRIES = {alg: _jws_registry(alg) for alg in JWS_ALGS}
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # RFC 7515 §5.2 step 4 / RFC 7516 §5.2: reject duplicate header names.
-    out: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in out:
-            raise ValueError("duplicate member")
-        out[name] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("duplicate member")
     return out
+
+
+#: One decoder for every protected header (``json.loads`` with a hook builds one per call).
+_HEADER_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates)
 
 
 def _decode_header(segment: str) -> dict[str, Any] | None:
     try:
-        data = json.loads(urlsafe_b64decode(segment.encode("ascii")), object_pairs_hook=_no_duplicates)
+        data = _HEADER_JSON.decode(urlsafe_b64decode(segment.encode("ascii")).decode("utf-8"))
     except (ValueError, TypeError, UnicodeError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
@@ -214,6 +211,15 @@ def _check_string_headers(header: dict[str, Any], what: str) -> None:
             raise JoseError(f"{what} header is malformed")
 
 
+def _check_registered_headers(header: dict[str, Any], registry: Any, what: str) -> None:
+    """joserfc's own type rules for the registered header parameters (``x5c`` a list of
+    strings, ``b64`` a boolean, ...), which its generic path applies before any key is used."""
+    try:
+        check_registry_header(registry, header)
+    except (_LibJoseError, ValueError, TypeError):
+        raise JoseError(f"{what} header is malformed") from None
+
+
 # --------------------------------------------------------------------------- #
 # outer JWE
 # --------------------------------------------------------------------------- #
@@ -226,24 +232,24 @@ def decrypt_assertion(token: str, keys: ServerKeys, now: datetime) -> bytes:
     parts (JSON serialization refused); the protected header is a JSON object
     without duplicate names; ``alg`` in JWE_ALGS, ``enc`` in JWE_ENCS; no
     ``zip`` (refused before anything could be inflated); no
-    ``jku``/``x5u``/``jwk``/``x5c``; no ``crit``; ``kid``, when present, naming
-    a live ``enc`` key. Without ``kid``, each published ``enc`` key is tried (see
-    the module docstring). Every later failure raises ``JoseError(DECRYPT_FAILED)``.
+    ``jku``/``x5u``/``jwk``/``x5c``; no ``crit``; registered parameters of the
+    registered types; ``kid``, when present, naming a live ``enc`` key. Without
+    ``kid``, each published ``enc`` key is tried (see the module docstring). Every
+    later failure raises ``JoseError(DECRYPT_FAILED)``.
     """
     parts = _compact_parts(token, 5, "client_assertion")
     header = _checked_jwe_header(parts[0])
-    enc = header["enc"]
+    suite = _SUITES[(header["alg"], header["enc"])]
     if "kid" not in header:
-        return _decrypt_without_kid(parts, enc, published_decryption_keys(keys, now))
+        return _decrypt_without_kid(parts, suite, published_decryption_keys(keys, now))
     kid = header["kid"]
     if not kid:
         raise JoseError("JWE kid is empty")
     managed = keys.decryption_key(kid, now)
-    if managed is None:
+    key = None if managed is None else managed.rsa_decryption  # enc keys are RSA (keys.ENCRYPTION_ALGS)
+    if key is None:
         raise JoseError("JWE kid does not name a decryption key")
-    if not isinstance(managed.key, RSAKey):  # enc keys are RSA (keys.ENCRYPTION_ALGS)
-        raise JoseError("JWE kid does not name a decryption key")
-    plaintext = _try_decrypt(parts, managed.key, enc)
+    plaintext = _try_decrypt(parts, key, suite)
     if plaintext is None:
         raise JoseError(DECRYPT_FAILED)
     return plaintext
@@ -252,7 +258,7 @@ def decrypt_assertion(token: str, keys: ServerKeys, now: datetime) -> bytes:
 def _checked_jwe_header(segment: str) -> dict[str, Any]:
     """The JWE protected header, refused before any decryption unless it is a JSON object
     with an allowed ``alg`` and ``enc``, no ``zip``, ``jku``/``x5u``/``jwk``/``x5c`` or
-    ``crit``, and string values where strings are due."""
+    ``crit``, and registered parameters of their registered types."""
     header = _decode_header(segment)
     if header is None:
         raise JoseError("JWE protected header is not a JSON object")
@@ -268,63 +274,60 @@ def _checked_jwe_header(segment: str) -> dict[str, Any]:
     if "crit" in header:
         raise JoseError("JWE crit header is not accepted")
     _check_string_headers(header, "JWE")
+    _check_registered_headers(header, JWE_HEADER_REGISTRY, "JWE")
     return header
 
 
-def published_decryption_keys(keys: ServerKeys, now: datetime) -> list[RSAKey]:
+def published_decryption_keys(keys: ServerKeys, now: datetime) -> list[RSADecryptionKey]:
     """The ``enc`` keys that ``keys.jwks("enc", now)`` publishes, in the same order
-    (current, next, retired-but-unlapsed): the keys a kid-less JWE may be encrypted to."""
-    return [mk.key for mk in keys.keys if mk.use == "enc" and mk.live(now) and isinstance(mk.key, RSAKey)]
+    (current, next, retired-but-unlapsed), ready to decrypt: the keys a kid-less JWE may be
+    encrypted to."""
+    return [key for mk in keys.decryption_keys(now) if (key := mk.rsa_decryption) is not None]
 
 
-def _decrypt_without_kid(parts: list[str], enc: str, candidates: list[RSAKey]) -> bytes:
+def _decrypt_without_kid(parts: list[str], suite: _Suite, candidates: list[RSADecryptionKey]) -> bytes:
     """At most one decryption per published key; the first that opens the JWE wins.
 
     A failure has tried every key, each on the full uniform path, and raises the one
     reason: neither the answer nor the time tells which key was (nearly) right."""
     for key in candidates:
-        plaintext = _try_decrypt(parts, key, enc)
+        plaintext = _try_decrypt(parts, key, suite)
         if plaintext is not None:
             return plaintext
     raise JoseError(DECRYPT_FAILED)
 
 
-def _try_decrypt(parts: list[str], key: RSAKey, enc: str) -> bytes | None:
-    """The plaintext, or None after the full uniform path (never an exception)."""
+def _try_decrypt(parts: list[str], key: RSADecryptionKey, suite: _Suite) -> bytes | None:
+    """The plaintext, or None after the full uniform path (never an exception).
+
+    RFC 7516 §5.2 for one recipient of a compact JWE, whose header was checked: the CEK
+    unwrapped with the server key (an OAEP failure, or a CEK of the wrong length, goes on
+    with a random CEK, RFC 7516 §11.5), then the content decrypted and authenticated with the
+    protected header's base64url text as additional data (§5.2 steps 14-16)."""
     header_seg, ek_seg, iv_seg, ct_seg, tag_seg = parts
-    iv_bytes, tag_bytes = _IV_TAG_BYTES[enc]
-    modulus = key.public_key.public_numbers().n
-    modulus_bytes = (modulus.bit_length() + 7) // 8
     ek, iv, ct, tag = _b64(ek_seg), _b64(iv_seg), _b64(ct_seg), _b64(tag_seg)
-    malformed = False
+    malformed = len(header_seg) > _MAX_JWE_HEADER_SEGMENT
     # Replace malformed pieces by dummies of the right size and still run the
     # whole RSA + content-decryption path, so they cost what a bad tag costs. An encrypted
     # key of the wrong length or not below the modulus would otherwise be
     # rejected by the RSA primitive before the modular exponentiation.
-    if ek is None or len(ek) != modulus_bytes or int.from_bytes(ek, "big") >= modulus:
-        ek, malformed = bytes(modulus_bytes), True
-    if iv is None or len(iv) != iv_bytes:
-        iv, malformed = bytes(iv_bytes), True
-    if tag is None or len(tag) != tag_bytes:
-        tag, malformed = bytes(tag_bytes), True
+    if ek is None or len(ek) != key.size or int.from_bytes(ek, "big") >= key.modulus:
+        ek, malformed = bytes(key.size), True
+    if iv is None or len(iv) != suite.iv_bytes:
+        iv, malformed = bytes(suite.iv_bytes), True
+    if tag is None or len(tag) != suite.tag_bytes:
+        tag, malformed = bytes(suite.tag_bytes), True
     if ct is None:
         ct, malformed = b"", True
-    if malformed:
-        value = b".".join(
-            [
-                header_seg.encode("ascii"),
-                urlsafe_b64encode(ek),
-                urlsafe_b64encode(iv),
-                urlsafe_b64encode(ct),
-                urlsafe_b64encode(tag),
-            ]
-        )
-    else:
-        value = ".".join(parts).encode("ascii")
-
+    try:
+        cek = key.private.decrypt(ek, suite.padding)
+    except ValueError:  # OAEP decoding failed: go on, as with a tampered ciphertext
+        cek = b""
+    if len(cek) != suite.cek_bytes:
+        cek = secrets.token_bytes(suite.cek_bytes)
     plaintext: bytes | None
     try:
-        plaintext = jwe.decrypt_compact(value, key, registry=_JWE_REGISTRY).plaintext
+        plaintext = suite.cipher.decrypt(ct, tag, cek, iv, header_seg.encode("ascii"))
     except Exception:  # noqa: BLE001 - every decryption-stage failure must look the same
         plaintext = None
     if malformed:
@@ -343,7 +346,9 @@ def _usable_keys(candidate_keys: list[Any], alg: str) -> tuple[list[Any], bool]:
     RS256/PS256 need RSA >= 2048 bits; ES256 needs EC P-256. Anything else
     (symmetric secrets, PEM text, other curves) is skipped, so an HMAC key
     can never be derived from a public key (key confusion, RFC 8725 §2.1).
-    Returns the keys and whether an RSA key was skipped for being too small.
+    ``cryptography`` keys are imported here (callers on a hot path pass joserfc keys
+    imported once, tessera.core.assertions). Returns the keys and whether an RSA key was
+    skipped for being too small.
     """
     usable: list[Any] = []
     too_small = False
@@ -370,7 +375,7 @@ def _usable_keys(candidate_keys: list[Any], alg: str) -> tuple[list[Any], bool]:
 
 def _checked_jws_header(segment: str) -> dict[str, Any]:
     """The inner JWS header: a JSON object with an allowed ``alg``, none of the refused
-    parameters, and string values where strings are due."""
+    parameters, and registered parameters of their registered types."""
     header = _decode_header(segment)
     if header is None:
         raise JoseError("JWS protected header is not a JSON object")
@@ -381,7 +386,18 @@ def _checked_jws_header(segment: str) -> dict[str, Any]:
         if name in header:
             raise JoseError(f"JWS header parameter {name} is not accepted")
     _check_string_headers(header, "JWS")
+    _check_registered_headers(header, JWS_HEADER_REGISTRY, "JWS")
     return header
+
+
+def _verifies(model: Any, key: Any, signing_input: bytes, signature: bytes) -> bool:
+    """joserfc's algorithm model on one candidate: its key checks (type, ``use``, ``alg``,
+    ``key_ops``), then the verification; a key it refuses does not verify."""
+    try:
+        model.check_key(key)
+        return bool(model.verify(signing_input, signature, key))
+    except (_LibJoseError, ValueError, TypeError):
+        return False
 
 
 def verify_signed_assertion(jws: bytes | str, candidate_keys: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -406,22 +422,18 @@ def verify_signed_assertion(jws: bytes | str, candidate_keys: list[Any]) -> tupl
             raise JoseError("client RSA key is smaller than 2048 bits")
         raise JoseError("no client key fits the assertion's alg")
 
-    registry = _JWS_REGISTRIES[alg]
-    try:
-        obj = _jws.extract_compact(".".join(parts).encode("ascii"), registry=registry)
-    except (_LibJoseError, ValueError, TypeError):
-        raise JoseError("signed assertion is malformed") from None
-    for key in usable:
-        try:
-            if _jws.validate_compact(obj, key, registry=registry):
-                break
-        except (_LibJoseError, ValueError, TypeError):
-            continue
-    else:
+    header_seg, payload_seg, signature_seg = parts
+    payload = _b64(payload_seg)
+    if len(header_seg) > _MAX_JWS_HEADER_SEGMENT or len(signature_seg) > _MAX_JWS_SIGNATURE_SEGMENT or payload is None:
+        raise JoseError("signed assertion is malformed")
+    signature = _b64(signature_seg)
+    signing_input = f"{header_seg}.{payload_seg}".encode("ascii")
+    model = _JWS_MODELS[alg]
+    if signature is None or not any(_verifies(model, key, signing_input, signature) for key in usable):
         raise JoseError("client_assertion signature is invalid")
 
     try:
-        claims = json.loads(obj.payload)
+        claims = json.loads(payload)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise JoseError("signed assertion payload is not JSON") from None
     if not isinstance(claims, dict):
