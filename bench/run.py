@@ -83,10 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-peers", action="store_true", help="do not run the peers even if ../shared/peers exists")
     p.add_argument("--keep-work", action="store_true", help="keep bench/work (homes, logs, pools) afterwards")
     p.add_argument(
-        "--out", default=str(RESULTS / "latest.json"), help="results JSON (default bench/results/latest.json)"
+        "--out",
+        default=None,
+        help="results JSON (default bench/results/latest.json; with --no-report bench/results/no-report.json, "
+        "so that a partial run never replaces the figures the docs were rendered from)",
     )
     p.add_argument("--no-report", action="store_true", help="do not write docs/benchmarks.md and the chart")
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = str(RESULTS / ("no-report.json" if args.no_report else "latest.json"))
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: run bench/run.sh (or apt-get install wrk)")
 
