@@ -617,31 +617,32 @@ ISSUE14_CHANGES = [
     "",
     "Two `make bench` runs on a quiet machine (every load CLEAN), against the issue's own table (the same "
     "harness, before the work): the first at 08:13 UTC on 2026-12-06 (commit 9a17f7c; node-oidc-provider 4037 "
-    "req/s at 301 µs of CPU a request), the second at 10:30 UTC the same day after the second pass below "
-    "(commit 894cb98; node-oidc-provider 3208 req/s at 379 µs: the VM itself ran slower in that hour, as every "
+    "req/s at 301 µs of CPU a request), the second at 10:38 UTC the same day after the second pass below "
+    "(commit 0971472; node-oidc-provider 3158 req/s at 387 µs: the VM itself ran slower in that hour, as every "
     "peer's figure shows, so compare tessera's CPU per request across runs and the ratios within a run):",
     "",
-    "| endpoint | issue (before) | 08:13: req/s, CPU µs/req, vs node | 10:30: req/s, CPU µs/req | 10:30 vs node: "
+    "| endpoint | issue (before) | 08:13: req/s, CPU µs/req, vs node | 10:38: req/s, CPU µs/req | 10:38 vs node: "
     "req/s (by CPU) |",
     "|---|---:|---:|---:|---:|",
-    "| axept `POST /axept/v1/authenticate` | 0.52× (477 µs) | 6081, 164 µs, 1.51× | 5947, 168 µs | 1.85× (2.25×) |",
-    "| MobilePay `POST …/connect/token` | — | 2464, 406 µs, 0.61× | 2328, 430 µs | 0.73× (0.88×) |",
-    "| MobilePay with `merchant_vat` | 0.27× (642 µs) | 2330, 429 µs, 0.58× | 2135, 468 µs | 0.67× (0.81×) |",
-    "| B2BINPAY login `POST /b2binpay/token/` | 0.51× | 2143, 437 µs, 0.53× | 1924, 486 µs | 0.60× (0.78×) |",
-    "| B2BINPAY refresh (SQLite) | — | 1740, 553 µs, 0.43× | 1583, 606 µs | 0.49× (0.62×) |",
-    "| Nexi token over mTLS, keep-alive | — | 5528, 180 µs, 1.37× | 5350, 186 µs | 1.67× (2.04×) |",
-    "| Nexi token, proxy mode | — | 6265, 160 µs, 1.55× | 6445, 155 µs | 2.01× (2.45×) |",
-    "| native `POST /oauth2/token` | 1.51× (196 µs) | 5407, 185 µs, 1.34× | 5968, 168 µs | 1.86× (2.26×) |",
-    "| Nexi PAR, 2 workers (of its cryptographic bound) | 20 % | 1569 req/s, 1092 µs, 21 % | 1526 req/s, "
-    "1088 µs | 22 % |",
-    "| Nexi PAR without kid, 2 workers | — | 1487 req/s, 1159 µs, 20 % | 1395 req/s, 1221 µs | 20 % |",
-    "| B2BINPAY rotation, PostgreSQL, durable | ≥ 2,000/s | 2608/s | 1869/s (alone, minutes later: 2445/s) | — |",
+    "| axept `POST /axept/v1/authenticate` | 0.52× (477 µs) | 6081, 164 µs, 1.51× | 6184, 162 µs | 1.96× (2.40×) |",
+    "| MobilePay `POST …/connect/token` | — | 2464, 406 µs, 0.61× | 2371, 422 µs | 0.75× (0.92×) |",
+    "| MobilePay with `merchant_vat` | 0.27× (642 µs) | 2330, 429 µs, 0.58× | 2118, 472 µs | 0.67× (0.82×) |",
+    "| B2BINPAY login `POST /b2binpay/token/` | 0.51× | 2143, 437 µs, 0.53× | 2372, 393 µs | 0.75× (0.99×) |",
+    "| B2BINPAY refresh (SQLite) | — | 1740, 553 µs, 0.43× | 1846, 519 µs | 0.58× (0.75×) |",
+    "| Nexi token over mTLS, keep-alive | — | 5528, 180 µs, 1.37× | 4745, 210 µs | 1.50× (1.84×) |",
+    "| Nexi token, proxy mode | — | 6265, 160 µs, 1.55× | 6142, 163 µs | 1.94× (2.37×) |",
+    "| native `POST /oauth2/token` | 1.51× (196 µs) | 5407, 185 µs, 1.34× | 5784, 173 µs | 1.83× (2.24×) |",
+    "| Nexi PAR, 2 workers (of its cryptographic bound) | 20 % | 1569 req/s, 1092 µs, 21 % | 1583 req/s, "
+    "1073 µs | 23 % |",
+    "| Nexi PAR without kid, 2 workers | — | 1487 req/s, 1159 µs, 20 % | 1207 req/s, 1446 µs | 17 % |",
+    "| B2BINPAY rotation, PostgreSQL, durable | ≥ 2,000/s | 2608/s | 2562/s | met |",
     "",
-    "Under wrk the machine's hour moves every figure by ±20 % (the 10:30 run measured the Nexi token with "
-    "10,000 clients at 240 µs, and again alone minutes later at 174 µs, below the 10-client run's 186 µs), so "
-    "the second pass's gains, measured in process below, do not stand out of the noise here. Every ≥ 2.0× "
-    "(by req/s) and ≤ 150 µs target is still missed; by CPU per request the axept, native and Nexi tokens are "
-    "at 2.0–2.45× node-oidc-provider in the 10:30 run. What each request's time is made of is below.",
+    "Under wrk the machine's hour moves every figure by ±20 % (a run of the same code at 10:20, whose results "
+    "file a partial run then replaced, measured node-oidc-provider at 379 µs, native 168, axept 168, the B2BINPAY "
+    "login 486 and refresh 606 µs, the PostgreSQL rotation 1869/s and alone minutes later 2445/s), so the "
+    "second pass's gains, measured in process below, do not stand out of the noise here. Every ≥ 2.0× (by "
+    "req/s) and ≤ 150 µs target is still missed; by CPU per request the axept, native and Nexi proxy-mode "
+    "tokens are at 2.24–2.40× node-oidc-provider in the 10:38 run. What each request's time is made of is below.",
     "",
     "**The shared token path, second pass (2026-12-06, merged at 91a9ed8).** Profiled with `py-spy record -r 500 "
     "-f raw` on `bench/inproc.py --only <endpoint> -n 20000` (shares of the samples inside the requests). Before: "
