@@ -23,6 +23,13 @@ COV_JSON := coverage.json
 
 .PHONY: serve test test-fast coverage check install test-deps bench clean
 
+# Bytecode caches on: with PYTHONDONTWRITEBYTECODE set (some machines set it), every `tessera`
+# process and every pytest worker compiled tessera's modules, and pytest rewrote the test modules,
+# from source at each start (an installed wheel has its bytecode compiled by pip). `make test`
+# compiles the package once before the workers start (docs/testing.md).
+unexport PYTHONDONTWRITEBYTECODE
+COMPILE := $(BIN)/python -m compileall -q -j 0 tessera
+
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -43,6 +50,7 @@ test-deps:
 # tests/support/serial.py, which names the files the second run collects). pytest's "no tests
 # collected" (5) of one run is not a failure if the other ran.
 test: $(STAMP) test-deps
+	@$(COMPILE)
 	@a=0; b=0; \
 	$(BIN)/python -m pytest $(XDIST) -m "not serial" $(PYTEST_ARGS) || a=$$?; \
 	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS) $$($(BIN)/python -m tests.support.serial) || b=$$?; \
@@ -53,6 +61,7 @@ test: $(STAMP) test-deps
 # $(CORE_BRANCH_FLOOR) % of its branches.
 test-fast: $(STAMP)
 	@rm -f .coverage .coverage.*
+	@$(COMPILE)
 	$(BIN)/python -m coverage run -m pytest -n $(FAST_WORKERS) -m "not slow and not serial" -q $(PYTEST_ARGS)
 	$(BIN)/python -m coverage run -m pytest -m "not slow and serial" -q $(PYTEST_ARGS) $$($(BIN)/python -m tests.support.serial)
 	@$(BIN)/python -m coverage combine -q
