@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.docs.test_walkthroughs import walkthrough
+from tests.docs.test_walkthroughs import run_walkthrough, walkthrough
 from tests.support.admin import create_client, sign_csr
 from tests.support.live import REPO, LiveServer, make_csr
 
@@ -35,15 +34,8 @@ def _token(server: LiveServer, client_id: str, secret: str, **kw) -> httpx.Respo
 
 
 def test_the_walkthrough_runs_as_written(live_server: LiveServer, tmp_path: Path) -> None:
-    script = walkthrough(REPO / "docs" / "admin-api.md").replace("8443", str(live_server.port))
     work = tmp_path / "work"
-    work.mkdir()
-    (work / ".venv").symlink_to(REPO / ".venv")
-    (work / ".tessera").symlink_to(live_server.home)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-    proc = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=300
-    )
+    proc = run_walkthrough(walkthrough(REPO / "docs" / "admin-api.md"), live_server, work)
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}\n{live_server.log_tail()}"
     # what it made, checked apart from its own steps
     nexi = json.loads((work / "nexi.json").read_text())

@@ -36,6 +36,24 @@ def walkthrough(path: Path) -> str:
     return "\n".join(block for part in parts for block in BLOCK.findall(part))
 
 
+def run_walkthrough(script: str, server: LiveServer, work: Path, *, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run a page's walkthrough as a newcomer would, in ``work`` (made here): the repository's
+    ``.venv`` and the server's home as ``.tessera`` beside it, the server's port for the page's
+    8443, no ``TESSERA_*`` of the test's environment; bash stops at the first failing command."""
+    work.mkdir()
+    (work / ".venv").symlink_to(REPO / ".venv")
+    (work / ".tessera").symlink_to(server.home)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script.replace("8443", str(server.port))],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 PAGES = [
     p
     for p in [
@@ -107,15 +125,7 @@ def test_walkthrough_runs(page, tmp_path, servers, tmp_path_factory):
     script = walkthrough(path)
     check_self_contained(page, script)
     server = server_for(servers, script, tmp_path_factory)
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / ".venv").symlink_to(REPO / ".venv")
-    (work / ".tessera").symlink_to(server.home)
-    script = script.replace("8443", str(server.port))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-    proc = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=300
-    )
+    proc = run_walkthrough(script, server, tmp_path / "work")
     assert proc.returncode == 0, (
         f"{page} walkthrough failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}\n{server.log_tail()}"
     )

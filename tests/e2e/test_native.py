@@ -39,7 +39,7 @@ from tests.e2e.native_helpers import (
     server_enc_key,
     sign,
 )
-from tests.support.live import LiveServer
+from tests.support.live import module_server
 
 pytestmark = pytest.mark.slow
 
@@ -53,12 +53,9 @@ def merchant(live_server):
 def timed_server(tmp_path_factory):
     """Access tokens of 2 s, to see them expire, and a refresh grace window of 2 s: one server
     for both (the tests of the window never use an access token)."""
-    server = LiveServer(
-        tmp_path_factory.mktemp("native-timed"),
-        env={"TESSERA_ACCESS_TOKEN_TTL": "2", "TESSERA_REFRESH_GRACE_SECONDS": "2"},
-    ).start()
-    yield server
-    server.stop()
+    yield from module_server(
+        tmp_path_factory, "native-timed", {"TESSERA_ACCESS_TOKEN_TTL": "2", "TESSERA_REFRESH_GRACE_SECONDS": "2"}
+    )
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ from tests.security.helpers import (
     nothing_new,
 )
 from tests.support.incli import server_cli, server_cli_json
-from tests.support.live import LiveServer
+from tests.support.live import LiveServer, module_server
 
 pytestmark = pytest.mark.slow
 
@@ -136,16 +136,15 @@ def grace_and_cache_server(tmp_path_factory):
     view of clients, certificates and keys: row 33). Each test works on a client of its own; the
     row-30 tests send their failures from addresses of their own, the others send at most four
     from one address (below the lock)."""
-    server = LiveServer(
-        tmp_path_factory.mktemp("sec-grace-cache"),
-        env={
+    yield from module_server(
+        tmp_path_factory,
+        "sec-grace-cache",
+        {
             "TESSERA_REFRESH_GRACE_SECONDS": "2",
             "TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "5",
             "TESSERA_REVOCATION_CACHE_SECONDS": "1.5",
         },
-    ).start()
-    yield server
-    server.stop()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -264,17 +263,16 @@ def test_row_30_mobilepay_per_client_and_per_address(address_lock_server):
 @pytest.fixture(scope="module")
 def rate_limited(tmp_path_factory):
     """A server whose request-rate limits are low enough to reach in a test (burst 3)."""
-    server = LiveServer(
-        tmp_path_factory.mktemp("sec-rate"),
-        env={
+    yield from module_server(
+        tmp_path_factory,
+        "sec-rate",
+        {
             "TESSERA_RATE_LIMIT_PER_ADDRESS": "0.2",
             "TESSERA_RATE_LIMIT_ADDRESS_BURST": "3",
             "TESSERA_RATE_LIMIT_PER_CREDENTIAL": "0.2",
             "TESSERA_RATE_LIMIT_CREDENTIAL_BURST": "3",
         },
-    ).start()
-    yield server
-    server.stop()
+    )
 
 
 @pytest.mark.parametrize("endpoint", ["native-token", "nexi-token"])

@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,6 +319,16 @@ class LiveServer:
         if app is not None and grant:
             self.store.grant(mid, app.client_id, int(time.time()))
         return setup
+
+
+def module_server(tmp_path_factory: Any, name: str, env: dict[str, str]) -> Iterator[LiveServer]:
+    """A module fixture's whole body (``yield from``): a server with settings of its own in a
+    fresh directory, started, and stopped when the module is done."""
+    server = LiveServer(tmp_path_factory.mktemp(name), env=env).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass

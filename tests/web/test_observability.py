@@ -40,7 +40,7 @@ from tessera.web.health import Readiness
 from tessera.web.logging import configure_logging
 from tessera.web.middleware import RequestMiddleware, valid_request_id
 from tests.support.incli import server_cli, server_cli_json
-from tests.support.live import LiveServer
+from tests.support.live import LiveServer, module_server
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 SECRET_DSN = "postgresql+psycopg://tessera:hunter2-pw@db.internal.example:5432/tessera_prod"
@@ -394,11 +394,7 @@ def live_server(tmp_path_factory):
     drop its database: one whose per-address brute-force lock is reachable (5 failures, as
     ``address_lock_server``), for the events test; the other tests send at most two failures
     from 127.0.0.1 (a bogus client assertion), and the events test's come from an address of its own."""
-    server = LiveServer(
-        tmp_path_factory.mktemp("obs-live"), env={"TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "5"}
-    ).start()
-    yield server
-    server.stop()
+    yield from module_server(tmp_path_factory, "obs-live", {"TESSERA_LOGIN_MAX_FAILURES_PER_ADDRESS": "5"})
 
 
 @pytest.fixture(scope="module")
@@ -647,25 +643,11 @@ def test_docs_walkthrough_runs(live_server, tmp_path):
     """docs/observability.md's walkthrough, run as written (as tests/docs/test_walkthroughs.py
     does), on this module's server: it reads (/readyz, /metrics, /healthz, the events) and
     changes nothing."""
-    import subprocess
 
-    from tests.docs.test_walkthroughs import walkthrough
+    from tests.docs.test_walkthroughs import run_walkthrough, walkthrough
     from tests.support.live import REPO
 
-    script = walkthrough(REPO / "docs" / "observability.md")
     server = live_server
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / ".venv").symlink_to(REPO / ".venv")
-    (work / ".tessera").symlink_to(server.home)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-    proc = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script.replace("8443", str(server.port))],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_walkthrough(walkthrough(REPO / "docs" / "observability.md"), server, tmp_path / "work", timeout=120)
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{server.log_tail()}"
     assert '"status":"ready"' in proc.stdout.replace(" ", "") and '{"events": [' in proc.stdout
