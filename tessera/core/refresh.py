@@ -103,19 +103,10 @@ def issue_refresh(
             data=data,
         )
     now = core.now()
-    jti = secrets.token_urlsafe(16)
     exp = now + ttl if not family_expires_at else min(now + ttl, family_expires_at)
-    token = _sign(core, profile, client_id, jti, family, now, exp)
-    core.store.put_artifact(
-        Artifact(
-            REFRESH_KIND,
-            jti,
-            client_id,
-            {"fam": family, "sub": subject, "scope": scope, PROFILE_CLAIM: profile, **(data or {})},
-            exp,
-        )
-    )
-    return IssuedRefresh(token, jti, family, exp)
+    token, artifact = _made(core, profile, client_id, subject, scope, family, now, exp, data)
+    core.store.put_artifact(artifact)
+    return IssuedRefresh(token, artifact.key, family, exp)
 
 
 def issue_first_refresh(
@@ -136,19 +127,29 @@ def issue_first_refresh(
     now = core.now()
     family = secrets.token_urlsafe(16)
     family_expires_at = now + family_lifetime
-    jti = secrets.token_urlsafe(16)
     exp = min(now + ttl, family_expires_at)
-    token = _sign(core, profile, client_id, jti, family, now, exp)
-    artifact = Artifact(
-        REFRESH_KIND,
-        jti,
-        client_id,
-        {"fam": family, "sub": subject, "scope": scope, PROFILE_CLAIM: profile, **(data or {})},
-        exp,
-    )
+    token, artifact = _made(core, profile, client_id, subject, scope, family, now, exp, data)
     if not core.store.claim_and_put(FAMILY_KIND, family, client_id, family_expires_at, now, artifact):
         raise RuntimeError("a new refresh family's id is taken")  # 128 random bits: never in practice
-    return IssuedRefresh(token, jti, family, exp)
+    return IssuedRefresh(token, artifact.key, family, exp)
+
+
+def _made(
+    core: Core,
+    profile: str,
+    client_id: str,
+    subject: str,
+    scope: str,
+    family: str,
+    now: int,
+    exp: int,
+    data: dict[str, Any] | None,
+) -> tuple[str, Artifact]:
+    """A new refresh token of ``family`` and the artefact that records it (not yet stored)."""
+    jti = secrets.token_urlsafe(16)
+    token = _sign(core, profile, client_id, jti, family, now, exp)
+    record = {"fam": family, "sub": subject, "scope": scope, PROFILE_CLAIM: profile, **(data or {})}
+    return token, Artifact(REFRESH_KIND, jti, client_id, record, exp)
 
 
 def _sign(core: Core, profile: str, client_id: str, jti: str, family: str, now: int, exp: int) -> str:
