@@ -24,14 +24,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import secrets
 import ssl
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +44,7 @@ from tessera.core import apikeys
 from tessera.core.models import Merchant
 from tessera.home import init_home, open_store
 from tessera.storage.redis_store import CompositeStore
-from tests.support.live import AppIdentity, MerchantSetup, SharedHomeServer, free_port
+from tests.support.live import AppIdentity, MerchantSetup, SharedHomeServer, environment, free_port
 from tests.support.nginx import Nginx, find_nginx
 from tests.support.redis_server import RedisServer, require_binary
 
@@ -106,20 +104,6 @@ class Cluster:
         return httpx.Client(base_url=f"http://127.0.0.1:{instance.port}", headers=headers, timeout=30)
 
 
-@contextmanager
-def _env(**values: str):
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 @pytest.fixture(scope="module")
 def cluster(request, tmp_path_factory) -> Cluster:
     find_nginx()  # skip (or fail under CI) before starting anything
@@ -130,7 +114,7 @@ def cluster(request, tmp_path_factory) -> Cluster:
     work = tmp_path_factory.mktemp("cluster")
     home = work / "home"
     port = free_port()
-    with _env(TESSERA_DATABASE_URL=database_url):
+    with environment(TESSERA_DATABASE_URL=database_url):
         init_home(home, hostname="localhost", port=port, issuer=f"https://localhost:{port}", now=int(time.time()))
     env = {
         "TESSERA_DATABASE_URL": database_url,
@@ -150,7 +134,7 @@ def cluster(request, tmp_path_factory) -> Cluster:
             started.append(inst.start())
         nginx = Nginx(port=port, upstreams=[a.port, b.port], home=home).start()
         started.append(nginx)
-        with _env(TESSERA_DATABASE_URL=database_url, TESSERA_REDIS_URL=redis_server.url):
+        with environment(TESSERA_DATABASE_URL=database_url, TESSERA_REDIS_URL=redis_server.url):
             store = open_store(Settings.load(home))
         assert isinstance(store, CompositeStore)
         a.store = store  # LiveServer's admin helpers (new_app, add_cert, new_merchant) write through it

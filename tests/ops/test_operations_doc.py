@@ -18,7 +18,6 @@ functions those commands call, without a fresh interpreter for each (docs/testin
 from __future__ import annotations
 
 import base64
-import os
 import re
 import secrets
 import ssl
@@ -35,7 +34,7 @@ import pytest
 from tessera.home import init_home
 from tests.ops.helpers import clean_env
 from tests.ops.service import install_systemctl, read_environment_file
-from tests.support.live import REPO, free_port
+from tests.support.live import REPO, environment, free_port
 
 if TYPE_CHECKING:
     from tessera.admin.context import Admin
@@ -58,20 +57,6 @@ def procedure(name: str) -> str:
 
 def new_secret() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
-
-
-@contextmanager
-def environment(**values: str):
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 class Machine:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,21 @@ from tessera.home import init_home, open_store
 
 REPO = Path(__file__).resolve().parents[2]
 NEXI_SUBJECT = "/CN=NOMEAPP/O=NEXI/OU=API Security - STAGING/L=Milano/C=IT/"
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """``os.environ`` with ``values`` set for the block, then as it was (unset names unset again)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def free_port() -> int:
@@ -144,16 +160,8 @@ class LiveServer:
         overrides = {k: v for k, v in self.env.items() if k.startswith("TESSERA_")}
         if self.database_url:
             overrides["TESSERA_DATABASE_URL"] = self.database_url
-        old = {k: os.environ.get(k) for k in overrides}
-        try:
-            os.environ.update(overrides)
+        with environment(**overrides):
             return Settings.load(self.home)
-        finally:
-            for k, v in old.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
     def init(self) -> None:
         old = os.environ.get("TESSERA_DATABASE_URL")
