@@ -42,16 +42,7 @@ def _eventually(fn, seconds: float = 2.0):
 
 
 def _count_reads(store) -> list[int]:
-    calls = [0]
-    for name in ("get_client", "certificates_for_client", "terminals_at", "is_granted", "get_user", "bindings"):
-        original = getattr(store, name)
-
-        def wrapped(*a, _f=original, **kw):
-            calls[0] += 1
-            return _f(*a, **kw)
-
-        setattr(store, name, wrapped)
-    return calls
+    return _count(store, "get_client", "certificates_for_client", "terminals_at", "is_granted", "get_user", "bindings")
 
 
 def test_enrollment_data_is_cached_and_changes_are_seen_at_once(stores):
@@ -167,6 +158,7 @@ def test_revoked_access_tokens_are_read_per_token_without_exact_notices(tmp_path
 
 
 def _count(store, *names: str) -> list[int]:
+    """Counts the calls to the store's methods ``names`` (a one-item list, read after the calls)."""
     calls = [0]
     for name in names:
         original = getattr(store, name)

@@ -53,18 +53,28 @@ def home(tmp_path, monkeypatch):
     return home
 
 
+def _run_on_pepper_2(monkeypatch) -> None:
+    """The environment after the rotation: pepper 2 current, pepper 1 still accepted."""
+    monkeypatch.setenv("TESSERA_PEPPER", _b64(P2))
+    monkeypatch.setenv("TESSERA_PEPPER_ID", "2")
+    monkeypatch.setenv("TESSERA_OLD_PEPPERS", f"1:{_b64(P1)}")
+
+
+def _make_pepper_2_current(settings, monkeypatch) -> None:
+    """``tessera pepper add --id 2`` on the home, then the environment that makes it current."""
+    admin = open_admin(settings)
+    add_pepper(admin, 2, P2)
+    admin.store.close()
+    _run_on_pepper_2(monkeypatch)
+
+
 def test_a_secret_moves_to_the_current_pepper_when_it_is_used(home, monkeypatch):
     s1 = Settings.load(home)
     store = open_store(s1)
     try:
         secret = "correct-secret"
         store.create_client(Client("c1", "App", hash_secret(secret, s1.peppers()), created_at=1))
-        admin = open_admin(s1)
-        add_pepper(admin, 2, P2)
-        admin.store.close()
-        monkeypatch.setenv("TESSERA_PEPPER", _b64(P2))
-        monkeypatch.setenv("TESSERA_PEPPER_ID", "2")
-        monkeypatch.setenv("TESSERA_OLD_PEPPERS", f"1:{_b64(P1)}")
+        _make_pepper_2_current(s1, monkeypatch)
         s2 = Settings.load(home)
         core = build_core(s2, store)
         creds = ClientCredentials("c1", secret, "client_secret_basic")
@@ -99,9 +109,7 @@ def test_retiring_refused_while_hashes_remain(home, monkeypatch):
         add_pepper(admin, 2, P2)
     finally:
         admin.store.close()
-    monkeypatch.setenv("TESSERA_PEPPER", _b64(P2))
-    monkeypatch.setenv("TESSERA_PEPPER_ID", "2")
-    monkeypatch.setenv("TESSERA_OLD_PEPPERS", f"1:{_b64(P1)}")
+    _run_on_pepper_2(monkeypatch)
     admin = open_admin(Settings.load(home))
     try:
         with pytest.raises(Conflict, match="still under pepper 1"):
@@ -139,12 +147,7 @@ def test_the_previous_secret_of_an_overlap_never_replaces_the_current_one(home, 
         old, new = "the-previous-secret", "the-current-secret"
         store.create_client(Client("c2", "App", hash_secret(new, s1.peppers()), created_at=1))
         assert store.set_client_secret("c2", hash_secret(new, s1.peppers()), hash_secret(old, s1.peppers()), now + 3600)
-        admin = open_admin(s1)
-        add_pepper(admin, 2, P2)
-        admin.store.close()
-        monkeypatch.setenv("TESSERA_PEPPER", _b64(P2))
-        monkeypatch.setenv("TESSERA_PEPPER_ID", "2")
-        monkeypatch.setenv("TESSERA_OLD_PEPPERS", f"1:{_b64(P1)}")
+        _make_pepper_2_current(s1, monkeypatch)
         core = build_core(Settings.load(home), store)
         assert authenticate_secret(core, ClientCredentials("c2", old, "client_secret_basic")).client_id == "c2"
         stored = store.get_client("c2")
