@@ -109,6 +109,7 @@ def _intro(meta: dict[str, Any]) -> list[str]:
         "```sh",
         "make bench                                   # everything: about 10 min on 2 quiet cores",
         ".venv/bin/python bench/run.py --scenarios s1,s3 --duration 3s --max-quiet-wait 0   # a short smoke run",
+        ".venv/bin/python bench/run.py --scenarios s4 --no-report   # figures only: bench/results/no-report.json",
         ".venv/bin/python bench/report.py             # re-render this page from bench/results/latest.json",
         ".venv/bin/python bench/ab.py 11169fa=before HEAD=after   # what a change bought: commits side by side",
         "```",

@@ -51,6 +51,15 @@ from bench.scenarios import ALL_IDS, GROUPS  # noqa: E402
 __all__ = ["ALL_IDS", "BENCH", "GROUPS", "LUA", "RESULTS", "Harness", "main", "parse_summary", "seconds"]
 
 
+def results_path(out: str | None, *, no_report: bool) -> Path:
+    """Where the results JSON goes: ``--out``, else ``latest.json`` (which the docs are rendered
+    from), else, for a ``--no-report`` run, ``no-report.json``: a partial run never replaces the
+    figures of the last full one."""
+    if out is not None:
+        return Path(out)
+    return RESULTS / ("no-report.json" if no_report else "latest.json")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -90,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--no-report", action="store_true", help="do not write docs/benchmarks.md and the chart")
     args = p.parse_args(argv)
-    if args.out is None:
-        args.out = str(RESULTS / ("no-report.json" if args.no_report else "latest.json"))
+    args.out = str(results_path(args.out, no_report=args.no_report))
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: run bench/run.sh (or apt-get install wrk)")
 

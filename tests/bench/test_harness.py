@@ -530,3 +530,11 @@ def test_the_targets_are_printed_met_or_missed(capsys):
     out = capsys.readouterr().out.splitlines()
     assert "   MISSED  native `POST /oauth2/token`: ≤ 150 µs server CPU per request: 450 µs" in out
     assert all(line.split()[0] in ("MET", "MISSED") for line in out) and len(out) >= 3
+
+
+def test_a_no_report_run_never_replaces_the_figures_the_docs_come_from():
+    run = load("run")
+    results = BENCH / "results"
+    assert run.results_path(None, no_report=False) == results / "latest.json"
+    assert run.results_path(None, no_report=True) == results / "no-report.json"
+    assert run.results_path("/tmp/x.json", no_report=True) == Path("/tmp/x.json")
