@@ -70,7 +70,13 @@ def generate_secret() -> str:
 
 
 def generate_client_id() -> str:
-    return secrets.token_urlsafe(18)
+    """A new client id: 144 random bits, base64url, never beginning with ``-``. An id is typed
+    as a command's argument (``tessera clients rotate-secret ID``), where a leading ``-`` reads
+    as an option: one id in 64 would have been refused so (seen in a test run)."""
+    while True:
+        client_id = secrets.token_urlsafe(18)
+        if not client_id.startswith("-"):
+            return client_id
 
 
 #: The pepper id of a hash without a recorded one (every hash made before versions).

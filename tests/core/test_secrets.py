@@ -61,3 +61,12 @@ def test_a_dummy_hash_of_other_parameters_is_replaced(monkeypatch):
         assert made != s.DUMMY_PASSWORD_HASH and made.startswith("$argon2id$v=19$m=8,t=1,p=1$")
     finally:
         s.dummy_password_hash.cache_clear()
+
+
+def test_a_client_id_never_begins_with_a_dash(monkeypatch):
+    """A generated id that would begin with ``-`` (read as an option on a command line) is drawn again."""
+    drawn = iter(["-leading-dash-id-xyzab", "Aplain-id-0123456789x"])
+    monkeypatch.setattr(s.secrets, "token_urlsafe", lambda n: next(drawn))
+    assert s.generate_client_id() == "Aplain-id-0123456789x"
+    monkeypatch.undo()
+    assert not any(s.generate_client_id().startswith("-") for _ in range(2000))
