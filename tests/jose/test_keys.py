@@ -107,6 +107,43 @@ def test_seal_open_round_trip(all_keys, name):
     assert opened.kid == key.kid and opened.alg == key.alg and opened.is_private
 
 
+@pytest.mark.parametrize("name", ["RS256", "enc"])
+def test_an_opened_rsa_key_is_joserfcs_own_import(all_keys, name):
+    """Opened RSA keys skip OpenSSL's consistency check (they came out of AES-GCM under the KEK): the
+    key object must be the one joserfc's checked import makes, and sign and decrypt alike."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from joserfc.jwk import JWKRegistry
+
+    key = all_keys[name]
+    opened = open_private_key(seal_private_key(key, KEK), KEK, key.kid)
+    checked = JWKRegistry.import_key(key.as_dict(private=True))
+    assert type(opened) is type(checked) is RSAKey
+    assert opened.dict_value == checked.dict_value and opened.thumbprint() == checked.thumbprint()
+    assert opened.private_key.private_numbers() == checked.private_key.private_numbers()
+    message = b"tessera"
+    pss = padding.PKCS1v15()
+    checked.public_key.verify(opened.private_key.sign(message, pss, hashes.SHA256()), message, pss, hashes.SHA256())
+    oaep = padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)
+    assert opened.private_key.decrypt(checked.public_key.encrypt(message, oaep), oaep) == message
+
+
+def test_an_rsa_jwk_without_its_crt_members_is_left_to_joserfc(all_keys):
+    """A sealed RSA JWK without the CRT members (not one tessera writes) is still opened, by joserfc."""
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from joserfc.util import urlsafe_b64encode
+
+    key = all_keys["RS256"]
+    bare = {k: v for k, v in key.as_dict(private=True).items() if k not in ("p", "q", "dp", "dq", "qi")}
+    nonce = os.urandom(12)
+    ct = AESGCM(KEK).encrypt(nonce, json.dumps(bare).encode(), key.kid.encode())
+    sealed = ".".join(("v1", urlsafe_b64encode(nonce).decode(), urlsafe_b64encode(ct).decode()))
+    opened = open_private_key(sealed, KEK, key.kid)
+    assert opened.private_key.private_numbers() == key.private_key.private_numbers()
+
+
 def test_seal_is_randomised(all_keys):
     key = all_keys["ES256"]
     assert seal_private_key(key, KEK) != seal_private_key(key, KEK)
