@@ -160,9 +160,7 @@ class NexiSoftPOSClient(HTTPTokenClient):
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
         self.audience = audience if audience is not None else self.base_url
         self._cert_pem = certificates[0].public_bytes(serialization.Encoding.PEM)
-        self._key_pem = private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        self._private_key = private_key  # loaded (and checked) once: build_nested_assertion takes it as it is
         self._jwks: dict[str, Any] | None = None
         self._jwks_at = 0.0
         self._jwks_lock = threading.Lock()
@@ -307,7 +305,7 @@ class NexiSoftPOSClient(HTTPTokenClient):
         )
         value = build_nested_assertion(
             claims,
-            signing_key_pem=self._key_pem,
+            signing_key=self._private_key,
             certificate_pem=self._cert_pem,
             encryption_jwk=encryption_jwk,
             alg=spec.alg,

@@ -135,6 +135,37 @@ def test_bad_inputs_are_refused(rsa_dev, ec_dev, enc_key):
         build_nested_assertion({}, **kw, encryption_jwk=ec_enc)
 
 
+def test_a_loaded_signing_key_signs_as_its_pem_does(rsa_dev, ec_dev, enc_key):
+    """``signing_key=`` (the client's key, loaded once) gives the same JWS as ``signing_key_pem=``;
+    the key is given exactly once."""
+    from cryptography.hazmat.primitives import serialization
+
+    public = enc_key.export_public(as_dict=True)
+    for dev in (rsa_dev, ec_dev):
+        loaded = serialization.load_pem_private_key(dev.key_pem, password=None)
+        token = build_nested_assertion(
+            {"x": 1}, signing_key=loaded, certificate_pem=dev.cert_pem, encryption_jwk=public
+        )
+        inner = jwe.JWE()
+        inner.deserialize(token, key=enc_key)
+        signed = jws.JWS()
+        signed.deserialize(inner.payload.decode())
+        signed.verify(jwk.JWK.from_pem(dev.cert_pem))
+        assert json.loads(signed.payload) == {"x": 1}
+        assert signed.jose_header["x5t#S256"] == x5t_s256(dev.cert_pem)
+    with pytest.raises(ValueError, match="once"):
+        build_nested_assertion({}, certificate_pem=rsa_dev.cert_pem, encryption_jwk=public)
+    with pytest.raises(ValueError, match="once"):
+        build_nested_assertion(
+            {}, signing_key_pem=rsa_dev.key_pem, signing_key=loaded, certificate_pem=None, encryption_jwk=public
+        )
+    with pytest.raises(ValueError, match="certificate"):
+        build_nested_assertion(
+            {}, signing_key=serialization.load_pem_private_key(rsa_dev.key_pem, password=None),
+            certificate_pem=ec_dev.cert_pem, encryption_jwk=public,
+        )  # fmt: skip
+
+
 def test_private_members_of_the_jwk_are_ignored(rsa_dev, enc_key):
     """Given a full private JWK by mistake, only the public half is used."""
     token = build_nested_assertion(
