@@ -44,6 +44,7 @@ from tessera.core import apikeys
 from tessera.core.models import Merchant
 from tessera.home import init_home, open_store
 from tessera.storage.redis_store import CompositeStore
+from tests.support.jwkcache import jwk_from_pem
 from tests.support.live import AppIdentity, MerchantSetup, SharedHomeServer, environment, free_port
 from tests.support.nginx import Nginx, find_nginx
 from tests.support.redis_server import RedisServer, require_binary
@@ -189,7 +190,7 @@ def build_assertion(cl: Cluster, app: AppIdentity, merchant: MerchantSetup) -> s
     }
     signed = jws.JWS(json.dumps(claims).encode())
     signed.add_signature(
-        jwk.JWK.from_pem(app.key.read_bytes()), alg="RS256", protected=json.dumps({"alg": "RS256", "typ": "JWT"})
+        jwk_from_pem(app.key.read_bytes()), alg="RS256", protected=json.dumps({"alg": "RS256", "typ": "JWT"})
     )
     enc = jwe.JWE(
         signed.serialize(compact=True).encode(),

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from jwcrypto import jwe, jwk, jws
 
+from tests.support.jwkcache import jwk_from_pem
 from tests.support.live import AppIdentity, LiveServer
 
 TOKEN = "/oauth2/token"
@@ -136,7 +137,7 @@ def add_cert(server: LiveServer, nc: NativeClient, **kw: Any) -> NativeClient:
 
 def cert_jwk(nc: NativeClient) -> jwk.JWK:
     """The certificate's private key (made by openssl) as a jwcrypto JWK."""
-    return jwk.JWK.from_pem(nc.key.read_bytes())
+    return jwk_from_pem(nc.key.read_bytes())
 
 
 # --- assertions ---------------------------------------------------------------------------------

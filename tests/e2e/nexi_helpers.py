@@ -29,6 +29,7 @@ import httpx
 from jwcrypto import jwe, jwk, jws
 from sqlalchemy import func, select
 
+from tests.support.jwkcache import jwk_from_pem
 from tests.support.live import AppIdentity, LiveServer, MerchantSetup
 
 TOKEN_PATH = "/softpos/appenrollment/token"
@@ -160,7 +161,7 @@ def x5t_s256(cert_path: Path) -> str:
 
 
 def app_private_jwk(app: AppIdentity, key_path: Path | None = None) -> jwk.JWK:
-    return jwk.JWK.from_pem(Path(key_path or app.key).read_bytes())
+    return jwk_from_pem(Path(key_path or app.key).read_bytes())
 
 
 def default_claims(

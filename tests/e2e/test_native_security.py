@@ -46,6 +46,7 @@ from tests.e2e.native_helpers import (
     sign,
     unsigned,
 )
+from tests.support.jwkcache import jwk_from_pem
 from tests.support.live import LiveServer, make_csr
 from tests.support.trap import Trap
 
@@ -144,7 +145,7 @@ def test_row3_another_clients_key_is_refused(live_server, jwt_client):
 def test_row3_another_clients_certificate_key_is_refused(live_server):
     a = register(live_server, methods=("private_key_jwt",), with_cert=True)
     b = register(live_server, methods=("private_key_jwt",), with_cert=True)
-    key_b = jwk.JWK.from_pem(b.key.read_bytes())
+    key_b = jwk_from_pem(b.key.read_bytes())
     refused(jwt_cc(live_server, a, sign(claims_for(live_server, a), key_b, alg="RS256")))
 
 

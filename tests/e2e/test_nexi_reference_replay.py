@@ -40,6 +40,7 @@ from tests.e2e.nexi_helpers import (
     http,
     login,
 )
+from tests.support.jwkcache import jwk_from_pem
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +76,7 @@ def reference_assertion(
         "jti": str(uuid.uuid4()),
         **overrides,
     }
-    signer = jwk.JWK.from_pem(app.key.read_bytes())
+    signer = jwk_from_pem(app.key.read_bytes())
     inner = jws.JWS(json.dumps(claims).encode())
     inner.add_signature(signer, alg="RS256", protected=json.dumps({"alg": "RS256"}))
     compact_jws = inner.serialize(compact=True)
@@ -243,7 +244,7 @@ def test_the_allowed_alg_enc_pairs(ref, alg, enc):
 def _other_jwe(ref, alg: str, enc: str, *, zip_def: bool = False) -> str:
     """A kid-less JWE with a refused alg/enc (or zip), made by jwcrypto with a fitting key."""
     inner = jws.JWS(json.dumps({"iss": ref.app.client_id}).encode())
-    inner.add_signature(jwk.JWK.from_pem(ref.app.key.read_bytes()), alg="RS256", protected=json.dumps({"alg": "RS256"}))
+    inner.add_signature(jwk_from_pem(ref.app.key.read_bytes()), alg="RS256", protected=json.dumps({"alg": "RS256"}))
     if alg in ("RSA1_5", "RSA-OAEP-256", "RSA-OAEP"):
         key = jwk.JWK(**{k: v for k, v in ref.jwks()["keys"][0].items() if k in ("kty", "n", "e")})
     elif alg == "dir":

@@ -39,6 +39,7 @@ import pytest
 from jwcrypto import jwe, jwk, jws
 
 from tests.e2e.nexi_helpers import default_claims
+from tests.support.jwkcache import jwk_from_pem
 from tests.support.live import AppIdentity, LiveServer
 
 pytestmark = pytest.mark.slow
@@ -140,7 +141,7 @@ class Client:
 def make_assertions(server, app, merchant, jwks, n: int) -> list[str]:
     """``n`` Nexi client assertions (as tests.e2e.nexi_helpers.build_assertion makes them, but
     with the app's key parsed once: RSA key loading is the slow part)."""
-    key = jwk.JWK.from_pem(app.key.read_bytes())
+    key = jwk_from_pem(app.key.read_bytes())
     recipient = jwk.JWK(**jwks["keys"][0])
     header = json.dumps({"alg": "RSA-OAEP-256", "enc": "A256GCM", "cty": "JWT", "kid": recipient["kid"]})
     out = []
