@@ -17,8 +17,8 @@ from tessera.config import Settings
 from tessera.core.keys import create_initial_keys
 from tessera.core.ports import Store
 from tessera.storage.memory import MemoryStore
-from tessera.storage.migrate import upgrade
 from tessera.storage.sql import SQLStore
+from tests.support import migrated
 
 KEK = base64.urlsafe_b64encode(b"k" * 32).decode().rstrip("=")
 PEPPER = base64.urlsafe_b64encode(b"p" * 32).decode().rstrip("=")
@@ -58,9 +58,7 @@ def admin(
     if request.param == "memory":
         store = MemoryStore()
     else:
-        sql = SQLStore(settings.database_url)
-        upgrade(sql.engine)
-        store = sql
+        store = SQLStore(migrated.sqlite_url(tmp_path / "admin.db"))
     try:
         yield Admin(store=store, settings=settings, ca=lambda: authority, clock=clock)
     finally:

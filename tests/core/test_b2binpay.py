@@ -20,8 +20,8 @@ from tessera.core.profiles import NATIVE
 from tessera.core.secrets import hash_secret
 from tessera.errors import InvalidClient, InvalidGrant
 from tessera.jose.jwt import verify_own_jwt
-from tessera.storage.migrate import upgrade
 from tessera.storage.sql import SQLStore
+from tests.support import migrated
 
 ISSUER = "https://as.example"
 KEK = b"k" * 32
@@ -42,8 +42,7 @@ class Clock:
 
 @pytest.fixture
 def env(tmp_path, _server_keys):
-    store = SQLStore(f"sqlite:///{tmp_path / 'b2b.db'}")
-    upgrade(store.engine)
+    store = SQLStore(migrated.sqlite_url(tmp_path / "b2b.db"))
     clock = Clock(T0)
     store.save_server_keys(list(_server_keys))  # made once per worker (tests/core/conftest.py)
     core = Core(config=CoreConfig(issuer=ISSUER), store=store, keys=KeyRing(store, KEK), pepper=PEPPER, clock=clock)

@@ -30,8 +30,8 @@ from tessera.core.keys import KeyRing
 from tessera.core.models import Client, Merchant
 from tessera.core.secrets import hash_secret
 from tessera.errors import InvalidClient, InvalidRequest
-from tessera.storage.migrate import upgrade
 from tessera.storage.sql import SQLStore
+from tests.support import migrated
 
 ISSUER = "https://as.example"
 KEK = b"k" * 32
@@ -42,8 +42,7 @@ NOW = 1_800_000_000
 
 @pytest.fixture
 def env(tmp_path, _server_keys):
-    store = SQLStore(f"sqlite:///{tmp_path / 'auth.db'}")
-    upgrade(store.engine)
+    store = SQLStore(migrated.sqlite_url(tmp_path / "auth.db"))
     store.save_server_keys(list(_server_keys))  # made once per worker (tests/core/conftest.py)
     core = Core(
         config=CoreConfig(issuer=ISSUER), store=store, keys=KeyRing(store, KEK), pepper=PEPPER, clock=lambda: NOW

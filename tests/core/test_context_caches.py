@@ -16,13 +16,16 @@ from tessera.core.ports import Capabilities
 from tessera.errors import InvalidClient
 from tessera.storage.migrate import upgrade
 from tessera.storage.sql import SQLStore
+from tests.support import migrated
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.slow])])
 def stores(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'c.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    if request.param == "sqlite":
+        url = migrated.sqlite_url(tmp_path / "c.db")
+    else:
+        url = request.getfixturevalue("migrated_postgres_url")
     worker, cli = SQLStore(url), SQLStore(url)
-    upgrade(worker.engine)
     yield worker, cli
     worker.close(), cli.close()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import shutil
 import time
 from datetime import UTC
 
@@ -43,18 +44,32 @@ def _store(tmp_path, name="t.db") -> SQLStore:
     return store
 
 
-@pytest.fixture
-def env(tmp_path):
-    store = _store(tmp_path)
+@pytest.fixture(scope="module")
+def _template(tmp_path_factory):
+    """One database with the keys (four RSA-2048 among them), the client and the merchants, made once
+    per module: each test gets a copy of the file, so no test sees another's writes."""
+    path = tmp_path_factory.mktemp("template") / "t.db"
+    store = SQLStore(f"sqlite:///{path}")
+    upgrade(store.engine)
     now = int(time.time())
     create_initial_keys(store, KEK, signing_alg="ES256", enc_bits=2048, now=now)
-    core = Core(
-        config=CoreConfig(issuer=ISSUER), store=store, keys=KeyRing(store, KEK), pepper=PEPPER, clock=lambda: now
-    )
     store.create_client(Client("integrator-1", "Kasse Systems A/S", hash_secret(SECRET, PEPPER), created_at=now))
     store.create_merchant(Merchant(42, "Bageriet", VAT, now))
     store.grant(42, "integrator-1", now)
     store.create_merchant(Merchant(43, "Other", "FI87654321", now))
+    store.close()
+    assert not path.with_name("t.db-wal").exists()
+    return path, now
+
+
+@pytest.fixture
+def env(tmp_path, _template):
+    template, now = _template
+    shutil.copyfile(template, tmp_path / "t.db")
+    store = SQLStore(f"sqlite:///{tmp_path / 't.db'}")
+    core = Core(
+        config=CoreConfig(issuer=ISSUER), store=store, keys=KeyRing(store, KEK), pepper=PEPPER, clock=lambda: now
+    )
     yield store, core, now
     store.close()
 

@@ -15,9 +15,9 @@ from tessera.core import authorize, purge, refresh
 from tessera.core.flows import native
 from tessera.core.models import Artifact
 from tessera.core.ports import PurgePolicy
-from tessera.storage import migrate
 from tessera.storage.memory import MemoryStore
 from tessera.storage.sql import SQLStore
+from tests.support import migrated
 
 NOW = 1_700_000_000
 
@@ -27,9 +27,10 @@ def store(request, tmp_path):
     if request.param == "memory":
         yield MemoryStore()
         return
-    url = f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    s = SQLStore(url)
-    migrate.upgrade(s.engine)
+    if request.param == "sqlite":
+        s = SQLStore(migrated.sqlite_url(tmp_path / "store.db"))
+    else:
+        s = SQLStore(request.getfixturevalue("migrated_postgres_url"))
     yield s
     s.close()
 

@@ -51,10 +51,10 @@ from tessera.core.ports import (
     SQLBacked,
     Store,
 )
-from tessera.storage import migrate
 from tessera.storage.memory import MemoryStore
 from tessera.storage.redis_store import CompositeStore, RedisArtifacts, RevocationNotices, connect
 from tessera.storage.sql import SQLStore
+from tests.support import migrated
 from tests.support.redis_server import redis_server  # noqa: F401 - the fixture
 
 N = 20
@@ -70,12 +70,9 @@ REDIS = [pytest.param("redis", marks=pytest.mark.slow), pytest.param("redis-all"
 
 
 def _sql(request, tmp_path) -> SQLStore:
-    url = (
-        f"sqlite:///{tmp_path / 'store.db'}" if request.param != "postgres" else request.getfixturevalue("postgres_url")
-    )
-    s = SQLStore(url)
-    migrate.upgrade(s.engine)
-    return s
+    if request.param == "postgres":
+        return SQLStore(request.getfixturevalue("migrated_postgres_url"))
+    return SQLStore(migrated.sqlite_url(tmp_path / "store.db"))
 
 
 def _open(request, tmp_path):

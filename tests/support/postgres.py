@@ -48,6 +48,7 @@ __all__ = [
     "require_pg_bin",
     "postgres_server",
     "postgres_url",
+    "migrated_postgres_url",
 ]
 
 #: Environment variable naming a directory with initdb/pg_ctl/postgres; wins over discovery.
@@ -524,13 +525,17 @@ log_min_error_statement = error
     def url_for(self, name: str) -> str:
         return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{name}"
 
-    def create_database(self, name: str) -> str:
-        """Create database ``name`` (must not exist) and return its SQLAlchemy URL."""
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """Create database ``name`` (must not exist), a copy of ``template`` if given (a database
+        no one is connected to), and return its SQLAlchemy URL."""
         from psycopg import sql
 
         _check_dbname(name)
         with self.connect_admin() as conn:
             stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+            if template is not None:
+                _check_dbname(template)
+                stmt = stmt + sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
             if conn.info.server_version >= 150000:
                 # With fsync off, copying the tiny template's files beats WAL-logging it.
                 stmt = stmt + sql.SQL(" STRATEGY FILE_COPY")
@@ -717,6 +722,20 @@ def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest
     """A SQLAlchemy URL to a fresh, empty database for this test; dropped afterwards."""
     name = _unique_dbname(request.node.name)
     url = postgres_server.create_database(name)
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def migrated_postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Like ``postgres_url``, the database already at the migrations' head: a copy of a template
+    migrated once (tests/support/migrated.py); dropped afterwards."""
+    from tests.support import migrated
+
+    name = _unique_dbname(request.node.name)
+    url = migrated.postgres_url(postgres_server, name)
     try:
         yield url
     finally:
