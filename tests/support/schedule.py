@@ -16,6 +16,7 @@ from __future__ import annotations
 #: `--durations=0`), longest first (rounded; measured on main at 7aa433a, `-n 4 --dist loadscope`).
 LONGEST_FIRST: tuple[str, ...] = (
     "tests/ops/test_operations_doc.py",  # 84
+    "tests/security/test_fuzz.py",  # 60: the schemathesis run (30 s alone), moved from the serial run
     "tests/docs/test_walkthroughs.py",  # 56
     "tests/faults/test_flood.py",  # 49
     "tests/security/test_assertions.py",  # 43
