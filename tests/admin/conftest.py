@@ -15,6 +15,7 @@ from tessera.admin import Admin
 from tessera.ca import CertificateAuthority
 from tessera.config import Settings
 from tessera.core.keys import create_initial_keys
+from tessera.core.models import StoredKey
 from tessera.core.ports import Store
 from tessera.storage.memory import MemoryStore
 from tessera.storage.sql import SQLStore
@@ -65,14 +66,24 @@ def admin(
         store.close()
 
 
-@pytest.fixture
-def keyed(admin: Admin) -> Admin:
-    """The admin with the server keys ``tessera init`` makes."""
-    create_initial_keys(
-        admin.store,
-        admin.settings.kek_bytes(),
-        signing_alg=admin.settings.signing_alg,
-        enc_bits=admin.settings.encryption_key_bits,
-        now=admin.now(),
+@pytest.fixture(scope="session")
+def _initial_keys() -> list[StoredKey]:
+    """The server keys ``tessera init`` makes, under the tests' KEK at ``NOW``: made once per
+    worker (four of them are RSA-2048 keys), saved into each test's store."""
+    settings = Settings(kek=KEK, pepper=PEPPER)
+    keys: list[StoredKey] = create_initial_keys(
+        MemoryStore(),
+        settings.kek_bytes(),
+        signing_alg=settings.signing_alg,
+        enc_bits=settings.encryption_key_bits,
+        now=NOW,
     )
+    return keys
+
+
+@pytest.fixture
+def keyed(admin: Admin, _initial_keys: list[StoredKey]) -> Admin:
+    """The admin with the server keys ``tessera init`` makes."""
+    assert admin.now() == NOW
+    admin.store.save_server_keys(list(_initial_keys))
     return admin

@@ -7,6 +7,7 @@ with these helpers are what a real, third-party client would send.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from typing import Any
 
@@ -38,6 +39,16 @@ def jc_key(key: Any) -> jjwk.JWK:
     """A jwcrypto JWK from a cryptography key object or from a tessera (joserfc) key's public JWK."""
     if hasattr(key, "key_type"):  # joserfc key: go through its published form only
         return jjwk.JWK(**public_jwk(key))
+    if hasattr(key, "private_numbers"):
+        return _from_private(key)
+    return jjwk.JWK.from_pyca(key)
+
+
+@functools.lru_cache(maxsize=256)
+def _from_private(key: Any) -> jjwk.JWK:
+    """One jwcrypto JWK per key object: jwcrypto rebuilds a private RSA key from its numbers, with
+    OpenSSL's consistency check (about 40 ms), the first time each JWK signs. The tests sign with a
+    handful of client keys made once per module; they only sign with the JWK."""
     return jjwk.JWK.from_pyca(key)
 
 
