@@ -18,10 +18,8 @@ import pytest
 from tessera.admin import developers as dev_ops
 from tessera.admin import merchants as merchant_ops
 from tessera.admin import organisations as org_ops
-from tessera.core import key_usage
-from tessera.core.models import ApiKey
 from tessera.web.portal import CSP, SESSION_COOKIE
-from tests.portal.conftest import NOW, Portal, csrf_of
+from tests.portal.conftest import Portal, csrf_of
 
 PASSWORD = "correct horse battery"
 
@@ -324,31 +322,6 @@ def test_a_merchant_user_without_a_password_cannot_sign_in(portal: Portal):
             data={"csrf": csrf_of(page.text), "email": "new@shop7004.example", "password": password},
         )
         assert r.status_code == 401
-
-
-def test_key_use_is_recorded_at_most_once_a_minute_per_worker():
-    recorder = key_usage.UsageRecorder()
-    store = object()
-    key = ApiKey(1, 1, "h", True, NOW)
-    assert recorder.due(store, key, NOW) is True
-    assert recorder.due(store, key, NOW + 59) is False
-    assert recorder.due(store, ApiKey(1, 2, "h", True, NOW), NOW + 1) is True
-    assert recorder.due(store, key, NOW + 60) is True
-
-
-def test_key_use_is_written_through_the_store_once_a_minute():
-    from tessera.core.models import Merchant
-    from tessera.storage.memory import MemoryStore
-
-    store = MemoryStore()
-    store.create_merchant(Merchant(9, "Shop"))
-    key = store.create_api_key(9, "h" * 64, NOW, max_enabled=3)
-    recorder = key_usage.UsageRecorder()
-    recorder.used(store, key, NOW + 5)
-    recorder.used(store, key, NOW + 30)  # within the minute: not written
-    assert store.get_api_key(9, key.key_id).last_used_at == NOW + 5
-    recorder.used(store, key, NOW + 65)
-    assert store.get_api_key(9, key.key_id).last_used_at == NOW + 65
 
 
 def test_totp_window_in_the_admin_rules():
