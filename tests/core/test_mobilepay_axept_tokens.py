@@ -28,8 +28,8 @@ from tessera.core.secrets import hash_secret
 from tessera.errors import InvalidClient, InvalidScope, InvalidToken, UnauthorizedClient
 from tessera.jose.errors import JoseError
 from tessera.jose.jwt import verify_own_jwt
-from tessera.storage.migrate import upgrade
 from tessera.storage.sql import SQLStore
+from tests.support import migrated
 
 ISSUER = "https://as.example"
 KEK = b"k" * 32
@@ -39,9 +39,7 @@ VAT = "DK12345678"
 
 
 def _store(tmp_path, name="t.db") -> SQLStore:
-    store = SQLStore(f"sqlite:///{tmp_path / name}")
-    upgrade(store.engine)
-    return store
+    return SQLStore(migrated.sqlite_url(tmp_path / name))
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +47,7 @@ def _template(tmp_path_factory):
     """One database with the keys (four RSA-2048 among them), the client and the merchants, made once
     per module: each test gets a copy of the file, so no test sees another's writes."""
     path = tmp_path_factory.mktemp("template") / "t.db"
-    store = SQLStore(f"sqlite:///{path}")
-    upgrade(store.engine)
+    store = _store(path.parent)
     now = int(time.time())
     create_initial_keys(store, KEK, signing_alg="ES256", enc_bits=2048, now=now)
     store.create_client(Client("integrator-1", "Kasse Systems A/S", hash_secret(SECRET, PEPPER), created_at=now))
