@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -18,8 +19,11 @@ def to_datetime(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
 
-#: Seconds formatted by ``iso_z`` lately (an answer names a few: now, when its tokens expire).
-_SECONDS: dict[int, str] = {}
+@functools.lru_cache(maxsize=64)
+def _second(sec: int) -> str:
+    """The date and time of day of ``sec``, kept for the seconds ``iso_z`` formats lately (an
+    answer names a few: now, when its tokens expire)."""
+    return to_datetime(sec).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def iso_z(ts: float, *, micros: bool = False) -> str:
@@ -34,9 +38,5 @@ def iso_z(ts: float, *, micros: bool = False) -> str:
         sec, us = sec + 1, us - 1_000_000
     elif us < 0:
         sec, us = sec - 1, us + 1_000_000
-    text = _SECONDS.get(sec)
-    if text is None:
-        if len(_SECONDS) >= 64:
-            _SECONDS.clear()
-        text = _SECONDS[sec] = to_datetime(sec).strftime("%Y-%m-%dT%H:%M:%S")
+    text = _second(sec)
     return f"{text}.{us:06d}Z" if micros else text + "Z"

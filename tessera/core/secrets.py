@@ -119,18 +119,15 @@ def pepper_id_of(stored: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-#: An HMAC-SHA256 keyed with each pepper, copied for each secret: a copy costs about two thirds
-#: of ``hmac.new`` (the key schedule is done once).
-_KEYED: dict[bytes, hmac.HMAC] = {}
+@functools.lru_cache(maxsize=16)  # a handful of peppers
+def _keyed(key: bytes) -> hmac.HMAC:
+    """An HMAC-SHA256 keyed with a pepper, copied for each secret: a copy costs about two thirds
+    of ``hmac.new`` (the key schedule is done once)."""
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 def _hmac(secret: str, key: bytes) -> str:
-    keyed = _KEYED.get(key)
-    if keyed is None:
-        if len(_KEYED) >= 16:  # a handful of peppers
-            _KEYED.clear()
-        keyed = _KEYED[key] = hmac.new(key, digestmod=hashlib.sha256)
-    h = keyed.copy()
+    h = _keyed(key).copy()
     h.update(secret.encode("utf-8"))
     return h.hexdigest()
 
