@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+from tessera import startup
+
 __all__ = ["main"]
 
 #: Import names of the server extra's packages (pyproject.toml, ``[project.optional-dependencies] server``).
@@ -35,6 +37,7 @@ MESSAGE = "tessera: the server needs: pip install 'tessera-auth[server]'"
 
 
 def main() -> None:
+    startup.defer()  # a server settles once its app is built (tessera.startup)
     # The CLI imports a command's modules when that command runs: a missing package of the
     # extra can show there, not only at the first import.
     try:

@@ -11,6 +11,7 @@ from typing import Any
 
 import uvicorn
 
+from tessera import startup
 from tessera.config import Settings
 from tessera.home import check_kek, open_store
 from tessera.web.tls import protocol_class, ssl_options
@@ -67,6 +68,8 @@ def run(settings: Settings, *, announce: Callable[[str], None] = print) -> None:
     from tessera.web.logging import configure_logging
 
     configure_logging(settings.log_level)  # JSON lines from here on, the supervisor of several workers included
+    if settings.workers > 1:
+        startup.settle()  # this process only supervises; each worker settles once its app is built
     uvicorn.run(
         "tessera.web.asgi:create", factory=True, workers=settings.workers, log_config=None, **uvicorn_kwargs(settings)
     )

@@ -6,10 +6,12 @@ backend; every other module gets a server of its own (docs/testing.md)."""
 
 from __future__ import annotations
 
+import gc
 import secrets
 
 import pytest
 
+from tessera import startup
 from tests.support.live import LiveServer
 from tests.support.schedule import longest_first
 from tests.support.serial import SERIAL
@@ -66,6 +68,17 @@ SHARED_SERVER_MODULES = frozenset(
         "tests.security.test_strict_input",
     }
 )
+
+
+def pytest_configure(config) -> None:
+    # Collection imports every test module (and most of tessera): only the youngest generation is
+    # collected meanwhile, as in a ``tessera`` process's start (tessera/startup.py).
+    startup.defer()
+
+
+def pytest_collection_finish(session) -> None:
+    gc.collect()  # collection's garbage is freed, not frozen
+    startup.settle()
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tessera import startup
 from tessera.admin import Admin
 from tessera.config import ConfigError, Settings
 from tessera.home import build_core, check_kek, init_home, load_ca, open_store
@@ -158,6 +159,7 @@ class Sandbox:
         kwargs = uvicorn_kwargs(self.settings)
         kwargs.pop("host"), kwargs.pop("port")
         config = uvicorn.Config(self.app(), log_config=None, lifespan="on", **kwargs)
+        startup.settle()  # the app is built: the collector's own thresholds from here on (tessera.startup)
 
         class Server(uvicorn.Server):
             async def startup(self, sockets: list[socket.socket] | None = None) -> None:

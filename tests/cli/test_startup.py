@@ -8,11 +8,16 @@ simple command starts without Alembic, the zip's AES, the web server or the web 
 - the store's migration check reads the head from the migration files (``file_head``) and
   the database's revision with one query (``stored_revision``): both agree with Alembic, and
   every case but "already at the head" still goes through Alembic (an older database is
-  upgraded, a newer one refused as before).
+  upgraded, a newer one refused as before);
+- while a ``tessera`` process starts, the collector walks only its youngest generation
+  (``tessera.startup``): a command run by the console script makes no older-generation
+  collection, and a server's app, once built, gives CPython's thresholds back and freezes
+  what the start made.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -25,7 +30,7 @@ import typer
 from alembic.util.exc import CommandError
 from typer.testing import CliRunner
 
-from tessera import cli
+from tessera import cli, startup
 from tessera.cli import COMMANDS, app
 from tessera.storage import migrate
 from tessera.storage.sql import make_engine
@@ -189,3 +194,71 @@ def test_the_revision_read_without_alembic_is_alembics(tmp_path: Path) -> None:
         assert migrate.stored_revision(engine) is None
     finally:
         engine.dispose()
+
+
+#: The console script's main, reporting at exit what the collector did during the command.
+GC_PROBE = """
+import atexit, gc, json, sys
+out = sys.argv.pop(1)
+atexit.register(lambda: open(out, "w").write(json.dumps(
+    {"before": BEFORE, "stats": gc.get_stats(), "threshold": gc.get_threshold(), "default": DEFAULT})))
+DEFAULT = gc.get_threshold()
+sys.argv[0] = "tessera"
+from tessera.console import main
+BEFORE = gc.get_stats()
+main()
+"""
+
+
+@pytest.mark.slow  # runs the tessera command
+def test_a_command_collects_only_the_young_generation_while_it_starts(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert CliRunner().invoke(app, ["--home", str(home), "init"]).exit_code == 0
+    report = tmp_path / "gc.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    proc = subprocess.run(
+        [sys.executable, "-c", GC_PROBE, str(report), "--home", str(home), "clients", "list", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0 and json.loads(proc.stdout) == {"clients": []}, proc.stderr
+    seen = json.loads(report.read_text())
+    young, middle, old = (
+        a["collections"] - b["collections"] for a, b in zip(seen["stats"], seen["before"], strict=True)
+    )
+    assert young > 50, seen  # the youngest generation is collected as ever (its cycles are freed)
+    assert (middle, old) == (0, 0), seen  # the start's long-lived objects were never walked again
+    assert seen["threshold"] == [seen["default"][0], *startup.DEFERRED[1:]]
+
+
+def test_defer_keeps_the_young_generation_and_settle_restores_and_freezes() -> None:
+    assert gc.get_threshold() == startup.DEFAULT  # pytest's collection settled (tests/conftest.py)
+    frozen = gc.get_freeze_count()
+    try:
+        startup.defer()
+        assert gc.get_threshold() == (startup.DEFAULT[0], 1000, 1000)
+        made = [[i] for i in range(1000)]  # objects of "the start", tracked by the collector
+        startup.settle()
+        assert gc.get_threshold() == startup.DEFAULT
+        assert gc.get_freeze_count() >= frozen + len(made)
+        again = gc.get_freeze_count()
+        startup.settle()  # idempotent: nothing more is frozen
+        assert gc.get_freeze_count() == again
+    finally:
+        gc.set_threshold(*startup.DEFAULT)
+
+
+def test_the_served_app_settles_once_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tessera.web.asgi import create
+
+    home = tmp_path / "home"
+    assert CliRunner().invoke(app, ["--home", str(home), "init"]).exit_code == 0
+    monkeypatch.setenv("TESSERA_HOME", str(home))
+    try:
+        startup.defer()
+        create()  # what uvicorn calls in a worker of ``tessera serve``
+        assert gc.get_threshold() == startup.DEFAULT
+    finally:
+        gc.set_threshold(*startup.DEFAULT)
