@@ -262,3 +262,11 @@ def test_the_served_app_settles_once_built(tmp_path: Path, monkeypatch: pytest.M
         assert gc.get_threshold() == startup.DEFAULT
     finally:
         gc.set_threshold(*startup.DEFAULT)
+
+
+def test_a_command_run_in_the_tests_process_leaves_its_collector_as_it_was(tmp_path: Path) -> None:
+    from tests.support.incli import run_tessera
+
+    proc = run_tessera(["--version"], env={"PATH": os.environ["PATH"]}, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith("tessera "), proc.stderr
+    assert gc.get_threshold() == startup.DEFAULT  # main() deferred it; the tests' worker is not a server

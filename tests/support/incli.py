@@ -26,6 +26,7 @@ here, ``python -m tessera.cli`` in the process), and what the interpreter does b
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import os
@@ -51,6 +52,7 @@ def run_tessera(
     argv = ["tessera", *args]
     out, err = io.StringIO(), io.StringIO()
     saved_env, saved_argv, saved_stdin, saved_cwd = dict(os.environ), sys.argv, sys.stdin, os.getcwd()
+    saved_gc = gc.get_threshold()  # main() defers the collector's older generations (tessera/startup.py)
     code: int = 0
     try:
         os.environ.clear()
@@ -74,6 +76,7 @@ def run_tessera(
                 code = 1
     finally:
         os.chdir(saved_cwd)
+        gc.set_threshold(*saved_gc)
         sys.stdin, sys.argv = saved_stdin, saved_argv
         os.environ.clear()
         os.environ.update(saved_env)
