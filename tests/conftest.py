@@ -74,6 +74,16 @@ def pytest_configure(config) -> None:
     # Collection imports every test module (and most of tessera): only the youngest generation is
     # collected meanwhile, as in a ``tessera`` process's start (tessera/startup.py).
     startup.defer()
+    keep_collection_order(config.option)
+
+
+def keep_collection_order(option) -> None:
+    """``--dist loadscope`` hands out the modules in collection order, the longest first
+    (tests/support/schedule.py): pytest-xdist 3 would hand them out by number of tests, most
+    first, unless ``--no-loadscope-reorder``, and the long modules of few tests (the walkthroughs,
+    the schemathesis run, the flood) then ran last while the other workers had nothing to do."""
+    if hasattr(option, "loadscopereorder"):
+        option.loadscopereorder = False
 
 
 def pytest_collection_finish(session) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
-from tests.conftest import SHARED_SERVER_MODULES
+import pytest
+from xdist.scheduler import LoadScopeScheduling
+
+from tests.conftest import SHARED_SERVER_MODULES, keep_collection_order
 from tests.support.schedule import LONGEST_FIRST, longest_first
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,3 +45,42 @@ def test_longest_first_keeps_each_modules_own_order():
         "tests/core/test_clock.py::test_a",
         "tests/core/test_clock.py::test_d",
     ]
+
+
+@dataclass(eq=False)
+class Worker:
+    """What xdist's scheduler asks of a worker: an id, and the tests it is sent (their indexes)."""
+
+    id: str
+    sent: list[int] = field(default_factory=list)
+    shutting_down: bool = False
+
+    @property
+    def gateway(self) -> SimpleNamespace:
+        return SimpleNamespace(id=self.id)
+
+    def send_runtest_some(self, indexes: list[int]) -> None:
+        self.sent.extend(indexes)
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+@pytest.mark.parametrize("reorder", [True, False], ids=["xdist-default", "ours"])
+def test_loadscope_hands_out_the_longest_module_first(reorder: bool) -> None:
+    """xdist's own scheduler, given our collection order: the first module handed out is the
+    longest, though it has the fewest tests; without tests/conftest.py's option, the module with
+    the most tests would go first."""
+    option = SimpleNamespace(loadscopereorder=True)
+    if not reorder:
+        keep_collection_order(option)
+    config = SimpleNamespace(option=option, getvalue=lambda name: ["1*popen"] if name == "tx" else None)
+    longest, other = LONGEST_FIRST[0], "tests/core/test_clock.py"
+    collection = [f"{longest}::test_a", *(f"{other}::test_{i}" for i in range(5))]
+    scheduler = LoadScopeScheduling(config)  # type: ignore[arg-type]
+    worker = Worker("gw0")
+    scheduler.add_node(worker)  # type: ignore[arg-type]
+    scheduler.add_node_collection(worker, collection)  # type: ignore[arg-type]
+    scheduler.schedule()
+    first = collection[worker.sent[0]].split("::")[0]
+    assert first == (other if reorder else longest)
