@@ -15,6 +15,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,19 +31,27 @@ REPO = Path(__file__).resolve().parents[2]
 NEXI_SUBJECT = "/CN=NOMEAPP/O=NEXI/OU=API Security - STAGING/L=Milano/C=IT/"
 
 
+#: Held for an ``environment`` block: the process has one environment, and two threads each saving
+#: and restoring it (``open_store(server.settings)`` from eight racers at once) would leave the
+#: one's values set after both blocks: a later test of the worker then saw a server's lifted limits.
+_ENVIRONMENT = threading.RLock()
+
+
 @contextmanager
 def environment(**values: str) -> Iterator[None]:
-    """``os.environ`` with ``values`` set for the block, then as it was (unset names unset again)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    """``os.environ`` with ``values`` set for the block, then as it was (unset names unset again).
+    One thread at a time (``_ENVIRONMENT``)."""
+    with _ENVIRONMENT:
+        old = {k: os.environ.get(k) for k in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
 
 def free_port() -> int:
@@ -164,10 +173,7 @@ class LiveServer:
             return Settings.load(self.home)
 
     def init(self) -> None:
-        old = os.environ.get("TESSERA_DATABASE_URL")
-        try:
-            if self.database_url:
-                os.environ["TESSERA_DATABASE_URL"] = self.database_url
+        with environment(**({"TESSERA_DATABASE_URL": self.database_url} if self.database_url else {})):
             init_home(
                 self.home,
                 hostname="localhost",
@@ -175,11 +181,6 @@ class LiveServer:
                 issuer=f"https://localhost:{self.port}",
                 now=int(time.time()),
             )
-        finally:
-            if old is None:
-                os.environ.pop("TESSERA_DATABASE_URL", None)
-            else:
-                os.environ["TESSERA_DATABASE_URL"] = old
         self.store = open_store(self.settings)
 
     def start(self, timeout: float = 30) -> LiveServer:
