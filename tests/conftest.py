@@ -6,7 +6,6 @@ backend; every other module gets a server of its own (docs/testing.md)."""
 
 from __future__ import annotations
 
-import gc
 import secrets
 
 import pytest
@@ -87,8 +86,7 @@ def keep_collection_order(option) -> None:
 
 
 def pytest_collection_finish(session) -> None:
-    gc.collect()  # collection's garbage is freed, not frozen
-    startup.settle()
+    startup.settle()  # collection's garbage is freed, the rest frozen
 
 
 def pytest_collection_modifyitems(config, items) -> None:
