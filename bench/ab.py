@@ -136,12 +136,13 @@ def _start(
 
 
 def _measure(ready: Path, warmup: int, duration: int, endpoint: str = "native") -> dict[str, float]:
-    """A warm-up, then a measured wrk run against one commit's server."""
+    """A warm-up (none if ``warmup`` is 0), then a measured wrk run against one commit's server."""
     fx = json.loads(ready.read_text())
     path, lua, args = ENDPOINTS[endpoint]
     url = fx["url"] + path
     base = ["wrk", "-t2", "-c32", "-s", str(BENCH / "lua" / lua)]
-    subprocess.run(base + [f"-d{warmup}s", url, "--", *args(fx)], capture_output=True)
+    if warmup > 0:
+        subprocess.run(base + [f"-d{warmup}s", url, "--", *args(fx)], capture_output=True)
     before = procacct.snapshot()
     out = subprocess.run(base + [f"-d{duration}s", url, "--", *args(fx)], capture_output=True, text=True).stdout
     cpu = procacct.diff(before, procacct.snapshot(), {"server": [fx["pid"]]}).groups["server"]
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("commits", nargs="+", metavar="COMMIT[=LABEL]")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=int, default=8, help="seconds per measured wrk run (default 8)")
-    p.add_argument("--warmup", type=int, default=2, help="seconds of unrecorded wrk before each run (default 2)")
+    p.add_argument("--warmup", type=int, default=2, help="seconds of unrecorded wrk before each run (2; 0: none)")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument(
         "--endpoints", default="native", help=f"comma-separated, of: {', '.join(ENDPOINTS)} (default native)"
