@@ -6,6 +6,7 @@ backend; every other module gets a server of its own (docs/testing.md)."""
 
 from __future__ import annotations
 
+import gc
 import secrets
 
 import pytest
@@ -86,7 +87,8 @@ def keep_collection_order(option) -> None:
 
 
 def pytest_collection_finish(session) -> None:
-    startup.settle()  # collection's garbage is freed, the rest frozen
+    gc.collect()  # collection's garbage is freed (once per worker), not frozen
+    startup.settle()
 
 
 def pytest_collection_modifyitems(config, items) -> None:

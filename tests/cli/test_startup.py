@@ -250,30 +250,6 @@ def test_defer_keeps_the_young_generation_and_settle_restores_and_freezes() -> N
         gc.set_threshold(*before)
 
 
-class Node:
-    """An object that can be in a reference cycle, and be watched through a weak reference."""
-
-    def __init__(self) -> None:
-        self.me = self
-
-
-def test_settle_frees_the_starts_garbage_instead_of_freezing_it() -> None:
-    import weakref
-
-    before = gc.get_threshold()
-    try:
-        startup.defer()
-        node = Node()
-        gc.collect(1)  # it survives (still referenced) into the oldest generation
-        watch = weakref.ref(node)
-        del node  # now garbage, in a generation the deferred collector does not walk
-        assert watch() is not None
-        startup.settle()
-        assert watch() is None  # collected, not frozen for the process's life
-    finally:
-        gc.set_threshold(*before)
-
-
 def test_the_served_app_settles_once_built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tessera.web.asgi import create
 
