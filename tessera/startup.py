@@ -31,7 +31,8 @@ def defer() -> None:
 
 
 def settle() -> None:
-    """The start is over: freeze what it made and restore CPython's thresholds. Idempotent."""
-    if gc.get_threshold() != DEFAULT:
+    """The start is over: freeze what it made and restore CPython's thresholds. Only undoes
+    :func:`defer` (thresholds someone else chose are left alone); idempotent."""
+    if gc.get_threshold() == DEFERRED:
         gc.freeze()
         gc.set_threshold(*DEFAULT)

@@ -233,7 +233,7 @@ def test_a_command_collects_only_the_young_generation_while_it_starts(tmp_path: 
     assert seen["threshold"] == [seen["default"][0], *startup.DEFERRED[1:]]
 
 
-def test_defer_keeps_the_young_generation_and_settle_restores_and_freezes() -> None:
+def test_defer_keeps_the_young_generation_and_settle_restores_and_freezes_only_its_own() -> None:
     before = gc.get_threshold()  # whatever the worker has (an in-process mypy run sets its own)
     frozen = gc.get_freeze_count()
     try:
@@ -246,6 +246,9 @@ def test_defer_keeps_the_young_generation_and_settle_restores_and_freezes() -> N
         again = gc.get_freeze_count()
         startup.settle()  # idempotent: nothing more is frozen
         assert gc.get_freeze_count() == again
+        gc.set_threshold(200_000, 30, 30)  # chosen by someone else (mypy's build does this)
+        startup.settle()
+        assert gc.get_threshold() == (200_000, 30, 30) and gc.get_freeze_count() == again
     finally:
         gc.set_threshold(*before)
 
