@@ -19,10 +19,13 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tessera.storage.migrate import upgrade
 from tessera.storage.sql import SQLStore
+
+if TYPE_CHECKING:
+    from tests.support.postgres import PostgresServer
 
 _lock = threading.Lock()
 _sqlite_template: Path | None = None
@@ -51,11 +54,11 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def postgres_url(server: Any, name: str) -> str:
+def postgres_url(server: PostgresServer, name: str) -> str:
     """A new database ``name`` on the test PostgreSQL ``server``, at the head, and its URL; the
     caller drops it (``server.drop_database(name)``)."""
     with _lock:
-        template = getattr(server, "migrated_template", None)
+        template = server.migrated_template
         if template is None:
             template = f"head_{uuid.uuid4().hex[:12]}"
             _migrate(server.create_database(template))

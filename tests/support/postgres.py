@@ -234,6 +234,8 @@ class PostgresServer:
         self._bindir = Path(bindir) if bindir is not None else None
         self.max_connections = max_connections
         self.dbname = dbname
+        #: A database at the migrations' head that tests/support/migrated.py copies (made on first use).
+        self.migrated_template: str | None = None
         self.user = SUPERUSER
         self.host = "127.0.0.1"
         self.port: int | None = None
