@@ -702,7 +702,7 @@ ISSUE14_CHANGES = [
     "second, and `tessera serve` starts with 0.6 instead of 0.8 CPU seconds. The SDK's Nexi client re-read its "
     "PEM (and re-checked its key) for every client assertion: it now loads the key once and passes it to "
     "`build_nested_assertion(signing_key=…)`: **36.5 → 0.44 ms of CPU per assertion** (RS256 + RSA-OAEP-256, "
-    "median of 21). Both figures from `/tmp`-free in-process timing of `KeyRing.get()` and "
+    "median of 21). Both figures from in-process timing of `KeyRing.get()` and "
     "`build_nested_assertion` (`time.process_time`, medians), before/after in the same process. The load "
     "scenarios above are unaffected: no request loads a key.",
     "",
