@@ -45,7 +45,7 @@ from tessera.core.models import Merchant
 from tessera.home import init_home, open_store
 from tessera.storage.redis_store import CompositeStore
 from tests.support.jwkcache import jwk_from_pem
-from tests.support.live import AppIdentity, MerchantSetup, SharedHomeServer, environment, free_port
+from tests.support.live import PLAIN_HTTP, AppIdentity, MerchantSetup, SharedHomeServer, environment, free_port
 from tests.support.nginx import Nginx, find_nginx
 from tests.support.redis_server import RedisServer, require_binary
 
@@ -102,7 +102,8 @@ class Cluster:
             headers["X-SSL-Client-Cert"] = quote(app.cert.read_text(), safe="")
         if real_ip:
             headers["X-Real-IP"] = real_ip
-        return httpx.Client(base_url=f"http://127.0.0.1:{instance.port}", headers=headers, timeout=30)
+        url = f"http://127.0.0.1:{instance.port}"
+        return httpx.Client(base_url=url, headers=headers, timeout=30, verify=PLAIN_HTTP)
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ from jwcrypto import jwe, jwk, jws
 
 from tests.e2e.nexi_helpers import default_claims
 from tests.support.jwkcache import jwk_from_pem
-from tests.support.live import AppIdentity, LiveServer
+from tests.support.live import PLAIN_HTTP, AppIdentity, LiveServer
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +99,8 @@ class Client:
 
     def __init__(self, server: LiveServer, app: AppIdentity | None = None):
         headers = {"X-SSL-Client-Cert": quote(app.cert.read_text(), safe="")} if app and app.cert else {}
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{server.port}", headers=headers, timeout=20)
+        url = f"http://127.0.0.1:{server.port}"
+        self.http = httpx.Client(base_url=url, headers=headers, timeout=20, verify=PLAIN_HTTP)
 
     def close(self) -> None:
         self.http.close()

@@ -25,7 +25,7 @@ import pytest
 
 from tessera.core import apikeys
 from tessera.core.models import Merchant
-from tests.support.live import AppIdentity, LiveServer, SharedHomeServer
+from tests.support.live import PLAIN_HTTP, AppIdentity, LiveServer, SharedHomeServer
 from tests.support.redis_server import RedisServer, require_binary
 
 pytestmark = pytest.mark.slow
@@ -68,7 +68,7 @@ def post(
     h = {"X-Real-IP": address or fresh_address(), **(headers or {})}
     if app is not None and app.cert is not None:
         h["X-SSL-Client-Cert"] = quote(app.cert.read_text(), safe="")
-    return httpx.post(f"http://127.0.0.1:{srv.port}{path}", headers=h, timeout=15, **kw)
+    return httpx.post(f"http://127.0.0.1:{srv.port}{path}", headers=h, timeout=15, verify=PLAIN_HTTP, **kw)
 
 
 # --- the endpoints: a request that passes the credential check, and one that does not -------------------
@@ -315,7 +315,7 @@ def test_b2binpay_refresh_limit_spares_the_refused_token_and_forged_tokens_spend
 
 
 def test_rate_limit_refusals_are_counted_by_reason(server):
-    text = httpx.get(f"http://127.0.0.1:{server.port}/metrics", timeout=10).text
+    text = httpx.get(f"http://127.0.0.1:{server.port}/metrics", timeout=10, verify=PLAIN_HTTP).text
     assert 'reason="rate_limit_credential"' in text and 'reason="rate_limit_address"' in text
 
 

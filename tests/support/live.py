@@ -90,6 +90,11 @@ def make_csr(
     return directory / f"{name}.csr", directory / f"{name}.key"
 
 
+#: The TLS context of a plain-HTTP test client: httpx builds one for every client, even for
+#: ``http://`` URLs, and its default loads certifi's ~140 certificates (~10 ms a client). This one
+#: trusts nothing, so an ``https://`` request made with it by mistake fails its verification.
+PLAIN_HTTP = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
 #: SQLite homes made by ``init_home`` in this process, one per environment that ``init_home`` reads
 #: (the ``TESSERA_*`` names of the process), copied for each server by ``copy_home``.
 _HOME_TEMPLATES: dict[tuple[tuple[str, str], ...], Path] = {}
