@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import re
 import ssl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from sqlalchemy import func, select
 
 from tests.e2e import native_helpers as nh
 from tests.e2e import nexi_helpers as nx
-from tests.support.live import AppIdentity, LiveServer, MerchantSetup
+from tests.support.live import PLAIN_HTTP, AppIdentity, LiveServer, MerchantSetup
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 JSONAPI = "application/vnd.api+json"
@@ -77,14 +78,31 @@ def client(
 _ISSUED = re.compile(r'^tessera_tokens_issued_total\{profile="([^"]+)"\} ([0-9.e+]+)$', re.M)
 
 
+#: One keep-alive client per server process for the metrics scrapes (two for each refused request
+#: of the refusal suites): a new client made a TLS context and a handshake each time.
+_SCRAPERS: dict[tuple[int, int | None], httpx.Client] = {}
+_SCRAPERS_LOCK = threading.Lock()
+
+
+def _scraper(server: LiveServer) -> httpx.Client:
+    key = (server.port, server.proc.pid if server.proc is not None else None)  # a restarted server: a new client
+    with _SCRAPERS_LOCK:
+        if key not in _SCRAPERS:
+            if server.url.startswith("http://"):
+                _SCRAPERS[key] = httpx.Client(base_url=server.url, timeout=30, verify=PLAIN_HTTP)
+            else:
+                _SCRAPERS[key] = nx.http(server, cert=None)
+        return _SCRAPERS[key]
+
+
 def issued(server: LiveServer) -> dict[str, float]:
     """The server's ``tessera_tokens_issued_total`` counters, by profile (over TLS; plain
     HTTP only for a proxy-mode server, which has no TLS listener of its own)."""
-    if server.url.startswith("http://"):
-        r = httpx.get(server.url + "/metrics", timeout=30)
-    else:
-        with nx.http(server, cert=None) as c:
-            r = c.get("/metrics")
+    try:
+        r = _scraper(server).get("/metrics")
+    except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+        # the server closed the idle keep-alive connection (uvicorn's 5 s) as it was reused: once more
+        r = _scraper(server).get("/metrics")
     assert r.status_code == 200, r.text[:200]
     return {f"issued[{p}]": float(v) for p, v in _ISSUED.findall(r.text)}
 
