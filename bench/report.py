@@ -692,6 +692,19 @@ ISSUE14_CHANGES = [
     "HS256 refresh tokens keyed per signing `kid` (the provider's own sample refresh token is HS256, and only "
     "the server verifies them: about 110–130 µs off a refresh) — a token-format decision left for its own issue.",
     "",
+    "**Where the missed targets' time goes, measured again at the end of the work (2026-12-06, 17:50 UTC).** "
+    "In process (`bench/inproc.py -n 2000`, CPU per request): native 93 µs, Nexi 90, axept 91, MobilePay 351, "
+    "MobilePay with `merchant_vat` 379, B2BINPAY login 344, refresh 483 µs. `py-spy record -r 300` on "
+    "`bench/inproc.py --only <endpoint> -n 4000`, shares of the request: the B2BINPAY login is its one write "
+    "(`claim_and_put` on SQLite, 34 %) and two ES256 signatures (22 %); the refresh its rotation write (33 %), "
+    "the refresh token's ES256 verification (17 %) and two signatures (14 %); MobilePay with `merchant_vat` is "
+    "its RS256 signature with RSA-2048 (69 %: about 260 µs, beyond the 150 µs target alone). The PAR under "
+    "wrk (`py-spy record -r 200` on both workers of `bench/run.py --scenarios "
+    "s3.par`, 986 µs of server CPU a request in that run against 677 µs in process): the RSA-OAEP-256 "
+    "decryption 35 % of the request's samples, the SQLite write 23 % (two workers queue on SQLite's one "
+    "writer), the RS256 verification 8 %, the socket writes 6 %, the form, middleware and logging most of "
+    "the rest. The wrk load generator shares the two cores, so the server had about 1.5 of them.",
+    "",
     "**Keys loaded without re-checking them (2026-12-06, third pass).** Found in the test suite's CPU profile: "
     "OpenSSL's consistency check of an RSA private key (`RSA_check_key`) costs 35–40 ms for 2,048 bits, and it "
     "ran wherever a key was opened. A worker's key-ring load (at start, and again on each rotation notice, on "
