@@ -126,7 +126,7 @@ def copy_home(home: Path, port: int) -> None:
                 now=int(time.time()),
             )
             _HOME_TEMPLATES[key] = template
-    shutil.copytree(template, home)
+    shutil.copytree(template, home, dirs_exist_ok=True)  # as init_home, into an empty directory too
     config = home / "tessera.toml"
     lines = config.read_text().splitlines(keepends=True)
     mine = {
