@@ -102,6 +102,11 @@ _HOME_TEMPLATES: dict[tuple[tuple[str, str], ...], Path] = {}
 TEMPLATE_PORT = 1
 
 
+def template_key() -> tuple[tuple[str, str], ...]:
+    """What ``init_home`` reads of the process's environment: its ``TESSERA_*`` names."""
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("TESSERA_")))
+
+
 def copy_home(home: Path, port: int) -> None:
     """A SQLite home for a server on ``port``: a copy of one ``init_home`` made once per worker
     (and per ``TESSERA_*`` environment), with the port and issuer of its own.
@@ -113,7 +118,7 @@ def copy_home(home: Path, port: int) -> None:
     itself. One that relied on two copies differing would fail (a token or certificate of one is
     then accepted by the other); it cannot pass silently."""
     with _ENVIRONMENT:
-        key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("TESSERA_")))
+        key = template_key()
         template = _HOME_TEMPLATES.get(key)
         if template is None or not (template / "tessera.toml").exists():
             template = Path(tempfile.mkdtemp(prefix="tessera-home-template-")) / "home"

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
@@ -52,7 +51,6 @@ def test_a_template_whose_lines_changed_is_refused(tmp_path: Path, monkeypatch: 
     live.copy_home(tmp_path / "a", 41001)
     monkeypatch.setattr(live, "TEMPLATE_PORT", 2)  # the lines copy_home looks for are not there
     template = next(iter(live._HOME_TEMPLATES.values()))
-    environment = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("TESSERA_")))
-    monkeypatch.setattr(live, "_HOME_TEMPLATES", {environment: template})
+    monkeypatch.setattr(live, "_HOME_TEMPLATES", {live.template_key(): template})
     with pytest.raises(AssertionError, match="no longer writes the issuer and port lines"):
         live.copy_home(tmp_path / "b", 41002)
